@@ -1,0 +1,45 @@
+import { ApiToken } from './api-token.entity.js';
+import { AuditEvent } from './audit-event.entity.js';
+import { DatabaseUpdate } from './database-update.entity.js';
+import { InstallServer } from './install-server.entity.js';
+import { InstallSiteIp } from './install-site-ip.entity.js';
+import { InstallSite } from './install-site.entity.js';
+import { Install } from './install.entity.js';
+import { Job } from './job.entity.js';
+import { SagaStep } from './saga-step.entity.js';
+import { ServerIp } from './server-ip.entity.js';
+import { Server } from './server.entity.js';
+import { SharedCodeGroup } from './shared-code-group.entity.js';
+import { StartupMount } from './startup-mount.entity.js';
+
+export * from './api-token.entity.js';
+export * from './audit-event.entity.js';
+export * from './base.entity.js';
+export * from './database-update.entity.js';
+export * from './install-server.entity.js';
+export * from './install-site-ip.entity.js';
+export * from './install-site.entity.js';
+export * from './install.entity.js';
+export * from './job.entity.js';
+export * from './saga-step.entity.js';
+export * from './server-ip.entity.js';
+export * from './server.entity.js';
+export * from './shared-code-group.entity.js';
+export * from './startup-mount.entity.js';
+
+/** Every catalog entity, passed to TypeORM explicitly (globs load a second copy under Jest). */
+export const CATALOG_ENTITIES = [
+  Server,
+  ServerIp,
+  SharedCodeGroup,
+  Install,
+  InstallSite,
+  InstallSiteIp,
+  InstallServer,
+  DatabaseUpdate,
+  StartupMount,
+  Job,
+  SagaStep,
+  AuditEvent,
+  ApiToken,
+];

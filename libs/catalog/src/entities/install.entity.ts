@@ -1,0 +1,79 @@
+import { Column, Entity, Index, JoinColumn, ManyToOne, type Relation } from 'typeorm';
+import { CatalogEntity } from './base.entity.js';
+import { Server } from './server.entity.js';
+import { SharedCodeGroup, type License } from './shared-code-group.entity.js';
+
+export const INSTALL_STATUSES = ['preparing', 'building', 'live', 'failed', 'removing', 'removed'] as const;
+export type InstallStatus = (typeof INSTALL_STATUSES)[number];
+/** Statuses in which an install's hostnames stay claimed (see InstallSite.liveHostname). */
+export const CLAIMING_STATUSES: readonly InstallStatus[] = ['preparing', 'building', 'live', 'removing'];
+
+/** One hosted shop. */
+@Entity('installs')
+@Index('ix_installs_status', ['status'])
+export class Install extends CatalogEntity {
+  /** The storefront's order reference: the idempotency key of the order hook. */
+  @Index('uq_installs_order_ref', { unique: true })
+  @Column({ type: 'varchar', length: 128 })
+  orderRef: string;
+
+  @Column({ type: 'varchar', length: 254 })
+  customerEmail: string;
+
+  @Column({ type: 'varchar', length: 8 })
+  license: License;
+
+  /** Home directory name: lower-case letters and digits, unique forever. */
+  @Index('uq_installs_fs_name', { unique: true })
+  @Column({ type: 'varchar', length: 32 })
+  fsName: string;
+
+  @Index('uq_installs_db_name', { unique: true })
+  @Column({ type: 'varchar', length: 64 })
+  dbName: string;
+
+  @Index('uq_installs_db_user', { unique: true })
+  @Column({ type: 'varchar', length: 32 })
+  dbUser: string;
+
+  /** AES-GCM ciphertext under SECRETS_KEY; the plain password is never stored. */
+  @Column({ type: 'varchar', length: 255 })
+  dbPasswordEnc: string;
+
+  @ManyToOne(() => Server, { onDelete: 'RESTRICT', nullable: true })
+  @JoinColumn({ name: 'db_server_id', foreignKeyConstraintName: 'fk_installs_db_server' })
+  dbServer?: Relation<Server>;
+
+  @Column({ type: 'int', nullable: true })
+  dbServerId: number | null;
+
+  @ManyToOne(() => SharedCodeGroup, { onDelete: 'RESTRICT', nullable: true })
+  @JoinColumn({ name: 'shared_code_group_id', foreignKeyConstraintName: 'fk_installs_shared_code_group' })
+  sharedCodeGroup?: Relation<SharedCodeGroup>;
+
+  /** Null while no group of the tier has room: the build waits for one. */
+  @Column({ type: 'int', nullable: true })
+  sharedCodeGroupId: number | null;
+
+  @ManyToOne(() => Server, { onDelete: 'RESTRICT', nullable: true })
+  @JoinColumn({ name: 'master_server_id', foreignKeyConstraintName: 'fk_installs_master_server' })
+  masterServer?: Relation<Server>;
+
+  @Column({ type: 'int', nullable: true })
+  masterServerId: number | null;
+
+  /** Served from floating IPs that move between dispatchers on failover. */
+  @Column({ type: 'boolean', default: false })
+  dynamicIps: boolean;
+
+  /** Structured rewrite rules, validated before they are stored. */
+  @Column({ type: 'simple-json', nullable: true })
+  customRewrites: unknown[] | null;
+
+  @Column({ type: 'varchar', length: 16, default: 'preparing' })
+  status: InstallStatus;
+
+  /** Why the install is in its status (waiting for a group, the failing step...). */
+  @Column({ type: 'varchar', length: 1024, nullable: true })
+  statusReason: string | null;
+}

@@ -1,0 +1,69 @@
+import { Column, Entity, Index } from 'typeorm';
+import { CatalogEntity, wordList } from './base.entity.js';
+
+export const SERVER_ROLES = ['dispatcher', 'handler', 'cloud', 'database'] as const;
+export type ServerRole = (typeof SERVER_ROLES)[number];
+export const SERVER_STATES = ['active', 'draining', 'down'] as const;
+export type ServerState = (typeof SERVER_STATES)[number];
+export const SERVER_TRANSPORTS = ['ssh', 'local'] as const;
+export type ServerTransport = (typeof SERVER_TRANSPORTS)[number];
+
+/** A machine of the hosting company (the seed's handlers + servers tables). */
+@Entity('servers')
+export class Server extends CatalogEntity {
+  @Index('uq_servers_hostname', { unique: true })
+  @Column({ type: 'varchar', length: 253 })
+  hostname: string;
+
+  @Column({ type: 'varchar', length: 45, nullable: true })
+  privateIp: string | null;
+
+  @Column({ type: 'varchar', length: 64, transformer: wordList })
+  roles: ServerRole[];
+
+  /** How the engine reaches it: `ssh`, or `local` for the single-machine default. */
+  @Column({ type: 'varchar', length: 8, default: 'ssh' })
+  transport: ServerTransport;
+
+  @Column({ type: 'varchar', length: 253, nullable: true })
+  sshHost: string | null;
+
+  @Column({ type: 'int', nullable: true })
+  sshPort: number | null;
+
+  @Column({ type: 'varchar', length: 32, nullable: true })
+  sshUser: string | null;
+
+  /** Name or path of the private key to use: never the key itself. */
+  @Column({ type: 'varchar', length: 255, nullable: true })
+  sshKeyRef: string | null;
+
+  /** Pinned host key fingerprint (`SHA256:...`); a mismatch is a hard error. */
+  @Column({ type: 'varchar', length: 255, nullable: true })
+  sshHostKey: string | null;
+
+  @Column({ type: 'varchar', length: 512 })
+  homeRoot: string;
+
+  @Column({ type: 'varchar', length: 512 })
+  sharedCodeRoot: string;
+
+  @Column({ type: 'varchar', length: 512 })
+  nginxConfDir: string;
+
+  @Column({ type: 'varchar', length: 512 })
+  cronDir: string;
+
+  @Column({ type: 'varchar', length: 512 })
+  certsRoot: string;
+
+  @Column({ type: 'varchar', length: 512, nullable: true })
+  phpFpmPoolDir: string | null;
+
+  @Column({ type: 'varchar', length: 16, default: 'active' })
+  state: ServerState;
+
+  /** Most installs this server should host; null means no set limit. */
+  @Column({ type: 'int', nullable: true })
+  capacity: number | null;
+}

@@ -1,0 +1,51 @@
+/** The engine roles one process can take; several instances share the catalog. */
+export const ENGINE_ROLES = ['api', 'worker', 'cron'] as const;
+export type EngineRole = (typeof ENGINE_ROLES)[number];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type CatalogConfig =
+  | { kind: 'sqlite'; path: string }
+  | {
+      kind: 'mysql';
+      host: string;
+      port: number;
+      user: string;
+      password: string;
+      database: string;
+    };
+
+/**
+ * The one configuration object, built once at boot from the environment.
+ * Nothing reads `process.env` after boot: everything else receives this.
+ */
+export interface EngineConfig {
+  catalog: CatalogConfig;
+  /** Run pending catalog migrations when the engine starts. */
+  migrationsRun: boolean;
+  host: string;
+  port: number;
+  roles: readonly EngineRole[];
+  /** 32-byte key that encrypts tenant database passwords and install secrets at rest. */
+  secretsKey: Buffer;
+  /** Where the key came from, for the boot banner (never the key itself). */
+  secretsKeySource: 'env' | 'generated' | 'file';
+  /** SMTP URL; when unset, mail is written as .eml files into `mailDir`. */
+  smtpUrl: string | null;
+  mailDir: string;
+  sshKeyPath: string | null;
+  logLevel: LogLevel;
+  /** Local state: the embedded SQLite catalog, generated key, mail, local hosts. */
+  varDir: string;
+  /**
+   * True on the single-machine default (SQLite catalog): the engine seeds a
+   * local server whose roots live under `<varDir>/hosts/local` and prints a
+   * fresh admin token at start.
+   */
+  embedded: boolean;
+}
+
+export function hasRole(config: Pick<EngineConfig, 'roles'>, role: EngineRole): boolean {
+  return config.roles.includes(role);
+}

@@ -1,0 +1,213 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { ConfigError } from './config.errors.js';
+import {
+  ENGINE_ROLES,
+  LOG_LEVELS,
+  type CatalogConfig,
+  type EngineConfig,
+  type EngineRole,
+  type LogLevel,
+} from './engine-config.js';
+
+/** Every environment variable the engine reads; the README documents each. */
+export const CONFIG_KEYS = [
+  'CATALOG_URL',
+  'MIGRATIONS_RUN',
+  'HOST',
+  'PORT',
+  'ENGINE_ROLES',
+  'SECRETS_KEY',
+  'SMTP_URL',
+  'SSH_KEY_PATH',
+  'LOG_LEVEL',
+  'VAR_DIR',
+] as const;
+export type ConfigKey = (typeof CONFIG_KEYS)[number];
+export type ConfigEnv = Partial<Record<ConfigKey, string | undefined>>;
+
+export interface LoadConfigOptions {
+  /** Base for relative paths (default: the process working directory). */
+  cwd?: string;
+}
+
+type Problem = { key: ConfigKey; problem: string };
+
+/**
+ * Builds and validates the engine configuration from environment variables.
+ * Every bad key is reported at once. On the embedded default (SQLite), a
+ * missing SECRETS_KEY is generated once into `<VAR_DIR>/secrets.key`.
+ */
+export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): EngineConfig {
+  const cwd = options.cwd ?? process.cwd();
+  const problems: Problem[] = [];
+  const value = (key: ConfigKey): string | undefined => {
+    const raw = env[key];
+    return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+  };
+  const fail = (key: ConfigKey, problem: string) => problems.push({ key, problem });
+
+  const varDir = resolve(cwd, value('VAR_DIR') ?? 'var');
+
+  const catalog = parseCatalogUrl(value('CATALOG_URL') ?? 'sqlite:./var/engine.sqlite', cwd, (p) =>
+    fail('CATALOG_URL', p),
+  );
+
+  const migrationsRun = parseBoolean(value('MIGRATIONS_RUN') ?? 'true', (p) => fail('MIGRATIONS_RUN', p));
+
+  const host = value('HOST') ?? '127.0.0.1';
+  if (!/^[A-Za-z0-9.:-]+$/.test(host)) fail('HOST', `must be an IP address or hostname (got "${host}")`);
+
+  const portText = value('PORT') ?? '3000';
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+    fail('PORT', `must be an integer between 1 and 65535 (got "${portText}")`);
+  }
+
+  const roles = parseRoles(value('ENGINE_ROLES') ?? ENGINE_ROLES.join(','), (p) => fail('ENGINE_ROLES', p));
+
+  const logLevel = (value('LOG_LEVEL') ?? 'info').toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    fail('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
+  }
+
+  const smtpUrl = value('SMTP_URL') ?? null;
+  if (smtpUrl !== null) {
+    const parsed = tryUrl(smtpUrl);
+    if (!parsed || !['smtp:', 'smtps:'].includes(parsed.protocol) || !parsed.hostname) {
+      fail('SMTP_URL', 'must look like smtp://user:pass@host:port or smtps://host:465');
+    }
+  }
+
+  const sshKeyPathText = value('SSH_KEY_PATH');
+  let sshKeyPath: string | null = null;
+  if (sshKeyPathText !== undefined) {
+    sshKeyPath = resolve(cwd, sshKeyPathText);
+    if (!existsSync(sshKeyPath)) fail('SSH_KEY_PATH', `no such file: ${sshKeyPath}`);
+  }
+
+  const embedded = catalog?.kind === 'sqlite';
+  const secrets = parseSecretsKey(value('SECRETS_KEY'), embedded, varDir, (p) => fail('SECRETS_KEY', p));
+
+  if (problems.length > 0 || !catalog || !secrets) throw new ConfigError(problems);
+
+  return {
+    catalog,
+    migrationsRun,
+    host,
+    port,
+    roles,
+    secretsKey: secrets.key,
+    secretsKeySource: secrets.source,
+    smtpUrl,
+    mailDir: resolve(varDir, 'mail'),
+    sshKeyPath,
+    logLevel: logLevel as LogLevel,
+    varDir,
+    embedded,
+  };
+}
+
+function parseCatalogUrl(url: string, cwd: string, fail: (p: string) => void): CatalogConfig | null {
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path === '' || path.includes('\0')) {
+      fail('sqlite URL needs a file path, e.g. sqlite:./var/engine.sqlite');
+      return null;
+    }
+    if (path === ':memory:') return { kind: 'sqlite', path };
+    return { kind: 'sqlite', path: isAbsolute(path) ? path : resolve(cwd, path) };
+  }
+  const parsed = tryUrl(url);
+  if (!parsed || !['mysql:', 'mariadb:'].includes(parsed.protocol)) {
+    fail('must be mysql://user:pass@host:port/database or sqlite:<path>');
+    return null;
+  }
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  const bad: string[] = [];
+  if (!parsed.hostname) bad.push('a host');
+  if (!parsed.username) bad.push('a user');
+  if (!/^[A-Za-z0-9_]{1,64}$/.test(database)) bad.push('a database name of letters, digits and _');
+  const port = parsed.port === '' ? 3306 : Number(parsed.port);
+  if (bad.length > 0) {
+    fail(`MySQL URL needs ${bad.join(', ')} (mysql://user:pass@host:port/database)`);
+    return null;
+  }
+  return {
+    kind: 'mysql',
+    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port,
+    user: decodeURIComponent(parsed.username),
+    password: decodeURIComponent(parsed.password),
+    database,
+  };
+}
+
+function parseBoolean(text: string, fail: (p: string) => void): boolean {
+  const t = text.toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(t)) return true;
+  if (['0', 'false', 'no', 'off'].includes(t)) return false;
+  fail(`must be true or false (got "${text}")`);
+  return false;
+}
+
+function parseRoles(text: string, fail: (p: string) => void): EngineRole[] {
+  const items = text
+    .split(',')
+    .map((r) => r.trim().toLowerCase())
+    .filter((r) => r !== '');
+  const unknown = items.filter((r) => !(ENGINE_ROLES as readonly string[]).includes(r));
+  if (unknown.length > 0) fail(`unknown role(s) ${unknown.join(', ')}; roles are ${ENGINE_ROLES.join(', ')}`);
+  if (items.length === 0) fail(`needs at least one of ${ENGINE_ROLES.join(', ')}`);
+  return ENGINE_ROLES.filter((r) => items.includes(r));
+}
+
+/** 32 bytes, given as 64 hex digits or base64. */
+export function decodeSecretsKey(text: string): Buffer | null {
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) {
+    const key = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    if (key.length === 32) return key;
+  }
+  return null;
+}
+
+function parseSecretsKey(
+  text: string | undefined,
+  embedded: boolean,
+  varDir: string,
+  fail: (p: string) => void,
+): { key: Buffer; source: EngineConfig['secretsKeySource'] } | null {
+  const hint = 'generate one with: openssl rand -hex 32';
+  if (text !== undefined) {
+    const key = decodeSecretsKey(text);
+    if (!key) fail(`must be 32 bytes as 64 hex digits or base64; ${hint}`);
+    return key ? { key, source: 'env' } : null;
+  }
+  if (!embedded) {
+    fail(`is required with a MySQL catalog (every engine instance must share the same key); ${hint}`);
+    return null;
+  }
+  // Embedded default: the key lives next to the SQLite catalog it protects,
+  // created once and reused, so encrypted passwords stay readable across restarts.
+  const file = resolve(varDir, 'secrets.key');
+  if (existsSync(file)) {
+    const key = decodeSecretsKey(readFileSync(file, 'utf8').trim());
+    if (!key) fail(`${file} exists but does not hold a 32-byte hex key; fix or set SECRETS_KEY`);
+    return key ? { key, source: 'file' } : null;
+  }
+  const key = randomBytes(32);
+  mkdirSync(varDir, { recursive: true });
+  writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return { key, source: 'generated' };
+}
+
+function tryUrl(text: string): URL | null {
+  try {
+    return new URL(text);
+  } catch {
+    return null;
+  }
+}

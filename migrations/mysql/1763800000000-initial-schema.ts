@@ -1,0 +1,101 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+
+export class InitialSchema1763800000000 implements MigrationInterface {
+  name = 'InitialSchema1763800000000';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query("CREATE TABLE `api_tokens` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `name` varchar(64) NOT NULL, `token_hash` varchar(64) NOT NULL, `prefix` varchar(16) NOT NULL, `scopes` varchar(64) NOT NULL, `last_used_at` datetime NULL, `revoked_at` datetime NULL, UNIQUE INDEX `uq_api_tokens_token_hash` (`token_hash`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `audit_events` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `actor` varchar(128) NOT NULL, `via` varchar(16) NOT NULL, `action` varchar(64) NOT NULL, `target_type` varchar(32) NULL, `target_id` varchar(64) NULL, `details` text NULL, INDEX `ix_audit_events_created` (`created_at`), INDEX `ix_audit_events_target` (`target_type`, `target_id`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `servers` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `hostname` varchar(253) NOT NULL, `private_ip` varchar(45) NULL, `roles` varchar(64) NOT NULL, `transport` varchar(8) NOT NULL DEFAULT 'ssh', `ssh_host` varchar(253) NULL, `ssh_port` int NULL, `ssh_user` varchar(32) NULL, `ssh_key_ref` varchar(255) NULL, `ssh_host_key` varchar(255) NULL, `home_root` varchar(512) NOT NULL, `shared_code_root` varchar(512) NOT NULL, `nginx_conf_dir` varchar(512) NOT NULL, `cron_dir` varchar(512) NOT NULL, `certs_root` varchar(512) NOT NULL, `php_fpm_pool_dir` varchar(512) NULL, `state` varchar(16) NOT NULL DEFAULT 'active', `capacity` int NULL, UNIQUE INDEX `uq_servers_hostname` (`hostname`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `shared_code_groups` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `name` varchar(64) NOT NULL, `tier` varchar(8) NOT NULL, `repo_url` varchar(1024) NOT NULL, `revision` varchar(64) NULL, `path` varchar(512) NOT NULL, `master_server_id` int NOT NULL, `install_limit` int NOT NULL, `install_count` int NOT NULL DEFAULT '0', `pinned` tinyint NOT NULL DEFAULT 0, `manifest` text NULL, `state` varchar(16) NOT NULL DEFAULT 'pending', UNIQUE INDEX `uq_shared_code_groups_name` (`name`), INDEX `ix_shared_code_groups_tier_state` (`tier`, `state`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `installs` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `order_ref` varchar(128) NOT NULL, `customer_email` varchar(254) NOT NULL, `license` varchar(8) NOT NULL, `fs_name` varchar(32) NOT NULL, `db_name` varchar(64) NOT NULL, `db_user` varchar(32) NOT NULL, `db_password_enc` varchar(255) NOT NULL, `db_server_id` int NULL, `shared_code_group_id` int NULL, `master_server_id` int NULL, `dynamic_ips` tinyint NOT NULL DEFAULT 0, `custom_rewrites` text NULL, `status` varchar(16) NOT NULL DEFAULT 'preparing', `status_reason` varchar(1024) NULL, UNIQUE INDEX `uq_installs_order_ref` (`order_ref`), UNIQUE INDEX `uq_installs_fs_name` (`fs_name`), UNIQUE INDEX `uq_installs_db_name` (`db_name`), UNIQUE INDEX `uq_installs_db_user` (`db_user`), INDEX `ix_installs_status` (`status`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `jobs` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `kind` varchar(64) NOT NULL, `payload` text NOT NULL, `state` varchar(16) NOT NULL DEFAULT 'ready', `priority` int NOT NULL DEFAULT '0', `run_after` datetime NOT NULL, `attempts` int NOT NULL DEFAULT '0', `max_attempts` int NOT NULL DEFAULT '5', `lease_owner` varchar(128) NULL, `lease_expires_at` datetime NULL, `fence` int NOT NULL DEFAULT '0', `idempotency_key` varchar(191) NULL, `resource_key` varchar(191) NULL, `parent_id` int NULL, `last_error` text NULL, `finished_at` datetime NULL, UNIQUE INDEX `uq_jobs_idempotency_key` (`idempotency_key`), INDEX `ix_jobs_lease` (`state`, `lease_expires_at`), INDEX `ix_jobs_resource` (`resource_key`, `state`), INDEX `ix_jobs_claim` (`state`, `priority`, `run_after`, `id`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `database_updates` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `install_id` int NOT NULL, `file` varchar(255) NOT NULL, `plugin_id` varchar(64) NULL, `checksum` varchar(64) NOT NULL, `applied_at` datetime NOT NULL, `job_id` int NULL, UNIQUE INDEX `uq_database_updates_install_file` (`install_id`, `file`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `install_servers` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `install_id` int NOT NULL, `server_id` int NOT NULL, `role` varchar(16) NOT NULL, `weight` int NOT NULL DEFAULT '1', INDEX `ix_install_servers_server` (`server_id`), UNIQUE INDEX `uq_install_servers_install_server` (`install_id`, `server_id`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `install_sites` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `install_id` int NOT NULL, `hostname` varchar(253) NOT NULL, `live_hostname` varchar(253) NULL, `secure_hostname` varchar(253) NULL, `rel_url` varchar(255) NOT NULL DEFAULT '/', `secure_rel_url` varchar(255) NOT NULL DEFAULT '/', `ssl_pem_path` varchar(512) NULL, `ssl_key_path` varchar(512) NULL, INDEX `ix_install_sites_hostname` (`hostname`), UNIQUE INDEX `uq_install_sites_live_hostname` (`live_hostname`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `server_ips` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `server_id` int NOT NULL, `ip` varchar(45) NOT NULL, `kind` varchar(16) NOT NULL DEFAULT 'shared', `failover_group` varchar(32) NULL, `active_server_id` int NULL, UNIQUE INDEX `uq_server_ips_ip` (`ip`), INDEX `ix_server_ips_server_kind` (`server_id`, `kind`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `install_site_ips` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `install_site_id` int NOT NULL, `server_ip_id` int NOT NULL, `server_id` int NOT NULL, `exclusive_ip_id` int NULL, INDEX `ix_install_site_ips_server_ip` (`server_ip_id`), UNIQUE INDEX `uq_install_site_ips_exclusive_ip` (`exclusive_ip_id`), UNIQUE INDEX `uq_install_site_ips_site_ip` (`install_site_id`, `server_ip_id`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `saga_steps` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `job_id` int NOT NULL, `saga` varchar(64) NOT NULL, `step_index` int NOT NULL, `step_name` varchar(64) NOT NULL, `state` varchar(16) NOT NULL DEFAULT 'pending', `attempt` int NOT NULL DEFAULT '0', `started_at` datetime NULL, `finished_at` datetime NULL, `duration_ms` int NULL, `error` text NULL, `output` text NULL, UNIQUE INDEX `uq_saga_steps_job_step` (`job_id`, `step_index`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("CREATE TABLE `startup_mounts` (`id` int NOT NULL AUTO_INCREMENT, `created_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), `updated_at` datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), `install_id` int NOT NULL, `server_id` int NOT NULL, `source` varchar(512) NOT NULL, `target` varchar(512) NOT NULL, INDEX `ix_startup_mounts_install` (`install_id`), UNIQUE INDEX `uq_startup_mounts_server_target` (`server_id`, `target`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query("ALTER TABLE `shared_code_groups` ADD CONSTRAINT `fk_shared_code_groups_master_server` FOREIGN KEY (`master_server_id`) REFERENCES `servers`(`id`) ON DELETE RESTRICT ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `installs` ADD CONSTRAINT `fk_installs_db_server` FOREIGN KEY (`db_server_id`) REFERENCES `servers`(`id`) ON DELETE RESTRICT ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `installs` ADD CONSTRAINT `fk_installs_shared_code_group` FOREIGN KEY (`shared_code_group_id`) REFERENCES `shared_code_groups`(`id`) ON DELETE RESTRICT ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `installs` ADD CONSTRAINT `fk_installs_master_server` FOREIGN KEY (`master_server_id`) REFERENCES `servers`(`id`) ON DELETE RESTRICT ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `jobs` ADD CONSTRAINT `fk_jobs_parent` FOREIGN KEY (`parent_id`) REFERENCES `jobs`(`id`) ON DELETE SET NULL ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `database_updates` ADD CONSTRAINT `fk_database_updates_install` FOREIGN KEY (`install_id`) REFERENCES `installs`(`id`) ON DELETE CASCADE ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `database_updates` ADD CONSTRAINT `fk_database_updates_job` FOREIGN KEY (`job_id`) REFERENCES `jobs`(`id`) ON DELETE SET NULL ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `install_servers` ADD CONSTRAINT `fk_install_servers_install` FOREIGN KEY (`install_id`) REFERENCES `installs`(`id`) ON DELETE CASCADE ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `install_servers` ADD CONSTRAINT `fk_install_servers_server` FOREIGN KEY (`server_id`) REFERENCES `servers`(`id`) ON DELETE RESTRICT ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `install_sites` ADD CONSTRAINT `fk_install_sites_install` FOREIGN KEY (`install_id`) REFERENCES `installs`(`id`) ON DELETE CASCADE ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `server_ips` ADD CONSTRAINT `fk_server_ips_server` FOREIGN KEY (`server_id`) REFERENCES `servers`(`id`) ON DELETE RESTRICT ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `server_ips` ADD CONSTRAINT `fk_server_ips_active_server` FOREIGN KEY (`active_server_id`) REFERENCES `servers`(`id`) ON DELETE SET NULL ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `install_site_ips` ADD CONSTRAINT `fk_install_site_ips_site` FOREIGN KEY (`install_site_id`) REFERENCES `install_sites`(`id`) ON DELETE CASCADE ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `install_site_ips` ADD CONSTRAINT `fk_install_site_ips_server_ip` FOREIGN KEY (`server_ip_id`) REFERENCES `server_ips`(`id`) ON DELETE RESTRICT ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `install_site_ips` ADD CONSTRAINT `fk_install_site_ips_server` FOREIGN KEY (`server_id`) REFERENCES `servers`(`id`) ON DELETE RESTRICT ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `saga_steps` ADD CONSTRAINT `fk_saga_steps_job` FOREIGN KEY (`job_id`) REFERENCES `jobs`(`id`) ON DELETE CASCADE ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `startup_mounts` ADD CONSTRAINT `fk_startup_mounts_install` FOREIGN KEY (`install_id`) REFERENCES `installs`(`id`) ON DELETE CASCADE ON UPDATE NO ACTION");
+    await queryRunner.query("ALTER TABLE `startup_mounts` ADD CONSTRAINT `fk_startup_mounts_server` FOREIGN KEY (`server_id`) REFERENCES `servers`(`id`) ON DELETE RESTRICT ON UPDATE NO ACTION");
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query("ALTER TABLE `startup_mounts` DROP FOREIGN KEY `fk_startup_mounts_server`");
+    await queryRunner.query("ALTER TABLE `startup_mounts` DROP FOREIGN KEY `fk_startup_mounts_install`");
+    await queryRunner.query("ALTER TABLE `saga_steps` DROP FOREIGN KEY `fk_saga_steps_job`");
+    await queryRunner.query("ALTER TABLE `install_site_ips` DROP FOREIGN KEY `fk_install_site_ips_server`");
+    await queryRunner.query("ALTER TABLE `install_site_ips` DROP FOREIGN KEY `fk_install_site_ips_server_ip`");
+    await queryRunner.query("ALTER TABLE `install_site_ips` DROP FOREIGN KEY `fk_install_site_ips_site`");
+    await queryRunner.query("ALTER TABLE `server_ips` DROP FOREIGN KEY `fk_server_ips_active_server`");
+    await queryRunner.query("ALTER TABLE `server_ips` DROP FOREIGN KEY `fk_server_ips_server`");
+    await queryRunner.query("ALTER TABLE `install_sites` DROP FOREIGN KEY `fk_install_sites_install`");
+    await queryRunner.query("ALTER TABLE `install_servers` DROP FOREIGN KEY `fk_install_servers_server`");
+    await queryRunner.query("ALTER TABLE `install_servers` DROP FOREIGN KEY `fk_install_servers_install`");
+    await queryRunner.query("ALTER TABLE `database_updates` DROP FOREIGN KEY `fk_database_updates_job`");
+    await queryRunner.query("ALTER TABLE `database_updates` DROP FOREIGN KEY `fk_database_updates_install`");
+    await queryRunner.query("ALTER TABLE `jobs` DROP FOREIGN KEY `fk_jobs_parent`");
+    await queryRunner.query("ALTER TABLE `installs` DROP FOREIGN KEY `fk_installs_master_server`");
+    await queryRunner.query("ALTER TABLE `installs` DROP FOREIGN KEY `fk_installs_shared_code_group`");
+    await queryRunner.query("ALTER TABLE `installs` DROP FOREIGN KEY `fk_installs_db_server`");
+    await queryRunner.query("ALTER TABLE `shared_code_groups` DROP FOREIGN KEY `fk_shared_code_groups_master_server`");
+    await queryRunner.query("DROP INDEX `uq_startup_mounts_server_target` ON `startup_mounts`");
+    await queryRunner.query("DROP INDEX `ix_startup_mounts_install` ON `startup_mounts`");
+    await queryRunner.query("DROP TABLE `startup_mounts`");
+    await queryRunner.query("DROP INDEX `uq_saga_steps_job_step` ON `saga_steps`");
+    await queryRunner.query("DROP TABLE `saga_steps`");
+    await queryRunner.query("DROP INDEX `uq_install_site_ips_site_ip` ON `install_site_ips`");
+    await queryRunner.query("DROP INDEX `uq_install_site_ips_exclusive_ip` ON `install_site_ips`");
+    await queryRunner.query("DROP INDEX `ix_install_site_ips_server_ip` ON `install_site_ips`");
+    await queryRunner.query("DROP TABLE `install_site_ips`");
+    await queryRunner.query("DROP INDEX `ix_server_ips_server_kind` ON `server_ips`");
+    await queryRunner.query("DROP INDEX `uq_server_ips_ip` ON `server_ips`");
+    await queryRunner.query("DROP TABLE `server_ips`");
+    await queryRunner.query("DROP INDEX `uq_install_sites_live_hostname` ON `install_sites`");
+    await queryRunner.query("DROP INDEX `ix_install_sites_hostname` ON `install_sites`");
+    await queryRunner.query("DROP TABLE `install_sites`");
+    await queryRunner.query("DROP INDEX `uq_install_servers_install_server` ON `install_servers`");
+    await queryRunner.query("DROP INDEX `ix_install_servers_server` ON `install_servers`");
+    await queryRunner.query("DROP TABLE `install_servers`");
+    await queryRunner.query("DROP INDEX `uq_database_updates_install_file` ON `database_updates`");
+    await queryRunner.query("DROP TABLE `database_updates`");
+    await queryRunner.query("DROP INDEX `ix_jobs_claim` ON `jobs`");
+    await queryRunner.query("DROP INDEX `ix_jobs_resource` ON `jobs`");
+    await queryRunner.query("DROP INDEX `ix_jobs_lease` ON `jobs`");
+    await queryRunner.query("DROP INDEX `uq_jobs_idempotency_key` ON `jobs`");
+    await queryRunner.query("DROP TABLE `jobs`");
+    await queryRunner.query("DROP INDEX `ix_installs_status` ON `installs`");
+    await queryRunner.query("DROP INDEX `uq_installs_db_user` ON `installs`");
+    await queryRunner.query("DROP INDEX `uq_installs_db_name` ON `installs`");
+    await queryRunner.query("DROP INDEX `uq_installs_fs_name` ON `installs`");
+    await queryRunner.query("DROP INDEX `uq_installs_order_ref` ON `installs`");
+    await queryRunner.query("DROP TABLE `installs`");
+    await queryRunner.query("DROP INDEX `ix_shared_code_groups_tier_state` ON `shared_code_groups`");
+    await queryRunner.query("DROP INDEX `uq_shared_code_groups_name` ON `shared_code_groups`");
+    await queryRunner.query("DROP TABLE `shared_code_groups`");
+    await queryRunner.query("DROP INDEX `uq_servers_hostname` ON `servers`");
+    await queryRunner.query("DROP TABLE `servers`");
+    await queryRunner.query("DROP INDEX `ix_audit_events_target` ON `audit_events`");
+    await queryRunner.query("DROP INDEX `ix_audit_events_created` ON `audit_events`");
+    await queryRunner.query("DROP TABLE `audit_events`");
+    await queryRunner.query("DROP INDEX `uq_api_tokens_token_hash` ON `api_tokens`");
+    await queryRunner.query("DROP TABLE `api_tokens`");
+  }
+}
