@@ -7,3 +7,4 @@ export * from './schema-diff.js';
 export * from './repositories/api-token.repository.js';
 export * from './repositories/audit-event.repository.js';
 export * from './repositories/server.repository.js';
+export * from './migration-files.js';

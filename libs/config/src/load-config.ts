@@ -61,8 +61,8 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
 
   const portText = value('PORT') ?? '3000';
   const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
-    fail('PORT', `must be an integer between 1 and 65535 (got "${portText}")`);
+  if (!/^\d+$/.test(portText) || port > 65535) {
+    fail('PORT', `must be an integer between 0 and 65535, 0 for any free port (got "${portText}")`);
   }
 
   const roles = parseRoles(value('ENGINE_ROLES') ?? ENGINE_ROLES.join(','), (p) => fail('ENGINE_ROLES', p));

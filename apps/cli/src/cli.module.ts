@@ -1,0 +1,22 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { AuthModule } from '@app/auth';
+import { CatalogModule } from '@app/catalog';
+import { ConfigModule, type EngineConfig } from '@app/config';
+import { SNIPPET_COMMANDS } from '../../../snippets/index.js';
+
+/** The snippets' application: the same libs as the engine, no HTTP, no workers. */
+@Module({})
+export class CliModule {
+  static forRoot(config: EngineConfig): DynamicModule {
+    return {
+      module: CliModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        // Only the `migrate` snippet changes the schema; nothing migrates behind an operator's back.
+        CatalogModule.forRoot({ runMigrations: false }),
+        AuthModule.forCli(),
+      ],
+      providers: [...SNIPPET_COMMANDS],
+    };
+  }
+}

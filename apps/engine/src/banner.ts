@@ -1,0 +1,41 @@
+import { relative } from 'node:path';
+import type { EngineConfig } from '@app/config';
+import type { RunningEngine } from './start-engine.js';
+
+/** What `npm start` prints once the engine is up: where to go and what to send. */
+export function startupBanner(config: EngineConfig, engine: RunningEngine, cwd = process.cwd()): string {
+  const rel = (p: string) => (relative(cwd, p).startsWith('..') ? p : `./${relative(cwd, p)}`);
+  const lines = [
+    '',
+    `Shop provisioning engine is up (roles: ${config.roles.join(', ')})`,
+    config.catalog.kind === 'sqlite'
+      ? `  Catalog      SQLite at ${rel(config.catalog.path)} (embedded default)`
+      : `  Catalog      ${config.catalog.kind} ${config.catalog.host}:${config.catalog.port}/${config.catalog.database}`,
+  ];
+  if (engine.url) {
+    lines.push(
+      `  API          ${engine.url}/v1`,
+      `  OpenAPI      ${engine.url}/docs  (JSON: ${engine.url}/docs-json)`,
+      `  Health       ${engine.url}/health`,
+    );
+  }
+  if (config.embedded) {
+    lines.push(
+      `  Local server this machine, roots under ${rel(config.varDir)}/hosts/local`,
+      `  Mail         ${config.smtpUrl ? 'sent through SMTP_URL' : `written as .eml files to ${rel(config.mailDir)}`}`,
+    );
+  }
+  if (engine.adminToken && engine.url) {
+    lines.push(
+      `  Admin token  ${engine.adminToken}`,
+      '               (new at every start; the previous one is revoked)',
+      '',
+      'Try it:',
+      `  curl -s ${engine.url}/health`,
+      `  curl -s -H 'Authorization: Bearer ${engine.adminToken}' ${engine.url}/v1/tokens`,
+      `  curl -s -X POST -H 'Authorization: Bearer ${engine.adminToken}' -H 'Content-Type: application/json' \\`,
+      `       -d '{"name":"storefront","scopes":["orders"]}' ${engine.url}/v1/tokens`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}

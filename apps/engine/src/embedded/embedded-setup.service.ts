@@ -1,0 +1,50 @@
+import { mkdirSync } from 'node:fs';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { ApiTokensService } from '@app/auth';
+import { AuditEventRepository, ServerRepository } from '@app/catalog';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { LOCAL_SERVER_HOSTNAME, localServer, serverRoots } from './local-server.js';
+
+export const EMBEDDED_ADMIN_TOKEN_NAME = 'embedded-admin';
+
+/**
+ * First-run setup of the single-machine default: the same engine as in
+ * production, with this machine as its only server (local executor).
+ */
+@Injectable()
+export class EmbeddedSetupService {
+  private readonly logger = new Logger('Embedded');
+
+  constructor(
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+    private readonly servers: ServerRepository,
+    private readonly audit: AuditEventRepository,
+    private readonly tokens: ApiTokensService,
+  ) {}
+
+  /** Seeds the local server when the inventory is empty, and creates its roots. */
+  async ensureLocalServer(): Promise<void> {
+    const local = localServer(this.config.varDir);
+    for (const dir of serverRoots(local)) mkdirSync(dir, { recursive: true });
+    if ((await this.servers.count()) > 0) return;
+    const server = await this.servers.insert(local);
+    await this.audit.record({
+      actor: 'engine',
+      via: 'engine',
+      action: 'server.create',
+      targetType: 'server',
+      targetId: server.id,
+      details: { hostname: LOCAL_SERVER_HOSTNAME, transport: 'local', reason: 'embedded default' },
+    });
+    this.logger.log(`seeded the local server (roots under ${this.config.varDir}/hosts/local)`);
+  }
+
+  /** A fresh admin token for this run; the previous run's is revoked. */
+  async freshAdminToken(): Promise<string> {
+    const { token } = await this.tokens.rotate(EMBEDDED_ADMIN_TOKEN_NAME, ['admin'], {
+      actor: 'engine',
+      via: 'engine',
+    });
+    return token;
+  }
+}

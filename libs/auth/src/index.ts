@@ -1,0 +1,5 @@
+export * from './api-tokens.service.js';
+export * from './api-token.guard.js';
+export * from './auth.decorators.js';
+export * from './auth.module.js';
+export * from './token-codec.js';

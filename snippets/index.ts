@@ -1,0 +1,16 @@
+import { MigrateCommand } from './migrate.command.js';
+import { MigrationGenerateCommand } from './migration-generate.command.js';
+import { TokenCreateCommand } from './token-create.command.js';
+import { TokenListCommand } from './token-list.command.js';
+import { TokenRevokeCommand } from './token-revoke.command.js';
+
+export { SnippetError } from './cli-output.js';
+
+/** Every snippet the CLI offers; one file per admin task. */
+export const SNIPPET_COMMANDS = [
+  MigrateCommand,
+  MigrationGenerateCommand,
+  TokenCreateCommand,
+  TokenListCommand,
+  TokenRevokeCommand,
+];
