@@ -20,6 +20,8 @@ export default {
   // Integration files each create their own database, so they run in parallel;
   // two workers match the CI machine's two cores.
   maxWorkers: 2,
+  // Integration tests talk to real servers; a slow CI machine must not turn that into flakes.
+  testTimeout: 60000,
   projects: [
     {
       ...common,
@@ -36,7 +38,6 @@ export default {
       testMatch: ['<rootDir>/test/**/*.int-spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
-      testTimeout: 60000,
     },
   ],
 };

@@ -34,7 +34,7 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody }
       typeof response === 'string'
         ? response
         : String((response as { message?: unknown }).message ?? error.message);
-    return { status, body: { code: HTTP_CODES[status] ?? `HTTP_${status}`, message, details: {} } };
+    return { status, body: { code: HTTP_CODES[status] ?? `HTTP_${status}`, message, details: extraDetails(response) } };
   }
   // body-parser's errors (malformed JSON, body too large) carry their status.
   const withStatus = error as { status?: unknown; type?: unknown; message?: unknown };
@@ -52,6 +52,17 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody }
     status: HttpStatus.INTERNAL_SERVER_ERROR,
     body: { code: 'INTERNAL_ERROR', message: 'Internal error; the request id is in the engine log', details: {} },
   };
+}
+
+/** What an HttpException carries beyond Nest's stock fields (e.g. the health report of a 503). */
+function extraDetails(response: string | object): Record<string, unknown> {
+  if (typeof response !== 'object' || response === null) return {};
+  const details: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(response)) {
+    if (key === 'message' || key === 'statusCode' || (key === 'error' && typeof value === 'string')) continue;
+    details[key] = value;
+  }
+  return details;
 }
 
 @Catch()

@@ -88,7 +88,10 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
   }
 
   const embedded = catalog?.kind === 'sqlite';
-  const secrets = parseSecretsKey(value('SECRETS_KEY'), embedded, varDir, (p) => fail('SECRETS_KEY', p));
+  // Last, so a configuration that fails elsewhere leaves no generated key behind.
+  const secrets = parseSecretsKey(value('SECRETS_KEY'), embedded, varDir, problems.length === 0, (p) =>
+    fail('SECRETS_KEY', p),
+  );
 
   if (problems.length > 0 || !catalog || !secrets) throw new ConfigError(problems);
 
@@ -177,6 +180,7 @@ function parseSecretsKey(
   text: string | undefined,
   embedded: boolean,
   varDir: string,
+  mayGenerate: boolean,
   fail: (p: string) => void,
 ): { key: Buffer; source: EngineConfig['secretsKeySource'] } | null {
   const hint = 'generate one with: openssl rand -hex 32';
@@ -197,6 +201,7 @@ function parseSecretsKey(
     if (!key) fail(`${file} exists but does not hold a 32-byte hex key; fix or set SECRETS_KEY`);
     return key ? { key, source: 'file' } : null;
   }
+  if (!mayGenerate) return null;
   const key = randomBytes(32);
   mkdirSync(varDir, { recursive: true });
   writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });

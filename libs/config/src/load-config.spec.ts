@@ -1,0 +1,116 @@
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from './config.errors.js';
+import { loadConfig } from './load-config.js';
+
+const KEY = 'a'.repeat(64);
+const tmp = () => mkdtempSync(join(tmpdir(), 'config-spec-'));
+
+describe('loadConfig', () => {
+  it('gives the embedded default with nothing set, generating the secrets key once', () => {
+    const cwd = tmp();
+    const config = loadConfig({}, { cwd });
+    expect(config.catalog).toEqual({ kind: 'sqlite', path: join(cwd, 'var/engine.sqlite') });
+    expect(config).toMatchObject({
+      port: 3000,
+      host: '127.0.0.1',
+      roles: ['api', 'worker', 'cron'],
+      embedded: true,
+      migrationsRun: true,
+      smtpUrl: null,
+      mailDir: join(cwd, 'var/mail'),
+      logLevel: 'info',
+      secretsKeySource: 'generated',
+    });
+    const keyFile = join(cwd, 'var/secrets.key');
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(readFileSync(keyFile, 'utf8').trim()).toBe(config.secretsKey.toString('hex'));
+
+    const again = loadConfig({}, { cwd });
+    expect(again.secretsKeySource).toBe('file');
+    expect(again.secretsKey.equals(config.secretsKey)).toBe(true);
+  });
+
+  it('parses a MySQL catalog URL with an encoded password', () => {
+    const config = loadConfig(
+      { CATALOG_URL: 'mysql://engine:p%40ss%3Aw@db.internal:3307/catalog', SECRETS_KEY: KEY },
+      { cwd: tmp() },
+    );
+    expect(config.catalog).toEqual({
+      kind: 'mysql',
+      host: 'db.internal',
+      port: 3307,
+      user: 'engine',
+      password: 'p@ss:w',
+      database: 'catalog',
+    });
+    expect(config.embedded).toBe(false);
+  });
+
+  it('takes roles in any order and case, keeps the canonical order', () => {
+    const config = loadConfig({ ENGINE_ROLES: ' CRON , api ' }, { cwd: tmp() });
+    expect(config.roles).toEqual(['api', 'cron']);
+  });
+
+  it('accepts a base64 secrets key', () => {
+    const config = loadConfig({ SECRETS_KEY: Buffer.alloc(32, 7).toString('base64') }, { cwd: tmp() });
+    expect(config.secretsKey.equals(Buffer.alloc(32, 7))).toBe(true);
+    expect(config.secretsKeySource).toBe('env');
+  });
+
+  it('reports every bad key at once and stops', () => {
+    let error: unknown;
+    try {
+      loadConfig(
+        {
+          CATALOG_URL: 'postgres://x@y/z',
+          PORT: 'eighty',
+          ENGINE_ROLES: 'api,janitor',
+          LOG_LEVEL: 'loud',
+          SMTP_URL: 'http://mail',
+          MIGRATIONS_RUN: 'maybe',
+          SECRETS_KEY: 'short',
+          SSH_KEY_PATH: '/nonexistent/key',
+        },
+        { cwd: tmp() },
+      );
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const keys = (error as ConfigError).problems.map((p) => p.key).sort();
+    expect(keys).toEqual(
+      ['CATALOG_URL', 'ENGINE_ROLES', 'LOG_LEVEL', 'MIGRATIONS_RUN', 'PORT', 'SECRETS_KEY', 'SMTP_URL', 'SSH_KEY_PATH'].sort(),
+    );
+    expect((error as ConfigError).message).toContain('PORT: must be an integer');
+    expect((error as ConfigError).message).toContain('janitor');
+  });
+
+  it('requires SECRETS_KEY with a MySQL catalog (instances must share it)', () => {
+    expect(() => loadConfig({ CATALOG_URL: 'mysql://u:p@h/db' }, { cwd: tmp() })).toThrow(
+      /SECRETS_KEY: is required with a MySQL catalog/,
+    );
+  });
+
+  it('refuses a MySQL URL without a database and an empty role list', () => {
+    expect(() => loadConfig({ CATALOG_URL: 'mysql://u:p@h/', ENGINE_ROLES: ',', SECRETS_KEY: KEY })).toThrow(
+      /CATALOG_URL[\s\S]*ENGINE_ROLES: needs at least one/,
+    );
+  });
+
+  it('refuses a secrets key file that was tampered with', () => {
+    const cwd = tmp();
+    loadConfig({}, { cwd });
+    writeFileSync(join(cwd, 'var/secrets.key'), 'not a key\n');
+    expect(() => loadConfig({}, { cwd })).toThrow(/secrets.key exists but does not hold/);
+  });
+});
+
+describe('loadConfig side effects', () => {
+  it('generates no key when another key is wrong', () => {
+    const cwd = tmp();
+    expect(() => loadConfig({ PORT: 'x' }, { cwd })).toThrow(ConfigError);
+    expect(() => statSync(join(cwd, 'var/secrets.key'))).toThrow();
+  });
+});

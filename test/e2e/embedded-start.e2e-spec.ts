@@ -1,0 +1,79 @@
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cleanEnv, runCli, spawnEngine, type EngineProcess } from '../support/processes-engine.js';
+
+/**
+ * `npm start` on a fresh machine: the built engine, started in an empty
+ * directory with an empty environment, must come up on the embedded default.
+ */
+describe('the embedded default (npm start)', () => {
+  let cwd: string;
+  let engine: EngineProcess | undefined;
+
+  beforeAll(() => {
+    cwd = mkdtempSync(join(tmpdir(), 'embedded-'));
+  });
+  afterEach(async () => {
+    await engine?.stop();
+    engine = undefined;
+  });
+  afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+
+  it('starts on SQLite with a local server, a generated key and a printed admin token', async () => {
+    engine = await spawnEngine(cwd, cleanEnv({ PORT: '0' }));
+    expect(engine.output()).toContain('SQLite at ./var/engine.sqlite');
+    expect(engine.output()).toContain(`${engine.url}/docs`);
+
+    const health = await fetch(`${engine.url}/health`);
+    expect(health.status).toBe(200);
+    const tokens = await fetch(`${engine.url}/v1/tokens`, { headers: { authorization: `Bearer ${engine.adminToken}` } });
+    expect(tokens.status).toBe(200);
+
+    expect(existsSync(join(cwd, 'var/engine.sqlite'))).toBe(true);
+    expect(statSync(join(cwd, 'var/secrets.key')).mode & 0o777).toBe(0o600);
+    expect(readdirSync(join(cwd, 'var/hosts/local')).sort()).toEqual(
+      ['certs', 'cron.d', 'home', 'nginx', 'php-fpm', 'shared_codes'].sort(),
+    );
+    expect([0, 'SIGTERM']).toContain(await engine.stop());
+    engine = undefined;
+  });
+
+  it('prints a new admin token at the next start and revokes the old one', async () => {
+    const first = await spawnEngine(cwd, cleanEnv({ PORT: '0' }));
+    const oldToken = first.adminToken;
+    await first.stop();
+
+    engine = await spawnEngine(cwd, cleanEnv({ PORT: '0' }));
+    expect(engine.adminToken).not.toBe(oldToken);
+    const auth = (t: string) => ({ headers: { authorization: `Bearer ${t}` } });
+    expect((await fetch(`${engine.url}/v1/tokens`, auth(oldToken))).status).toBe(401);
+    expect((await fetch(`${engine.url}/v1/tokens`, auth(engine.adminToken))).status).toBe(200);
+    await engine.stop();
+    engine = undefined;
+
+    // The CLI shares the catalog: one local server seeded once, old tokens revoked, not piled up.
+    const list = await runCli(['token:list'], cwd, cleanEnv());
+    expect(list.code).toBe(0);
+    const rows = list.stdout.trim().split('\n').slice(1);
+    expect(rows.filter((r) => r.includes('embedded-admin') && r.trimEnd().endsWith('-'))).toHaveLength(1);
+  });
+
+  it('refuses to boot on a bad environment, naming every bad key, and creates nothing', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'badenv-'));
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      spawnEngine(empty, cleanEnv({ PORT: 'eighty', ENGINE_ROLES: 'api,janitor', LOG_LEVEL: 'loud' }), 15_000)
+        .then((e) => {
+          void e.stop();
+          reject(new Error('the engine started with a bad environment'));
+        })
+        .catch((error: Error) => resolve({ code: 1, stderr: error.message }));
+    });
+    expect(result.stderr).toContain('exited with 1');
+    expect(result.stderr).toContain('PORT: must be an integer');
+    expect(result.stderr).toContain('ENGINE_ROLES: unknown role(s) janitor');
+    expect(result.stderr).toContain('LOG_LEVEL: must be one of');
+    expect(readdirSync(empty)).toEqual([]);
+    rmSync(empty, { recursive: true, force: true });
+  });
+});
