@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Makes sure the system packages the integration tests start as real servers
+# (MariaDB, sshd, nginx, php-fpm) and the clients they use (mariadb, ssh,
+# rsync) are installed. CI starts from a fresh Debian 12 machine; developer
+# machines usually have them already, so this is a no-op there.
+set -euo pipefail
+
+readonly PACKAGES=(mariadb-server nginx openssh-server openssh-client rsync php-fpm php-mysql)
+
+# Prints the binary's path. Daemons live in /usr/sbin, which is not on every
+# non-root PATH.
+locate() {
+  command -v "$1" 2>/dev/null || { [[ -x "/usr/sbin/$1" ]] && echo "/usr/sbin/$1"; }
+}
+
+have() {
+  locate "$1" >/dev/null
+}
+
+# Any php-fpm version will do (Debian 12 ships php-fpm8.2).
+find_php_fpm() {
+  local candidate
+  for candidate in php-fpm8.2 php-fpm /usr/sbin/php-fpm[0-9]*; do
+    locate "$candidate" && return 0
+  done
+  return 1
+}
+
+# Prints the Debian package of every missing binary, one per line.
+missing_packages() {
+  local pair binary package php_fpm
+  for pair in \
+    mariadbd:mariadb-server mariadb-install-db:mariadb-server \
+    mariadb-admin:mariadb-client mariadb:mariadb-client \
+    sshd:openssh-server ssh:openssh-client ssh-keygen:openssh-client \
+    nginx:nginx rsync:rsync setpriv:util-linux; do
+    binary=${pair%%:*}
+    package=${pair#*:}
+    have "$binary" || echo "$package"
+  done
+  # sshd must be started by its absolute path (it refuses to re-exec otherwise).
+  [[ -x /usr/sbin/sshd ]] || echo openssh-server
+  if php_fpm=$(find_php_fpm); then
+    # php-fpm without the MySQL extensions cannot reach MariaDB.
+    "$php_fpm" -m 2>/dev/null | grep -qx pdo_mysql || echo php-mysql
+  else
+    echo php-fpm
+  fi
+}
+
+missing=$(missing_packages | sort -u | tr '\n' ' ')
+missing=${missing% }
+
+if [[ -z "$missing" ]]; then
+  echo "ensure-system-packages: all test server packages present"
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "ensure-system-packages: missing packages: $missing" >&2
+  echo "  install them as root: apt-get install --no-install-recommends ${PACKAGES[*]}" >&2
+  exit 1
+fi
+
+echo "ensure-system-packages: missing $missing; installing with apt-get" >&2
+apt-get update -qq
+# shellcheck disable=SC2086 # $missing is a word list of package names
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" $missing >/dev/null
+
+still_missing=$(missing_packages | sort -u | tr '\n' ' ')
+still_missing=${still_missing% }
+if [[ -n "$still_missing" ]]; then
+  echo "ensure-system-packages: still missing after apt-get install: $still_missing" >&2
+  exit 1
+fi
+echo "ensure-system-packages: installed ${PACKAGES[*]}"

@@ -1,0 +1,155 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
+import { freePort } from './free-port.js';
+import {
+  portAnswers,
+  run,
+  startFailure,
+  startServerProcess,
+  stopProcessTree,
+  waitUntil,
+} from './processes.js';
+import type { SshdServer } from './testbed.js';
+
+const HOST = '127.0.0.1';
+// sshd re-execs itself for every connection, which needs the absolute path.
+const SSHD = '/usr/sbin/sshd';
+
+/**
+ * Starts a private sshd in `dir` (created) on 127.0.0.1 on a free port, with
+ * its own host key and a client key allowed to log in as the current user.
+ * Ready once a real `ssh` login with the pinned host key succeeds.
+ */
+export async function startSshd(dir: string): Promise<SshdServer> {
+  await mkdir(dir, { recursive: true });
+  const log = join(dir, 'sshd.log');
+  const hostKey = join(dir, 'host_ed25519');
+  const privateKeyPath = join(dir, 'client_ed25519');
+  const knownHostsPath = join(dir, 'known_hosts');
+  const confPath = join(dir, 'sshd_config');
+
+  const port = await freePort();
+  let hostKeyFingerprint: string;
+  try {
+    const [hostPublicKey, clientPublicKey] = await Promise.all([
+      generateEd25519Key(hostKey, 'testbed-host'),
+      generateEd25519Key(privateKeyPath, 'testbed-client'),
+    ]);
+    hostKeyFingerprint = await fingerprint(`${hostKey}.pub`);
+    await writeFile(join(dir, 'authorized_keys'), `${clientPublicKey}\n`, { mode: 0o600 });
+    await writeFile(knownHostsPath, knownHostsLine(port, hostPublicKey), { mode: 0o600 });
+    await writeFile(
+      confPath,
+      [
+        `ListenAddress ${HOST}:${port}`,
+        `HostKey ${hostKey}`,
+        `PidFile ${join(dir, 'sshd.pid')}`,
+        `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        // The keys live in the checkout, whose modes sshd would otherwise reject.
+        'StrictModes no',
+        'Subsystem sftp /usr/lib/openssh/sftp-server',
+        '',
+      ].join('\n'),
+    );
+    // Privilege separation directory; it lives on a tmpfs and may be gone.
+    await mkdir('/run/sshd', { recursive: true });
+    await run(SSHD, ['-t', '-f', confPath], { timeoutMs: 10_000 });
+  } catch (error) {
+    throw startFailure('sshd', error, log);
+  }
+
+  const server = await startServerProcess(SSHD, ['-D', '-e', '-f', confPath], log);
+  const sshd: SshdServer = {
+    host: HOST,
+    port,
+    user: userInfo().username,
+    privateKeyPath,
+    knownHostsPath,
+    hostKeyFingerprint,
+    pid: server.pid,
+  };
+  try {
+    await waitUntil('a TCP connection', () => portAnswers(port), { timeoutMs: 15_000, server });
+    await waitUntil('an ssh login', () => runSsh(sshd, ['true']), { timeoutMs: 15_000, intervalMs: 200, server });
+    return sshd;
+  } catch (error) {
+    await stopProcessTree(server.pid, confPath);
+    throw startFailure('sshd', error, log);
+  }
+}
+
+/** Stops the sshd started by startSshd and any session it still serves. */
+export async function stopSshd(sshd: SshdServer): Promise<void> {
+  // The command line names the config file, which lives next to the key.
+  await stopProcessTree(sshd.pid, join(dirname(sshd.privateKeyPath), 'sshd_config'));
+}
+
+/**
+ * `ssh` options that log in to the testbed sshd with its client key and the
+ * pinned host key (no user or system ssh config applies). Append
+ * `${user}@${host}` and the remote command.
+ */
+export function sshOptions(sshd: SshdServer, knownHostsPath = sshd.knownHostsPath): string[] {
+  return [
+    '-F',
+    '/dev/null',
+    '-p',
+    String(sshd.port),
+    '-i',
+    sshd.privateKeyPath,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${knownHostsPath}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'ConnectTimeout=5',
+  ];
+}
+
+/** Generates an ed25519 key pair without passphrase; returns the public key line. */
+export async function generateEd25519Key(path: string, comment: string): Promise<string> {
+  // ssh-keygen asks before overwriting, which BatchMode cannot answer.
+  await rm(path, { force: true });
+  await rm(`${path}.pub`, { force: true });
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path], {
+    timeoutMs: 10_000,
+  });
+  return (await readFile(`${path}.pub`, 'utf8')).trim();
+}
+
+/** A known_hosts line pinning `publicKey` for the testbed sshd's address and port. */
+export function knownHostsLine(port: number, publicKey: string): string {
+  // Drop the key comment: only "type base64" belongs after the host pattern.
+  const [type, key] = publicKey.split(' ');
+  return `[${HOST}]:${port} ${type} ${key}\n`;
+}
+
+async function fingerprint(publicKeyPath: string): Promise<string> {
+  // "256 SHA256:... comment (ED25519)"
+  const output = await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', publicKeyPath], { timeoutMs: 10_000 });
+  const match = /SHA256:\S+/.exec(output);
+  if (!match) throw new Error(`no SHA256 fingerprint in ssh-keygen output: ${output}`);
+  return match[0];
+}
+
+/** Runs a command on the testbed sshd with `ssh` and returns its stdout. */
+export async function runSsh(
+  sshd: SshdServer,
+  command: readonly string[],
+  options: { knownHostsPath?: string; timeoutMs?: number } = {},
+): Promise<string> {
+  return run('ssh', [...sshOptions(sshd, options.knownHostsPath), `${sshd.user}@${sshd.host}`, ...command], {
+    timeoutMs: options.timeoutMs ?? 15_000,
+  });
+}
