@@ -79,6 +79,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'install_site_ips',
         'install_sites',
         'installs',
+        'job_logs',
         'jobs',
         'saga_steps',
         'server_ips',

@@ -5,6 +5,7 @@ import { InstallServer } from './install-server.entity.js';
 import { InstallSiteIp } from './install-site-ip.entity.js';
 import { InstallSite } from './install-site.entity.js';
 import { Install } from './install.entity.js';
+import { JobLog } from './job-log.entity.js';
 import { Job } from './job.entity.js';
 import { SagaStep } from './saga-step.entity.js';
 import { ServerIp } from './server-ip.entity.js';
@@ -20,6 +21,7 @@ export * from './install-server.entity.js';
 export * from './install-site-ip.entity.js';
 export * from './install-site.entity.js';
 export * from './install.entity.js';
+export * from './job-log.entity.js';
 export * from './job.entity.js';
 export * from './saga-step.entity.js';
 export * from './server-ip.entity.js';
@@ -39,6 +41,7 @@ export const CATALOG_ENTITIES = [
   DatabaseUpdate,
   StartupMount,
   Job,
+  JobLog,
   SagaStep,
   AuditEvent,
   ApiToken,

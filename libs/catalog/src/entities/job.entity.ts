@@ -22,7 +22,7 @@ export class Job extends CatalogEntity {
   @Column({ type: 'int', default: 0 })
   priority: number;
 
-  @Column({ type: 'datetime' })
+  @Column({ type: 'datetime', precision: 3 })
   runAfter: Date;
 
   /** Counted at claim, so a job that kills its worker every time ends dead, not in a loop. */
@@ -35,7 +35,7 @@ export class Job extends CatalogEntity {
   @Column({ type: 'varchar', length: 128, nullable: true })
   leaseOwner: string | null;
 
-  @Column({ type: 'datetime', nullable: true })
+  @Column({ type: 'datetime', precision: 3, nullable: true })
   leaseExpiresAt: Date | null;
 
   /** Bumped at every claim; finishing and renewing require the fence the worker claimed with. */
@@ -50,6 +50,15 @@ export class Job extends CatalogEntity {
   @Column({ type: 'varchar', length: 191, nullable: true })
   resourceKey: string | null;
 
+  /**
+   * Equals `resourceKey` while the job runs, NULL otherwise. Its unique index
+   * is the mutual exclusion: two workers can never both run a key, whatever
+   * their claims race.
+   */
+  @Index('uq_jobs_running_key', { unique: true })
+  @Column({ type: 'varchar', length: 191, nullable: true })
+  runningKey: string | null;
+
   @ManyToOne(() => Job, { onDelete: 'SET NULL', nullable: true })
   @JoinColumn({ name: 'parent_id', foreignKeyConstraintName: 'fk_jobs_parent' })
   parent?: Relation<Job>;
@@ -60,6 +69,9 @@ export class Job extends CatalogEntity {
   @Column({ type: 'text', nullable: true })
   lastError: string | null;
 
-  @Column({ type: 'datetime', nullable: true })
+  @Column({ type: 'datetime', precision: 3, nullable: true })
+  startedAt: Date | null;
+
+  @Column({ type: 'datetime', precision: 3, nullable: true })
   finishedAt: Date | null;
 }
