@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
 import { ConfigModule, type EngineConfig } from '@app/config';
+import { QueueModule } from '@app/queue';
 import { SNIPPET_COMMANDS } from '../../../snippets/index.js';
 
 /** The snippets' application: the same libs as the engine, no HTTP, no workers. */
@@ -14,6 +15,7 @@ export class CliModule {
         ConfigModule.forRoot(config),
         // Only the `migrate` snippet changes the schema; nothing migrates behind an operator's back.
         CatalogModule.forRoot({ runMigrations: false }),
+        QueueModule.forRoot({ worker: null }),
         AuthModule.forCli(),
       ],
       providers: [...SNIPPET_COMMANDS],

@@ -3,14 +3,18 @@ import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
+import { QueueModule } from '@app/queue';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
 import { HealthModule } from './health/health.module.js';
 import { loggerOptions } from './logging.js';
 
+/** How often each worker reclaims expired leases: a killed worker's job is back within lease + this. */
+const REAP_EVERY_MS = 5_000;
+
 /**
  * The engine: one NestJS application whose parts are chosen by ENGINE_ROLES.
- * `api` serves HTTP; `worker` and `cron` add the queue workers and recurring
- * tasks (their modules join here as they are built). Every instance shares
+ * `api` serves HTTP; `worker` runs queue jobs; `cron` adds the recurring tasks
+ * (their module joins here when it is built). Every instance shares
  * the catalog: nothing in process memory is the truth.
  */
 @Module({})
@@ -23,6 +27,9 @@ export class EngineModule {
         ConfigModule.forRoot(config),
         LoggerModule.forRoot(loggerOptions(config)),
         CatalogModule.forRoot({ runMigrations: true }),
+        QueueModule.forRoot({
+          worker: hasRole(config, 'worker') ? { ...config.worker, reapEveryMs: REAP_EVERY_MS } : null,
+        }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

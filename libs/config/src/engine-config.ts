@@ -44,6 +44,8 @@ export interface EngineConfig {
    * fresh admin token at start.
    */
   embedded: boolean;
+  /** Queue worker of this instance (used when ENGINE_ROLES has `worker`). */
+  worker: { concurrency: number; pollMs: number };
 }
 
 export function hasRole(config: Pick<EngineConfig, 'roles'>, role: EngineRole): boolean {

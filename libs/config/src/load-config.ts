@@ -23,6 +23,8 @@ export const CONFIG_KEYS = [
   'SSH_KEY_PATH',
   'LOG_LEVEL',
   'VAR_DIR',
+  'WORKER_CONCURRENCY',
+  'WORKER_POLL_MS',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 export type ConfigEnv = Partial<Record<ConfigKey, string | undefined>>;
@@ -67,6 +69,15 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
 
   const roles = parseRoles(value('ENGINE_ROLES') ?? ENGINE_ROLES.join(','), (p) => fail('ENGINE_ROLES', p));
 
+  const integer = (key: ConfigKey, fallback: number, min: number, max: number): number => {
+    const text = value(key) ?? String(fallback);
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < min || n > max) fail(key, `must be an integer from ${min} to ${max} (got "${text}")`);
+    return n;
+  };
+  const workerConcurrency = integer('WORKER_CONCURRENCY', 4, 1, 256);
+  const workerPollMs = integer('WORKER_POLL_MS', 1000, 10, 60_000);
+
   const logLevel = (value('LOG_LEVEL') ?? 'info').toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     fail('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
@@ -109,6 +120,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     logLevel: logLevel as LogLevel,
     varDir,
     embedded,
+    worker: { concurrency: workerConcurrency, pollMs: workerPollMs },
   };
 }
 

@@ -1,0 +1,42 @@
+import type { JobRepository, LogEntry } from './job.repository.js';
+
+/**
+ * Buffers a job's output and writes it in batches, so a chatty step costs a
+ * few inserts a second rather than one per line.
+ */
+export class JobOutput {
+  private pending: LogEntry[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly jobs: JobRepository,
+    private readonly jobId: number,
+    private readonly attempt: number,
+    flushEveryMs = 250,
+  ) {
+    this.timer = setInterval(() => void this.flush(), flushEveryMs);
+    this.timer.unref();
+  }
+
+  write(level: LogEntry['level'], text: string): void {
+    for (const line of text.split('\n')) this.pending.push({ level, line: line.slice(0, 8000) });
+  }
+
+  /** Writes what is buffered; calls are chained so lines keep their order. */
+  flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    this.flushing = this.flushing
+      .then(() => this.jobs.appendLogs(this.jobId, this.attempt, batch))
+      .catch(() => {
+        // Output is best effort: a catalog hiccup must not fail the job itself.
+      });
+    return this.flushing;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+}

@@ -1,0 +1,399 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager, type QueryResult, type QueryRunner } from 'typeorm';
+import type { IsolationLevel } from 'typeorm/driver/types/IsolationLevel.js';
+
+import { Job, JobLog, type JobState } from '@app/catalog';
+import { sqlDialect, type SqlDialect } from './sql-dialect.js';
+
+export interface NewJob {
+  kind: string;
+  payload: object;
+  maxAttempts: number;
+  priority?: number;
+  /** Run no sooner than this many milliseconds from now (database clock). */
+  delayMs?: number;
+  idempotencyKey?: string | null;
+  resourceKey?: string | null;
+  parentId?: number | null;
+}
+
+/** What a worker holds after a claim: the job and the fence its writes must carry. */
+export interface ClaimedJob {
+  id: number;
+  kind: string;
+  payload: Record<string, unknown>;
+  attempts: number;
+  maxAttempts: number;
+  fence: number;
+  resourceKey: string | null;
+}
+
+export interface LogEntry {
+  level: 'info' | 'error';
+  line: string;
+}
+
+const FINISHED: readonly JobState[] = ['done', 'dead', 'cancelled'];
+const MAX_CONFLICT_RETRIES = 5;
+
+/**
+ * The jobs table. Every state change a worker makes is fenced
+ * (`WHERE id = ? AND fence = ? AND state = 'running'`): a worker that lost its
+ * lease changes nothing. Times come from the database clock.
+ */
+@Injectable()
+export class JobRepository {
+  private readonly sql: SqlDialect;
+  private sqliteClaims: Promise<void> = Promise.resolve();
+
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {
+    this.sql = sqlDialect(dataSource);
+  }
+
+  /**
+   * Inserts a job, or returns the existing one with the same idempotency key.
+   * Pass the caller's EntityManager to enqueue inside its transaction.
+   */
+  async enqueue(job: NewJob, manager: EntityManager = this.dataSource.manager): Promise<{ job: Job; created: boolean }> {
+    const jobs = manager.getRepository(Job);
+    if (job.idempotencyKey) {
+      const existing = await jobs.findOne({ where: { idempotencyKey: job.idempotencyKey } });
+      if (existing) return { job: existing, created: false };
+    }
+    const runAfter = this.sql.nowPlus(job.delayMs ?? 0);
+    try {
+      const result = await this.exec(
+        `INSERT INTO jobs (kind, payload, state, priority, run_after, attempts, max_attempts, fence,
+           idempotency_key, resource_key, parent_id)
+         VALUES (?, ?, 'ready', ?, ${runAfter.sql}, 0, ?, 0, ?, ?, ?)`,
+        [
+          job.kind,
+          JSON.stringify(job.payload),
+          job.priority ?? 0,
+          runAfter.param,
+          job.maxAttempts,
+          job.idempotencyKey ?? null,
+          job.resourceKey ?? null,
+          job.parentId ?? null,
+        ],
+        manager,
+      );
+      const raw = result.raw as { insertId?: number } | number | bigint;
+      const id = Number(typeof raw === 'object' ? raw.insertId : raw);
+      return { job: await jobs.findOneOrFail({ where: { id } }), created: true };
+    } catch (error) {
+      if (!job.idempotencyKey || !this.sql.isDuplicateKey(error)) throw error;
+      // Another producer won the race for this key: return its job.
+      const existing = await jobs.findOne({
+        where: { idempotencyKey: job.idempotencyKey },
+        ...(this.sql.kind === 'mysql' && manager.queryRunner?.isTransactionActive
+          ? { lock: { mode: 'pessimistic_read' as const } }
+          : {}),
+      });
+      if (!existing) throw error;
+      return { job: existing, created: false };
+    }
+  }
+
+  /**
+   * Claims up to `limit` ready jobs for `owner`: marks them running with a
+   * lease and a new fence, counting the attempt. A job whose resource key is
+   * held by a running job is marked blocked instead.
+   */
+  async claim(owner: string, limit: number, leaseMsOf: (kind: string) => number): Promise<ClaimedJob[]> {
+    if (limit <= 0) return [];
+    return this.sql.kind === 'mysql'
+      ? this.retryConflicts(() => this.claimMysql(owner, limit, leaseMsOf))
+      : this.claimSqlite(owner, limit, leaseMsOf);
+  }
+
+  private async claimMysql(owner: string, limit: number, leaseMsOf: (kind: string) => number): Promise<ClaimedJob[]> {
+    // READ COMMITTED: under REPEATABLE READ, InnoDB's locks on the claim index
+    // entries a claimer has just rewritten made a concurrent SKIP LOCKED scan
+    // return nothing at all (measured on MariaDB 10.11), starving other workers.
+    return this.inTransaction('READ COMMITTED', async (runner) => {
+      // Ordered on the full claim index (state, priority, run_after, id).
+      const candidates: { id: number; kind: string }[] = await runner.query(
+        `SELECT id, kind FROM jobs WHERE state = 'ready' AND run_after <= ${this.sql.now}
+         ORDER BY state, priority, run_after, id LIMIT ? ${this.sql.skipLocked}`,
+        [limit],
+      );
+      const claimed: number[] = [];
+      for (const candidate of candidates) {
+        if (await this.markRunning(runner, candidate.id, owner, leaseMsOf(candidate.kind))) claimed.push(candidate.id);
+      }
+      return this.readClaimed(runner, claimed);
+    });
+  }
+
+  /**
+   * SQLite has one writer at a time: each claim is one conditional statement,
+   * so processes sharing the file never claim a job twice. Claims of this
+   * process are serialized, or they would pick the same candidates and
+   * claim fewer than they could.
+   */
+  private async claimSqlite(owner: string, limit: number, leaseMsOf: (kind: string) => number): Promise<ClaimedJob[]> {
+    const previous = this.sqliteClaims;
+    let release!: () => void;
+    this.sqliteClaims = new Promise<void>((resolve) => (release = resolve));
+    await previous;
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      const candidates: { id: number; kind: string }[] = await runner.query(
+        `SELECT id, kind FROM jobs WHERE state = 'ready' AND run_after <= ${this.sql.now}
+         ORDER BY state, priority, run_after, id LIMIT ?`,
+        [limit],
+      );
+      const claimed: number[] = [];
+      for (const candidate of candidates) {
+        if (await this.markRunning(runner, candidate.id, owner, leaseMsOf(candidate.kind))) claimed.push(candidate.id);
+      }
+      return this.readClaimed(runner, claimed);
+    } finally {
+      await runner.release();
+      release();
+    }
+  }
+
+  /** Running, or blocked when its resource key is taken (the unique running_key refuses it). */
+  private async markRunning(runner: QueryRunner, id: number, owner: string, leaseMs: number): Promise<boolean> {
+    const lease = this.sql.nowPlus(leaseMs);
+    try {
+      const result = await runner.query(
+        `UPDATE jobs SET state = 'running', running_key = resource_key, lease_owner = ?,
+           lease_expires_at = ${lease.sql}, fence = fence + 1, attempts = attempts + 1,
+           started_at = ${this.sql.now}, finished_at = NULL
+         WHERE id = ? AND state = 'ready'`,
+        [owner, lease.param, id],
+        true,
+      );
+      return (result.affected ?? 0) === 1;
+    } catch (error) {
+      if (!this.sql.isDuplicateKey(error)) throw error;
+      await runner.query(`UPDATE jobs SET state = 'blocked' WHERE id = ? AND state = 'ready'`, [id]);
+      return false;
+    }
+  }
+
+  private async readClaimed(runner: QueryRunner, ids: number[]): Promise<ClaimedJob[]> {
+    if (ids.length === 0) return [];
+    const rows: {
+      id: number;
+      kind: string;
+      payload: string;
+      attempts: number;
+      max_attempts: number;
+      fence: number;
+      resource_key: string | null;
+    }[] = await runner.query(
+      `SELECT id, kind, payload, attempts, max_attempts, fence, resource_key FROM jobs
+       WHERE id IN (${ids.map(() => '?').join(', ')})`,
+      ids,
+    );
+    const position = new Map(ids.map((id, i) => [id, i]));
+    rows.sort((a, b) => position.get(Number(a.id))! - position.get(Number(b.id))!);
+    return rows.map((r) => ({
+      id: Number(r.id),
+      kind: r.kind,
+      payload: JSON.parse(r.payload) as Record<string, unknown>,
+      attempts: Number(r.attempts),
+      maxAttempts: Number(r.max_attempts),
+      fence: Number(r.fence),
+      resourceKey: r.resource_key,
+    }));
+  }
+
+  /** Extends the lease; false when the worker no longer holds the job. */
+  async renew(id: number, fence: number, leaseMs: number): Promise<boolean> {
+    const lease = this.sql.nowPlus(leaseMs);
+    return this.fenced(`lease_expires_at = ${lease.sql}`, [lease.param], id, fence);
+  }
+
+  async complete(id: number, fence: number): Promise<boolean> {
+    return this.finish(`state = 'done', last_error = NULL`, [], id, fence);
+  }
+
+  /** Dead: out of attempts, or a permanent error. */
+  async bury(id: number, fence: number, error: string): Promise<boolean> {
+    return this.finish(`state = 'dead', last_error = ?`, [error], id, fence);
+  }
+
+  /** Back to ready after a delay, for another attempt. */
+  async retryLater(id: number, fence: number, error: string, delayMs: number): Promise<boolean> {
+    const at = this.sql.nowPlus(delayMs);
+    return this.finish(`state = 'ready', last_error = ?, run_after = ${at.sql}, finished_at = NULL`, [error, at.param], id, fence);
+  }
+
+  private async finish(set: string, params: unknown[], id: number, fence: number): Promise<boolean> {
+    const done = await this.fenced(
+      `${set}, running_key = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = ${this.sql.now}`,
+      params,
+      id,
+      fence,
+    );
+    if (done) await this.promoteNextFor(id);
+    return done;
+  }
+
+  private async fenced(set: string, params: unknown[], id: number, fence: number): Promise<boolean> {
+    const result = await this.exec(`UPDATE jobs SET ${set} WHERE id = ? AND fence = ? AND state = 'running'`, [
+      ...params,
+      id,
+      fence,
+    ]);
+    return (result.affected ?? 0) === 1;
+  }
+
+  /** When a job frees its resource key, the oldest job blocked on that key becomes ready. */
+  private async promoteNextFor(id: number): Promise<void> {
+    const [row] = await this.dataSource.query(`SELECT resource_key FROM jobs WHERE id = ?`, [id]);
+    const key = (row as { resource_key: string | null } | undefined)?.resource_key;
+    if (!key) return;
+    // The derived table lets MySQL select from the table it updates.
+    await this.dataSource.query(
+      `UPDATE jobs SET state = 'ready' WHERE state = 'blocked' AND id = (
+         SELECT id FROM (SELECT id FROM jobs WHERE state = 'blocked' AND resource_key = ?
+                         ORDER BY priority, run_after, id LIMIT 1) AS next_job)`,
+      [key],
+    );
+  }
+
+  /**
+   * Blocked jobs whose key no running job holds (their holder finished between
+   * their claim and their blocking, or died) become ready again.
+   */
+  async promoteOrphanedBlocked(): Promise<number> {
+    const result = await this.exec(
+      `UPDATE jobs SET state = 'ready' WHERE state = 'blocked' AND resource_key NOT IN (
+         SELECT running_key FROM (SELECT running_key FROM jobs WHERE running_key IS NOT NULL) AS held)`,
+      [],
+    );
+    return result.affected ?? 0;
+  }
+
+  /**
+   * Running jobs whose lease expired (their worker died or froze): back to
+   * ready for another attempt, or dead when their attempts are spent. Either
+   * way their resource key is freed.
+   */
+  async reapExpired(retryDelayMs: (job: { kind: string; attempts: number }) => number): Promise<{ requeued: number; buried: number }> {
+    const expired: { id: number; kind: string; attempts: number; max_attempts: number; fence: number; lease_owner: string | null }[] =
+      await this.dataSource.query(
+        `SELECT id, kind, attempts, max_attempts, fence, lease_owner FROM jobs
+         WHERE state = 'running' AND lease_expires_at < ${this.sql.now} ORDER BY id LIMIT 500`,
+      );
+    let requeued = 0;
+    let buried = 0;
+    for (const job of expired) {
+      const why = `lease expired (worker ${job.lease_owner ?? '?'} died or stalled) on attempt ${job.attempts}`;
+      // Fenced and re-checked against the clock: a worker that renewed meanwhile keeps its job.
+      const guard = `lease_expires_at < ${this.sql.now}`;
+      if (Number(job.attempts) >= Number(job.max_attempts)) {
+        if (await this.fenced(`state = 'dead', last_error = ?, running_key = NULL, lease_owner = NULL, finished_at = ${this.sql.now}`, [`${why}; no attempts left`], job.id, job.fence)) {
+          buried++;
+          await this.promoteNextFor(job.id);
+        }
+        continue;
+      }
+      const at = this.sql.nowPlus(retryDelayMs({ kind: job.kind, attempts: Number(job.attempts) }));
+      const result = await this.exec(
+        `UPDATE jobs SET state = 'ready', last_error = ?, run_after = ${at.sql}, running_key = NULL,
+           lease_owner = NULL, lease_expires_at = NULL
+         WHERE id = ? AND fence = ? AND state = 'running' AND ${guard}`,
+        [why, at.param, job.id, job.fence],
+      );
+      if ((result.affected ?? 0) === 1) {
+        requeued++;
+        await this.promoteNextFor(job.id);
+      }
+    }
+    return { requeued, buried };
+  }
+
+  async appendLogs(jobId: number, attempt: number, entries: LogEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.dataSource
+      .getRepository(JobLog)
+      .insert(entries.map((e) => ({ jobId, attempt, level: e.level, line: e.line })));
+  }
+
+  /** Output lines after `afterId`, in order: tail a job by passing the last id seen. */
+  logs(jobId: number, afterId = 0, limit = 1000): Promise<JobLog[]> {
+    return this.dataSource
+      .getRepository(JobLog)
+      .createQueryBuilder('l')
+      .where('l.job_id = :jobId AND l.id > :afterId', { jobId, afterId })
+      .orderBy('l.id', 'ASC')
+      .limit(limit)
+      .getMany();
+  }
+
+  findById(id: number): Promise<Job | null> {
+    return this.dataSource.getRepository(Job).findOne({ where: { id } });
+  }
+
+  /** Puts a finished job back to ready for a fresh run (attempts reset). */
+  async rerun(id: number): Promise<boolean> {
+    const result = await this.exec(
+      `UPDATE jobs SET state = 'ready', attempts = 0, last_error = NULL, run_after = ${this.sql.now},
+         finished_at = NULL, started_at = NULL
+       WHERE id = ? AND state IN (${FINISHED.map(() => '?').join(', ')})`,
+      [id, ...FINISHED],
+    );
+    return (result.affected ?? 0) === 1;
+  }
+
+  /**
+   * Cancels a job that has not finished. A running one is fenced off too: its
+   * worker's next heartbeat fails and it stops.
+   */
+  async cancel(id: number, reason: string): Promise<boolean> {
+    const result = await this.exec(
+      `UPDATE jobs SET state = 'cancelled', last_error = ?, fence = fence + 1, running_key = NULL,
+         lease_owner = NULL, lease_expires_at = NULL, finished_at = ${this.sql.now}
+       WHERE id = ? AND state IN ('ready', 'blocked', 'running')`,
+      [reason, id],
+    );
+    if ((result.affected ?? 0) === 1) await this.promoteNextFor(id);
+    return (result.affected ?? 0) === 1;
+  }
+
+  /** One statement with a structured result; the connection is always given back. */
+  private async exec(sql: string, params: unknown[], manager?: EntityManager): Promise<QueryResult> {
+    const runner = manager?.queryRunner ?? this.dataSource.createQueryRunner();
+    try {
+      return await runner.query(sql, params, true);
+    } finally {
+      if (!manager?.queryRunner) await runner.release();
+    }
+  }
+
+  private async inTransaction<T>(isolation: IsolationLevel, work: (runner: QueryRunner) => Promise<T>): Promise<T> {
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.startTransaction(isolation);
+      const result = await work(runner);
+      await runner.commitTransaction();
+      return result;
+    } catch (error) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction();
+      throw error;
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /** Deadlocks and lock wait timeouts roll the transaction back: run it again after a jittered pause. */
+  private async retryConflicts<T>(work: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await work();
+      } catch (error) {
+        if (attempt >= MAX_CONFLICT_RETRIES || !this.sql.isRetryableConflict(error)) throw error;
+        await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * attempt));
+      }
+    }
+  }
+}

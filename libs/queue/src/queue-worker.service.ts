@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { retryDelayMs } from './backoff.js';
+import type { JobContext } from './job-handler.decorator.js';
+import { JobHandlerRegistry } from './job-handler.registry.js';
+import { JobOutput } from './job-output.js';
+import { JobRepository, type ClaimedJob } from './job.repository.js';
+import { LeaseLostError, PermanentJobError } from './queue.errors.js';
+
+export interface QueueWorkerOptions {
+  /** Jobs run at once by this process; never more are claimed. */
+  concurrency: number;
+  /** Pause between claims when there was nothing to do. */
+  pollMs: number;
+  /** How often this worker reclaims expired leases and unblocks orphaned jobs. */
+  reapEveryMs: number;
+}
+
+export const QUEUE_WORKER_OPTIONS = Symbol('QUEUE_WORKER_OPTIONS');
+
+/**
+ * Claims jobs and runs their handlers. The catalog is the only truth: a
+ * worker can die at any instruction, and its jobs are reclaimed when their
+ * leases expire (by any worker's reaper).
+ */
+@Injectable()
+export class QueueWorker implements OnApplicationBootstrap, OnApplicationShutdown {
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly logger = new Logger('QueueWorker');
+  private readonly active = new Map<number, { abort: AbortController; done: Promise<void> }>();
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private lastReap = 0;
+
+  constructor(
+    private readonly jobs: JobRepository,
+    private readonly handlers: JobHandlerRegistry,
+    @Inject(QUEUE_WORKER_OPTIONS) private readonly options: QueueWorkerOptions,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.loop = this.run();
+  }
+
+  /** Stops claiming, tells running handlers to stop, and waits for them a little. */
+  async onApplicationShutdown(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    for (const job of this.active.values()) job.abort.abort(new Error('the worker is shutting down'));
+    await this.loop;
+  }
+
+  get running(): number {
+    return this.active.size;
+  }
+
+  private async run(): Promise<void> {
+    this.logger.log(`worker ${this.owner} started (${this.options.concurrency} slots)`);
+    while (!this.stopping) {
+      let claimed: ClaimedJob[] = [];
+      try {
+        if (Date.now() - this.lastReap >= this.options.reapEveryMs) await this.reap();
+        const free = this.options.concurrency - this.active.size;
+        claimed = await this.jobs.claim(this.owner, free, (kind) => this.handlers.options(kind).leaseMs);
+      } catch (error) {
+        this.logger.error({ err: error }, 'claiming jobs failed; retrying');
+      }
+      for (const job of claimed) this.start(job);
+      if (this.stopping) break;
+      // Sleep when idle or full; a finishing job wakes the loop at once.
+      if (claimed.length === 0 || this.active.size >= this.options.concurrency) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.options.pollMs * (0.75 + Math.random() / 2));
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = null;
+      }
+    }
+    await Promise.allSettled([...this.active.values()].map((j) => j.done));
+  }
+
+  private async reap(): Promise<void> {
+    this.lastReap = Date.now();
+    const reaped = await this.jobs.reapExpired((job) =>
+      retryDelayMs(job.attempts, this.handlers.options(job.kind).backoff),
+    );
+    const unblocked = await this.jobs.promoteOrphanedBlocked();
+    if (reaped.requeued + reaped.buried + unblocked > 0) {
+      this.logger.warn({ ...reaped, unblocked }, 'reclaimed jobs of dead or stalled workers');
+    }
+  }
+
+  private start(job: ClaimedJob): void {
+    const abort = new AbortController();
+    const done = this.execute(job, abort).finally(() => {
+      this.active.delete(job.id);
+      this.wake?.();
+    });
+    this.active.set(job.id, { abort, done });
+  }
+
+  private async execute(job: ClaimedJob, abort: AbortController): Promise<void> {
+    const handler = this.handlers.get(job.kind);
+    if (!handler) {
+      await this.jobs.bury(job.id, job.fence, `no handler for job kind "${job.kind}" in this engine build`);
+      return;
+    }
+    const { leaseMs } = handler.options;
+    const output = new JobOutput(this.jobs, job.id, job.attempts);
+    const heartbeat = setInterval(() => {
+      this.jobs.renew(job.id, job.fence, leaseMs).then(
+        (held) => {
+          if (!held) abort.abort(new LeaseLostError(job.id));
+        },
+        (error) => this.logger.warn({ err: error, jobId: job.id }, 'lease renewal failed; will retry'),
+      );
+    }, Math.max(50, Math.floor(leaseMs / 3)));
+    const context: JobContext = {
+      jobId: job.id,
+      attempt: job.attempts,
+      maxAttempts: job.maxAttempts,
+      signal: abort.signal,
+      log: (line) => output.write('info', line),
+      error: (line) => output.write('error', line),
+    };
+    const aborted = new Promise<never>((_, reject) =>
+      abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true }),
+    );
+    aborted.catch(() => undefined);
+    try {
+      // A handler that ignores its signal cannot hold the slot once the job is lost.
+      await Promise.race([handler.run(job.payload, context), aborted]);
+      await output.flush();
+      if (!(await this.jobs.complete(job.id, job.fence))) {
+        this.logger.warn({ jobId: job.id }, 'finished, but the lease was lost meanwhile: result discarded');
+      }
+    } catch (error) {
+      await this.failed(job, error, abort.signal, output, handler.options.backoff);
+    } finally {
+      clearInterval(heartbeat);
+      await output.close();
+    }
+  }
+
+  private async failed(
+    job: ClaimedJob,
+    error: unknown,
+    signal: AbortSignal,
+    output: JobOutput,
+    backoff: { baseMs: number; maxMs: number },
+  ): Promise<void> {
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    if (signal.aborted && signal.reason instanceof LeaseLostError) {
+      // Someone else owns the job now; any write of ours would be refused by the fence anyway.
+      this.logger.warn({ jobId: job.id }, message);
+      return;
+    }
+    output.write('error', message);
+    await output.flush();
+    if (error instanceof PermanentJobError || job.attempts >= job.maxAttempts) {
+      const why = error instanceof PermanentJobError ? message : `${message} (attempt ${job.attempts} of ${job.maxAttempts})`;
+      await this.jobs.bury(job.id, job.fence, why);
+      return;
+    }
+    await this.jobs.retryLater(job.id, job.fence, message, retryDelayMs(job.attempts, backoff));
+  }
+}

@@ -1,0 +1,167 @@
+import 'reflect-metadata';
+import type { DataSource } from 'typeorm';
+import { Job } from '@app/catalog';
+import { JobRepository } from '@app/queue';
+import { CATALOG_KINDS, createTestCatalog, openCatalog, type TestCatalog } from '../support/catalog.js';
+
+/** The queue's SQL protocol on both catalog drivers, without a worker loop. */
+describe.each(CATALOG_KINDS)('job repository on %s', (kind) => {
+  let test: TestCatalog;
+  let db: DataSource;
+  let jobs: JobRepository;
+  const lease = () => 30_000;
+
+  beforeAll(async () => {
+    test = await createTestCatalog(kind, 'queue');
+    db = await openCatalog(test);
+    jobs = new JobRepository(db);
+  });
+  afterAll(async () => {
+    await db?.destroy();
+    await test?.drop();
+  });
+  beforeEach(async () => {
+    await db.query('DELETE FROM jobs');
+  });
+
+  const add = (over: Partial<Parameters<JobRepository['enqueue']>[0]> = {}) =>
+    jobs.enqueue({ kind: 'engine.noop', payload: {}, maxAttempts: 3, ...over }).then((r) => r.job);
+  /** Moves a running job's lease into the past, as if its worker had stalled that long. */
+  const expireLease = (id: number) =>
+    db.query(`UPDATE jobs SET lease_expires_at = '2000-01-01 00:00:00.000' WHERE id = ?`, [id]);
+  const state = async (id: number) => (await jobs.findById(id))!;
+
+  it('returns the same job for the same idempotency key, even when producers race', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => jobs.enqueue({ kind: 'engine.noop', payload: { n: 1 }, maxAttempts: 3, idempotencyKey: 'order:A-1' })),
+    );
+    expect(new Set(results.map((r) => r.job.id)).size).toBe(1);
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+    expect(await db.getRepository(Job).countBy({ idempotencyKey: 'order:A-1' })).toBe(1);
+  });
+
+  it('claims no more than asked, in priority then age order, never what is not due', async () => {
+    const low = await add({ priority: 5 });
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await add()).id);
+    const later = await add({ delayMs: 60_000 });
+    const first = await jobs.claim('w1', 3, lease);
+    expect(first.map((j) => j.id)).toEqual(ids.slice(0, 3));
+    const rest = await jobs.claim('w2', 10, lease);
+    expect(rest.map((j) => j.id)).toEqual([...ids.slice(3), low.id]);
+    expect((await state(later.id)).state).toBe('ready');
+    for (const j of [...first, ...rest]) {
+      expect(j).toMatchObject({ attempts: 1, fence: 1 });
+      expect(await state(j.id)).toMatchObject({ state: 'running', leaseOwner: j.id === low.id || rest.includes(j) ? 'w2' : 'w1' });
+    }
+  });
+
+  it('never gives one job to two concurrent claimers, and loses none', async () => {
+    const ids: number[] = [];
+    for (let i = 0; i < 30; i++) ids.push((await add()).id);
+    const seen: number[] = [];
+    for (let round = 0; round < 30 && seen.length < ids.length; round++) {
+      const batches = await Promise.all(['w1', 'w2', 'w3'].map((w) => jobs.claim(w, 4, lease)));
+      for (const batch of batches) {
+        expect(batch.length).toBeLessThanOrEqual(4);
+        seen.push(...batch.map((j) => j.id));
+      }
+    }
+    expect(seen.sort((a, b) => a - b)).toEqual(ids);
+  });
+
+  it('fences: after the lease is reclaimed, the old holder can neither renew nor finish', async () => {
+    const job = await add();
+    const [first] = await jobs.claim('w1', 1, lease);
+    await expireLease(job.id);
+    expect(await jobs.reapExpired(() => 0)).toEqual({ requeued: 1, buried: 0 });
+    const [second] = await jobs.claim('w2', 1, lease);
+    expect(second!.fence).toBe(first!.fence + 1);
+    expect(second!.attempts).toBe(2);
+    expect(await jobs.renew(job.id, first!.fence, 30_000)).toBe(false);
+    expect(await jobs.complete(job.id, first!.fence)).toBe(false);
+    expect(await jobs.bury(job.id, first!.fence, 'stale')).toBe(false);
+    expect((await state(job.id)).state).toBe('running');
+    expect(await jobs.complete(job.id, second!.fence)).toBe(true);
+    expect(await state(job.id)).toMatchObject({ state: 'done', leaseOwner: null, runningKey: null });
+  });
+
+  it('runs one job per resource key; the next waits blocked and is promoted when the holder finishes', async () => {
+    const a = await add({ resourceKey: 'install:42' });
+    const b = await add({ resourceKey: 'install:42' });
+    const other = await add({ resourceKey: 'install:43' });
+    const claimed = await jobs.claim('w1', 10, lease);
+    expect(claimed.map((j) => j.id).sort()).toEqual([a.id, other.id].sort());
+    expect((await state(b.id)).state).toBe('blocked');
+    expect(await jobs.claim('w2', 10, lease)).toEqual([]);
+
+    expect(await jobs.complete(a.id, claimed.find((j) => j.id === a.id)!.fence)).toBe(true);
+    expect((await state(b.id)).state).toBe('ready');
+    const [next] = await jobs.claim('w2', 10, lease);
+    expect(next!.id).toBe(b.id);
+    expect((await state(b.id)).runningKey).toBe('install:42');
+  });
+
+  it('frees the key of a job whose worker died, when its lease expires', async () => {
+    const a = await add({ resourceKey: 'code-group:7', maxAttempts: 1 });
+    const b = await add({ resourceKey: 'code-group:7' });
+    await jobs.claim('w1', 10, lease);
+    expect((await state(b.id)).state).toBe('blocked');
+    await expireLease(a.id);
+    expect(await jobs.reapExpired(() => 0)).toEqual({ requeued: 0, buried: 1 });
+    expect(await state(a.id)).toMatchObject({ state: 'dead', runningKey: null });
+    expect((await state(a.id)).lastError).toContain('no attempts left');
+    const [next] = await jobs.claim('w2', 10, lease);
+    expect(next!.id).toBe(b.id);
+  });
+
+  it('unblocks a job whose holder finished before it was marked blocked', async () => {
+    const b = await add({ resourceKey: 'nginx:server:3' });
+    await db.query(`UPDATE jobs SET state = 'blocked' WHERE id = ?`, [b.id]);
+    expect(await jobs.promoteOrphanedBlocked()).toBe(1);
+    expect((await state(b.id)).state).toBe('ready');
+  });
+
+  it('ends a job that crashes its worker every time dead, not in a loop', async () => {
+    const job = await add({ maxAttempts: 3 });
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const [claimed] = await jobs.claim('w', 1, lease);
+      expect(claimed!.attempts).toBe(attempt);
+      await expireLease(job.id);
+      await jobs.reapExpired(() => 0);
+    }
+    expect((await state(job.id)).state).toBe('dead');
+    expect(await jobs.claim('w', 1, lease)).toEqual([]);
+  });
+
+  it('retries later with the database clock, reruns and cancels', async () => {
+    const job = await add();
+    const [c] = await jobs.claim('w', 1, lease);
+    expect(await jobs.retryLater(job.id, c!.fence, 'boom', 60_000)).toBe(true);
+    expect(await state(job.id)).toMatchObject({ state: 'ready', lastError: 'boom' });
+    expect(await jobs.claim('w', 1, lease)).toEqual([]);
+
+    const done = await add();
+    const [d] = await jobs.claim('w', 1, lease);
+    await jobs.complete(done.id, d!.fence);
+    expect(await jobs.rerun(done.id)).toBe(true);
+    expect(await state(done.id)).toMatchObject({ state: 'ready', attempts: 0 });
+
+    const [r] = await jobs.claim('w', 1, lease);
+    expect(await jobs.cancel(done.id, 'operator')).toBe(true);
+    expect(await jobs.renew(done.id, r!.fence, 30_000)).toBe(false);
+    expect(await state(done.id)).toMatchObject({ state: 'cancelled', lastError: 'operator' });
+  });
+
+  it('keeps output lines in order and tails them after a given line', async () => {
+    const job = await add();
+    await jobs.appendLogs(job.id, 1, [
+      { level: 'info', line: 'one' },
+      { level: 'info', line: 'two' },
+    ]);
+    await jobs.appendLogs(job.id, 1, [{ level: 'error', line: 'three' }]);
+    const all = await jobs.logs(job.id);
+    expect(all.map((l) => l.line)).toEqual(['one', 'two', 'three']);
+    expect((await jobs.logs(job.id, all[1]!.id)).map((l) => [l.level, l.line])).toEqual([['error', 'three']]);
+  });
+});
