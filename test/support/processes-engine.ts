@@ -72,3 +72,44 @@ export function runCli(
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  /** The queue owner id this worker claims under. */
+  owner: string;
+  output: () => string;
+  exited: Promise<number | NodeJS.Signals | null>;
+}
+
+/** Starts the built engine with only the worker role and waits until its worker loop runs. */
+export function spawnWorker(env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [ENGINE_MAIN], {
+    cwd: process.cwd(),
+    env: { ...env, ENGINE_ROLES: 'worker' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<number | NodeJS.Signals | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal)),
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the worker did not start in ${timeoutMs} ms:\n${output}`));
+    }, timeoutMs);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const owner = /worker (\S+) started/.exec(output)?.[1];
+      if (owner) {
+        clearTimeout(timer);
+        resolve({ child, owner, output: () => output, exited });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`the worker exited with ${code} before starting:\n${output}`));
+    });
+  });
+}
