@@ -1,5 +1,14 @@
+import {
+  JobsCancelCommand,
+  JobsListCommand,
+  JobsRemoveCommand,
+  JobsRetryCommand,
+  JobsShowCommand,
+  QueueStatsCommand,
+} from './jobs.command.js';
 import { MigrateCommand } from './migrate.command.js';
 import { MigrationGenerateCommand } from './migration-generate.command.js';
+import { RerunQueueItemCommand } from './rerun-queue-item.command.js';
 import { TokenCreateCommand } from './token-create.command.js';
 import { TokenListCommand } from './token-list.command.js';
 import { TokenRevokeCommand } from './token-revoke.command.js';
@@ -13,4 +22,11 @@ export const SNIPPET_COMMANDS = [
   TokenCreateCommand,
   TokenListCommand,
   TokenRevokeCommand,
+  JobsListCommand,
+  JobsShowCommand,
+  JobsRetryCommand,
+  JobsCancelCommand,
+  JobsRemoveCommand,
+  QueueStatsCommand,
+  RerunQueueItemCommand,
 ];

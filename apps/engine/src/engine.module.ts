@@ -29,6 +29,7 @@ export class EngineModule {
         CatalogModule.forRoot({ runMigrations: true }),
         QueueModule.forRoot({
           worker: hasRole(config, 'worker') ? { ...config.worker, reapEveryMs: REAP_EVERY_MS } : null,
+          http: api,
         }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),

@@ -3,6 +3,8 @@ export * from './job-handler.decorator.js';
 export * from './job-handler.registry.js';
 export * from './job-kind.js';
 export * from './job.repository.js';
+export * from './jobs-admin.service.js';
+export * from './dto/job.view.js';
 export * from './noop.job.js';
 export * from './queue-worker.service.js';
 export * from './queue.errors.js';

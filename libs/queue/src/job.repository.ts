@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, type QueryResult, type QueryRunner } from 'typeorm';
 import type { IsolationLevel } from 'typeorm/driver/types/IsolationLevel.js';
 
-import { Job, JobLog, type JobState } from '@app/catalog';
+import { Job, JOB_STATES, JobLog, type JobState } from '@app/catalog';
 import { sqlDialect, type SqlDialect } from './sql-dialect.js';
 
 export interface NewJob {
@@ -27,6 +27,24 @@ export interface ClaimedJob {
   maxAttempts: number;
   fence: number;
   resourceKey: string | null;
+}
+
+export interface JobFilter {
+  state?: JobState;
+  kind?: string;
+  resourceKey?: string;
+  beforeId?: number;
+  limit?: number;
+}
+
+export interface QueueStats {
+  byState: Record<JobState, number>;
+  oldestReadyAgeSeconds: number;
+}
+
+/** A datetime as the driver returns it: a Date (mysql2) or UTC text (SQLite). */
+function dbTime(value: Date | string): Date {
+  return value instanceof Date ? value : new Date(`${value.replace(' ', 'T')}Z`);
 }
 
 export interface LogEntry {
@@ -327,6 +345,40 @@ export class JobRepository {
       .orderBy('l.id', 'ASC')
       .limit(limit)
       .getMany();
+  }
+
+  /** Newest first; `beforeId` pages backwards. */
+  list(filter: JobFilter = {}): Promise<Job[]> {
+    const query = this.dataSource.getRepository(Job).createQueryBuilder('j').orderBy('j.id', 'DESC').limit(filter.limit ?? 50);
+    if (filter.state) query.andWhere('j.state = :state', { state: filter.state });
+    if (filter.kind) query.andWhere('j.kind = :kind', { kind: filter.kind });
+    if (filter.resourceKey) query.andWhere('j.resource_key = :resourceKey', { resourceKey: filter.resourceKey });
+    if (filter.beforeId) query.andWhere('j.id < :beforeId', { beforeId: filter.beforeId });
+    return query.getMany();
+  }
+
+  /** Jobs per state, and how long the oldest due job has waited (database clock). */
+  async stats(): Promise<QueueStats> {
+    const counts: { state: JobState; n: number | string }[] = await this.dataSource.query(
+      `SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`,
+    );
+    const [oldest] = await this.dataSource.query(
+      `SELECT MIN(run_after) AS oldest, ${this.sql.now} AS now FROM jobs WHERE state = 'ready' AND run_after <= ${this.sql.now}`,
+    );
+    const byState = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+    for (const row of counts) byState[row.state] = Number(row.n);
+    const row = oldest as { oldest: Date | string | null; now: Date | string };
+    const waited = row.oldest ? dbTime(row.now).getTime() - dbTime(row.oldest).getTime() : 0;
+    return { byState, oldestReadyAgeSeconds: Math.max(0, Math.round(waited / 1000)) };
+  }
+
+  /** Deletes a finished job (and its output and journal); false for one still pending or running. */
+  async remove(id: number): Promise<boolean> {
+    const result = await this.exec(
+      `DELETE FROM jobs WHERE id = ? AND state IN (${FINISHED.map(() => '?').join(', ')})`,
+      [id, ...FINISHED],
+    );
+    return (result.affected ?? 0) === 1;
   }
 
   findById(id: number): Promise<Job | null> {
