@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Module, type INestApplicationContext, type Provider } from '@nestjs/common';
+import { Module, type INestApplicationContext, type Provider, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { CatalogModule } from '@app/catalog';
 import { ConfigModule } from '@app/config';
@@ -11,12 +11,14 @@ export async function startQueueContext(
   catalogUrl: string,
   handlers: Provider[],
   worker: QueueWorkerOptions | null = { concurrency: 4, pollMs: 20, reapEveryMs: 200 },
+  modules: Type[] = [],
 ): Promise<INestApplicationContext> {
   @Module({
     imports: [
       ConfigModule.forRoot(testEngineConfig(catalogUrl)),
       CatalogModule.forRoot({ runMigrations: true }),
       QueueModule.forRoot({ worker }),
+      ...modules,
     ],
     providers: handlers,
   })

@@ -4,6 +4,7 @@ import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
 import { QueueModule } from '@app/queue';
+import { SagaModule } from '@app/saga';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
 import { HealthModule } from './health/health.module.js';
 import { loggerOptions } from './logging.js';
@@ -31,6 +32,7 @@ export class EngineModule {
           worker: hasRole(config, 'worker') ? { ...config.worker, reapEveryMs: REAP_EVERY_MS } : null,
           http: api,
         }),
+        SagaModule,
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

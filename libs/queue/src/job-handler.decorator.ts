@@ -9,6 +9,8 @@ export interface JobContext {
   /** This claim's attempt number, from 1. */
   readonly attempt: number;
   readonly maxAttempts: number;
+  /** The claim's fence: writes that must not outlive the lease carry it (the saga journal does). */
+  readonly fence: number;
   /** Aborted when the worker lost the job (lease expired, cancelled) or shuts down. */
   readonly signal: AbortSignal;
   /** A line of output, kept with the job in order and tailable while it runs. */

@@ -124,6 +124,7 @@ export class QueueWorker implements OnApplicationBootstrap, OnApplicationShutdow
       jobId: job.id,
       attempt: job.attempts,
       maxAttempts: job.maxAttempts,
+      fence: job.fence,
       signal: abort.signal,
       log: (line) => output.write('info', line),
       error: (line) => output.write('error', line),

@@ -1,0 +1,112 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { SagaStep as SagaStepRow, type SagaStepState } from '@app/catalog';
+import { LeaseLostError } from '@app/queue';
+
+/** The holder of a job: journal writes are fenced like every other write of a worker. */
+export interface JournalLease {
+  jobId: number;
+  fence: number;
+}
+
+/**
+ * saga_steps, one row per step of a job's saga. Each write is its own commit
+ * (before and after each effect) and carries the job's fence: a worker that
+ * lost the job cannot touch the journal any more.
+ */
+@Injectable()
+export class SagaJournalRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  /** The journal of a job, created (all pending) on the saga's first run. */
+  async open(lease: JournalLease, saga: string, steps: readonly string[]): Promise<SagaStepRow[]> {
+    const repo = this.dataSource.getRepository(SagaStepRow);
+    const existing = await repo.find({ where: { jobId: lease.jobId }, order: { stepIndex: 'ASC' } });
+    if (existing.length === 0) {
+      await this.assertHeld(lease);
+      await repo.insert(steps.map((stepName, stepIndex) => ({ jobId: lease.jobId, saga, stepIndex, stepName, state: 'pending' as const })));
+      return repo.find({ where: { jobId: lease.jobId }, order: { stepIndex: 'ASC' } });
+    }
+    const names = existing.map((row) => row.stepName);
+    if (existing[0]!.saga !== saga || names.join() !== steps.join()) {
+      throw new Error(`job ${lease.jobId}: its journal is for ${existing[0]!.saga} [${names.join(', ')}], not ${saga} [${steps.join(', ')}]`);
+    }
+    return existing;
+  }
+
+  /** Every step back to pending: a compensated saga run again starts from the beginning. */
+  async reset(lease: JournalLease): Promise<void> {
+    await this.update(lease, null, { state: 'pending', attempt: 0, error: null, output: null, startedAt: null, finishedAt: null, durationMs: null });
+  }
+
+  async start(lease: JournalLease, stepIndex: number, state: 'running' | 'compensating'): Promise<void> {
+    // A fresh run of a step clears its old error; a compensation keeps the error that caused it.
+    const clear: Record<string, null> = state === 'running' ? { error: null } : {};
+    await this.update(lease, stepIndex, { state, startedAt: 'now', finishedAt: null, durationMs: null, ...clear }, true);
+  }
+
+  async finish(
+    lease: JournalLease,
+    stepIndex: number,
+    state: Exclude<SagaStepState, 'pending' | 'running' | 'compensating'>,
+    result: { durationMs: number; output: string; error?: string | null },
+  ): Promise<void> {
+    await this.update(lease, stepIndex, {
+      state,
+      finishedAt: 'now',
+      durationMs: result.durationMs,
+      output: result.output.slice(-60_000),
+      // Left as it is when not given: a compensated step keeps the error that made it fail.
+      ...(result.error === undefined ? {} : { error: result.error }),
+    });
+  }
+
+  /** Records an error on a step without changing its state (a compensation that failed). */
+  async note(lease: JournalLease, stepIndex: number, error: string, output: string): Promise<void> {
+    await this.update(lease, stepIndex, { error, output: output.slice(-60_000), finishedAt: 'now' });
+  }
+
+  steps(jobId: number): Promise<SagaStepRow[]> {
+    return this.dataSource.getRepository(SagaStepRow).find({ where: { jobId }, order: { stepIndex: 'ASC' } });
+  }
+
+  private async update(
+    lease: JournalLease,
+    stepIndex: number | null,
+    values: Record<string, string | number | null>,
+    bumpAttempt = false,
+  ): Promise<void> {
+    const now = this.dataSource.options.type === 'better-sqlite3' ? "strftime('%Y-%m-%d %H:%M:%f', 'now')" : 'UTC_TIMESTAMP(3)';
+    const sets: string[] = [];
+    const params: unknown[] = [];
+    for (const [column, value] of Object.entries(values)) {
+      const name = column.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+      if (value === 'now') sets.push(`${name} = ${now}`);
+      else {
+        sets.push(`${name} = ?`);
+        params.push(value);
+      }
+    }
+    if (bumpAttempt) sets.push('attempt = attempt + 1');
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      const result = await runner.query(
+        `UPDATE saga_steps SET ${sets.join(', ')}
+         WHERE job_id = ? ${stepIndex === null ? '' : 'AND step_index = ?'}
+           AND (SELECT fence FROM jobs WHERE id = ? AND state = 'running') = ?`,
+        [...params, lease.jobId, ...(stepIndex === null ? [] : [stepIndex]), lease.jobId, lease.fence],
+        true,
+      );
+      if ((result.affected ?? 0) === 0) throw new LeaseLostError(lease.jobId);
+    } finally {
+      await runner.release();
+    }
+  }
+
+  private async assertHeld(lease: JournalLease): Promise<void> {
+    const [row] = await this.dataSource.query(`SELECT fence, state FROM jobs WHERE id = ?`, [lease.jobId]);
+    const job = row as { fence: number; state: string } | undefined;
+    if (!job || Number(job.fence) !== lease.fence || job.state !== 'running') throw new LeaseLostError(lease.jobId);
+  }
+}

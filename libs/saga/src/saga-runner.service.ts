@@ -1,0 +1,164 @@
+import { Injectable } from '@nestjs/common';
+import type { SagaStep as SagaStepRow } from '@app/catalog';
+import { LeaseLostError, type JobContext } from '@app/queue';
+import { DEFAULT_STEP_RETRY_DELAYS_MS, type SagaDefinition, type StepIO } from './saga.js';
+import { SagaCompensatedError, SagaForwardRetryError, SagaNeedsAttentionError } from './saga.errors.js';
+import { SagaJournalRepository, type JournalLease } from './saga-journal.repository.js';
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Runs a saga inside a queue job, from its journal. Whoever claims the job
+ * resumes where the journal says: a step left running is executed again
+ * (never assumed done); a saga that was compensating goes on compensating.
+ */
+@Injectable()
+export class SagaRunner {
+  constructor(private readonly journal: SagaJournalRepository) {}
+
+  async run<C, P extends object>(saga: SagaDefinition<C, P>, payload: P, job: JobContext): Promise<void> {
+    const lease: JournalLease = { jobId: job.jobId, fence: job.fence };
+    let rows = await this.journal.open(lease, saga.name, saga.steps.map((s) => s.name));
+    const context = await saga.loadContext(payload);
+
+    if (isFullyCompensated(rows)) {
+      if (job.attempt > 1) {
+        // A crash after the last compensation, before the job was closed: close it now.
+        const failed = failurePoint(rows);
+        await saga.onCompensated?.(context, `${failed.step}: ${failed.error}`);
+        throw new SagaCompensatedError(saga.name, failed.step, failed.error);
+      }
+      // Attempt 1 of a compensated journal: an operator reran the job. Start over.
+      job.log(`${saga.name}: previous run was compensated; starting again`);
+      await this.journal.reset(lease);
+      rows = await this.journal.steps(job.jobId);
+    }
+
+    if (rows.some((r) => r.state === 'failed' || r.state === 'compensating' || r.state === 'compensated')) {
+      // A run that gave up was interrupted while compensating: go on compensating.
+      await this.compensate(saga, context, rows, lease, job);
+      return;
+    }
+
+    const pivot = saga.pivot ? saga.steps.findIndex((s) => s.name === saga.pivot) : saga.steps.length;
+    if (pivot < 0) throw new Error(`${saga.name}: pivot ${saga.pivot} is not one of its steps`);
+    for (let index = 0; index < saga.steps.length; index++) {
+      if (rows[index]!.state === 'done') continue;
+      const step = saga.steps[index]!;
+      const outcome = await this.attempt(saga, index, lease, job, (io) => step.execute(context, io));
+      if (outcome.ok) {
+        await this.journal.finish(lease, index, 'done', { ...outcome, error: null });
+        continue;
+      }
+      if (index >= pivot) {
+        // Past the point of no return: keep the step running in the journal and let the queue retry forward.
+        await this.journal.note(lease, index, outcome.error, outcome.output);
+        throw new SagaForwardRetryError(saga.name, step.name, outcome.error);
+      }
+      await this.journal.finish(lease, index, 'failed', outcome);
+      rows = await this.journal.steps(job.jobId);
+      await this.compensate(saga, context, rows, lease, job);
+      return;
+    }
+    await saga.onCompleted?.(context);
+    job.log(`${saga.name}: completed`);
+  }
+
+  /** Undoes, newest first, every step that ran or may have run; then ends the job with the failure. */
+  private async compensate<C, P extends object>(
+    saga: SagaDefinition<C, P>,
+    context: C,
+    rows: SagaStepRow[],
+    lease: JournalLease,
+    job: JobContext,
+  ): Promise<never> {
+    const failed = failurePoint(rows);
+    const failure = `${failed.step}: ${failed.error}`;
+    job.log(`${saga.name}: compensating after ${failure}`);
+    for (let index = rows.length - 1; index >= 0; index--) {
+      const row = rows[index]!;
+      // Never ran: nothing to undo. Already undone: done. Past the pivot never gets here.
+      if (row.state === 'pending' || row.state === 'compensated') continue;
+      const step = saga.steps[index]!;
+      await this.journal.start(lease, index, 'compensating');
+      const outcome = await this.tries(saga, index, job, (io) => step.compensate(context, io));
+      if (!outcome.ok) {
+        await this.journal.note(lease, index, outcome.error, outcome.output);
+        throw new SagaNeedsAttentionError(saga.name, step.name, outcome.error);
+      }
+      await this.journal.finish(lease, index, 'compensated', { durationMs: outcome.durationMs, output: outcome.output });
+    }
+    await saga.onCompensated?.(context, failure);
+    throw new SagaCompensatedError(saga.name, failed.step, failed.error);
+  }
+
+  /** Journals the start, then tries the step. */
+  private async attempt<P extends object, C>(
+    saga: SagaDefinition<C, P>,
+    index: number,
+    lease: JournalLease,
+    job: JobContext,
+    effect: (io: StepIO) => Promise<void>,
+  ): Promise<{ ok: boolean; error: string; output: string; durationMs: number }> {
+    await this.journal.start(lease, index, 'running');
+    return this.tries(saga, index, job, effect);
+  }
+
+  /** A few tries with pauses within this run; output goes to the job and the journal. */
+  private async tries<P extends object, C>(
+    saga: SagaDefinition<C, P>,
+    index: number,
+    job: JobContext,
+    effect: (io: StepIO) => Promise<void>,
+  ): Promise<{ ok: boolean; error: string; output: string; durationMs: number }> {
+    const name = saga.steps[index]!.name;
+    const delays = saga.stepRetryDelaysMs ?? DEFAULT_STEP_RETRY_DELAYS_MS;
+    const lines: string[] = [];
+    const io: StepIO = {
+      signal: job.signal,
+      log: (line) => {
+        lines.push(line);
+        job.log(`[${name}] ${line}`);
+      },
+    };
+    const started = Date.now();
+    let error = '';
+    for (let attempt = 0; attempt <= delays.length; attempt++) {
+      if (job.signal.aborted) throw job.signal.reason instanceof Error ? job.signal.reason : new LeaseLostError(job.jobId);
+      try {
+        await effect(io);
+        return { ok: true, error: '', output: lines.join('\n'), durationMs: Date.now() - started };
+      } catch (e) {
+        if (e instanceof LeaseLostError) throw e;
+        error = message(e);
+        job.error(`[${name}] ${error}`);
+        lines.push(`error: ${error}`);
+        if (attempt < delays.length) await sleep(delays[attempt]!, job.signal);
+      }
+    }
+    return { ok: false, error, output: lines.join('\n'), durationMs: Date.now() - started };
+  }
+}
+
+/**
+ * Where the forward run stopped: the last step that left pending (the run
+ * never goes past a failing step), with the error it failed with.
+ */
+function failurePoint(rows: SagaStepRow[]): { step: string; error: string } {
+  const last = [...rows].reverse().find((r) => r.state !== 'pending');
+  return { step: last?.stepName ?? '?', error: last?.error ?? 'unknown error' };
+}
+
+function isFullyCompensated(rows: SagaStepRow[]): boolean {
+  return rows.some((r) => r.state === 'compensated') && rows.every((r) => r.state === 'compensated' || r.state === 'pending');
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
