@@ -265,11 +265,11 @@ export class JobRepository {
 
   /** When a job frees its resource key, the oldest job blocked on that key becomes ready. */
   private async promoteNextFor(id: number): Promise<void> {
-    const [row] = await this.dataSource.query(`SELECT resource_key FROM jobs WHERE id = ?`, [id]);
+    const [row] = await this.rows<{ resource_key: string | null }>(`SELECT resource_key FROM jobs WHERE id = ?`, [id]);
     const key = (row as { resource_key: string | null } | undefined)?.resource_key;
     if (!key) return;
     // The derived table lets MySQL select from the table it updates.
-    await this.dataSource.query(
+    await this.exec(
       `UPDATE jobs SET state = 'ready' WHERE state = 'blocked' AND id = (
          SELECT id FROM (SELECT id FROM jobs WHERE state = 'blocked' AND resource_key = ?
                          ORDER BY priority, run_after, id LIMIT 1) AS next_job)`,
@@ -296,8 +296,7 @@ export class JobRepository {
    * way their resource key is freed.
    */
   async reapExpired(retryDelayMs: (job: { kind: string; attempts: number }) => number): Promise<{ requeued: number; buried: number }> {
-    const expired: { id: number; kind: string; attempts: number; max_attempts: number; fence: number; lease_owner: string | null }[] =
-      await this.dataSource.query(
+    const expired = await this.rows<{ id: number; kind: string; attempts: number; max_attempts: number; fence: number; lease_owner: string | null }>(
         `SELECT id, kind, attempts, max_attempts, fence, lease_owner FROM jobs
          WHERE state = 'running' AND lease_expires_at < ${this.sql.now} ORDER BY id LIMIT 500`,
       );
@@ -359,10 +358,10 @@ export class JobRepository {
 
   /** Jobs per state, and how long the oldest due job has waited (database clock). */
   async stats(): Promise<QueueStats> {
-    const counts: { state: JobState; n: number | string }[] = await this.dataSource.query(
+    const counts = await this.rows<{ state: JobState; n: number | string }>(
       `SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`,
     );
-    const [oldest] = await this.dataSource.query(
+    const [oldest] = await this.rows<{ oldest: Date | string | null; now: Date | string }>(
       `SELECT MIN(run_after) AS oldest, ${this.sql.now} AS now FROM jobs WHERE state = 'ready' AND run_after <= ${this.sql.now}`,
     );
     const byState = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
@@ -411,14 +410,26 @@ export class JobRepository {
     return (result.affected ?? 0) === 1;
   }
 
-  /** One statement with a structured result; the connection is always given back. */
-  private async exec(sql: string, params: unknown[], manager?: EntityManager): Promise<QueryResult> {
-    const runner = manager?.queryRunner ?? this.dataSource.createQueryRunner();
-    try {
-      return await runner.query(sql, params, true);
-    } finally {
-      if (!manager?.queryRunner) await runner.release();
-    }
+  /**
+   * One statement with a structured result; the connection is always given
+   * back. On its own (autocommit) a statement that hit a deadlock was rolled
+   * back whole and is run again; inside a caller's transaction the caller
+   * must retry the transaction, so the error is passed on.
+   */
+  private async exec(sql: string, params: unknown[] = [], manager?: EntityManager): Promise<QueryResult> {
+    if (manager?.queryRunner) return manager.queryRunner.query(sql, params, true);
+    return this.retryConflicts(async () => {
+      const runner = this.dataSource.createQueryRunner();
+      try {
+        return await runner.query(sql, params, true);
+      } finally {
+        await runner.release();
+      }
+    });
+  }
+
+  private async rows<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return ((await this.exec(sql, params)).records ?? []) as T[];
   }
 
   private async inTransaction<T>(isolation: IsolationLevel, work: (runner: QueryRunner) => Promise<T>): Promise<T> {
