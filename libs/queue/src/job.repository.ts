@@ -228,29 +228,30 @@ export class JobRepository {
     return this.fenced(`lease_expires_at = ${lease.sql}`, [lease.param], id, fence);
   }
 
-  async complete(id: number, fence: number): Promise<boolean> {
-    return this.finish(`state = 'done', last_error = NULL`, [], id, fence);
+  /** `resourceKey`: the claimed job's key, when the caller knows it (saves a lookup). */
+  async complete(id: number, fence: number, resourceKey?: string | null): Promise<boolean> {
+    return this.finish(`state = 'done', last_error = NULL`, [], id, fence, resourceKey);
   }
 
   /** Dead: out of attempts, or a permanent error. */
-  async bury(id: number, fence: number, error: string): Promise<boolean> {
-    return this.finish(`state = 'dead', last_error = ?`, [error], id, fence);
+  async bury(id: number, fence: number, error: string, resourceKey?: string | null): Promise<boolean> {
+    return this.finish(`state = 'dead', last_error = ?`, [error], id, fence, resourceKey);
   }
 
   /** Back to ready after a delay, for another attempt. */
-  async retryLater(id: number, fence: number, error: string, delayMs: number): Promise<boolean> {
+  async retryLater(id: number, fence: number, error: string, delayMs: number, resourceKey?: string | null): Promise<boolean> {
     const at = this.sql.nowPlus(delayMs);
-    return this.finish(`state = 'ready', last_error = ?, run_after = ${at.sql}, finished_at = NULL`, [error, at.param], id, fence);
+    return this.finish(`state = 'ready', last_error = ?, run_after = ${at.sql}, finished_at = NULL`, [error, at.param], id, fence, resourceKey);
   }
 
-  private async finish(set: string, params: unknown[], id: number, fence: number): Promise<boolean> {
+  private async finish(set: string, params: unknown[], id: number, fence: number, resourceKey?: string | null): Promise<boolean> {
     const done = await this.fenced(
       `${set}, running_key = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = ${this.sql.now}`,
       params,
       id,
       fence,
     );
-    if (done) await this.promoteNextFor(id);
+    if (done && resourceKey !== null) await this.promoteNextFor(id, resourceKey);
     return done;
   }
 
@@ -264,9 +265,12 @@ export class JobRepository {
   }
 
   /** When a job frees its resource key, the oldest job blocked on that key becomes ready. */
-  private async promoteNextFor(id: number): Promise<void> {
-    const [row] = await this.rows<{ resource_key: string | null }>(`SELECT resource_key FROM jobs WHERE id = ?`, [id]);
-    const key = (row as { resource_key: string | null } | undefined)?.resource_key;
+  private async promoteNextFor(id: number, knownKey?: string): Promise<void> {
+    let key = knownKey;
+    if (key === undefined) {
+      const [row] = await this.rows<{ resource_key: string | null }>(`SELECT resource_key FROM jobs WHERE id = ?`, [id]);
+      key = row?.resource_key ?? undefined;
+    }
     if (!key) return;
     // The derived table lets MySQL select from the table it updates.
     await this.exec(

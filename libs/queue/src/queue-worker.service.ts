@@ -107,7 +107,7 @@ export class QueueWorker implements OnApplicationBootstrap, OnApplicationShutdow
   private async execute(job: ClaimedJob, abort: AbortController): Promise<void> {
     const handler = this.handlers.get(job.kind);
     if (!handler) {
-      await this.jobs.bury(job.id, job.fence, `no handler for job kind "${job.kind}" in this engine build`);
+      await this.jobs.bury(job.id, job.fence, `no handler for job kind "${job.kind}" in this engine build`, job.resourceKey);
       return;
     }
     const { leaseMs } = handler.options;
@@ -137,7 +137,7 @@ export class QueueWorker implements OnApplicationBootstrap, OnApplicationShutdow
       // A handler that ignores its signal cannot hold the slot once the job is lost.
       await Promise.race([handler.run(job.payload, context), aborted]);
       await output.flush();
-      if (!(await this.jobs.complete(job.id, job.fence))) {
+      if (!(await this.jobs.complete(job.id, job.fence, job.resourceKey))) {
         this.logger.warn({ jobId: job.id }, 'finished, but the lease was lost meanwhile: result discarded');
       }
     } catch (error) {
@@ -165,9 +165,9 @@ export class QueueWorker implements OnApplicationBootstrap, OnApplicationShutdow
     await output.flush();
     if (error instanceof PermanentJobError || job.attempts >= job.maxAttempts) {
       const why = error instanceof PermanentJobError ? message : `${message} (attempt ${job.attempts} of ${job.maxAttempts})`;
-      await this.jobs.bury(job.id, job.fence, why);
+      await this.jobs.bury(job.id, job.fence, why, job.resourceKey);
       return;
     }
-    await this.jobs.retryLater(job.id, job.fence, message, retryDelayMs(job.attempts, backoff));
+    await this.jobs.retryLater(job.id, job.fence, message, retryDelayMs(job.attempts, backoff), job.resourceKey);
   }
 }
