@@ -42,6 +42,29 @@ export interface QueueStats {
   oldestReadyAgeSeconds: number;
 }
 
+/** A claimable row as read by the claim queries. */
+interface ClaimRow {
+  id: number;
+  kind: string;
+  payload: string;
+  attempts: number;
+  max_attempts: number;
+  fence: number;
+  resource_key: string | null;
+}
+
+function toClaimed(r: ClaimRow): ClaimedJob {
+  return {
+    id: Number(r.id),
+    kind: r.kind,
+    payload: JSON.parse(r.payload) as Record<string, unknown>,
+    attempts: Number(r.attempts),
+    maxAttempts: Number(r.max_attempts),
+    fence: Number(r.fence),
+    resourceKey: r.resource_key,
+  };
+}
+
 /** A datetime as the driver returns it: a Date (mysql2) or UTC text (SQLite). */
 function dbTime(value: Date | string): Date {
   return value instanceof Date ? value : new Date(`${value.replace(' ', 'T')}Z`);
@@ -131,17 +154,36 @@ export class JobRepository {
     // entries a claimer has just rewritten made a concurrent SKIP LOCKED scan
     // return nothing at all (measured on MariaDB 10.11), starving other workers.
     return this.inTransaction('READ COMMITTED', async (runner) => {
-      // Ordered on the full claim index (state, priority, run_after, id).
-      const candidates: { id: number; kind: string }[] = await runner.query(
-        `SELECT id, kind FROM jobs WHERE state = 'ready' AND run_after <= ${this.sql.now}
+      // Ordered on the full claim index (state, priority, run_after, id). The
+      // rows stay locked until commit, so what is read here is what gets claimed.
+      const candidates: ClaimRow[] = await runner.query(
+        `SELECT id, kind, payload, attempts, max_attempts, fence, resource_key FROM jobs
+         WHERE state = 'ready' AND run_after <= ${this.sql.now}
          ORDER BY state, priority, run_after, id LIMIT ? ${this.sql.skipLocked}`,
         [limit],
       );
-      const claimed: number[] = [];
-      for (const candidate of candidates) {
-        if (await this.markRunning(runner, candidate.id, owner, leaseMsOf(candidate.kind))) claimed.push(candidate.id);
+      const claimed: ClaimRow[] = [];
+      // Jobs without a resource key cannot collide: one statement per lease length.
+      const free = candidates.filter((c) => c.resource_key === null);
+      for (const leaseMs of new Set(free.map((c) => leaseMsOf(c.kind)))) {
+        const group = free.filter((c) => leaseMsOf(c.kind) === leaseMs);
+        const lease = this.sql.nowPlus(leaseMs);
+        await runner.query(
+          `UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ${lease.sql},
+             fence = fence + 1, attempts = attempts + 1, started_at = ${this.sql.now}, finished_at = NULL
+           WHERE id IN (${group.map(() => '?').join(', ')})`,
+          [owner, lease.param, ...group.map((c) => c.id)],
+        );
+        claimed.push(...group);
       }
-      return this.readClaimed(runner, claimed);
+      // A keyed job may find its key taken: the unique running_key decides, one by one.
+      for (const candidate of candidates.filter((c) => c.resource_key !== null)) {
+        if (await this.markRunning(runner, candidate.id, owner, leaseMsOf(candidate.kind))) claimed.push(candidate);
+      }
+      const order = new Map(candidates.map((c, i) => [c.id, i]));
+      return claimed
+        .sort((a, b) => order.get(a.id)! - order.get(b.id)!)
+        .map((r) => ({ ...toClaimed(r), attempts: Number(r.attempts) + 1, fence: Number(r.fence) + 1 }));
     });
   }
 
@@ -196,30 +238,14 @@ export class JobRepository {
 
   private async readClaimed(runner: QueryRunner, ids: number[]): Promise<ClaimedJob[]> {
     if (ids.length === 0) return [];
-    const rows: {
-      id: number;
-      kind: string;
-      payload: string;
-      attempts: number;
-      max_attempts: number;
-      fence: number;
-      resource_key: string | null;
-    }[] = await runner.query(
+    const rows: ClaimRow[] = await runner.query(
       `SELECT id, kind, payload, attempts, max_attempts, fence, resource_key FROM jobs
        WHERE id IN (${ids.map(() => '?').join(', ')})`,
       ids,
     );
     const position = new Map(ids.map((id, i) => [id, i]));
     rows.sort((a, b) => position.get(Number(a.id))! - position.get(Number(b.id))!);
-    return rows.map((r) => ({
-      id: Number(r.id),
-      kind: r.kind,
-      payload: JSON.parse(r.payload) as Record<string, unknown>,
-      attempts: Number(r.attempts),
-      maxAttempts: Number(r.max_attempts),
-      fence: Number(r.fence),
-      resourceKey: r.resource_key,
-    }));
+    return rows.map(toClaimed);
   }
 
   /** Extends the lease; false when the worker no longer holds the job. */
