@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiTokensService } from '@app/auth';
 import { AuditEventRepository } from '@app/catalog';
+import { DataSource } from 'typeorm';
 import { JobRepository, NOOP_JOB, QueueService } from '@app/queue';
 import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
 import { createTestCatalog, TEST_SECRETS_KEY, testEngineConfig, type TestCatalog } from '../support/catalog.js';
@@ -72,6 +73,21 @@ describe('queue operations (API and snippets) on MariaDB', () => {
 
     expect((await api('DELETE', `/v1/jobs/${job.id}`)).status).toBe(204);
     expect((await api('GET', `/v1/jobs/${job.id}`)).status).toBe(404);
+  });
+
+  it('reports jobs that need an operator on /health (degraded, still 200)', async () => {
+    const before = await json(await fetch(`${engine.url}/health`));
+    expect(before.info.queue).toMatchObject({ status: 'up', needsAttention: 0 });
+    const { job } = await jobs.enqueue({ kind: 'legacy.saga', payload: {}, maxAttempts: 1 });
+    // As the worker leaves a saga whose compensation failed.
+    await engine.app
+      .get(DataSource)
+      .query(`UPDATE jobs SET state = 'dead', last_error = ? WHERE id = ?`, ['needs attention: SagaNeedsAttention: x: compensating step y failed', job.id]);
+    const res = await fetch(`${engine.url}/health`);
+    expect(res.status).toBe(200);
+    const body = await json(res);
+    expect(body.info.queue ?? body.details.queue).toMatchObject({ status: 'degraded', needsAttention: 1, jobs: `${job.id} (legacy.saga)` });
+    await api('DELETE', `/v1/jobs/${job.id}`);
   });
 
   it('validates filters and requires the admin scope', async () => {

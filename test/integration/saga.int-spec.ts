@@ -187,7 +187,8 @@ describe('saga runner on MariaDB', () => {
     const stuck = await finished(job.id);
     expect(stuck.state).toBe('dead');
     expect(stuck.attempts).toBe(1);
-    expect(stuck.lastError).toContain('needs attention: test-saga: compensating step s2 failed: cannot undo s2');
+    expect(stuck.lastError).toBe('needs attention: SagaNeedsAttention: test-saga: compensating step s2 failed: cannot undo s2');
+    expect((await jobs.needingAttention()).map((j) => j.id)).toContain(job.id);
     expect(await states(job.id)).toEqual(['s1:done', 's2:compensating', 's3:compensated', 's4:compensated']);
     expect(files(dir)).toEqual(['s1', 's2']);
 
@@ -195,6 +196,7 @@ describe('saga runner on MariaDB', () => {
     expect(await jobs.rerun(job.id)).toBe(true);
     const after = await finished(job.id);
     expect(after.lastError).toContain('SagaCompensated');
+    expect((await jobs.needingAttention()).map((j) => j.id)).not.toContain(job.id);
     expect(await states(job.id)).toEqual(STEPS.map((s) => `${s}:compensated`));
     expect(files(dir)).toEqual([]);
   });

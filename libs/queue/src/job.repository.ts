@@ -4,6 +4,7 @@ import { DataSource, type EntityManager, type QueryResult, type QueryRunner } fr
 import type { IsolationLevel } from 'typeorm/driver/types/IsolationLevel.js';
 
 import { Job, JOB_STATES, JobLog, type JobState } from '@app/catalog';
+import { NEEDS_ATTENTION } from './queue.errors.js';
 import { sqlDialect, type SqlDialect } from './sql-dialect.js';
 
 export interface NewJob {
@@ -399,6 +400,15 @@ export class JobRepository {
     const row = oldest as { oldest: Date | string | null; now: Date | string };
     const waited = row.oldest ? dbTime(row.now).getTime() - dbTime(row.oldest).getTime() : 0;
     return { byState, oldestReadyAgeSeconds: Math.max(0, Math.round(waited / 1000)) };
+  }
+
+  /** Dead jobs waiting for an operator (a saga whose compensation failed), oldest first. */
+  async needingAttention(limit = 20): Promise<{ id: number; kind: string; lastError: string }[]> {
+    const rows = await this.rows<{ id: number; kind: string; last_error: string }>(
+      `SELECT id, kind, last_error FROM jobs WHERE state = 'dead' AND last_error LIKE ? ORDER BY id LIMIT ?`,
+      [`${NEEDS_ATTENTION}%`, limit],
+    );
+    return rows.map((r) => ({ id: Number(r.id), kind: r.kind, lastError: r.last_error }));
   }
 
   /** Deletes a finished job (and its output and journal); false for one still pending or running. */

@@ -6,7 +6,7 @@ import type { JobContext } from './job-handler.decorator.js';
 import { JobHandlerRegistry } from './job-handler.registry.js';
 import { JobOutput } from './job-output.js';
 import { JobRepository, type ClaimedJob } from './job.repository.js';
-import { LeaseLostError, PermanentJobError } from './queue.errors.js';
+import { LeaseLostError, NEEDS_ATTENTION, PermanentJobError } from './queue.errors.js';
 
 export interface QueueWorkerOptions {
   /** Jobs run at once by this process; never more are claimed. */
@@ -163,6 +163,11 @@ export class QueueWorker implements OnApplicationBootstrap, OnApplicationShutdow
     }
     output.write('error', message);
     await output.flush();
+    if (error instanceof PermanentJobError && error.needsAttention) {
+      this.logger.error({ jobId: job.id, kind: job.kind }, `job ${job.id} needs attention: ${message}`);
+      await this.jobs.bury(job.id, job.fence, NEEDS_ATTENTION + message, job.resourceKey);
+      return;
+    }
     if (error instanceof PermanentJobError || job.attempts >= job.maxAttempts) {
       const why = error instanceof PermanentJobError ? message : `${message} (attempt ${job.attempts} of ${job.maxAttempts})`;
       await this.jobs.bury(job.id, job.fence, why, job.resourceKey);

@@ -1,6 +1,15 @@
+/** Marks the last error of a dead job that waits for an operator (see PermanentJobError.needsAttention). */
+export const NEEDS_ATTENTION = 'needs attention: ';
+
 /** A failure that retrying cannot fix (bad payload, missing resource): the job goes straight to dead. */
 export class PermanentJobError extends Error {
   override name = 'PermanentJobError';
+  /**
+   * True when the failure left something an operator must look at (a saga
+   * whose compensation failed): the job is kept, reported by /health and
+   * logged as an error, and never retried blindly.
+   */
+  readonly needsAttention: boolean = false;
 }
 
 /**

@@ -14,8 +14,9 @@ export class SagaCompensatedError extends PermanentJobError {
  */
 export class SagaNeedsAttentionError extends PermanentJobError {
   override name = 'SagaNeedsAttention';
+  override readonly needsAttention = true;
   constructor(readonly saga: string, readonly step: string, readonly reason: string) {
-    super(`needs attention: ${saga}: compensating step ${step} failed: ${reason}`);
+    super(`${saga}: compensating step ${step} failed: ${reason}`);
   }
 }
 

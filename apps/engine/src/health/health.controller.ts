@@ -4,6 +4,7 @@ import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthI
 import { Public } from '@app/auth';
 import { CatalogStatusService } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { JobRepository } from '@app/queue';
 
 @ApiTags('operations')
 @Public()
@@ -14,13 +15,16 @@ export class HealthController {
     private readonly indicators: HealthIndicatorService,
     private readonly typeorm: TypeOrmHealthIndicator,
     private readonly catalog: CatalogStatusService,
+    private readonly jobs: JobRepository,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
   /** Readiness: the catalog answers and every migration this code knows has run. */
   @Get()
   @HealthCheck()
-  @ApiOperation({ summary: 'Readiness: catalog reachable, migrations applied (503 otherwise)' })
+  @ApiOperation({
+    summary: 'Readiness: catalog reachable, migrations applied (503 otherwise); queue degraded while jobs need attention',
+  })
   check() {
     return this.health.check([
       () => this.typeorm.pingCheck('catalog').withTimeout(3000),
@@ -33,6 +37,19 @@ export class HealthController {
             return { driver: this.catalog.driver };
           })
           .withTimeout(3000),
+      async () => {
+        // Degraded, not down: the engine serves, but an operator has work waiting.
+        const queue = this.indicators.check('queue');
+        let stuck: Awaited<ReturnType<JobRepository['needingAttention']>>;
+        try {
+          stuck = await this.jobs.needingAttention();
+        } catch (error) {
+          return queue.down({ message: error instanceof Error ? error.message : String(error) });
+        }
+        return stuck.length === 0
+          ? queue.up({ needsAttention: 0 })
+          : queue.degraded({ needsAttention: stuck.length, jobs: stuck.map((j) => `${j.id} (${j.kind})`).join(', ') });
+      },
       () => this.indicators.check('engine').up({ roles: this.config.roles.join(',') }),
     ]);
   }
