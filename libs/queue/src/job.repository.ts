@@ -338,7 +338,13 @@ export class JobRepository {
       // Fenced and re-checked against the clock: a worker that renewed meanwhile keeps its job.
       const guard = `lease_expires_at < ${this.sql.now}`;
       if (Number(job.attempts) >= Number(job.max_attempts)) {
-        if (await this.fenced(`state = 'dead', last_error = ?, running_key = NULL, lease_owner = NULL, finished_at = ${this.sql.now}`, [`${why}; no attempts left`], job.id, job.fence)) {
+        const result = await this.exec(
+          `UPDATE jobs SET state = 'dead', last_error = ?, running_key = NULL, lease_owner = NULL,
+             lease_expires_at = NULL, finished_at = ${this.sql.now}
+           WHERE id = ? AND fence = ? AND state = 'running' AND ${guard}`,
+          [`${why}; no attempts left`, job.id, job.fence],
+        );
+        if ((result.affected ?? 0) === 1) {
           buried++;
           await this.promoteNextFor(job.id);
         }
