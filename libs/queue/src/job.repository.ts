@@ -155,12 +155,15 @@ export class JobRepository {
     // entries a claimer has just rewritten made a concurrent SKIP LOCKED scan
     // return nothing at all (measured on MariaDB 10.11), starving other workers.
     return this.inTransaction('READ COMMITTED', async (runner) => {
-      // Ordered on the full claim index (state, priority, run_after, id). The
-      // rows stay locked until commit, so what is read here is what gets claimed.
+      // Ordered on the full claim index (state, priority, run_after, id), and
+      // forced to it: left to choose, MariaDB weighed the indexes starting with
+      // `state` over pages full of just-claimed jobs' delete-marked entries,
+      // which made a claim cost 6 ms instead of 0.3 ms while the queue was busy.
+      // The rows stay locked until commit, so what is read here is what gets claimed.
       const candidates: ClaimRow[] = await runner.query(
-        `SELECT id, kind, payload, attempts, max_attempts, fence, resource_key FROM jobs
+        `SELECT id, kind, payload, attempts, max_attempts, fence, resource_key FROM jobs FORCE INDEX (ix_jobs_claim)
          WHERE state = 'ready' AND run_after <= ${this.sql.now}
-         ORDER BY state, priority, run_after, id LIMIT ? ${this.sql.skipLocked}`,
+         ORDER BY priority, run_after, id LIMIT ? ${this.sql.skipLocked}`,
         [limit],
       );
       const claimed: ClaimRow[] = [];
