@@ -1,0 +1,143 @@
+import { posix } from 'node:path';
+import { CommandFailedError } from './host-executor.errors.js';
+import { checkServerPath, UnsafePathError, type ServerRoots } from './server-path.js';
+
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Default 60 s. */
+  timeoutMs?: number;
+  input?: string | Buffer;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface FileOptions {
+  mode?: number;
+  /** `user` or `user:group`. */
+  owner?: string;
+}
+
+const OWNER = /^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/;
+const ENV_NAME = /^[A-Z_][A-Z0-9_]{0,63}$/;
+
+/**
+ * How the engine acts on a server. Adapters (local, SSH) provide `exec`,
+ * `putFile` and `getFile`; every other operation is written once here, over
+ * argument vectors, so both adapters behave alike. Every path is checked
+ * against the server's roots before use, and again after resolving symlinks
+ * on the server itself.
+ */
+export abstract class HostExecutor {
+  /** Runs argv on the server; never through a shell of ours. */
+  protected abstract exec(server: ServerRoots, argv: readonly string[], options: RunOptions): Promise<RunResult>;
+  /** Writes `content` to `path` (already checked) as a whole file. */
+  protected abstract putFile(server: ServerRoots, path: string, content: Buffer): Promise<void>;
+  protected abstract getFile(server: ServerRoots, path: string): Promise<Buffer>;
+
+  /** Runs a command; a non-zero exit is returned, not thrown (see `mustRun`). */
+  async run(server: ServerRoots, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    if (argv.length === 0) throw new Error('an empty command');
+    for (const name of Object.keys(options.env ?? {})) {
+      if (!ENV_NAME.test(name)) throw new Error(`refused environment variable name ${JSON.stringify(name)}`);
+    }
+    if (options.cwd !== undefined) checkServerPath(server, options.cwd);
+    return this.exec(server, argv, options);
+  }
+
+  /** Runs a command and throws CommandFailedError (server, command, stderr) when it fails. */
+  async mustRun(server: ServerRoots, argv: readonly string[], options: RunOptions = {}): Promise<string> {
+    const result = await this.run(server, argv, options);
+    if (result.exitCode !== 0) throw new CommandFailedError(server.hostname, argv, result.exitCode, result.stderr);
+    return result.stdout;
+  }
+
+  /** Atomic: written to a temporary file in the same directory, then renamed over. */
+  async writeFile(server: ServerRoots, path: string, content: string | Buffer, options: FileOptions = {}): Promise<void> {
+    const target = await this.safePath(server, path);
+    const temp = posix.join(posix.dirname(target), `.${posix.basename(target)}.tmp-${process.pid}-${Date.now().toString(36)}`);
+    await this.putFile(server, temp, Buffer.isBuffer(content) ? content : Buffer.from(content));
+    try {
+      await this.mustRun(server, ['chmod', (options.mode ?? 0o644).toString(8), temp]);
+      if (options.owner) await this.mustRun(server, ['chown', checkOwner(options.owner), temp]);
+      await this.mustRun(server, ['mv', '-f', '-T', temp, target]);
+    } catch (error) {
+      await this.run(server, ['rm', '-f', temp]);
+      throw error;
+    }
+  }
+
+  async readFile(server: ServerRoots, path: string): Promise<Buffer> {
+    return this.getFile(server, await this.safePath(server, path));
+  }
+
+  async exists(server: ServerRoots, path: string): Promise<boolean> {
+    const target = checkServerPath(server, path);
+    return (await this.run(server, ['test', '-e', target])).exitCode === 0;
+  }
+
+  /** `mkdir -p`, then mode and owner of the last directory. */
+  async mkdir(server: ServerRoots, path: string, options: FileOptions = {}): Promise<void> {
+    const target = await this.safePath(server, path);
+    await this.mustRun(server, ['mkdir', '-p', target]);
+    if (options.mode !== undefined) await this.mustRun(server, ['chmod', options.mode.toString(8), target]);
+    if (options.owner) await this.mustRun(server, ['chown', checkOwner(options.owner), target]);
+  }
+
+  /**
+   * Makes `path` a symlink to `target`, replacing what was there atomically
+   * (a new link renamed over the old one). The target may be anywhere the
+   * server's roots allow; it is checked like any path.
+   */
+  async symlink(server: ServerRoots, target: string, path: string): Promise<void> {
+    const link = await this.safePath(server, path);
+    const to = checkServerPath(server, target);
+    const temp = posix.join(posix.dirname(link), `.${posix.basename(link)}.lnk-${process.pid}-${Date.now().toString(36)}`);
+    await this.mustRun(server, ['ln', '-s', '-n', to, temp]);
+    try {
+      await this.mustRun(server, ['mv', '-f', '-T', temp, link]);
+    } catch (error) {
+      await this.run(server, ['rm', '-f', temp]);
+      throw error;
+    }
+  }
+
+  /** `rm -rf` of a path strictly inside a root; a root itself is refused. Tolerates "already gone". */
+  async remove(server: ServerRoots, path: string): Promise<void> {
+    const target = checkServerPath(server, path, { allowRoot: false });
+    // The link itself, not what it points to, is what gets removed: check its parent's real location.
+    await this.safePath(server, posix.dirname(target));
+    await this.mustRun(server, ['rm', '-rf', '--one-file-system', '--', target]);
+  }
+
+  /** `chown -R` without following symlinks out of the tree. */
+  async chownRecursive(server: ServerRoots, path: string, owner: string): Promise<void> {
+    const target = await this.safePath(server, path);
+    await this.mustRun(server, ['chown', '-R', '-P', checkOwner(owner), target]);
+  }
+
+  /**
+   * The path checked against the roots, then resolved on the server
+   * (`realpath -m`: symlinks followed, missing parts allowed) and checked
+   * again, so a symlink cannot lead an operation out of the roots.
+   */
+  protected async safePath(server: ServerRoots, path: string): Promise<string> {
+    const checked = checkServerPath(server, path);
+    const real = (await this.mustRun(server, ['realpath', '-m', '--', checked])).replace(/\n$/, '');
+    try {
+      checkServerPath(server, real);
+    } catch {
+      throw new UnsafePathError(path, `resolves through a symlink to ${real}, outside the roots of ${server.hostname}`);
+    }
+    return checked;
+  }
+}
+
+function checkOwner(owner: string): string {
+  if (!OWNER.test(owner)) throw new Error(`refused owner ${JSON.stringify(owner)}: expected user or user:group`);
+  return owner;
+}

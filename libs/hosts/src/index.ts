@@ -1,0 +1,5 @@
+export * from './host-executor.errors.js';
+export * from './host-executor.port.js';
+export * from './local-executor.adapter.js';
+export * from './server-path.js';
+export * from './shell-quote.js';
