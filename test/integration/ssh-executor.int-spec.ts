@@ -52,6 +52,8 @@ const logins = (log: string) => (readFileSync(log, 'utf8').match(/Accepted publi
 
 describe('SshExecutor connections', () => {
   it('refuses a host whose key differs from the pinned one, and a host with none pinned', async () => {
+    // A connection verified for the right key is open: the wrong pin must not ride on it.
+    await executor.mustRun(target(), ['true']);
     const wrong = target({ hostname: 'impostor.example.net', sshHostKey: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
     await expect(executor.run(wrong, ['true'])).rejects.toBeInstanceOf(HostKeyError);
     await expect(executor.run(wrong, ['true'])).rejects.toThrow(/host key mismatch: the server offers SHA256:.* the inventory pins SHA256:AAAA/);

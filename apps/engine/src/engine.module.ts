@@ -3,6 +3,7 @@ import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
+import { HostsModule } from '@app/hosts';
 import { QueueModule } from '@app/queue';
 import { SagaModule } from '@app/saga';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
@@ -33,6 +34,7 @@ export class EngineModule {
           http: api,
         }),
         SagaModule,
+        HostsModule.forRoot({ http: api }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

@@ -100,8 +100,14 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
     for (const key of [...this.connections.keys()]) this.dropKey(key);
   }
 
+  /**
+   * A pooled connection serves exactly the coordinates it was verified for:
+   * the pinned host key and the client key are part of the pool key, so an
+   * entry pinning another key can never ride on a connection verified for
+   * a different one.
+   */
   private key(server: SshTarget): string {
-    return `${server.sshUser}@${server.sshHost}:${server.sshPort ?? 22}`;
+    return JSON.stringify([server.sshUser, server.sshHost, server.sshPort ?? 22, server.sshHostKey, server.sshKeyRef ?? this.defaultKeyPath]);
   }
 
   private connection(server: SshTarget, timeoutMs: number): Promise<NodeSSH> {

@@ -1,0 +1,25 @@
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import type { Server } from '@app/catalog';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import type { HostExecutor } from './host-executor.port.js';
+import { LocalExecutor } from './local-executor.adapter.js';
+import { SshExecutor } from './ssh-executor.adapter.js';
+
+/** The executor for a server of the inventory, by its transport. */
+@Injectable()
+export class ServerAccess implements OnModuleDestroy {
+  private readonly local = new LocalExecutor();
+  private readonly ssh: SshExecutor;
+
+  constructor(@Inject(ENGINE_CONFIG) config: EngineConfig) {
+    this.ssh = new SshExecutor(config.sshKeyPath);
+  }
+
+  executorFor(server: Pick<Server, 'transport'>): HostExecutor {
+    return server.transport === 'local' ? this.local : this.ssh;
+  }
+
+  onModuleDestroy(): void {
+    this.ssh.onModuleDestroy();
+  }
+}
