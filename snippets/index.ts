@@ -9,6 +9,16 @@ import {
 import { MigrateCommand } from './migrate.command.js';
 import { MigrationGenerateCommand } from './migration-generate.command.js';
 import { RerunQueueItemCommand } from './rerun-queue-item.command.js';
+import {
+  ServerAddCommand,
+  ServerCheckCommand,
+  ServerIpsAddCommand,
+  ServerIpsRemoveCommand,
+  ServerListCommand,
+  ServerRemoveCommand,
+  ServerShowCommand,
+  ServerStateCommand,
+} from './servers.command.js';
 import { TokenCreateCommand } from './token-create.command.js';
 import { TokenListCommand } from './token-list.command.js';
 import { TokenRevokeCommand } from './token-revoke.command.js';
@@ -29,4 +39,12 @@ export const SNIPPET_COMMANDS = [
   JobsRemoveCommand,
   QueueStatsCommand,
   RerunQueueItemCommand,
+  ServerListCommand,
+  ServerShowCommand,
+  ServerAddCommand,
+  ServerStateCommand,
+  ServerRemoveCommand,
+  ServerCheckCommand,
+  ServerIpsAddCommand,
+  ServerIpsRemoveCommand,
 ];

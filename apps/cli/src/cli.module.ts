@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
 import { ConfigModule, type EngineConfig } from '@app/config';
+import { HostsModule } from '@app/hosts';
 import { QueueModule } from '@app/queue';
 import { SNIPPET_COMMANDS } from '../../../snippets/index.js';
 
@@ -16,6 +17,7 @@ export class CliModule {
         // Only the `migrate` snippet changes the schema; nothing migrates behind an operator's back.
         CatalogModule.forRoot({ runMigrations: false }),
         QueueModule.forRoot({ worker: null }),
+        HostsModule.forRoot({ http: false }),
         AuthModule.forCli(),
       ],
       providers: [...SNIPPET_COMMANDS],

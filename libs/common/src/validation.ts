@@ -1,4 +1,6 @@
 import { ValidationPipe, type ValidationError } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
+import { validate } from 'class-validator';
 import { ValidationFailedError, type FieldProblem } from './domain-error.js';
 
 /** Flattens class-validator's tree into `items.0.hostname: must be a hostname`. */
@@ -25,4 +27,16 @@ export function createValidationPipe(): ValidationPipe {
     stopAtFirstError: false,
     exceptionFactory: (errors) => new ValidationFailedError(flattenValidationErrors(errors)),
   });
+}
+
+/**
+ * Validates a plain object against a DTO class exactly as the API's pipe does
+ * (unknown fields refused, every problem listed): snippets accept what the
+ * API accepts and nothing else.
+ */
+export async function validateDto<T extends object>(type: new () => T, plain: unknown): Promise<T> {
+  const instance = plainToInstance(type, plain);
+  const errors = await validate(instance, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true });
+  if (errors.length > 0) throw new ValidationFailedError(flattenValidationErrors(errors));
+  return instance;
 }
