@@ -111,6 +111,19 @@ export function executorContract(name: string, fixture: () => Promise<ExecutorFi
       await expect(f.executor.symlink(f.server, '/etc/passwd', join(home, 'shop2', 'pw'))).rejects.toBeInstanceOf(UnsafePathError);
     });
 
+    it('makes many symlinks at once, all checked before any is made', async () => {
+      const shared = join(f.server.sharedCodeRoot, 'code_share_free_3');
+      mkdirSync(join(shared, 'lib'), { recursive: true });
+      await f.executor.mkdir(f.server, join(home, 'shop5', 'heavymetal'));
+      const links = Array.from({ length: 60 }, (_, i) => ({ target: join(shared, 'lib', `f ${i}'$(x)`), path: join(home, 'shop5', 'heavymetal', `f ${i}'$(x)`) }));
+      await f.executor.symlinkMany(f.server, links);
+      expect(readdirSync(join(home, 'shop5', 'heavymetal')).length).toBe(60);
+      expect((await f.executor.mustRun(f.server, ['readlink', links[7]!.path])).trim()).toBe(links[7]!.target);
+      const bad = [...links.slice(0, 2).map((l) => ({ ...l, path: l.path + '-new' })), { target: '/etc/shadow', path: join(home, 'shop5', 'pw') }];
+      await expect(f.executor.symlinkMany(f.server, bad)).rejects.toBeInstanceOf(UnsafePathError);
+      expect(readdirSync(join(home, 'shop5', 'heavymetal')).length).toBe(60);
+    });
+
     it('removes trees inside the roots, never a root, never through a link, and tolerates "already gone"', async () => {
       writeFileSync(join(f.outside, 'keep'), 'canary');
       await f.executor.mkdir(f.server, join(home, 'shop3', 'tmp'));

@@ -106,6 +106,33 @@ export abstract class HostExecutor {
     }
   }
 
+  /**
+   * Many symlinks in a couple of round trips: every link and target is
+   * checked (links also after resolving their parents on the server, in one
+   * `realpath` call), then one constant script reads NUL-separated pairs from
+   * stdin and makes each link atomically. Data never becomes code.
+   */
+  async symlinkMany(server: ServerRoots, links: readonly { target: string; path: string }[]): Promise<void> {
+    if (links.length === 0) return;
+    const checked = links.map((l) => ({ target: checkServerPath(server, l.target), path: checkServerPath(server, l.path) }));
+    const parents = [...new Set(checked.map((l) => posix.dirname(l.path)))];
+    const resolved = (await this.mustRun(server, ['realpath', '-m', '-z', '--', ...parents])).split('\0').filter((p) => p !== '');
+    resolved.forEach((real, i) => {
+      try {
+        checkServerPath(server, real);
+      } catch {
+        throw new UnsafePathError(parents[i]!, `resolves through a symlink to ${real}, outside the roots of ${server.hostname}`);
+      }
+    });
+    const script =
+      'set -e; while IFS= read -r -d "" target && IFS= read -r -d "" link; do ' +
+      'ln -s -n -- "$target" "$link.lnk-$$" && mv -f -T -- "$link.lnk-$$" "$link"; done';
+    await this.mustRun(server, ['bash', '-c', script], {
+      input: checked.map((l) => `${l.target}\0${l.path}\0`).join(''),
+      timeoutMs: 120_000,
+    });
+  }
+
   /** `rm -rf` of a path strictly inside a root; a root itself is refused. Tolerates "already gone". */
   async remove(server: ServerRoots, path: string): Promise<void> {
     const target = checkServerPath(server, path, { allowRoot: false });
