@@ -15,7 +15,7 @@ interface Payload {
 }
 
 const STEPS = ['s1', 's2', 's3', 's4'];
-const SAGA_JOB = defineJobKind<Payload>('test.saga', { maxAttempts: 6, leaseMs: 3_000 });
+const SAGA_JOB = defineJobKind<Payload>('test.saga', { maxAttempts: 6, leaseMs: 3_000, backoff: { baseMs: 20, maxMs: 50 } });
 
 /** Test knobs, per saga directory: where it crashes, which steps fail and how often. */
 const plans = new Map<
@@ -152,6 +152,22 @@ describe('saga runner on MariaDB', () => {
     expect(files(dir)).toEqual([]);
     expect(await states(job.id)).toEqual(STEPS.map((s) => `${s}:compensated`));
     expect((await journal.steps(job.id)).find((r) => r.stepName === 's4')!.error).toBe('s4 failed');
+  });
+
+  it('undoes everything on the last attempt when a step kills its worker every time', async () => {
+    const { dir } = newSaga();
+    const { job } = await queue.enqueue(SAGA_JOB, { dir });
+    // s3 "kills" its worker on every attempt but the last, which must not run it again.
+    for (let attempt = 1; attempt < SAGA_JOB.options.maxAttempts; attempt++) {
+      const crashed = new Promise<number>((resolve) => (plan(dir).crash = { step: 's3', phase: 'before-effect', fired: resolve }));
+      await killHolder(await crashed);
+    }
+    plan(dir).crash = undefined;
+    const dead = await finished(job.id);
+    expect(dead).toMatchObject({ state: 'dead', attempts: SAGA_JOB.options.maxAttempts });
+    expect(dead.lastError).toContain('step s3 failed and every earlier step was compensated: the worker died during this step');
+    expect(files(dir)).toEqual([]);
+    expect(await states(job.id)).toEqual(['s1:compensated', 's2:compensated', 's3:compensated', 's4:pending']);
   });
 
   it('compensates in reverse order, skipping steps that never ran', async () => {

@@ -28,7 +28,11 @@ export const QUEUE_WORKER_OPTIONS = Symbol('QUEUE_WORKER_OPTIONS');
 export class QueueWorker implements OnApplicationBootstrap, OnApplicationShutdown {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly logger = new Logger('QueueWorker');
-  private readonly active = new Map<number, { abort: AbortController; done: Promise<void> }>();
+  /**
+   * Running executions by claim (`id:fence`), not by job: a stalled execution
+   * fenced off and a new claim of the same job can both be in this process.
+   */
+  private readonly active = new Map<string, { abort: AbortController; done: Promise<void> }>();
   private stopping = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
@@ -97,11 +101,12 @@ export class QueueWorker implements OnApplicationBootstrap, OnApplicationShutdow
 
   private start(job: ClaimedJob): void {
     const abort = new AbortController();
+    const claim = `${job.id}:${job.fence}`;
     const done = this.execute(job, abort).finally(() => {
-      this.active.delete(job.id);
+      this.active.delete(claim);
       this.wake?.();
     });
-    this.active.set(job.id, { abort, done });
+    this.active.set(claim, { abort, done });
   }
 
   private async execute(job: ClaimedJob, abort: AbortController): Promise<void> {

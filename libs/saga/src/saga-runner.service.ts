@@ -42,6 +42,21 @@ export class SagaRunner {
 
     const pivot = saga.pivot ? saga.steps.findIndex((s) => s.name === saga.pivot) : saga.steps.length;
     if (pivot < 0) throw new Error(`${saga.name}: pivot ${saga.pivot} is not one of its steps`);
+
+    const interrupted = rows.findIndex((r) => r.state === 'running');
+    if (interrupted >= 0 && interrupted < pivot && job.attempt >= job.maxAttempts) {
+      // The job's last attempt, and its worker died inside this step every time
+      // so far: running it again would only end the job dead with the earlier
+      // steps' effects left behind. Undo them instead.
+      await this.journal.finish(lease, interrupted, 'failed', {
+        durationMs: 0,
+        output: '',
+        error: `the worker died during this step on each of ${job.attempt - 1} earlier attempt(s)`,
+      });
+      await this.compensate(saga, context, await this.journal.steps(job.jobId), lease, job);
+      return;
+    }
+
     for (let index = 0; index < saga.steps.length; index++) {
       if (rows[index]!.state === 'done') continue;
       const step = saga.steps[index]!;
