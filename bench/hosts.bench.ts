@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SshExecutor, type SshTarget } from '@app/hosts';
+import { tempServerRoots } from '../test/support/server-roots.js';
 import { runSsh, startSshd, stopSshd } from '../test/support/sshd.js';
 
 /**
@@ -20,19 +21,8 @@ const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length
 const sshd = await startSshd(join(dir, 'sshd'));
 const executor = new SshExecutor();
 try {
-  const root = (name: string) => {
-    const p = join(dir, 'srv', name);
-    mkdirSync(p, { recursive: true });
-    return p;
-  };
   const server: SshTarget = {
-    hostname: 'bench.example.net',
-    homeRoot: root('home'),
-    sharedCodeRoot: root('shared_codes'),
-    nginxConfDir: root('nginx'),
-    cronDir: root('cron.d'),
-    certsRoot: root('certs'),
-    phpFpmPoolDir: null,
+    ...tempServerRoots(dir, 'bench.example.net'),
     sshHost: sshd.host,
     sshPort: sshd.port,
     sshUser: sshd.user,

@@ -1,8 +1,9 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalExecutor, type ServerRoots } from '@app/hosts';
+import { LocalExecutor } from '@app/hosts';
 import { executorContract } from '../support/executor-contract.js';
+import { tempServerRoots } from '../support/server-roots.js';
 
 const base = mkdtempSync(join(tmpdir(), 'local-executor-'));
 chmodSync(base, 0o755);
@@ -10,20 +11,7 @@ chmodSync(base, 0o755);
 executorContract(
   'LocalExecutor',
   async () => {
-    const root = (name: string) => {
-      const dir = join(base, 'srv', name);
-      mkdirSync(dir, { recursive: true });
-      return dir;
-    };
-    const server: ServerRoots = {
-      hostname: 'localhost',
-      homeRoot: root('home'),
-      sharedCodeRoot: root('shared_codes'),
-      nginxConfDir: root('nginx'),
-      cronDir: root('cron.d'),
-      certsRoot: root('certs'),
-      phpFpmPoolDir: null,
-    };
+    const server = tempServerRoots(base, 'localhost');
     const outside = join(base, 'outside');
     mkdirSync(outside);
     return { executor: new LocalExecutor(), server, outside };

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostKeyError, SshExecutor, type SshTarget } from '@app/hosts';
 import { executorContract } from '../support/executor-contract.js';
+import { tempServerRoots } from '../support/server-roots.js';
 import { startSshd, stopSshd } from '../support/sshd.js';
 import { readTestbed } from '../support/testbed.js';
 
@@ -12,19 +13,8 @@ const executor = new SshExecutor();
 
 function target(overrides: Partial<SshTarget> = {}): SshTarget {
   const { sshd } = readTestbed();
-  const root = (name: string) => {
-    const dir = join(base, 'srv', name);
-    mkdirSync(dir, { recursive: true });
-    return dir;
-  };
   return {
-    hostname: 'dispatch-test.example.net',
-    homeRoot: root('home'),
-    sharedCodeRoot: root('shared_codes'),
-    nginxConfDir: root('nginx'),
-    cronDir: root('cron.d'),
-    certsRoot: root('certs'),
-    phpFpmPoolDir: null,
+    ...tempServerRoots(base, 'dispatch-test.example.net'),
     sshHost: sshd.host,
     sshPort: sshd.port,
     sshUser: sshd.user,
