@@ -105,7 +105,7 @@ export class JobRepository {
     }
     const runAfter = this.sql.nowPlus(job.delayMs ?? 0);
     try {
-      const result = await this.exec(
+      const result = await this.statement(
         `INSERT INTO jobs (kind, payload, state, priority, run_after, attempts, max_attempts, fence,
            idempotency_key, resource_key, parent_id)
          VALUES (?, ?, 'ready', ?, ${runAfter.sql}, 0, ?, 0, ?, ?, ?)`,
@@ -286,7 +286,7 @@ export class JobRepository {
   }
 
   private async fenced(set: string, params: unknown[], id: number, fence: number): Promise<boolean> {
-    const result = await this.exec(`UPDATE jobs SET ${set} WHERE id = ? AND fence = ? AND state = 'running'`, [
+    const result = await this.statement(`UPDATE jobs SET ${set} WHERE id = ? AND fence = ? AND state = 'running'`, [
       ...params,
       id,
       fence,
@@ -303,7 +303,7 @@ export class JobRepository {
     }
     if (!key) return;
     // The derived table lets MySQL select from the table it updates.
-    await this.exec(
+    await this.statement(
       `UPDATE jobs SET state = 'ready' WHERE state = 'blocked' AND id = (
          SELECT id FROM (SELECT id FROM jobs WHERE state = 'blocked' AND resource_key = ?
                          ORDER BY priority, run_after, id LIMIT 1) AS next_job)`,
@@ -316,7 +316,7 @@ export class JobRepository {
    * their claim and their blocking, or died) become ready again.
    */
   async promoteOrphanedBlocked(): Promise<number> {
-    const result = await this.exec(
+    const result = await this.statement(
       `UPDATE jobs SET state = 'ready' WHERE state = 'blocked' AND resource_key NOT IN (
          SELECT running_key FROM (SELECT running_key FROM jobs WHERE running_key IS NOT NULL) AS held)`,
       [],
@@ -341,7 +341,7 @@ export class JobRepository {
       // Fenced and re-checked against the clock: a worker that renewed meanwhile keeps its job.
       const guard = `lease_expires_at < ${this.sql.now}`;
       if (Number(job.attempts) >= Number(job.max_attempts)) {
-        const result = await this.exec(
+        const result = await this.statement(
           `UPDATE jobs SET state = 'dead', last_error = ?, running_key = NULL, lease_owner = NULL,
              lease_expires_at = NULL, finished_at = ${this.sql.now}
            WHERE id = ? AND fence = ? AND state = 'running' AND ${guard}`,
@@ -354,7 +354,7 @@ export class JobRepository {
         continue;
       }
       const at = this.sql.nowPlus(retryDelayMs({ kind: job.kind, attempts: Number(job.attempts) }));
-      const result = await this.exec(
+      const result = await this.statement(
         `UPDATE jobs SET state = 'ready', last_error = ?, run_after = ${at.sql}, running_key = NULL,
            lease_owner = NULL, lease_expires_at = NULL
          WHERE id = ? AND fence = ? AND state = 'running' AND ${guard}`,
@@ -422,7 +422,7 @@ export class JobRepository {
 
   /** Deletes a finished job (and its output and journal); false for one still pending or running. */
   async remove(id: number): Promise<boolean> {
-    const result = await this.exec(
+    const result = await this.statement(
       `DELETE FROM jobs WHERE id = ? AND state IN (${FINISHED.map(() => '?').join(', ')})`,
       [id, ...FINISHED],
     );
@@ -435,7 +435,7 @@ export class JobRepository {
 
   /** Puts a finished job back to ready for a fresh run (attempts reset). */
   async rerun(id: number): Promise<boolean> {
-    const result = await this.exec(
+    const result = await this.statement(
       `UPDATE jobs SET state = 'ready', attempts = 0, last_error = NULL, run_after = ${this.sql.now},
          finished_at = NULL, started_at = NULL
        WHERE id = ? AND state IN (${FINISHED.map(() => '?').join(', ')})`,
@@ -449,7 +449,7 @@ export class JobRepository {
    * worker's next heartbeat fails and it stops.
    */
   async cancel(id: number, reason: string): Promise<boolean> {
-    const result = await this.exec(
+    const result = await this.statement(
       `UPDATE jobs SET state = 'cancelled', last_error = ?, fence = fence + 1, running_key = NULL,
          lease_owner = NULL, lease_expires_at = NULL, finished_at = ${this.sql.now}
        WHERE id = ? AND state IN ('ready', 'blocked', 'running')`,
@@ -465,7 +465,7 @@ export class JobRepository {
    * back whole and is run again; inside a caller's transaction the caller
    * must retry the transaction, so the error is passed on.
    */
-  private async exec(sql: string, params: unknown[] = [], manager?: EntityManager): Promise<QueryResult> {
+  private async statement(sql: string, params: unknown[] = [], manager?: EntityManager): Promise<QueryResult> {
     if (manager?.queryRunner) return manager.queryRunner.query(sql, params, true);
     return this.retryConflicts(async () => {
       const runner = this.dataSource.createQueryRunner();
@@ -478,7 +478,7 @@ export class JobRepository {
   }
 
   private async rows<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-    return ((await this.exec(sql, params)).records ?? []) as T[];
+    return ((await this.statement(sql, params)).records ?? []) as T[];
   }
 
   private async inTransaction<T>(isolation: IsolationLevel, work: (runner: QueryRunner) => Promise<T>): Promise<T> {
