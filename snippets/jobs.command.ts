@@ -1,19 +1,8 @@
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { JOB_STATES, type JobState } from '@app/catalog';
-import { DomainError } from '@app/common';
 import { JobsAdminService, JobView } from '@app/queue';
 import { out, SnippetError, table } from './cli-output.js';
 import { cliActor } from './token-create.command.js';
-
-/** Turns a domain error (not found, wrong state) into a plain message and exit code 1. */
-export async function asSnippet<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (error instanceof DomainError) throw new SnippetError(error.message);
-    throw error;
-  }
-}
 
 export function jobId(text: string | undefined): number {
   if (!/^\d{1,9}$/.test(text ?? '')) throw new SnippetError('the job id is a number (see jobs:list)');
@@ -70,7 +59,7 @@ export class JobsShowCommand extends CommandRunner {
   }
 
   async run([id]: string[]): Promise<void> {
-    const job = await asSnippet(() => this.jobs.get(jobId(id)));
+    const job = await this.jobs.get(jobId(id));
     out(JSON.stringify(JobView.of(job), null, 2));
     for (const line of await this.jobs.output(job.id)) out(`[attempt ${line.attempt}] ${line.level === 'error' ? 'ERROR ' : ''}${line.line}`);
   }
@@ -83,7 +72,7 @@ export class JobsRetryCommand extends CommandRunner {
   }
 
   async run([id]: string[]): Promise<void> {
-    const job = await asSnippet(() => this.jobs.retry(jobId(id), { actor: cliActor(), via: 'cli' }));
+    const job = await this.jobs.retry(jobId(id), { actor: cliActor(), via: 'cli' });
     out(`job ${job.id} (${job.kind}) is ready to run again`);
   }
 }
@@ -95,7 +84,7 @@ export class JobsCancelCommand extends CommandRunner {
   }
 
   async run([id]: string[]): Promise<void> {
-    const job = await asSnippet(() => this.jobs.cancel(jobId(id), { actor: cliActor(), via: 'cli' }));
+    const job = await this.jobs.cancel(jobId(id), { actor: cliActor(), via: 'cli' });
     out(`job ${job.id} (${job.kind}) cancelled`);
   }
 }
@@ -107,7 +96,7 @@ export class JobsRemoveCommand extends CommandRunner {
   }
 
   async run([id]: string[]): Promise<void> {
-    await asSnippet(() => this.jobs.remove(jobId(id), { actor: cliActor(), via: 'cli' }));
+    await this.jobs.remove(jobId(id), { actor: cliActor(), via: 'cli' });
     out(`job ${id} removed`);
   }
 }

@@ -4,7 +4,7 @@ import { Inject } from '@nestjs/common';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { JobsAdminService } from '@app/queue';
-import { asSnippet, jobId } from './jobs.command.js';
+import { jobId } from './jobs.command.js';
 import { out, SnippetError } from './cli-output.js';
 import { cliActor } from './token-create.command.js';
 
@@ -30,7 +30,7 @@ export class RerunQueueItemCommand extends CommandRunner {
 
   async run([idText]: string[], options: { logFile?: string; follow?: boolean; timeout?: number }): Promise<void> {
     const id = jobId(idText);
-    let job = await asSnippet(() => this.jobs.get(id));
+    let job = await this.jobs.get(id);
     const logFile = options.logFile ?? join(this.config.varDir, 'log', `rerun-queue-item-${id}-${Date.now()}.log`);
     mkdirSync(join(logFile, '..'), { recursive: true });
     const emit = (text: string) => {
@@ -39,7 +39,7 @@ export class RerunQueueItemCommand extends CommandRunner {
     };
 
     if (FINISHED.includes(job.state) && !options.follow) {
-      job = await asSnippet(() => this.jobs.retry(id, { actor: cliActor(), via: 'cli' }));
+      job = await this.jobs.retry(id, { actor: cliActor(), via: 'cli' });
       emit(`job ${id} (${job.kind}) queued again; output follows (also in ${logFile})`);
     } else {
       emit(`job ${id} (${job.kind}) is ${job.state}; following its output (also in ${logFile})`);

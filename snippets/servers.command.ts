@@ -4,7 +4,6 @@ import { SERVER_STATES } from '@app/catalog';
 import { validateDto } from '@app/common';
 import { AddIpsDto, CreateServerDto, InventoryService, ServerView, UpdateServerDto } from '@app/hosts';
 import { out, SnippetError, table } from './cli-output.js';
-import { asSnippet } from './jobs.command.js';
 import { cliActor } from './token-create.command.js';
 
 const by = () => ({ actor: cliActor(), via: 'cli' as const });
@@ -33,7 +32,7 @@ export class ServerShowCommand extends CommandRunner {
   }
 
   async run([id]: string[]): Promise<void> {
-    const server = await asSnippet(() => this.inventory.get(serverId(id)));
+    const server = await this.inventory.get(serverId(id));
     out(JSON.stringify(ServerView.of(server), null, 2));
     const ips = await this.inventory.ips(server.id);
     if (ips.length > 0) out(table(['ip', 'kind', 'group', 'carried by'], ips.map((i) => [i.ip, i.kind, i.failoverGroup, i.activeServerId])));
@@ -54,7 +53,7 @@ export class ServerAddCommand extends CommandRunner {
     } catch (error) {
       throw new SnippetError(`cannot read ${options.file}: ${error instanceof Error ? error.message : String(error)}`);
     }
-    const server = await asSnippet(async () => this.inventory.create(await validateDto(CreateServerDto, plain), by()));
+    const server = await this.inventory.create(await validateDto(CreateServerDto, plain), by());
     out(`server ${server.id} ${server.hostname} added; check it with server:check ${server.id}`);
   }
 
@@ -71,7 +70,7 @@ export class ServerStateCommand extends CommandRunner {
   }
 
   async run([id, state]: string[]): Promise<void> {
-    const server = await asSnippet(async () => this.inventory.update(serverId(id), await validateDto(UpdateServerDto, { state }), by()));
+    const server = await this.inventory.update(serverId(id), await validateDto(UpdateServerDto, { state }), by());
     out(`server ${server.id} ${server.hostname} is ${server.state}`);
   }
 }
@@ -83,7 +82,7 @@ export class ServerRemoveCommand extends CommandRunner {
   }
 
   async run([id]: string[]): Promise<void> {
-    await asSnippet(() => this.inventory.remove(serverId(id), by()));
+    await this.inventory.remove(serverId(id), by());
     out(`server ${id} removed`);
   }
 }
@@ -95,7 +94,7 @@ export class ServerCheckCommand extends CommandRunner {
   }
 
   async run([id]: string[]): Promise<void> {
-    const result = await asSnippet(() => this.inventory.check(serverId(id)));
+    const result = await this.inventory.check(serverId(id));
     for (const item of result.items) out(`${item.ok ? 'ok  ' : 'FAIL'} ${item.item}: ${item.detail}`);
     if (!result.ok) throw new SnippetError(`server ${id} failed its check`);
   }
@@ -108,8 +107,8 @@ export class ServerIpsAddCommand extends CommandRunner {
   }
 
   async run([id, ...ips]: string[], options: { kind?: string; group?: string }): Promise<void> {
-    const dto = await asSnippet(() => validateDto(AddIpsDto, { ips, kind: options.kind ?? 'shared', ...(options.group ? { failoverGroup: options.group } : {}) }));
-    const added = await asSnippet(() => this.inventory.addIps(serverId(id), dto, by()));
+    const dto = await validateDto(AddIpsDto, { ips, kind: options.kind ?? 'shared', ...(options.group ? { failoverGroup: options.group } : {}) });
+    const added = await this.inventory.addIps(serverId(id), dto, by());
     out(`added ${added.map((i) => i.ip).join(', ')} to server ${id}`);
   }
 
@@ -131,7 +130,7 @@ export class ServerIpsRemoveCommand extends CommandRunner {
   }
 
   async run([id, ip]: string[]): Promise<void> {
-    await asSnippet(() => this.inventory.removeIp(serverId(id), ip ?? '', by()));
+    await this.inventory.removeIp(serverId(id), ip ?? '', by());
     out(`removed ${ip} from server ${id}`);
   }
 }

@@ -1,6 +1,5 @@
 import { Command, CommandRunner } from 'nest-commander';
 import { ApiTokensService } from '@app/auth';
-import { DomainError } from '@app/common';
 import { out, SnippetError } from './cli-output.js';
 import { cliActor } from './token-create.command.js';
 
@@ -12,12 +11,7 @@ export class TokenRevokeCommand extends CommandRunner {
 
   async run([idText]: string[]): Promise<void> {
     if (!/^\d{1,9}$/.test(idText ?? '')) throw new SnippetError('the token id is a number (see token:list)');
-    try {
-      const token = await this.tokens.revoke(Number(idText), { actor: cliActor(), via: 'cli' });
-      out(`token #${token.id} "${token.name}" revoked at ${token.revokedAt?.toISOString()}`);
-    } catch (error) {
-      if (error instanceof DomainError) throw new SnippetError(error.message);
-      throw error;
-    }
+    const token = await this.tokens.revoke(Number(idText), { actor: cliActor(), via: 'cli' });
+    out(`token #${token.id} "${token.name}" revoked at ${token.revokedAt?.toISOString()}`);
   }
 }

@@ -1,11 +1,13 @@
 import 'reflect-metadata';
 import { CommandFactory } from 'nest-commander';
+import { DomainError } from '@app/common';
 import { ConfigError, loadConfig, type ConfigEnv } from '@app/config';
 import { SnippetError } from '../../../snippets/index.js';
 import { CliModule } from './cli.module.js';
 
 const fail = (error: unknown) => {
-  if (error instanceof SnippetError || error instanceof ConfigError) {
+  // Domain errors (not found, wrong state, invalid input) are messages for people: no stack.
+  if (error instanceof SnippetError || error instanceof ConfigError || error instanceof DomainError) {
     process.stderr.write(`error: ${error.message}\n`);
   } else {
     process.stderr.write(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
