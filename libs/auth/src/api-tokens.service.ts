@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ApiTokenRepository, AuditEventRepository, type ApiToken, type AuditInterface, type TokenScope } from '@app/catalog';
+import { ApiTokenRepository, AuditEventRepository, type ApiToken, type AuditActor, type TokenScope } from '@app/catalog';
 import { NotFoundError } from '@app/common';
 import { generateToken, hashToken, isWellFormedToken, tokenDisplayPrefix } from './token-codec.js';
 
@@ -22,7 +22,7 @@ export class ApiTokensService {
   async issue(
     name: string,
     scopes: TokenScope[],
-    by: { actor: string; via: AuditInterface },
+    by: AuditActor,
   ): Promise<IssuedToken> {
     const token = generateToken();
     const record = await this.tokens.insert({
@@ -56,7 +56,7 @@ export class ApiTokensService {
     return this.tokens.list();
   }
 
-  async revoke(id: number, by: { actor: string; via: AuditInterface }): Promise<ApiToken> {
+  async revoke(id: number, by: AuditActor): Promise<ApiToken> {
     const record = await this.tokens.findById(id);
     if (!record) throw new NotFoundError('API token', id);
     if (await this.tokens.revoke(id, new Date())) {
@@ -69,7 +69,7 @@ export class ApiTokensService {
    * Replaces the tokens of one name with a fresh one: the embedded default
    * prints a new admin token at every start without piling up old ones.
    */
-  async rotate(name: string, scopes: TokenScope[], by: { actor: string; via: AuditInterface }): Promise<IssuedToken> {
+  async rotate(name: string, scopes: TokenScope[], by: AuditActor): Promise<IssuedToken> {
     await this.tokens.revokeByName(name, new Date());
     return this.issue(name, scopes, by);
   }

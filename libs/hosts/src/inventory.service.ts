@@ -1,13 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { AuditEventRepository, ServerRepository, type AuditInterface, type Server, type ServerIp } from '@app/catalog';
+import { AuditEventRepository, ServerRepository, type AuditActor, type Server, type ServerIp } from '@app/catalog';
 import { DomainError, NotFoundError } from '@app/common';
 import type { AddIpsDto, CreateServerDto, UpdateServerDto } from './dto/server.dto.js';
 import { ServerCheckService, type CheckItem } from './server-check.service.js';
-
-export interface Actor {
-  actor: string;
-  via: AuditInterface;
-}
 
 /** The server inventory (the seed's handlers and servers tables), from the admin API and the snippets. */
 @Injectable()
@@ -28,7 +23,7 @@ export class InventoryService {
     return server;
   }
 
-  async create(dto: CreateServerDto, by: Actor): Promise<Server> {
+  async create(dto: CreateServerDto, by: AuditActor): Promise<Server> {
     if (await this.servers.findByHostname(dto.hostname.toLowerCase())) {
       throw new DomainError('SERVER_EXISTS', `A server named ${dto.hostname} is already in the inventory`, 409, { hostname: dto.hostname });
     }
@@ -55,7 +50,7 @@ export class InventoryService {
     return server;
   }
 
-  async update(id: number, dto: UpdateServerDto, by: Actor): Promise<Server> {
+  async update(id: number, dto: UpdateServerDto, by: AuditActor): Promise<Server> {
     const before = await this.get(id);
     const changes = Object.fromEntries(Object.entries(dto).filter(([, v]) => v !== undefined)) as Partial<Server>;
     if (changes.hostname) {
@@ -72,7 +67,7 @@ export class InventoryService {
   }
 
   /** Refused while installs, code groups or site IPs still use the server. */
-  async remove(id: number, by: Actor): Promise<void> {
+  async remove(id: number, by: AuditActor): Promise<void> {
     const server = await this.get(id);
     const usage = await this.servers.usage(id);
     if (usage.installs + usage.codeGroups + usage.databases + usage.ipsHeld > 0) {
@@ -92,7 +87,7 @@ export class InventoryService {
     return this.servers.ips(id);
   }
 
-  async addIps(id: number, dto: AddIpsDto, by: Actor): Promise<ServerIp[]> {
+  async addIps(id: number, dto: AddIpsDto, by: AuditActor): Promise<ServerIp[]> {
     const server = await this.get(id);
     for (const ip of dto.ips) {
       const existing = await this.servers.findIp(ip);
@@ -103,7 +98,7 @@ export class InventoryService {
     return added;
   }
 
-  async removeIp(id: number, ip: string, by: Actor): Promise<void> {
+  async removeIp(id: number, ip: string, by: AuditActor): Promise<void> {
     await this.get(id);
     const row = await this.servers.findIp(ip);
     if (!row || row.serverId !== id) throw new NotFoundError(`IP on server ${id}`, ip);

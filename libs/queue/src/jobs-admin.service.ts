@@ -1,12 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { AuditEventRepository, type AuditInterface, type Job, type JobLog } from '@app/catalog';
+import { AuditEventRepository, type AuditActor, type Job, type JobLog } from '@app/catalog';
 import { DomainError, NotFoundError } from '@app/common';
 import { JobRepository, type JobFilter, type QueueStats } from './job.repository.js';
-
-export interface Actor {
-  actor: string;
-  via: AuditInterface;
-}
 
 /** What operations staff do to the queue, from the API or a snippet; every change is audited. */
 @Injectable()
@@ -36,7 +31,7 @@ export class JobsAdminService {
   }
 
   /** Runs a finished job again from a fresh attempt count (the seed's rerun of a queue item). */
-  async retry(id: number, by: Actor): Promise<Job> {
+  async retry(id: number, by: AuditActor): Promise<Job> {
     const job = await this.get(id);
     if (!(await this.jobs.rerun(id))) {
       throw new DomainError('JOB_NOT_RETRYABLE', `Job ${id} is ${job.state}: only done, dead or cancelled jobs can be run again`, 409, {
@@ -47,7 +42,7 @@ export class JobsAdminService {
     return this.get(id);
   }
 
-  async cancel(id: number, by: Actor): Promise<Job> {
+  async cancel(id: number, by: AuditActor): Promise<Job> {
     const job = await this.get(id);
     if (!(await this.jobs.cancel(id, `cancelled by ${by.actor}`))) {
       throw new DomainError('JOB_NOT_CANCELLABLE', `Job ${id} is already ${job.state}`, 409, { state: job.state });
@@ -56,7 +51,7 @@ export class JobsAdminService {
     return this.get(id);
   }
 
-  async remove(id: number, by: Actor): Promise<void> {
+  async remove(id: number, by: AuditActor): Promise<void> {
     const job = await this.get(id);
     if (!(await this.jobs.remove(id))) {
       throw new DomainError('JOB_NOT_REMOVABLE', `Job ${id} is ${job.state}: cancel it first`, 409, { state: job.state });

@@ -12,6 +12,9 @@ export interface NewAuditEvent {
   details?: Record<string, unknown> | null;
 }
 
+/** Who makes a change, and through which interface: carried by every audited use case. */
+export type AuditActor = Pick<NewAuditEvent, 'actor' | 'via'>;
+
 @Injectable()
 export class AuditEventRepository {
   constructor(@InjectRepository(AuditEvent) private readonly events: Repository<AuditEvent>) {}
