@@ -10,3 +10,4 @@ export * from './queue-worker.service.js';
 export * from './queue.errors.js';
 export * from './queue.module.js';
 export * from './queue.service.js';
+export * from './sql-dialect.js';

@@ -1,8 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { SagaStep as SagaStepRow, type SagaStepState } from '@app/catalog';
-import { LeaseLostError } from '@app/queue';
+import { SagaStep as SagaStepRow, SnakeNamingStrategy, type SagaStepState } from '@app/catalog';
+import { LeaseLostError, sqlDialect, type SqlDialect } from '@app/queue';
+
+const NAMING = new SnakeNamingStrategy();
 
 /** The holder of a job: journal writes are fenced like every other write of a worker. */
 export interface JournalLease {
@@ -17,7 +19,11 @@ export interface JournalLease {
  */
 @Injectable()
 export class SagaJournalRepository {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  private readonly sql: SqlDialect;
+
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {
+    this.sql = sqlDialect(dataSource);
+  }
 
   /** The journal of a job, created (all pending) on the saga's first run. */
   async open(lease: JournalLease, saga: string, steps: readonly string[]): Promise<SagaStepRow[]> {
@@ -77,12 +83,11 @@ export class SagaJournalRepository {
     values: Record<string, string | number | null>,
     bumpAttempt = false,
   ): Promise<void> {
-    const now = this.dataSource.options.type === 'better-sqlite3' ? "strftime('%Y-%m-%d %H:%M:%f', 'now')" : 'UTC_TIMESTAMP(3)';
     const sets: string[] = [];
     const params: unknown[] = [];
-    for (const [column, value] of Object.entries(values)) {
-      const name = column.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-      if (value === 'now') sets.push(`${name} = ${now}`);
+    for (const [property, value] of Object.entries(values)) {
+      const name = NAMING.columnName(property, undefined, []);
+      if (value === 'now') sets.push(`${name} = ${this.sql.now}`);
       else {
         sets.push(`${name} = ?`);
         params.push(value);
