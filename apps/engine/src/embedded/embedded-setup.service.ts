@@ -3,7 +3,8 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ApiTokensService } from '@app/auth';
 import { AuditEventRepository, ServerRepository } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
-import { LOCAL_SERVER_HOSTNAME, localServer, serverRoots } from './local-server.js';
+import { rootsOf } from '@app/hosts';
+import { LOCAL_SERVER_HOSTNAME, localServer } from './local-server.js';
 
 export const EMBEDDED_ADMIN_TOKEN_NAME = 'embedded-admin';
 
@@ -25,7 +26,7 @@ export class EmbeddedSetupService {
   /** Seeds the local server when the inventory is empty, and creates its roots. */
   async ensureLocalServer(): Promise<void> {
     const local = localServer(this.config.varDir);
-    for (const dir of serverRoots(local)) mkdirSync(dir, { recursive: true });
+    for (const dir of rootsOf(local)) mkdirSync(dir, { recursive: true });
     if ((await this.servers.count()) > 0) return;
     const server = await this.servers.insert(local);
     await this.audit.record({

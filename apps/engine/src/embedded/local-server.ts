@@ -29,14 +29,3 @@ export function localServer(varDir: string): NewServer {
     capacity: null,
   };
 }
-
-export function serverRoots(server: NewServer): string[] {
-  return [
-    server.homeRoot,
-    server.sharedCodeRoot,
-    server.nginxConfDir,
-    server.cronDir,
-    server.certsRoot,
-    ...(server.phpFpmPoolDir ? [server.phpFpmPoolDir] : []),
-  ];
-}
