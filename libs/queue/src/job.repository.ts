@@ -330,8 +330,16 @@ export class JobRepository {
    * way their resource key is freed.
    */
   async reapExpired(retryDelayMs: (job: { kind: string; attempts: number }) => number): Promise<{ requeued: number; buried: number }> {
-    const expired = await this.rows<{ id: number; kind: string; attempts: number; max_attempts: number; fence: number; lease_owner: string | null }>(
-        `SELECT id, kind, attempts, max_attempts, fence, lease_owner FROM jobs
+    const expired = await this.rows<{
+      id: number;
+      kind: string;
+      attempts: number;
+      max_attempts: number;
+      fence: number;
+      lease_owner: string | null;
+      resource_key: string | null;
+    }>(
+        `SELECT id, kind, attempts, max_attempts, fence, lease_owner, resource_key FROM jobs
          WHERE state = 'running' AND lease_expires_at < ${this.sql.now} ORDER BY id LIMIT 500`,
       );
     let requeued = 0;
@@ -349,7 +357,7 @@ export class JobRepository {
         );
         if ((result.affected ?? 0) === 1) {
           buried++;
-          await this.promoteNextFor(job.id);
+          if (job.resource_key) await this.promoteNextFor(job.id, job.resource_key);
         }
         continue;
       }
@@ -362,7 +370,7 @@ export class JobRepository {
       );
       if ((result.affected ?? 0) === 1) {
         requeued++;
-        await this.promoteNextFor(job.id);
+        if (job.resource_key) await this.promoteNextFor(job.id, job.resource_key);
       }
     }
     return { requeued, buried };
