@@ -18,8 +18,25 @@ export interface EngineProcess {
   stop(): Promise<number | NodeJS.Signals | null>;
 }
 
-/** Starts the built engine (`npm start`'s command) and waits for its banner. */
-export function spawnEngine(cwd: string, env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<EngineProcess> {
+interface StartedProcess<T> {
+  child: ChildProcess;
+  found: T;
+  output: () => string;
+  exited: Promise<number | NodeJS.Signals | null>;
+}
+
+/**
+ * Starts the built engine and waits until its output (stdout and stderr)
+ * yields what `find` looks for; fails with the output when it exits first or
+ * `timeoutMs` passes.
+ */
+function startEngineProcess<T>(
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  what: string,
+  find: (output: string) => T | null,
+  timeoutMs: number,
+): Promise<StartedProcess<T>> {
   const child = spawn(process.execPath, [ENGINE_MAIN], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = new Promise<number | NodeJS.Signals | null>((resolve) =>
@@ -28,33 +45,47 @@ export function spawnEngine(cwd: string, env: NodeJS.ProcessEnv, timeoutMs = 30_
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`the engine printed no banner in ${timeoutMs} ms:\n${output}`));
+      reject(new Error(`the engine gave no ${what} in ${timeoutMs} ms:\n${output}`));
     }, timeoutMs);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      const url = /API {10}(http:\/\/\S+)\/v1/.exec(output)?.[1];
-      const adminToken = /Admin token {2}(spe_\S+)/.exec(output)?.[1];
-      if (url && adminToken) {
+      const found = find(output);
+      if (found !== null) {
         clearTimeout(timer);
-        resolve({
-          child,
-          url,
-          adminToken,
-          output: () => output,
-          stop: async () => {
-            child.kill('SIGTERM');
-            return exited;
-          },
-        });
+        resolve({ child, found, output: () => output, exited });
       }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
+    void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`the engine exited with ${code} before its banner:\n${output}`));
+      reject(new Error(`the engine exited with ${code} before its ${what}:\n${output}`));
     });
   });
+}
+
+/** Starts the built engine (`npm start`'s command) and waits for its banner. */
+export async function spawnEngine(cwd: string, env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<EngineProcess> {
+  const started = await startEngineProcess(
+    cwd,
+    env,
+    'banner',
+    (output) => {
+      const url = /API {10}(http:\/\/\S+)\/v1/.exec(output)?.[1];
+      const adminToken = /Admin token {2}(spe_\S+)/.exec(output)?.[1];
+      return url && adminToken ? { url, adminToken } : null;
+    },
+    timeoutMs,
+  );
+  return {
+    child: started.child,
+    ...started.found,
+    output: started.output,
+    stop: async () => {
+      started.child.kill('SIGTERM');
+      return started.exited;
+    },
+  };
 }
 
 /** Runs the built CLI (`npm run snippet -- ...`) and collects its output. */
@@ -82,34 +113,13 @@ export interface WorkerProcess {
 }
 
 /** Starts the built engine with only the worker role and waits until its worker loop runs. */
-export function spawnWorker(env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [ENGINE_MAIN], {
-    cwd: process.cwd(),
-    env: { ...env, ENGINE_ROLES: 'worker' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const exited = new Promise<number | NodeJS.Signals | null>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? signal)),
+export async function spawnWorker(env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<WorkerProcess> {
+  const started = await startEngineProcess(
+    process.cwd(),
+    { ...env, ENGINE_ROLES: 'worker' },
+    'worker start',
+    (output) => /worker (\S+) started/.exec(output)?.[1] ?? null,
+    timeoutMs,
   );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the worker did not start in ${timeoutMs} ms:\n${output}`));
-    }, timeoutMs);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const owner = /worker (\S+) started/.exec(output)?.[1];
-      if (owner) {
-        clearTimeout(timer);
-        resolve({ child, owner, output: () => output, exited });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`the worker exited with ${code} before starting:\n${output}`));
-    });
-  });
+  return { child: started.child, owner: started.found, output: started.output, exited: started.exited };
 }
