@@ -5,8 +5,6 @@ import { SharedCodeGroup, type License } from './shared-code-group.entity.js';
 
 export const INSTALL_STATUSES = ['preparing', 'building', 'live', 'failed', 'removing', 'removed'] as const;
 export type InstallStatus = (typeof INSTALL_STATUSES)[number];
-/** Statuses in which an install's hostnames stay claimed (see InstallSite.liveHostname). */
-export const CLAIMING_STATUSES: readonly InstallStatus[] = ['preparing', 'building', 'live', 'removing'];
 
 /** One hosted shop. */
 @Entity('installs')
