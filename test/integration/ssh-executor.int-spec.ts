@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HostKeyError, SshExecutor, type SshTarget } from '@app/hosts';
+import { HostKeyError, HostTimeoutError, SshExecutor, type SshTarget } from '@app/hosts';
 import { executorContract } from '../support/executor-contract.js';
 import { tempServerRoots } from '../support/server-roots.js';
 import { startSshd, stopSshd } from '../support/sshd.js';
@@ -50,7 +50,7 @@ describe('SshExecutor connections', () => {
     await expect(executor.run(target({ sshHostKey: null, sshPort: 1 }), ['true'])).rejects.toThrow(/no pinned host key/);
   });
 
-  it('reuses one connection per server', async () => {
+  it('reuses one connection per server, for concurrent commands and after a timeout', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ssh-pool-'));
     const sshd = await startSshd(join(dir, 's'));
     const own = new SshExecutor();
@@ -58,7 +58,14 @@ describe('SshExecutor connections', () => {
       const server = target({ hostname: 'pooled.example.net', sshPort: sshd.port, sshKeyRef: sshd.privateKeyPath, sshHostKey: sshd.hostKeyFingerprint });
       const loginsBefore = logins(join(dir, 's', 'sshd.log'));
       for (let i = 0; i < 10; i++) expect(await own.mustRun(server, ['echo', String(i)])).toBe(`${i}\n`);
-      await Promise.all(Array.from({ length: 5 }, () => own.mustRun(server, ['true'])));
+      // More commands at once than runners per connection: the rest wait for a free runner.
+      const outputs = await Promise.all(Array.from({ length: 20 }, (_, i) => own.mustRun(server, ['sh', '-c', 'sleep 0.2; echo $1', 'sh', String(i)])));
+      expect(outputs).toEqual(Array.from({ length: 20 }, (_, i) => `${i}\n`));
+      // A command that times out is killed on the server; the connection stays.
+      await expect(own.run(server, ['sh', '-c', 'echo $$ > "$1"; exec sleep 30', 'sh', join(dir, 'sleeper.pid')], { timeoutMs: 300 })).rejects.toBeInstanceOf(HostTimeoutError);
+      const pid = Number(readFileSync(join(dir, 'sleeper.pid'), 'utf8'));
+      expect(() => process.kill(pid, 0)).toThrow();
+      expect(await own.mustRun(server, ['echo', 'after'])).toBe('after\n');
       expect(logins(join(dir, 's', 'sshd.log')) - loginsBefore).toBe(1);
     } finally {
       own.onModuleDestroy();

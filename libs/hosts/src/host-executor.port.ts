@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { CommandFailedError } from './host-executor.errors.js';
 import { checkServerPath, UnsafePathError, type ServerRoots } from './server-path.js';
@@ -16,28 +17,50 @@ export interface RunResult {
   stderr: string;
 }
 
+/** What an adapter returns: output as bytes, so files pass through unchanged. */
+export interface RawRunResult {
+  exitCode: number;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
 export interface FileOptions {
   mode?: number;
   /** `user` or `user:group`. */
   owner?: string;
 }
 
+/** Reads target/link pairs (NUL-separated) and makes each link: a new link renamed over the old one. */
+const SYMLINKS_SCRIPT = String.raw`
+use strict; use warnings;
+local $/ = "\0";
+my @words = <STDIN>;
+chomp @words;
+die "an odd number of words\n" if @words % 2;
+while (@words) {
+  my ($target, $link) = splice(@words, 0, 2);
+  my $temp = "$link.lnk-$$";
+  unlink $temp;
+  symlink($target, $temp) or die "cannot create $link: $!\n";
+  rename($temp, $link) or do { my $e = $!; unlink $temp; die "cannot replace $link: $e\n" };
+}
+`;
+
 const OWNER = /^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]{0,63}$/;
 
 /**
- * How the engine acts on a server. Adapters (local, SSH) provide `exec`,
- * `putFile` and `getFile`; every other operation is written once here, over
- * argument vectors, so both adapters behave alike. Every path is checked
- * against the server's roots before use, and again after resolving symlinks
- * on the server itself.
+ * How the engine acts on a server. Adapters (local, SSH) provide `exec`;
+ * every other operation is written once here, over argument vectors, so both
+ * adapters behave alike. Every path is checked against the server's roots
+ * before use, and again after resolving symlinks on the server itself.
  */
 export abstract class HostExecutor {
-  /** Runs argv on the server; never through a shell of ours. */
-  protected abstract exec(server: ServerRoots, argv: readonly string[], options: RunOptions): Promise<RunResult>;
-  /** Writes `content` to `path` (already checked) as a whole file. */
-  protected abstract putFile(server: ServerRoots, path: string, content: Buffer): Promise<void>;
-  protected abstract getFile(server: ServerRoots, path: string): Promise<Buffer>;
+  /**
+   * Runs argv on the server, never through a shell of ours, with PATH set to
+   * the system directories and LC_ALL=C; a missing program exits 127.
+   */
+  protected abstract exec(server: ServerRoots, argv: readonly string[], options: RunOptions): Promise<RawRunResult>;
 
   /** Runs a command; a non-zero exit is returned, not thrown (see `mustRun`). */
   async run(server: ServerRoots, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
@@ -46,7 +69,8 @@ export abstract class HostExecutor {
       if (!ENV_NAME.test(name)) throw new Error(`refused environment variable name ${JSON.stringify(name)}`);
     }
     if (options.cwd !== undefined) checkServerPath(server, options.cwd);
-    return this.exec(server, argv, options);
+    const raw = await this.exec(server, argv, options);
+    return { exitCode: raw.exitCode, stdout: raw.stdout.toString(), stderr: raw.stderr.toString() };
   }
 
   /** Runs a command and throws CommandFailedError (server, command, stderr) when it fails. */
@@ -56,23 +80,32 @@ export abstract class HostExecutor {
     return result.stdout;
   }
 
-  /** Atomic: written to a temporary file in the same directory, then renamed over. */
+  /**
+   * Atomic: written to a new temporary file in the same directory (created
+   * exclusively, mode 0600 until done), given its mode and owner, then
+   * renamed over the target; on any failure the temporary file is removed.
+   * One command, one round trip.
+   */
   async writeFile(server: ServerRoots, path: string, content: string | Buffer, options: FileOptions = {}): Promise<void> {
     const target = await this.safePath(server, path);
-    const temp = posix.join(posix.dirname(target), `.${posix.basename(target)}.tmp-${process.pid}-${Date.now().toString(36)}`);
-    await this.putFile(server, temp, Buffer.isBuffer(content) ? content : Buffer.from(content));
-    try {
-      await this.mustRun(server, ['chmod', (options.mode ?? 0o644).toString(8), temp]);
-      if (options.owner) await this.mustRun(server, ['chown', checkOwner(options.owner), temp]);
-      await this.mustRun(server, ['mv', '-f', '-T', temp, target]);
-    } catch (error) {
-      await this.run(server, ['rm', '-f', temp]);
-      throw error;
-    }
+    const temp = posix.join(posix.dirname(target), `.${posix.basename(target)}.tmp-${randomBytes(6).toString('hex')}`);
+    const script =
+      'set -C; umask 077; cat > "$1" && chmod -- "$2" "$1" && { [ -z "$3" ] || chown -- "$3" "$1"; } && mv -f -T -- "$1" "$4" ' +
+      '|| { s=$?; rm -f -- "$1"; exit $s; }';
+    const mode = (options.mode ?? 0o644).toString(8);
+    const owner = options.owner ? checkOwner(options.owner) : '';
+    const result = await this.exec(server, ['sh', '-c', script, 'write-file', temp, mode, owner, target], {
+      input: Buffer.isBuffer(content) ? content : Buffer.from(content),
+    });
+    if (result.exitCode !== 0) throw new CommandFailedError(server.hostname, ['writeFile', target], result.exitCode, result.stderr.toString());
   }
 
   async readFile(server: ServerRoots, path: string): Promise<Buffer> {
-    return this.getFile(server, await this.safePath(server, path));
+    const target = await this.safePath(server, path);
+    const argv = ['cat', '--', target];
+    const result = await this.exec(server, argv, {});
+    if (result.exitCode !== 0) throw new CommandFailedError(server.hostname, argv, result.exitCode, result.stderr.toString());
+    return result.stdout;
   }
 
   async exists(server: ServerRoots, path: string): Promise<boolean> {
@@ -96,21 +129,18 @@ export abstract class HostExecutor {
   async symlink(server: ServerRoots, target: string, path: string): Promise<void> {
     const link = await this.safePath(server, path);
     const to = checkServerPath(server, target);
-    const temp = posix.join(posix.dirname(link), `.${posix.basename(link)}.lnk-${process.pid}-${Date.now().toString(36)}`);
-    await this.mustRun(server, ['ln', '-s', '-n', to, temp]);
-    try {
-      await this.mustRun(server, ['mv', '-f', '-T', temp, link]);
-    } catch (error) {
-      await this.run(server, ['rm', '-f', temp]);
-      throw error;
-    }
+    const temp = posix.join(posix.dirname(link), `.${posix.basename(link)}.lnk-${randomBytes(6).toString('hex')}`);
+    const script = 'ln -s -n -- "$1" "$2" && mv -f -T -- "$2" "$3" || { s=$?; rm -f -- "$2"; exit $s; }';
+    const result = await this.run(server, ['sh', '-c', script, 'symlink', to, temp, link]);
+    if (result.exitCode !== 0) throw new CommandFailedError(server.hostname, ['symlink', to, link], result.exitCode, result.stderr);
   }
 
   /**
    * Many symlinks in a couple of round trips: every link and target is
    * checked (links also after resolving their parents on the server, in one
-   * `realpath` call), then one constant script reads NUL-separated pairs from
-   * stdin and makes each link atomically. Data never becomes code.
+   * `realpath` call), then one constant Perl script (perl-base, on every
+   * Debian server) reads NUL-separated pairs from stdin and makes each link
+   * atomically, without a process per link. Data never becomes code.
    */
   async symlinkMany(server: ServerRoots, links: readonly { target: string; path: string }[]): Promise<void> {
     if (links.length === 0) return;
@@ -124,10 +154,7 @@ export abstract class HostExecutor {
         throw new UnsafePathError(parents[i]!, `resolves through a symlink to ${real}, outside the roots of ${server.hostname}`);
       }
     });
-    const script =
-      'set -e; while IFS= read -r -d "" target && IFS= read -r -d "" link; do ' +
-      'ln -s -n -- "$target" "$link.lnk-$$" && mv -f -T -- "$link.lnk-$$" "$link"; done';
-    await this.mustRun(server, ['bash', '-c', script], {
+    await this.mustRun(server, ['perl', '-e', SYMLINKS_SCRIPT], {
       input: checked.map((l) => `${l.target}\0${l.path}\0`).join(''),
       timeoutMs: 120_000,
     });

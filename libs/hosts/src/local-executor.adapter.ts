@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { Injectable } from '@nestjs/common';
 import { HostTimeoutError } from './host-executor.errors.js';
-import { HostExecutor, type RunOptions, type RunResult } from './host-executor.port.js';
+import { HostExecutor, type RawRunResult, type RunOptions } from './host-executor.port.js';
 import type { ServerRoots } from './server-path.js';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -13,30 +13,36 @@ const DEFAULT_TIMEOUT_MS = 60_000;
  */
 @Injectable()
 export class LocalExecutor extends HostExecutor {
-  protected exec(server: ServerRoots, argv: readonly string[], options: RunOptions): Promise<RunResult> {
+  protected exec(server: ServerRoots, argv: readonly string[], options: RunOptions): Promise<RawRunResult> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
       const child = spawn(argv[0]!, argv.slice(1), {
         cwd: options.cwd,
         env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', ...options.env },
         stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        // Its own process group, so a timeout kills what it started too (as the SSH runner does).
+        detached: true,
       });
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
       child.stdout!.on('data', (c: Buffer) => stdout.push(c));
       child.stderr!.on('data', (c: Buffer) => stderr.push(c));
       const timer = setTimeout(() => {
-        child.kill('SIGKILL');
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
         reject(new HostTimeoutError(server.hostname, argv, timeoutMs));
       }, timeoutMs);
       child.once('error', (error) => {
         clearTimeout(timer);
         // A missing program is a failed command, as it would be over SSH (exit 127).
-        resolve({ exitCode: 127, stdout: '', stderr: `${argv[0]}: ${error.message}` });
+        resolve({ exitCode: 127, stdout: Buffer.alloc(0), stderr: Buffer.from(`${argv[0]}: ${error.message}`) });
       });
-      child.once('close', (code) => {
+      child.once('close', (code, signal) => {
         clearTimeout(timer);
-        resolve({ exitCode: code ?? -1, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() });
+        resolve({ exitCode: code ?? 128 + (signal ? constants.signals[signal] : 0), stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) });
       });
       if (child.stdin) {
         // A program may exit without reading its input: that is its answer, not our error.
@@ -44,13 +50,5 @@ export class LocalExecutor extends HostExecutor {
         child.stdin.end(options.input);
       }
     });
-  }
-
-  protected async putFile(_server: ServerRoots, path: string, content: Buffer): Promise<void> {
-    await writeFile(path, content, { mode: 0o600, flag: 'wx' });
-  }
-
-  protected getFile(_server: ServerRoots, path: string): Promise<Buffer> {
-    return readFile(path);
   }
 }

@@ -11,7 +11,8 @@ export interface CheckItem {
 
 /** Tools each role needs on a server. */
 const TOOLS: Record<string, string[][]> = {
-  all: [['rsync']],
+  // perl (Debian's essential perl-base): the SSH command runner and symlinkMany.
+  all: [['rsync'], ['perl']],
   dispatcher: [['nginx']],
   handler: [['php-fpm', 'php-fpm8.2', 'php-fpm8.3', 'php-fpm8.1']],
   cloud: [['php-fpm', 'php-fpm8.2', 'php-fpm8.3', 'php-fpm8.1']],

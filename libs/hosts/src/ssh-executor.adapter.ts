@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { NodeSSH } from 'node-ssh';
+import type { ClientChannel } from 'ssh2';
 import { HostTimeoutError } from './host-executor.errors.js';
-import { HostExecutor, type RunOptions, type RunResult } from './host-executor.port.js';
+import { HostExecutor, type RawRunResult, type RunOptions } from './host-executor.port.js';
+import { decodeReplies, encodeRequest, RUNNER_SCRIPT, type RunnerReply, type RunnerRequest } from './remote-runner.js';
 import type { ServerRoots } from './server-path.js';
 import { commandLine } from './shell-quote.js';
 
@@ -23,6 +25,10 @@ export class HostKeyError extends Error {
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 10_000;
+/** Runners (SSH sessions) per connection; OpenSSH allows 10 sessions by default. */
+const RUNNERS_PER_CONNECTION = 8;
+/** How long after a command's own timeout the runner may take to report it, before the engine stops waiting. */
+const TIMEOUT_GRACE_MS = 1_000;
 
 /** The OpenSSH SHA256 fingerprint of a raw host key. */
 export function hostKeyFingerprint(key: Buffer): string {
@@ -32,67 +38,34 @@ export function hostKeyFingerprint(key: Buffer): string {
 /**
  * Servers over SSH: one pooled connection per server (reconnected after a
  * failure), the host key pinned (a mismatch is a hard error), a timeout on
- * every call. Commands go as one quoted command line, built by commandLine().
+ * every call. Commands go to long-lived runners on that connection (see
+ * remote-runner.ts) as argument vectors, so a command is one round trip.
  */
 @Injectable()
 export class SshExecutor extends HostExecutor implements OnModuleDestroy {
-  private readonly connections = new Map<string, Promise<NodeSSH>>();
+  private readonly connections = new Map<string, Promise<SshConnection>>();
 
   constructor(private readonly defaultKeyPath: string | null = null) {
     super();
   }
 
-  protected async exec(server: SshTarget, argv: readonly string[], options: RunOptions): Promise<RunResult> {
+  protected async exec(server: SshTarget, argv: readonly string[], options: RunOptions): Promise<RawRunResult> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
-    // `env -C dir NAME=value cmd ...`: working directory and variables without a shell of ours.
-    const full = env.length > 0 || options.cwd ? ['env', ...(options.cwd ? ['-C', options.cwd] : []), ...env, ...argv] : [...argv];
-    const ssh = await this.connection(server, timeoutMs);
-    return new Promise<RunResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        // A hung command or a dead host: drop the connection so the next call starts clean.
-        this.drop(server);
-        reject(new HostTimeoutError(server.hostname, argv, timeoutMs));
-      }, timeoutMs);
-      ssh.connection!.exec(commandLine(full), (error, stream) => {
-        if (error) {
-          clearTimeout(timer);
-          this.drop(server);
-          reject(new Error(`${server.hostname}: ${error.message}`));
-          return;
-        }
-        const stdout: Buffer[] = [];
-        const stderr: Buffer[] = [];
-        stream.on('data', (c: Buffer) => stdout.push(c));
-        stream.stderr.on('data', (c: Buffer) => stderr.push(c));
-        stream.on('close', (code: number | null) => {
-          clearTimeout(timer);
-          resolve({ exitCode: code ?? -1, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() });
-        });
-        stream.end(options.input);
-      });
-    });
-  }
-
-  protected async putFile(server: SshTarget, path: string, content: Buffer): Promise<void> {
-    const sftp = await (await this.connection(server, DEFAULT_TIMEOUT_MS)).requestSFTP();
+    const started = Date.now();
+    const connection = await this.connection(server, timeoutMs);
+    const runner = await connection.acquire(Math.max(1, timeoutMs - (Date.now() - started)));
+    let reusable = false;
     try {
-      await new Promise<void>((resolve, reject) =>
-        sftp.writeFile(path, content, { mode: 0o600, flag: 'wx' }, (e) => (e ? reject(new Error(`${server.hostname}: writing ${path}: ${e.message}`)) : resolve())),
-      );
+      const reply = await runner.run({ argv, cwd: options.cwd, env: options.env, input: options.input, timeoutMs }, timeoutMs + TIMEOUT_GRACE_MS);
+      reusable = true;
+      if (reply.status === 'timeout') throw new HostTimeoutError(server.hostname, argv, timeoutMs);
+      return { exitCode: reply.exitCode, stdout: reply.stdout, stderr: reply.stderr };
+    } catch (error) {
+      if (error instanceof RunnerTimeoutError) throw new HostTimeoutError(server.hostname, argv, timeoutMs);
+      throw error;
     } finally {
-      sftp.end();
-    }
-  }
-
-  protected async getFile(server: SshTarget, path: string): Promise<Buffer> {
-    const sftp = await (await this.connection(server, DEFAULT_TIMEOUT_MS)).requestSFTP();
-    try {
-      return await new Promise<Buffer>((resolve, reject) =>
-        sftp.readFile(path, (e, data) => (e ? reject(new Error(`${server.hostname}: reading ${path}: ${e.message}`)) : resolve(data))),
-      );
-    } finally {
-      sftp.end();
+      // A runner that did not answer is closed (which kills its command); the connection stays.
+      connection.release(runner, reusable);
     }
   }
 
@@ -110,11 +83,19 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
     return JSON.stringify([server.sshUser, server.sshHost, server.sshPort ?? 22, server.sshHostKey, server.sshKeyRef ?? this.defaultKeyPath]);
   }
 
-  private connection(server: SshTarget, timeoutMs: number): Promise<NodeSSH> {
+  private connection(server: SshTarget, timeoutMs: number): Promise<SshConnection> {
     const key = this.key(server);
     const pooled = this.connections.get(key);
     if (pooled) return pooled;
-    const connecting = this.connect(server, Math.min(timeoutMs, CONNECT_TIMEOUT_MS));
+    const connecting = this.connect(server, Math.min(timeoutMs, CONNECT_TIMEOUT_MS)).then((ssh) => {
+      // A connection that breaks is forgotten, so the next call reconnects.
+      const forget = () => {
+        if (this.connections.get(key) === connecting) this.connections.delete(key);
+      };
+      ssh.connection?.on('close', forget);
+      ssh.connection?.on('error', forget);
+      return new SshConnection(server.hostname, ssh);
+    });
     this.connections.set(key, connecting);
     connecting.catch(() => this.connections.delete(key));
     return connecting;
@@ -135,7 +116,9 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
         username: server.sshUser,
         privateKeyPath: keyPath,
         readyTimeout: timeoutMs,
-        keepaliveInterval: 15_000,
+        // A host that vanishes without closing the connection is noticed within about 15 s.
+        keepaliveInterval: 5_000,
+        keepaliveCountMax: 3,
         hostVerifier: (key: Buffer) => {
           seen = hostKeyFingerprint(key);
           return seen === pinned;
@@ -150,19 +133,176 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
     // Small request/response exchanges: without TCP_NODELAY, Nagle's algorithm
     // and delayed ACKs added about 150 ms to every command.
     ssh.connection?.setNoDelay(true);
-    // A connection that breaks is forgotten, so the next call reconnects.
-    ssh.connection?.on('close', () => this.connections.delete(this.key(server)));
-    ssh.connection?.on('error', () => this.connections.delete(this.key(server)));
     return ssh;
-  }
-
-  private drop(server: SshTarget): void {
-    this.dropKey(this.key(server));
   }
 
   private dropKey(key: string): void {
     const pooled = this.connections.get(key);
     this.connections.delete(key);
-    void pooled?.then((ssh) => ssh.dispose()).catch(() => undefined);
+    void pooled?.then((c) => c.dispose()).catch(() => undefined);
+  }
+}
+
+class RunnerTimeoutError extends Error {}
+
+/** One SSH connection and its runners: idle ones are reused, at most RUNNERS_PER_CONNECTION at once. */
+class SshConnection {
+  private readonly idle: Runner[] = [];
+  private open = 0;
+  private readonly waiting: Array<{ resolve: (r: Runner) => void; reject: (e: Error) => void }> = [];
+  private nextId = 1;
+
+  constructor(
+    private readonly hostname: string,
+    private readonly ssh: NodeSSH,
+  ) {}
+
+  async acquire(timeoutMs: number): Promise<Runner> {
+    while (this.idle.length > 0) {
+      const runner = this.idle.pop()!;
+      if (!runner.closed) return runner;
+    }
+    if (this.open < RUNNERS_PER_CONNECTION) {
+      this.open++;
+      try {
+        return await this.start(timeoutMs);
+      } catch (error) {
+        this.open--;
+        throw error;
+      }
+    }
+    return new Promise<Runner>((resolve, reject) => {
+      const waiter = {
+        resolve: (r: Runner) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject,
+      };
+      const timer = setTimeout(() => {
+        this.waiting.splice(this.waiting.indexOf(waiter), 1);
+        reject(new RunnerTimeoutError(`${this.hostname}: every runner stayed busy`));
+      }, timeoutMs);
+      this.waiting.push(waiter);
+    });
+  }
+
+  release(runner: Runner, reusable: boolean): void {
+    if (!reusable || runner.closed) {
+      runner.close();
+      this.open--;
+      // A waiter takes the freed slot with a new runner.
+      const waiter = this.waiting.shift();
+      if (waiter) {
+        this.open++;
+        this.start(CONNECT_TIMEOUT_MS).then(waiter.resolve, (error: Error) => {
+          this.open--;
+          waiter.reject(error);
+        });
+      }
+      return;
+    }
+    const waiter = this.waiting.shift();
+    if (waiter) waiter.resolve(runner);
+    else this.idle.push(runner);
+  }
+
+  dispose(): void {
+    for (const waiter of this.waiting.splice(0)) waiter.reject(new Error(`${this.hostname}: the connection was closed`));
+    this.ssh.dispose();
+  }
+
+  private start(timeoutMs: number): Promise<Runner> {
+    return new Promise<Runner>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new RunnerTimeoutError(`${this.hostname}: starting a runner timed out`)), timeoutMs);
+      const client = this.ssh.connection;
+      if (!client) {
+        clearTimeout(timer);
+        reject(new Error(`${this.hostname}: the connection was closed`));
+        return;
+      }
+      client.exec(commandLine(['perl', '-e', RUNNER_SCRIPT]), (error, stream) => {
+        clearTimeout(timer);
+        if (error) reject(new Error(`${this.hostname}: cannot start a command runner: ${error.message}`));
+        else resolve(new Runner(this.hostname, stream, () => this.nextId++));
+      });
+    });
+  }
+}
+
+/** The engine's end of one runner: one command at a time. */
+class Runner {
+  closed = false;
+  private buffer: Buffer = Buffer.alloc(0);
+  private diagnostics = '';
+  private pending: { id: number; resolve: (r: RunnerReply) => void; reject: (e: Error) => void } | null = null;
+
+  constructor(
+    private readonly hostname: string,
+    private readonly stream: ClientChannel,
+    private readonly newId: () => number,
+  ) {
+    stream.on('data', (chunk: Buffer) => this.receive(chunk));
+    // The runner itself never writes to stderr unless it cannot run (no perl, a crash).
+    stream.stderr.on('data', (chunk: Buffer) => {
+      this.diagnostics = (this.diagnostics + chunk.toString()).slice(-2000);
+    });
+    stream.on('close', () => {
+      this.closed = true;
+      const why = this.diagnostics.trim() ? `: ${this.diagnostics.trim()}` : '';
+      this.fail(new Error(`${this.hostname}: the connection or its command runner closed while a command was running${why}`));
+    });
+  }
+
+  run(request: Omit<RunnerRequest, 'id'>, deadlineMs: number): Promise<RunnerReply> {
+    if (this.closed) return Promise.reject(new Error(`${this.hostname}: the command runner is closed`));
+    const id = this.newId();
+    const frame = encodeRequest({ ...request, id });
+    return new Promise<RunnerReply>((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(new RunnerTimeoutError(`${this.hostname}: no answer`)), deadlineMs);
+      this.pending = {
+        id,
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.stream.write(frame);
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.stream.close();
+  }
+
+  private receive(chunk: Buffer): void {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    let decoded: ReturnType<typeof decodeReplies>;
+    try {
+      decoded = decodeReplies(this.buffer);
+    } catch (error) {
+      this.fail(new Error(`${this.hostname}: ${(error as Error).message}`));
+      this.close();
+      return;
+    }
+    this.buffer = decoded.rest;
+    for (const reply of decoded.replies) {
+      const pending = this.pending;
+      if (pending && pending.id === reply.id) {
+        this.pending = null;
+        pending.resolve(reply);
+      }
+    }
+  }
+
+  private fail(error: Error): void {
+    const pending = this.pending;
+    this.pending = null;
+    pending?.reject(error);
   }
 }

@@ -1,0 +1,85 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { decodeReplies, encodeRequest, RUNNER_SCRIPT, type RunnerReply, type RunnerRequest } from './remote-runner.js';
+
+/** The runner script in a local perl process, talked to over its stdin/stdout as SSH would. */
+class LocalRunner {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private buffer: Buffer = Buffer.alloc(0);
+  private readonly waiting: ((r: RunnerReply) => void)[] = [];
+  readonly exited: Promise<number | null>;
+
+  constructor() {
+    this.child = spawn('perl', ['-e', RUNNER_SCRIPT]);
+    this.child.stdout.on('data', (chunk: Buffer) => {
+      const { replies, rest } = decodeReplies(Buffer.concat([this.buffer, chunk]));
+      this.buffer = rest;
+      for (const r of replies) this.waiting.shift()!(r);
+    });
+    this.exited = new Promise((resolve) => this.child.once('exit', resolve));
+  }
+
+  run(request: RunnerRequest): Promise<RunnerReply> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.child.stdin.write(encodeRequest(request));
+    });
+  }
+
+  end(): void {
+    this.child.stdin.end();
+  }
+}
+
+describe('remote runner', () => {
+  let runner: LocalRunner;
+  beforeAll(() => {
+    runner = new LocalRunner();
+  });
+  afterAll(async () => {
+    runner.end();
+    await runner.exited;
+  });
+
+  it('runs argument vectors without a shell and reports exit code, stdout and stderr', async () => {
+    const r = await runner.run({ id: 1, timeoutMs: 5_000, argv: ['sh', '-c', 'printf "%s|" "$@"; echo err >&2; exit 3', 'sh', '$(x)', "a'b", ''] });
+    expect(r.id).toBe(1);
+    expect(r.status).toBe('exit');
+    expect(r.exitCode).toBe(3);
+    expect(r.stdout.toString()).toBe("$(x)|a'b||");
+    expect(r.stderr.toString()).toBe('err\n');
+  });
+
+  it('passes binary input and output unchanged, with cwd and environment', async () => {
+    const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 256));
+    const r = await runner.run({ id: 2, timeoutMs: 5_000, argv: ['cat'], input: bytes });
+    expect(Buffer.compare(r.stdout, bytes)).toBe(0);
+    const env = await runner.run({ id: 3, timeoutMs: 5_000, cwd: '/tmp', env: { SHOP: 'a b\nc' }, argv: ['sh', '-c', 'pwd; printf %s "$SHOP"; echo; echo "$LC_ALL"'] });
+    expect(env.stdout.toString()).toBe('/tmp\na b\nc\nC\n');
+  });
+
+  it('reports a missing program as 127, a bad directory as 126, a signal as 128+n', async () => {
+    expect((await runner.run({ id: 4, timeoutMs: 5_000, argv: ['no-such-program-here'] })).exitCode).toBe(127);
+    expect((await runner.run({ id: 5, timeoutMs: 5_000, cwd: '/no/such/dir', argv: ['true'] })).exitCode).toBe(126);
+    expect((await runner.run({ id: 6, timeoutMs: 5_000, argv: ['sh', '-c', 'kill -TERM $$'] })).exitCode).toBe(128 + 15);
+  });
+
+  it('kills the command and what it started at the timeout, and keeps serving', async () => {
+    const started = Date.now();
+    const r = await runner.run({ id: 7, timeoutMs: 300, argv: ['sh', '-c', 'sleep 30 & sleep 30'] });
+    expect(r.status).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect((await runner.run({ id: 8, timeoutMs: 5_000, argv: ['echo', 'next'] })).stdout.toString()).toBe('next\n');
+  });
+
+  it('refuses NUL bytes in arguments before sending anything', () => {
+    expect(() => encodeRequest({ id: 9, timeoutMs: 1, argv: ['a\0b'] })).toThrow(/NUL/);
+  });
+
+  it('decodes replies split across chunks', () => {
+    const reply = Buffer.from([0, 0, 0, 26, 0, 0, 0, 1, 0x37, 0, 0, 0, 4, ...Buffer.from('exit'), 0, 0, 0, 1, 0x30, 0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(decodeReplies(reply.subarray(0, 10))).toEqual({ replies: [], rest: reply.subarray(0, 10) });
+    const { replies, rest } = decodeReplies(reply);
+    expect(rest.length).toBe(0);
+    expect(replies[0]).toMatchObject({ id: 7, status: 'exit', exitCode: 0 });
+  });
+});

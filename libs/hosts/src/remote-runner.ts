@@ -1,0 +1,192 @@
+/**
+ * The long-lived command runner on the far end of a pooled SSH connection.
+ *
+ * A new SSH session costs sshd a fork and a shell (about 100 ms here); a
+ * runner is started once per channel and then runs argument vectors sent to
+ * it as frames, answering each with its exit code and output, so a command
+ * costs one round trip and one fork on the server.
+ *
+ * The runner is Perl restricted to the modules of Debian's essential
+ * `perl-base` (POSIX, IO::Select, Fcntl): present on every server without
+ * installing anything. It never evaluates what it receives: arguments go to
+ * `exec { $argv[0] } @argv`, which bypasses any shell.
+ *
+ * Frames, both ways: a 32-bit big-endian length, then fields that are each a
+ * 32-bit big-endian length and that many bytes (Perl's `(N/a*)*`).
+ * Request: id, timeout ms, cwd ('' for none), env pair count, the pairs,
+ * argc, argv, has-input ('0'/'1'), input.
+ * Reply: id, status (`exit` or `timeout`), exit code, stdout, stderr.
+ *
+ * The command runs in its own session (process group); at its timeout, or
+ * when the channel closes (the engine gave up or went away), the whole group
+ * is killed.
+ */
+export const RUNNER_SCRIPT = String.raw`
+use strict; use warnings;
+use POSIX (); use IO::Select; use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK);
+$SIG{PIPE} = 'IGNORE';
+binmode STDIN; binmode STDOUT;
+$ENV{PATH} = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+$ENV{LC_ALL} = 'C';
+my $TICK = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+sub now { my ($real) = POSIX::times(); return $real / $TICK; }
+my $in = '';
+sub frame {
+  while (1) {
+    if (length($in) >= 4) {
+      my $n = unpack('N', $in);
+      if (length($in) >= 4 + $n) { my $f = substr($in, 4, $n); substr($in, 0, 4 + $n) = ''; return $f; }
+    }
+    my $got = sysread(STDIN, $in, 65536, length $in);
+    return undef unless $got;
+  }
+}
+sub reply {
+  my $p = pack('(N/a*)*', @_);
+  my $out = pack('N', length $p) . $p;
+  while (length $out) {
+    my $w = syswrite(STDOUT, $out);
+    exit 0 unless defined $w;
+    substr($out, 0, $w) = '';
+  }
+}
+while (defined(my $f = frame())) {
+  my @f = unpack('(N/a*)*', $f);
+  my ($id, $timeout, $cwd, $nenv) = splice(@f, 0, 4);
+  my @env = splice(@f, 0, 2 * $nenv);
+  my $argc = shift @f;
+  my @argv = splice(@f, 0, $argc);
+  my ($hasinput, $input) = @f;
+  pipe(my $cin, my $win) or die "pipe: $!";
+  pipe(my $rout, my $cout) or die "pipe: $!";
+  pipe(my $rerr, my $cerr) or die "pipe: $!";
+  my $pid = fork();
+  die "fork: $!" unless defined $pid;
+  if ($pid == 0) {
+    POSIX::setsid();
+    open(STDIN, '<&', $cin) && open(STDOUT, '>&', $cout) && open(STDERR, '>&', $cerr) or POSIX::_exit(125);
+    close $_ for ($cin, $win, $rout, $cout, $rerr, $cerr);
+    if (length $cwd && !chdir $cwd) { print STDERR "cannot change directory to $cwd: $!\n"; POSIX::_exit(126); }
+    while (@env) { my $k = shift @env; $ENV{$k} = shift @env; }
+    { no warnings 'exec'; exec { $argv[0] } @argv; }
+    print STDERR "$argv[0]: $!\n";
+    POSIX::_exit(127);
+  }
+  close $cin; close $cout; close $cerr;
+  my $deadline = now() + $timeout / 1000;
+  my %buf = (fileno($rout) => '', fileno($rerr) => '');
+  my $reads = IO::Select->new($rout, $rerr, \*STDIN);
+  my $writes = IO::Select->new();
+  my $pos = 0;
+  if ($hasinput && length $input) {
+    fcntl($win, F_SETFL, fcntl($win, F_GETFL, 0) | O_NONBLOCK);
+    $writes->add($win);
+  } else {
+    close $win;
+  }
+  my $open = 2;
+  my $status = 'exit';
+  while ($open > 0) {
+    my $left = $deadline - now();
+    if ($left <= 0) { $status = 'timeout'; last; }
+    my ($r, $w) = IO::Select->select($reads, $writes, undef, $left);
+    for my $fh (@{ $r || [] }) {
+      if (fileno($fh) == fileno(STDIN)) {
+        my $got = sysread(STDIN, $in, 65536, length $in);
+        if (!$got) { kill 'KILL', -$pid; waitpid($pid, 0); exit 0; }
+        next;
+      }
+      my $n = sysread($fh, $buf{fileno($fh)}, 65536, length $buf{fileno($fh)});
+      if (!$n) { $reads->remove($fh); $open--; }
+    }
+    for my $fh (@{ $w || [] }) {
+      my $n = syswrite($win, $input, 65536, $pos);
+      if (defined $n) { $pos += $n; }
+      elsif (!$!{EAGAIN}) { $pos = length $input; }
+      if ($pos >= length $input) { $writes->remove($win); close $win; }
+    }
+  }
+  kill 'KILL', -$pid if $status eq 'timeout';
+  waitpid($pid, 0);
+  my $st = $?;
+  my $code = $status eq 'timeout' ? -1 : ($st & 127) ? 128 + ($st & 127) : $st >> 8;
+  reply($id, $status, $code, $buf{fileno($rout)}, $buf{fileno($rerr)});
+}
+`;
+
+export interface RunnerRequest {
+  id: number;
+  timeoutMs: number;
+  cwd?: string;
+  env?: Record<string, string>;
+  argv: readonly string[];
+  input?: string | Buffer;
+}
+
+export interface RunnerReply {
+  id: number;
+  status: 'exit' | 'timeout';
+  exitCode: number;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+function fields(values: readonly (string | Buffer)[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const value of values) {
+    const bytes = Buffer.isBuffer(value) ? value : Buffer.from(value);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes.length);
+    parts.push(length, bytes);
+  }
+  const body = Buffer.concat(parts);
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(body.length);
+  return Buffer.concat([header, body]);
+}
+
+/** One request frame. */
+export function encodeRequest(request: RunnerRequest): Buffer {
+  const env = Object.entries(request.env ?? {});
+  for (const value of [...request.argv, ...env.flat(), request.cwd ?? '']) {
+    if (value.includes('\0')) throw new Error('an argument, variable or directory contains a NUL byte');
+  }
+  return fields([
+    String(request.id),
+    String(Math.max(1, Math.ceil(request.timeoutMs))),
+    request.cwd ?? '',
+    String(env.length),
+    ...env.flat(),
+    String(request.argv.length),
+    ...request.argv,
+    request.input === undefined ? '0' : '1',
+    request.input ?? '',
+  ]);
+}
+
+/**
+ * Splits complete reply frames off the front of `buffer`; returns the
+ * replies and what is left (an incomplete frame, or nothing).
+ */
+export function decodeReplies(buffer: Buffer): { replies: RunnerReply[]; rest: Buffer } {
+  const replies: RunnerReply[] = [];
+  let offset = 0;
+  while (buffer.length - offset >= 4) {
+    const length = buffer.readUInt32BE(offset);
+    if (buffer.length - offset - 4 < length) break;
+    const values: Buffer[] = [];
+    let at = offset + 4;
+    const end = at + length;
+    while (at < end) {
+      const n = buffer.readUInt32BE(at);
+      values.push(buffer.subarray(at + 4, at + 4 + n));
+      at += 4 + n;
+    }
+    if (values.length !== 5 || at !== end) throw new Error('the remote runner sent a malformed reply');
+    const status = values[1]!.toString();
+    if (status !== 'exit' && status !== 'timeout') throw new Error(`the remote runner sent an unknown status ${JSON.stringify(status)}`);
+    replies.push({ id: Number(values[0]!.toString()), status, exitCode: Number(values[2]!.toString()), stdout: values[3]!, stderr: values[4]! });
+    offset = end;
+  }
+  return { replies, rest: buffer.subarray(offset) };
+}
