@@ -124,10 +124,10 @@ export async function waitUntil(
   }
 }
 
-/** Whether something accepts TCP connections on 127.0.0.1:port. */
-export function portAnswers(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on host:port (default 127.0.0.1). */
+export function portAnswers(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = connect({ host, port });
     socket.setTimeout(1_000);
     const done = (answers: boolean) => {
       socket.destroy();

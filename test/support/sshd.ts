@@ -17,11 +17,13 @@ const HOST = '127.0.0.1';
 const SSHD = '/usr/sbin/sshd';
 
 /**
- * Starts a private sshd in `dir` (created) on 127.0.0.1 on a free port, with
- * its own host key and a client key allowed to log in as the current user.
- * Ready once a real `ssh` login with the pinned host key succeeds.
+ * Starts a private sshd in `dir` (created) on a free port of `host` (default
+ * 127.0.0.1; any 127.x.y.z address answers on Linux's loopback, so test
+ * servers can have addresses of their own), with its own host key and a
+ * client key allowed to log in as the current user. Ready once a real `ssh`
+ * login with the pinned host key succeeds.
  */
-export async function startSshd(dir: string): Promise<SshdServer> {
+export async function startSshd(dir: string, host: string = HOST): Promise<SshdServer> {
   await mkdir(dir, { recursive: true });
   const log = join(dir, 'sshd.log');
   const hostKey = join(dir, 'host_ed25519');
@@ -38,11 +40,11 @@ export async function startSshd(dir: string): Promise<SshdServer> {
     ]);
     hostKeyFingerprint = await fingerprint(`${hostKey}.pub`);
     await writeFile(join(dir, 'authorized_keys'), `${clientPublicKey}\n`, { mode: 0o600 });
-    await writeFile(knownHostsPath, knownHostsLine(port, hostPublicKey), { mode: 0o600 });
+    await writeFile(knownHostsPath, knownHostsLine(port, hostPublicKey, host), { mode: 0o600 });
     await writeFile(
       confPath,
       [
-        `ListenAddress ${HOST}:${port}`,
+        `ListenAddress ${host}:${port}`,
         `HostKey ${hostKey}`,
         `PidFile ${join(dir, 'sshd.pid')}`,
         `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
@@ -65,7 +67,7 @@ export async function startSshd(dir: string): Promise<SshdServer> {
 
   const server = await startServerProcess(SSHD, ['-D', '-e', '-f', confPath], log);
   const sshd: SshdServer = {
-    host: HOST,
+    host,
     port,
     user: userInfo().username,
     privateKeyPath,
@@ -74,7 +76,7 @@ export async function startSshd(dir: string): Promise<SshdServer> {
     pid: server.pid,
   };
   try {
-    await waitUntil('a TCP connection', () => portAnswers(port), { timeoutMs: 15_000, server });
+    await waitUntil('a TCP connection', () => portAnswers(port, host), { timeoutMs: 15_000, server });
     await waitUntil('an ssh login', () => runSsh(sshd, ['true']), { timeoutMs: 15_000, intervalMs: 200, server });
     return sshd;
   } catch (error) {
@@ -129,10 +131,10 @@ export async function generateEd25519Key(path: string, comment: string): Promise
 }
 
 /** A known_hosts line pinning `publicKey` for the testbed sshd's address and port. */
-export function knownHostsLine(port: number, publicKey: string): string {
+export function knownHostsLine(port: number, publicKey: string, host: string = HOST): string {
   // Drop the key comment: only "type base64" belongs after the host pattern.
   const [type, key] = publicKey.split(' ');
-  return `[${HOST}]:${port} ${type} ${key}\n`;
+  return `[${host}]:${port} ${type} ${key}\n`;
 }
 
 async function fingerprint(publicKeyPath: string): Promise<string> {

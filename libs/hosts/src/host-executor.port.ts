@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { CommandFailedError } from './host-executor.errors.js';
 import { checkServerPath, UnsafePathError, type ServerRoots } from './server-path.js';
 
@@ -22,6 +23,19 @@ export interface RawRunResult {
   exitCode: number;
   stdout: Buffer;
   stderr: Buffer;
+}
+
+/** A command whose stdin and stdout are streams (relays such as sync); stderr is collected. */
+export interface StreamingCommand {
+  stdin: Writable;
+  stdout: Readable;
+  /**
+   * Exit code (128+n for a signal) and stderr, once the command has ended
+   * and its stdout has been read to the end (or it was killed).
+   */
+  done: Promise<{ exitCode: number; stderr: string }>;
+  /** Stops the command (and what it started) now; its remaining output is dropped. */
+  kill(): void;
 }
 
 export interface FileOptions {
@@ -62,6 +76,13 @@ export abstract class HostExecutor {
    */
   protected abstract exec(server: ServerRoots, argv: readonly string[], options: RunOptions): Promise<RawRunResult>;
 
+  /**
+   * Starts argv with its stdin and stdout as streams, for relays between
+   * servers. The caller ends stdin, awaits `done`, and kills it on timeout.
+   * Arguments are checked by the caller (see syncTree).
+   */
+  abstract stream(server: ServerRoots, argv: readonly string[]): Promise<StreamingCommand>;
+
   /** Runs a command; a non-zero exit is returned, not thrown (see `mustRun`). */
   async run(server: ServerRoots, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     if (argv.length === 0) throw new Error('an empty command');
@@ -87,7 +108,7 @@ export abstract class HostExecutor {
    * One command, one round trip.
    */
   async writeFile(server: ServerRoots, path: string, content: string | Buffer, options: FileOptions = {}): Promise<void> {
-    const target = await this.safePath(server, path);
+    const target = await this.resolvePath(server, path);
     const temp = posix.join(posix.dirname(target), `.${posix.basename(target)}.tmp-${randomBytes(6).toString('hex')}`);
     const script =
       'set -C; umask 077; cat > "$1" && chmod -- "$2" "$1" && { [ -z "$3" ] || chown -- "$3" "$1"; } && mv -f -T -- "$1" "$4" ' +
@@ -101,7 +122,7 @@ export abstract class HostExecutor {
   }
 
   async readFile(server: ServerRoots, path: string): Promise<Buffer> {
-    const target = await this.safePath(server, path);
+    const target = await this.resolvePath(server, path);
     const argv = ['cat', '--', target];
     const result = await this.exec(server, argv, {});
     if (result.exitCode !== 0) throw new CommandFailedError(server.hostname, argv, result.exitCode, result.stderr.toString());
@@ -115,7 +136,7 @@ export abstract class HostExecutor {
 
   /** `mkdir -p`, then mode and owner of the last directory. */
   async mkdir(server: ServerRoots, path: string, options: FileOptions = {}): Promise<void> {
-    const target = await this.safePath(server, path);
+    const target = await this.resolvePath(server, path);
     await this.mustRun(server, ['mkdir', '-p', target]);
     if (options.mode !== undefined) await this.mustRun(server, ['chmod', options.mode.toString(8), target]);
     if (options.owner) await this.mustRun(server, ['chown', checkOwner(options.owner), target]);
@@ -127,7 +148,7 @@ export abstract class HostExecutor {
    * server's roots allow; it is checked like any path.
    */
   async symlink(server: ServerRoots, target: string, path: string): Promise<void> {
-    const link = await this.safePath(server, path);
+    const link = await this.resolvePath(server, path);
     const to = checkServerPath(server, target);
     const temp = posix.join(posix.dirname(link), `.${posix.basename(link)}.lnk-${randomBytes(6).toString('hex')}`);
     const script = 'ln -s -n -- "$1" "$2" && mv -f -T -- "$2" "$3" || { s=$?; rm -f -- "$2"; exit $s; }';
@@ -164,13 +185,13 @@ export abstract class HostExecutor {
   async remove(server: ServerRoots, path: string): Promise<void> {
     const target = checkServerPath(server, path, { allowRoot: false });
     // The link itself, not what it points to, is what gets removed: check its parent's real location.
-    await this.safePath(server, posix.dirname(target));
+    await this.resolvePath(server, posix.dirname(target));
     await this.mustRun(server, ['rm', '-rf', '--one-file-system', '--', target]);
   }
 
   /** `chown -R` without following symlinks out of the tree. */
   async chownRecursive(server: ServerRoots, path: string, owner: string): Promise<void> {
-    const target = await this.safePath(server, path);
+    const target = await this.resolvePath(server, path);
     await this.mustRun(server, ['chown', '-R', '-P', checkOwner(owner), target]);
   }
 
@@ -179,7 +200,7 @@ export abstract class HostExecutor {
    * (`realpath -m`: symlinks followed, missing parts allowed) and checked
    * again, so a symlink cannot lead an operation out of the roots.
    */
-  protected async safePath(server: ServerRoots, path: string): Promise<string> {
+  async resolvePath(server: ServerRoots, path: string): Promise<string> {
     const checked = checkServerPath(server, path);
     const real = (await this.mustRun(server, ['realpath', '-m', '--', checked])).replace(/\n$/, '');
     try {

@@ -4,6 +4,7 @@ export * from './local-executor.adapter.js';
 export * from './server-path.js';
 export * from './shell-quote.js';
 export * from './ssh-executor.adapter.js';
+export * from './sync-tree.js';
 export * from './dto/server.dto.js';
 export * from './dto/server.view.js';
 export * from './hosts.module.js';

@@ -1,11 +1,12 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { Injectable } from '@nestjs/common';
 import { HostTimeoutError } from './host-executor.errors.js';
-import { HostExecutor, type RawRunResult, type RunOptions } from './host-executor.port.js';
+import { HostExecutor, type RawRunResult, type RunOptions, type StreamingCommand } from './host-executor.port.js';
 import type { ServerRoots } from './server-path.js';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
+const ENVIRONMENT = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
 
 /**
  * This machine as a server: the embedded default and single-host installs.
@@ -18,7 +19,7 @@ export class LocalExecutor extends HostExecutor {
     return new Promise((resolve, reject) => {
       const child = spawn(argv[0]!, argv.slice(1), {
         cwd: options.cwd,
-        env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', ...options.env },
+        env: { ...ENVIRONMENT, ...options.env },
         stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
         // Its own process group, so a timeout kills what it started too (as the SSH runner does).
         detached: true,
@@ -28,11 +29,7 @@ export class LocalExecutor extends HostExecutor {
       child.stdout!.on('data', (c: Buffer) => stdout.push(c));
       child.stderr!.on('data', (c: Buffer) => stderr.push(c));
       const timer = setTimeout(() => {
-        try {
-          process.kill(-child.pid!, 'SIGKILL');
-        } catch {
-          child.kill('SIGKILL');
-        }
+        killGroup(child);
         reject(new HostTimeoutError(server.hostname, argv, timeoutMs));
       }, timeoutMs);
       child.once('error', (error) => {
@@ -50,5 +47,31 @@ export class LocalExecutor extends HostExecutor {
         child.stdin.end(options.input);
       }
     });
+  }
+
+  stream(_server: ServerRoots, argv: readonly string[]): Promise<StreamingCommand> {
+    const child = spawn(argv[0]!, argv.slice(1), { env: ENVIRONMENT, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const stderr: Buffer[] = [];
+    child.stderr.on('data', (c: Buffer) => stderr.push(c));
+    child.stdin.on('error', () => undefined);
+    const done = new Promise<{ exitCode: number; stderr: string }>((resolve) => {
+      child.once('error', (error) => resolve({ exitCode: 127, stderr: `${argv[0]}: ${error.message}` }));
+      child.once('close', (code, signal) =>
+        resolve({ exitCode: code ?? 128 + (signal ? constants.signals[signal] : 0), stderr: Buffer.concat(stderr).toString() }),
+      );
+    });
+    const kill = () => {
+      killGroup(child);
+      child.stdout.resume();
+    };
+    return Promise.resolve({ stdin: child.stdin, stdout: child.stdout, done, kill });
+  }
+}
+
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
   }
 }

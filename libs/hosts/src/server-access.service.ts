@@ -4,6 +4,7 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import type { HostExecutor } from './host-executor.port.js';
 import { LocalExecutor } from './local-executor.adapter.js';
 import { SshExecutor } from './ssh-executor.adapter.js';
+import { syncTree, type SyncOptions } from './sync-tree.js';
 
 /** The executor for a server of the inventory, by its transport. */
 @Injectable()
@@ -17,6 +18,11 @@ export class ServerAccess implements OnModuleDestroy {
 
   executorFor(server: Pick<Server, 'transport'>): HostExecutor {
     return server.transport === 'local' ? this.local : this.ssh;
+  }
+
+  /** Makes `path` on `to` a copy of `path` on `from` (see syncTree). */
+  sync(from: Server, to: Server, path: string, options?: SyncOptions): Promise<void> {
+    return syncTree({ executor: this.executorFor(from), server: from }, { executor: this.executorFor(to), server: to }, path, options);
   }
 
   onModuleDestroy(): void {

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
+import { constants } from 'node:os';
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { NodeSSH } from 'node-ssh';
 import type { ClientChannel } from 'ssh2';
 import { HostTimeoutError } from './host-executor.errors.js';
-import { HostExecutor, type RawRunResult, type RunOptions } from './host-executor.port.js';
+import { HostExecutor, type RawRunResult, type RunOptions, type StreamingCommand } from './host-executor.port.js';
 import { decodeReplies, encodeRequest, RUNNER_SCRIPT, type RunnerReply, type RunnerRequest } from './remote-runner.js';
 import type { ServerRoots } from './server-path.js';
 import { commandLine } from './shell-quote.js';
@@ -25,8 +26,8 @@ export class HostKeyError extends Error {
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 10_000;
-/** Runners (SSH sessions) per connection; OpenSSH allows 10 sessions by default. */
-const RUNNERS_PER_CONNECTION = 8;
+/** Sessions (runners and streams) per connection; OpenSSH allows 10 by default. */
+const SESSIONS_PER_CONNECTION = 8;
 /** How long after a command's own timeout the runner may take to report it, before the engine stops waiting. */
 const TIMEOUT_GRACE_MS = 1_000;
 
@@ -53,7 +54,7 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const started = Date.now();
     const connection = await this.connection(server, timeoutMs);
-    const runner = await connection.acquire(Math.max(1, timeoutMs - (Date.now() - started)));
+    const runner = await connection.runner(Math.max(1, timeoutMs - (Date.now() - started)));
     let reusable = false;
     try {
       const reply = await runner.run({ argv, cwd: options.cwd, env: options.env, input: options.input, timeoutMs }, timeoutMs + TIMEOUT_GRACE_MS);
@@ -67,6 +68,27 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
       // A runner that did not answer is closed (which kills its command); the connection stays.
       connection.release(runner, reusable);
     }
+  }
+
+  async stream(server: SshTarget, argv: readonly string[]): Promise<StreamingCommand> {
+    const channel = await (await this.connection(server, CONNECT_TIMEOUT_MS)).stream(argv, CONNECT_TIMEOUT_MS);
+    const stderr: Buffer[] = [];
+    channel.stderr.on('data', (c: Buffer) => stderr.push(c));
+    let exitCode = -1;
+    channel.on('exit', (code: number | null, signal?: string) => {
+      exitCode = code ?? 128 + (signal ? (constants.signals[`SIG${signal}` as NodeJS.Signals] ?? 0) : 0);
+    });
+    const done = new Promise<{ exitCode: number; stderr: string }>((resolve) =>
+      channel.once('close', () => resolve({ exitCode, stderr: Buffer.concat(stderr).toString() })),
+    );
+    // Closing the session closes the command's pipes; OpenSSH also delivers the signal.
+    const kill = () => {
+      channel.signal('KILL');
+      channel.close();
+      // The session reports its close once its output is read to the end.
+      channel.resume();
+    };
+    return { stdin: channel, stdout: channel, done, kill };
   }
 
   onModuleDestroy(): void {
@@ -145,11 +167,15 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
 
 class RunnerTimeoutError extends Error {}
 
-/** One SSH connection and its runners: idle ones are reused, at most RUNNERS_PER_CONNECTION at once. */
+/**
+ * One SSH connection and its sessions: runners (idle ones are reused) and
+ * streams, at most SESSIONS_PER_CONNECTION at once; a caller that finds
+ * none free waits until one is.
+ */
 class SshConnection {
   private readonly idle: Runner[] = [];
-  private open = 0;
-  private readonly waiting: Array<{ resolve: (r: Runner) => void; reject: (e: Error) => void }> = [];
+  private sessions = 0;
+  private waiters: (() => void)[] = [];
   private nextId = 1;
 
   constructor(
@@ -157,74 +183,96 @@ class SshConnection {
     private readonly ssh: NodeSSH,
   ) {}
 
-  async acquire(timeoutMs: number): Promise<Runner> {
-    while (this.idle.length > 0) {
-      const runner = this.idle.pop()!;
-      if (!runner.closed) return runner;
+  async runner(timeoutMs: number): Promise<Runner> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const idle = this.idle.pop();
+      if (idle && !idle.closed) return idle;
+      if (idle) this.free();
+      else if (this.sessions < SESSIONS_PER_CONNECTION) return this.session(() => this.startRunner(deadline - Date.now()));
+      else await this.change(deadline);
     }
-    if (this.open < RUNNERS_PER_CONNECTION) {
-      this.open++;
-      try {
-        return await this.start(timeoutMs);
-      } catch (error) {
-        this.open--;
-        throw error;
-      }
-    }
-    return new Promise<Runner>((resolve, reject) => {
-      const waiter = {
-        resolve: (r: Runner) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        reject,
-      };
-      const timer = setTimeout(() => {
-        this.waiting.splice(this.waiting.indexOf(waiter), 1);
-        reject(new RunnerTimeoutError(`${this.hostname}: every runner stayed busy`));
-      }, timeoutMs);
-      this.waiting.push(waiter);
-    });
   }
 
-  release(runner: Runner, reusable: boolean): void {
-    if (!reusable || runner.closed) {
-      runner.close();
-      this.open--;
-      // A waiter takes the freed slot with a new runner.
-      const waiter = this.waiting.shift();
-      if (waiter) {
-        this.open++;
-        this.start(CONNECT_TIMEOUT_MS).then(waiter.resolve, (error: Error) => {
-          this.open--;
-          waiter.reject(error);
-        });
-      }
-      return;
+  async stream(argv: readonly string[], timeoutMs: number): Promise<ClientChannel> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.sessions < SESSIONS_PER_CONNECTION) return this.session(() => this.exec(commandLine(argv), deadline - Date.now()), true);
+      const idle = this.idle.pop();
+      // An idle runner gives its session up to the stream.
+      if (idle) {
+        idle.close();
+        this.free();
+      } else await this.change(deadline);
     }
-    const waiter = this.waiting.shift();
-    if (waiter) waiter.resolve(runner);
-    else this.idle.push(runner);
+  }
+
+  /** A runner back from a command: kept if it answered, closed (killing its command) if not. */
+  release(runner: Runner, reusable: boolean): void {
+    if (reusable && !runner.closed) {
+      this.idle.push(runner);
+      this.notify();
+    } else {
+      runner.close();
+      this.free();
+    }
   }
 
   dispose(): void {
-    for (const waiter of this.waiting.splice(0)) waiter.reject(new Error(`${this.hostname}: the connection was closed`));
     this.ssh.dispose();
   }
 
-  private start(timeoutMs: number): Promise<Runner> {
-    return new Promise<Runner>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new RunnerTimeoutError(`${this.hostname}: starting a runner timed out`)), timeoutMs);
+  private async session<T extends Runner | ClientChannel>(open: () => Promise<T>, freeOnClose = false): Promise<T> {
+    this.sessions++;
+    try {
+      const opened = await open();
+      if (freeOnClose) (opened as ClientChannel).once('close', () => this.free());
+      return opened;
+    } catch (error) {
+      this.free();
+      throw error;
+    }
+  }
+
+  private free(): void {
+    this.sessions--;
+    this.notify();
+  }
+
+  private notify(): void {
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  private change(deadline: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== wake);
+        reject(new RunnerTimeoutError(`${this.hostname}: every SSH session stayed busy`));
+      }, Math.max(0, deadline - Date.now()));
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.waiters.push(wake);
+    });
+  }
+
+  private async startRunner(timeoutMs: number): Promise<Runner> {
+    return new Runner(this.hostname, await this.exec(commandLine(['perl', '-e', RUNNER_SCRIPT]), timeoutMs), () => this.nextId++);
+  }
+
+  private exec(command: string, timeoutMs: number): Promise<ClientChannel> {
+    return new Promise<ClientChannel>((resolve, reject) => {
       const client = this.ssh.connection;
       if (!client) {
-        clearTimeout(timer);
         reject(new Error(`${this.hostname}: the connection was closed`));
         return;
       }
-      client.exec(commandLine(['perl', '-e', RUNNER_SCRIPT]), (error, stream) => {
+      const timer = setTimeout(() => reject(new RunnerTimeoutError(`${this.hostname}: opening an SSH session timed out`)), Math.max(1, timeoutMs));
+      client.exec(command, (error, stream) => {
         clearTimeout(timer);
-        if (error) reject(new Error(`${this.hostname}: cannot start a command runner: ${error.message}`));
-        else resolve(new Runner(this.hostname, stream, () => this.nextId++));
+        if (error) reject(new Error(`${this.hostname}: cannot open an SSH session: ${error.message}`));
+        else resolve(stream);
       });
     });
   }
