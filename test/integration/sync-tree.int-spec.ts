@@ -156,7 +156,9 @@ describe('syncTree (rsync between two SSH test servers)', () => {
 
       const syncing = syncTree(a, c, source);
       const failed = expect(syncing).rejects.toThrow(/sync .*big from dispatch-a\.example\.net to dispatch-c\.example\.net failed/);
-      await new Promise((r) => setTimeout(r, 300));
+      // Mid-transfer: the receiver has started writing the file.
+      const destDir = join(c.server.homeRoot, 'big');
+      for (let i = 0; i < 200 && !(existsSync(destDir) && readdirSync(destDir).some((f) => f.startsWith('.blob.'))); i++) await new Promise((r) => setTimeout(r, 25));
       await stopSshd(sshdC);
       await failed;
       await waitForNoRsync(source);

@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
+import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
 import { QueueModule } from '@app/queue';
@@ -35,6 +36,7 @@ export class EngineModule {
         }),
         SagaModule,
         HostsModule.forRoot({ http: api }),
+        CodebasesModule.forRoot({ http: api }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

@@ -71,16 +71,26 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
   }
 
   async stream(server: SshTarget, argv: readonly string[]): Promise<StreamingCommand> {
-    const channel = await (await this.connection(server, CONNECT_TIMEOUT_MS)).stream(argv, CONNECT_TIMEOUT_MS);
+    const connection = await this.connection(server, CONNECT_TIMEOUT_MS);
+    const channel = await connection.stream(argv, CONNECT_TIMEOUT_MS);
     const stderr: Buffer[] = [];
     channel.stderr.on('data', (c: Buffer) => stderr.push(c));
     let exitCode = -1;
     channel.on('exit', (code: number | null, signal?: string) => {
       exitCode = code ?? 128 + (signal ? (constants.signals[`SIG${signal}` as NodeJS.Signals] ?? 0) : 0);
     });
-    const done = new Promise<{ exitCode: number; stderr: string }>((resolve) =>
-      channel.once('close', () => resolve({ exitCode, stderr: Buffer.concat(stderr).toString() })),
-    );
+    const done = new Promise<{ exitCode: number; stderr: string }>((resolve) => {
+      // A connection that breaks may never close its channels cleanly: that ends the command too.
+      const lost = () => {
+        channel.resume();
+        resolve({ exitCode: -1, stderr: `${Buffer.concat(stderr).toString()}${server.hostname}: the SSH connection was lost\n` });
+      };
+      const forget = connection.onLost(lost);
+      channel.once('close', () => {
+        forget();
+        resolve({ exitCode, stderr: Buffer.concat(stderr).toString() });
+      });
+    });
     // Closing the session closes the command's pipes; OpenSSH also delivers the signal.
     const kill = () => {
       channel.signal('KILL');
@@ -220,6 +230,21 @@ class SshConnection {
 
   dispose(): void {
     this.ssh.dispose();
+  }
+
+  /** Calls `lost` once if the connection closes or fails; returns the unsubscribe. */
+  onLost(lost: () => void): () => void {
+    const client = this.ssh.connection;
+    if (!client) {
+      queueMicrotask(lost);
+      return () => undefined;
+    }
+    client.once('close', lost);
+    client.once('error', lost);
+    return () => {
+      client.off('close', lost);
+      client.off('error', lost);
+    };
   }
 
   private async session<T extends Runner | ClientChannel>(open: () => Promise<T>, freeOnClose = false): Promise<T> {

@@ -93,15 +93,18 @@ export async function syncTree(from: SyncEnd, to: SyncEnd, path: string, options
     receiver.stdout.pipe(sender.stdin);
     // A side's stream ends (and its exit is known) only once its output is read to the end:
     // when one side is done, what the other still prints has nowhere to go and is dropped.
-    const drain = (stream: Readable) => {
-      stream.unpipe();
-      stream.resume();
-    };
-    const ended = receiver;
-    const [sent, received] = await Promise.all([
-      sender.done.finally(() => drain(ended.stdout)),
-      receiver.done.finally(() => drain(sender.stdout)),
-    ]);
+    // When one side ends, the other gets end of input; when one side fails, the
+    // other is stopped (it could wait forever for a peer that is gone).
+    const settle = (side: StreamingCommand, other: StreamingCommand) =>
+      side.done.then((result) => {
+        side.stdout.unpipe();
+        other.stdin.end();
+        other.stdout.unpipe();
+        other.stdout.resume();
+        if (result.exitCode !== 0) other.kill();
+        return result;
+      });
+    const [sent, received] = await Promise.all([settle(sender, receiver), settle(receiver, sender)]);
     if (timedOut) throw new HostTimeoutError(`${from.server.hostname} → ${to.server.hostname}`, ['rsync', srcArg, destArg], timeoutMs);
     if (sent.exitCode !== 0 || received.exitCode !== 0) {
       const detail = [sent.stderr.trim() && `${from.server.hostname}: ${sent.stderr.trim()}`, received.stderr.trim() && `${to.server.hostname}: ${received.stderr.trim()}`]

@@ -1,0 +1,36 @@
+import { Body, Controller, Get, HttpCode, Param, ParseIntPipe, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { RequireScope, type Principal } from '@app/auth';
+import { CodeGroupsService } from './code-groups.service.js';
+import { CodeGroupCreatedView, CodeGroupView, CreateCodeGroupDto } from './dto/code-group.dto.js';
+
+const by = (req: { principal: Principal }) => ({ actor: `token:${req.principal.name}`, via: 'api' as const });
+
+@ApiTags('code groups')
+@ApiBearerAuth()
+@RequireScope('admin')
+@Controller('v1/code-groups')
+export class CodeGroupsController {
+  constructor(private readonly groups: CodeGroupsService) {}
+
+  @Post()
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Create a shared code group: queued clone at a revision on its master, then synced to the other servers' })
+  @ApiResponse({ status: 202, type: CodeGroupCreatedView })
+  async create(@Body() body: CreateCodeGroupDto, @Req() req: { principal: Principal }): Promise<CodeGroupCreatedView> {
+    const { group, jobId } = await this.groups.create(body, by(req));
+    return { group: CodeGroupView.of(group), jobId, jobUrl: `/v1/jobs/${jobId}` };
+  }
+
+  @Get()
+  @ApiResponse({ status: 200, type: CodeGroupView, isArray: true })
+  async list(): Promise<CodeGroupView[]> {
+    return (await this.groups.list()).map(CodeGroupView.of);
+  }
+
+  @Get(':id')
+  @ApiResponse({ status: 200, type: CodeGroupView })
+  async get(@Param('id', ParseIntPipe) id: number): Promise<CodeGroupView> {
+    return CodeGroupView.of(await this.groups.get(id));
+  }
+}

@@ -1,0 +1,83 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsBoolean, IsIn, IsInt, IsOptional, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { LICENSES, type CodeGroupState, type License, type SharedCodeGroup } from '@app/catalog';
+import { CodebaseManifest } from '../manifest.js';
+
+/**
+ * Repository URLs git may fetch from: https, ssh, git and file URLs,
+ * scp-like `user@host:path`, or an absolute path on the group's master.
+ * Never an option (`-...`) nor a transport helper (`ext::`).
+ */
+export const REPO_URL = /^((https?|ssh|git|file):\/\/[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-]+|\/[A-Za-z0-9._/-]+)$/;
+/** A commit, tag or branch name; never an option or a range. */
+export const REVISION = /^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,128}$/;
+/** The group's directory name under the shared code root. */
+export const GROUP_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+export class CreateCodeGroupDto {
+  @ApiProperty({ example: 'paid-2026a', description: 'also its directory under the master\'s shared code root' })
+  @Matches(GROUP_NAME, { message: 'name must be lower-case letters, digits, _ and - (up to 64)' })
+  name: string;
+
+  @ApiProperty({ enum: LICENSES })
+  @IsIn(LICENSES)
+  tier: License;
+
+  @ApiProperty({ example: 'https://git.example.com/shop.git' })
+  @MaxLength(1024)
+  @Matches(REPO_URL, { message: 'repoUrl must be an https, ssh, git or file URL, user@host:path, or an absolute path' })
+  repoUrl: string;
+
+  @ApiProperty({ example: 'main', description: 'commit, tag or branch to check out' })
+  @Matches(REVISION, { message: 'revision must be a commit, tag or branch name' })
+  revision: string;
+
+  @ApiProperty({ description: 'dispatcher holding the checkout; it is synced from there to the other dispatchers and handlers' })
+  @IsInt()
+  @Min(1)
+  masterServerId: number;
+
+  @ApiProperty({ example: 200, description: 'most installs the group may hold' })
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
+  installLimit: number;
+
+  @ApiPropertyOptional({ description: 'reserved for pinned customers: never chosen by the fewest-installs rule' })
+  @IsOptional()
+  @IsBoolean()
+  pinned?: boolean;
+
+  @ApiPropertyOptional({ type: CodebaseManifest, description: `for a codebase that carries no ${'hosting.manifest.json'}` })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => CodebaseManifest)
+  manifest?: CodebaseManifest;
+}
+
+export class CodeGroupView {
+  @ApiProperty() id: number;
+  @ApiProperty() name: string;
+  @ApiProperty({ enum: LICENSES }) tier: License;
+  @ApiProperty() repoUrl: string;
+  @ApiProperty({ nullable: true, description: 'commit checked out; null until the clone has finished' }) revision: string | null;
+  @ApiProperty() path: string;
+  @ApiProperty() masterServerId: number;
+  @ApiProperty() installLimit: number;
+  @ApiProperty() installCount: number;
+  @ApiProperty() pinned: boolean;
+  @ApiProperty() state: CodeGroupState;
+  @ApiProperty({ nullable: true, description: 'the manifest in effect (given, or read from the checkout)' }) manifest: Record<string, unknown> | null;
+
+  static of(group: SharedCodeGroup): CodeGroupView {
+    const { id, name, tier, repoUrl, revision, path, masterServerId, installLimit, installCount, pinned, state, manifest } = group;
+    return { id, name, tier, repoUrl, revision, path, masterServerId, installLimit, installCount, pinned, state, manifest };
+  }
+}
+
+export class CodeGroupCreatedView {
+  @ApiProperty({ type: CodeGroupView }) group: CodeGroupView;
+  @ApiProperty({ description: 'the queued clone job' }) jobId: number;
+  @ApiProperty({ example: '/v1/jobs/12' }) jobUrl: string;
+}
