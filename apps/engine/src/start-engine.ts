@@ -35,6 +35,7 @@ export async function startEngine(config: EngineConfig): Promise<RunningEngine> 
   if (config.embedded) {
     const setup = app.get(EmbeddedSetupService);
     await setup.ensureLocalServer();
+    await setup.ensureSampleCodeGroups();
     adminToken = await setup.freshAdminToken();
   }
 

@@ -13,7 +13,8 @@ export interface CheckItem {
 const TOOLS: Record<string, string[][]> = {
   // perl (Debian's essential perl-base): the SSH command runner and symlinkMany.
   all: [['rsync'], ['perl']],
-  dispatcher: [['nginx']],
+  // git: a code group's master clones and updates its checkout.
+  dispatcher: [['nginx'], ['git']],
   handler: [['php-fpm', 'php-fpm8.2', 'php-fpm8.3', 'php-fpm8.1']],
   cloud: [['php-fpm', 'php-fpm8.2', 'php-fpm8.3', 'php-fpm8.1']],
   database: [['mariadb', 'mysql']],

@@ -1,7 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ApiTokensService } from '@app/auth';
 import { AuditEventRepository, ServerRepository } from '@app/catalog';
+import { buildSampleRepository, CodeGroupsService } from '@app/codebases';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { rootsOf } from '@app/hosts';
 import { LOCAL_SERVER_HOSTNAME, localServer } from './local-server.js';
@@ -21,6 +23,7 @@ export class EmbeddedSetupService {
     private readonly servers: ServerRepository,
     private readonly audit: AuditEventRepository,
     private readonly tokens: ApiTokensService,
+    private readonly codeGroups: CodeGroupsService,
   ) {}
 
   /** Seeds the local server when the inventory is empty, and creates its roots. */
@@ -38,6 +41,28 @@ export class EmbeddedSetupService {
       details: { hostname: LOCAL_SERVER_HOSTNAME, transport: 'local', reason: 'embedded default' },
     });
     this.logger.log(`seeded the local server (roots under ${this.config.varDir}/hosts/local)`);
+  }
+
+  /**
+   * Seeds a free and a paid code group from the sample shop codebase (built
+   * as a git repository under var/) when there is none, so orders can be
+   * provisioned at once; the worker clones them like any other group.
+   */
+  async ensureSampleCodeGroups(): Promise<void> {
+    if ((await this.codeGroups.list()).length > 0) return;
+    const master = await this.servers.findByHostname(LOCAL_SERVER_HOSTNAME);
+    if (!master) return;
+    const dir = join(this.config.varDir, 'sample-codebase');
+    // Left by a first start that stopped before recording the groups.
+    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+    const repo = await buildSampleRepository(dir);
+    for (const tier of ['free', 'paid'] as const) {
+      await this.codeGroups.create(
+        { name: `sample-${tier}`, tier, repoUrl: repo.path, revision: 'main', masterServerId: master.id, installLimit: 1000 },
+        { actor: 'engine', via: 'engine' },
+      );
+    }
+    this.logger.log(`seeded code groups sample-free and sample-paid from ${dir}`);
   }
 
   /** A fresh admin token for this run; the previous run's is revoked. */
