@@ -1,0 +1,242 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource, In, type EntityManager } from 'typeorm';
+import { Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, type License } from '@app/catalog';
+import { DomainError, ValidationFailedError } from '@app/common';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { sqlDialect, type SqlDialect } from '@app/queue';
+import type { CreateInstallDto } from './dto/create-install.dto.js';
+import { dbNameFor, fsNameBase, nextFsName } from './naming.js';
+import { encryptSecret, randomSecret } from './secrets-cipher.js';
+
+/** Conflicts with a concurrent order (same fs name, same IP, deadlock): the whole prepare runs again. */
+const MAX_TRIES = 12;
+
+export interface Prepared {
+  install: Install;
+  /** False when the order reference was seen before: the same install is returned. */
+  created: boolean;
+}
+
+/**
+ * The prepare phase (the seed's bare_slave::install), in one transaction:
+ * the order is recorded with everything chosen (master and other servers,
+ * names, password, code group, IPs) or nothing is. The database's unique
+ * indexes settle races between concurrent orders; a loser runs again and
+ * sees the winner's rows.
+ */
+@Injectable()
+export class PrepareService {
+  private readonly dialect: SqlDialect;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+  ) {
+    this.dialect = sqlDialect(dataSource);
+  }
+
+  async prepare(order: CreateInstallDto, after?: (m: EntityManager, install: Install) => Promise<void>): Promise<Prepared> {
+    checkSites(order);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.dataSource.transaction((m) => this.prepareIn(m, order, after));
+      } catch (error) {
+        const key = this.dialect.isDuplicateKey(error) ? duplicateKeyName(error) : null;
+        if (key === 'order_ref') {
+          const install = await this.dataSource.getRepository(Install).findOneByOrFail({ orderRef: order.orderRef });
+          return { install, created: false };
+        }
+        if (key === 'live_hostname') throw hostnameTaken(order.sites.map((s) => s.hostname));
+        const retry = key !== null || this.dialect.isRetryableConflict(error);
+        if (!retry || attempt >= MAX_TRIES) throw error;
+        await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+      }
+    }
+  }
+
+  private async prepareIn(m: EntityManager, order: CreateInstallDto, after?: (m: EntityManager, install: Install) => Promise<void>): Promise<Prepared> {
+    const existing = await m.findOne(Install, { where: { orderRef: order.orderRef } });
+    if (existing) return { install: existing, created: false };
+
+    const hostnames = order.sites.map((s) => s.hostname);
+    const live = await m.find(InstallSite, { where: { liveHostname: In(hostnames) } });
+    if (live.length > 0) throw hostnameTaken(live.map((s) => s.hostname));
+
+    const servers = await m.find(Server, { where: { state: 'active' }, order: { id: 'ASC' } });
+    const hosted = await this.installsPerServer(m);
+    const fewest = (candidates: Server[]) => [...candidates].sort((a, b) => (hosted.get(a.id) ?? 0) - (hosted.get(b.id) ?? 0) || a.id - b.id)[0];
+    const dispatchers = servers.filter((s) => s.roles.includes('dispatcher'));
+    if (dispatchers.length === 0) throw new DomainError('NO_DISPATCHER', 'No active dispatcher in the inventory can take an install', 503);
+    let master: Server;
+    if (order.serverId !== undefined) {
+      const requested = dispatchers.find((s) => s.id === order.serverId);
+      if (!requested) throw new DomainError('SERVER_UNAVAILABLE', `Server ${order.serverId} is not an active dispatcher`, 400, { serverId: order.serverId });
+      master = requested;
+    } else {
+      master = fewest(dispatchers)!;
+    }
+    // Free: the master only. Paid: the master and every other dispatcher.
+    const installServers = order.license === 'paid' ? [master, ...dispatchers.filter((s) => s.id !== master.id)] : [master];
+    const databases = servers.filter((s) => s.roles.includes('database'));
+    if (databases.length === 0) throw new DomainError('NO_DATABASE_SERVER', 'No active database server in the inventory', 503);
+    const dbServer = await this.fewestDatabases(m, databases);
+
+    const group = await this.takeGroupSlot(m, order.license);
+    const base = fsNameBase(order.sites[0]!.hostname);
+    const taken = new Set((await m.createQueryBuilder(Install, 'i').select('i.fsName', 'fsName').where('i.fsName LIKE :p', { p: `${base}%` }).getRawMany<{ fsName: string }>()).map((r) => r.fsName));
+    const fsName = nextFsName(base, taken);
+
+    const install = await m.save(
+      m.create(Install, {
+        orderRef: order.orderRef,
+        customerEmail: order.customerEmail.toLowerCase(),
+        license: order.license,
+        fsName,
+        dbName: dbNameFor(fsName),
+        dbUser: fsName,
+        dbPasswordEnc: encryptSecret(this.config.secretsKey, randomSecret(24)),
+        dbServerId: dbServer.id,
+        sharedCodeGroupId: group?.id ?? null,
+        masterServerId: master.id,
+        dynamicIps: false,
+        customRewrites: null,
+        status: 'preparing',
+        statusReason: group ? null : `waiting for a ${order.license} code group with room`,
+      }),
+    );
+    for (const [i, server] of installServers.entries()) {
+      await m.save(m.create(InstallServer, { installId: install.id, serverId: server.id, role: i === 0 ? 'master' : 'replica', weight: 1 }));
+    }
+    for (const site of order.sites) {
+      const row = await m.save(
+        m.create(InstallSite, {
+          installId: install.id,
+          hostname: site.hostname,
+          liveHostname: site.hostname,
+          secureHostname: site.secureHostname ?? null,
+          relUrl: site.relUrl ?? '/',
+          secureRelUrl: site.secureRelUrl ?? site.relUrl ?? '/',
+          sslPemPath: null,
+          sslKeyPath: null,
+        }),
+      );
+      for (const server of installServers) {
+        const ip = order.license === 'paid' ? await this.freeDedicatedIp(m, server, site.hostname) : await this.sharedIp(m, server, site.hostname);
+        await m.save(
+          m.create(InstallSiteIp, { installSiteId: row.id, serverIpId: ip.id, serverId: server.id, exclusiveIpId: ip.kind === 'shared' ? null : ip.id }),
+        );
+      }
+    }
+    if (after) await after(m, install);
+    return { install, created: true };
+  }
+
+  private async installsPerServer(m: EntityManager): Promise<Map<number, number>> {
+    const rows = await m
+      .createQueryBuilder(InstallServer, 's')
+      .innerJoin(Install, 'i', 'i.id = s.installId')
+      .select('s.serverId', 'serverId')
+      .addSelect('COUNT(*)', 'n')
+      .where('i.status NOT IN (:...gone)', { gone: ['failed', 'removed'] })
+      .groupBy('s.serverId')
+      .getRawMany<{ serverId: number; n: number | string }>();
+    return new Map(rows.map((r) => [Number(r.serverId), Number(r.n)]));
+  }
+
+  private async fewestDatabases(m: EntityManager, databases: Server[]): Promise<Server> {
+    const rows = await m
+      .createQueryBuilder(Install, 'i')
+      .select('i.dbServerId', 'serverId')
+      .addSelect('COUNT(*)', 'n')
+      .where('i.dbServerId IN (:...ids)', { ids: databases.map((d) => d.id) })
+      .andWhere('i.status NOT IN (:...gone)', { gone: ['failed', 'removed'] })
+      .groupBy('i.dbServerId')
+      .getRawMany<{ serverId: number; n: number | string }>();
+    const count = new Map(rows.map((r) => [Number(r.serverId), Number(r.n)]));
+    return [...databases].sort((a, b) => (count.get(a.id) ?? 0) - (count.get(b.id) ?? 0) || a.id - b.id)[0]!;
+  }
+
+  /**
+   * Same tier, not reserved for pinned customers, below its limit, fewest
+   * installs first. The slot is taken by a conditional update, so two
+   * orders can never overfill a group. Null when no group has room: the
+   * order is still accepted and the build waits.
+   */
+  private async takeGroupSlot(m: EntityManager, tier: License): Promise<SharedCodeGroup | null> {
+    const candidates = await m
+      .createQueryBuilder(SharedCodeGroup, 'g')
+      .where('g.tier = :tier AND g.pinned = :pinned AND g.installCount < g.installLimit', { tier, pinned: false })
+      .andWhere('g.state IN (:...states)', { states: ['pending', 'cloning', 'ready', 'updating'] })
+      .orderBy('g.installCount', 'ASC')
+      .addOrderBy('g.id', 'ASC')
+      .getMany();
+    for (const group of candidates) {
+      const result = await m
+        .createQueryBuilder()
+        .update(SharedCodeGroup)
+        .set({ installCount: () => 'install_count + 1' })
+        .where('id = :id AND install_count < install_limit', { id: group.id })
+        .execute();
+      if ((result.affected ?? 0) === 1) return group;
+    }
+    return null;
+  }
+
+  /** A dedicated IP of the server that no site holds (the unique exclusive_ip_id settles races). */
+  private async freeDedicatedIp(m: EntityManager, server: Server, hostname: string): Promise<ServerIp> {
+    const ip = await m
+      .createQueryBuilder(ServerIp, 'ip')
+      .leftJoin(InstallSiteIp, 'held', 'held.exclusiveIpId = ip.id')
+      .where('ip.serverId = :server AND ip.kind = :kind AND held.id IS NULL', { server: server.id, kind: 'dedicated' })
+      .orderBy('ip.id', 'ASC')
+      .getOne();
+    if (!ip) {
+      throw new DomainError('IP_POOL_EXHAUSTED', `No free dedicated IP left in the pool of ${server.hostname} for ${hostname}: add IPs to the pool`, 409, {
+        server: server.hostname,
+        kind: 'dedicated',
+      });
+    }
+    return ip;
+  }
+
+  /** The server's shared IP serving the fewest sites. */
+  private async sharedIp(m: EntityManager, server: Server, hostname: string): Promise<ServerIp> {
+    const row = await m
+      .createQueryBuilder(ServerIp, 'ip')
+      .leftJoin(InstallSiteIp, 'used', 'used.serverIpId = ip.id')
+      .select('ip.id', 'id')
+      .addSelect('COUNT(used.id)', 'n')
+      .where('ip.serverId = :server AND ip.kind = :kind', { server: server.id, kind: 'shared' })
+      .groupBy('ip.id')
+      .orderBy('n', 'ASC')
+      .addOrderBy('ip.id', 'ASC')
+      .limit(1)
+      .getRawOne<{ id: number }>();
+    if (!row) {
+      throw new DomainError('IP_POOL_EXHAUSTED', `No shared IP in the pool of ${server.hostname} for ${hostname}: add one to the pool`, 409, {
+        server: server.hostname,
+        kind: 'shared',
+      });
+    }
+    return m.findOneByOrFail(ServerIp, { id: Number(row.id) });
+  }
+}
+
+function checkSites(order: CreateInstallDto): void {
+  const names = order.sites.flatMap((s) => [s.hostname, ...(s.secureHostname && s.secureHostname !== s.hostname ? [s.secureHostname] : [])]);
+  const twice = names.filter((n, i) => names.indexOf(n) !== i);
+  if (twice.length > 0) throw new ValidationFailedError([{ field: 'sites', problems: [`${[...new Set(twice)].join(', ')} named twice`] }]);
+}
+
+function hostnameTaken(hostnames: string[]): DomainError {
+  return new DomainError('HOSTNAME_TAKEN', `Already served by a live install: ${[...new Set(hostnames)].join(', ')}`, 409, { hostnames });
+}
+
+/** Which unique index a duplicate-key error hit, by the column names both drivers mention. */
+function duplicateKeyName(error: unknown): string | null {
+  const message = String((error as { message?: unknown })?.message ?? '');
+  for (const key of ['order_ref', 'live_hostname', 'fs_name', 'db_name', 'db_user', 'exclusive_ip']) {
+    if (message.includes(key)) return key;
+  }
+  return 'other';
+}
