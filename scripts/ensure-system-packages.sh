@@ -5,7 +5,7 @@
 # machines usually have them already, so this is a no-op there.
 set -euo pipefail
 
-readonly PACKAGES=(mariadb-server nginx openssh-server openssh-client rsync git php-fpm php-mysql)
+readonly PACKAGES=(mariadb-server nginx openssh-server openssh-client rsync git php-fpm php-cli php-mysql)
 
 # Prints the binary's path. Daemons live in /usr/sbin, which is not on every
 # non-root PATH.
@@ -33,7 +33,7 @@ missing_packages() {
     mariadbd:mariadb-server mariadb-install-db:mariadb-server \
     mariadb-admin:mariadb-client mariadb:mariadb-client \
     sshd:openssh-server ssh:openssh-client ssh-keygen:openssh-client \
-    nginx:nginx rsync:rsync git:git setpriv:util-linux; do
+    nginx:nginx rsync:rsync git:git php:php-cli setpriv:util-linux; do
     binary=${pair%%:*}
     package=${pair#*:}
     have "$binary" || echo "$package"
