@@ -25,6 +25,7 @@ const server = (hostname: string, roles: NewServer['roles']): NewServer => ({
   phpFpmPoolDir: null,
   state: 'active',
   capacity: null,
+  dbOptionsFile: null,
 });
 
 /** The prepare phase against a real catalog: one transaction, races settled by the database. */

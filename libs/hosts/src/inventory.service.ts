@@ -45,6 +45,7 @@ export class InventoryService {
       phpFpmPoolDir: dto.phpFpmPoolDir ?? null,
       state: dto.state ?? 'active',
       capacity: dto.capacity ?? null,
+      dbOptionsFile: dto.dbOptionsFile ?? null,
     });
     await this.audit.record({ ...by, action: 'server.create', targetType: 'server', targetId: server.id, details: { hostname: server.hostname } });
     return server;

@@ -27,5 +27,6 @@ export function localServer(varDir: string): NewServer {
     phpFpmPoolDir: join(root, 'php-fpm'),
     state: 'active',
     capacity: null,
+    dbOptionsFile: null,
   };
 }

@@ -68,6 +68,13 @@ export class Install extends CatalogEntity {
   @Column({ type: 'simple-json', nullable: true })
   customRewrites: unknown[] | null;
 
+  /**
+   * The manifest's per-install secrets, generated once at the first build
+   * and stable across re-renders: a JSON object encrypted like the password.
+   */
+  @Column({ type: 'text', nullable: true })
+  secretsEnc: string | null;
+
   @Column({ type: 'varchar', length: 16, default: 'preparing' })
   status: InstallStatus;
 

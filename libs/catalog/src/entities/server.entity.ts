@@ -66,4 +66,13 @@ export class Server extends CatalogEntity {
   /** Most installs this server should host; null means no set limit. */
   @Column({ type: 'int', nullable: true })
   capacity: number | null;
+
+  /**
+   * Database servers: a MySQL option file on the server itself that the
+   * `mariadb` client reads for the admin connection (host, port, user,
+   * password, socket). A path, never the credentials: they stay on the
+   * server. Null: the client's defaults (root over the local socket).
+   */
+  @Column({ type: 'varchar', length: 512, nullable: true })
+  dbOptionsFile: string | null;
 }

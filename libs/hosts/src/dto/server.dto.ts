@@ -95,6 +95,14 @@ export class CreateServerDto {
   @Min(0)
   @Max(1_000_000)
   capacity?: number | null;
+
+  @ApiPropertyOptional({
+    example: '/etc/mysql/engine-admin.cnf',
+    description: 'database servers: MySQL option file on that server with the admin connection (the credentials stay there)',
+  })
+  @IsOptional()
+  @Matches(ROOT, { message: `dbOptionsFile ${rootMessage}` })
+  dbOptionsFile?: string | null;
 }
 
 export class UpdateServerDto extends PartialType(CreateServerDto) {}

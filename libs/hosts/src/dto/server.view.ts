@@ -20,6 +20,7 @@ export class ServerView {
   @ApiPropertyOptional({ type: String, nullable: true }) phpFpmPoolDir: string | null;
   @ApiProperty() state: string;
   @ApiPropertyOptional({ type: Number, nullable: true }) capacity: number | null;
+  @ApiPropertyOptional({ type: String, nullable: true }) dbOptionsFile: string | null;
 
   static of(s: Server): ServerView {
     const { createdAt: _c, updatedAt: _u, ...rest } = s;
