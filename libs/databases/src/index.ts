@@ -1,1 +1,3 @@
 export * from './sql-split.js';
+export * from './tenant-databases.service.js';
+export * from './databases.module.js';
