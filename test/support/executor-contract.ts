@@ -1,5 +1,5 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { CommandFailedError, HostTimeoutError, UnsafePathError, type HostExecutor, type ServerRoots } from '@app/hosts';
 
 /** Arguments that must reach the program as one literal word each. */
@@ -122,6 +122,14 @@ export function executorContract(name: string, fixture: () => Promise<ExecutorFi
       const bad = [...links.slice(0, 2).map((l) => ({ ...l, path: l.path + '-new' })), { target: '/etc/shadow', path: join(home, 'shop5', 'pw') }];
       await expect(f.executor.symlinkMany(f.server, bad)).rejects.toBeInstanceOf(UnsafePathError);
       expect(readdirSync(join(home, 'shop5', 'heavymetal')).length).toBe(60);
+      // Relative targets stay relative, and are checked where they resolve.
+      const rel = relative(join(home, 'shop5'), join(shared, 'lib'));
+      await f.executor.symlinkMany(f.server, [{ target: rel, path: join(home, 'shop5', 'lib') }]);
+      expect((await f.executor.mustRun(f.server, ['readlink', join(home, 'shop5', 'lib')])).trim()).toBe(rel);
+      expect(statSync(join(home, 'shop5', 'lib')).isDirectory()).toBe(true);
+      const escape = relative(join(home, 'shop5'), '/etc');
+      await expect(f.executor.symlinkMany(f.server, [{ target: escape, path: join(home, 'shop5', 'etc') }])).rejects.toBeInstanceOf(UnsafePathError);
+      await expect(f.executor.symlink(f.server, escape, join(home, 'shop5', 'etc'))).rejects.toBeInstanceOf(UnsafePathError);
     });
 
     it('removes trees inside the roots, never a root, never through a link, and tolerates "already gone"', async () => {

@@ -36,6 +36,7 @@ describe('parseManifest', () => {
     ['a secret declared twice', (m: any) => m.secrets.push({ name: 'cookie_key', length: 16, alphabet: 'hex' }), /cookie_key declared twice/],
     ['a template language we cannot escape for', (m: any) => (m.templates[0].language = 'perl'), /language must be one of/],
     ['no web rules', (m: any) => delete m.web, /web/],
+    ['a sql_mode that breaks escaping', (m: any) => (m.sql.session.sqlMode = 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES'), /NO_BACKSLASH_ESCAPES is not supported/],
   ])('refuses %s', async (_what, change, message) => {
     const manifest = plain();
     change(manifest);

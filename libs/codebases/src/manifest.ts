@@ -273,6 +273,10 @@ export async function parseManifest(plain: unknown): Promise<CodebaseManifest> {
   if (targets.length > 0) problems.push({ field: 'templates', problems: [`${[...new Set(targets)].join(', ')} produced twice`] });
   const secrets = duplicate((manifest.secrets ?? []).map((s) => s.name));
   if (secrets.length > 0) problems.push({ field: 'secrets', problems: [`${[...new Set(secrets)].join(', ')} declared twice`] });
+  if (manifest.sql?.session?.sqlMode?.split(',').includes('NO_BACKSLASH_ESCAPES')) {
+    // Values are escaped for SQL with backslashes; this mode would turn them into injections.
+    problems.push({ field: 'sql.session.sqlMode', problems: ['NO_BACKSLASH_ESCAPES is not supported'] });
+  }
   if (problems.length > 0) throw new ValidationFailedError(problems);
   return manifest;
 }

@@ -1,5 +1,8 @@
 import type { TemplateLanguage } from './manifest.js';
 
+/** Languages values can be escaped for: a config template's, or SQL (the manifest's SQL templates). */
+export type EscapeLanguage = TemplateLanguage | 'sql';
+
 export class TemplateError extends Error {
   override name = 'TemplateError';
 }
@@ -12,7 +15,7 @@ const PLACEHOLDER = /\{\{\s*([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)?)\s*\}\}/g;
  * with quotes, backslashes or newlines renders as data and injects nothing.
  * An unknown name is an error naming it; nothing is left unrendered.
  */
-export function renderTemplate(source: string, language: TemplateLanguage, values: Readonly<Record<string, string>>, name = 'template'): string {
+export function renderTemplate(source: string, language: EscapeLanguage, values: Readonly<Record<string, string>>, name = 'template'): string {
   const unknown = new Set<string>();
   const out = source.replace(PLACEHOLDER, (_m, key: string) => {
     const value = values[key];
@@ -29,13 +32,16 @@ export function renderTemplate(source: string, language: TemplateLanguage, value
 }
 
 /** A value as a literal of the language: PHP single-quoted string, JSON string, INI double-quoted string, or plain text. */
-export function escapeFor(language: TemplateLanguage, value: string, key = 'value', name = 'template'): string {
+export function escapeFor(language: EscapeLanguage, value: string, key = 'value', name = 'template'): string {
   switch (language) {
     case 'php':
       // Inside '...' only \ and ' are special.
       return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
     case 'json':
       return JSON.stringify(value);
+    case 'sql':
+      // A MySQL string literal (backslash escapes are on unless NO_BACKSLASH_ESCAPES, which the engine never sets).
+      return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\0/g, '\\0').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\x1a/g, '\\Z')}'`;
     case 'ini':
       if (/[\n\r\0"]/.test(value)) throw new TemplateError(`${name}: ${key} cannot be written to an INI file (quote, newline or NUL)`);
       return `"${value.replace(/\$/g, '\\$')}"`;

@@ -46,6 +46,8 @@ export interface EngineConfig {
   embedded: boolean;
   /** Queue worker of this instance (used when ENGINE_ROLES has `worker`). */
   worker: { concurrency: number; pollMs: number };
+  /** Owner of an install's writable directories and reader of its config (`user` or `user:group`), as php-fpm runs. */
+  webUser: string;
 }
 
 export function hasRole(config: Pick<EngineConfig, 'roles'>, role: EngineRole): boolean {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from './config.errors.js';
 import {
@@ -25,6 +26,7 @@ export const CONFIG_KEYS = [
   'VAR_DIR',
   'WORKER_CONCURRENCY',
   'WORKER_POLL_MS',
+  'WEB_USER',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 export type ConfigEnv = Partial<Record<ConfigKey, string | undefined>>;
@@ -99,6 +101,9 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
   }
 
   const embedded = catalog?.kind === 'sqlite';
+  // The embedded default's one server is this machine, run by whoever started it.
+  const webUser = value('WEB_USER') ?? (embedded ? userInfo().username : 'www-data');
+  if (!/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/.test(webUser)) fail('WEB_USER', `must be a user or user:group name (got "${webUser}")`);
   // Last, so a configuration that fails elsewhere leaves no generated key behind.
   const secrets = parseSecretsKey(value('SECRETS_KEY'), embedded, varDir, problems.length === 0, (p) =>
     fail('SECRETS_KEY', p),
@@ -121,6 +126,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     varDir,
     embedded,
     worker: { concurrency: workerConcurrency, pollMs: workerPollMs },
+    webUser,
   };
 }
 

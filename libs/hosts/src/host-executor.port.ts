@@ -145,11 +145,11 @@ export abstract class HostExecutor {
   /**
    * Makes `path` a symlink to `target`, replacing what was there atomically
    * (a new link renamed over the old one). The target may be anywhere the
-   * server's roots allow; it is checked like any path.
+   * server's roots allow, given absolute or relative to the link.
    */
   async symlink(server: ServerRoots, target: string, path: string): Promise<void> {
     const link = await this.resolvePath(server, path);
-    const to = checkServerPath(server, target);
+    const to = checkTarget(server, target, link);
     const temp = posix.join(posix.dirname(link), `.${posix.basename(link)}.lnk-${randomBytes(6).toString('hex')}`);
     const script = 'ln -s -n -- "$1" "$2" && mv -f -T -- "$2" "$3" || { s=$?; rm -f -- "$2"; exit $s; }';
     const result = await this.run(server, ['sh', '-c', script, 'symlink', to, temp, link]);
@@ -165,7 +165,10 @@ export abstract class HostExecutor {
    */
   async symlinkMany(server: ServerRoots, links: readonly { target: string; path: string }[]): Promise<void> {
     if (links.length === 0) return;
-    const checked = links.map((l) => ({ target: checkServerPath(server, l.target), path: checkServerPath(server, l.path) }));
+    const checked = links.map((l) => {
+      const path = checkServerPath(server, l.path);
+      return { target: checkTarget(server, l.target, path), path };
+    });
     const parents = [...new Set(checked.map((l) => posix.dirname(l.path)))];
     const resolved = (await this.mustRun(server, ['realpath', '-m', '-z', '--', ...parents])).split('\0').filter((p) => p !== '');
     resolved.forEach((real, i) => {
@@ -210,6 +213,18 @@ export abstract class HostExecutor {
     }
     return checked;
   }
+}
+
+/**
+ * A link's target: absolute and inside the roots, or relative (kept
+ * relative, so a tree synced to a server with the same layout still
+ * resolves) and inside the roots once resolved from the link's directory.
+ */
+function checkTarget(server: ServerRoots, target: string, link: string): string {
+  if (target.startsWith('/')) return checkServerPath(server, target);
+  if (target === '' || target.includes('\0') || /[\n\r]/.test(target)) throw new UnsafePathError(target, 'not a usable link target');
+  checkServerPath(server, posix.join(posix.dirname(link), target));
+  return target;
 }
 
 function checkOwner(owner: string): string {

@@ -1,0 +1,26 @@
+import { posix } from 'node:path';
+import type { Install, InstallSite, Server, SharedCodeGroup } from '@app/catalog';
+import type { CodebaseManifest } from '@app/codebases';
+
+/** Everything a build step needs, rebuilt from the catalog at every run (never carried in memory). */
+export interface BuildContext {
+  install: Install;
+  sites: InstallSite[];
+  group: SharedCodeGroup;
+  manifest: CodebaseManifest;
+  master: Server;
+  /** The install's other servers (second dispatcher of a paid install). */
+  replicas: Server[];
+  dbServer: Server;
+  /** The job running the build, recorded with each SQL update. */
+  jobId: number | null;
+}
+
+/** The install's home on a server: `<home root>/<fs name>`. */
+export const homeOn = (server: Server, install: Install): string => posix.join(server.homeRoot, install.fsName);
+
+/** The group's checkout on a server: same name under its shared code root. */
+export const checkoutOn = (server: Server, group: SharedCodeGroup): string => posix.join(server.sharedCodeRoot, posix.basename(group.path));
+
+/** The cron.d file of an install on a server. */
+export const cronFileOn = (server: Server, install: Install): string => posix.join(server.cronDir, `shop-${install.fsName}`);

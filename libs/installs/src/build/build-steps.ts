@@ -1,0 +1,294 @@
+import { posix } from 'node:path';
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource, In, IsNull } from 'typeorm';
+import { DatabaseUpdate, Install, InstallServer, InstallSite, Server, SharedCodeGroup } from '@app/catalog';
+import { parseManifest, planTree, renderTemplate, type CheckoutEntry } from '@app/codebases';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { splitSql, sqlChecksum, TenantDatabases } from '@app/databases';
+import { checkServerPath, commandLine, ServerAccess } from '@app/hosts';
+import type { SagaStep, StepIO } from '@app/saga';
+import { decryptSecret, encryptSecret, randomSecret } from '../secrets-cipher.js';
+import { checkoutOn, cronFileOn, homeOn, type BuildContext } from './build-context.js';
+
+/** Build steps whose effects all live under the home are undone by removing the home (step `home`). */
+const NOTHING_OF_ITS_OWN = async () => undefined;
+
+/**
+ * The steps of an install's build (SPEC.md, "Build"), in order. Each is
+ * idempotent, and its compensation removes only what this install made.
+ */
+@Injectable()
+export class InstallBuildSteps {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly access: ServerAccess,
+    private readonly tenants: TenantDatabases,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+  ) {}
+
+  async loadContext(installId: number, jobId: number | null = null): Promise<BuildContext> {
+    const m = this.dataSource.manager;
+    const install = await m.findOneByOrFail(Install, { id: installId });
+    if (install.sharedCodeGroupId === null) throw new Error(`install ${install.id} has no code group yet: ${install.statusReason ?? 'waiting'}`);
+    const group = await m.findOneByOrFail(SharedCodeGroup, { id: install.sharedCodeGroupId });
+    if (group.state !== 'ready' || !group.manifest) throw new Error(`code group ${group.name} is ${group.state}, not ready`);
+    const rows = await m.find(InstallServer, { where: { installId }, order: { id: 'ASC' } });
+    const servers = await m.find(Server, { where: { id: In(rows.map((r) => r.serverId)) } });
+    const byId = new Map(servers.map((s) => [s.id, s]));
+    return {
+      install,
+      sites: await m.find(InstallSite, { where: { installId }, order: { id: 'ASC' } }),
+      group,
+      manifest: await parseManifest(group.manifest),
+      master: byId.get(install.masterServerId!)!,
+      replicas: rows.filter((r) => r.serverId !== install.masterServerId && r.role !== 'cloud').map((r) => byId.get(r.serverId)!),
+      dbServer: await m.findOneByOrFail(Server, { id: install.dbServerId! }),
+      jobId,
+    };
+  }
+
+  steps(): SagaStep<BuildContext>[] {
+    return [this.home(), this.tree(), this.configFiles(), this.database(), this.sqlUpdates(), this.sync(), this.crons()];
+  }
+
+  /** 1. The home directory on the master. */
+  home(): SagaStep<BuildContext> {
+    return {
+      name: 'home',
+      execute: async ({ install, master }, io) => {
+        const home = homeOn(master, install);
+        await this.access.executorFor(master).mkdir(master, home, { mode: 0o755 });
+        io.log(`home ${home} on ${master.hostname}`);
+      },
+      compensate: async ({ install, master }, io) => {
+        await this.access.executorFor(master).remove(master, homeOn(master, install));
+        io.log(`removed the home on ${master.hostname}`);
+      },
+    };
+  }
+
+  /**
+   * 2. The tree: real directories only where the manifest needs them,
+   * relative symlinks into the checkout everywhere else (so the same home
+   * works on every server with the same layout), copies, writable
+   * directories owned by the web user. A few commands in all.
+   */
+  tree(): SagaStep<BuildContext> {
+    return {
+      name: 'tree',
+      execute: async ({ install, master, group, manifest }, io) => {
+        const executor = this.access.executorFor(master);
+        const home = homeOn(master, install);
+        const checkout = checkoutOn(master, group);
+        const listing = await executor.mustRun(master, ['find', checkout, '-mindepth', '1', '-name', '.git', '-prune', '-o', '-printf', '%y %P\\0'], { timeoutMs: 120_000 });
+        const entries: CheckoutEntry[] = listing
+          .split('\0')
+          .filter(Boolean)
+          .map((e) => ({ type: e[0] as CheckoutEntry['type'], path: e.slice(2) }));
+        const plan = planTree(manifest, entries);
+        const inHome = (p: string) => checkServerPath(master, posix.join(home, p), { allowRoot: false });
+        if (plan.dirs.length > 0) await executor.mustRun(master, ['mkdir', '-p', '--', ...plan.dirs.map(inHome)]);
+        await executor.symlinkMany(
+          master,
+          plan.links.map((l) => {
+            const path = inHome(l.path);
+            return { path, target: posix.relative(posix.dirname(path), checkServerPath(master, posix.join(checkout, l.target))) };
+          }),
+        );
+        if (plan.copies.length > 0) {
+          const pairs = plan.copies.flatMap((c) => [checkServerPath(master, posix.join(checkout, c)), inHome(c)]);
+          await executor.mustRun(master, ['sh', '-c', 'while [ $# -gt 1 ]; do rm -rf -- "$2" && cp -a -T -- "$1" "$2" || exit 1; shift 2; done', 'copy', ...pairs], { timeoutMs: 600_000 });
+        }
+        if (plan.writable.length > 0) {
+          const dirs = plan.writable.map(inHome);
+          await executor.mustRun(master, ['mkdir', '-p', '--', ...dirs]);
+          await executor.mustRun(master, ['chown', '--', this.config.webUser, ...dirs]);
+          await executor.mustRun(master, ['chmod', '0770', '--', ...dirs]);
+        }
+        io.log(`tree: ${plan.dirs.length} directories, ${plan.links.length} links, ${plan.copies.length} copies, ${plan.writable.length} writable`);
+      },
+      compensate: NOTHING_OF_ITS_OWN,
+    };
+  }
+
+  /** 3. Config files rendered from the manifest's templates (atomic, 0640, readable by the web user's group). */
+  configFiles(): SagaStep<BuildContext> {
+    return {
+      name: 'config',
+      execute: async (context, io) => {
+        await this.renderConfig(context, context.master, io);
+      },
+      compensate: NOTHING_OF_ITS_OWN,
+    };
+  }
+
+  /** 4. The tenant database and its user, allowed from the install's servers. */
+  database(): SagaStep<BuildContext> {
+    return {
+      name: 'database',
+      execute: async ({ install, manifest, dbServer, master, replicas }, io) => {
+        await this.tenants.createDatabase(dbServer, install.dbName, manifest.sql?.session?.charset ?? 'utf8mb4');
+        const password = decryptSecret(this.config.secretsKey, install.dbPasswordEnc);
+        await this.tenants.createUser(dbServer, install.dbUser, password, install.dbName, clientHosts([master, ...replicas]));
+        io.log(`database ${install.dbName} and user ${install.dbUser} on ${dbServer.hostname}`);
+      },
+      compensate: async ({ install, dbServer, master, replicas }, io) => {
+        // Names are unique to this install in the catalog: nothing else owns them.
+        await this.tenants.dropUser(dbServer, install.dbUser, clientHosts([master, ...replicas]));
+        await this.tenants.dropDatabase(dbServer, install.dbName);
+        await this.dataSource.getRepository(DatabaseUpdate).delete({ installId: install.id });
+        io.log(`dropped database ${install.dbName} and user ${install.dbUser} on ${dbServer.hostname}`);
+      },
+    };
+  }
+
+  /** 5. SQL updates in file order, each recorded once applied; then the manifest's `install` SQL templates. */
+  sqlUpdates(): SagaStep<BuildContext> {
+    return {
+      name: 'sql-updates',
+      execute: async (context, io) => {
+        const { install, master, group, manifest, dbServer } = context;
+        if (!manifest.sql) return;
+        const executor = this.access.executorFor(master);
+        const checkout = checkoutOn(master, group);
+        const dir = checkServerPath(master, posix.join(checkout, manifest.sql.updates));
+        const names = (await executor.mustRun(master, ['find', dir, '-mindepth', '1', '-maxdepth', '1', '-type', 'f', '-name', '*.sql', '-printf', '%f\\0']))
+          .split('\0')
+          .filter(Boolean)
+          .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+        const updates = this.dataSource.getRepository(DatabaseUpdate);
+        const applied = new Set((await updates.find({ where: { installId: install.id } })).map((u) => u.file));
+        const session = manifest.sql.session ?? {};
+        for (const name of names.filter((n) => !applied.has(n))) {
+          const text = (await executor.readFile(master, posix.join(dir, name))).toString('utf8');
+          await this.tenants.runStatements(dbServer, install.dbName, name, splitSql(text), session);
+          await updates.save(updates.create({ installId: install.id, file: name, pluginId: null, checksum: sqlChecksum(text), appliedAt: new Date(), jobId: context.jobId }));
+          io.log(`applied ${name}`);
+        }
+        for (const template of (manifest.sql.templates ?? []).filter((t) => t.event === 'install')) {
+          const file = `template:${template.file}`;
+          if (applied.has(file)) continue;
+          const source = (await executor.readFile(master, posix.join(checkout, template.file))).toString('utf8');
+          const text = renderTemplate(source, 'sql', await this.values(context, master), template.file);
+          await this.tenants.runStatements(dbServer, install.dbName, template.file, splitSql(text), session);
+          await updates.save(updates.create({ installId: install.id, file, pluginId: null, checksum: sqlChecksum(text), appliedAt: new Date(), jobId: context.jobId }));
+          io.log(`ran ${template.file}`);
+        }
+      },
+      // The database step's compensation drops the database with everything in it.
+      compensate: NOTHING_OF_ITS_OWN,
+    };
+  }
+
+  /** 6. The home to the install's other servers (rsync relayed by the engine), with their own config files. */
+  sync(): SagaStep<BuildContext> {
+    return {
+      name: 'sync',
+      execute: async (context, io) => {
+        const { install, master, group } = context;
+        for (const replica of context.replicas) {
+          // Links are relative: they resolve on a server whose home and shared code roots sit alike.
+          const layout = (s: Server) => posix.relative(posix.join(s.homeRoot, install.fsName, 'x'), checkoutOn(s, group));
+          if (layout(replica) !== layout(master)) {
+            throw new Error(`${replica.hostname} places its home and shared code roots differently from ${master.hostname}: the install's links would not resolve there`);
+          }
+          await this.access.sync(master, replica, homeOn(master, install));
+          await this.renderConfig(context, replica, io);
+          io.log(`synced the home to ${replica.hostname}`);
+        }
+      },
+      compensate: async ({ install, replicas }, io) => {
+        for (const replica of replicas) {
+          await this.access.executorFor(replica).remove(replica, homeOn(replica, install));
+          io.log(`removed the home on ${replica.hostname}`);
+        }
+      },
+    };
+  }
+
+  /** 7. The install's crons: one cron.d file per server, each command an argument vector run in the home. */
+  crons(): SagaStep<BuildContext> {
+    return {
+      name: 'crons',
+      execute: async ({ install, manifest, master, replicas }, io) => {
+        for (const server of [master, ...replicas]) {
+          const home = homeOn(server, install);
+          const user = this.config.webUser.split(':')[0]!;
+          const lines = [
+            `# shop ${install.fsName} (install ${install.id}), written by the provisioning engine: do not edit`,
+            'SHELL=/bin/sh',
+            'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+            ...(manifest.crons ?? []).map((c) => `${c.schedule} ${user} cd ${commandLine([home])} && ${commandLine(c.command)}`),
+            '',
+          ];
+          await this.access.executorFor(server).writeFile(server, cronFileOn(server, install), lines.join('\n'), { mode: 0o644 });
+          io.log(`crons on ${server.hostname}`);
+        }
+      },
+      compensate: async ({ install, master, replicas }) => {
+        for (const server of [master, ...replicas]) await this.access.executorFor(server).remove(server, cronFileOn(server, install));
+      },
+    };
+  }
+
+  /** The install's config files on one server, with that server's paths. */
+  private async renderConfig(context: BuildContext, server: Server, io: StepIO): Promise<void> {
+    const { install, group, manifest, master } = context;
+    const executor = this.access.executorFor(server);
+    const values = await this.values(context, server);
+    const group_ = this.config.webUser.includes(':') ? this.config.webUser.split(':')[1]! : this.config.webUser;
+    for (const template of manifest.templates ?? []) {
+      const source = (await this.access.executorFor(master).readFile(master, posix.join(checkoutOn(master, group), template.source))).toString('utf8');
+      const text = renderTemplate(source, template.language, values, template.source);
+      await executor.writeFile(server, posix.join(homeOn(server, install), template.target), text, { mode: 0o640, owner: `root:${group_}` });
+      io.log(`rendered ${template.target} on ${server.hostname}`);
+    }
+  }
+
+  /** Template values for one server; secrets are generated on first use and kept (encrypted) with the install. */
+  private async values(context: BuildContext, server: Server): Promise<Record<string, string>> {
+    const { install, sites, group, dbServer } = context;
+    const secrets = await this.secrets(context);
+    const site = sites[0]!;
+    return {
+      db_host: dbServer.privateIp ?? dbServer.hostname,
+      db_name: install.dbName,
+      db_user: install.dbUser,
+      db_password: decryptSecret(this.config.secretsKey, install.dbPasswordEnc),
+      hostname: site.hostname,
+      secure_hostname: site.secureHostname ?? site.hostname,
+      home: homeOn(server, install),
+      shared_code: checkoutOn(server, group),
+      memcache_prefix: `${install.fsName}_`,
+      sphinx_index: `idx_${install.fsName}`,
+      fs_name: install.fsName,
+      ...Object.fromEntries(Object.entries(secrets).map(([k, v]) => [`secret.${k}`, v])),
+    };
+  }
+
+  private async secrets(context: BuildContext): Promise<Record<string, string>> {
+    const { install, manifest } = context;
+    const wanted = manifest.secrets ?? [];
+    const installs = this.dataSource.getRepository(Install);
+    if (install.secretsEnc === null && wanted.length > 0) {
+      const fresh = Object.fromEntries(wanted.map((s) => [s.name, randomSecret(s.length, s.alphabet)]));
+      // Only the first writer wins: a rerun keeps the secrets already rendered.
+      await installs.update({ id: install.id, secretsEnc: IsNull() }, { secretsEnc: encryptSecret(this.config.secretsKey, JSON.stringify(fresh)) });
+      install.secretsEnc = (await installs.findOneByOrFail({ id: install.id })).secretsEnc;
+    }
+    const stored = install.secretsEnc ? (JSON.parse(decryptSecret(this.config.secretsKey, install.secretsEnc)) as Record<string, string>) : {};
+    // A secret the manifest gained since: generated now, kept from then on.
+    const missing = wanted.filter((s) => stored[s.name] === undefined);
+    if (missing.length > 0) {
+      for (const s of missing) stored[s.name] = randomSecret(s.length, s.alphabet);
+      install.secretsEnc = encryptSecret(this.config.secretsKey, JSON.stringify(stored));
+      await installs.update({ id: install.id }, { secretsEnc: install.secretsEnc });
+    }
+    return stored;
+  }
+}
+
+/** Where the install's PHP connects from: its servers' private IPs (loopback for a server without one). */
+function clientHosts(servers: Server[]): string[] {
+  return [...new Set(servers.map((s) => s.privateIp ?? '127.0.0.1'))];
+}

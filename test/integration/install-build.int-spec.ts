@@ -1,0 +1,189 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { INestApplicationContext } from '@nestjs/common';
+import mysql from 'mysql2/promise';
+import { DataSource } from 'typeorm';
+import { DatabaseUpdate, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
+import { buildSampleRepository, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { SqlStatementError, TenantDatabases } from '@app/databases';
+import { ServerAccess } from '@app/hosts';
+import { decryptSecret, InstallBuildSteps, PrepareService, type BuildContext, type CreateInstallDto } from '@app/installs';
+import type { StepIO } from '@app/saga';
+import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
+import { startQueueContext } from '../support/queue-context.js';
+import { startSshd, stopSshd } from '../support/sshd.js';
+import { writeDbOptionsFile } from '../support/tenant-db-server.js';
+import { readTestbed, type SshdServer } from '../support/testbed.js';
+
+/**
+ * The build steps of a paid install against real servers: two SSH test
+ * dispatchers with their own roots, the testbed's MariaDB as the database
+ * server, the sample codebase checked out from git. Run step by step, then
+ * compensated: nothing may be left.
+ */
+describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
+  let catalog: TestCatalog;
+  let app: INestApplicationContext;
+  let ds: DataSource;
+  let base: string;
+  let repo: SampleRepository;
+  let second: SshdServer;
+  const servers: Record<string, Server> = {};
+  const groups: Record<string, SharedCodeGroup> = {};
+  const io: StepIO = { log: () => undefined, signal: new AbortController().signal };
+
+  const roots = (name: string) => ({
+    homeRoot: join(base, name, 'srv/home'),
+    sharedCodeRoot: join(base, name, 'srv/shared_codes'),
+    nginxConfDir: join(base, name, 'srv/nginx'),
+    cronDir: join(base, name, 'srv/cron.d'),
+    certsRoot: join(base, name, 'srv/certs'),
+    phpFpmPoolDir: null,
+  });
+  const sshFields = (sshd: SshdServer) => ({ transport: 'ssh' as const, sshHost: sshd.host, sshPort: sshd.port, sshUser: sshd.user, sshKeyRef: sshd.privateKeyPath, sshHostKey: sshd.hostKeyFingerprint });
+  const checkout = (server: string, name: string, revision: string) => {
+    const dir = join(base, server, 'srv/shared_codes', name);
+    execFileSync('git', ['clone', '--quiet', repo.path, dir]);
+    execFileSync('git', ['-C', dir, '-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', revision]);
+  };
+
+  beforeAll(async () => {
+    base = mkdtempSync(join(tmpdir(), 'install-build-'));
+    chmodSync(base, 0o755);
+    [catalog, second, repo] = await Promise.all([createTestCatalog('mariadb', 'install_build'), startSshd(join(base, 'sshd-2'), '127.0.0.7'), buildSampleRepository(join(base, 'repo'))]);
+    app = await startQueueContext(catalog.url, [PrepareService, InstallBuildSteps, TenantDatabases, ServerAccess], null);
+    ds = app.get(DataSource);
+    for (const name of ['d1', 'd2', 'db']) for (const dir of Object.values(roots(name))) if (dir) mkdirSync(dir, { recursive: true });
+    const common = { privateIp: null, state: 'active' as const, capacity: null, dbOptionsFile: null };
+    const none = { transport: 'local' as const, sshHost: null, sshPort: null, sshUser: null, sshKeyRef: null, sshHostKey: null };
+    servers.d1 = await ds.getRepository(Server).save({ ...common, hostname: 'dispatch1.example.net', roles: ['dispatcher', 'handler'], ...sshFields(readTestbed().sshd), ...roots('d1') });
+    servers.d2 = await ds.getRepository(Server).save({ ...common, hostname: 'dispatch2.example.net', roles: ['dispatcher', 'handler'], ...sshFields(second), ...roots('d2') });
+    servers.db = await ds.getRepository(Server).save({ ...common, hostname: 'db1.example.net', roles: ['database'], ...none, ...roots('db'), dbOptionsFile: writeDbOptionsFile(base) });
+    for (const [server, prefix] of [['d1', '10.0.1'], ['d2', '10.0.2']] as const) {
+      for (let i = 1; i <= 4; i++) await ds.getRepository(ServerIp).save({ serverId: servers[server]!.id, ip: `${prefix}.${i}`, kind: 'dedicated', failoverGroup: null, activeServerId: null });
+    }
+    for (const [name, revision] of [['paid-1', repo.revisions[1]!], ['paid-broken', repo.broken]] as const) {
+      checkout('d1', name, revision);
+      checkout('d2', name, revision);
+      groups[name] = await ds.getRepository(SharedCodeGroup).save({
+        name, tier: 'paid', repoUrl: repo.path, revision, path: join(base, 'd1/srv/shared_codes', name), masterServerId: servers.d1!.id,
+        installLimit: name === 'paid-1' ? 1 : 10, installCount: 0, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',
+      });
+    }
+  });
+  afterAll(async () => {
+    await app?.close();
+    await catalog?.drop();
+    if (second) await stopSshd(second);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  const order = (ref: string, hostname: string, serverId: number): CreateInstallDto =>
+    ({ orderRef: ref, customerEmail: 'owner@example.com', license: 'paid', sites: [{ hostname }], serverId }) as CreateInstallDto;
+  const tenantLogin = async (context: BuildContext) => {
+    const { mariadb } = readTestbed();
+    const password = decryptSecret(app.get<EngineConfig>(ENGINE_CONFIG).secretsKey, context.install.dbPasswordEnc);
+    return mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: context.install.dbUser, password, database: context.install.dbName });
+  };
+  const databaseExists = (context: BuildContext) => app.get(TenantDatabases).databaseExists(servers.db!, context.install.dbName);
+  /** Everything an install could leave on a server or in the database server. */
+  const leftovers = async (context: BuildContext) => {
+    const found: string[] = [];
+    for (const name of ['d1', 'd2']) {
+      for (const dir of ['srv/home', 'srv/cron.d']) found.push(...readdirSync(join(base, name, dir)).map((f) => `${name}:${dir}/${f}`));
+    }
+    if (await databaseExists(context)) found.push(`database ${context.install.dbName}`);
+    if (await app.get(TenantDatabases).userExists(servers.db!, context.install.dbUser)) found.push(`user ${context.install.dbUser}`);
+    found.push(...(await ds.getRepository(DatabaseUpdate).find({ where: { installId: context.install.id } })).map((u) => `database_updates ${u.file}`));
+    return found;
+  };
+
+  it('builds the home, tree, config, database, SQL updates, replica and crons; runs again unchanged; compensates to nothing', async () => {
+    const steps = app.get(InstallBuildSteps);
+    const { install } = await app.get(PrepareService).prepare(order('BUILD-1', 'www.bio-ex.co.uk', servers.d1!.id));
+    expect(install.sharedCodeGroupId).toBe(groups['paid-1']!.id);
+    const context = await steps.loadContext(install.id, null);
+    expect(context.replicas.map((s) => s.hostname)).toEqual(['dispatch2.example.net']);
+    for (const step of steps.steps()) await step.execute(context, io);
+
+    for (const server of ['d1', 'd2']) {
+      const home = join(base, server, 'srv/home', install.fsName);
+      const code = join(base, server, 'srv/shared_codes/paid-1');
+      // Real only where needed; links relative and resolving into this server's checkout.
+      expect(lstatSync(join(home, 'heavymetal')).isDirectory()).toBe(true);
+      expect(lstatSync(join(home, 'heavymetal/lib')).isSymbolicLink()).toBe(true);
+      expect(readlinkSync(join(home, 'heavymetal/lib'))).toBe('../../../shared_codes/paid-1/heavymetal/lib');
+      expect(realpathSync(join(home, 'heavymetal/lib'))).toBe(join(code, 'heavymetal/lib'));
+      expect(realpathSync(join(home, 'html/lib'))).toBe(join(code, 'heavymetal/lib'));
+      expect(lstatSync(join(home, 'html/mas_assets/js')).isSymbolicLink()).toBe(true);
+      // Copied, writable, excluded.
+      expect(lstatSync(join(home, 'heavymetal/theme')).isDirectory()).toBe(true);
+      expect(readFileSync(join(home, 'heavymetal/theme/default/layout.html'), 'utf8')).toContain('{content}');
+      expect(lstatSync(join(home, 'html/mas_assets/theme/style.css')).isFile()).toBe(true);
+      const tmp = statSync(join(home, 'heavymetal/tmp'));
+      expect([tmp.mode & 0o7777, tmp.uid]).toEqual([0o770, Number(execFileSync('id', ['-u', 'www-data']).toString())]);
+      expect(readdirSync(join(home, 'heavymetal/tmp'))).toEqual([]);
+      expect(existsSync(join(home, 'install'))).toBe(false);
+      // The config, rendered with this server's paths, read by PHP itself.
+      const config = statSync(join(home, 'heavymetal/config.php'));
+      expect([config.mode & 0o7777, config.uid, config.gid]).toEqual([0o640, 0, Number(execFileSync('id', ['-g', 'www-data']).toString())]);
+      const values = JSON.parse(execFileSync('php', ['-r', 'echo json_encode(require $argv[1]);', join(home, 'heavymetal/config.php')]).toString());
+      expect(values).toMatchObject({ db_name: install.dbName, db_user: install.dbUser, hostname: 'www.bio-ex.co.uk', home, shared_code: code, memcache_prefix: `${install.fsName}_` });
+      expect(values.cookie_key).toMatch(/^[A-Za-z0-9]{32}$/);
+      // Crons.
+      expect(readFileSync(join(base, server, 'srv/cron.d', `shop-${install.fsName}`), 'utf8')).toContain(`*/5 * * * * www-data cd ${home} && php heavymetal/cron.php`);
+    }
+    const cookie = JSON.parse(execFileSync('php', ['-r', 'echo json_encode(require $argv[1]);', join(base, 'd1/srv/home', install.fsName, 'heavymetal/config.php')]).toString()).cookie_key;
+
+    // The tenant database: tables of both updates and the install template, reachable with the rendered password.
+    const connection = await tenantLogin(context);
+    try {
+      const [tables] = await connection.query('SHOW TABLES');
+      expect((tables as Record<string, string>[]).map((t) => Object.values(t)[0]).sort()).toEqual(['orders', 'products', 'settings']);
+      const [rows] = await connection.query("SELECT value FROM settings WHERE name = 'hostname'");
+      expect(rows).toEqual([{ value: 'www.bio-ex.co.uk' }]);
+    } finally {
+      await connection.end();
+    }
+    const applied = await ds.getRepository(DatabaseUpdate).find({ where: { installId: install.id }, order: { id: 'ASC' } });
+    expect(applied.map((u) => u.file)).toEqual(['0001_base.sql', '0002_orders.sql', 'template:heavymetal/sql/templates/install.sql']);
+    expect(applied[0]!.checksum).toMatch(/^[0-9a-f]{64}$/);
+
+    // Every step again, as after a crash: same result, secrets unchanged, no update applied twice.
+    const again = await steps.loadContext(install.id, null);
+    for (const step of steps.steps()) await step.execute(again, io);
+    expect(await ds.getRepository(DatabaseUpdate).count({ where: { installId: install.id } })).toBe(3);
+    expect(JSON.parse(execFileSync('php', ['-r', 'echo json_encode(require $argv[1]);', join(base, 'd1/srv/home', install.fsName, 'heavymetal/config.php')]).toString()).cookie_key).toBe(cookie);
+
+    for (const step of [...steps.steps()].reverse()) await step.compensate(again, io);
+    expect(await leftovers(again)).toEqual([]);
+    // Compensations tolerate "already undone".
+    for (const step of [...steps.steps()].reverse()) await step.compensate(again, io);
+  });
+
+  it('stops at a failing SQL update naming the file, line and statement, and compensates to nothing', async () => {
+    const steps = app.get(InstallBuildSteps);
+    const { install } = await app.get(PrepareService).prepare(order('BUILD-2', 'broken.example.com', servers.d1!.id));
+    expect(install.sharedCodeGroupId).toBe(groups['paid-broken']!.id);
+    const context = await steps.loadContext(install.id, null);
+    const done = [];
+    let failure: unknown;
+    for (const step of steps.steps()) {
+      done.push(step);
+      try {
+        await step.execute(context, io);
+      } catch (error) {
+        failure = error;
+        break;
+      }
+    }
+    expect(failure).toBeInstanceOf(SqlStatementError);
+    expect(failure).toMatchObject({ file: '0003_broken.sql', line: 2, statement: 'INSERT INTO no_such_table (id) VALUES (1)', server: 'db1.example.net' });
+    expect(done.at(-1)!.name).toBe('sql-updates');
+    for (const step of done.reverse()) await step.compensate(context, io);
+    expect(await leftovers(context)).toEqual([]);
+  });
+});
