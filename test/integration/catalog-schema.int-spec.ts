@@ -75,6 +75,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'api_tokens',
         'audit_events',
         'database_updates',
+        'ftp_accounts',
         'install_servers',
         'install_site_ips',
         'install_sites',

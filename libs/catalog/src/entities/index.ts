@@ -1,6 +1,7 @@
 import { ApiToken } from './api-token.entity.js';
 import { AuditEvent } from './audit-event.entity.js';
 import { DatabaseUpdate } from './database-update.entity.js';
+import { FtpAccount } from './ftp-account.entity.js';
 import { InstallServer } from './install-server.entity.js';
 import { InstallSiteIp } from './install-site-ip.entity.js';
 import { InstallSite } from './install-site.entity.js';
@@ -17,6 +18,7 @@ export * from './api-token.entity.js';
 export * from './audit-event.entity.js';
 export * from './base.entity.js';
 export * from './database-update.entity.js';
+export * from './ftp-account.entity.js';
 export * from './install-server.entity.js';
 export * from './install-site-ip.entity.js';
 export * from './install-site.entity.js';
@@ -40,6 +42,7 @@ export const CATALOG_ENTITIES = [
   InstallServer,
   DatabaseUpdate,
   StartupMount,
+  FtpAccount,
   Job,
   JobLog,
   SagaStep,
