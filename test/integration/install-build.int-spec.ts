@@ -3,13 +3,15 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
+import bcrypt from 'bcryptjs';
 import mysql from 'mysql2/promise';
 import { DataSource } from 'typeorm';
-import { DatabaseUpdate, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
+import { DatabaseUpdate, FtpAccount, Server, ServerIp, SharedCodeGroup, StartupMount } from '@app/catalog';
 import { buildSampleRepository, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { SqlStatementError, TenantDatabases } from '@app/databases';
 import { ServerAccess } from '@app/hosts';
+import { MailService } from '@app/mail';
 import { decryptSecret, InstallBuildSteps, PrepareService, type BuildContext, type CreateInstallDto } from '@app/installs';
 import type { StepIO } from '@app/saga';
 import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
@@ -54,7 +56,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     base = mkdtempSync(join(tmpdir(), 'install-build-'));
     chmodSync(base, 0o755);
     [catalog, second, repo] = await Promise.all([createTestCatalog('mariadb', 'install_build'), startSshd(join(base, 'sshd-2'), '127.0.0.7'), buildSampleRepository(join(base, 'repo'))]);
-    app = await startQueueContext(catalog.url, [PrepareService, InstallBuildSteps, TenantDatabases, ServerAccess], null);
+    app = await startQueueContext(catalog.url, [PrepareService, InstallBuildSteps, TenantDatabases, ServerAccess, MailService], null);
     ds = app.get(DataSource);
     for (const name of ['d1', 'd2', 'db']) for (const dir of Object.values(roots(name))) if (dir) mkdirSync(dir, { recursive: true });
     const common = { privateIp: null, state: 'active' as const, capacity: null, dbOptionsFile: null };
@@ -62,7 +64,8 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     servers.d1 = await ds.getRepository(Server).save({ ...common, hostname: 'dispatch1.example.net', roles: ['dispatcher', 'handler'], ...sshFields(readTestbed().sshd), ...roots('d1') });
     servers.d2 = await ds.getRepository(Server).save({ ...common, hostname: 'dispatch2.example.net', roles: ['dispatcher', 'handler'], ...sshFields(second), ...roots('d2') });
     servers.db = await ds.getRepository(Server).save({ ...common, hostname: 'db1.example.net', roles: ['database'], ...none, ...roots('db'), dbOptionsFile: writeDbOptionsFile(base) });
-    for (const [server, prefix] of [['d1', '10.0.1'], ['d2', '10.0.2']] as const) {
+    // Loopback addresses: nginx -t binds every listen address, which must exist on the host.
+    for (const [server, prefix] of [['d1', '127.0.81'], ['d2', '127.0.82']] as const) {
       for (let i = 1; i <= 4; i++) await ds.getRepository(ServerIp).save({ serverId: servers[server]!.id, ip: `${prefix}.${i}`, kind: 'dedicated', failoverGroup: null, activeServerId: null });
     }
     for (const [name, revision] of [['paid-1', repo.revisions[1]!], ['paid-broken', repo.broken]] as const) {
@@ -93,8 +96,10 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
   const leftovers = async (context: BuildContext) => {
     const found: string[] = [];
     for (const name of ['d1', 'd2']) {
-      for (const dir of ['srv/home', 'srv/cron.d']) found.push(...readdirSync(join(base, name, dir)).map((f) => `${name}:${dir}/${f}`));
+      for (const dir of ['srv/home', 'srv/cron.d', 'srv/nginx']) found.push(...readdirSync(join(base, name, dir)).map((f) => `${name}:${dir}/${f}`));
     }
+    found.push(...(await ds.getRepository(FtpAccount).find({ where: { installId: context.install.id } })).map((a) => `ftp account ${a.userid}`));
+    found.push(...(await ds.getRepository(StartupMount).find({ where: { installId: context.install.id } })).map((m) => `mount ${m.target}`));
     if (await databaseExists(context)) found.push(`database ${context.install.dbName}`);
     if (await app.get(TenantDatabases).userExists(servers.db!, context.install.dbUser)) found.push(`user ${context.install.dbUser}`);
     found.push(...(await ds.getRepository(DatabaseUpdate).find({ where: { installId: context.install.id } })).map((u) => `database_updates ${u.file}`));
@@ -136,6 +141,29 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
       // Crons.
       expect(readFileSync(join(base, server, 'srv/cron.d', `shop-${install.fsName}`), 'utf8')).toContain(`*/5 * * * * www-data cd ${home} && php heavymetal/cron.php`);
     }
+    // The vhost on each dispatcher, on the site's IPs of that server, accepted by nginx -t.
+    for (const [server, ip] of [['d1', '127.0.81.'], ['d2', '127.0.82.']] as const) {
+      const vhost = readFileSync(join(base, server, 'srv/nginx', `shop-${install.fsName}.conf`), 'utf8');
+      expect(vhost).toMatch(new RegExp(`listen ${ip.replace(/\./g, '\\.')}\\d+:80;`));
+      expect(vhost).toContain('server_name www.bio-ex.co.uk;');
+      expect(vhost).toContain(`root ${join(base, server, 'srv/home', install.fsName, 'html')};`);
+      expect(readdirSync(join(base, server, 'srv/nginx'))).toEqual([`shop-${install.fsName}.conf`]);
+    }
+    // FTP: the account (bcrypt), the mounts of the copied paths, the copies handed to the web user.
+    const account = await ds.getRepository(FtpAccount).findOneByOrFail({ installId: install.id });
+    expect(account).toMatchObject({ userid: install.fsName, homedir: join(base, 'd1/srv/home', install.fsName, 'ftp'), enabled: true });
+    expect(account.passwd).toMatch(/^\$2[aby]\$10\$/);
+    const mounts = await ds.getRepository(StartupMount).find({ where: { installId: install.id }, order: { id: 'ASC' } });
+    expect(mounts.map((m) => m.target.split('/').pop())).toEqual(['heavymetal_theme', 'heavymetal_snippets', 'html_mas_assets_theme']);
+    expect(statSync(join(base, 'd1/srv/home', install.fsName, 'heavymetal/theme/default/layout.html')).uid).toBe(Number(execFileSync('id', ['-u', 'www-data']).toString()));
+    // The welcome mail (file transport here), with the FTP password that the hash verifies.
+    const config = app.get<EngineConfig>(ENGINE_CONFIG);
+    const mail = readFileSync(join(config.mailDir, readdirSync(config.mailDir).find((f) => f.includes(`install-${install.id}-welcome`))!), 'utf8');
+    expect(mail).toContain('To: owner@example.com');
+    expect(mail).toContain('Subject: Your shop www.bio-ex.co.uk is ready');
+    const ftpPassword = /password: (\S+)/.exec(mail)![1]!;
+    expect(bcrypt.compareSync(ftpPassword, account.passwd)).toBe(true);
+
     const cookie = JSON.parse(execFileSync('php', ['-r', 'echo json_encode(require $argv[1]);', join(base, 'd1/srv/home', install.fsName, 'heavymetal/config.php')]).toString()).cookie_key;
 
     // The tenant database: tables of both updates and the install template, reachable with the rendered password.

@@ -12,6 +12,8 @@ export interface BuildContext {
   /** The install's other servers (second dispatcher of a paid install). */
   replicas: Server[];
   dbServer: Server;
+  /** The IPs each site listens on, per server. */
+  siteIps: { siteId: number; serverId: number; ip: string }[];
   /** The job running the build, recorded with each SQL update. */
   jobId: number | null;
 }
@@ -24,3 +26,9 @@ export const checkoutOn = (server: Server, group: SharedCodeGroup): string => po
 
 /** The cron.d file of an install on a server. */
 export const cronFileOn = (server: Server, install: Install): string => posix.join(server.cronDir, `shop-${install.fsName}`);
+
+/** The install's nginx vhost file on a dispatcher. */
+export const vhostFileOn = (server: Server, install: Install): string => posix.join(server.nginxConfDir, `shop-${install.fsName}.conf`);
+
+/** Where the install's FTP account lands: bind mounts of its copied paths appear there. */
+export const ftpRootOn = (server: Server, install: Install): string => posix.join(homeOn(server, install), 'ftp');

@@ -1,14 +1,20 @@
 import { posix } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, In, IsNull } from 'typeorm';
-import { DatabaseUpdate, Install, InstallServer, InstallSite, Server, SharedCodeGroup } from '@app/catalog';
+import bcrypt from 'bcryptjs';
+import { DatabaseUpdate, FtpAccount, Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, StartupMount } from '@app/catalog';
 import { parseManifest, planTree, renderTemplate, type CheckoutEntry } from '@app/codebases';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { splitSql, sqlChecksum, TenantDatabases } from '@app/databases';
 import { checkServerPath, commandLine, ServerAccess } from '@app/hosts';
+import { MailService } from '@app/mail';
 import type { SagaStep, StepIO } from '@app/saga';
 import { decryptSecret, encryptSecret, randomSecret } from '../secrets-cipher.js';
-import { checkoutOn, cronFileOn, homeOn, type BuildContext } from './build-context.js';
+import { checkoutOn, cronFileOn, ftpRootOn, homeOn, vhostFileOn, type BuildContext } from './build-context.js';
+import { renderInterimVhost } from './interim-vhost.js';
+
+/** Kept with the install's secrets under a name no manifest secret can take. */
+const FTP_PASSWORD = '@ftp';
 
 /** Build steps whose effects all live under the home are undone by removing the home (step `home`). */
 const NOTHING_OF_ITS_OWN = async () => undefined;
@@ -23,6 +29,7 @@ export class InstallBuildSteps {
     private readonly dataSource: DataSource,
     private readonly access: ServerAccess,
     private readonly tenants: TenantDatabases,
+    private readonly mail: MailService,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -35,9 +42,20 @@ export class InstallBuildSteps {
     const rows = await m.find(InstallServer, { where: { installId }, order: { id: 'ASC' } });
     const servers = await m.find(Server, { where: { id: In(rows.map((r) => r.serverId)) } });
     const byId = new Map(servers.map((s) => [s.id, s]));
+    const sites = await m.find(InstallSite, { where: { installId }, order: { id: 'ASC' } });
+    const siteIps = sites.length
+      ? await m
+          .createQueryBuilder(InstallSiteIp, 'h')
+          .innerJoin(ServerIp, 'ip', 'ip.id = h.serverIpId')
+          .select(['h.installSiteId AS siteId', 'h.serverId AS serverId', 'ip.ip AS ip'])
+          .where('h.installSiteId IN (:...ids)', { ids: sites.map((s) => s.id) })
+          .orderBy('h.id', 'ASC')
+          .getRawMany<{ siteId: number; serverId: number; ip: string }>()
+      : [];
     return {
       install,
-      sites: await m.find(InstallSite, { where: { installId }, order: { id: 'ASC' } }),
+      sites,
+      siteIps: siteIps.map((r) => ({ siteId: Number(r.siteId), serverId: Number(r.serverId), ip: r.ip })),
       group,
       manifest: await parseManifest(group.manifest),
       master: byId.get(install.masterServerId!)!,
@@ -48,7 +66,7 @@ export class InstallBuildSteps {
   }
 
   steps(): SagaStep<BuildContext>[] {
-    return [this.home(), this.tree(), this.configFiles(), this.database(), this.sqlUpdates(), this.sync(), this.crons()];
+    return [this.home(), this.tree(), this.configFiles(), this.database(), this.sqlUpdates(), this.sync(), this.crons(), this.ftp(), this.webServer(), this.welcomeMail()];
   }
 
   /** 1. The home directory on the master. */
@@ -231,18 +249,146 @@ export class InstallBuildSteps {
     };
   }
 
+  /**
+   * 8. FTP: the directory the account lands in, the bind mounts of the
+   * copied paths into it (startup_mounts rows, applied by the mounts task),
+   * the copies handed to the web user, and the account (bcrypt password).
+   */
+  ftp(): SagaStep<BuildContext> {
+    return {
+      name: 'ftp',
+      execute: async (context, io) => {
+        const { install, master, manifest } = context;
+        const executor = this.access.executorFor(master);
+        const home = homeOn(master, install);
+        const ftpRoot = ftpRootOn(master, install);
+        const mounts = manifest.copy.map((c) => ({ source: posix.join(home, c), target: posix.join(ftpRoot, c.replace(/\//g, '_')) }));
+        await executor.mustRun(master, ['mkdir', '-p', '--', ftpRoot, ...mounts.map((m) => checkServerPath(master, m.target))]);
+        const [user, group] = this.webOwner();
+        if (mounts.length > 0) await executor.mustRun(master, ['chown', '-R', '-P', `${user}:${group}`, '--', ...mounts.map((m) => checkServerPath(master, m.source))]);
+        const uid = Number((await executor.mustRun(master, ['id', '-u', user])).trim());
+        const gid = Number((await executor.mustRun(master, ['getent', 'group', group])).split(':')[2]);
+        // Before the transaction: it writes the install's row, which the account's foreign key locks.
+        const password = await this.ftpPassword(context);
+        await this.dataSource.transaction(async (m) => {
+          await m.delete(StartupMount, { installId: install.id, serverId: master.id });
+          for (const mount of mounts) await m.save(m.create(StartupMount, { installId: install.id, serverId: master.id, ...mount }));
+          if (!(await m.findOne(FtpAccount, { where: { installId: install.id } }))) {
+            await m.save(m.create(FtpAccount, { installId: install.id, userid: install.fsName, passwd: await bcrypt.hash(password, 10), uid, gid, homedir: ftpRoot, shell: '/usr/sbin/nologin', enabled: true }));
+          }
+        });
+        io.log(`ftp account ${install.fsName}, ${mounts.length} mounts on ${master.hostname}`);
+      },
+      compensate: async ({ install }) => {
+        await this.dataSource.getRepository(FtpAccount).delete({ installId: install.id });
+        await this.dataSource.getRepository(StartupMount).delete({ installId: install.id });
+      },
+    };
+  }
+
+  /**
+   * 9. The install's vhost on every dispatcher, checked with `nginx -t`
+   * (on its own, inside a minimal config) before it replaces anything; a
+   * vhost that fails is never left in place. The full pipeline (reload,
+   * quarantine, coalescing) is the webserver library's.
+   */
+  webServer(): SagaStep<BuildContext> {
+    return {
+      name: 'webserver',
+      execute: async (context, io) => {
+        const { install, master, replicas } = context;
+        for (const server of [master, ...replicas].filter((s) => s.roles.includes('dispatcher'))) {
+          const text = renderInterimVhost(context, server);
+          const executor = this.access.executorFor(server);
+          const path = vhostFileOn(server, install);
+          const candidate = posix.join(server.nginxConfDir, `.shop-${install.fsName}.candidate`);
+          const wrapper = posix.join(server.nginxConfDir, `.shop-${install.fsName}.test.conf`);
+          const pid = posix.join(server.nginxConfDir, `.shop-${install.fsName}.test.pid`);
+          await executor.writeFile(server, candidate, text);
+          await executor.writeFile(server, wrapper, `pid ${pid};\nerror_log stderr;\nevents {}\nhttp {\n  access_log off;\n  include ${candidate};\n}\n`);
+          try {
+            const result = await executor.run(server, ['nginx', '-t', '-q', '-e', 'stderr', '-c', wrapper]);
+            if (result.exitCode !== 0) {
+              await executor.remove(server, candidate);
+              throw new Error(`nginx -t on ${server.hostname} refused the vhost of ${install.fsName}: ${result.stderr.trim()}`);
+            }
+          } finally {
+            await executor.remove(server, wrapper);
+            await executor.remove(server, pid);
+          }
+          await executor.mustRun(server, ['mv', '-f', '-T', '--', candidate, checkServerPath(server, path)]);
+          io.log(`vhost ${path} on ${server.hostname} (nginx -t passed)`);
+        }
+      },
+      compensate: async ({ install, master, replicas }) => {
+        for (const server of [master, ...replicas].filter((s) => s.roles.includes('dispatcher'))) {
+          const executor = this.access.executorFor(server);
+          await executor.remove(server, vhostFileOn(server, install));
+          await executor.remove(server, posix.join(server.nginxConfDir, `.shop-${install.fsName}.candidate`));
+        }
+      },
+    };
+  }
+
+  /** 10. The welcome mail: the pivot. From here on nothing is compensated; a failure is retried forward. */
+  welcomeMail(): SagaStep<BuildContext> {
+    return {
+      name: 'mail',
+      execute: async (context, io) => {
+        const { install, sites } = context;
+        const site = sites[0]!;
+        await this.mail.send({
+          to: install.customerEmail,
+          subject: `Your shop ${site.hostname} is ready`,
+          messageId: `<install-${install.id}-welcome@${site.hostname}>`,
+          text: [
+            'Hello,',
+            '',
+            `your shop is installed: http://${site.hostname}${site.relUrl}`,
+            ...(site.secureHostname ? [`Secure address: https://${site.secureHostname}${site.secureRelUrl}`] : []),
+            '',
+            'FTP access to your theme and assets:',
+            `  user:     ${install.fsName}`,
+            `  password: ${await this.ftpPassword(context)}`,
+            '',
+            'Welcome aboard.',
+            '',
+          ].join('\n'),
+        });
+        io.log(`welcome mail to ${install.customerEmail}`);
+      },
+      compensate: NOTHING_OF_ITS_OWN,
+    };
+  }
+
   /** The install's config files on one server, with that server's paths. */
   private async renderConfig(context: BuildContext, server: Server, io: StepIO): Promise<void> {
     const { install, group, manifest, master } = context;
     const executor = this.access.executorFor(server);
     const values = await this.values(context, server);
-    const group_ = this.config.webUser.includes(':') ? this.config.webUser.split(':')[1]! : this.config.webUser;
+    const [, group_] = this.webOwner();
     for (const template of manifest.templates ?? []) {
       const source = (await this.access.executorFor(master).readFile(master, posix.join(checkoutOn(master, group), template.source))).toString('utf8');
       const text = renderTemplate(source, template.language, values, template.source);
       await executor.writeFile(server, posix.join(homeOn(server, install), template.target), text, { mode: 0o640, owner: `root:${group_}` });
       io.log(`rendered ${template.target} on ${server.hostname}`);
     }
+  }
+
+  /** WEB_USER as user and group (the group defaults to the user's name, as on Debian). */
+  private webOwner(): [string, string] {
+    const [user, group] = this.config.webUser.split(':');
+    return [user!, group ?? user!];
+  }
+
+  /** The FTP password: generated once, kept encrypted with the install's secrets (the mail repeats it). */
+  private async ftpPassword(context: BuildContext): Promise<string> {
+    const secrets = await this.secrets(context);
+    if (secrets[FTP_PASSWORD]) return secrets[FTP_PASSWORD];
+    secrets[FTP_PASSWORD] = randomSecret(16);
+    context.install.secretsEnc = encryptSecret(this.config.secretsKey, JSON.stringify(secrets));
+    await this.dataSource.getRepository(Install).update({ id: context.install.id }, { secretsEnc: context.install.secretsEnc });
+    return secrets[FTP_PASSWORD];
   }
 
   /** Template values for one server; secrets are generated on first use and kept (encrypted) with the install. */
@@ -262,7 +408,7 @@ export class InstallBuildSteps {
       memcache_prefix: `${install.fsName}_`,
       sphinx_index: `idx_${install.fsName}`,
       fs_name: install.fsName,
-      ...Object.fromEntries(Object.entries(secrets).map(([k, v]) => [`secret.${k}`, v])),
+      ...Object.fromEntries(Object.entries(secrets).filter(([k]) => k !== FTP_PASSWORD).map(([k, v]) => [`secret.${k}`, v])),
     };
   }
 
