@@ -5,6 +5,7 @@ import { CatalogModule } from '@app/catalog';
 import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
+import { InstallsModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
 import { SagaModule } from '@app/saga';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
@@ -37,6 +38,7 @@ export class EngineModule {
         SagaModule,
         HostsModule.forRoot({ http: api }),
         CodebasesModule.forRoot({ http: api }),
+        InstallsModule.forRoot({ http: api }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

@@ -14,6 +14,8 @@ const DELIMITER = '$$engine$$';
 
 export class SqlStatementError extends Error {
   override name = 'SqlStatementError';
+  /** Running the same statement again gives the same error (and re-runs the ones before it): never retried blindly. */
+  readonly permanent = true;
   constructor(
     readonly server: string,
     readonly file: string,

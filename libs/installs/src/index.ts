@@ -5,3 +5,6 @@ export * from './secrets-cipher.js';
 export * from './build/build-context.js';
 export * from './build/build-steps.js';
 export * from './installs.module.js';
+export * from './build/install-build.job.js';
+export * from './dto/install.view.js';
+export * from './installs.service.js';

@@ -1,9 +1,22 @@
-import { Module } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { DatabasesModule } from '@app/databases';
 import { MailModule } from '@app/mail';
+import { InstallBuildJob } from './build/install-build.job.js';
 import { InstallBuildSteps } from './build/build-steps.js';
+import { InstallsController } from './installs.controller.js';
+import { InstallsService } from './installs.service.js';
 import { PrepareService } from './prepare.service.js';
 
-/** Installs: the order's prepare phase and the build's steps. */
-@Module({ imports: [DatabasesModule, MailModule], providers: [PrepareService, InstallBuildSteps], exports: [PrepareService, InstallBuildSteps] })
-export class InstallsModule {}
+/** Installs: the order hook, prepare, and the build saga's job. */
+@Module({})
+export class InstallsModule {
+  static forRoot(options: { http: boolean }): DynamicModule {
+    return {
+      module: InstallsModule,
+      imports: [DatabasesModule, MailModule],
+      controllers: options.http ? [InstallsController] : [],
+      providers: [PrepareService, InstallBuildSteps, InstallBuildJob, InstallsService],
+      exports: [PrepareService, InstallBuildSteps, InstallBuildJob, InstallsService],
+    };
+  }
+}

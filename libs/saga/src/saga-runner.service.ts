@@ -148,6 +148,8 @@ export class SagaRunner {
         error = message(e);
         job.error(`[${name}] ${error}`);
         lines.push(`error: ${error}`);
+        // Trying the same thing again cannot help (a failing SQL statement): give up at once, with this error.
+        if (isPermanent(e)) break;
         if (attempt < delays.length) await sleep(delays[attempt]!, job.signal);
       }
     }
@@ -162,6 +164,11 @@ export class SagaRunner {
 function failurePoint(rows: SagaStepRow[]): { step: string; error: string } {
   const last = [...rows].reverse().find((r) => r.state !== 'pending');
   return { step: last?.stepName ?? '?', error: last?.error ?? 'unknown error' };
+}
+
+/** An error that says so (`permanent: true`, e.g. a failing SQL statement) is not tried again within the run. */
+function isPermanent(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { permanent?: unknown }).permanent === true;
 }
 
 function isFullyCompensated(rows: SagaStepRow[]): boolean {

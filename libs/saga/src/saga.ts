@@ -24,7 +24,10 @@ export interface SagaDefinition<C, P extends object = Record<string, unknown>> {
    * (the customer was mailed); they are retried forward instead.
    */
   readonly pivot?: string;
-  /** Delays between tries of a failing step within one run; its length + 1 is the tries. */
+  /**
+   * Delays between tries of a failing step within one run; its length + 1 is
+   * the tries. An error with `permanent: true` is not tried again.
+   */
   readonly stepRetryDelaysMs?: readonly number[];
   /** Rebuilds the context from the catalog: nothing is carried in memory across steps or crashes. */
   loadContext(payload: P): Promise<C>;

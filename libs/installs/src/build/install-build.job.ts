@@ -1,0 +1,71 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource, In, Not } from 'typeorm';
+import { Install, InstallSite, InstallSiteIp, SharedCodeGroup } from '@app/catalog';
+import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
+import { SagaRunner, type SagaDefinition } from '@app/saga';
+import type { BuildContext } from './build-context.js';
+import { InstallBuildSteps } from './build-steps.js';
+
+export interface InstallBuildPayload {
+  installId: number;
+}
+
+/** An install's build: the saga of SPEC.md, one job per install (resource key `install:<id>`). */
+export const INSTALL_BUILD = defineJobKind<InstallBuildPayload>('install.build', {
+  maxAttempts: 8,
+  leaseMs: 60_000,
+  backoff: { baseMs: 2_000, maxMs: 60_000 },
+});
+
+export const INSTALL_BUILD_SAGA = 'install-build';
+
+@Injectable()
+export class InstallBuildJob {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly steps: InstallBuildSteps,
+    private readonly sagas: SagaRunner,
+  ) {}
+
+  @JobHandler(INSTALL_BUILD)
+  async run(payload: InstallBuildPayload, job: JobContext): Promise<void> {
+    await this.sagas.run(this.definition(job.jobId), payload, job);
+  }
+
+  definition(jobId: number | null): SagaDefinition<BuildContext, InstallBuildPayload> {
+    return {
+      name: INSTALL_BUILD_SAGA,
+      steps: this.steps.steps(),
+      pivot: 'mail',
+      loadContext: (payload) => this.steps.loadContext(payload.installId, jobId),
+      onCompleted: async ({ install }) => {
+        await this.dataSource.getRepository(Install).update({ id: install.id }, { status: 'live', statusReason: null });
+      },
+      onCompensated: (context, failure) => this.release(context.install.id, failure),
+    };
+  }
+
+  /**
+   * The install failed and every step was undone: it gives its hostnames,
+   * IPs and code group slot back, once (a repeat after a crash changes
+   * nothing), and keeps its row with the reason.
+   */
+  async release(installId: number, failure: string): Promise<void> {
+    await this.dataSource.transaction(async (m) => {
+      const marked = await m.update(Install, { id: installId, status: Not(In(['failed', 'removed'])) }, { status: 'failed', statusReason: failure.slice(0, 1024) });
+      if ((marked.affected ?? 0) === 0) return;
+      const install = await m.findOneByOrFail(Install, { id: installId });
+      const sites = await m.find(InstallSite, { where: { installId } });
+      if (sites.length > 0) await m.delete(InstallSiteIp, { installSiteId: In(sites.map((s) => s.id)) });
+      await m.update(InstallSite, { installId }, { liveHostname: null });
+      if (install.sharedCodeGroupId !== null) {
+        await m
+          .createQueryBuilder()
+          .update(SharedCodeGroup)
+          .set({ installCount: () => 'install_count - 1' })
+          .where('id = :id AND install_count > 0', { id: install.sharedCodeGroupId })
+          .execute();
+      }
+    });
+  }
+}

@@ -1,0 +1,95 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsEmail, IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
+import { Type } from 'class-transformer';
+import { INSTALL_STATUSES, type InstallStatus } from '@app/catalog';
+
+export class InstallAcceptedView {
+  @ApiProperty() installId: number;
+  @ApiProperty({ nullable: true, description: 'the build job; null while the install waits for a code group with room' }) jobId: number | null;
+  @ApiProperty({ enum: INSTALL_STATUSES }) status: InstallStatus;
+  @ApiProperty({ nullable: true }) statusReason: string | null;
+  @ApiProperty({ example: '/v1/installs/42' }) statusUrl: string;
+}
+
+export class InstallSiteView {
+  @ApiProperty() hostname: string;
+  @ApiPropertyOptional({ type: String, nullable: true }) secureHostname: string | null;
+  @ApiProperty() relUrl: string;
+  @ApiProperty() secureRelUrl: string;
+  @ApiProperty({ description: 'IPs serving the site, per server', example: [{ server: 'dispatch1.example.net', ip: '208.43.48.2' }] })
+  ips: { server: string; ip: string }[];
+}
+
+export class InstallServerView {
+  @ApiProperty() hostname: string;
+  @ApiProperty() role: string;
+  @ApiProperty() weight: number;
+}
+
+export class SagaStepView {
+  @ApiProperty() name: string;
+  @ApiProperty() state: string;
+  @ApiProperty() attempt: number;
+  @ApiPropertyOptional({ type: Number, nullable: true }) durationMs: number | null;
+  @ApiPropertyOptional({ type: String, nullable: true }) error: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true }) startedAt: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true }) finishedAt: string | null;
+}
+
+export class InstallView {
+  @ApiProperty() id: number;
+  @ApiProperty() orderRef: string;
+  @ApiProperty() customerEmail: string;
+  @ApiProperty() license: string;
+  @ApiProperty({ enum: INSTALL_STATUSES }) status: InstallStatus;
+  @ApiPropertyOptional({ type: String, nullable: true }) statusReason: string | null;
+  @ApiProperty() fsName: string;
+  @ApiProperty() dbName: string;
+  @ApiProperty() dbUser: string;
+  @ApiPropertyOptional({ type: String, nullable: true }) dbServer: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true }) codeGroup: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true }) master: string | null;
+  @ApiProperty({ type: [InstallSiteView] }) sites: InstallSiteView[];
+  @ApiProperty({ type: [InstallServerView] }) servers: InstallServerView[];
+  @ApiPropertyOptional({ type: Number, nullable: true }) jobId: number | null;
+  @ApiProperty({ type: [SagaStepView], description: 'the build saga, step by step' }) steps: SagaStepView[];
+  @ApiProperty() createdAt: string;
+}
+
+export class InstallSummaryView {
+  @ApiProperty() id: number;
+  @ApiProperty() orderRef: string;
+  @ApiProperty() customerEmail: string;
+  @ApiProperty() license: string;
+  @ApiProperty({ enum: INSTALL_STATUSES }) status: InstallStatus;
+  @ApiPropertyOptional({ type: String, nullable: true }) statusReason: string | null;
+  @ApiProperty() fsName: string;
+  @ApiProperty() createdAt: string;
+}
+
+export class ListInstallsQuery {
+  @ApiPropertyOptional({ enum: INSTALL_STATUSES })
+  @IsOptional()
+  @IsIn(INSTALL_STATUSES)
+  status?: InstallStatus;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsEmail()
+  email?: string;
+
+  @ApiPropertyOptional({ description: 'installs with a smaller id (paging: the last id of the previous page)' })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  beforeId?: number;
+
+  @ApiPropertyOptional({ default: 50, maximum: 200 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(200)
+  limit?: number;
+}

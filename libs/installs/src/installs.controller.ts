@@ -1,0 +1,38 @@
+import { Body, Controller, Get, Param, ParseIntPipe, Post, Query, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { RequireScope } from '@app/auth';
+import { CreateInstallDto } from './dto/create-install.dto.js';
+import { InstallAcceptedView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
+import { InstallsService } from './installs.service.js';
+
+@ApiTags('installs')
+@ApiBearerAuth()
+@Controller('v1/installs')
+export class InstallsController {
+  constructor(private readonly installs: InstallsService) {}
+
+  @Post()
+  @RequireScope('orders')
+  @ApiOperation({ summary: 'The order hook: record the install and queue its build (idempotent on orderRef)' })
+  @ApiResponse({ status: 202, type: InstallAcceptedView, description: 'accepted: the build is queued (or waits for a code group)' })
+  @ApiResponse({ status: 200, type: InstallAcceptedView, description: 'this order reference was seen before: the same install' })
+  async create(@Body() body: CreateInstallDto, @Res({ passthrough: true }) res: { status(code: number): unknown }): Promise<InstallAcceptedView> {
+    const { view, created } = await this.installs.order(body);
+    res.status(created ? 202 : 200);
+    return view;
+  }
+
+  @Get()
+  @RequireScope('support')
+  @ApiResponse({ status: 200, type: InstallSummaryView, isArray: true })
+  list(@Query() query: ListInstallsQuery): Promise<InstallSummaryView[]> {
+    return this.installs.list(query);
+  }
+
+  @Get(':id')
+  @RequireScope('support')
+  @ApiResponse({ status: 200, type: InstallView })
+  get(@Param('id', ParseIntPipe) id: number): Promise<InstallView> {
+    return this.installs.get(id);
+  }
+}

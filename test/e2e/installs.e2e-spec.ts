@@ -1,0 +1,185 @@
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import { DataSource } from 'typeorm';
+import { ApiTokensService } from '@app/auth';
+import { Install, InstallSite, InstallSiteIp, Job, SharedCodeGroup } from '@app/catalog';
+import { buildSampleRepository, type SampleRepository } from '@app/codebases';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { decryptSecret } from '@app/installs';
+import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
+import { createTestCatalog, testEngineConfig, type TestCatalog } from '../support/catalog.js';
+import { eventually } from '../support/queue-context.js';
+import { startSmtp, type TestSmtp } from '../support/smtp.js';
+import { startSshd, stopSshd } from '../support/sshd.js';
+import { writeDbOptionsFile } from '../support/tenant-db-server.js';
+import { readTestbed, type SshdServer } from '../support/testbed.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const json = async (res: Response): Promise<any> => res.json();
+
+/**
+ * Orders end to end: the order hook over HTTP, the build saga run by a real
+ * worker on two SSH dispatchers, real MariaDB, nginx -t, mail to an SMTP
+ * server on loopback.
+ */
+describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
+  let catalog: TestCatalog;
+  let engine: RunningEngine;
+  let smtp: TestSmtp;
+  let second: SshdServer;
+  let repo: SampleRepository;
+  let base: string;
+  let admin: string;
+  let orders: string;
+  const ids: Record<string, number> = {};
+
+  const call = (token: string, method: string, path: string, body?: unknown) =>
+    fetch(`${engine.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const roots = (name: string) => {
+    const dir = (r: string) => {
+      const p = join(base, name, 'srv', r);
+      mkdirSync(p, { recursive: true });
+      return p;
+    };
+    return { homeRoot: dir('home'), sharedCodeRoot: dir('shared_codes'), nginxConfDir: dir('nginx'), cronDir: dir('cron.d'), certsRoot: dir('certs') };
+  };
+  const ssh = (sshd: SshdServer) => ({ transport: 'ssh', sshHost: sshd.host, sshPort: sshd.port, sshUser: sshd.user, sshKeyRef: sshd.privateKeyPath, sshHostKey: sshd.hostKeyFingerprint });
+  const ds = () => engine.app.get(DataSource);
+  const settled = (id: number) =>
+    eventually(async () => {
+      const view = await json(await call(admin, 'GET', `/v1/installs/${id}`));
+      return view.status === 'live' || view.status === 'failed' ? view : null;
+    }, 90_000, `install ${id} to settle`);
+
+  beforeAll(async () => {
+    base = mkdtempSync(join(tmpdir(), 'installs-e2e-'));
+    chmodSync(base, 0o755);
+    [catalog, second, repo, smtp] = await Promise.all([createTestCatalog('mariadb', 'installs_e2e'), startSshd(join(base, 'sshd-2'), '127.0.0.8'), buildSampleRepository(join(base, 'repo')), startSmtp()]);
+    engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'api,worker', SMTP_URL: smtp.url }));
+    const tokens = engine.app.get(ApiTokensService);
+    admin = (await tokens.issue('ops', ['admin'], { actor: 'test', via: 'cli' })).token;
+    orders = (await tokens.issue('storefront', ['orders'], { actor: 'test', via: 'cli' })).token;
+    const add = async (name: string, body: object) => {
+      const res = await call(admin, 'POST', '/v1/servers', body);
+      expect(res.status).toBe(201);
+      ids[name] = (await json(res)).id;
+    };
+    await add('d1', { hostname: 'dispatch1.example.net', roles: ['dispatcher', 'handler'], ...ssh(readTestbed().sshd), ...roots('d1') });
+    await add('d2', { hostname: 'dispatch2.example.net', roles: ['dispatcher', 'handler'], ...ssh(second), ...roots('d2') });
+    await add('db', { hostname: 'db1.example.net', roles: ['database'], transport: 'local', ...roots('db'), dbOptionsFile: writeDbOptionsFile(base) });
+    // Loopback addresses: nginx -t binds every listen address.
+    expect((await call(admin, 'POST', `/v1/servers/${ids.d1}/ips`, { ips: ['127.0.83.1', '127.0.83.2'], kind: 'dedicated' })).status).toBe(201);
+    expect((await call(admin, 'POST', `/v1/servers/${ids.d2}/ips`, { ips: ['127.0.84.1', '127.0.84.2'], kind: 'dedicated' })).status).toBe(201);
+    expect((await call(admin, 'POST', `/v1/servers/${ids.d1}/ips`, { ips: ['127.0.83.100'], kind: 'shared' })).status).toBe(201);
+    for (const [name, tier, revision] of [['paid-1', 'paid', repo.revisions[1]], ['free-broken', 'free', repo.broken]] as const) {
+      const res = await json(await call(admin, 'POST', '/v1/code-groups', { name, tier, repoUrl: repo.path, revision, masterServerId: ids.d1, installLimit: 5 }));
+      ids[name] = res.group.id;
+    }
+  });
+  afterAll(async () => {
+    await engine?.close();
+    await catalog?.drop();
+    await smtp?.stop();
+    if (second) await stopSshd(second);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('provisions a paid install on both dispatchers from one order, idempotently', async () => {
+    const order = { orderRef: 'ORD-1001', customerEmail: 'owner@shop.example.com', license: 'paid', sites: [{ hostname: 'www.bio-ex.co.uk', secureHostname: 'secure.bio-ex.co.uk' }] };
+    const [first, repeat] = await Promise.all([call(orders, 'POST', '/v1/installs', order), call(orders, 'POST', '/v1/installs', order)]);
+    const answers = [{ status: first.status, body: await json(first) }, { status: repeat.status, body: await json(repeat) }];
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 202]);
+    expect(answers[0]!.body).toEqual(answers[1]!.body);
+    const { installId, jobId, statusUrl } = answers[0]!.body;
+    expect(statusUrl).toBe(`/v1/installs/${installId}`);
+    expect(jobId).toEqual(expect.any(Number));
+
+    const view = await settled(installId);
+    expect(view).toMatchObject({ status: 'live', codeGroup: 'paid-1', master: 'dispatch1.example.net', dbServer: 'db1.example.net', jobId });
+    expect(view.steps.map((s: { name: string; state: string }) => `${s.name}:${s.state}`)).toEqual(
+      ['home', 'tree', 'config', 'database', 'sql-updates', 'sync', 'crons', 'ftp', 'webserver', 'mail'].map((n) => `${n}:done`),
+    );
+    expect(view.servers).toEqual([
+      { hostname: 'dispatch1.example.net', role: 'master', weight: 1 },
+      { hostname: 'dispatch2.example.net', role: 'replica', weight: 1 },
+    ]);
+    expect(view.sites[0].ips.map((i: { server: string }) => i.server).sort()).toEqual(['dispatch1.example.net', 'dispatch2.example.net']);
+
+    for (const server of ['d1', 'd2']) {
+      const home = join(base, server, 'srv/home', view.fsName);
+      expect(lstatSync(join(home, 'heavymetal/lib')).isSymbolicLink()).toBe(true);
+      expect(readFileSync(join(home, 'heavymetal/config.php'), 'utf8')).toContain(`'db_name' => '${view.dbName}'`);
+      expect(existsSync(join(base, server, 'srv/cron.d', `shop-${view.fsName}`))).toBe(true);
+      expect(readFileSync(join(base, server, 'srv/nginx', `shop-${view.fsName}.conf`), 'utf8')).toContain('server_name www.bio-ex.co.uk secure.bio-ex.co.uk;');
+    }
+    const install = await ds().getRepository(Install).findOneByOrFail({ id: installId });
+    const { mariadb } = readTestbed();
+    const password = decryptSecret(engine.app.get<EngineConfig>(ENGINE_CONFIG).secretsKey, install.dbPasswordEnc);
+    const db = await mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: install.dbUser, password, database: install.dbName });
+    try {
+      const [rows] = await db.query("SELECT value FROM settings WHERE name = 'orders'");
+      expect(rows).toEqual([{ value: 'enabled' }]);
+    } finally {
+      await db.end();
+    }
+    const mail = smtp.received.find((m) => m.to.includes('owner@shop.example.com'));
+    expect(mail?.raw).toContain('Subject: Your shop www.bio-ex.co.uk is ready');
+    expect(await ds().getRepository(Install).count({ where: { orderRef: 'ORD-1001' } })).toBe(1);
+  });
+
+  it('refuses bad orders with a precise message and creates nothing', async () => {
+    const count = async () => ({ installs: await ds().getRepository(Install).count(), jobs: await ds().getRepository(Job).count(), sites: await ds().getRepository(InstallSite).count() });
+    const before = await count();
+    const good = { orderRef: 'ORD-BAD', customerEmail: 'x@example.com', license: 'paid', sites: [{ hostname: 'fresh.example.com' }] };
+    const cases: [object, number, RegExp][] = [
+      [{ ...good, sites: [{ hostname: 'not a host' }] }, 400, /hostname must be a fully qualified hostname/],
+      [{ ...good, sites: [] }, 400, /sites must name at least one site/],
+      [{ ...good, license: 'gold' }, 400, /license must be one of free, paid/],
+      [{ ...good, coupon: 'x' }, 400, /property coupon should not exist/],
+      [{ ...good, sites: [{ hostname: 'a.example.com' }, { hostname: 'A.example.com' }] }, 400, /a\.example\.com named twice/],
+      [{ ...good, sites: [{ hostname: 'www.bio-ex.co.uk' }] }, 409, /Already served by a live install: www\.bio-ex\.co\.uk/],
+      [{ ...good, orderRef: "x'; DROP TABLE installs; --" }, 400, /orderRef must be/],
+    ];
+    for (const [body, status, message] of cases) {
+      const res = await call(orders, 'POST', '/v1/installs', body);
+      expect({ body, status: res.status }).toEqual({ body, status });
+      expect((await json(res)).message).toMatch(message);
+    }
+    const big = await call(orders, 'POST', '/v1/installs', { ...good, customerEmail: `${'a'.repeat(300_000)}@example.com` });
+    expect(big.status).toBe(413);
+    expect((await call(admin, 'GET', '/v1/installs?limit=1000')).status).toBe(400);
+    expect((await call(orders, 'GET', '/v1/installs')).status).toBe(403);
+    expect(await count()).toEqual(before);
+  });
+
+  it('fails an install whose SQL update fails, naming file and statement, and leaves nothing behind', async () => {
+    const res = await call(orders, 'POST', '/v1/installs', { orderRef: 'ORD-BROKEN', customerEmail: 'broken@example.com', license: 'free', sites: [{ hostname: 'broken-shop.example.com' }] });
+    expect(res.status).toBe(202);
+    const { installId } = await json(res);
+    const view = await settled(installId);
+    expect(view.status).toBe('failed');
+    expect(view.statusReason).toMatch(/sql-updates: 0003_broken\.sql line 2 on db1\.example\.net: Table .*no_such_table.* doesn't exist; statement: INSERT INTO no_such_table/);
+    expect(view.steps.filter((s: { state: string }) => s.state === 'compensated').map((s: { name: string }) => s.name)).toEqual(['home', 'tree', 'config', 'database', 'sql-updates']);
+    // The sweep: nothing on either dispatcher, in the database server, or held in the catalog.
+    for (const server of ['d1', 'd2']) {
+      for (const dir of ['home', 'cron.d', 'nginx']) expect(readdirSync(join(base, server, 'srv', dir)).filter((f) => f.includes(view.fsName))).toEqual([]);
+    }
+    const { mariadb } = readTestbed();
+    const adminDb = await mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: mariadb.adminUser, password: mariadb.adminPassword });
+    try {
+      const [dbs] = await adminDb.query('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [view.dbName]);
+      const [users] = await adminDb.query('SELECT User FROM mysql.user WHERE User = ?', [view.dbUser]);
+      expect([dbs, users]).toEqual([[], []]);
+    } finally {
+      await adminDb.end();
+    }
+    const sites = await ds().getRepository(InstallSite).find({ where: { installId } });
+    expect(sites.map((s) => s.liveHostname)).toEqual([null]);
+    expect(await ds().getRepository(InstallSiteIp).count({ where: { installSiteId: sites[0]!.id } })).toBe(0);
+    expect((await ds().getRepository(SharedCodeGroup).findOneByOrFail({ id: ids['free-broken'] })).installCount).toBe(0);
+    // The hostname is free again.
+    expect((await call(orders, 'POST', '/v1/installs', { orderRef: 'ORD-RETRY', customerEmail: 'b@example.com', license: 'paid', sites: [{ hostname: 'broken-shop.example.com' }] })).status).toBe(202);
+  });
+});
