@@ -108,7 +108,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
 
   it('builds the home, tree, config, database, SQL updates, replica and crons; runs again unchanged; compensates to nothing', async () => {
     const steps = app.get(InstallBuildSteps);
-    const { install } = await app.get(PrepareService).prepare(order('BUILD-1', 'www.bio-ex.co.uk', servers.d1!.id));
+    const { install } = await app.get(PrepareService).prepare(order('BUILD-1', 'www.stepbuild.example.com', servers.d1!.id));
     expect(install.sharedCodeGroupId).toBe(groups['paid-1']!.id);
     const context = await steps.loadContext(install.id, null);
     expect(context.replicas.map((s) => s.hostname)).toEqual(['dispatch2.example.net']);
@@ -136,7 +136,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
       const config = statSync(join(home, 'heavymetal/config.php'));
       expect([config.mode & 0o7777, config.uid, config.gid]).toEqual([0o640, 0, Number(execFileSync('id', ['-g', 'www-data']).toString())]);
       const values = JSON.parse(execFileSync('php', ['-r', 'echo json_encode(require $argv[1]);', join(home, 'heavymetal/config.php')]).toString());
-      expect(values).toMatchObject({ db_name: install.dbName, db_user: install.dbUser, hostname: 'www.bio-ex.co.uk', home, shared_code: code, memcache_prefix: `${install.fsName}_` });
+      expect(values).toMatchObject({ db_name: install.dbName, db_user: install.dbUser, hostname: 'www.stepbuild.example.com', home, shared_code: code, memcache_prefix: `${install.fsName}_` });
       expect(values.cookie_key).toMatch(/^[A-Za-z0-9]{32}$/);
       // Crons.
       expect(readFileSync(join(base, server, 'srv/cron.d', `shop-${install.fsName}`), 'utf8')).toContain(`*/5 * * * * www-data cd ${home} && php heavymetal/cron.php`);
@@ -145,7 +145,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     for (const [server, ip] of [['d1', '127.0.81.'], ['d2', '127.0.82.']] as const) {
       const vhost = readFileSync(join(base, server, 'srv/nginx', `shop-${install.fsName}.conf`), 'utf8');
       expect(vhost).toMatch(new RegExp(`listen ${ip.replace(/\./g, '\\.')}\\d+:80;`));
-      expect(vhost).toContain('server_name www.bio-ex.co.uk;');
+      expect(vhost).toContain('server_name www.stepbuild.example.com;');
       expect(vhost).toContain(`root ${join(base, server, 'srv/home', install.fsName, 'html')};`);
       expect(readdirSync(join(base, server, 'srv/nginx'))).toEqual([`shop-${install.fsName}.conf`]);
     }
@@ -160,7 +160,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     const config = app.get<EngineConfig>(ENGINE_CONFIG);
     const mail = readFileSync(join(config.mailDir, readdirSync(config.mailDir).find((f) => f.includes(`install-${install.id}-welcome`))!), 'utf8');
     expect(mail).toContain('To: owner@example.com');
-    expect(mail).toContain('Subject: Your shop www.bio-ex.co.uk is ready');
+    expect(mail).toContain('Subject: Your shop www.stepbuild.example.com is ready');
     const ftpPassword = /password: (\S+)/.exec(mail)![1]!;
     expect(bcrypt.compareSync(ftpPassword, account.passwd)).toBe(true);
 
@@ -172,7 +172,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
       const [tables] = await connection.query('SHOW TABLES');
       expect((tables as Record<string, string>[]).map((t) => Object.values(t)[0]).sort()).toEqual(['orders', 'products', 'settings']);
       const [rows] = await connection.query("SELECT value FROM settings WHERE name = 'hostname'");
-      expect(rows).toEqual([{ value: 'www.bio-ex.co.uk' }]);
+      expect(rows).toEqual([{ value: 'www.stepbuild.example.com' }]);
     } finally {
       await connection.end();
     }

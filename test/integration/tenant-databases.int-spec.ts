@@ -13,7 +13,7 @@ import { readTestbed } from '../support/testbed.js';
 describe('TenantDatabases (real MariaDB through the mariadb client)', () => {
   const base = mkdtempSync(join(tmpdir(), 'tenant-db-'));
   const access = new ServerAccess({ sshKeyPath: null } as unknown as EngineConfig);
-  const tenants = new TenantDatabases(access);
+  const tenants = new TenantDatabases(access, { embedded: false } as EngineConfig);
   const server = {
     id: 1,
     hostname: 'db1.example.net',

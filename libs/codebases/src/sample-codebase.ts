@@ -28,6 +28,7 @@ export const SAMPLE_MANIFEST: CodebaseManifest = {
   web: { documentRoot: 'html', phpEntryPoints: ['index.php'], deny: ['mas_assets/theme/private'], frontController: 'index.php' },
 } as CodebaseManifest;
 
+// Its SQL keeps to what MySQL and SQLite both run: the embedded default's tenant databases are SQLite files.
 const REVISION_1: Record<string, string> = {
   'hosting.manifest.json': `${JSON.stringify(SAMPLE_MANIFEST, null, 2)}\n`,
   'README.md': '# Sample shop codebase\n\nA tiny shop with the layout the hosting engine expects.\n',
@@ -58,7 +59,7 @@ const REVISION_1: Record<string, string> = {
     'CREATE TABLE settings (name VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL);',
     '/* a block comment; with a semicolon */',
     "INSERT INTO settings (name, value) VALUES ('greeting', 'Welcome; enjoy the shop');",
-    'CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, title VARCHAR(255) NOT NULL, price DECIMAL(10,2) NOT NULL);',
+    'CREATE TABLE products (id INTEGER PRIMARY KEY, title VARCHAR(255) NOT NULL, price DECIMAL(10,2) NOT NULL);',
     '',
   ].join('\n'),
   'heavymetal/sql/templates/install.sql': "INSERT INTO settings (name, value) VALUES ('hostname', {{hostname}});\n",
@@ -74,7 +75,7 @@ const REVISION_1: Record<string, string> = {
 const REVISION_2: Record<string, string> = {
   'heavymetal/sql/updates/0002_orders.sql': [
     'CREATE TABLE orders (',
-    '  id INT AUTO_INCREMENT PRIMARY KEY,',
+    '  id INTEGER PRIMARY KEY,',
     "  status VARCHAR(16) NOT NULL DEFAULT 'new', -- 'new; paid' are statuses",
     '  total DECIMAL(10,2) NOT NULL',
     ');',

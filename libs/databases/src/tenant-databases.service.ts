@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { join } from 'node:path';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Server } from '@app/catalog';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { CommandFailedError, ServerAccess } from '@app/hosts';
 import type { SqlStatement } from './sql-split.js';
+import { SqliteTenantDatabases } from './sqlite-tenant-databases.js';
 
 /** Database and user names the engine creates: what MySQL accepts unquoted, quoted anyway. */
 const IDENTIFIER = /^[a-z][a-z0-9_]{0,63}$/;
@@ -56,23 +59,44 @@ export function sqlChecksum(text: string): string {
  */
 @Injectable()
 export class TenantDatabases {
-  constructor(private readonly access: ServerAccess) {}
+  private readonly embedded: SqliteTenantDatabases | null;
+
+  constructor(
+    private readonly access: ServerAccess,
+    @Inject(ENGINE_CONFIG) config: EngineConfig,
+  ) {
+    // The embedded default's one server is this machine, which has no MySQL: SQLite files stand in.
+    this.embedded = config.embedded ? new SqliteTenantDatabases(join(config.varDir, 'tenant-databases')) : null;
+  }
+
+  private sqlite(server: Server): SqliteTenantDatabases | null {
+    return this.embedded && server.transport === 'local' ? this.embedded : null;
+  }
 
   async databaseExists(server: Server, name: string): Promise<boolean> {
+    quoteIdentifier(name);
+    const sqlite = this.sqlite(server);
+    if (sqlite) return sqlite.databaseExists(name);
     const out = await this.sql(server, `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${quoteString(name)};`);
     return out.trim() === name;
   }
 
   async userExists(server: Server, user: string): Promise<boolean> {
+    const sqlite = this.sqlite(server);
+    if (sqlite) return sqlite.userExists(quoteIdentifier(user, USER).slice(1, -1));
     const out = await this.sql(server, `SELECT COUNT(*) FROM mysql.user WHERE User = ${quoteString(user)};`);
     return Number(out.trim()) > 0;
   }
 
   async createDatabase(server: Server, name: string, charset = 'utf8mb4'): Promise<void> {
+    const sqlite = this.sqlite(server);
+    if (sqlite) return sqlite.createDatabase(quoteIdentifier(name).slice(1, -1));
     await this.sql(server, `CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(name)} CHARACTER SET ${quoteIdentifier(charset, /^[a-z0-9_]{1,32}$/)};`);
   }
 
   async dropDatabase(server: Server, name: string): Promise<void> {
+    const sqlite = this.sqlite(server);
+    if (sqlite) return sqlite.dropDatabase(quoteIdentifier(name).slice(1, -1));
     await this.sql(server, `DROP DATABASE IF EXISTS ${quoteIdentifier(name)};`);
   }
 
@@ -88,12 +112,16 @@ export class TenantDatabases {
       ];
     });
     quoteIdentifier(user, USER);
+    const sqlite = this.sqlite(server);
+    if (sqlite) return sqlite.createUser(user, quoteIdentifier(database).slice(1, -1));
     // Passwords go on stdin only: never in ps, never in an error message.
     await this.sql(server, statements.join('\n'), { redact: true });
   }
 
   async dropUser(server: Server, user: string, hosts: readonly string[]): Promise<void> {
     quoteIdentifier(user, USER);
+    const sqlite = this.sqlite(server);
+    if (sqlite) return sqlite.dropUser(user);
     if (hosts.length === 0) return;
     for (const host of hosts) if (!USER_HOST.test(host)) throw new Error(`refused client host ${JSON.stringify(host)}`);
     await this.sql(server, `DROP USER IF EXISTS ${hosts.map((h) => `${quoteString(user)}@${quoteString(h)}`).join(', ')};`);
@@ -105,6 +133,12 @@ export class TenantDatabases {
    * in it, the statement and the server's message.
    */
   async runStatements(server: Server, database: string, file: string, statements: readonly SqlStatement[], session: SessionSettings = {}): Promise<void> {
+    const sqlite = this.sqlite(server);
+    if (sqlite) {
+      const failure = sqlite.runStatements(quoteIdentifier(database).slice(1, -1), file, statements);
+      if (failure) throw new SqlStatementError(server.hostname, failure.file, failure.line, failure.statement, failure.message);
+      return;
+    }
     const lines: string[] = [];
     const setup: string[] = [];
     if (session.charset) setup.push(`SET NAMES ${quoteIdentifier(session.charset, /^[a-z0-9_]{1,32}$/)}`);
