@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanEnv, runCli, spawnEngine, type EngineProcess } from '../support/processes-engine.js';
@@ -37,6 +37,28 @@ describe('the embedded default (npm start)', () => {
     );
     expect([0, 'SIGTERM']).toContain(await engine.stop());
     engine = undefined;
+  });
+
+  it('provisions the example order it prints, from the seeded sample code group, to live', async () => {
+    engine = await spawnEngine(cwd, cleanEnv({ PORT: '0' }));
+    const printed = /-d '(\{"orderRef".*\})' (http\S+\/v1\/installs)/.exec(engine.output());
+    expect(printed).not.toBeNull();
+    const headers = { authorization: `Bearer ${engine.adminToken}`, 'content-type': 'application/json' };
+    const res = await fetch(printed![2]!, { method: 'POST', headers, body: printed![1] });
+    expect(res.status).toBe(202);
+    const { installId, statusUrl } = (await res.json()) as { installId: number; statusUrl: string };
+    let view: { status: string; statusReason: string | null; fsName: string; steps: { name: string; state: string }[] } | undefined;
+    for (let i = 0; i < 600 && !(view && ['live', 'failed'].includes(view.status)); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      view = (await (await fetch(`${engine.url}${statusUrl}`, { headers })).json()) as typeof view;
+    }
+    expect({ status: view?.status, reason: view?.statusReason }).toEqual({ status: 'live', reason: null });
+    expect(view!.steps.every((s) => s.state === 'done')).toBe(true);
+    const home = join(cwd, 'var/hosts/local/home', view!.fsName);
+    expect(readFileSync(join(home, 'heavymetal/config.php'), 'utf8')).toContain("'hostname' => 'demo-shop.example.com'");
+    expect(existsSync(join(cwd, 'var/hosts/local/nginx', `shop-${view!.fsName}.conf`))).toBe(true);
+    expect(existsSync(join(cwd, 'var/tenant-databases', `shop_${view!.fsName}.sqlite`))).toBe(true);
+    expect(readdirSync(join(cwd, 'var/mail')).some((f) => f.includes(`install-${installId}-welcome`))).toBe(true);
   });
 
   it('prints a new admin token at the next start and revokes the old one', async () => {

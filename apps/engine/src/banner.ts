@@ -2,6 +2,14 @@ import { relative } from 'node:path';
 import type { EngineConfig } from '@app/config';
 import type { RunningEngine } from './start-engine.js';
 
+/** A free order for the sample codebase, as the storefront sends it. */
+export const EXAMPLE_ORDER = JSON.stringify({
+  orderRef: 'demo-order-1',
+  customerEmail: 'owner@example.com',
+  license: 'free',
+  sites: [{ hostname: 'demo-shop.example.com' }],
+});
+
 /** What `npm start` prints once the engine is up: where to go and what to send. */
 export function startupBanner(config: EngineConfig, engine: RunningEngine, cwd = process.cwd()): string {
   const rel = (p: string) => (relative(cwd, p).startsWith('..') ? p : `./${relative(cwd, p)}`);
@@ -35,6 +43,11 @@ export function startupBanner(config: EngineConfig, engine: RunningEngine, cwd =
       `  curl -s -H 'Authorization: Bearer ${engine.adminToken}' ${engine.url}/v1/tokens`,
       `  curl -s -X POST -H 'Authorization: Bearer ${engine.adminToken}' -H 'Content-Type: application/json' \\`,
       `       -d '{"name":"storefront","scopes":["orders"]}' ${engine.url}/v1/tokens`,
+      '',
+      'An example order (the storefront\'s call; the admin token may place it too), then its status:',
+      `  curl -s -X POST -H 'Authorization: Bearer ${engine.adminToken}' -H 'Content-Type: application/json' \\`,
+      `       -d '${EXAMPLE_ORDER}' ${engine.url}/v1/installs`,
+      `  curl -s -H 'Authorization: Bearer ${engine.adminToken}' ${engine.url}/v1/installs/1`,
     );
   }
   return lines.join('\n') + '\n';

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
@@ -102,7 +103,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
 
   const embedded = catalog?.kind === 'sqlite';
   // The embedded default's one server is this machine, run by whoever started it.
-  const webUser = value('WEB_USER') ?? (embedded ? userInfo().username : 'www-data');
+  const webUser = value('WEB_USER') ?? (embedded ? `${userInfo().username}:${primaryGroup()}` : 'www-data');
   if (!/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/.test(webUser)) fail('WEB_USER', `must be a user or user:group name (got "${webUser}")`);
   // Last, so a configuration that fails elsewhere leaves no generated key behind.
   const secrets = parseSecretsKey(value('SECRETS_KEY'), embedded, varDir, problems.length === 0, (p) =>
@@ -232,5 +233,14 @@ function tryUrl(text: string): URL | null {
     return new URL(text);
   } catch {
     return null;
+  }
+}
+
+/** The name of this process's primary group (`id -gn`). */
+function primaryGroup(): string {
+  try {
+    return execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim();
+  } catch {
+    return userInfo().username;
   }
 }

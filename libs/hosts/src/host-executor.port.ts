@@ -40,7 +40,7 @@ export interface StreamingCommand {
 
 export interface FileOptions {
   mode?: number;
-  /** `user` or `user:group`. */
+  /** `user`, `user:group`, or `:group`. */
   owner?: string;
 }
 
@@ -60,7 +60,8 @@ while (@words) {
 }
 `;
 
-const OWNER = /^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/;
+/** `user`, `user:group`, or `:group` (the group only, the owner unchanged). */
+const OWNER = /^([a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?|:[a-z_][a-z0-9_-]{0,31})$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]{0,63}$/;
 
 /**
@@ -228,6 +229,6 @@ function checkTarget(server: ServerRoots, target: string, link: string): string 
 }
 
 function checkOwner(owner: string): string {
-  if (!OWNER.test(owner)) throw new Error(`refused owner ${JSON.stringify(owner)}: expected user or user:group`);
+  if (!OWNER.test(owner)) throw new Error(`refused owner ${JSON.stringify(owner)}: expected user, user:group or :group`);
   return owner;
 }

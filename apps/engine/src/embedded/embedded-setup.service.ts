@@ -32,6 +32,9 @@ export class EmbeddedSetupService {
     for (const dir of rootsOf(local)) mkdirSync(dir, { recursive: true });
     if ((await this.servers.count()) > 0) return;
     const server = await this.servers.insert(local);
+    // Its IP pool: loopback addresses (every 127.x.y.z is this machine's on Linux).
+    await this.servers.addIps(server.id, ['127.0.0.1'], 'shared', null);
+    await this.servers.addIps(server.id, Array.from({ length: 50 }, (_, i) => `127.0.10.${i + 1}`), 'dedicated', null);
     await this.audit.record({
       actor: 'engine',
       via: 'engine',
