@@ -1,0 +1,128 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { INestApplicationContext, Type } from '@nestjs/common';
+import { DataSource, In } from 'typeorm';
+import { DatabaseUpdate, FtpAccount, Install, Job, SagaStep, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
+import { buildSampleRepository, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
+import { HostsModule } from '@app/hosts';
+import { InstallsModule, InstallsService, type CreateInstallDto, type InstallAcceptedView } from '@app/installs';
+import { SagaModule } from '@app/saga';
+import { createTestCatalog, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
+import { cleanEnv, spawnWorker, type WorkerProcess } from '../support/processes-engine.js';
+import { eventually, sleep, startQueueContext } from '../support/queue-context.js';
+import { startSshd, stopSshd } from '../support/sshd.js';
+import { writeDbOptionsFile } from '../support/tenant-db-server.js';
+import { readTestbed, type SshdServer } from '../support/testbed.js';
+
+/**
+ * Real worker processes building real installs (two SSH dispatchers,
+ * MariaDB), killed with SIGKILL mid-build again and again. Whatever step
+ * each build was in, the next worker resumes from the journal and every
+ * install ends live, with nothing done twice or left half-made. Lease
+ * expiry is fast-forwarded in the catalog rather than waited for.
+ */
+describe('install builds under kill -9 of their worker', () => {
+  let catalog: TestCatalog;
+  let app: INestApplicationContext;
+  let ds: DataSource;
+  let base: string;
+  let repo: SampleRepository;
+  let second: SshdServer;
+  let env: NodeJS.ProcessEnv;
+  const workers: WorkerProcess[] = [];
+
+  beforeAll(async () => {
+    base = mkdtempSync(join(tmpdir(), 'install-crash-'));
+    chmodSync(base, 0o755);
+    [catalog, second, repo] = await Promise.all([createTestCatalog('mariadb', 'install_crash'), startSshd(join(base, 'sshd-2'), '127.0.0.9'), buildSampleRepository(join(base, 'repo'))]);
+    app = await startQueueContext(catalog.url, [], null, [InstallsModule.forRoot({ http: false }), HostsModule.forRoot({ http: false }), SagaModule] as unknown as Type[]);
+    ds = app.get(DataSource);
+    const roots = (name: string) => {
+      const r = (d: string) => {
+        const p = join(base, name, 'srv', d);
+        mkdirSync(p, { recursive: true });
+        return p;
+      };
+      return { homeRoot: r('home'), sharedCodeRoot: r('shared_codes'), nginxConfDir: r('nginx'), cronDir: r('cron.d'), certsRoot: r('certs'), phpFpmPoolDir: null };
+    };
+    const ssh = (sshd: SshdServer) => ({ transport: 'ssh' as const, sshHost: sshd.host, sshPort: sshd.port, sshUser: sshd.user, sshKeyRef: sshd.privateKeyPath, sshHostKey: sshd.hostKeyFingerprint });
+    const common = { privateIp: null, state: 'active' as const, capacity: null, dbOptionsFile: null };
+    const d1 = await ds.getRepository(Server).save({ ...common, hostname: 'crash1.example.net', roles: ['dispatcher', 'handler'], ...ssh(readTestbed().sshd), ...roots('d1') });
+    const d2 = await ds.getRepository(Server).save({ ...common, hostname: 'crash2.example.net', roles: ['dispatcher', 'handler'], ...ssh(second), ...roots('d2') });
+    const none = { transport: 'local' as const, sshHost: null, sshPort: null, sshUser: null, sshKeyRef: null, sshHostKey: null };
+    await ds.getRepository(Server).save({ ...common, hostname: 'crashdb.example.net', roles: ['database'], ...none, ...roots('db'), dbOptionsFile: writeDbOptionsFile(base) });
+    for (const [server, prefix] of [[d1, '127.0.85'], [d2, '127.0.86']] as const) {
+      for (let i = 1; i <= 8; i++) await ds.getRepository(ServerIp).save({ serverId: server.id, ip: `${prefix}.${i}`, kind: 'dedicated', failoverGroup: null, activeServerId: null });
+    }
+    for (const server of ['d1', 'd2']) {
+      const dir = join(base, server, 'srv/shared_codes/crash');
+      execFileSync('git', ['clone', '--quiet', repo.path, dir]);
+      execFileSync('git', ['-C', dir, '-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', repo.revisions[1]!]);
+    }
+    await ds.getRepository(SharedCodeGroup).save({
+      name: 'crash', tier: 'paid', repoUrl: repo.path, revision: repo.revisions[1]!, path: join(base, 'd1/srv/shared_codes/crash'), masterServerId: d1.id,
+      installLimit: 20, installCount: 0, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',
+    });
+    env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, WORKER_POLL_MS: '100', WORKER_CONCURRENCY: '3', VAR_DIR: join(base, 'var'), LOG_LEVEL: 'info' });
+  });
+  afterAll(async () => {
+    for (const w of workers) {
+      w.child.kill('SIGKILL');
+      await w.exited;
+    }
+    await app?.close();
+    await catalog?.drop();
+    if (second) await stopSshd(second);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('resumes every build after each kill and ends every install live, nothing done twice', async () => {
+    const orders = Array.from({ length: 6 }, (_, i) => ({ orderRef: `CRASH-${i}`, customerEmail: `c${i}@example.com`, license: 'paid', sites: [{ hostname: `crash${i}-shop.example.org` }] }) as CreateInstallDto);
+    const accepted: InstallAcceptedView[] = [];
+    for (const order of orders) accepted.push((await app.get(InstallsService).order(order)).view);
+    const jobIds = accepted.map((a) => a.jobId!);
+
+    // Kill the worker at different points; a dead worker's lease is expired by hand, as time would.
+    for (const delayMs of [200, 500, 900, 1400, 2000]) {
+      const worker = await spawnWorker(env);
+      workers.push(worker);
+      await sleep(delayMs);
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+      await ds.query(`UPDATE jobs SET fence = fence + 1, lease_expires_at = '2000-01-01 00:00:00.000' WHERE state = 'running'`);
+    }
+    const steps = await ds.getRepository(SagaStep).find({ where: { jobId: In(jobIds) } });
+    // The kills landed mid-build: some step was started again by a later worker.
+    expect(steps.some((s) => s.attempt > 1) || steps.some((s) => s.state === 'running')).toBe(true);
+
+    workers.push(await spawnWorker(env));
+    const installs = await eventually(async () => {
+      const rows = await ds.getRepository(Install).find({ where: { id: In(accepted.map((a) => a.installId)) } });
+      return rows.every((r) => r.status === 'live' || r.status === 'failed') ? rows : null;
+    }, 120_000, 'every install to settle');
+    expect(installs.map((i) => `${i.orderRef}:${i.status}:${i.statusReason}`).sort()).toEqual(orders.map((o) => `${o.orderRef}:live:null`).sort());
+    const jobs = await ds.getRepository(Job).find({ where: { id: In(jobIds) } });
+    expect(jobs.map((j) => j.state)).toEqual(jobs.map(() => 'done'));
+    const journal = await ds.getRepository(SagaStep).find({ where: { jobId: In(jobIds) } });
+    expect(journal.every((s) => s.state === 'done')).toBe(true);
+    expect(journal).toHaveLength(60);
+
+    for (const install of installs) {
+      const updates = await ds.getRepository(DatabaseUpdate).find({ where: { installId: install.id } });
+      expect(updates.map((u) => u.file).sort()).toEqual(['0001_base.sql', '0002_orders.sql', 'template:heavymetal/sql/templates/install.sql']);
+      expect(await ds.getRepository(FtpAccount).count({ where: { installId: install.id } })).toBe(1);
+      for (const server of ['d1', 'd2']) {
+        expect(existsSync(join(base, server, 'srv/home', install.fsName, 'heavymetal/config.php'))).toBe(true);
+        expect(existsSync(join(base, server, 'srv/cron.d', `shop-${install.fsName}`))).toBe(true);
+      }
+    }
+    // No half-made files: no temporary files, candidates or test configs anywhere.
+    for (const server of ['d1', 'd2']) {
+      expect(readdirSync(join(base, server, 'srv/nginx')).sort()).toEqual(installs.map((i) => `shop-${i.fsName}.conf`).sort());
+      const stray = execFileSync('find', [join(base, server, 'srv'), '-name', '.*.tmp-*', '-o', '-name', '*.lnk-*']).toString().trim();
+      expect(stray).toBe('');
+    }
+  }, 240_000);
+});
