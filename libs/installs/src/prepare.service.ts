@@ -9,7 +9,9 @@ import { dbNameFor, fsNameBase, nextFsName } from './naming.js';
 import { encryptSecret, randomSecret } from './secrets-cipher.js';
 
 /** Conflicts with a concurrent order (same fs name, same IP, deadlock): the whole prepare runs again. */
-const MAX_TRIES = 12;
+const MAX_TRIES = 40;
+/** Free IPs an order picks from at random, so concurrent orders seldom want the same one. */
+const IP_CHOICES = 32;
 
 export interface Prepared {
   install: Install;
@@ -48,7 +50,10 @@ export class PrepareService {
         }
         if (key === 'live_hostname') throw hostnameTaken(order.sites.map((s) => s.hostname));
         const retry = key !== null || this.dialect.isRetryableConflict(error);
-        if (!retry || attempt >= MAX_TRIES) throw error;
+        if (!retry) throw error;
+        if (attempt >= MAX_TRIES) {
+          throw new DomainError('BUSY', 'Too many concurrent orders competed for the same names or IPs; nothing was recorded, send the order again', 503, { tries: attempt });
+        }
         await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
       }
     }
@@ -182,14 +187,20 @@ export class PrepareService {
     return null;
   }
 
-  /** A dedicated IP of the server that no site holds (the unique exclusive_ip_id settles races). */
+  /**
+   * A dedicated IP of the server that no site holds (the unique
+   * exclusive_ip_id settles races). One of the first free ones at random:
+   * concurrent orders taking the lowest would all collide on the same IP.
+   */
   private async freeDedicatedIp(m: EntityManager, server: Server, hostname: string): Promise<ServerIp> {
-    const ip = await m
+    const free = await m
       .createQueryBuilder(ServerIp, 'ip')
       .leftJoin(InstallSiteIp, 'held', 'held.exclusiveIpId = ip.id')
       .where('ip.serverId = :server AND ip.kind = :kind AND held.id IS NULL', { server: server.id, kind: 'dedicated' })
       .orderBy('ip.id', 'ASC')
-      .getOne();
+      .limit(IP_CHOICES)
+      .getMany();
+    const ip = free[Math.floor(Math.random() * free.length)];
     if (!ip) {
       throw new DomainError('IP_POOL_EXHAUSTED', `No free dedicated IP left in the pool of ${server.hostname} for ${hostname}: add IPs to the pool`, 409, {
         server: server.hostname,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type BeforeApplicationShutdown } from '@nestjs/common';
 import { retryDelayMs } from './backoff.js';
 import type { JobContext } from './job-handler.decorator.js';
 import { JobHandlerRegistry } from './job-handler.registry.js';
@@ -25,7 +25,7 @@ export const QUEUE_WORKER_OPTIONS = Symbol('QUEUE_WORKER_OPTIONS');
  * leases expire (by any worker's reaper).
  */
 @Injectable()
-export class QueueWorker implements OnApplicationBootstrap, OnApplicationShutdown {
+export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly logger = new Logger('QueueWorker');
   /**
@@ -48,8 +48,11 @@ export class QueueWorker implements OnApplicationBootstrap, OnApplicationShutdow
     this.loop = this.run();
   }
 
-  /** Stops claiming, tells running handlers to stop, and waits for them a little. */
-  async onApplicationShutdown(): Promise<void> {
+  /**
+   * Stops claiming, tells running handlers to stop, and waits for them a
+   * little. Before any shutdown hook: the catalog connection closes in one.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
     this.wake?.();
     for (const job of this.active.values()) job.abort.abort(new Error('the worker is shutting down'));
