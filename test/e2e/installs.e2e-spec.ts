@@ -154,6 +154,19 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
     expect(await count()).toEqual(before);
   });
 
+  it('manages pin rules through the admin API', async () => {
+    const bad = await call(admin, 'POST', '/v1/pin-rules', { matchEmail: 'not-an-email', serverId: ids.d2 });
+    expect(bad.status).toBe(400);
+    expect((await call(orders, 'POST', '/v1/pin-rules', { matchEmail: 'a@example.com', serverId: ids.d2 })).status).toBe(403);
+    const created = await call(admin, 'POST', '/v1/pin-rules', { matchAttribute: 'reseller', matchValue: 'acme', serverId: ids.d2, note: 'acme shops on d2' });
+    expect(created.status).toBe(201);
+    const rule = await json(created);
+    expect(rule).toMatchObject({ matchAttribute: 'reseller', matchValue: 'acme', serverId: ids.d2, priority: 100 });
+    expect((await json(await call(admin, 'GET', '/v1/pin-rules'))).map((r: { id: number }) => r.id)).toContain(rule.id);
+    expect((await call(admin, 'DELETE', `/v1/pin-rules/${rule.id}`)).status).toBe(204);
+    expect((await call(admin, 'DELETE', `/v1/pin-rules/${rule.id}`)).status).toBe(404);
+  });
+
   it('fails an install whose SQL update fails, naming file and statement, and leaves nothing behind', async () => {
     const res = await call(orders, 'POST', '/v1/installs', { orderRef: 'ORD-BROKEN', customerEmail: 'broken@example.com', license: 'free', sites: [{ hostname: 'broken-shop.example.com' }] });
     expect(res.status).toBe(202);

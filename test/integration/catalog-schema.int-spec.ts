@@ -82,6 +82,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'installs',
         'job_logs',
         'jobs',
+        'pin_rules',
         'saga_steps',
         'server_ips',
         'servers',

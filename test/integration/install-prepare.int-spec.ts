@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, type NewServer } from '@app/catalog';
 import { DomainError } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
-import { decryptSecret, PrepareService, type CreateInstallDto } from '@app/installs';
+import { decryptSecret, PinRulesService, PrepareService, type CreateInstallDto } from '@app/installs';
 import { CATALOG_KINDS, createTestCatalog, type TestCatalog } from '../support/catalog.js';
 import { startQueueContext } from '../support/queue-context.js';
 
@@ -51,7 +51,7 @@ describe.each(CATALOG_KINDS)('prepare (%s)', (kind) => {
 
   beforeAll(async () => {
     catalog = await createTestCatalog(kind, 'prepare');
-    app = await startQueueContext(catalog.url, [PrepareService], null);
+    app = await startQueueContext(catalog.url, [PrepareService, PinRulesService], null);
     ds = app.get(DataSource);
     prepare = app.get(PrepareService);
     for (const [name, roles] of [
@@ -123,6 +123,27 @@ describe.each(CATALOG_KINDS)('prepare (%s)', (kind) => {
     expect(error).toBeInstanceOf(DomainError);
     expect(error).toMatchObject({ code: 'IP_POOL_EXHAUSTED', status: 409, message: expect.stringMatching(/dedicated IP left in the pool of d2\.example\.net/) });
     expect(await counts()).toEqual(before);
+  });
+
+  it('follows pin rules (customer email, order attribute) to their group and server; nobody else gets a pinned group', async () => {
+    const pinned = await ds.getRepository(SharedCodeGroup).save({ name: 'own-1', tier: 'free', repoUrl: '/srv/repo', revision: 'abc', path: '/srv/d2/shared_codes/own-1', masterServerId: ids.d2!, installLimit: 1, installCount: 0, pinned: true, manifest: null, state: 'ready' });
+    const rules = app.get(PinRulesService);
+    const by = { actor: 'test', via: 'cli' as const };
+    await rules.create({ matchEmail: 'VIP@example.com', codeGroupId: pinned.id, serverId: ids.d2!, priority: 10 }, by);
+    await rules.create({ matchAttribute: 'reseller', matchValue: 'acme', serverId: ids.d2! }, by);
+    await expect(rules.create({ matchEmail: 'x@example.com' }, by)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    await expect(rules.create({ matchEmail: 'x@example.com', serverId: ids.db! }, by)).rejects.toMatchObject({ code: 'NOT_A_DISPATCHER' });
+    await ds.getRepository(ServerIp).save({ serverId: ids.d2!, ip: '10.0.2.9', kind: 'shared', failoverGroup: null, activeServerId: null });
+
+    const plain = await prepare.prepare(order('P-0', 'free', ['plain.example.com']));
+    expect(plain.install.sharedCodeGroupId).toBe(ids.free);
+    const vip = await prepare.prepare({ ...order('P-1', 'free', ['vip.example.com']), customerEmail: 'vip@example.com' } as CreateInstallDto);
+    expect(vip.install).toMatchObject({ sharedCodeGroupId: pinned.id, masterServerId: ids.d2 });
+    const reseller = await prepare.prepare({ ...order('P-2', 'free', ['acme-shop.example.com']), attributes: { reseller: 'acme' } } as CreateInstallDto);
+    expect(reseller.install).toMatchObject({ sharedCodeGroupId: ids.free, masterServerId: ids.d2 });
+    // The pinned group is full (limit 1): the customer's next order waits for it, never takes another group.
+    const again = await prepare.prepare({ ...order('P-3', 'free', ['vip2.example.com']), customerEmail: 'vip@example.com' } as CreateInstallDto);
+    expect(again.install).toMatchObject({ sharedCodeGroupId: null, statusReason: expect.stringContaining(`pinned code group ${pinned.id}`) });
   });
 
   it('waits for a group when the tier has no room, and never overfills one', async () => {

@@ -8,3 +8,5 @@ export * from './installs.module.js';
 export * from './build/install-build.job.js';
 export * from './dto/install.view.js';
 export * from './installs.service.js';
+export * from './dto/pin-rule.dto.js';
+export * from './pin-rules.service.js';

@@ -5,6 +5,8 @@ import { InstallBuildJob } from './build/install-build.job.js';
 import { InstallBuildSteps } from './build/build-steps.js';
 import { InstallsController } from './installs.controller.js';
 import { InstallsService } from './installs.service.js';
+import { PinRulesController } from './pin-rules.controller.js';
+import { PinRulesService } from './pin-rules.service.js';
 import { PrepareService } from './prepare.service.js';
 
 /** Installs: the order hook, prepare, and the build saga's job. */
@@ -14,9 +16,9 @@ export class InstallsModule {
     return {
       module: InstallsModule,
       imports: [DatabasesModule, MailModule],
-      controllers: options.http ? [InstallsController] : [],
-      providers: [PrepareService, InstallBuildSteps, InstallBuildJob, InstallsService],
-      exports: [PrepareService, InstallBuildSteps, InstallBuildJob, InstallsService],
+      controllers: options.http ? [InstallsController, PinRulesController] : [],
+      providers: [PrepareService, InstallBuildSteps, InstallBuildJob, InstallsService, PinRulesService],
+      exports: [PrepareService, InstallBuildSteps, InstallBuildJob, InstallsService, PinRulesService],
     };
   }
 }

@@ -6,6 +6,7 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { sqlDialect, type SqlDialect } from '@app/queue';
 import type { CreateInstallDto } from './dto/create-install.dto.js';
 import { dbNameFor, fsNameBase, nextFsName } from './naming.js';
+import { matchPinRule } from './pin-rules.service.js';
 import { encryptSecret, randomSecret } from './secrets-cipher.js';
 
 /** Conflicts with a concurrent order (same fs name, same IP, deadlock): the whole prepare runs again. */
@@ -72,8 +73,13 @@ export class PrepareService {
     const fewest = (candidates: Server[]) => [...candidates].sort((a, b) => (hosted.get(a.id) ?? 0) - (hosted.get(b.id) ?? 0) || a.id - b.id)[0];
     const dispatchers = servers.filter((s) => s.roles.includes('dispatcher'));
     if (dispatchers.length === 0) throw new DomainError('NO_DISPATCHER', 'No active dispatcher in the inventory can take an install', 503);
+    const pin = await matchPinRule(m, order.customerEmail, order.attributes ?? {});
     let master: Server;
-    if (order.serverId !== undefined) {
+    if (order.serverId === undefined && pin?.serverId) {
+      const pinned = dispatchers.find((s) => s.id === pin.serverId);
+      if (!pinned) throw new DomainError('SERVER_UNAVAILABLE', `Pin rule ${pin.id} names server ${pin.serverId}, which is not an active dispatcher`, 503, { pinRule: pin.id });
+      master = pinned;
+    } else if (order.serverId !== undefined) {
       const requested = dispatchers.find((s) => s.id === order.serverId);
       if (!requested) throw new DomainError('SERVER_UNAVAILABLE', `Server ${order.serverId} is not an active dispatcher`, 400, { serverId: order.serverId });
       master = requested;
@@ -86,7 +92,7 @@ export class PrepareService {
     if (databases.length === 0) throw new DomainError('NO_DATABASE_SERVER', 'No active database server in the inventory', 503);
     const dbServer = await this.fewestDatabases(m, databases);
 
-    const group = await this.takeGroupSlot(m, order.license);
+    const group = pin?.codeGroupId ? await this.takePinnedSlot(m, pin.codeGroupId) : await this.takeGroupSlot(m, order.license);
     const base = fsNameBase(order.sites[0]!.hostname);
     const taken = new Set((await m.createQueryBuilder(Install, 'i').select('i.fsName', 'fsName').where('i.fsName LIKE :p', { p: `${base}%` }).getRawMany<{ fsName: string }>()).map((r) => r.fsName));
     const fsName = nextFsName(base, taken);
@@ -106,7 +112,7 @@ export class PrepareService {
         dynamicIps: false,
         customRewrites: null,
         status: 'preparing',
-        statusReason: group ? null : `waiting for a ${order.license} code group with room`,
+        statusReason: group ? null : pin?.codeGroupId ? `waiting for room in the pinned code group ${pin.codeGroupId} (pin rule ${pin.id})` : `waiting for a ${order.license} code group with room`,
       }),
     );
     for (const [i, server] of installServers.entries()) {
@@ -185,6 +191,17 @@ export class PrepareService {
       if ((result.affected ?? 0) === 1) return group;
     }
     return null;
+  }
+
+  /** A slot in the group a pin rule names (pinned groups are reserved for their rules); null when full. */
+  private async takePinnedSlot(m: EntityManager, groupId: number): Promise<SharedCodeGroup | null> {
+    const result = await m
+      .createQueryBuilder()
+      .update(SharedCodeGroup)
+      .set({ installCount: () => 'install_count + 1' })
+      .where('id = :id AND install_count < install_limit', { id: groupId })
+      .execute();
+    return (result.affected ?? 0) === 1 ? m.findOneByOrFail(SharedCodeGroup, { id: groupId }) : null;
   }
 
   /**

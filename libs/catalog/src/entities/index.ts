@@ -8,6 +8,7 @@ import { InstallSite } from './install-site.entity.js';
 import { Install } from './install.entity.js';
 import { JobLog } from './job-log.entity.js';
 import { Job } from './job.entity.js';
+import { PinRule } from './pin-rule.entity.js';
 import { SagaStep } from './saga-step.entity.js';
 import { ServerIp } from './server-ip.entity.js';
 import { Server } from './server.entity.js';
@@ -25,6 +26,7 @@ export * from './install-site.entity.js';
 export * from './install.entity.js';
 export * from './job-log.entity.js';
 export * from './job.entity.js';
+export * from './pin-rule.entity.js';
 export * from './saga-step.entity.js';
 export * from './server-ip.entity.js';
 export * from './server.entity.js';
@@ -43,6 +45,7 @@ export const CATALOG_ENTITIES = [
   DatabaseUpdate,
   StartupMount,
   FtpAccount,
+  PinRule,
   Job,
   JobLog,
   SagaStep,

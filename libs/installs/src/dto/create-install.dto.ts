@@ -1,7 +1,38 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsEmail, IsFQDN, IsIn, IsInt, IsOptional, Matches, MaxLength, Min, ValidateNested } from 'class-validator';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsEmail,
+  IsFQDN,
+  IsIn,
+  IsInt,
+  IsObject,
+  IsOptional,
+  Matches,
+  MaxLength,
+  Min,
+  Validate,
+  ValidateNested,
+  ValidatorConstraint,
+  type ValidatorConstraintInterface,
+} from 'class-validator';
 import { LICENSES, type License } from '@app/catalog';
+
+/** At most 20 attributes, names like identifiers, values printable and short. */
+@ValidatorConstraint({ name: 'orderAttributes' })
+class OrderAttributes implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+    const entries = Object.entries(value);
+    return entries.length <= 20 && entries.every(([k, v]) => /^[a-z][a-z0-9_]{0,31}$/.test(k) && typeof v === 'string' && /^[\x20-\x7e]{1,128}$/.test(v));
+  }
+
+  defaultMessage(): string {
+    return 'attributes must map up to 20 names (lower-case letters, digits, _) to strings of 1-128 printable characters';
+  }
+}
 
 const lower = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value);
 const REL_URL = /^\/([A-Za-z0-9._~-]+\/)*$/;
@@ -56,7 +87,13 @@ export class CreateInstallDto {
   @Type(() => InstallSiteDto)
   sites: InstallSiteDto[];
 
-  @ApiPropertyOptional({ description: 'dispatcher to use as the master (default: the one with the fewest installs)' })
+  @ApiPropertyOptional({ example: { reseller: 'acme' }, description: 'order attributes pin rules may match (names: lower-case letters, digits, _; values: up to 128 printable characters)' })
+  @IsOptional()
+  @IsObject()
+  @Validate(OrderAttributes)
+  attributes?: Record<string, string>;
+
+  @ApiPropertyOptional({ description: 'dispatcher to use as the master (default: a pin rule, else the one with the fewest installs)' })
   @IsOptional()
   @IsInt()
   @Min(1)
