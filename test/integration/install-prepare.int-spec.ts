@@ -1,9 +1,9 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, type NewServer } from '@app/catalog';
+import { Install, InstallServer, InstallSite, InstallSiteIp, Job, Server, ServerIp, SharedCodeGroup, type NewServer } from '@app/catalog';
 import { DomainError } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
-import { decryptSecret, PinRulesService, PrepareService, type CreateInstallDto } from '@app/installs';
+import { decryptSecret, InstallsService, PinRulesService, PrepareService, type CreateInstallDto } from '@app/installs';
 import { CATALOG_KINDS, createTestCatalog, type TestCatalog } from '../support/catalog.js';
 import { startQueueContext } from '../support/queue-context.js';
 
@@ -51,7 +51,7 @@ describe.each(CATALOG_KINDS)('prepare (%s)', (kind) => {
 
   beforeAll(async () => {
     catalog = await createTestCatalog(kind, 'prepare');
-    app = await startQueueContext(catalog.url, [PrepareService, PinRulesService], null);
+    app = await startQueueContext(catalog.url, [PrepareService, PinRulesService, InstallsService], null);
     ds = app.get(DataSource);
     prepare = app.get(PrepareService);
     for (const [name, roles] of [
@@ -157,6 +157,16 @@ describe.each(CATALOG_KINDS)('prepare (%s)', (kind) => {
     const waiting = await prepare.prepare(order('G-3', 'paid', ['g3.example.com']));
     expect(waiting.install).toMatchObject({ sharedCodeGroupId: null, statusReason: 'waiting for a paid code group with room' });
     expect((await ds.getRepository(SharedCodeGroup).findOneByOrFail({ id: ids.paid })).installCount).toBe(2);
+    // Room opens (the limit is raised): the waiting install gets the slot and its build is queued, once.
+    const installs = app.get(InstallsService);
+    expect(await installs.queueWaiting()).toBe(0);
+    await ds.getRepository(SharedCodeGroup).update({ id: ids.paid }, { installLimit: 3 });
+    expect(await installs.queueWaiting()).toBe(1);
+    expect(await installs.queueWaiting()).toBe(0);
+    const started = await ds.getRepository(Install).findOneByOrFail({ id: waiting.install.id });
+    expect(started).toMatchObject({ status: 'building', sharedCodeGroupId: ids.paid, statusReason: null });
+    expect(await ds.getRepository(Job).count({ where: { idempotencyKey: `install.build:${waiting.install.id}` } })).toBe(1);
+    expect((await ds.getRepository(SharedCodeGroup).findOneByOrFail({ id: ids.paid })).installCount).toBe(3);
   });
 });
 

@@ -8,6 +8,7 @@ import { InstallsService } from './installs.service.js';
 import { PinRulesController } from './pin-rules.controller.js';
 import { PinRulesService } from './pin-rules.service.js';
 import { PrepareService } from './prepare.service.js';
+import { WaitingInstallsTask } from './waiting-installs.task.js';
 
 /** Installs: the order hook, prepare, and the build saga's job. */
 @Module({})
@@ -15,9 +16,11 @@ export class InstallsModule {
   static forRoot(options: { http: boolean }): DynamicModule {
     return {
       module: InstallsModule,
+      // Health reads the installs waiting for a code group.
+      global: true,
       imports: [DatabasesModule, MailModule],
       controllers: options.http ? [InstallsController, PinRulesController] : [],
-      providers: [PrepareService, InstallBuildSteps, InstallBuildJob, InstallsService, PinRulesService],
+      providers: [PrepareService, InstallBuildSteps, InstallBuildJob, InstallsService, PinRulesService, WaitingInstallsTask],
       exports: [PrepareService, InstallBuildSteps, InstallBuildJob, InstallsService, PinRulesService],
     };
   }

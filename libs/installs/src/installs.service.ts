@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource, In, LessThan, type FindOptionsWhere } from 'typeorm';
+import { DataSource, In, IsNull, LessThan, type FindOptionsWhere } from 'typeorm';
 import { Install, InstallServer, InstallSite, InstallSiteIp, Job, SagaStep, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
 import { NotFoundError } from '@app/common';
 import { QueueService } from '@app/queue';
@@ -36,6 +36,34 @@ export class InstallsService {
       created,
       view: { installId: current.id, jobId: job?.id ?? null, status: current.status, statusReason: current.statusReason, statusUrl: `/v1/installs/${current.id}` },
     };
+  }
+
+  /** Installs accepted while no code group had room, oldest first. */
+  waiting(): Promise<Install[]> {
+    return this.dataSource.getRepository(Install).find({ where: { status: 'preparing', sharedCodeGroupId: IsNull() }, order: { id: 'ASC' } });
+  }
+
+  /**
+   * Gives waiting installs a code group slot where one has opened (a new
+   * group, a failed install's slot) and queues their builds, oldest first.
+   * Each in its own transaction with the same conditional update as
+   * prepare, so engines doing this at once never overfill a group.
+   */
+  async queueWaiting(): Promise<number> {
+    let queued = 0;
+    for (const waiting of await this.waiting()) {
+      const started = await this.dataSource.transaction(async (m) => {
+        const install = await m.findOne(Install, { where: { id: waiting.id, status: 'preparing', sharedCodeGroupId: IsNull() } });
+        if (!install) return false;
+        const group = await this.prepare.slotFor(m, install);
+        if (!group) return false;
+        await m.update(Install, { id: install.id }, { sharedCodeGroupId: group.id, status: 'building', statusReason: null });
+        await this.queue.enqueue(INSTALL_BUILD, { installId: install.id }, { manager: m, resourceKey: `install:${install.id}`, idempotencyKey: buildKey(install.id) });
+        return true;
+      });
+      if (started) queued++;
+    }
+    return queued;
   }
 
   async get(id: number): Promise<InstallView> {

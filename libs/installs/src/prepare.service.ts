@@ -173,6 +173,15 @@ export class PrepareService {
    * orders can never overfill a group. Null when no group has room: the
    * order is still accepted and the build waits.
    */
+  /**
+   * A slot for an install that was accepted without one: its pin rule's
+   * group, else the fewest-installs rule of its tier. Null: still no room.
+   */
+  async slotFor(m: EntityManager, install: Install): Promise<SharedCodeGroup | null> {
+    const pin = await matchPinRule(m, install.customerEmail, {});
+    return pin?.codeGroupId ? this.takePinnedSlot(m, pin.codeGroupId) : this.takeGroupSlot(m, install.license);
+  }
+
   private async takeGroupSlot(m: EntityManager, tier: License): Promise<SharedCodeGroup | null> {
     const candidates = await m
       .createQueryBuilder(SharedCodeGroup, 'g')

@@ -4,6 +4,7 @@ import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthI
 import { Public } from '@app/auth';
 import { CatalogStatusService } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { InstallsService } from '@app/installs';
 import { JobRepository } from '@app/queue';
 
 @ApiTags('operations')
@@ -16,6 +17,7 @@ export class HealthController {
     private readonly typeorm: TypeOrmHealthIndicator,
     private readonly catalog: CatalogStatusService,
     private readonly jobs: JobRepository,
+    private readonly installs: InstallsService,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -23,7 +25,7 @@ export class HealthController {
   @Get()
   @HealthCheck()
   @ApiOperation({
-    summary: 'Readiness: catalog reachable, migrations applied (503 otherwise); queue degraded while jobs need attention',
+    summary: 'Readiness: catalog reachable, migrations applied (503 otherwise); degraded while jobs need attention or orders wait for a code group',
   })
   check() {
     return this.health.check([
@@ -49,6 +51,19 @@ export class HealthController {
         return stuck.length === 0
           ? queue.up({ needsAttention: 0 })
           : queue.degraded({ needsAttention: stuck.length, jobs: stuck.map((j) => `${j.id} (${j.kind})`).join(', ') });
+      },
+      async () => {
+        // Degraded while accepted orders wait for a code group with room: add a group or raise a limit.
+        const installs = this.indicators.check('installs');
+        let waiting: Awaited<ReturnType<InstallsService['waiting']>>;
+        try {
+          waiting = await this.installs.waiting();
+        } catch (error) {
+          return installs.down({ message: error instanceof Error ? error.message : String(error) });
+        }
+        return waiting.length === 0
+          ? installs.up({ waitingForCodeGroup: 0 })
+          : installs.degraded({ waitingForCodeGroup: waiting.length, installs: waiting.slice(0, 20).map((i) => `${i.id} (${i.license}): ${i.statusReason}`).join('; ') });
       },
       () => this.indicators.check('engine').up({ roles: this.config.roles.join(',') }),
     ]);
