@@ -160,7 +160,11 @@ export class InstallBuildSteps {
     };
   }
 
-  /** 5. SQL updates in file order, each recorded once applied; then the manifest's `install` SQL templates. */
+  /**
+   * 5. SQL updates in file order, each recorded once applied; then the
+   * manifest's `install` SQL templates. Every run starts from an empty
+   * database (see below), so a crash mid-file is repaired by running again.
+   */
   sqlUpdates(): SagaStep<BuildContext> {
     return {
       name: 'sql-updates',
@@ -175,7 +179,13 @@ export class InstallBuildSteps {
           .filter(Boolean)
           .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
         const updates = this.dataSource.getRepository(DatabaseUpdate);
-        const applied = new Set((await updates.find({ where: { installId: install.id } })).map((u) => u.file));
+        // A new install's database holds nothing but what this step puts in. MySQL commits DDL
+        // statement by statement, so a worker killed mid-file leaves a half-applied update that
+        // cannot be run again: each run of this step starts from an empty database instead.
+        await this.tenants.dropDatabase(dbServer, install.dbName);
+        await this.tenants.createDatabase(dbServer, install.dbName, manifest.sql.session?.charset ?? 'utf8mb4');
+        await updates.delete({ installId: install.id });
+        const applied = new Set<string>();
         const session = manifest.sql.session ?? {};
         for (const name of names.filter((n) => !applied.has(n))) {
           const text = (await executor.readFile(master, posix.join(dir, name))).toString('utf8');
