@@ -7,7 +7,9 @@ import { DataSource, In } from 'typeorm';
 import { DatabaseUpdate, FtpAccount, Install, Job, SagaStep, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
 import { buildSampleRepository, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
 import { HostsModule } from '@app/hosts';
-import { InstallsModule, InstallsService, type CreateInstallDto, type InstallAcceptedView } from '@app/installs';
+import { INSTALL_BUILD, InstallBuildJob, InstallsModule, InstallsService, type CreateInstallDto, type InstallAcceptedView } from '@app/installs';
+import { JobRepository, LeaseLostError, type JobContext } from '@app/queue';
+import { SagaRunner } from '@app/saga';
 import { SagaModule } from '@app/saga';
 import { createTestCatalog, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
 import { cleanEnv, spawnWorker, type WorkerProcess } from '../support/processes-engine.js';
@@ -54,7 +56,7 @@ describe('install builds under kill -9 of their worker', () => {
     const none = { transport: 'local' as const, sshHost: null, sshPort: null, sshUser: null, sshKeyRef: null, sshHostKey: null };
     await ds.getRepository(Server).save({ ...common, hostname: 'crashdb.example.net', roles: ['database'], ...none, ...roots('db'), dbOptionsFile: writeDbOptionsFile(base) });
     for (const [server, prefix] of [[d1, '127.0.85'], [d2, '127.0.86']] as const) {
-      for (let i = 1; i <= 8; i++) await ds.getRepository(ServerIp).save({ serverId: server.id, ip: `${prefix}.${i}`, kind: 'dedicated', failoverGroup: null, activeServerId: null });
+      for (let i = 1; i <= 20; i++) await ds.getRepository(ServerIp).save({ serverId: server.id, ip: `${prefix}.${i}`, kind: 'dedicated', failoverGroup: null, activeServerId: null });
     }
     for (const server of ['d1', 'd2']) {
       const dir = join(base, server, 'srv/shared_codes/crash');
@@ -77,6 +79,61 @@ describe('install builds under kill -9 of their worker', () => {
     if (second) await stopSshd(second);
     rmSync(base, { recursive: true, force: true });
   });
+
+  it('resumes a build whose worker died right after the effect of each step, in turn', async () => {
+    const installs = app.get(InstallsService);
+    const stepNames = app.get(InstallBuildJob).definition(null).steps.map((s) => s.name);
+    const jobs = new JobRepository(ds);
+    const crashed: { step: string; installId: number; jobId: number }[] = [];
+    for (const [k, step] of stepNames.entries()) {
+      const { view } = await installs.order({ orderRef: `STEP-${k}`, customerEmail: `s${k}@example.com`, license: 'paid', sites: [{ hostname: `step${k}-shop.example.org` }] } as CreateInstallDto);
+      // This process plays the worker: it claims the job and runs the saga until step k's effect is done...
+      const [claimed] = await jobs.claim('doomed-worker', 1, () => INSTALL_BUILD.options.leaseMs);
+      expect(claimed!.id).toBe(view.jobId);
+      const definition = app.get(InstallBuildJob).definition(claimed!.id);
+      const steps = definition.steps.map((s, i) =>
+        i === k
+          ? {
+              ...s,
+              execute: async (c: Parameters<typeof s.execute>[0], io: Parameters<typeof s.execute>[1]) => {
+                await s.execute(c, io);
+                // ...and dies there: nothing after the effect happens, not even the journal's "done".
+                throw new LeaseLostError(claimed!.id);
+              },
+            }
+          : s,
+      );
+      const context: JobContext = { jobId: claimed!.id, attempt: 1, maxAttempts: claimed!.maxAttempts, fence: claimed!.fence, signal: new AbortController().signal, log: () => undefined, error: () => undefined };
+      await expect(app.get(SagaRunner).run({ ...definition, steps }, { installId: view.installId }, context)).rejects.toBeInstanceOf(LeaseLostError);
+      crashed.push({ step, installId: view.installId, jobId: claimed!.id });
+    }
+    const running = await ds.getRepository(SagaStep).find({ where: { jobId: In(crashed.map((c) => c.jobId)), state: 'running' } });
+    expect(running.map((r) => r.stepName).sort()).toEqual([...stepNames].sort());
+    // Its lease runs out (fast-forwarded); a real worker process takes every build over.
+    await ds.query(`UPDATE jobs SET fence = fence + 1, lease_expires_at = '2000-01-01 00:00:00.000' WHERE state = 'running'`);
+    const worker = await spawnWorker(env);
+    workers.push(worker);
+    const settledRows = await eventually(async () => {
+      const rows = await ds.getRepository(Install).find({ where: { id: In(crashed.map((c) => c.installId)) } });
+      return rows.every((r) => r.status === 'live' || r.status === 'failed') ? rows : null;
+    }, 120_000, 'every crashed build to settle');
+    expect(settledRows.map((r) => `${r.orderRef}:${r.status}:${r.statusReason}`).sort()).toEqual(stepNames.map((_, k) => `STEP-${k}:live:null`).sort());
+    for (const c of crashed) {
+      const journal = await ds.getRepository(SagaStep).find({ where: { jobId: c.jobId }, order: { stepIndex: 'ASC' } });
+      expect(journal.map((r) => `${r.stepName}:${r.state}`)).toEqual(stepNames.map((n) => `${n}:done`));
+      // The step the worker died in ran again; the others once.
+      expect(journal.map((r) => r.attempt)).toEqual(stepNames.map((n) => (n === c.step ? 2 : 1)));
+      const install = settledRows.find((r) => r.id === c.installId)!;
+      expect((await ds.getRepository(DatabaseUpdate).find({ where: { installId: install.id } })).map((u) => u.file).sort()).toEqual(['0001_base.sql', '0002_orders.sql', 'template:heavymetal/sql/templates/install.sql']);
+      expect(await ds.getRepository(FtpAccount).count({ where: { installId: install.id } })).toBe(1);
+      for (const server of ['d1', 'd2']) {
+        expect(existsSync(join(base, server, 'srv/nginx', `shop-${install.fsName}.conf`))).toBe(true);
+        expect(existsSync(join(base, server, 'srv/home', install.fsName, 'heavymetal/config.php'))).toBe(true);
+      }
+    }
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  }, 240_000);
 
   it('resumes every build after each kill and ends every install live, nothing done twice', async () => {
     const orders = Array.from({ length: 6 }, (_, i) => ({ orderRef: `CRASH-${i}`, customerEmail: `c${i}@example.com`, license: 'paid', sites: [{ hostname: `crash${i}-shop.example.org` }] }) as CreateInstallDto);
@@ -120,7 +177,9 @@ describe('install builds under kill -9 of their worker', () => {
     }
     // No half-made files: no temporary files, candidates or test configs anywhere.
     for (const server of ['d1', 'd2']) {
-      expect(readdirSync(join(base, server, 'srv/nginx')).sort()).toEqual(installs.map((i) => `shop-${i.fsName}.conf`).sort());
+      const vhosts = readdirSync(join(base, server, 'srv/nginx'));
+      expect(vhosts.filter((f) => !/^shop-[a-z0-9]+\.conf$/.test(f))).toEqual([]);
+      for (const i of installs) expect(vhosts).toContain(`shop-${i.fsName}.conf`);
       const stray = execFileSync('find', [join(base, server, 'srv'), '-name', '.*.tmp-*', '-o', '-name', '*.lnk-*']).toString().trim();
       expect(stray).toBe('');
     }
