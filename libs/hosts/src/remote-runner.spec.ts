@@ -83,3 +83,26 @@ describe('remote runner', () => {
     expect(replies[0]).toMatchObject({ id: 7, status: 'exit', exitCode: 0 });
   });
 });
+
+describe('remote runner becoming a stream', () => {
+  it('acknowledges, then is the command on its own stdin and stdout, with the command\'s exit code', async () => {
+    const child = spawn('perl', ['-e', RUNNER_SCRIPT]);
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    // A normal command first: the runner is reused, then becomes `sh`.
+    child.stdin.write(encodeRequest({ id: 1, timeoutMs: 5_000, argv: ['true'] }));
+    child.stdin.write(encodeRequest({ id: 2, timeoutMs: 'become', env: { GREETING: 'hi' }, argv: ['sh', '-c', 'printf "%s:" "$GREETING"; cat; exit 7'] }));
+    for (let i = 0; i < 100 && decodeReplies(Buffer.concat(chunks)).replies.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    const { replies, rest } = decodeReplies(Buffer.concat(chunks));
+    expect(replies.map((r) => [r.id, r.status])).toEqual([
+      [1, 'exit'],
+      [2, 'became'],
+    ]);
+    expect(rest.length).toBeLessThanOrEqual('hi:'.length);
+    child.stdin.end('streamed bytes');
+    expect(await exited).toBe(7);
+    // After the two replies, the output is the command's own.
+    expect(decodeReplies(Buffer.concat(chunks)).rest.toString()).toBe('hi:streamed bytes');
+  });
+});

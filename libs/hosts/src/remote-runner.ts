@@ -17,6 +17,10 @@
  * argc, argv, has-input ('0'/'1'), input.
  * Reply: id, status (`exit` or `timeout`), exit code, stdout, stderr.
  *
+ * A request whose timeout field is `become` turns the runner into the
+ * command itself (exec, after a `became` reply), with the channel as its
+ * stdin and stdout: a stream without the cost of a new SSH session.
+ *
  * The command runs in its own session (process group); at its timeout, or
  * when the channel closes (the engine gave up or went away), the whole group
  * is killed.
@@ -57,6 +61,18 @@ while (defined(my $f = frame())) {
   my $argc = shift @f;
   my @argv = splice(@f, 0, $argc);
   my ($hasinput, $input) = @f;
+  if ($timeout eq 'become') {
+    # The runner becomes the command, on the channel's own stdin and stdout
+    # (a stream: rsync's relay). Acknowledged first: the engine sends the
+    # stream's bytes only after this reply, so none sit in the frame buffer.
+    if (length $cwd && !chdir $cwd) { reply($id, 'exit', 126, '', "cannot change directory to $cwd: $!\n"); next; }
+    while (@env) { my $k = shift @env; $ENV{$k} = shift @env; }
+    reply($id, 'became', 0, '', '');
+    $SIG{PIPE} = 'DEFAULT';
+    { no warnings 'exec'; exec { $argv[0] } @argv; }
+    print STDERR "$argv[0]: $!\n";
+    POSIX::_exit(127);
+  }
   pipe(my $cin, my $win) or die "pipe: $!";
   pipe(my $rout, my $cout) or die "pipe: $!";
   pipe(my $rerr, my $cerr) or die "pipe: $!";
@@ -116,7 +132,8 @@ while (defined(my $f = frame())) {
 
 export interface RunnerRequest {
   id: number;
-  timeoutMs: number;
+  /** `become`: the runner execs the command on the channel (see above). */
+  timeoutMs: number | 'become';
   cwd?: string;
   env?: Record<string, string>;
   argv: readonly string[];
@@ -125,7 +142,7 @@ export interface RunnerRequest {
 
 export interface RunnerReply {
   id: number;
-  status: 'exit' | 'timeout';
+  status: 'exit' | 'timeout' | 'became';
   exitCode: number;
   stdout: Buffer;
   stderr: Buffer;
@@ -153,7 +170,7 @@ export function encodeRequest(request: RunnerRequest): Buffer {
   }
   return fields([
     String(request.id),
-    String(Math.max(1, Math.ceil(request.timeoutMs))),
+    request.timeoutMs === 'become' ? 'become' : String(Math.max(1, Math.ceil(request.timeoutMs))),
     request.cwd ?? '',
     String(env.length),
     ...env.flat(),
@@ -184,7 +201,7 @@ export function decodeReplies(buffer: Buffer): { replies: RunnerReply[]; rest: B
     }
     if (values.length !== 5 || at !== end) throw new Error('the remote runner sent a malformed reply');
     const status = values[1]!.toString();
-    if (status !== 'exit' && status !== 'timeout') throw new Error(`the remote runner sent an unknown status ${JSON.stringify(status)}`);
+    if (status !== 'exit' && status !== 'timeout' && status !== 'became') throw new Error(`the remote runner sent an unknown status ${JSON.stringify(status)}`);
     replies.push({ id: Number(values[0]!.toString()), status, exitCode: Number(values[2]!.toString()), stdout: values[3]!, stderr: values[4]! });
     offset = end;
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:os';
+import { PassThrough, type Readable } from 'node:stream';
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { NodeSSH } from 'node-ssh';
 import type { ClientChannel } from 'ssh2';
@@ -72,9 +73,10 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
 
   async stream(server: SshTarget, argv: readonly string[]): Promise<StreamingCommand> {
     const connection = await this.connection(server, CONNECT_TIMEOUT_MS);
-    const channel = await connection.stream(argv, CONNECT_TIMEOUT_MS);
+    const { channel, stdout } = await connection.stream(argv, CONNECT_TIMEOUT_MS);
     const stderr: Buffer[] = [];
     channel.stderr.on('data', (c: Buffer) => stderr.push(c));
+    channel.stderr.resume();
     let exitCode = -1;
     channel.on('exit', (code: number | null, signal?: string) => {
       exitCode = code ?? 128 + (signal ? (constants.signals[`SIG${signal}` as NodeJS.Signals] ?? 0) : 0);
@@ -83,6 +85,7 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
       // A connection that breaks may never close its channels cleanly: that ends the command too.
       const lost = () => {
         channel.resume();
+        stdout.resume();
         resolve({ exitCode: -1, stderr: `${Buffer.concat(stderr).toString()}${server.hostname}: the SSH connection was lost\n` });
       };
       const forget = connection.onLost(lost);
@@ -97,8 +100,9 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
       channel.close();
       // The session reports its close once its output is read to the end.
       channel.resume();
+      stdout.resume();
     };
-    return { stdin: channel, stdout: channel, done, kill };
+    return { stdin: channel, stdout, done, kill };
   }
 
   onModuleDestroy(): void {
@@ -204,15 +208,26 @@ class SshConnection {
     }
   }
 
-  async stream(argv: readonly string[], timeoutMs: number): Promise<ClientChannel> {
+  async stream(argv: readonly string[], timeoutMs: number): Promise<{ channel: ClientChannel; stdout: Readable }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.sessions < SESSIONS_PER_CONNECTION) return this.session(() => this.exec(commandLine(argv), deadline - Date.now()), true);
+      // An idle runner becomes the command: no new session (a fork and the user's shell on the server).
       const idle = this.idle.pop();
-      // An idle runner gives its session up to the stream.
-      if (idle) {
-        idle.close();
-        this.free();
+      if (idle && !idle.closed) {
+        try {
+          const became = await idle.become(argv, Math.max(1, deadline - Date.now()));
+          became.channel.once('close', () => this.free());
+          return became;
+        } catch (error) {
+          idle.close();
+          this.free();
+          throw error;
+        }
+      }
+      if (idle) this.free();
+      else if (this.sessions < SESSIONS_PER_CONNECTION) {
+        const channel = await this.session(() => this.exec(commandLine(argv), deadline - Date.now()), true);
+        return { channel, stdout: channel };
       } else await this.change(deadline);
     }
   }
@@ -320,12 +335,14 @@ class Runner {
     stream.stderr.on('data', (chunk: Buffer) => {
       this.diagnostics = (this.diagnostics + chunk.toString()).slice(-2000);
     });
-    stream.on('close', () => {
-      this.closed = true;
-      const why = this.diagnostics.trim() ? `: ${this.diagnostics.trim()}` : '';
-      this.fail(new Error(`${this.hostname}: the connection or its command runner closed while a command was running${why}`));
-    });
+    stream.on('close', this.onClose);
   }
+
+  private readonly onClose = () => {
+    this.closed = true;
+    const why = this.diagnostics.trim() ? `: ${this.diagnostics.trim()}` : '';
+    this.fail(new Error(`${this.hostname}: the connection or its command runner closed while a command was running${why}`));
+  };
 
   run(request: Omit<RunnerRequest, 'id'>, deadlineMs: number): Promise<RunnerReply> {
     if (this.closed) return Promise.reject(new Error(`${this.hostname}: the command runner is closed`));
@@ -351,6 +368,28 @@ class Runner {
   close(): void {
     this.closed = true;
     this.stream.close();
+  }
+
+  /**
+   * Turns this runner into `argv` on its channel (see RUNNER_SCRIPT) and
+   * hands the channel over: the runner is gone, the channel is the
+   * command's, with whatever it printed after the acknowledgement.
+   */
+  async become(argv: readonly string[], deadlineMs: number): Promise<{ channel: ClientChannel; stdout: Readable }> {
+    const reply = await this.run({ argv, timeoutMs: 'become' }, deadlineMs);
+    if (reply.status !== 'became') throw new Error(`${this.hostname}: cannot start ${argv[0]}: ${reply.stderr.toString().trim()}`);
+    this.closed = true;
+    this.stream.removeListener('close', this.onClose);
+    // Hand the output over without losing a byte: what came after the acknowledgement, then the rest.
+    this.stream.removeAllListeners('data');
+    this.stream.pause();
+    const stdout = new PassThrough();
+    if (this.buffer.length > 0) stdout.write(this.buffer);
+    this.buffer = Buffer.alloc(0);
+    this.stream.pipe(stdout);
+    this.stream.stderr.removeAllListeners('data');
+    this.stream.stderr.pause();
+    return { channel: this.stream, stdout };
   }
 
   private receive(chunk: Buffer): void {
