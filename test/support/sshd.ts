@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { userInfo } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { freePort } from './free-port.js';
 import {
@@ -89,6 +90,23 @@ export async function startSshd(dir: string, host: string = HOST): Promise<SshdS
 export async function stopSshd(sshd: SshdServer): Promise<void> {
   // The command line names the config file, which lives next to the key.
   await stopProcessTree(sshd.pid, join(dirname(sshd.privateKeyPath), 'sshd_config'));
+  await clearStalePyenvLock();
+}
+
+/**
+ * A login shell whose rc file runs `pyenv init` (this machine's root does)
+ * takes a lock file while it rehashes; a session killed at that moment (as
+ * stopping sshd kills its sessions) leaves the lock behind, and every later
+ * SSH login then waits 60 s for it. Once no rehash runs, it is stale.
+ */
+async function clearStalePyenvLock(): Promise<void> {
+  const lock = join(process.env.PYENV_ROOT ?? join(homedir(), '.pyenv'), 'shims', '.pyenv-shim');
+  if (!existsSync(lock)) return;
+  const rehashing = await run('pgrep', ['-f', 'pyenv-rehash'], { timeoutMs: 5_000 }).then(
+    () => true,
+    () => false,
+  );
+  if (!rehashing) await rm(lock, { force: true });
 }
 
 /**
