@@ -56,6 +56,10 @@ export async function startSshd(dir: string, host: string = HOST): Promise<SshdS
         // The keys live in the checkout, whose modes sshd would otherwise reject.
         'StrictModes no',
         'Subsystem sftp /usr/lib/openssh/sftp-server',
+        // A test server is not the developer's shell: bash sources ~/.bashrc for sshd's
+        // commands only at shell level 1, and this machine's root runs pyenv there
+        // (about 150 ms per session, and a lock that killed sessions leave behind).
+        'SetEnv SHLVL=1',
         '',
       ].join('\n'),
     );

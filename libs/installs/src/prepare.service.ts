@@ -266,7 +266,7 @@ function checkSites(order: CreateInstallDto): void {
 }
 
 function hostnameTaken(hostnames: string[]): DomainError {
-  return new DomainError('HOSTNAME_TAKEN', `Already served by a live install: ${[...new Set(hostnames)].join(', ')}`, 409, { hostnames });
+  return new DomainError('HOSTNAME_TAKEN', `Already served by a live install: ${[...new Set(hostnames)].join(', ')}`, 400, { hostnames });
 }
 
 /** Which unique index a duplicate-key error hit, by the column names both drivers mention. */
