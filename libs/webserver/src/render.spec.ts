@@ -1,0 +1,65 @@
+import { RenderError, renderDispatcher, type DispatcherInput, type InstallInput } from './render.js';
+
+const shop = (overrides: Partial<InstallInput> = {}): InstallInput => ({
+  id: 7,
+  fsName: 'bioexcouk',
+  root: '/usr/home/bioexcouk/html',
+  phpEntryPoints: ['index.php', 'admin/index.php'],
+  deny: ['mas_assets/theme/private'],
+  frontController: 'index.php',
+  backends: [
+    { address: '10.0.0.12:9000', weight: 1 },
+    { address: '10.0.0.11:9000', weight: 3 },
+    { address: '10.0.0.30:9000', weight: 0 },
+  ],
+  rewrites: [
+    { match: 'prefix', from: '/old-shop/', to: 'https://www.bio-ex.co.uk/', code: 301 },
+    { match: 'exact', from: '/sale', to: '/category/sale', code: 302 },
+  ],
+  sites: [
+    { hostname: 'www.bio-ex.co.uk', secureHostname: 'secure.bio-ex.co.uk', ips: ['208.43.48.3', '208.43.48.2'], cert: { pem: '/etc/shops/certs/bioex.pem', key: '/etc/shops/certs/bioex.key' } },
+    { hostname: 'bio-ex.co.uk', secureHostname: null, ips: ['208.43.48.2'], cert: null },
+  ],
+  ...overrides,
+});
+
+const dispatcher = (installs: InstallInput[]): DispatcherInput => ({ confDir: '/etc/nginx/shops', accessLog: '/var/log/nginx/shops.access.log', installs });
+
+describe('renderDispatcher', () => {
+  it('renders one file per install and the main include (snapshot)', () => {
+    const files = renderDispatcher(dispatcher([shop(), shop({ id: 9, fsName: 'another', rewrites: [], sites: [{ hostname: 'another.example.com', secureHostname: null, ips: ['208.43.48.9'], cert: null }] })]));
+    expect([...files.keys()].sort()).toEqual(['shops.conf', 'shops/another.conf', 'shops/bioexcouk.conf']);
+    expect(files.get('shops.conf')).toMatchSnapshot();
+    expect(files.get('shops/bioexcouk.conf')).toMatchSnapshot();
+  });
+
+  it('is byte-identical for the same state in any order', () => {
+    const a = shop();
+    const b = shop({ id: 9, fsName: 'another' });
+    const shuffled = { ...a, sites: [...a.sites].reverse(), backends: [...a.backends].reverse(), rewrites: [...a.rewrites].reverse(), phpEntryPoints: [...a.phpEntryPoints].reverse() };
+    expect(renderDispatcher(dispatcher([a, b]))).toEqual(renderDispatcher(dispatcher([b, shuffled])));
+  });
+
+  it.each([
+    ['a hostname with a directive in it', { sites: [{ hostname: 'x.com; include /etc/passwd', secureHostname: null, ips: ['1.2.3.4'], cert: null }] }, /refused hostname/],
+    ['a hostname with a newline', { sites: [{ hostname: 'x.com\nserver_name evil', secureHostname: null, ips: ['1.2.3.4'], cert: null }] }, /refused hostname/],
+    ['an IP that is not one', { sites: [{ hostname: 'x.com', secureHostname: null, ips: ['1.2.3.4:80 default_server'], cert: null }] }, /refused IP/],
+    ['a certificate path with a brace', { sites: [{ hostname: 'x.com', secureHostname: null, ips: ['1.2.3.4'], cert: { pem: '/etc/x.pem;}', key: '/etc/x.key' } }] }, /refused certificate path/],
+    ['a document root with ..', { root: '/usr/home/../../etc' }, /refused document root/],
+    ['a document root with a space', { root: '/usr/home/a b' }, /refused document root/],
+    ['a rewrite target with a variable', { rewrites: [{ match: 'exact', from: '/a', to: '/b$request_uri', code: 301 }] }, /refused rewrite target/],
+    ['a rewrite source with a regex', { rewrites: [{ match: 'prefix', from: '/(.*)', to: '/b', code: 301 }] }, /refused rewrite source/],
+    ['a redirect code nginx would not treat as one', { rewrites: [{ match: 'exact', from: '/a', to: '/b', code: 200 as 301 }] }, /refused redirect code/],
+    ['a PHP entry point with a regex', { phpEntryPoints: ['.*\\.php'] }, /refused PHP entry point/],
+    ['a backend with an option', { backends: [{ address: '10.0.0.1:9000 backup', weight: 1 }] }, /refused backend/],
+    ['no backend', { backends: [] }, /no PHP backend/],
+    ['an fs name in capitals', { fsName: 'Bio' }, /refused fs name/],
+  ])('refuses %s, naming the install', (_what, overrides, message) => {
+    expect(() => renderDispatcher(dispatcher([shop(overrides as Partial<InstallInput>)]))).toThrow(RenderError);
+    expect(() => renderDispatcher(dispatcher([shop(overrides as Partial<InstallInput>)]))).toThrow(message);
+  });
+
+  it('refuses two installs with the same fs name', () => {
+    expect(() => renderDispatcher(dispatcher([shop(), shop({ id: 8 })]))).toThrow(/two installs named bioexcouk/);
+  });
+});

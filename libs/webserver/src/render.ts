@@ -1,0 +1,186 @@
+/**
+ * The nginx configuration of one dispatcher, as a pure function of catalog
+ * state: one file per install (its upstream and all its sites), plus the
+ * main include that names every install file. Same input, byte-identical
+ * output: installs, sites, IPs and backends are sorted, and nothing depends
+ * on time or order of arrival. Every value is checked against what nginx
+ * syntax allows unquoted before it is written; nothing is pasted in raw.
+ */
+
+export interface SiteInput {
+  hostname: string;
+  secureHostname: string | null;
+  /** The site's IPs on this dispatcher. */
+  ips: readonly string[];
+  /** Certificate and key files on this dispatcher, when the site has TLS. */
+  cert: { pem: string; key: string } | null;
+}
+
+/** A redirect rule of an install: exact path or path prefix to a local path or an http(s) URL. */
+export interface RewriteInput {
+  match: 'exact' | 'prefix';
+  from: string;
+  to: string;
+  code: 301 | 302;
+}
+
+export interface InstallInput {
+  id: number;
+  fsName: string;
+  /** Absolute document root on this dispatcher. */
+  root: string;
+  phpEntryPoints: readonly string[];
+  deny: readonly string[];
+  frontController: string | null;
+  /** php-fpm of the install's handlers: address `host:port` or `unix:/path`, with weights. */
+  backends: readonly { address: string; weight: number }[];
+  rewrites: readonly RewriteInput[];
+  sites: readonly SiteInput[];
+}
+
+export interface DispatcherInput {
+  /** Directory the files are written to on the dispatcher (the main include names files under it). */
+  confDir: string;
+  /** Access log of every shop (its format carries the host, for site accounting). */
+  accessLog: string;
+  installs: readonly InstallInput[];
+}
+
+export class RenderError extends Error {
+  override name = 'RenderError';
+}
+
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+const IPV6 = /^[0-9a-f:]+$/i;
+const ABSOLUTE_PATH = /^\/[A-Za-z0-9._@+\/-]*$/;
+const RELATIVE_PATH = /^[A-Za-z0-9_@+-][A-Za-z0-9._@+\/-]*$/;
+const URL_PATH = /^\/[A-Za-z0-9._~@+\/-]*$/;
+const REDIRECT_URL = /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~@+\/-]*)?$/;
+const FS_NAME = /^[a-z][a-z0-9]{0,31}$/;
+
+export const MAIN_INCLUDE = 'shops.conf';
+export const LOG_FORMAT = 'shop_host';
+export const installFile = (fsName: string) => `shops/${fsName}.conf`;
+
+function check(value: string, pattern: RegExp, what: string, install?: InstallInput): string {
+  if (typeof value !== 'string' || !pattern.test(value) || value.split('/').some((s) => s === '..' || s === '.')) {
+    throw new RenderError(`${install ? `install ${install.id} (${install.fsName}): ` : ''}refused ${what} ${JSON.stringify(value)} for an nginx config`);
+  }
+  return value;
+}
+
+function ip(value: string, install: InstallInput): string {
+  if (IPV4.test(value)) return value;
+  if (IPV6.test(value) && value.includes(':')) return `[${value.toLowerCase()}]`;
+  throw new RenderError(`install ${install.id} (${install.fsName}): refused IP ${JSON.stringify(value)}`);
+}
+
+function backend(address: string, install: InstallInput): string {
+  if (address.startsWith('unix:')) return `unix:${check(address.slice(5), ABSOLUTE_PATH, 'socket path', install)}`;
+  const m = /^(.*):(\d{1,5})$/.exec(address);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new RenderError(`install ${install.id} (${install.fsName}): refused backend ${JSON.stringify(address)}`);
+  const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
+  return `${IPV4.test(host) || HOSTNAME.test(host) ? host : ip(host, install)}:${m[2]}`;
+}
+
+const byString = <T>(key: (t: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+
+/** The files of one dispatcher: relative path → content. */
+export function renderDispatcher(input: DispatcherInput): Map<string, string> {
+  const files = new Map<string, string>();
+  const installs = [...input.installs].sort(byString((i) => i.fsName));
+  const accessLog = check(input.accessLog, ABSOLUTE_PATH, 'access log path');
+  const confDir = check(input.confDir, ABSOLUTE_PATH, 'config directory');
+  const seen = new Set<string>();
+  for (const install of installs) {
+    check(install.fsName, FS_NAME, 'fs name', install);
+    if (seen.has(install.fsName)) throw new RenderError(`two installs named ${install.fsName}`);
+    seen.add(install.fsName);
+    files.set(installFile(install.fsName), renderInstall(install, accessLog));
+  }
+  files.set(
+    MAIN_INCLUDE,
+    [
+      '# Written by the provisioning engine from the catalog: do not edit.',
+      `log_format ${LOG_FORMAT} '$host $remote_addr [$time_local] "$request" $status $body_bytes_sent';`,
+      ...installs.map((i) => `include ${confDir}/${installFile(i.fsName)};`),
+      '',
+    ].join('\n'),
+  );
+  return files;
+}
+
+/** One install's file: its upstream, then a server block per site (HTTP, and HTTPS where it has a certificate). */
+export function renderInstall(install: InstallInput, accessLog: string): string {
+  const root = check(install.root, ABSOLUTE_PATH, 'document root', install);
+  const upstream = `shop_${install.fsName}`;
+  const backends = [...install.backends].sort(byString((b) => b.address));
+  if (backends.length === 0) throw new RenderError(`install ${install.id} (${install.fsName}): no PHP backend`);
+  const lines = [
+    `# install ${install.id} (${install.fsName}), written by the provisioning engine from the catalog: do not edit.`,
+    `upstream ${upstream} {`,
+    ...backends.map((b) => {
+      if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > 1000) throw new RenderError(`install ${install.id}: refused weight ${b.weight}`);
+      // Weight 0 takes a backend out of rotation; nginx wants `down` for that.
+      return `    server ${backend(b.address, install)}${b.weight === 0 ? ' down' : ` weight=${b.weight}`} max_fails=3 fail_timeout=30s;`;
+    }),
+    '}',
+  ];
+  const body = serverBody(install, root, upstream, accessLog);
+  for (const site of [...install.sites].sort(byString((s) => s.hostname))) {
+    const names = [...new Set([site.hostname, ...(site.secureHostname ? [site.secureHostname] : [])])].map((n) => check(n, HOSTNAME, 'hostname', install));
+    const ips = [...new Set(site.ips)].sort().map((a) => ip(a, install));
+    if (ips.length === 0) continue;
+    lines.push('', 'server {', ...ips.map((a) => `    listen ${a}:80;`), `    server_name ${names.join(' ')};`, ...body, '}');
+    if (site.cert) {
+      const pem = check(site.cert.pem, ABSOLUTE_PATH, 'certificate path', install);
+      const key = check(site.cert.key, ABSOLUTE_PATH, 'key path', install);
+      lines.push(
+        '',
+        'server {',
+        ...ips.map((a) => `    listen ${a}:443 ssl;`),
+        `    server_name ${names.join(' ')};`,
+        `    ssl_certificate ${pem};`,
+        `    ssl_certificate_key ${key};`,
+        ...body,
+        '}',
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function serverBody(install: InstallInput, root: string, upstream: string, accessLog: string): string[] {
+  const front = install.frontController ? `/${check(install.frontController, RELATIVE_PATH, 'front controller', install)}` : null;
+  const rewrites = [...install.rewrites].sort(byString((r) => `${r.match} ${r.from}`));
+  return [
+    `    root ${root};`,
+    `    access_log ${accessLog} ${LOG_FORMAT};`,
+    ...(front ? [`    index ${front.slice(1)};`] : []),
+    ...rewrites.map((r) => {
+      if (r.code !== 301 && r.code !== 302) throw new RenderError(`install ${install.id}: refused redirect code ${String(r.code)}`);
+      const from = check(r.from, URL_PATH, 'rewrite source', install);
+      const to = r.to.startsWith('/') ? check(r.to, URL_PATH, 'rewrite target', install) : check(r.to, REDIRECT_URL, 'rewrite target', install);
+      return `    location ${r.match === 'exact' ? '=' : '^~'} ${from} { return ${r.code} ${to}; }`;
+    }),
+    ...[...install.deny].sort().map((d) => `    location ^~ /${check(d, RELATIVE_PATH, 'denied path', install)} { deny all; }`),
+    '    location ~ /\\. { deny all; }',
+    ...[...install.phpEntryPoints].sort().flatMap((entry) => [
+      `    location = /${check(entry, RELATIVE_PATH, 'PHP entry point', install)} {`,
+      '        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;',
+      '        fastcgi_param QUERY_STRING $query_string;',
+      '        fastcgi_param REQUEST_METHOD $request_method;',
+      '        fastcgi_param CONTENT_TYPE $content_type;',
+      '        fastcgi_param CONTENT_LENGTH $content_length;',
+      '        fastcgi_param REQUEST_URI $request_uri;',
+      '        fastcgi_param HTTP_HOST $host;',
+      '        fastcgi_param HTTPS $https if_not_empty;',
+      `        fastcgi_pass ${upstream};`,
+      '        fastcgi_next_upstream error timeout;',
+      '    }',
+    ]),
+    '    location ~ \\.php$ { return 403; }',
+    `    location / { try_files $uri $uri/ ${front ? `${front}?$args` : '=404'}; }`,
+  ];
+}
