@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
 import { IsEmail, IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
 import { Type } from 'class-transformer';
 import { INSTALL_STATUSES, type InstallStatus } from '@app/catalog';
@@ -56,16 +56,8 @@ export class InstallView {
   @ApiProperty() createdAt: string;
 }
 
-export class InstallSummaryView {
-  @ApiProperty() id: number;
-  @ApiProperty() orderRef: string;
-  @ApiProperty() customerEmail: string;
-  @ApiProperty() license: string;
-  @ApiProperty({ enum: INSTALL_STATUSES }) status: InstallStatus;
-  @ApiPropertyOptional({ type: String, nullable: true }) statusReason: string | null;
-  @ApiProperty() fsName: string;
-  @ApiProperty() createdAt: string;
-}
+/** An install in a list: what tells it apart, not its sites, servers and steps. */
+export class InstallSummaryView extends PickType(InstallView, ['id', 'orderRef', 'customerEmail', 'license', 'status', 'statusReason', 'fsName', 'createdAt'] as const) {}
 
 export class ListInstallsQuery {
   @ApiPropertyOptional({ enum: INSTALL_STATUSES })
