@@ -1,6 +1,5 @@
 import 'reflect-metadata';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -11,6 +10,7 @@ import { buildSampleRepository, SAMPLE_MANIFEST } from '@app/codebases';
 import { loadConfig } from '@app/config';
 import { startEngine, type RunningEngine } from '../apps/engine/src/start-engine.js';
 import { startMariadb, stopMariadb } from '../test/support/mariadb.js';
+import { checkoutGroup, testServer } from '../test/support/server-roots.js';
 import { startSshd, stopSshd } from '../test/support/sshd.js';
 import type { SshdServer } from '../test/support/testbed.js';
 
@@ -52,36 +52,17 @@ try {
   const token = (await engine.app.get(ApiTokensService).issue('bench', ['admin'], { actor: 'bench', via: 'cli' })).token;
 
   const repo = await buildSampleRepository(join(dir, 'repo'));
-  const roots = (name: string) => {
-    const r = (d: string) => {
-      const p = join(dir, name, 'srv', d);
-      mkdirSync(p, { recursive: true });
-      return p;
-    };
-    return { homeRoot: r('home'), sharedCodeRoot: r('shared_codes'), nginxConfDir: r('nginx'), cronDir: r('cron.d'), certsRoot: r('certs'), phpFpmPoolDir: null };
-  };
-  const common = { privateIp: null, state: 'active' as const, capacity: null, dbOptionsFile: null };
   const dispatchers: Server[] = [];
   for (const [i, sshd] of sshds.entries()) {
-    const name = `d${i + 1}`;
-    dispatchers.push(
-      await ds.getRepository(Server).save({
-        ...common, hostname: `bench${i + 1}.example.net`, roles: ['dispatcher', 'handler'], ...roots(name),
-        transport: 'ssh', sshHost: sshd.host, sshPort: sshd.port, sshUser: sshd.user, sshKeyRef: sshd.privateKeyPath, sshHostKey: sshd.hostKeyFingerprint,
-      }),
-    );
-    const checkout = join(dir, name, 'srv/shared_codes/bench');
-    execFileSync('git', ['clone', '--quiet', repo.path, checkout]);
-    execFileSync('git', ['-C', checkout, '-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', repo.revisions[1]!]);
-    const ips = Array.from({ length: 1 + LATENCY_ORDERS + BURST }, (_, n) => ({ serverId: dispatchers[i]!.id, ip: `127.${87 + i}.${Math.floor(n / 250)}.${(n % 250) + 1}`, kind: 'dedicated' as const, failoverGroup: null, activeServerId: null }));
+    const server = await ds.getRepository(Server).save(testServer(join(dir, `d${i + 1}`), `bench${i + 1}.example.net`, ['dispatcher', 'handler'], sshd));
+    dispatchers.push(server);
+    checkoutGroup(repo.path, server.sharedCodeRoot, 'bench', repo.revisions[1]!);
+    const ips = Array.from({ length: 1 + LATENCY_ORDERS + BURST }, (_, n) => ({ serverId: server.id, ip: `127.${87 + i}.${Math.floor(n / 250)}.${(n % 250) + 1}`, kind: 'dedicated' as const, failoverGroup: null, activeServerId: null }));
     await ds.getRepository(ServerIp).save(ips, { chunk: 100 });
   }
   const cnf = join(dir, 'engine-admin.cnf');
   writeFileSync(cnf, `[client]\nhost=${mariadb.host}\nport=${mariadb.port}\nuser=${mariadb.adminUser}\npassword=${mariadb.adminPassword}\n`, { mode: 0o600 });
-  await ds.getRepository(Server).save({
-    ...common, hostname: 'benchdb.example.net', roles: ['database'], ...roots('db'), dbOptionsFile: cnf,
-    transport: 'local', sshHost: null, sshPort: null, sshUser: null, sshKeyRef: null, sshHostKey: null,
-  });
+  await ds.getRepository(Server).save(testServer(join(dir, 'db'), 'benchdb.example.net', ['database'], null, { dbOptionsFile: cnf }));
   await ds.getRepository(SharedCodeGroup).save({
     name: 'bench', tier: 'paid', repoUrl: repo.path, revision: repo.revisions[1]!, path: join(dir, 'd1/srv/shared_codes/bench'), masterServerId: dispatchers[0]!.id,
     installLimit: 1000, installCount: 0, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',

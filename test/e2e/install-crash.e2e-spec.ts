@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext, Type } from '@nestjs/common';
@@ -14,6 +14,7 @@ import { SagaModule } from '@app/saga';
 import { createTestCatalog, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
 import { cleanEnv, spawnWorker, type WorkerProcess } from '../support/processes-engine.js';
 import { eventually, sleep, startQueueContext } from '../support/queue-context.js';
+import { checkoutGroup, testServer } from '../support/server-roots.js';
 import { startSshd, stopSshd } from '../support/sshd.js';
 import { writeDbOptionsFile } from '../support/tenant-db-server.js';
 import { readTestbed, type SshdServer } from '../support/testbed.js';
@@ -41,28 +42,13 @@ describe('install builds under kill -9 of their worker', () => {
     [catalog, second, repo] = await Promise.all([createTestCatalog('mariadb', 'install_crash'), startSshd(join(base, 'sshd-2'), '127.0.0.9'), buildSampleRepository(join(base, 'repo'))]);
     app = await startQueueContext(catalog.url, [], null, [InstallsModule.forRoot({ http: false }), HostsModule.forRoot({ http: false }), SagaModule] as unknown as Type[]);
     ds = app.get(DataSource);
-    const roots = (name: string) => {
-      const r = (d: string) => {
-        const p = join(base, name, 'srv', d);
-        mkdirSync(p, { recursive: true });
-        return p;
-      };
-      return { homeRoot: r('home'), sharedCodeRoot: r('shared_codes'), nginxConfDir: r('nginx'), cronDir: r('cron.d'), certsRoot: r('certs'), phpFpmPoolDir: null };
-    };
-    const ssh = (sshd: SshdServer) => ({ transport: 'ssh' as const, sshHost: sshd.host, sshPort: sshd.port, sshUser: sshd.user, sshKeyRef: sshd.privateKeyPath, sshHostKey: sshd.hostKeyFingerprint });
-    const common = { privateIp: null, state: 'active' as const, capacity: null, dbOptionsFile: null };
-    const d1 = await ds.getRepository(Server).save({ ...common, hostname: 'crash1.example.net', roles: ['dispatcher', 'handler'], ...ssh(readTestbed().sshd), ...roots('d1') });
-    const d2 = await ds.getRepository(Server).save({ ...common, hostname: 'crash2.example.net', roles: ['dispatcher', 'handler'], ...ssh(second), ...roots('d2') });
-    const none = { transport: 'local' as const, sshHost: null, sshPort: null, sshUser: null, sshKeyRef: null, sshHostKey: null };
-    await ds.getRepository(Server).save({ ...common, hostname: 'crashdb.example.net', roles: ['database'], ...none, ...roots('db'), dbOptionsFile: writeDbOptionsFile(base) });
+    const d1 = await ds.getRepository(Server).save(testServer(join(base, 'd1'), 'crash1.example.net', ['dispatcher', 'handler'], readTestbed().sshd));
+    const d2 = await ds.getRepository(Server).save(testServer(join(base, 'd2'), 'crash2.example.net', ['dispatcher', 'handler'], second));
+    await ds.getRepository(Server).save(testServer(join(base, 'db'), 'crashdb.example.net', ['database'], null, { dbOptionsFile: writeDbOptionsFile(base) }));
     for (const [server, prefix] of [[d1, '127.0.85'], [d2, '127.0.86']] as const) {
       for (let i = 1; i <= 20; i++) await ds.getRepository(ServerIp).save({ serverId: server.id, ip: `${prefix}.${i}`, kind: 'dedicated', failoverGroup: null, activeServerId: null });
     }
-    for (const server of ['d1', 'd2']) {
-      const dir = join(base, server, 'srv/shared_codes/crash');
-      execFileSync('git', ['clone', '--quiet', repo.path, dir]);
-      execFileSync('git', ['-C', dir, '-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', repo.revisions[1]!]);
-    }
+    for (const server of [d1, d2]) checkoutGroup(repo.path, server.sharedCodeRoot, 'crash', repo.revisions[1]!);
     await ds.getRepository(SharedCodeGroup).save({
       name: 'crash', tier: 'paid', repoUrl: repo.path, revision: repo.revisions[1]!, path: join(base, 'd1/srv/shared_codes/crash'), masterServerId: d1.id,
       installLimit: 20, installCount: 0, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',

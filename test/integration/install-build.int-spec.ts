@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
@@ -16,6 +16,7 @@ import { decryptSecret, InstallBuildSteps, PrepareService, type BuildContext, ty
 import type { StepIO } from '@app/saga';
 import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
 import { startQueueContext } from '../support/queue-context.js';
+import { checkoutGroup, testServer } from '../support/server-roots.js';
 import { startSshd, stopSshd } from '../support/sshd.js';
 import { writeDbOptionsFile } from '../support/tenant-db-server.js';
 import { readTestbed, type SshdServer } from '../support/testbed.js';
@@ -37,40 +38,21 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
   const groups: Record<string, SharedCodeGroup> = {};
   const io: StepIO = { log: () => undefined, signal: new AbortController().signal };
 
-  const roots = (name: string) => ({
-    homeRoot: join(base, name, 'srv/home'),
-    sharedCodeRoot: join(base, name, 'srv/shared_codes'),
-    nginxConfDir: join(base, name, 'srv/nginx'),
-    cronDir: join(base, name, 'srv/cron.d'),
-    certsRoot: join(base, name, 'srv/certs'),
-    phpFpmPoolDir: null,
-  });
-  const sshFields = (sshd: SshdServer) => ({ transport: 'ssh' as const, sshHost: sshd.host, sshPort: sshd.port, sshUser: sshd.user, sshKeyRef: sshd.privateKeyPath, sshHostKey: sshd.hostKeyFingerprint });
-  const checkout = (server: string, name: string, revision: string) => {
-    const dir = join(base, server, 'srv/shared_codes', name);
-    execFileSync('git', ['clone', '--quiet', repo.path, dir]);
-    execFileSync('git', ['-C', dir, '-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', revision]);
-  };
-
   beforeAll(async () => {
     base = mkdtempSync(join(tmpdir(), 'install-build-'));
     chmodSync(base, 0o755);
     [catalog, second, repo] = await Promise.all([createTestCatalog('mariadb', 'install_build'), startSshd(join(base, 'sshd-2'), '127.0.0.7'), buildSampleRepository(join(base, 'repo'))]);
     app = await startQueueContext(catalog.url, [PrepareService, InstallBuildSteps, TenantDatabases, ServerAccess, MailService], null);
     ds = app.get(DataSource);
-    for (const name of ['d1', 'd2', 'db']) for (const dir of Object.values(roots(name))) if (dir) mkdirSync(dir, { recursive: true });
-    const common = { privateIp: null, state: 'active' as const, capacity: null, dbOptionsFile: null };
-    const none = { transport: 'local' as const, sshHost: null, sshPort: null, sshUser: null, sshKeyRef: null, sshHostKey: null };
-    servers.d1 = await ds.getRepository(Server).save({ ...common, hostname: 'dispatch1.example.net', roles: ['dispatcher', 'handler'], ...sshFields(readTestbed().sshd), ...roots('d1') });
-    servers.d2 = await ds.getRepository(Server).save({ ...common, hostname: 'dispatch2.example.net', roles: ['dispatcher', 'handler'], ...sshFields(second), ...roots('d2') });
-    servers.db = await ds.getRepository(Server).save({ ...common, hostname: 'db1.example.net', roles: ['database'], ...none, ...roots('db'), dbOptionsFile: writeDbOptionsFile(base) });
+    servers.d1 = await ds.getRepository(Server).save(testServer(join(base, 'd1'), 'dispatch1.example.net', ['dispatcher', 'handler'], readTestbed().sshd));
+    servers.d2 = await ds.getRepository(Server).save(testServer(join(base, 'd2'), 'dispatch2.example.net', ['dispatcher', 'handler'], second));
+    servers.db = await ds.getRepository(Server).save(testServer(join(base, 'db'), 'db1.example.net', ['database'], null, { dbOptionsFile: writeDbOptionsFile(base) }));
     // Loopback addresses: nginx -t binds every listen address, which must exist on the host.
     for (const [server, prefix] of [['d1', '127.0.81'], ['d2', '127.0.82']] as const) {
       for (let i = 1; i <= 4; i++) await ds.getRepository(ServerIp).save({ serverId: servers[server]!.id, ip: `${prefix}.${i}`, kind: 'dedicated', failoverGroup: null, activeServerId: null });
     }
     for (const [name, revision] of [['paid-1', repo.revisions[1]!], ['paid-broken', repo.broken]] as const) {
-      checkout('d1', name, revision);
-      checkout('d2', name, revision);
+      for (const server of [servers.d1, servers.d2]) checkoutGroup(repo.path, server!.sharedCodeRoot, name, revision);
       groups[name] = await ds.getRepository(SharedCodeGroup).save({
         name, tier: 'paid', repoUrl: repo.path, revision, path: join(base, 'd1/srv/shared_codes', name), masterServerId: servers.d1!.id,
         installLimit: name === 'paid-1' ? 1 : 10, installCount: 0, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',

@@ -1,6 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { NewServer } from '@app/catalog';
 import type { ServerRoots } from '@app/hosts';
+import type { SshdServer } from './testbed.js';
 
 /** A server whose filesystem roots are fresh directories under `base` (tests and benchmarks). */
 export function tempServerRoots(base: string, hostname: string): ServerRoots {
@@ -18,4 +21,25 @@ export function tempServerRoots(base: string, hostname: string): ServerRoots {
     certsRoot: root('certs'),
     phpFpmPoolDir: null,
   };
+}
+
+/**
+ * An inventory row for a test server whose roots are fresh directories under
+ * `<dir>/srv`: reached over SSH through `sshd`, or this machine (`local`)
+ * when sshd is null.
+ */
+export function testServer(dir: string, hostname: string, roles: NewServer['roles'], sshd: SshdServer | null, extra: Partial<NewServer> = {}): NewServer {
+  const ssh = sshd
+    ? { transport: 'ssh' as const, sshHost: sshd.host, sshPort: sshd.port, sshUser: sshd.user, sshKeyRef: sshd.privateKeyPath, sshHostKey: sshd.hostKeyFingerprint }
+    : { transport: 'local' as const, sshHost: null, sshPort: null, sshUser: null, sshKeyRef: null, sshHostKey: null };
+  const { hostname: _, ...roots } = tempServerRoots(dir, hostname);
+  return { hostname, roles, privateIp: null, ...ssh, ...roots, state: 'active', capacity: null, dbOptionsFile: null, ...extra };
+}
+
+/** Clones `repoPath` into `<sharedCodeRoot>/<name>` and checks out `revision` (a code group made by hand). */
+export function checkoutGroup(repoPath: string, sharedCodeRoot: string, name: string, revision: string): string {
+  const dir = join(sharedCodeRoot, name);
+  execFileSync('git', ['clone', '--quiet', repoPath, dir]);
+  execFileSync('git', ['-C', dir, '-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', revision]);
+  return dir;
 }
