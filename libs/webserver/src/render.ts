@@ -62,6 +62,8 @@ const FS_NAME = /^[a-z][a-z0-9]{0,31}$/;
 export const MAIN_INCLUDE = 'shops.conf';
 export const LOG_FORMAT = 'shop_host';
 export const installFile = (fsName: string) => `shops/${fsName}.conf`;
+/** The access log format every shop's server blocks use: the host first, for site accounting. */
+export const LOG_FORMAT_DIRECTIVE = `log_format ${LOG_FORMAT} '$host $remote_addr [$time_local] "$request" $status $body_bytes_sent';`;
 
 function check(value: string, pattern: RegExp, what: string, install?: InstallInput): string {
   if (typeof value !== 'string' || !pattern.test(value) || value.split('/').some((s) => s === '..' || s === '.')) {
@@ -103,7 +105,7 @@ export function renderDispatcher(input: DispatcherInput): Map<string, string> {
     MAIN_INCLUDE,
     [
       '# Written by the provisioning engine from the catalog: do not edit.',
-      `log_format ${LOG_FORMAT} '$host $remote_addr [$time_local] "$request" $status $body_bytes_sent';`,
+      LOG_FORMAT_DIRECTIVE,
       ...installs.map((i) => `include ${confDir}/${installFile(i.fsName)};`),
       '',
     ].join('\n'),

@@ -8,6 +8,7 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { splitSql, sqlChecksum, TenantDatabases } from '@app/databases';
 import { checkServerPath, commandLine, ServerAccess } from '@app/hosts';
 import { MailService } from '@app/mail';
+import { LOG_FORMAT_DIRECTIVE } from '@app/webserver';
 import type { SagaStep, StepIO } from '@app/saga';
 import { decryptSecret, encryptSecret, randomSecret } from '../secrets-cipher.js';
 import { checkoutOn, cronFileOn, ftpRootOn, homeOn, vhostFileOn, type BuildContext } from './build-context.js';
@@ -316,7 +317,7 @@ export class InstallBuildSteps {
           const wrapper = posix.join(server.nginxConfDir, `.shop-${install.fsName}.test.conf`);
           const pid = posix.join(server.nginxConfDir, `.shop-${install.fsName}.test.pid`);
           await executor.writeFile(server, candidate, text);
-          await executor.writeFile(server, wrapper, `pid ${pid};\nerror_log stderr;\nevents {}\nhttp {\n  access_log off;\n  include ${candidate};\n}\n`);
+          await executor.writeFile(server, wrapper, `pid ${pid};\nerror_log stderr;\nevents {}\nhttp {\n  ${LOG_FORMAT_DIRECTIVE}\n  include ${candidate};\n}\n`);
           try {
             const result = await executor.run(server, ['nginx', '-t', '-q', '-e', 'stderr', '-c', wrapper]);
             if (this.untestable(server, result.exitCode)) {
