@@ -117,6 +117,10 @@ describe('install builds under kill -9 of their worker', () => {
         expect(existsSync(join(base, server, 'srv/home', install.fsName, 'heavymetal/config.php'))).toBe(true);
       }
     }
+    await eventually(async () => {
+      const rows = await ds.getRepository(Job).find({ where: { id: In(crashed.map((c) => c.jobId)) } });
+      return rows.every((j) => j.state === 'done');
+    }, 30_000, 'the crashed builds\' jobs to close');
     worker.child.kill('SIGTERM');
     await worker.exited;
   }, 240_000);
@@ -146,7 +150,11 @@ describe('install builds under kill -9 of their worker', () => {
       return rows.every((r) => r.status === 'live' || r.status === 'failed') ? rows : null;
     }, 120_000, 'every install to settle');
     expect(installs.map((i) => `${i.orderRef}:${i.status}:${i.statusReason}`).sort()).toEqual(orders.map((o) => `${o.orderRef}:live:null`).sort());
-    const jobs = await ds.getRepository(Job).find({ where: { id: In(jobIds) } });
+    // The install is live once its last step is done; the job is closed a moment later.
+    const jobs = await eventually(async () => {
+      const rows = await ds.getRepository(Job).find({ where: { id: In(jobIds) } });
+      return rows.every((j) => j.state !== 'running' && j.state !== 'ready') ? rows : null;
+    }, 30_000, 'the build jobs to close');
     expect(jobs.map((j) => j.state)).toEqual(jobs.map(() => 'done'));
     const journal = await ds.getRepository(SagaStep).find({ where: { jobId: In(jobIds) } });
     expect(journal.every((s) => s.state === 'done')).toBe(true);
