@@ -111,6 +111,19 @@ export function executorContract(name: string, fixture: () => Promise<ExecutorFi
       await expect(f.executor.symlink(f.server, '/etc/passwd', join(home, 'shop2', 'pw'))).rejects.toBeInstanceOf(UnsafePathError);
     });
 
+    it('clears the temporary files and links a killed earlier write left beside its target', async () => {
+      const dir = join(home, 'stale');
+      await f.executor.mkdir(f.server, dir);
+      writeFileSync(join(dir, '.config.php.tmp-0123456789ab'), 'half written');
+      writeFileSync(join(dir, '.other.php.tmp-0123456789ab'), 'not ours');
+      symlinkSync('/nowhere', join(dir, '.lib.lnk-0123456789ab'));
+      symlinkSync('/nowhere', join(dir, 'theme.lnk-4242'));
+      await f.executor.writeFile(f.server, join(dir, 'config.php'), 'x');
+      await f.executor.symlink(f.server, join(f.server.sharedCodeRoot, 'lib'), join(dir, 'lib'));
+      await f.executor.symlinkMany(f.server, [{ target: join(f.server.sharedCodeRoot, 'theme'), path: join(dir, 'theme') }]);
+      expect(readdirSync(dir).sort()).toEqual(['.other.php.tmp-0123456789ab', 'config.php', 'lib', 'theme']);
+    });
+
     it('makes many symlinks at once, all checked before any is made', async () => {
       const shared = join(f.server.sharedCodeRoot, 'code_share_free_3');
       mkdirSync(join(shared, 'lib'), { recursive: true });

@@ -51,10 +51,16 @@ local $/ = "\0";
 my @words = <STDIN>;
 chomp @words;
 die "an odd number of words\n" if @words % 2;
+# Temporary links a killed earlier run left behind: "<link>.lnk-<pid>" beside links of this batch.
+my %ours; for (my $i = 1; $i < @words; $i += 2) { my ($d, $b) = $words[$i] =~ m{^(.*)/([^/]+)$}; $ours{$d}{$b} = 1 if defined $b; }
+for my $d (keys %ours) {
+  opendir(my $dh, $d) or next;
+  unlink map { "$d/$_" } grep { /^(.+)\.lnk-\d+$/ && $ours{$d}{$1} } readdir($dh);
+  closedir($dh);
+}
 while (@words) {
   my ($target, $link) = splice(@words, 0, 2);
   my $temp = "$link.lnk-$$";
-  unlink $temp;
   symlink($target, $temp) or die "cannot create $link: $!\n";
   rename($temp, $link) or do { my $e = $!; unlink $temp; die "cannot replace $link: $e\n" };
 }
@@ -111,12 +117,14 @@ export abstract class HostExecutor {
   async writeFile(server: ServerRoots, path: string, content: string | Buffer, options: FileOptions = {}): Promise<void> {
     const target = await this.resolvePath(server, path);
     const temp = posix.join(posix.dirname(target), `.${posix.basename(target)}.tmp-${randomBytes(6).toString('hex')}`);
+    // First, temporary files of this target that a killed earlier write left behind ($5 and $6 are quoted: literal).
     const script =
+      'for f in "$5"/."$6".tmp-*; do [ ! -e "$f" ] || rm -f -- "$f"; done; ' +
       'set -C; umask 077; cat > "$1" && chmod -- "$2" "$1" && { [ -z "$3" ] || chown -- "$3" "$1"; } && mv -f -T -- "$1" "$4" ' +
       '|| { s=$?; rm -f -- "$1"; exit $s; }';
     const mode = (options.mode ?? 0o644).toString(8);
     const owner = options.owner ? checkOwner(options.owner) : '';
-    const result = await this.exec(server, ['sh', '-c', script, 'write-file', temp, mode, owner, target], {
+    const result = await this.exec(server, ['sh', '-c', script, 'write-file', temp, mode, owner, target, posix.dirname(target), posix.basename(target)], {
       input: Buffer.isBuffer(content) ? content : Buffer.from(content),
     });
     if (result.exitCode !== 0) throw new CommandFailedError(server.hostname, ['writeFile', target], result.exitCode, result.stderr.toString());
@@ -152,8 +160,10 @@ export abstract class HostExecutor {
     const link = await this.resolvePath(server, path);
     const to = checkTarget(server, target, link);
     const temp = posix.join(posix.dirname(link), `.${posix.basename(link)}.lnk-${randomBytes(6).toString('hex')}`);
-    const script = 'ln -s -n -- "$1" "$2" && mv -f -T -- "$2" "$3" || { s=$?; rm -f -- "$2"; exit $s; }';
-    const result = await this.run(server, ['sh', '-c', script, 'symlink', to, temp, link]);
+    const script =
+      'for f in "$4"/."$5".lnk-*; do [ ! -e "$f" ] && [ ! -L "$f" ] || rm -f -- "$f"; done; ' +
+      'ln -s -n -- "$1" "$2" && mv -f -T -- "$2" "$3" || { s=$?; rm -f -- "$2"; exit $s; }';
+    const result = await this.run(server, ['sh', '-c', script, 'symlink', to, temp, link, posix.dirname(link), posix.basename(link)]);
     if (result.exitCode !== 0) throw new CommandFailedError(server.hostname, ['symlink', to, link], result.exitCode, result.stderr);
   }
 
