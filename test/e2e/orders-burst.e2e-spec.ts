@@ -1,8 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { ApiTokensService } from '@app/auth';
 import { Install, InstallSite, InstallSiteIp, Job, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
 import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
 import { createTestCatalog, testEngineConfig, type TestCatalog } from '../support/catalog.js';
+import { testServer } from '../support/server-roots.js';
 
 /**
  * 200 orders at once through the HTTP order hook (the api role only: builds
@@ -13,18 +17,15 @@ describe('200 concurrent orders through POST /v1/installs (MariaDB)', () => {
   let catalog: TestCatalog;
   let engine: RunningEngine;
   let token: string;
+  // Orders touch no server: the rows' roots are directories of a scratch folder.
+  const scratch = mkdtempSync(join(tmpdir(), 'orders-burst-'));
 
   beforeAll(async () => {
     catalog = await createTestCatalog('mariadb', 'orders_burst');
     engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'api' }));
     token = (await engine.app.get(ApiTokensService).issue('storefront', ['orders'], { actor: 'test', via: 'cli' })).token;
     const ds = engine.app.get(DataSource);
-    const server = (hostname: string, roles: Server['roles']) =>
-      ds.getRepository(Server).save({
-        hostname, roles, privateIp: null, transport: 'local', sshHost: null, sshPort: null, sshUser: null, sshKeyRef: null, sshHostKey: null,
-        homeRoot: `/srv/${hostname}/home`, sharedCodeRoot: `/srv/${hostname}/shared`, nginxConfDir: `/srv/${hostname}/nginx`, cronDir: `/srv/${hostname}/cron`,
-        certsRoot: `/srv/${hostname}/certs`, phpFpmPoolDir: null, state: 'active', capacity: null, dbOptionsFile: null,
-      });
+    const server = (hostname: string, roles: Server['roles']) => ds.getRepository(Server).save(testServer(join(scratch, hostname), hostname, roles, null));
     const d1 = await server('burst1.example.net', ['dispatcher']);
     const d2 = await server('burst2.example.net', ['dispatcher', 'database']);
     for (const [d, prefix] of [[d1, '10.71'], [d2, '10.72']] as const) {
@@ -37,6 +38,7 @@ describe('200 concurrent orders through POST /v1/installs (MariaDB)', () => {
   afterAll(async () => {
     await engine?.close();
     await catalog?.drop();
+    rmSync(scratch, { recursive: true, force: true });
   });
 
   it('makes one install per reference, never an IP twice or a group overfull, and refused orders leave nothing', async () => {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Install, InstallServer, InstallSite, InstallSiteIp, Job, Server, ServerIp, SharedCodeGroup, type NewServer } from '@app/catalog';
@@ -6,27 +9,12 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { decryptSecret, InstallsService, PinRulesService, PrepareService, type CreateInstallDto } from '@app/installs';
 import { CATALOG_KINDS, createTestCatalog, type TestCatalog } from '../support/catalog.js';
 import { startQueueContext } from '../support/queue-context.js';
+import { testServer } from '../support/server-roots.js';
 
-const server = (hostname: string, roles: NewServer['roles']): NewServer => ({
-  hostname,
-  privateIp: null,
-  roles,
-  transport: 'local',
-  sshHost: null,
-  sshPort: null,
-  sshUser: null,
-  sshKeyRef: null,
-  sshHostKey: null,
-  homeRoot: `/srv/${hostname}/home`,
-  sharedCodeRoot: `/srv/${hostname}/shared_codes`,
-  nginxConfDir: `/srv/${hostname}/nginx`,
-  cronDir: `/srv/${hostname}/cron.d`,
-  certsRoot: `/srv/${hostname}/certs`,
-  phpFpmPoolDir: null,
-  state: 'active',
-  capacity: null,
-  dbOptionsFile: null,
-});
+/** Prepare touches no server: the rows' roots are directories of a scratch folder. */
+const scratch = mkdtempSync(join(tmpdir(), 'prepare-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const server = (hostname: string, roles: NewServer['roles']): NewServer => testServer(join(scratch, hostname), hostname, roles, null);
 
 /** The prepare phase against a real catalog: one transaction, races settled by the database. */
 describe.each(CATALOG_KINDS)('prepare (%s)', (kind) => {
