@@ -1,3 +1,4 @@
+import { sqlStringLiteral } from '@app/common';
 import type { TemplateLanguage } from './manifest.js';
 
 /** Languages values can be escaped for: a config template's, or SQL (the manifest's SQL templates). */
@@ -40,8 +41,7 @@ export function escapeFor(language: EscapeLanguage, value: string, key = 'value'
     case 'json':
       return JSON.stringify(value);
     case 'sql':
-      // A MySQL string literal (backslash escapes are on unless NO_BACKSLASH_ESCAPES, which the engine never sets).
-      return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\0/g, '\\0').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\x1a/g, '\\Z')}'`;
+      return sqlStringLiteral(value);
     case 'ini':
       if (/[\n\r\0"]/.test(value)) throw new TemplateError(`${name}: ${key} cannot be written to an INI file (quote, newline or NUL)`);
       return `"${value.replace(/\$/g, '\\$')}"`;

@@ -1,3 +1,4 @@
 export * from './domain-error.js';
 export * from './domain-exception.filter.js';
 export * from './validation.js';
+export * from './sql-literal.js';

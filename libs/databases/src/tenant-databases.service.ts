@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Server } from '@app/catalog';
+import { sqlStringLiteral } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { CommandFailedError, ServerAccess } from '@app/hosts';
 import type { SqlStatement } from './sql-split.js';
@@ -40,10 +41,8 @@ export function quoteIdentifier(name: string, pattern = IDENTIFIER): string {
   return `\`${name}\``;
 }
 
-/** A MySQL string literal: backslash and quote escaped, NUL and line breaks as escapes. */
-export function quoteString(value: string): string {
-  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\0/g, '\\0').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\x1a/g, '\\Z')}'`;
-}
+/** A MySQL string literal (the one escaping, shared with SQL templates). */
+export const quoteString = sqlStringLiteral;
 
 export function sqlChecksum(text: string): string {
   return createHash('sha256').update(text).digest('hex');

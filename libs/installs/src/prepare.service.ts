@@ -190,27 +190,13 @@ export class PrepareService {
       .orderBy('g.installCount', 'ASC')
       .addOrderBy('g.id', 'ASC')
       .getMany();
-    for (const group of candidates) {
-      const result = await m
-        .createQueryBuilder()
-        .update(SharedCodeGroup)
-        .set({ installCount: () => 'install_count + 1' })
-        .where('id = :id AND install_count < install_limit', { id: group.id })
-        .execute();
-      if ((result.affected ?? 0) === 1) return group;
-    }
+    for (const group of candidates) if (await takeSlot(m, group.id)) return group;
     return null;
   }
 
   /** A slot in the group a pin rule names (pinned groups are reserved for their rules); null when full. */
   private async takePinnedSlot(m: EntityManager, groupId: number): Promise<SharedCodeGroup | null> {
-    const result = await m
-      .createQueryBuilder()
-      .update(SharedCodeGroup)
-      .set({ installCount: () => 'install_count + 1' })
-      .where('id = :id AND install_count < install_limit', { id: groupId })
-      .execute();
-    return (result.affected ?? 0) === 1 ? m.findOneByOrFail(SharedCodeGroup, { id: groupId }) : null;
+    return (await takeSlot(m, groupId)) ? m.findOneByOrFail(SharedCodeGroup, { id: groupId }) : null;
   }
 
   /**
@@ -257,6 +243,17 @@ export class PrepareService {
     }
     return m.findOneByOrFail(ServerIp, { id: Number(row.id) });
   }
+}
+
+/** One slot of a group, by a conditional update: false when it is full. Concurrent orders can never overfill it. */
+async function takeSlot(m: EntityManager, groupId: number): Promise<boolean> {
+  const result = await m
+    .createQueryBuilder()
+    .update(SharedCodeGroup)
+    .set({ installCount: () => 'install_count + 1' })
+    .where('id = :id AND install_count < install_limit', { id: groupId })
+    .execute();
+  return (result.affected ?? 0) === 1;
 }
 
 function checkSites(order: CreateInstallDto): void {
