@@ -8,6 +8,7 @@ import {
 } from './jobs.command.js';
 import { MigrateCommand } from './migrate.command.js';
 import { MigrationGenerateCommand } from './migration-generate.command.js';
+import { RebuildNginxCommand } from './rebuild-nginx.command.js';
 import { RerunQueueItemCommand } from './rerun-queue-item.command.js';
 import {
   ServerAddCommand,
@@ -47,4 +48,5 @@ export const SNIPPET_COMMANDS = [
   ServerCheckCommand,
   ServerIpsAddCommand,
   ServerIpsRemoveCommand,
+  RebuildNginxCommand,
 ];

@@ -8,7 +8,7 @@ import { cliActor } from './token-create.command.js';
 
 const by = () => ({ actor: cliActor(), via: 'cli' as const });
 
-function serverId(text: string | undefined): number {
+export function serverId(text: string | undefined): number {
   if (!/^\d{1,9}$/.test(text ?? '')) throw new SnippetError('the server id is a number (see server:list)');
   return Number(text);
 }

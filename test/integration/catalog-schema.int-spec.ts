@@ -75,6 +75,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'api_tokens',
         'audit_events',
         'database_updates',
+        'dispatcher_configs',
         'ftp_accounts',
         'install_servers',
         'install_site_ips',
@@ -88,6 +89,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'servers',
         'shared_code_groups',
         'startup_mounts',
+        'web_quarantines',
       ].sort(),
     );
     expect((await schemaDiff(db)).up).toEqual([]);

@@ -19,9 +19,10 @@ const TEMP_PATHS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'] as const
 /**
  * Starts a private nginx with its prefix in `dir` (created), listening on
  * 127.0.0.1 on a free port. Its default server answers 404; vhosts go in
- * `confDir` as `*.conf` (then call reloadNginx).
+ * `confDir` as `*.conf` (then call reloadNginx); `include` adds include
+ * lines to its http block (a dispatcher's `<nginx conf dir>/current/*.conf`).
  */
-export async function startNginx(dir: string): Promise<NginxServer> {
+export async function startNginx(dir: string, options: { include?: string[] } = {}): Promise<NginxServer> {
   const confDir = join(dir, 'conf.d');
   const confPath = join(dir, 'nginx.conf');
   const errorLog = join(dir, 'logs', 'error.log');
@@ -32,7 +33,7 @@ export async function startNginx(dir: string): Promise<NginxServer> {
 
   const port = await freePort();
   const nginx: NginxServer = { prefix: dir, confPath, confDir, port, pid: 0 };
-  await writeFile(confPath, renderNginxConf(nginx));
+  await writeFile(confPath, renderNginxConf(nginx, options.include ?? []));
 
   try {
     await testNginxConfig(nginx);
@@ -86,7 +87,7 @@ function nginxArgs(nginx: NginxServer): string[] {
   return ['-c', nginx.confPath, '-p', `${nginx.prefix}/`, '-e', join(nginx.prefix, 'logs', 'error.log')];
 }
 
-function renderNginxConf(nginx: NginxServer): string {
+function renderNginxConf(nginx: NginxServer, includes: string[]): string {
   const p = nginx.prefix;
   // Workers of a root master default to "nobody"; www-data matches Debian's
   // packaged config and php-fpm's pool user, so document roots behave alike.
@@ -118,6 +119,7 @@ ${TEMP_PATHS.map((temp) => `  ${temp}_temp_path ${p}/temp/${temp};`).join('\n')}
   }
 
   include ${nginx.confDir}/*.conf;
+${includes.map((i) => `  include ${i};`).join('\n')}
 }
 `;
 }

@@ -33,7 +33,7 @@ export function testServer(dir: string, hostname: string, roles: NewServer['role
     ? { transport: 'ssh' as const, sshHost: sshd.host, sshPort: sshd.port, sshUser: sshd.user, sshKeyRef: sshd.privateKeyPath, sshHostKey: sshd.hostKeyFingerprint }
     : { transport: 'local' as const, sshHost: null, sshPort: null, sshUser: null, sshKeyRef: null, sshHostKey: null };
   const { hostname: _, ...roots } = tempServerRoots(dir, hostname);
-  return { hostname, roles, privateIp: null, ...ssh, ...roots, state: 'active', capacity: null, dbOptionsFile: null, ...extra };
+  return { hostname, roles, privateIp: null, ...ssh, ...roots, state: 'active', capacity: null, dbOptionsFile: null, nginxPidFile: null, ...extra };
 }
 
 /** Clones `repoPath` into `<sharedCodeRoot>/<name>` and checks out `revision` (a code group made by hand). */

@@ -4,6 +4,7 @@ import { CatalogModule } from '@app/catalog';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
 import { QueueModule } from '@app/queue';
+import { WebserverModule } from '@app/webserver';
 import { SNIPPET_COMMANDS } from '../../../snippets/index.js';
 
 /** The snippets' application: the same libs as the engine, no HTTP, no workers. */
@@ -19,6 +20,7 @@ export class CliModule {
         QueueModule.forRoot({ worker: null }),
         HostsModule.forRoot({ http: false }),
         AuthModule.forCli(),
+        WebserverModule,
       ],
       providers: [...SNIPPET_COMMANDS],
     };

@@ -46,6 +46,7 @@ export class InventoryService {
       state: dto.state ?? 'active',
       capacity: dto.capacity ?? null,
       dbOptionsFile: dto.dbOptionsFile ?? null,
+      nginxPidFile: dto.nginxPidFile ?? null,
     });
     await this.audit.record({ ...by, action: 'server.create', targetType: 'server', targetId: server.id, details: { hostname: server.hostname } });
     return server;

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { DatabasesModule } from '@app/databases';
 import { MailModule } from '@app/mail';
+import { WebserverModule } from '@app/webserver';
 import { InstallBuildJob } from './build/install-build.job.js';
 import { InstallBuildSteps } from './build/build-steps.js';
 import { InstallsController } from './installs.controller.js';
@@ -18,7 +19,7 @@ export class InstallsModule {
       module: InstallsModule,
       // Health reads the installs waiting for a code group.
       global: true,
-      imports: [DatabasesModule, MailModule],
+      imports: [DatabasesModule, MailModule, WebserverModule],
       controllers: options.http ? [InstallsController, PinRulesController] : [],
       providers: [PrepareService, InstallBuildSteps, InstallBuildJob, InstallsService, PinRulesService, WaitingInstallsTask],
       exports: [PrepareService, InstallBuildSteps, InstallBuildJob, InstallsService, PinRulesService],

@@ -274,6 +274,12 @@ export class JobRepository {
     return this.finish(`state = 'ready', last_error = ?, run_after = ${at.sql}, finished_at = NULL`, [error, at.param], id, fence, resourceKey);
   }
 
+  /** Back to ready after a delay, the attempt given back: the job waited for other work, it did not fail. */
+  async defer(id: number, fence: number, reason: string, delayMs: number, resourceKey?: string | null): Promise<boolean> {
+    const at = this.sql.nowPlus(delayMs);
+    return this.finish(`state = 'ready', attempts = attempts - 1, last_error = ?, run_after = ${at.sql}, finished_at = NULL`, [reason, at.param], id, fence, resourceKey);
+  }
+
   private async finish(set: string, params: unknown[], id: number, fence: number, resourceKey?: string | null): Promise<boolean> {
     const done = await this.fenced(
       `${set}, running_key = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = ${this.sql.now}`,

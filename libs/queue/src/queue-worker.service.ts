@@ -6,7 +6,7 @@ import type { JobContext } from './job-handler.decorator.js';
 import { JobHandlerRegistry } from './job-handler.registry.js';
 import { JobOutput } from './job-output.js';
 import { JobRepository, type ClaimedJob } from './job.repository.js';
-import { LeaseLostError, NEEDS_ATTENTION, PermanentJobError } from './queue.errors.js';
+import { JobDeferredError, LeaseLostError, NEEDS_ATTENTION, PermanentJobError } from './queue.errors.js';
 
 export interface QueueWorkerOptions {
   /** Jobs run at once by this process; never more are claimed. */
@@ -167,6 +167,12 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     if (signal.aborted && signal.reason instanceof LeaseLostError) {
       // Someone else owns the job now; any write of ours would be refused by the fence anyway.
       this.logger.warn({ jobId: job.id }, message);
+      return;
+    }
+    if (error instanceof JobDeferredError) {
+      output.write('info', `deferred ${error.delayMs} ms: ${error.message}`);
+      await output.flush();
+      await this.jobs.defer(job.id, job.fence, `waiting: ${error.message}`, error.delayMs, job.resourceKey);
       return;
     }
     output.write('error', message);

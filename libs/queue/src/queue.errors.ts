@@ -23,3 +23,15 @@ export class LeaseLostError extends Error {
     super(`job ${jobId}: the lease was lost (expired and reclaimed, or cancelled); work stopped`);
   }
 }
+
+/**
+ * The job cannot go on yet and waits for other work (a step waiting for the
+ * nginx rebuild that includes its change): it goes back to the queue after
+ * `delayMs` without using up an attempt, and frees its worker slot meanwhile.
+ */
+export class JobDeferredError extends Error {
+  override name = 'JobDeferred';
+  constructor(message: string, readonly delayMs: number) {
+    super(message);
+  }
+}

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { SagaStep as SagaStepRow } from '@app/catalog';
-import { LeaseLostError, type JobContext } from '@app/queue';
+import { JobDeferredError, LeaseLostError, type JobContext } from '@app/queue';
 import { DEFAULT_STEP_RETRY_DELAYS_MS, type SagaDefinition, type StepIO } from './saga.js';
 import { SagaCompensatedError, SagaForwardRetryError, SagaNeedsAttentionError } from './saga.errors.js';
 import { SagaJournalRepository, type JournalLease } from './saga-journal.repository.js';
@@ -144,7 +144,12 @@ export class SagaRunner {
         await effect(io);
         return { ok: true, error: '', output: lines.join('\n'), durationMs: Date.now() - started };
       } catch (e) {
+        // Lost: nothing of ours may be written. Deferred: the step waits for other work and runs again later.
         if (e instanceof LeaseLostError) throw e;
+        if (e instanceof JobDeferredError) {
+          lines.push(`waiting: ${e.message}`);
+          throw e;
+        }
         error = message(e);
         job.error(`[${name}] ${error}`);
         lines.push(`error: ${error}`);

@@ -1,4 +1,4 @@
-import { RenderError, renderDispatcher, type DispatcherInput, type InstallInput } from './render.js';
+import { RenderError, renderDispatcher, renderEach, type DispatcherInput, type InstallInput } from './render.js';
 
 const shop = (overrides: Partial<InstallInput> = {}): InstallInput => ({
   id: 7,
@@ -23,7 +23,7 @@ const shop = (overrides: Partial<InstallInput> = {}): InstallInput => ({
   ...overrides,
 });
 
-const dispatcher = (installs: InstallInput[]): DispatcherInput => ({ confDir: '/etc/nginx/shops', accessLog: '/var/log/nginx/shops.access.log', installs });
+const dispatcher = (installs: InstallInput[]): DispatcherInput => ({ confDir: '/etc/nginx/shops/current', accessLog: '/var/log/nginx/shops.access.log', installs });
 
 describe('renderDispatcher', () => {
   it('renders one file per install and the main include (snapshot)', () => {
@@ -50,6 +50,7 @@ describe('renderDispatcher', () => {
     ['a rewrite target with a variable', { rewrites: [{ match: 'exact', from: '/a', to: '/b$request_uri', code: 301 }] }, /refused rewrite target/],
     ['a rewrite source with a regex', { rewrites: [{ match: 'prefix', from: '/(.*)', to: '/b', code: 301 }] }, /refused rewrite source/],
     ['a redirect code nginx would not treat as one', { rewrites: [{ match: 'exact', from: '/a', to: '/b', code: 200 as 301 }] }, /refused redirect code/],
+    ['a rewrite match that is neither exact nor prefix', { rewrites: [{ match: 'regex' as 'exact', from: '/a', to: '/b', code: 301 }] }, /refused rewrite match/],
     ['a PHP entry point with a regex', { phpEntryPoints: ['.*\\.php'] }, /refused PHP entry point/],
     ['a backend with an option', { backends: [{ address: '10.0.0.1:9000 backup', weight: 1 }] }, /refused backend/],
     ['no backend', { backends: [] }, /no PHP backend/],
@@ -61,5 +62,19 @@ describe('renderDispatcher', () => {
 
   it('refuses two installs with the same fs name', () => {
     expect(() => renderDispatcher(dispatcher([shop(), shop({ id: 8 })]))).toThrow(/two installs named bioexcouk/);
+  });
+});
+
+describe('renderEach', () => {
+  it('refuses only the install it cannot render, naming it, and renders the others', () => {
+    const { files, refused } = renderEach(dispatcher([shop(), shop({ id: 9, fsName: 'broken', root: '/usr/home/a b' }), shop({ id: 10, fsName: 'fine' })]));
+    expect([...files.keys()].sort()).toEqual(['shops.conf', 'shops/bioexcouk.conf', 'shops/fine.conf']);
+    expect(refused).toEqual([{ id: 9, fsName: 'broken', error: expect.stringMatching(/^install 9 \(broken\): refused document root/) }]);
+  });
+
+  it('keeps the main include the same whatever the installs (a one-install change writes one file)', () => {
+    const one = renderEach(dispatcher([shop()])).files.get('shops.conf');
+    const two = renderEach(dispatcher([shop(), shop({ id: 9, fsName: 'another' })])).files.get('shops.conf');
+    expect(one).toBe(two);
   });
 });

@@ -39,7 +39,7 @@ export interface InstallInput {
 }
 
 export interface DispatcherInput {
-  /** Directory the files are written to on the dispatcher (the main include names files under it). */
+  /** Directory holding `shops/` as nginx reads it (the main include takes every `shops/*.conf` under it). */
   confDir: string;
   /** Access log of every shop (its format carries the host, for site accounting). */
   accessLog: string;
@@ -88,28 +88,56 @@ function backend(address: string, install: InstallInput): string {
 
 const byString = <T>(key: (t: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
 
-/** The files of one dispatcher: relative path → content. */
-export function renderDispatcher(input: DispatcherInput): Map<string, string> {
+/** What a dispatcher's render produced: the files, and the installs refused (named, with why). */
+export interface RenderedDispatcher {
+  /** Relative path → content: `shops.conf` and `shops/<fs name>.conf` per install rendered. */
+  files: Map<string, string>;
+  refused: { id: number; fsName: string; error: string }[];
+}
+
+/**
+ * The main include: the shops' log format, then every install file of the
+ * directory `confDir` (a glob: its text does not change when installs
+ * come and go, so a one-install change writes one file).
+ */
+export function renderMainInclude(confDir: string): string {
+  return [
+    '# Written by the provisioning engine from the catalog: do not edit.',
+    LOG_FORMAT_DIRECTIVE,
+    `include ${check(confDir, ABSOLUTE_PATH, 'config directory')}/shops/*.conf;`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Every install's file, each on its own: an install that cannot be rendered
+ * is refused (named, with the reason) and the others are rendered anyway.
+ */
+export function renderEach(input: DispatcherInput): RenderedDispatcher {
   const files = new Map<string, string>();
-  const installs = [...input.installs].sort(byString((i) => i.fsName));
+  const refused: RenderedDispatcher['refused'] = [];
   const accessLog = check(input.accessLog, ABSOLUTE_PATH, 'access log path');
-  const confDir = check(input.confDir, ABSOLUTE_PATH, 'config directory');
+  const installs = [...input.installs].sort(byString((i) => `${i.fsName} ${String(i.id).padStart(12, '0')}`));
   const seen = new Set<string>();
   for (const install of installs) {
-    check(install.fsName, FS_NAME, 'fs name', install);
-    if (seen.has(install.fsName)) throw new RenderError(`two installs named ${install.fsName}`);
-    seen.add(install.fsName);
-    files.set(installFile(install.fsName), renderInstall(install, accessLog));
+    try {
+      check(install.fsName, FS_NAME, 'fs name', install);
+      if (seen.has(install.fsName)) throw new RenderError(`two installs named ${install.fsName}`);
+      seen.add(install.fsName);
+      files.set(installFile(install.fsName), renderInstall(install, accessLog));
+    } catch (error) {
+      if (!(error instanceof RenderError)) throw error;
+      refused.push({ id: install.id, fsName: install.fsName, error: error.message });
+    }
   }
-  files.set(
-    MAIN_INCLUDE,
-    [
-      '# Written by the provisioning engine from the catalog: do not edit.',
-      LOG_FORMAT_DIRECTIVE,
-      ...installs.map((i) => `include ${confDir}/${installFile(i.fsName)};`),
-      '',
-    ].join('\n'),
-  );
+  files.set(MAIN_INCLUDE, renderMainInclude(input.confDir));
+  return { files, refused };
+}
+
+/** The files of one dispatcher: relative path → content. Throws on the first install it cannot render. */
+export function renderDispatcher(input: DispatcherInput): Map<string, string> {
+  const { files, refused } = renderEach(input);
+  if (refused.length > 0) throw new RenderError(refused[0]!.error);
   return files;
 }
 
@@ -161,6 +189,7 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
     `    access_log ${accessLog} ${LOG_FORMAT};`,
     ...(front ? [`    index ${front.slice(1)};`] : []),
     ...rewrites.map((r) => {
+      if (r.match !== 'exact' && r.match !== 'prefix') throw new RenderError(`install ${install.id}: refused rewrite match ${JSON.stringify(r.match)}`);
       if (r.code !== 301 && r.code !== 302) throw new RenderError(`install ${install.id}: refused redirect code ${String(r.code)}`);
       const from = check(r.from, URL_PATH, 'rewrite source', install);
       const to = r.to.startsWith('/') ? check(r.to, URL_PATH, 'rewrite target', install) : check(r.to, REDIRECT_URL, 'rewrite target', install);

@@ -28,5 +28,7 @@ export function localServer(varDir: string): NewServer {
     state: 'active',
     capacity: null,
     dbOptionsFile: null,
+    // The machine's own nginx (if any) does not include the engine's files: never signalled.
+    nginxPidFile: join(root, 'nginx', 'nginx.pid'),
   };
 }

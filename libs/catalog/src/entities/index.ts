@@ -1,6 +1,7 @@
 import { ApiToken } from './api-token.entity.js';
 import { AuditEvent } from './audit-event.entity.js';
 import { DatabaseUpdate } from './database-update.entity.js';
+import { DispatcherConfig } from './dispatcher-config.entity.js';
 import { FtpAccount } from './ftp-account.entity.js';
 import { InstallServer } from './install-server.entity.js';
 import { InstallSiteIp } from './install-site-ip.entity.js';
@@ -14,11 +15,13 @@ import { ServerIp } from './server-ip.entity.js';
 import { Server } from './server.entity.js';
 import { SharedCodeGroup } from './shared-code-group.entity.js';
 import { StartupMount } from './startup-mount.entity.js';
+import { WebQuarantine } from './web-quarantine.entity.js';
 
 export * from './api-token.entity.js';
 export * from './audit-event.entity.js';
 export * from './base.entity.js';
 export * from './database-update.entity.js';
+export * from './dispatcher-config.entity.js';
 export * from './ftp-account.entity.js';
 export * from './install-server.entity.js';
 export * from './install-site-ip.entity.js';
@@ -32,6 +35,7 @@ export * from './server-ip.entity.js';
 export * from './server.entity.js';
 export * from './shared-code-group.entity.js';
 export * from './startup-mount.entity.js';
+export * from './web-quarantine.entity.js';
 
 /** Every catalog entity, passed to TypeORM explicitly (globs load a second copy under Jest). */
 export const CATALOG_ENTITIES = [
@@ -46,6 +50,8 @@ export const CATALOG_ENTITIES = [
   StartupMount,
   FtpAccount,
   PinRule,
+  DispatcherConfig,
+  WebQuarantine,
   Job,
   JobLog,
   SagaStep,

@@ -60,6 +60,14 @@ export class Server extends CatalogEntity {
   @Column({ type: 'varchar', length: 512, nullable: true })
   phpFpmPoolDir: string | null;
 
+  /**
+   * Dispatchers: the pid file of the running nginx (whose http block
+   * includes `<nginxConfDir>/current/shops.conf`): the engine reloads it
+   * with SIGHUP and checks that new workers started. Null: /run/nginx.pid.
+   */
+  @Column({ type: 'varchar', length: 512, nullable: true })
+  nginxPidFile: string | null;
+
   @Column({ type: 'varchar', length: 16, default: 'active' })
   state: ServerState;
 

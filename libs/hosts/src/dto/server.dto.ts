@@ -103,6 +103,11 @@ export class CreateServerDto {
   @IsOptional()
   @Matches(ROOT, { message: `dbOptionsFile ${rootMessage}` })
   dbOptionsFile?: string | null;
+
+  @ApiPropertyOptional({ example: '/run/nginx.pid', description: 'dispatchers: pid file of the running nginx, whose http block includes <nginxConfDir>/current/shops.conf; reloaded with SIGHUP (default /run/nginx.pid)' })
+  @IsOptional()
+  @Matches(ROOT, { message: `nginxPidFile ${rootMessage}` })
+  nginxPidFile?: string | null;
 }
 
 export class UpdateServerDto extends PartialType(CreateServerDto) {}

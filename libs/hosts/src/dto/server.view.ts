@@ -21,6 +21,7 @@ export class ServerView {
   @ApiProperty() state: string;
   @ApiPropertyOptional({ type: Number, nullable: true }) capacity: number | null;
   @ApiPropertyOptional({ type: String, nullable: true }) dbOptionsFile: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true }) nginxPidFile: string | null;
 
   static of(s: Server): ServerView {
     const { createdAt: _c, updatedAt: _u, ...rest } = s;

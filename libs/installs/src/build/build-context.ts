@@ -27,8 +27,5 @@ export const checkoutOn = (server: Server, group: SharedCodeGroup): string => po
 /** The cron.d file of an install on a server. */
 export const cronFileOn = (server: Server, install: Install): string => posix.join(server.cronDir, `shop-${install.fsName}`);
 
-/** The install's nginx vhost file on a dispatcher. */
-export const vhostFileOn = (server: Server, install: Install): string => posix.join(server.nginxConfDir, `shop-${install.fsName}.conf`);
-
 /** Where the install's FTP account lands: bind mounts of its copied paths appear there. */
 export const ftpRootOn = (server: Server, install: Install): string => posix.join(homeOn(server, install), 'ftp');

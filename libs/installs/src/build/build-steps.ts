@@ -8,14 +8,19 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { splitSql, sqlChecksum, TenantDatabases } from '@app/databases';
 import { checkServerPath, commandLine, ServerAccess } from '@app/hosts';
 import { MailService } from '@app/mail';
-import { LOG_FORMAT_DIRECTIVE } from '@app/webserver';
+import { NginxRebuilds } from '@app/webserver';
+import { JobDeferredError } from '@app/queue';
 import type { SagaStep, StepIO } from '@app/saga';
 import { decryptSecret, encryptSecret, randomSecret } from '../secrets-cipher.js';
-import { checkoutOn, cronFileOn, ftpRootOn, homeOn, vhostFileOn, type BuildContext } from './build-context.js';
-import { renderInterimVhost } from './interim-vhost.js';
+import { checkoutOn, cronFileOn, ftpRootOn, homeOn, type BuildContext } from './build-context.js';
 
 /** Kept with the install's secrets under a name no manifest secret can take. */
 const FTP_PASSWORD = '@ftp';
+
+/** How long the webserver step waits within one run before it defers its job (and frees the worker slot). */
+const WEBSERVER_WAIT_IN_RUN_MS = 5_000;
+/** When a deferred webserver step looks again. */
+const WEBSERVER_RECHECK_MS = 1_000;
 
 /** Build steps whose effects all live under the home are undone by removing the home (step `home`). */
 const NOTHING_OF_ITS_OWN = async () => undefined;
@@ -31,6 +36,7 @@ export class InstallBuildSteps {
     private readonly access: ServerAccess,
     private readonly tenants: TenantDatabases,
     private readonly mail: MailService,
+    private readonly rebuilds: NginxRebuilds,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -299,48 +305,42 @@ export class InstallBuildSteps {
   }
 
   /**
-   * 9. The install's vhost on every dispatcher, checked with `nginx -t`
-   * (on its own, inside a minimal config) before it replaces anything; a
-   * vhost that fails is never left in place. The full pipeline (reload,
-   * quarantine, coalescing) is the webserver library's.
+   * 9. The install's vhost on every dispatcher: asks for the dispatcher's
+   * nginx rebuild (coalesced with every other request) and waits until the
+   * generation nginx loaded carries this install's file as the catalog has
+   * it now. Waiting frees the worker slot (the job is deferred, no attempt
+   * used). A quarantined vhost fails the step, and the build is undone. A
+   * dispatcher that is down is skipped: it is rebuilt when it is back.
    */
   webServer(): SagaStep<BuildContext> {
     return {
       name: 'webserver',
-      execute: async (context, io) => {
-        const { install, master, replicas } = context;
-        for (const server of [master, ...replicas].filter((s) => s.roles.includes('dispatcher'))) {
-          const text = renderInterimVhost(context, server);
-          const executor = this.access.executorFor(server);
-          const path = vhostFileOn(server, install);
-          const candidate = posix.join(server.nginxConfDir, `.shop-${install.fsName}.candidate`);
-          const wrapper = posix.join(server.nginxConfDir, `.shop-${install.fsName}.test.conf`);
-          const pid = posix.join(server.nginxConfDir, `.shop-${install.fsName}.test.pid`);
-          await executor.writeFile(server, candidate, text);
-          await executor.writeFile(server, wrapper, `pid ${pid};\nerror_log stderr;\nevents {}\nhttp {\n  ${LOG_FORMAT_DIRECTIVE}\n  include ${candidate};\n}\n`);
-          try {
-            const result = await executor.run(server, ['nginx', '-t', '-q', '-e', 'stderr', '-c', wrapper]);
-            if (this.untestable(server, result.exitCode)) {
-              io.log(`nginx cannot test configs on ${server.hostname} (not installed, or not run as root): the vhost is written untested`);
-            } else if (result.exitCode !== 0) {
-              await executor.remove(server, candidate);
-              throw new Error(`nginx -t on ${server.hostname} refused the vhost of ${install.fsName}: ${result.stderr.trim()}`);
+      execute: async ({ install, master, replicas }, io) => {
+        const dispatchers = [master, ...replicas].filter((s) => s.roles.includes('dispatcher'));
+        const deadline = Date.now() + WEBSERVER_WAIT_IN_RUN_MS;
+        for (let round = 0; ; round++) {
+          const waiting: Server[] = [];
+          for (const server of dispatchers) {
+            if (server.state === 'down') {
+              if (round === 0) io.log(`${server.hostname} is down: its nginx gets this install when it is back`);
+              continue;
             }
-          } finally {
-            await executor.remove(server, wrapper);
-            await executor.remove(server, pid);
+            const vhost = await this.rebuilds.vhostState(server, install.id);
+            if (vhost.state === 'quarantined') throw Object.assign(new Error(vhost.reason), { permanent: true });
+            if (vhost.state === 'not-served') throw new Error(`${server.hostname} does not serve install ${install.id} (${install.status})`);
+            if (vhost.state === 'pending') waiting.push(server);
           }
-          await executor.mustRun(server, ['mv', '-f', '-T', '--', candidate, checkServerPath(server, path)]);
-          io.log(`vhost ${path} on ${server.hostname} (nginx -t passed)`);
+          if (waiting.length === 0) {
+            io.log(`vhost of ${install.fsName} live on ${dispatchers.filter((s) => s.state !== 'down').map((s) => s.hostname).join(', ') || 'no dispatcher'}`);
+            return;
+          }
+          if (round === 0) for (const server of waiting) await this.rebuilds.request(server.id);
+          if (Date.now() > deadline) throw new JobDeferredError(`waiting for the nginx rebuild of ${waiting.map((s) => s.hostname).join(', ')}`, WEBSERVER_RECHECK_MS);
+          await new Promise((resolve) => setTimeout(resolve, 200));
         }
       },
-      compensate: async ({ install, master, replicas }) => {
-        for (const server of [master, ...replicas].filter((s) => s.roles.includes('dispatcher'))) {
-          const executor = this.access.executorFor(server);
-          await executor.remove(server, vhostFileOn(server, install));
-          await executor.remove(server, posix.join(server.nginxConfDir, `.shop-${install.fsName}.candidate`));
-        }
-      },
+      // Nothing of its own: once the install is released (failed), the rebuild it requests drops the vhost.
+      compensate: NOTHING_OF_ITS_OWN,
     };
   }
 

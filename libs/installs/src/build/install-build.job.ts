@@ -3,6 +3,7 @@ import { DataSource, In, Not } from 'typeorm';
 import { Install, InstallSite, InstallSiteIp, SharedCodeGroup } from '@app/catalog';
 import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
 import { SagaRunner, type SagaDefinition } from '@app/saga';
+import { NginxRebuilds } from '@app/webserver';
 import type { BuildContext } from './build-context.js';
 import { InstallBuildSteps } from './build-steps.js';
 
@@ -25,6 +26,7 @@ export class InstallBuildJob {
     private readonly dataSource: DataSource,
     private readonly steps: InstallBuildSteps,
     private readonly sagas: SagaRunner,
+    private readonly rebuilds: NginxRebuilds,
   ) {}
 
   @JobHandler(INSTALL_BUILD)
@@ -48,12 +50,15 @@ export class InstallBuildJob {
   /**
    * The install failed and every step was undone: it gives its hostnames,
    * IPs and code group slot back, once (a repeat after a crash changes
-   * nothing), and keeps its row with the reason.
+   * nothing), and keeps its row with the reason. Its dispatchers are
+   * rebuilt without it (in the same transaction: no failed install is left
+   * with a vhost and no rebuild queued).
    */
   async release(installId: number, failure: string): Promise<void> {
     await this.dataSource.transaction(async (m) => {
       const marked = await m.update(Install, { id: installId, status: Not(In(['failed', 'removed'])) }, { status: 'failed', statusReason: failure.slice(0, 1024) });
       if ((marked.affected ?? 0) === 0) return;
+      await this.rebuilds.requestForInstall(installId, m);
       const install = await m.findOneByOrFail(Install, { id: installId });
       const sites = await m.find(InstallSite, { where: { installId } });
       if (sites.length > 0) await m.delete(InstallSiteIp, { installSiteId: In(sites.map((s) => s.id)) });

@@ -1,0 +1,262 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { posix } from 'node:path';
+import type { Server } from '@app/catalog';
+import { checkServerPath, type HostExecutor } from '@app/hosts';
+import { LOG_FORMAT_DIRECTIVE } from './render.js';
+
+/**
+ * The nginx files of one dispatcher, as generations under its nginx conf
+ * dir: `generations/<name>/{shops.conf,shops/*.conf}`, with `current` (what
+ * nginx loads: its http block has `include <nginx conf dir>/current/*.conf;`,
+ * which matches shops.conf only, and nothing before the first generation)
+ * and `last-good` (the generation before, for rollback) as symlinks; the
+ * configs `nginx -t` checks generations with live in `tests/`. A new generation is
+ * hard links to the live one plus the files that changed, so a one-install
+ * change writes one file; the swap is a symlink renamed over `current`.
+ * Every command is a constant script with data as arguments or stdin.
+ */
+
+export const CURRENT_LINK = 'current';
+export const LAST_GOOD_LINK = 'last-good';
+export const GENERATIONS_DIR = 'generations';
+export const TESTS_DIR = 'tests';
+const GENERATION = /^g[0-9a-z]{6,12}-[0-9a-f]{4}$/;
+const FILE_NAME = /^(shops\/[a-z][a-z0-9]{0,31}\.conf|shops\.conf)$/;
+const SHOP_FILE = /^shops\/[a-z][a-z0-9]{0,31}\.conf$/;
+
+/** What is on the dispatcher now. */
+export interface DispatcherState {
+  current: string | null;
+  lastGood: string | null;
+  generations: string[];
+  /** `shops.conf` and `shops/<fs>.conf` of the current generation → sha256 of its content. */
+  hashes: Map<string, string>;
+}
+
+/** A file of a new generation: linked from the live generation (unchanged), or written. */
+export type PlannedFile = { name: string; link: true } | { name: string; content: string };
+
+export const isShopFile = (name: string) => SHOP_FILE.test(name);
+export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+export const newGenerationName = () => `g${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`;
+
+const INSPECT_SCRIPT = String.raw`
+cd "$1" || exit 3
+mkdir -p generations tests || exit 3
+cur=$(readlink current 2>/dev/null || true)
+lg=$(readlink last-good 2>/dev/null || true)
+printf 'current %s\nlast-good %s\n' "$cur" "$lg"
+(cd generations && for g in * .[!.]*; do [ -e "$g" ] && printf 'generation %s\n' "$g"; done)
+if [ -n "$cur" ] && [ -d "$cur/shops" ]; then
+  cd "$cur" && { [ ! -f shops.conf ] || sha256sum shops.conf; find shops -maxdepth 1 -type f -name '*.conf' -print0 | xargs -0 -r sha256sum; }
+fi
+exit 0
+`;
+
+/**
+ * Reads NUL-separated words: the live generation's directory (or empty),
+ * the new directory, then `L name` (hard link from the live one) or
+ * `W name content` records. Only core Perl (perl-base).
+ */
+const STAGE_SCRIPT = String.raw`
+use strict; use warnings;
+local $/ = "\0";
+my @w = <STDIN>;
+chomp @w;
+my ($from, $to) = splice(@w, 0, 2);
+mkdir($to) or die "cannot create $to: $!\n";
+mkdir("$to/shops") or die "cannot create $to/shops: $!\n";
+my $written = 0;
+while (@w) {
+  my $op = shift @w; my $name = shift @w;
+  if ($op eq 'L') { link("$from/$name", "$to/$name") or die "cannot link $from/$name: $!\n"; }
+  elsif ($op eq 'W') {
+    my $content = shift @w;
+    open(my $fh, '>', "$to/$name") or die "cannot write $to/$name: $!\n";
+    print $fh $content or die "cannot write $to/$name: $!\n";
+    close($fh) or die "cannot write $to/$name: $!\n";
+    $written++;
+  } else { die "bad record $op\n"; }
+}
+print "$written\n";
+`;
+
+/**
+ * SIGHUP to the master, then waits for a worker the master did not have
+ * before (nginx starts new workers only once it has loaded the new config;
+ * a config it refuses leaves the old workers running), and then until
+ * every old worker is gone or shutting down (the master tells them to quit
+ * about 100 ms after starting the new ones; until then they still accept).
+ * Exit 0 reloaded, 10 not running (no pid file or no process), 11 not in time.
+ */
+const RELOAD_SCRIPT = String.raw`
+pidfile=$1; limit=$2
+[ -s "$pidfile" ] || exit 10
+master=$(cat "$pidfile")
+case "$master" in ''|*[!0-9]*) exit 10;; esac
+kill -0 "$master" 2>/dev/null || exit 10
+old=$(ps -o pid= --ppid "$master" | tr -s ' \n' '  ')
+kill -HUP "$master" || exit 10
+start=$(date +%s)
+fresh=0
+while :; do
+  if [ $fresh = 0 ]; then
+    for p in $(ps -o pid= --ppid "$master"); do
+      case " $old " in *" $p "*) ;; *) fresh=1;; esac
+    done
+  fi
+  if [ $fresh = 1 ]; then
+    busy=0
+    for p in $old; do
+      a=$(ps -o args= -p "$p") || continue
+      case "$a" in *"shutting down"*) ;; *) busy=1;; esac
+    done
+    [ $busy = 1 ] || exit 0
+  fi
+  [ $(( $(date +%s) - start )) -lt "$limit" ] || exit 11
+  sleep 0.02
+done
+`;
+
+/** Removes every generation but the ones named, and every test config. */
+const PRUNE_SCRIPT = String.raw`
+cd "$1" || exit 3
+rm -f -- tests/*
+cd generations || exit 3
+shift
+for g in * .[!.]*; do
+  [ -e "$g" ] || continue
+  keep=0
+  for k in "$@"; do [ "$g" = "$k" ] && keep=1; done
+  [ $keep = 1 ] || rm -rf --one-file-system -- "$g"
+done
+`;
+
+export class DispatcherFiles {
+  constructor(
+    private readonly executor: HostExecutor,
+    readonly server: Server,
+  ) {}
+
+  get root(): string {
+    return checkServerPath(this.server, this.server.nginxConfDir);
+  }
+
+  dir(generation: string): string {
+    return posix.join(this.root, GENERATIONS_DIR, checkGeneration(generation));
+  }
+
+  async inspect(): Promise<DispatcherState> {
+    const root = await this.executor.resolvePath(this.server, this.server.nginxConfDir);
+    const out = await this.executor.mustRun(this.server, ['sh', '-c', INSPECT_SCRIPT, 'inspect', root], { timeoutMs: 120_000 });
+    const state: DispatcherState = { current: null, lastGood: null, generations: [], hashes: new Map() };
+    for (const line of out.split('\n')) {
+      if (line.startsWith('current ')) state.current = generationOfLink(line.slice(8));
+      else if (line.startsWith('last-good ')) state.lastGood = generationOfLink(line.slice(10));
+      else if (line.startsWith('generation ')) state.generations.push(line.slice(11));
+      else {
+        const m = /^([0-9a-f]{64}) {2}(shops\/[a-z][a-z0-9]{0,31}\.conf|shops\.conf)$/.exec(line);
+        if (m) state.hashes.set(m[2]!, m[1]!);
+      }
+    }
+    return state;
+  }
+
+  /** A new generation directory from the plan; returns the number of files written (links are not writes). */
+  async stage(generation: string, from: string | null, plan: readonly PlannedFile[]): Promise<number> {
+    const records: string[] = [from ? this.dir(from) : '', this.dir(generation)];
+    for (const file of plan) {
+      if (!FILE_NAME.test(file.name)) throw new Error(`refused file name ${JSON.stringify(file.name)} for a generation`);
+      if ('link' in file) {
+        if (!from) throw new Error(`${file.name}: nothing to link it from`);
+        records.push('L', file.name);
+      } else {
+        if (file.content.includes('\0')) throw new Error(`${file.name}: a NUL byte in an nginx file`);
+        records.push('W', file.name, file.content);
+      }
+    }
+    const out = await this.executor.mustRun(this.server, ['perl', '-e', STAGE_SCRIPT], { input: `${records.join('\0')}\0`, timeoutMs: 300_000 });
+    // Durable before anything points at it: a power cut after the swap must not find empty files.
+    await this.executor.mustRun(this.server, ['sync', '-f', this.dir(generation)], { timeoutMs: 120_000 });
+    return Number(out.trim());
+  }
+
+  /**
+   * The config `nginx -t` checks for a generation: the shops' files inside a
+   * minimal base (what every dispatcher's nginx.conf has around them).
+   * `only` limits it to one shop file, for finding which install fails.
+   */
+  testConfig(generation: string, only?: string): string {
+    const dir = this.dir(generation);
+    return [
+      '# Written by the provisioning engine to test a generation: not loaded by the running nginx.',
+      `pid ${posix.join(this.root, TESTS_DIR, `${generation}.pid`)};`,
+      'error_log stderr;',
+      'events {}',
+      'http {',
+      '    server_names_hash_max_size 65536;',
+      '    server_names_hash_bucket_size 128;',
+      `    ${LOG_FORMAT_DIRECTIVE}`,
+      `    include ${dir}/${only ?? 'shops/*.conf'};`,
+      '}',
+      '',
+    ].join('\n');
+  }
+
+  /** `nginx -t` on the generation's test config (or one of its shop files alone). */
+  async test(generation: string, only?: string): Promise<{ ok: boolean; untestable: boolean; stderr: string }> {
+    if (only !== undefined && !SHOP_FILE.test(only)) throw new Error(`refused file name ${JSON.stringify(only)}`);
+    const dir = this.dir(generation);
+    // Beside the generations, never inside one: the running nginx includes `current/*.conf`.
+    const config = posix.join(this.root, TESTS_DIR, `${generation}${only ? `-${posix.basename(only, '.conf')}` : ''}.conf`);
+    await this.executor.writeFile(this.server, config, this.testConfig(generation, only));
+    const result = await this.executor.run(this.server, ['nginx', '-t', '-q', '-e', 'stderr', '-p', `${dir}/`, '-c', config], { timeoutMs: 600_000 });
+    return { ok: result.exitCode === 0, untestable: result.exitCode === 127, stderr: result.stderr.trim() };
+  }
+
+  /** Points `current` at the generation (and `last-good` at the one it replaces): each link renamed into place. */
+  async swap(generation: string, previous: string | null): Promise<void> {
+    if (previous) await this.executor.symlink(this.server, `${GENERATIONS_DIR}/${checkGeneration(previous)}`, posix.join(this.root, LAST_GOOD_LINK));
+    await this.executor.symlink(this.server, `${GENERATIONS_DIR}/${checkGeneration(generation)}`, posix.join(this.root, CURRENT_LINK));
+  }
+
+  /** Reloads the running nginx and waits for its new workers: `reloaded`, `not-running`, or `no-new-workers`. */
+  async reload(limitSeconds: number): Promise<'reloaded' | 'not-running' | 'no-new-workers'> {
+    const pidFile = this.server.nginxPidFile ?? '/run/nginx.pid';
+    if (!/^\/[A-Za-z0-9._\/-]+$/.test(pidFile)) throw new Error(`refused pid file ${JSON.stringify(pidFile)}`);
+    const result = await this.executor.run(this.server, ['sh', '-c', RELOAD_SCRIPT, 'reload', pidFile, String(Math.ceil(limitSeconds))], {
+      timeoutMs: (limitSeconds + 30) * 1000,
+    });
+    if (result.exitCode === 0) return 'reloaded';
+    if (result.exitCode === 10) return 'not-running';
+    if (result.exitCode === 11) return 'no-new-workers';
+    throw new Error(`reloading nginx on ${this.server.hostname} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+  }
+
+  /** `diff -ru` of two generations (or of nothing and one). */
+  async diff(from: string | null, to: string): Promise<string> {
+    const result = await this.executor.run(this.server, ['diff', '-ruN', '--', from ? `${this.dir(from)}/shops` : '/dev/null', `${this.dir(to)}/shops`], { timeoutMs: 120_000 });
+    if (result.exitCode > 1) throw new Error(`diff on ${this.server.hostname} failed: ${result.stderr.trim()}`);
+    return result.stdout;
+  }
+
+  /** Removes every generation but those kept (and what crashed runs left staged). */
+  async prune(keep: readonly (string | null)[]): Promise<void> {
+    const names = keep.filter((g): g is string => g !== null).map(checkGeneration);
+    await this.executor.mustRun(this.server, ['sh', '-c', PRUNE_SCRIPT, 'prune', this.root, ...names], { timeoutMs: 300_000 });
+  }
+
+  async remove(generation: string): Promise<void> {
+    await this.executor.remove(this.server, this.dir(generation));
+  }
+}
+
+function checkGeneration(name: string): string {
+  if (!GENERATION.test(name)) throw new Error(`refused generation name ${JSON.stringify(name)}`);
+  return name;
+}
+
+function generationOfLink(target: string): string | null {
+  const m = /^generations\/(g[0-9a-z]{6,12}-[0-9a-f]{4})$/.exec(target.trim());
+  return m ? m[1]! : null;
+}

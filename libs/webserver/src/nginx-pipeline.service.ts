@@ -1,0 +1,324 @@
+import { performance } from 'node:perf_hooks';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { DataSource, In } from 'typeorm';
+import { AuditEvent, Server, WebQuarantine } from '@app/catalog';
+import { PermanentJobError } from '@app/queue';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { ServerAccess } from '@app/hosts';
+import { DispatcherInputLoader } from './dispatcher-input.loader.js';
+import { DispatcherFiles, isShopFile, newGenerationName, sha256, type PlannedFile } from './dispatcher-files.js';
+import { NginxRebuilds } from './nginx-rebuilds.service.js';
+import { installFile, MAIN_INCLUDE, renderEach } from './render.js';
+
+export interface ApplyOptions {
+  /** Stage and diff only: nothing goes live, nothing is recorded. */
+  dryRun?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ApplyReport {
+  server: string;
+  /** The generation now live (or that would be, on a dry run); null when nothing changed. */
+  generation: string | null;
+  /** Shop files written (changed or new); every other file is a hard link to the live one. */
+  written: string[];
+  removed: string[];
+  filesWritten: number;
+  /** Installs refused on this dispatcher by this run, with why (their sites keep their last good vhost, or none). */
+  quarantined: { installId: number; fsName: string; reason: string; keptLastGood: boolean }[];
+  /** Installs whose quarantine this run lifted (their file passed). */
+  released: number[];
+  /** What happened to the running nginx. */
+  nginx: 'reloaded' | 'not-running' | 'unchanged' | 'untested' | 'dry-run';
+  diff?: string;
+  timings: { renderMs: number; stageMs: number; testMs: number; reloadMs: number; totalMs: number };
+}
+
+/** The new config was refused and no single install could be blamed: nothing went live. */
+export class NginxApplyError extends PermanentJobError {
+  override name = 'NginxApplyError';
+  /** Retrying the same config cannot help. */
+  readonly permanent = true;
+}
+
+interface Held {
+  installId: number;
+  fsName: string;
+  reason: string;
+  /** Link the live file (its last good vhost) into the new generation, rather than leave the install out. */
+  keep: boolean;
+}
+
+/**
+ * Applies the catalog to one dispatcher's nginx, never breaking what is
+ * live: a new generation is staged beside the live one (changed files
+ * written, the rest hard-linked), tested with `nginx -t`, and only then
+ * swapped in and reloaded; the reload is verified by the new workers it
+ * starts, and undone if they never come. An install whose file nginx
+ * refuses is quarantined (named, flagged, audited) and the rest applied.
+ * Callers serialize per dispatcher (the rebuild job's resource key).
+ */
+@Injectable()
+export class NginxPipeline {
+  private readonly logger = new Logger('NginxPipeline');
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly access: ServerAccess,
+    private readonly loader: DispatcherInputLoader,
+    private readonly rebuilds: NginxRebuilds,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+  ) {}
+
+  files(server: Server): DispatcherFiles {
+    return new DispatcherFiles(this.access.executorFor(server), server);
+  }
+
+  async apply(server: Server, options: ApplyOptions = {}): Promise<ApplyReport> {
+    const started = performance.now();
+    const log = options.log ?? (() => undefined);
+    const files = this.files(server);
+    const timings = { renderMs: 0, stageMs: 0, testMs: 0, reloadMs: 0, totalMs: 0 };
+
+    const input = await this.loader.load(server);
+    let mark = performance.now();
+    const rendered = renderEach(input);
+    timings.renderMs = performance.now() - mark;
+    const fsNameOf = new Map(input.installs.map((i) => [installFile(i.fsName), { id: i.id, fsName: i.fsName }]));
+    const quarantinedBefore = new Map((await this.dataSource.getRepository(WebQuarantine).find({ where: { serverId: server.id } })).map((q) => [q.installId, q]));
+    const state = await files.inspect();
+    const live = state.current;
+
+    const held = new Map<string, Held>();
+    for (const r of rendered.refused) {
+      held.set(installFile(r.fsName), { installId: r.id, fsName: r.fsName, reason: r.error, keep: true });
+    }
+    const desired = new Map([...rendered.files].filter(([name]) => isShopFile(name)));
+    const mainInclude = rendered.files.get(MAIN_INCLUDE)!;
+
+    const plan = () => {
+      const list: PlannedFile[] = [];
+      const written: string[] = [];
+      const names = new Set([...desired.keys(), ...held.keys()]);
+      for (const name of [...names].sort()) {
+        const stays = live !== null && state.hashes.has(name);
+        const h = held.get(name);
+        if (h) {
+          if (h.keep && stays) list.push({ name, link: true });
+          continue;
+        }
+        const content = desired.get(name)!;
+        if (stays && state.hashes.get(name) === sha256(content)) list.push({ name, link: true });
+        else {
+          list.push({ name, content });
+          written.push(name);
+        }
+      }
+      const mainChanged = !(live !== null && state.hashes.get(MAIN_INCLUDE) === sha256(mainInclude));
+      list.push(mainChanged ? { name: MAIN_INCLUDE, content: mainInclude } : { name: MAIN_INCLUDE, link: true });
+      const kept = new Set(list.map((f) => f.name));
+      const removed = [...state.hashes.keys()].filter((n) => isShopFile(n) && !kept.has(n));
+      return { list, written, removed, mainChanged };
+    };
+
+    let generation = '';
+    let planned = plan();
+    for (let round = 1; ; round++) {
+      if (round > 100) throw new NginxApplyError(`nginx on ${server.hostname}: gave up after 100 rounds of finding refused installs`);
+      planned = plan();
+      if (live !== null && planned.written.length === 0 && planned.removed.length === 0 && !planned.mainChanged) {
+        await this.record(server, held, quarantinedBefore, fsNameOf, null, options);
+        timings.totalMs = performance.now() - started;
+        log(`nginx on ${server.hostname}: nothing changed (generation ${live})`);
+        return this.report(server, null, planned, held, quarantinedBefore, state.hashes, 'unchanged', timings);
+      }
+      generation = newGenerationName();
+      mark = performance.now();
+      const filesWritten = await files.stage(generation, live, planned.list);
+      timings.stageMs += performance.now() - mark;
+      log(`staged ${generation} on ${server.hostname}: ${filesWritten} file(s) written, ${planned.removed.length} removed`);
+
+      if (options.dryRun) {
+        const diff = await files.diff(live, generation);
+        await files.remove(generation);
+        timings.totalMs = performance.now() - started;
+        return { ...this.report(server, generation, planned, held, quarantinedBefore, state.hashes, 'dry-run', timings), diff };
+      }
+
+      // A quarantined install's new file is tried alone first: a file that still fails costs no full test.
+      const retried = planned.written.filter((n) => quarantinedBefore.has(fsNameOf.get(n)?.id ?? -1));
+      let refusedAlone = false;
+      mark = performance.now();
+      for (const name of retried) {
+        const alone = await files.test(generation, name);
+        if (!alone.ok && !this.untestable(server, alone.untestable)) {
+          this.hold(held, name, fsNameOf, firstError(alone.stderr), true);
+          refusedAlone = true;
+        }
+      }
+      timings.testMs += performance.now() - mark;
+      if (refusedAlone) {
+        await files.remove(generation);
+        continue;
+      }
+
+      mark = performance.now();
+      const test = await files.test(generation);
+      timings.testMs += performance.now() - mark;
+      if (test.ok) break;
+      if (this.untestable(server, test.untestable)) {
+        log(`nginx cannot test configs on ${server.hostname} (not installed, or not run as root): ${generation} goes live untested`);
+        break;
+      }
+      const culprit = culpritOf(test.stderr, files.dir(generation));
+      if (culprit && (desired.has(culprit) || held.has(culprit))) {
+        // Named by nginx. A new file falls back to the install's last good one; a file that was already live is left out.
+        const wasWritten = planned.written.includes(culprit);
+        const already = held.get(culprit);
+        this.hold(held, culprit, fsNameOf, firstError(test.stderr), wasWritten && !already);
+        log(`nginx -t on ${server.hostname} refused ${culprit}: ${firstError(test.stderr)}`);
+      } else {
+        // Not named: each new file alone against the base config.
+        const failing: string[] = [];
+        mark = performance.now();
+        for (const name of planned.written) {
+          const alone = await files.test(generation, name);
+          if (!alone.ok) {
+            this.hold(held, name, fsNameOf, firstError(alone.stderr), true);
+            failing.push(name);
+          }
+        }
+        timings.testMs += performance.now() - mark;
+        if (failing.length === 0) {
+          await files.remove(generation);
+          throw new NginxApplyError(`nginx -t on ${server.hostname} refused the new config and no single install is at fault; the live config is untouched: ${test.stderr}`);
+        }
+      }
+      await files.remove(generation);
+    }
+
+    mark = performance.now();
+    await files.swap(generation, live);
+    const limit = 60 + Math.ceil(desired.size / 100);
+    const reload = await files.reload(limit);
+    if (reload === 'no-new-workers') {
+      if (live) {
+        await files.swap(live, state.lastGood);
+        await files.reload(limit);
+      }
+      throw new Error(`nginx on ${server.hostname} did not start workers on the new config within ${limit} s (see its error log); current is back on ${live ?? 'nothing'}`);
+    }
+    timings.reloadMs = performance.now() - mark;
+    if (reload === 'not-running') log(`nginx is not running on ${server.hostname}: ${generation} is in place and loads when it starts`);
+    else log(`nginx on ${server.hostname} reloaded on ${generation}`);
+    await files.prune([generation, live]);
+    await this.record(server, held, quarantinedBefore, fsNameOf, { generation, previous: live }, options);
+    timings.totalMs = performance.now() - started;
+    const untested = this.untestable(server, true);
+    return this.report(server, generation, planned, held, quarantinedBefore, state.hashes, untested && reload === 'not-running' ? 'untested' : reload, timings);
+  }
+
+  /** Points `current` back at the last good generation and reloads (the generation it leaves becomes last-good). */
+  async rollback(server: Server, log: (line: string) => void = () => undefined): Promise<{ generation: string; nginx: string }> {
+    const files = this.files(server);
+    const state = await files.inspect();
+    if (!state.lastGood || !state.generations.includes(state.lastGood)) throw new NginxApplyError(`${server.hostname} has no last-good nginx generation to roll back to`);
+    const test = await files.test(state.lastGood);
+    if (!test.ok && !this.untestable(server, test.untestable)) throw new NginxApplyError(`the last-good generation ${state.lastGood} on ${server.hostname} no longer passes nginx -t: ${test.stderr}`);
+    await files.swap(state.lastGood, state.current);
+    const reload = await files.reload(120);
+    if (reload === 'no-new-workers') throw new Error(`nginx on ${server.hostname} did not start workers on ${state.lastGood} (see its error log)`);
+    log(`nginx on ${server.hostname} rolled back to ${state.lastGood} (${reload})`);
+    await this.rebuilds.configRow(server.id, { liveGeneration: state.lastGood, lastGoodGeneration: state.current, appliedAt: new Date(), lastError: null });
+    return { generation: state.lastGood, nginx: reload };
+  }
+
+  private hold(held: Map<string, Held>, name: string, fsNameOf: Map<string, { id: number; fsName: string }>, reason: string, keep: boolean): void {
+    const install = fsNameOf.get(name);
+    if (!install) throw new NginxApplyError(`nginx refused ${name}, which is no install of this dispatcher`);
+    held.set(name, { installId: install.id, fsName: install.fsName, reason, keep });
+  }
+
+  private untestable(server: Server, missing: boolean): boolean {
+    if (!this.config.embedded || server.transport !== 'local') return false;
+    return missing || process.getuid?.() !== 0;
+  }
+
+  /** Quarantine rows, audit, the dispatcher's row: after the swap (or when nothing changed). */
+  private async record(
+    server: Server,
+    held: Map<string, Held>,
+    before: Map<number, WebQuarantine>,
+    fsNameOf: Map<string, { id: number; fsName: string }>,
+    swapped: { generation: string; previous: string | null } | null,
+    options: ApplyOptions,
+  ): Promise<void> {
+    if (options.dryRun) return;
+    const heldIds = new Set([...held.values()].map((h) => h.installId));
+    const servedIds = new Set([...fsNameOf.values()].map((i) => i.id));
+    await this.dataSource.transaction(async (m) => {
+      for (const h of held.values()) {
+        const reason = `nginx on ${server.hostname} refused install ${h.installId} (${h.fsName}): ${h.reason}`.slice(0, 1024);
+        if (before.has(h.installId)) {
+          await m.update(WebQuarantine, { id: before.get(h.installId)!.id }, { reason });
+          continue;
+        }
+        await m.insert(WebQuarantine, { serverId: server.id, installId: h.installId, reason });
+        await m.insert(AuditEvent, {
+          actor: 'nginx-pipeline',
+          via: 'worker',
+          action: 'nginx.quarantine',
+          targetType: 'install',
+          targetId: String(h.installId),
+          details: { server: server.hostname, fsName: h.fsName, reason: h.reason.slice(0, 500), keptLastGood: h.keep },
+        });
+        this.logger.error({ server: server.hostname, installId: h.installId, fsName: h.fsName }, `quarantined: ${reason}`);
+      }
+      // Lifted: passed this time, or no longer served here (removed, failed).
+      const lifted = [...before.keys()].filter((id) => !heldIds.has(id) && (swapped !== null || !servedIds.has(id)));
+      if (lifted.length > 0) await m.delete(WebQuarantine, { serverId: server.id, installId: In(lifted) });
+    });
+    if (swapped) {
+      await this.rebuilds.configRow(server.id, { liveGeneration: swapped.generation, lastGoodGeneration: swapped.previous, appliedAt: new Date(), lastError: null });
+    }
+  }
+
+  private report(
+    server: Server,
+    generation: string | null,
+    planned: { written: string[]; removed: string[] },
+    held: Map<string, Held>,
+    before: Map<number, WebQuarantine>,
+    live: Map<string, string>,
+    nginx: ApplyReport['nginx'],
+    timings: ApplyReport['timings'],
+  ): ApplyReport {
+    const heldIds = new Set([...held.values()].map((h) => h.installId));
+    return {
+      server: server.hostname,
+      generation,
+      written: planned.written,
+      removed: planned.removed,
+      filesWritten: planned.written.length,
+      quarantined: [...held.entries()].map(([name, h]) => ({ installId: h.installId, fsName: h.fsName, reason: h.reason, keptLastGood: h.keep && live.has(name) })),
+      released: nginx === 'unchanged' || nginx === 'dry-run' ? [] : [...before.keys()].filter((id) => !heldIds.has(id)),
+      nginx,
+      timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])) as ApplyReport['timings'],
+    };
+  }
+}
+
+/** The first error line nginx printed, without its prefix. */
+function firstError(stderr: string): string {
+  const line = stderr.split('\n').find((l) => /\[(emerg|alert|crit|error)\]/.test(l)) ?? stderr.split('\n')[0] ?? '';
+  // Without nginx's own prefix, timestamp and pid: `[emerg] cannot load certificate ...`.
+  return line.replace(/^nginx: /, '').replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d /, '').replace(/^(\[\w+\]) \d+#\d+: /, '$1 ').trim().slice(0, 900);
+}
+
+/** The shop file nginx named in its error (`... in <dir>/shops/<fs>.conf:<line>`), if any. */
+function culpritOf(stderr: string, dir: string): string | null {
+  const escaped = dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`${escaped}/(shops/[a-z][a-z0-9]{0,31}\\.conf)(:\\d+)?`).exec(stderr);
+  return m ? m[1]! : null;
+}
+

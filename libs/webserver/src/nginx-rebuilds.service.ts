@@ -1,0 +1,142 @@
+import { posix } from 'node:path';
+import { Injectable } from '@nestjs/common';
+import { DataSource, In, type EntityManager } from 'typeorm';
+import { DispatcherConfig, InstallServer, Job, Server, WebQuarantine } from '@app/catalog';
+import { defineJobKind, QueueService } from '@app/queue';
+import { ServerAccess } from '@app/hosts';
+import { DispatcherInputLoader } from './dispatcher-input.loader.js';
+import { GENERATIONS_DIR } from './dispatcher-files.js';
+import { installFile, renderEach } from './render.js';
+
+export interface NginxRebuildPayload {
+  serverId: number;
+}
+
+/** One dispatcher's nginx rebuilt from the catalog (resource key `nginx:server:<id>`). */
+export const NGINX_REBUILD = defineJobKind<NginxRebuildPayload>('nginx.rebuild', {
+  maxAttempts: 5,
+  leaseMs: 120_000,
+  backoff: { baseMs: 5_000, maxMs: 120_000 },
+});
+
+export const nginxResourceKey = (serverId: number) => `nginx:server:${serverId}`;
+
+/** A failed rebuild is requested again by the reconciler after this long (a dead host, a config no install explains). */
+export const FAILED_REBUILD_RETRY_MS = 5 * 60_000;
+
+export type VhostState =
+  | { state: 'live' }
+  | { state: 'pending' }
+  | { state: 'quarantined'; reason: string }
+  | { state: 'not-served' };
+
+/**
+ * Rebuild requests, coalesced per dispatcher: the first request while no
+ * rebuild is queued enqueues one; the others only bump the wanted
+ * generation and are served by that job (it reads the generation when it
+ * starts). A burst of installs causes a handful of reloads, not one each.
+ */
+@Injectable()
+export class NginxRebuilds {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly queue: QueueService,
+    private readonly access: ServerAccess,
+    private readonly loader: DispatcherInputLoader,
+  ) {}
+
+  /** Requests a rebuild of one dispatcher; in the caller's transaction when given one. */
+  async request(serverId: number, manager?: EntityManager): Promise<{ jobId: number | null }> {
+    const run = async (m: EntityManager) => {
+      await this.configRow(serverId, {}, m);
+      const claimed = await m
+        .createQueryBuilder()
+        .update(DispatcherConfig)
+        .set({ wantedGeneration: () => 'wanted_generation + 1', pending: true })
+        .where('server_id = :serverId AND pending = :no', { serverId, no: false })
+        .execute();
+      if ((claimed.affected ?? 0) === 0) {
+        // A rebuild is queued and not started yet: it will include this request.
+        await m.createQueryBuilder().update(DispatcherConfig).set({ wantedGeneration: () => 'wanted_generation + 1' }).where('server_id = :serverId', { serverId }).execute();
+        return { jobId: null };
+      }
+      const { job } = await this.queue.enqueue(NGINX_REBUILD, { serverId }, { resourceKey: nginxResourceKey(serverId), manager: m });
+      return { jobId: job.id };
+    };
+    return manager ? run(manager) : this.dataSource.transaction(run);
+  }
+
+  /** Requests a rebuild of every dispatcher serving the install. */
+  async requestForInstall(installId: number, manager?: EntityManager): Promise<void> {
+    const m = manager ?? this.dataSource.manager;
+    const rows = await m.find(InstallServer, { where: { installId } });
+    const servers = rows.length ? await m.find(Server, { where: { id: In(rows.map((r) => r.serverId)) } }) : [];
+    for (const server of servers.filter((s) => s.roles.includes('dispatcher'))) await this.request(server.id, manager);
+  }
+
+  /**
+   * Dispatchers whose config is behind the catalog with no rebuild queued
+   * (down when it was requested, a failed rebuild, a job an operator
+   * cancelled) get one. Returns how many were requested.
+   */
+  async reconcile(now = Date.now()): Promise<number> {
+    const rows = await this.dataSource
+      .getRepository(DispatcherConfig)
+      .createQueryBuilder('c')
+      .innerJoin(Server, 's', 's.id = c.serverId')
+      .where("s.state <> 'down'")
+      .andWhere('(c.wantedGeneration > c.appliedGeneration OR c.pending = :yes)', { yes: true })
+      .getMany();
+    let requested = 0;
+    for (const row of rows) {
+      const open = await this.dataSource.getRepository(Job).count({ where: { resourceKey: nginxResourceKey(row.serverId), state: In(['ready', 'blocked', 'running']) } });
+      if (open > 0) continue;
+      if (row.pending) await this.dataSource.getRepository(DispatcherConfig).update({ id: row.id }, { pending: false });
+      if (row.wantedGeneration <= row.appliedGeneration) continue;
+      if (row.lastError !== null && now - row.updatedAt.getTime() < FAILED_REBUILD_RETRY_MS) continue;
+      await this.request(row.serverId);
+      requested++;
+    }
+    return requested;
+  }
+
+  /**
+   * Whether the install's vhost as the catalog has it now is what the
+   * dispatcher's nginx loaded (the file of the generation recorded live,
+   * after its reload was verified).
+   */
+  async vhostState(server: Server, installId: number): Promise<VhostState> {
+    const quarantine = await this.dataSource.getRepository(WebQuarantine).findOneBy({ serverId: server.id, installId });
+    if (quarantine) return { state: 'quarantined', reason: quarantine.reason };
+    const input = await this.loader.load(server, installId);
+    const install = input.installs[0];
+    if (!install) return { state: 'not-served' };
+    const { files, refused } = renderEach(input);
+    if (refused.length > 0) return { state: 'quarantined', reason: refused[0]!.error };
+    const row = await this.dataSource.getRepository(DispatcherConfig).findOneBy({ serverId: server.id });
+    if (!row?.liveGeneration) return { state: 'pending' };
+    const name = installFile(install.fsName);
+    const path = posix.join(server.nginxConfDir, GENERATIONS_DIR, row.liveGeneration, name);
+    const result = await this.access.executorFor(server).run(server, ['cat', '--', path]);
+    return result.exitCode === 0 && result.stdout === files.get(name) ? { state: 'live' } : { state: 'pending' };
+  }
+
+  /** The dispatcher's pipeline row, made on first use. */
+  async configRow(serverId: number, changes: Partial<DispatcherConfig> = {}, manager: EntityManager = this.dataSource.manager): Promise<DispatcherConfig> {
+    const repo = manager.getRepository(DispatcherConfig);
+    let row = await repo.findOneBy({ serverId });
+    if (!row) {
+      try {
+        await repo.insert({ serverId });
+      } catch {
+        // Another engine made it first.
+      }
+      row = await repo.findOneByOrFail({ serverId });
+    }
+    if (Object.keys(changes).length > 0) {
+      await repo.update({ id: row.id }, changes);
+      Object.assign(row, changes);
+    }
+    return row;
+  }
+}

@@ -1,0 +1,259 @@
+import { execFileSync } from 'node:child_process';
+import { jest } from '@jest/globals';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { INestApplicationContext, Type } from '@nestjs/common';
+import { DataSource, In } from 'typeorm';
+import { AuditEvent, DispatcherConfig, Install, InstallSite, Job, Server, SharedCodeGroup, WebQuarantine } from '@app/catalog';
+import { CodebasesModule } from '@app/codebases';
+import { HostsModule } from '@app/hosts';
+import { DispatcherFiles, NGINX_REBUILD, NginxPipeline, NginxRebuilds, WebserverModule } from '@app/webserver';
+import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
+import { startNginx, stopNginx, testNginxConfig } from '../support/nginx.js';
+import { startPhpFpm, stopPhpFpm, type PhpFpm } from '../support/php-fpm.js';
+import { descendantsOf } from '../support/processes.js';
+import { eventually, sleep, startQueueContext } from '../support/queue-context.js';
+import { testServer } from '../support/server-roots.js';
+import type { NginxServer } from '../support/testbed.js';
+import { readTestbed } from '../support/testbed.js';
+import { codeGroupFor, fetchSite, makeCert, seedWebInstalls } from '../support/web-installs.js';
+
+/**
+ * The nginx pipeline against a real nginx (its http block includes the
+ * dispatcher's `current/*.conf`) and php-fpm, on a dispatcher reached over
+ * SSH, catalog on MariaDB. Sites are asked over HTTP with a Host header on
+ * their own loopback IPs, port 80.
+ */
+describe('nginx pipeline on a running nginx', () => {
+  let base: string;
+  let catalog: TestCatalog;
+  let app: INestApplicationContext;
+  let ds: DataSource;
+  let nginx: NginxServer;
+  let fpm: PhpFpm;
+  let d1: Server;
+  let group: SharedCodeGroup;
+  let pipeline: NginxPipeline;
+  const ip = (n: number) => `127.0.95.${n}`;
+
+  beforeAll(async () => {
+    base = mkdtempSync(join(tmpdir(), 'nginx-pipeline-'));
+    chmodSync(base, 0o755);
+    catalog = await createTestCatalog('mariadb', 'nginx_pipeline');
+    app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), WebserverModule] as unknown as Type[]);
+    ds = app.get(DataSource);
+    const serverRow = testServer(join(base, 'd1'), 'web1.example.net', ['dispatcher', 'handler'], readTestbed().sshd, { privateIp: '127.0.95.200' });
+    nginx = await startNginx(join(base, 'nginx'), { include: [join(serverRow.nginxConfDir, 'current/*.conf')] });
+    d1 = await ds.getRepository(Server).save({ ...serverRow, nginxPidFile: join(nginx.prefix, 'nginx.pid') });
+    fpm = await startPhpFpm(join(base, 'fpm'), '127.0.95.200', 9000);
+    group = await codeGroupFor(ds, d1);
+    pipeline = app.get(NginxPipeline);
+  });
+  afterAll(async () => {
+    await app?.close();
+    if (nginx) await stopNginx(nginx);
+    if (fpm) await stopPhpFpm(fpm);
+    await catalog?.drop();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  const generations = () => readdirSync(join(d1.nginxConfDir, 'generations')).sort();
+  const current = () => readlinkSync(join(d1.nginxConfDir, 'current'));
+  const site = async (fsName: string) => {
+    const install = await ds.getRepository(Install).findOneByOrFail({ fsName });
+    return ds.getRepository(InstallSite).findOneByOrFail({ installId: install.id });
+  };
+
+  it('applies the catalog: every site answers through the running nginx, static files and PHP', async () => {
+    await seedWebInstalls(ds, d1, group, [
+      { fsName: 'alpha', hostname: 'alpha.example.org', ip: ip(1) },
+      { fsName: 'beta', hostname: 'beta.example.org', ip: ip(2) },
+      { fsName: 'gamma', hostname: 'gamma.example.org', ip: ip(1) },
+    ]);
+    const report = await pipeline.apply(d1);
+    expect(report).toMatchObject({ nginx: 'reloaded', filesWritten: 3, written: ['shops/alpha.conf', 'shops/beta.conf', 'shops/gamma.conf'], quarantined: [] });
+    expect(current()).toBe(`generations/${report.generation}`);
+
+    expect(await fetchSite(ip(1), 'alpha.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from alpha\n' });
+    expect(await fetchSite(ip(1), 'gamma.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from gamma\n' });
+    expect(await fetchSite(ip(2), 'beta.example.org', '/index.php')).toMatchObject({ status: 200, body: 'php:beta.example.org:/index.php' });
+    // Not a file: the front controller (PHP) answers; PHP files other than the entry points are refused.
+    expect(await fetchSite(ip(2), 'beta.example.org', '/some/page?x=1')).toMatchObject({ status: 200, body: 'php:beta.example.org:/some/page?x=1' });
+    expect((await fetchSite(ip(2), 'beta.example.org', '/other.php')).status).toBe(403);
+    // The shops' access log format carries the host first (site accounting).
+    expect(readFileSync(join(d1.nginxConfDir, 'current/shops.conf'), 'utf8')).toContain("log_format shop_host '$host ");
+    expect((await ds.getRepository(DispatcherConfig).findOneByOrFail({ serverId: d1.id })).liveGeneration).toBe(report.generation);
+  });
+
+  it('writes one file for a one-install change, and reloads nothing when nothing changed', async () => {
+    await ds.getRepository(InstallSite).update({ id: (await site('beta')).id }, { secureHostname: 'secure.beta.example.org' });
+    const before = current();
+    const report = await pipeline.apply(d1);
+    expect(report).toMatchObject({ nginx: 'reloaded', filesWritten: 1, written: ['shops/beta.conf'], removed: [] });
+    expect(await fetchSite(ip(2), 'secure.beta.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from beta\n' });
+    // The unchanged files are the same inodes as in the previous generation: linked, not written.
+    const inode = (gen: string, f: string) => execFileSync('stat', ['-c', '%i', join(d1.nginxConfDir, gen, 'shops', f)]).toString();
+    expect(inode(before, 'alpha.conf')).toBe(inode(current(), 'alpha.conf'));
+    expect(readlinkSync(join(d1.nginxConfDir, 'last-good'))).toBe(before);
+
+    const workers = descendantsOf(nginx.pid).sort();
+    const again = await pipeline.apply(d1);
+    expect(again).toMatchObject({ nginx: 'unchanged', generation: null, filesWritten: 0 });
+    // No reload: no worker the master did not already have.
+    expect(descendantsOf(nginx.pid).filter((p) => !workers.includes(p))).toEqual([]);
+  });
+
+  it('never loads a bad vhost: the others answer throughout, the culprit is named and quarantined', async () => {
+    // A new install whose certificate does not exist, and a live one changed to a missing certificate.
+    await seedWebInstalls(ds, d1, group, [{ fsName: 'broken', hostname: 'broken.example.org', ip: ip(3), cert: { pem: join(base, 'certs/broken.pem'), key: join(base, 'certs/broken.key') } }]);
+    await ds.getRepository(InstallSite).update({ id: (await site('gamma')).id }, { sslPemPath: join(base, 'certs/gamma.pem'), sslKeyPath: join(base, 'certs/gamma.key') });
+    await seedWebInstalls(ds, d1, group, [{ fsName: 'delta', hostname: 'delta.example.org', ip: ip(4) }]);
+
+    let polling = true;
+    const failures: string[] = [];
+    let answered = 0;
+    const poller = (async () => {
+      while (polling) {
+        for (const [addr, host, fs] of [[ip(1), 'alpha.example.org', 'alpha'], [ip(2), 'beta.example.org', 'beta']] as const) {
+          const answer = await fetchSite(addr, host, '/hello.txt').catch((e: Error) => ({ status: 0, body: e.message }));
+          if (answer.status === 200 && answer.body === `hello from ${fs}\n`) answered++;
+          else failures.push(`${host}: ${answer.status} ${answer.body}`);
+        }
+        await sleep(10);
+      }
+    })();
+    const report = await pipeline.apply(d1);
+    polling = false;
+    await poller;
+    expect(failures).toEqual([]);
+    expect(answered).toBeGreaterThan(2);
+
+    expect(report.nginx).toBe('reloaded');
+    expect(report.quarantined.map((q) => `${q.fsName}:${q.keptLastGood}`).sort()).toEqual(['broken:false', 'gamma:true']);
+    for (const q of report.quarantined) expect(q.reason).toMatch(/cannot load certificate|No such file/);
+    const rows = await ds.getRepository(WebQuarantine).find({ where: { serverId: d1.id } });
+    expect(rows.map((r) => r.reason.replace(/install \d+/, 'install N')).sort()).toEqual([
+      expect.stringMatching(/^nginx on web1\.example\.net refused install N \(broken\): \[emerg\] cannot load certificate ".*broken\.pem"/),
+      expect.stringMatching(/^nginx on web1\.example\.net refused install N \(gamma\): \[emerg\] cannot load certificate ".*gamma\.pem"/),
+    ]);
+    expect(await ds.getRepository(AuditEvent).count({ where: { action: 'nginx.quarantine' } })).toBe(2);
+    // The rest was applied; gamma keeps its last good vhost; broken has none.
+    expect(await fetchSite(ip(4), 'delta.example.org', '/hello.txt')).toMatchObject({ status: 200 });
+    expect(await fetchSite(ip(1), 'gamma.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from gamma\n' });
+    expect(existsSync(join(d1.nginxConfDir, 'current/shops/broken.conf'))).toBe(false);
+    expect(readFileSync(join(d1.nginxConfDir, 'current/shops/gamma.conf'), 'utf8')).not.toContain('ssl_certificate');
+    await expect(fetchSite(ip(3), 'broken.example.org', '/hello.txt')).rejects.toThrow(/ECONNREFUSED/);
+    // What is on disk is what nginx accepts: a restart would not break.
+    await testNginxConfig(nginx);
+
+    // The saga's view: quarantined installs fail their build's webserver step.
+    const rebuilds = app.get(NginxRebuilds);
+    const broken = await ds.getRepository(Install).findOneByOrFail({ fsName: 'broken' });
+    expect(await rebuilds.vhostState(d1, broken.id)).toMatchObject({ state: 'quarantined' });
+    const delta = await ds.getRepository(Install).findOneByOrFail({ fsName: 'delta' });
+    expect(await rebuilds.vhostState(d1, delta.id)).toEqual({ state: 'live' });
+  });
+
+  it('lifts the quarantine once the install passes, and serves it over TLS', async () => {
+    // A failing quarantined file costs no full test: tried alone first.
+    const still = await pipeline.apply(d1);
+    expect(still.nginx).toBe('unchanged');
+    expect(still.quarantined.map((q) => q.fsName).sort()).toEqual(['broken', 'gamma']);
+
+    makeCert(join(base, 'certs'), 'broken', 'broken.example.org');
+    makeCert(join(base, 'certs'), 'gamma', 'gamma.example.org');
+    const report = await pipeline.apply(d1);
+    expect(report).toMatchObject({ nginx: 'reloaded', quarantined: [] });
+    expect(report.written.sort()).toEqual(['shops/broken.conf', 'shops/gamma.conf']);
+    expect(report.released).toHaveLength(2);
+    expect(await ds.getRepository(WebQuarantine).count()).toBe(0);
+    expect(await fetchSite(ip(3), 'broken.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from broken\n' });
+    expect(await fetchSite(ip(1), 'gamma.example.org', '/hello.txt', { tls: true })).toMatchObject({ status: 200, body: 'hello from gamma\n' });
+  });
+
+  it('leaves the live config valid when the engine dies between staging and swap, and cleans up after it', async () => {
+    const live = current();
+    await ds.getRepository(Install).update({ fsName: 'alpha' }, { customRewrites: [{ match: 'exact', from: '/sale', to: '/category/sale', code: 302 }] });
+    // The process dies right after staging: nginx -t never runs, nothing is swapped.
+    const died = jest.spyOn(DispatcherFiles.prototype, 'test').mockRejectedValueOnce(new Error('killed'));
+    await expect(pipeline.apply(d1)).rejects.toThrow('killed');
+    died.mockRestore();
+    expect(current()).toBe(live);
+    expect(generations()).toHaveLength(3);
+    await testNginxConfig(nginx);
+    expect((await fetchSite(ip(1), 'alpha.example.org', '/sale')).status).toBe(200);
+
+    // A staged generation a crash left behind, even a broken one, is never loaded and is pruned by the next run.
+    const files = pipeline.files(d1);
+    await files.stage('gdeadbeef-0001', null, [{ name: 'shops/alpha.conf', content: 'server { listen nonsense; }\n' }, { name: 'shops.conf', content: '' }]);
+    await testNginxConfig(nginx);
+    const report = await pipeline.apply(d1);
+    expect(report).toMatchObject({ nginx: 'reloaded', written: ['shops/alpha.conf'] });
+    expect(generations()).toEqual([live.replace('generations/', ''), report.generation].sort());
+    expect(await fetchSite(ip(1), 'alpha.example.org', '/sale')).toMatchObject({ status: 302, location: 'http://alpha.example.org/category/sale' });
+    expect(readdirSync(join(d1.nginxConfDir, 'tests'))).toEqual([]);
+  });
+
+  it('prints the diff of a dry run and changes nothing', async () => {
+    await ds.getRepository(Install).update({ fsName: 'alpha' }, { customRewrites: [{ match: 'prefix', from: '/old/', to: 'https://alpha.example.org/', code: 301 }] });
+    const live = current();
+    const gens = generations();
+    const report = await pipeline.apply(d1, { dryRun: true });
+    expect(report.nginx).toBe('dry-run');
+    expect(report.diff).toContain('-    location = /sale { return 302 /category/sale; }');
+    expect(report.diff).toContain('+    location ^~ /old/ { return 301 https://alpha.example.org/; }');
+    expect(current()).toBe(live);
+    expect(generations()).toEqual(gens);
+    await ds.getRepository(Install).update({ fsName: 'alpha' }, { customRewrites: [{ match: 'exact', from: '/sale', to: '/category/sale', code: 302 }] });
+  });
+
+  it('rolls back to the last good generation in one command', async () => {
+    await ds.getRepository(Install).update({ fsName: 'alpha' }, { customRewrites: null });
+    const before = current();
+    await pipeline.apply(d1);
+    expect((await fetchSite(ip(1), 'alpha.example.org', '/sale')).status).toBe(200);
+    const result = await pipeline.rollback(d1);
+    expect(`generations/${result.generation}`).toBe(before);
+    expect(current()).toBe(before);
+    expect(await fetchSite(ip(1), 'alpha.example.org', '/sale')).toMatchObject({ status: 302 });
+  });
+
+  it('coalesces a burst of rebuild requests into a handful of jobs and reloads', async () => {
+    const rebuilds = app.get(NginxRebuilds);
+    const since = (await ds.getRepository(Job).maximum('id')) ?? 0;
+    const specs = Array.from({ length: 30 }, (_, i) => ({ fsName: `burst${i}`, hostname: `burst${i}.example.org`, ip: ip(10 + (i % 5)) }));
+    // Thirty builds reach their webserver step at about the same time, each asking for its rebuild.
+    await seedWebInstalls(ds, d1, group, specs);
+    for (let i = 0; i < specs.length; i++) await rebuilds.request(d1.id);
+    const row = await rebuilds.configRow(d1.id);
+    await eventually(async () => (await rebuilds.configRow(d1.id)).appliedGeneration >= row.wantedGeneration, 60_000, 'the burst to be applied');
+    const jobs = await ds.getRepository(Job).createQueryBuilder('j').where('j.id > :since AND j.kind = :kind', { since, kind: NGINX_REBUILD.name }).getMany();
+    expect(jobs.length).toBeGreaterThanOrEqual(1);
+    expect(jobs.length).toBeLessThanOrEqual(5);
+    for (const spec of specs) expect(await fetchSite(spec.ip, spec.hostname, '/hello.txt')).toMatchObject({ status: 200 });
+    const burst = await ds.getRepository(Install).find({ where: { fsName: In(specs.map((s) => s.fsName)) } });
+    for (const install of burst) expect(await rebuilds.vhostState(d1, install.id)).toEqual({ state: 'live' });
+  });
+
+  it('skips a dispatcher that is down and rebuilds it when it is back', async () => {
+    const rebuilds = app.get(NginxRebuilds);
+    await ds.getRepository(Server).update({ id: d1.id }, { state: 'down' });
+    await seedWebInstalls(ds, d1, group, [{ fsName: 'late', hostname: 'late.example.org', ip: ip(5) }]);
+    const { jobId } = await rebuilds.request(d1.id);
+    await eventually(async () => (await ds.getRepository(Job).findOneByOrFail({ id: jobId! })).state === 'done', 30_000, 'the skipped rebuild');
+    const row = await rebuilds.configRow(d1.id);
+    expect(row.appliedGeneration).toBeLessThan(row.wantedGeneration);
+    await expect(fetchSite(ip(5), 'late.example.org', '/hello.txt')).rejects.toThrow(/ECONNREFUSED/);
+
+    await ds.getRepository(Server).update({ id: d1.id }, { state: 'active' });
+    // The recurring task does this every few seconds; called here so the test does not wait for it.
+    await rebuilds.reconcile();
+    await eventually(async () => {
+      const r = await rebuilds.configRow(d1.id);
+      return r.appliedGeneration >= r.wantedGeneration;
+    }, 30_000, 'the rebuild after its return');
+    expect(await fetchSite(ip(5), 'late.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from late\n' });
+    expect(await rebuilds.reconcile()).toBe(0);
+  });
+});
