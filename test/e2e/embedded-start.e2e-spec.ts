@@ -56,7 +56,7 @@ describe('the embedded default (npm start)', () => {
     expect(view!.steps.every((s) => s.state === 'done')).toBe(true);
     const home = join(cwd, 'var/hosts/local/home', view!.fsName);
     expect(readFileSync(join(home, 'heavymetal/config.php'), 'utf8')).toContain("'hostname' => 'demo-shop.example.com'");
-    expect(existsSync(join(cwd, 'var/hosts/local/nginx', `shop-${view!.fsName}.conf`))).toBe(true);
+    expect(existsSync(join(cwd, 'var/hosts/local/nginx/current/shops', `${view!.fsName}.conf`))).toBe(true);
     expect(existsSync(join(cwd, 'var/tenant-databases', `shop_${view!.fsName}.sqlite`))).toBe(true);
     expect(readdirSync(join(cwd, 'var/mail')).some((f) => f.includes(`install-${installId}-welcome`))).toBe(true);
   });

@@ -2,20 +2,20 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { INestApplicationContext } from '@nestjs/common';
+import type { INestApplicationContext, Type } from '@nestjs/common';
 import bcrypt from 'bcryptjs';
 import mysql from 'mysql2/promise';
 import { DataSource } from 'typeorm';
-import { DatabaseUpdate, FtpAccount, Server, ServerIp, SharedCodeGroup, StartupMount } from '@app/catalog';
-import { buildSampleRepository, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
+import { DatabaseUpdate, FtpAccount, Install, Server, ServerIp, SharedCodeGroup, StartupMount } from '@app/catalog';
+import { buildSampleRepository, CodebasesModule, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { SqlStatementError, TenantDatabases } from '@app/databases';
-import { ServerAccess } from '@app/hosts';
-import { MailService } from '@app/mail';
-import { decryptSecret, InstallBuildSteps, PrepareService, type BuildContext, type CreateInstallDto } from '@app/installs';
-import type { StepIO } from '@app/saga';
+import { HostsModule } from '@app/hosts';
+import { decryptSecret, InstallBuildSteps, InstallsModule, PrepareService, type BuildContext, type CreateInstallDto } from '@app/installs';
+import { SagaModule, type StepIO } from '@app/saga';
+import { NginxRebuilds } from '@app/webserver';
 import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
-import { startQueueContext } from '../support/queue-context.js';
+import { eventually, startQueueContext } from '../support/queue-context.js';
 import { checkoutGroup, testServer } from '../support/server-roots.js';
 import { startSshd, stopSshd } from '../support/sshd.js';
 import { writeDbOptionsFile } from '../support/tenant-db-server.js';
@@ -42,7 +42,10 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     base = mkdtempSync(join(tmpdir(), 'install-build-'));
     chmodSync(base, 0o755);
     [catalog, second, repo] = await Promise.all([createTestCatalog('mariadb', 'install_build'), startSshd(join(base, 'sshd-2'), '127.0.0.7'), buildSampleRepository(join(base, 'repo'))]);
-    app = await startQueueContext(catalog.url, [PrepareService, InstallBuildSteps, TenantDatabases, ServerAccess, MailService], null);
+    // A worker: the webserver step waits for the nginx rebuild jobs it asks for.
+    app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [
+      InstallsModule.forRoot({ http: false }), HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), SagaModule,
+    ] as unknown as Type[]);
     ds = app.get(DataSource);
     servers.d1 = await ds.getRepository(Server).save(testServer(join(base, 'd1'), 'dispatch1.example.net', ['dispatcher', 'handler'], readTestbed().sshd));
     servers.d2 = await ds.getRepository(Server).save(testServer(join(base, 'd2'), 'dispatch2.example.net', ['dispatcher', 'handler'], second));
@@ -73,12 +76,30 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     const password = decryptSecret(app.get<EngineConfig>(ENGINE_CONFIG).secretsKey, context.install.dbPasswordEnc);
     return mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: context.install.dbUser, password, database: context.install.dbName });
   };
+  /** Prepared as the order hook does it: a code group slot, status building. */
+  const prepared = async (dto: CreateInstallDto) => {
+    const { install } = await app.get(PrepareService).prepare(dto);
+    await ds.getRepository(Install).update({ id: install.id }, { status: 'building' });
+    return { install: { ...install, status: 'building' as const } };
+  };
+  /** What the saga's release does for the vhosts once every step is compensated: the install failed, its dispatchers rebuilt without it. */
+  const released = async (context: BuildContext) => {
+    const rebuilds = app.get(NginxRebuilds);
+    await ds.getRepository(Install).update({ id: context.install.id }, { status: 'failed' });
+    await rebuilds.requestForInstall(context.install.id);
+    for (const server of [servers.d1!, servers.d2!]) {
+      const { wantedGeneration } = await rebuilds.configRow(server.id);
+      await eventually(async () => (await rebuilds.configRow(server.id)).appliedGeneration >= wantedGeneration, 30_000, `the rebuild of ${server.hostname}`);
+    }
+  };
   const databaseExists = (context: BuildContext) => app.get(TenantDatabases).databaseExists(servers.db!, context.install.dbName);
   /** Everything an install could leave on a server or in the database server. */
   const leftovers = async (context: BuildContext) => {
     const found: string[] = [];
     for (const name of ['d1', 'd2']) {
-      for (const dir of ['srv/home', 'srv/cron.d', 'srv/nginx']) found.push(...readdirSync(join(base, name, dir)).map((f) => `${name}:${dir}/${f}`));
+      for (const dir of ['srv/home', 'srv/cron.d', 'srv/nginx/current/shops']) {
+        if (existsSync(join(base, name, dir))) found.push(...readdirSync(join(base, name, dir)).map((f) => `${name}:${dir}/${f}`));
+      }
     }
     found.push(...(await ds.getRepository(FtpAccount).find({ where: { installId: context.install.id } })).map((a) => `ftp account ${a.userid}`));
     found.push(...(await ds.getRepository(StartupMount).find({ where: { installId: context.install.id } })).map((m) => `mount ${m.target}`));
@@ -90,7 +111,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
 
   it('builds the home, tree, config, database, SQL updates, replica and crons; runs again unchanged; compensates to nothing', async () => {
     const steps = app.get(InstallBuildSteps);
-    const { install } = await app.get(PrepareService).prepare(order('BUILD-1', 'www.stepbuild.example.com', servers.d1!.id));
+    const { install } = await prepared(order('BUILD-1', 'www.stepbuild.example.com', servers.d1!.id));
     expect(install.sharedCodeGroupId).toBe(groups['paid-1']!.id);
     const context = await steps.loadContext(install.id, null);
     expect(context.replicas.map((s) => s.hostname)).toEqual(['dispatch2.example.net']);
@@ -123,13 +144,13 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
       // Crons.
       expect(readFileSync(join(base, server, 'srv/cron.d', `shop-${install.fsName}`), 'utf8')).toContain(`*/5 * * * * www-data cd ${home} && php heavymetal/cron.php`);
     }
-    // The vhost on each dispatcher, on the site's IPs of that server, accepted by nginx -t.
+    // The vhost on each dispatcher, on the site's IPs of that server, accepted by nginx -t and live.
     for (const [server, ip] of [['d1', '127.0.81.'], ['d2', '127.0.82.']] as const) {
-      const vhost = readFileSync(join(base, server, 'srv/nginx', `shop-${install.fsName}.conf`), 'utf8');
+      const vhost = readFileSync(join(base, server, 'srv/nginx/current/shops', `${install.fsName}.conf`), 'utf8');
       expect(vhost).toMatch(new RegExp(`listen ${ip.replace(/\./g, '\\.')}\\d+:80;`));
       expect(vhost).toContain('server_name www.stepbuild.example.com;');
       expect(vhost).toContain(`root ${join(base, server, 'srv/home', install.fsName, 'html')};`);
-      expect(readdirSync(join(base, server, 'srv/nginx'))).toEqual([`shop-${install.fsName}.conf`]);
+      expect(readdirSync(join(base, server, 'srv/nginx/current/shops'))).toEqual([`${install.fsName}.conf`]);
     }
     // FTP: the account (bcrypt), the mounts of the copied paths, the copies handed to the web user.
     const account = await ds.getRepository(FtpAccount).findOneByOrFail({ installId: install.id });
@@ -169,6 +190,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     expect(JSON.parse(execFileSync('php', ['-r', 'echo json_encode(require $argv[1]);', join(base, 'd1/srv/home', install.fsName, 'heavymetal/config.php')]).toString()).cookie_key).toBe(cookie);
 
     for (const step of [...steps.steps()].reverse()) await step.compensate(again, io);
+    await released(again);
     expect(await leftovers(again)).toEqual([]);
     // Compensations tolerate "already undone".
     for (const step of [...steps.steps()].reverse()) await step.compensate(again, io);
@@ -176,7 +198,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
 
   it('stops at a failing SQL update naming the file, line and statement, and compensates to nothing', async () => {
     const steps = app.get(InstallBuildSteps);
-    const { install } = await app.get(PrepareService).prepare(order('BUILD-2', 'broken.example.com', servers.d1!.id));
+    const { install } = await prepared(order('BUILD-2', 'broken.example.com', servers.d1!.id));
     expect(install.sharedCodeGroupId).toBe(groups['paid-broken']!.id);
     const context = await steps.loadContext(install.id, null);
     const done = [];
@@ -194,6 +216,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     expect(failure).toMatchObject({ file: '0003_broken.sql', line: 2, statement: 'INSERT INTO no_such_table (id) VALUES (1)', server: 'db1.example.net' });
     expect(done.at(-1)!.name).toBe('sql-updates');
     for (const step of done.reverse()) await step.compensate(context, io);
+    await released(context);
     expect(await leftovers(context)).toEqual([]);
   });
 });

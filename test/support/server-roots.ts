@@ -26,14 +26,16 @@ export function tempServerRoots(base: string, hostname: string): ServerRoots {
 /**
  * An inventory row for a test server whose roots are fresh directories under
  * `<dir>/srv`: reached over SSH through `sshd`, or this machine (`local`)
- * when sshd is null.
+ * when sshd is null. Its nginx pid file does not exist unless a test starts
+ * an nginx for it: the pipeline finds "not running" and never signals the
+ * machine's own nginx.
  */
 export function testServer(dir: string, hostname: string, roles: NewServer['roles'], sshd: SshdServer | null, extra: Partial<NewServer> = {}): NewServer {
   const ssh = sshd
     ? { transport: 'ssh' as const, sshHost: sshd.host, sshPort: sshd.port, sshUser: sshd.user, sshKeyRef: sshd.privateKeyPath, sshHostKey: sshd.hostKeyFingerprint }
     : { transport: 'local' as const, sshHost: null, sshPort: null, sshUser: null, sshKeyRef: null, sshHostKey: null };
   const { hostname: _, ...roots } = tempServerRoots(dir, hostname);
-  return { hostname, roles, privateIp: null, ...ssh, ...roots, state: 'active', capacity: null, dbOptionsFile: null, nginxPidFile: null, ...extra };
+  return { hostname, roles, privateIp: null, ...ssh, ...roots, state: 'active', capacity: null, dbOptionsFile: null, nginxPidFile: join(dir, 'srv/nginx/nginx.pid'), ...extra };
 }
 
 /** Clones `repoPath` into `<sharedCodeRoot>/<name>` and checks out `revision` (a code group made by hand). */
