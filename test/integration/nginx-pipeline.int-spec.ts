@@ -9,7 +9,8 @@ import { AuditEvent, DispatcherConfig, Install, InstallSite, Job, Server, Shared
 import { CodebasesModule } from '@app/codebases';
 import { HostsModule } from '@app/hosts';
 import { DispatcherFiles, NGINX_REBUILD, NginxPipeline, NginxRebuilds, WebserverModule } from '@app/webserver';
-import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
+import { createTestCatalog, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
+import { cleanEnv, runCli } from '../support/processes-engine.js';
 import { startNginx, stopNginx, testNginxConfig } from '../support/nginx.js';
 import { startPhpFpm, stopPhpFpm, type PhpFpm } from '../support/php-fpm.js';
 import { descendantsOf } from '../support/processes.js';
@@ -217,6 +218,36 @@ describe('nginx pipeline on a running nginx', () => {
     expect(`generations/${result.generation}`).toBe(before);
     expect(current()).toBe(before);
     expect(await fetchSite(ip(1), 'alpha.example.org', '/sale')).toMatchObject({ status: 302 });
+  });
+
+  it('rebuild-nginx: a dry run prints the diff, a rebuild waits until live, a rollback puts last-good back; bad use is refused', async () => {
+    const env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, LOG_LEVEL: 'warn' });
+    const cli = (args: string[]) => runCli(['rebuild-nginx', ...args], base, env);
+    await pipeline.apply(d1); // after the rollback above: live is the catalog again
+    await ds.getRepository(Install).update({ fsName: 'beta' }, { customRewrites: [{ match: 'exact', from: '/promo', to: '/category/promo', code: 301 }] });
+    const live = current();
+    const dry = await cli(['--dry-run', '--server', String(d1.id)]);
+    expect(dry).toMatchObject({ code: 0 });
+    expect(dry.stdout).toContain('web1.example.net: 1 file(s) would be written, 0 removed');
+    expect(dry.stdout).toContain('+    location = /promo { return 301 /category/promo; }');
+    expect(current()).toBe(live);
+
+    // Queued for the worker (this test's context runs one), followed until live.
+    const rebuilt = await cli(['--server', String(d1.id), '--timeout', '60']);
+    expect(rebuilt).toMatchObject({ code: 0 });
+    expect(rebuilt.stdout).toMatch(/web1\.example\.net: rebuild queued \(job \d+\)\nweb1\.example\.net: live on g/);
+    expect(await fetchSite(ip(2), 'beta.example.org', '/promo')).toMatchObject({ status: 301 });
+
+    const rolled = await cli(['--rollback', '--server', String(d1.id)]);
+    expect(rolled).toMatchObject({ code: 0 });
+    expect(current()).toBe(live);
+    expect((await fetchSite(ip(2), 'beta.example.org', '/promo')).status).toBe(200);
+
+    expect(await cli(['--rollback'])).toMatchObject({ code: 1, stderr: expect.stringContaining('--rollback needs --server') });
+    expect(await cli(['--server', '999999'])).toMatchObject({ code: 1, stderr: expect.stringContaining('no server 999999') });
+    expect(await cli(['--server', 'x; rm -rf /'])).toMatchObject({ code: 1 });
+    await ds.getRepository(Install).update({ fsName: 'beta' }, { customRewrites: null });
+    await pipeline.apply(d1);
   });
 
   it('coalesces a burst of rebuild requests into a handful of jobs and reloads', async () => {

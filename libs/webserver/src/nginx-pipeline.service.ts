@@ -31,7 +31,7 @@ export interface ApplyReport {
   /** What happened to the running nginx. */
   nginx: 'reloaded' | 'not-running' | 'unchanged' | 'untested' | 'dry-run';
   diff?: string;
-  timings: { renderMs: number; stageMs: number; testMs: number; reloadMs: number; totalMs: number };
+  timings: { loadMs: number; renderMs: number; inspectMs: number; stageMs: number; testMs: number; reloadMs: number; pruneMs: number; totalMs: number };
 }
 
 /** The new config was refused and no single install could be blamed: nothing went live. */
@@ -78,15 +78,18 @@ export class NginxPipeline {
     const started = performance.now();
     const log = options.log ?? (() => undefined);
     const files = this.files(server);
-    const timings = { renderMs: 0, stageMs: 0, testMs: 0, reloadMs: 0, totalMs: 0 };
+    const timings = { loadMs: 0, renderMs: 0, inspectMs: 0, stageMs: 0, testMs: 0, reloadMs: 0, pruneMs: 0, totalMs: 0 };
 
     const input = await this.loader.load(server);
+    timings.loadMs = performance.now() - started;
     let mark = performance.now();
     const rendered = renderEach(input);
     timings.renderMs = performance.now() - mark;
     const fsNameOf = new Map(input.installs.map((i) => [installFile(i.fsName), { id: i.id, fsName: i.fsName }]));
     const quarantinedBefore = new Map((await this.dataSource.getRepository(WebQuarantine).find({ where: { serverId: server.id } })).map((q) => [q.installId, q]));
+    mark = performance.now();
     const state = await files.inspect();
+    timings.inspectMs = performance.now() - mark;
     const live = state.current;
 
     const held = new Map<string, Held>();
@@ -211,7 +214,9 @@ export class NginxPipeline {
     timings.reloadMs = performance.now() - mark;
     if (reload === 'not-running') log(`nginx is not running on ${server.hostname}: ${generation} is in place and loads when it starts`);
     else log(`nginx on ${server.hostname} reloaded on ${generation}`);
+    mark = performance.now();
     await files.prune([generation, live]);
+    timings.pruneMs = performance.now() - mark;
     await this.record(server, held, quarantinedBefore, fsNameOf, { generation, previous: live }, options);
     timings.totalMs = performance.now() - started;
     const untested = this.untestable(server, true);

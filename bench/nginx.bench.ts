@@ -1,0 +1,161 @@
+import 'reflect-metadata';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import mysql from 'mysql2/promise';
+import { DataSource, In } from 'typeorm';
+import { Install, InstallSite, Server } from '@app/catalog';
+import { loadConfig } from '@app/config';
+import { DispatcherInputLoader, NginxPipeline, renderEach, type ApplyReport } from '@app/webserver';
+import { startEngine, type RunningEngine } from '../apps/engine/src/start-engine.js';
+import { startMariadb, stopMariadb } from '../test/support/mariadb.js';
+import { startNginx, stopNginx } from '../test/support/nginx.js';
+import { testServer } from '../test/support/server-roots.js';
+import { startSshd, stopSshd } from '../test/support/sshd.js';
+import type { NginxServer, SshdServer } from '../test/support/testbed.js';
+import { codeGroupFor, fetchSite, makeCert, seedWebInstalls, writeHome } from '../test/support/web-installs.js';
+
+/**
+ * npm run bench -- nginx
+ *
+ * One dispatcher reached over SSH (private sshd on its own loopback
+ * address), a private nginx whose http block includes the dispatcher's
+ * `current/*.conf`, a private MariaDB as catalog: 10,000 installs with one
+ * site each, on 50 loopback IPs. Measured in the same run, on the same
+ * config: the render, the first apply, the apply of a one-install change,
+ * and nginx's own `nginx -t` and reload; then again with certificates on
+ * 1,000 of the sites.
+ */
+const INSTALLS = Number(process.env.BENCH_INSTALLS ?? 10_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CERTS = Math.min(INSTALLS, Number(process.env.BENCH_CERTS ?? 1_000));
+const SECRETS_KEY = '0f'.repeat(32);
+const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'));
+chmodSync(dir, 0o755);
+const log = (line: string) => process.stderr.write(line + '\n');
+const seconds = (ms: number) => Number((ms / 1000).toFixed(3));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const mariadb = await startMariadb(join(dir, 'mariadb'));
+let sshd: SshdServer | null = null;
+let nginx: NginxServer | null = null;
+let engine: RunningEngine | null = null;
+try {
+  sshd = await startSshd(join(dir, 'sshd'), '127.0.0.13');
+  const admin = await mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: mariadb.adminUser, password: mariadb.adminPassword });
+  await admin.query('CREATE DATABASE bench');
+  await admin.end();
+  const url = `mysql://${encodeURIComponent(mariadb.adminUser)}:${encodeURIComponent(mariadb.adminPassword)}@${mariadb.host}:${mariadb.port}/bench`;
+  engine = await startEngine(loadConfig({ CATALOG_URL: url, SECRETS_KEY, PORT: '0', LOG_LEVEL: 'warn', ENGINE_ROLES: 'api', VAR_DIR: join(dir, 'var') }));
+  const ds = engine.app.get(DataSource);
+  const pipeline = engine.app.get(NginxPipeline);
+
+  const row = testServer(join(dir, 'd1'), 'benchweb.example.net', ['dispatcher', 'handler'], sshd, { privateIp: '127.0.97.250' });
+  nginx = await startNginx(join(dir, 'nginx'), { include: [join(row.nginxConfDir, 'current/*.conf')] });
+  const server = await ds.getRepository(Server).save({ ...row, nginxPidFile: join(nginx.prefix, 'nginx.pid') });
+  const group = await codeGroupFor(ds, server);
+
+  let t = performance.now();
+  const specs = Array.from({ length: INSTALLS }, (_, i) => ({ fsName: `shop${i}`, hostname: `shop${i}.bench.example.org`, ip: `127.0.97.${1 + (i % 50)}` }));
+  const installs = await seedWebInstalls(ds, server, group, specs, { homes: false });
+  writeHome(server, 'shop0');
+  log(`seeded ${installs.length} installs in ${seconds(performance.now() - t)} s`);
+
+  // Render: the pure function over the catalog's state, loaded once.
+  const input = await engine.app.get(DispatcherInputLoader).load(server);
+  const renders: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    t = performance.now();
+    const { files, refused } = renderEach(input);
+    renders.push(performance.now() - t);
+    if (files.size !== INSTALLS + 1 || refused.length > 0) throw new Error(`rendered ${files.size} files, refused ${refused.length}`);
+  }
+  const renderMs = median(renders);
+  log(`render of ${INSTALLS} installs: median ${renderMs.toFixed(1)} ms (${renders.map((r) => r.toFixed(0)).join(', ')})`);
+
+  /** nginx's own test of the live config, and its own reload (HUP until new workers serve), on the same files. */
+  const nginxOwn = async () => {
+    const p = nginx!.prefix;
+    t = performance.now();
+    execFileSync('nginx', ['-c', nginx!.confPath, '-p', `${p}/`, '-e', join(p, 'logs/error.log'), '-t', '-q'], { stdio: 'ignore' });
+    const testMs = performance.now() - t;
+    t = performance.now();
+    if ((await pipeline.files(server).reload(600)) !== 'reloaded') throw new Error('nginx did not reload');
+    return { testMs, reloadMs: performance.now() - t };
+  };
+  const changeOne = async (n: number) => {
+    const site = await ds.getRepository(InstallSite).findOneByOrFail({ installId: installs[n]!.id });
+    await ds.getRepository(InstallSite).update({ id: site.id }, { secureHostname: site.secureHostname ? null : `secure${n}.bench.example.org` });
+  };
+  /**
+   * The first apply, then three rounds of nginx's own test + reload and of
+   * a one-install change applied, interleaved so both see the same
+   * machine; medians.
+   */
+  const measure = async (label: string) => {
+    t = performance.now();
+    const first = await pipeline.apply(server);
+    const firstMs = performance.now() - t;
+    check(first, label);
+    log(`${label}: first apply ${seconds(firstMs)} s (${JSON.stringify(first.timings)}), ${first.filesWritten} files written`);
+    const owns: { testMs: number; reloadMs: number }[] = [];
+    const ones: { ms: number; report: ApplyReport }[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const own = await nginxOwn();
+      owns.push(own);
+      log(`${label}: nginx -t ${seconds(own.testMs)} s, reload ${seconds(own.reloadMs)} s`);
+      await changeOne(1 + round);
+      t = performance.now();
+      const one = await pipeline.apply(server);
+      ones.push({ ms: performance.now() - t, report: one });
+      check(one, label);
+      log(`${label}: one-install change applied in ${seconds(ones.at(-1)!.ms)} s (${JSON.stringify(one.timings)}), ${one.filesWritten} file(s) written`);
+    }
+    const answer = await fetchSite('127.0.97.1', 'shop0.bench.example.org', '/hello.txt');
+    if (answer.status !== 200) throw new Error(`shop0 answered ${answer.status}`);
+    return {
+      firstMs,
+      own: { testMs: median(owns.map((o) => o.testMs)), reloadMs: median(owns.map((o) => o.reloadMs)) },
+      oneMs: median(ones.map((o) => o.ms)),
+      filesWritten: Math.max(...ones.map((o) => o.report.filesWritten)),
+    };
+  };
+  const check = (report: ApplyReport, label: string) => {
+    if (report.nginx !== 'reloaded' || report.quarantined.length > 0) throw new Error(`${label}: ${report.nginx}, quarantined ${report.quarantined.length}`);
+  };
+
+  const plain = await measure(`${INSTALLS} plain`);
+
+  const cert = makeCert(join(dir, 'certs'), 'bench', 'bench.example.org');
+  await ds.getRepository(InstallSite).update({ installId: In(installs.slice(0, CERTS).map((i) => i.id)) }, { sslPemPath: cert.pem, sslKeyPath: cert.key });
+  const certs = await measure(`${INSTALLS} with ${CERTS} certificates`);
+  const served = await ds.getRepository(Install).count();
+
+  const ratio = (m: typeof plain) => Number((m.oneMs / (m.own.testMs + m.own.reloadMs)).toFixed(3));
+  process.stdout.write(
+    JSON.stringify({
+      bench: 'nginx',
+      installs: served,
+      render_10k_ms: Number(renderMs.toFixed(1)),
+      files_written_one_change: plain.filesWritten,
+      nginx_test_10k_s: seconds(plain.own.testMs),
+      nginx_reload_10k_s: seconds(plain.own.reloadMs),
+      apply_10k_s: seconds(plain.oneMs),
+      overhead_ratio: ratio(plain),
+      first_apply_10k_s: seconds(plain.firstMs),
+      certs_1k_nginx_test_10k_s: seconds(certs.own.testMs),
+      certs_1k_nginx_reload_10k_s: seconds(certs.own.reloadMs),
+      certs_1k_apply_10k_s: seconds(certs.oneMs),
+      certs_1k_files_written_one_change: certs.filesWritten,
+      certs_1k_overhead_ratio: ratio(certs),
+    }) + '\n',
+  );
+} finally {
+  await engine?.close();
+  if (nginx) await stopNginx(nginx);
+  if (sshd) await stopSshd(sshd);
+  await stopMariadb(mariadb);
+  rmSync(dir, { recursive: true, force: true });
+}
