@@ -102,6 +102,10 @@ try {
   const lastJob = await ds.query(`SELECT id FROM jobs WHERE kind = 'install.build' ORDER BY id DESC LIMIT 1`);
   const stepRows: { step_name: string; duration_ms: number }[] = await ds.query('SELECT step_name, duration_ms FROM saga_steps WHERE job_id = ? ORDER BY step_index', [lastJob[0].id]);
   log(`steps of the last build (ms): ${stepRows.map((r) => `${r.step_name} ${r.duration_ms}`).join(', ')}`);
+  const lastRebuild: { line: string; created_at: Date }[] = await ds.query(
+    `SELECT l.line, l.created_at FROM job_logs l JOIN jobs j ON j.id = l.job_id WHERE j.kind = 'nginx.rebuild' AND j.id = (SELECT MAX(id) FROM jobs WHERE kind = 'nginx.rebuild') ORDER BY l.id`,
+  );
+  log(`the last nginx rebuild: ${lastRebuild.map((r) => r.line.slice(0, 400)).join(' | ')}`);
   log(`order to live: p50 ${percentile(latencies, 50).toFixed(3)} s, p99 ${percentile(latencies, 99).toFixed(3)} s over ${LATENCY_ORDERS} orders`);
 
   const beforeBurst: { id: number | null }[] = await ds.query('SELECT MAX(id) AS id FROM jobs');

@@ -1,12 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { INestApplicationContext } from '@nestjs/common';
+import type { INestApplicationContext, Type } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Install, InstallServer, InstallSite, InstallSiteIp, Job, Server, ServerIp, SharedCodeGroup, type NewServer } from '@app/catalog';
 import { DomainError } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { HostsModule } from '@app/hosts';
 import { decryptSecret, InstallsService, PinRulesService, PrepareService, type CreateInstallDto } from '@app/installs';
+import { WebserverModule } from '@app/webserver';
 import { CATALOG_KINDS, createTestCatalog, type TestCatalog } from '../support/catalog.js';
 import { startQueueContext } from '../support/queue-context.js';
 import { testServer } from '../support/server-roots.js';
@@ -39,7 +41,8 @@ describe.each(CATALOG_KINDS)('prepare (%s)', (kind) => {
 
   beforeAll(async () => {
     catalog = await createTestCatalog(kind, 'prepare');
-    app = await startQueueContext(catalog.url, [PrepareService, PinRulesService, InstallsService], null);
+    // InstallsService asks for the nginx rebuilds of new installs (queued here, never run).
+    app = await startQueueContext(catalog.url, [PrepareService, PinRulesService, InstallsService], null, [HostsModule.forRoot({ http: false }), WebserverModule] as unknown as Type[]);
     ds = app.get(DataSource);
     prepare = app.get(PrepareService);
     for (const [name, roles] of [

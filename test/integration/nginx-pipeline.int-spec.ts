@@ -177,7 +177,7 @@ describe('nginx pipeline on a running nginx', () => {
     const live = current();
     await ds.getRepository(Install).update({ fsName: 'alpha' }, { customRewrites: [{ match: 'exact', from: '/sale', to: '/category/sale', code: 302 }] });
     // The process dies right after staging: nginx -t never runs, nothing is swapped.
-    const died = jest.spyOn(DispatcherFiles.prototype, 'test').mockRejectedValueOnce(new Error('killed'));
+    const died = jest.spyOn(DispatcherFiles.prototype, 'testStaged').mockRejectedValueOnce(new Error('killed'));
     await expect(pipeline.apply(d1)).rejects.toThrow('killed');
     died.mockRestore();
     expect(current()).toBe(live);

@@ -1,8 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, In, IsNull, LessThan, type FindOptionsWhere } from 'typeorm';
 import { Install, InstallServer, InstallSite, InstallSiteIp, Job, SagaStep, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
 import { NotFoundError } from '@app/common';
 import { QueueService } from '@app/queue';
+import { NginxRebuilds } from '@app/webserver';
 import { INSTALL_BUILD } from './build/install-build.job.js';
 import type { CreateInstallDto } from './dto/create-install.dto.js';
 import type { InstallAcceptedView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
@@ -13,10 +14,13 @@ const buildKey = (installId: number) => `install.build:${installId}`;
 /** The order hook and the installs' status, over prepare and the build job. */
 @Injectable()
 export class InstallsService {
+  private readonly logger = new Logger('Installs');
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly prepare: PrepareService,
     private readonly queue: QueueService,
+    private readonly rebuilds: NginxRebuilds,
   ) {}
 
   /**
@@ -30,12 +34,24 @@ export class InstallsService {
       fresh.status = 'building';
       await m.update(Install, { id: fresh.id }, { status: 'building' });
     });
+    // Its dispatchers' nginx is rebuilt while the build runs, so by its webserver step the vhost is usually live.
+    // After the commit (no lock on the dispatchers' rows inside the order); the step asks again if this is lost.
+    if (created && install.status === 'building') await this.rebuildEarly(install.id);
     const job = await this.dataSource.getRepository(Job).findOne({ where: { idempotencyKey: buildKey(install.id) } });
     const current = created ? install : await this.dataSource.getRepository(Install).findOneByOrFail({ id: install.id });
     return {
       created,
       view: { installId: current.id, jobId: job?.id ?? null, status: current.status, statusReason: current.statusReason, statusUrl: `/v1/installs/${current.id}` },
     };
+  }
+
+  /** An optimization only (the webserver step asks for what it needs): a failure here never fails the order. */
+  private async rebuildEarly(installId: number): Promise<void> {
+    try {
+      await this.rebuilds.requestForInstall(installId);
+    } catch (error) {
+      this.logger.warn({ err: error, installId }, 'requesting the nginx rebuild of a new install failed; its build will ask again');
+    }
   }
 
   /** Installs accepted while no code group had room, oldest first. */
@@ -61,7 +77,10 @@ export class InstallsService {
         await this.queue.enqueue(INSTALL_BUILD, { installId: install.id }, { manager: m, resourceKey: `install:${install.id}`, idempotencyKey: buildKey(install.id) });
         return true;
       });
-      if (started) queued++;
+      if (started) {
+        queued++;
+        await this.rebuildEarly(waiting.id);
+      }
     }
     return queued;
   }

@@ -6,6 +6,7 @@ import type { JobContext } from './job-handler.decorator.js';
 import { JobHandlerRegistry } from './job-handler.registry.js';
 import { JobOutput } from './job-output.js';
 import { JobRepository, type ClaimedJob } from './job.repository.js';
+import { QueueService } from './queue.service.js';
 import { JobDeferredError, LeaseLostError, NEEDS_ATTENTION, PermanentJobError } from './queue.errors.js';
 
 export interface QueueWorkerOptions {
@@ -41,10 +42,13 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   constructor(
     private readonly jobs: JobRepository,
     private readonly handlers: JobHandlerRegistry,
+    private readonly queue: QueueService,
     @Inject(QUEUE_WORKER_OPTIONS) private readonly options: QueueWorkerOptions,
   ) {}
 
   onApplicationBootstrap(): void {
+    // A job enqueued by this process (a build step asking for an nginx rebuild) is claimed at once.
+    this.queue.onEnqueued(() => this.wake?.());
     this.loop = this.run();
   }
 

@@ -20,10 +20,18 @@ export interface EnqueueOptions {
 /** What producers use to put work on the queue. */
 @Injectable()
 export class QueueService {
+  private readonly listeners = new Set<() => void>();
+
   constructor(private readonly jobs: JobRepository) {}
 
+  /** Called after each enqueue in this process (a worker here wakes to claim at once instead of at its next poll). */
+  onEnqueued(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   async enqueue<P extends object>(kind: JobKind<P>, payload: P, options: EnqueueOptions = {}): Promise<{ job: Job; created: boolean }> {
-    return this.jobs.enqueue(
+    const result = await this.jobs.enqueue(
       {
         kind: kind.name,
         payload,
@@ -36,5 +44,13 @@ export class QueueService {
       },
       options.manager,
     );
+    // In the caller's transaction the job is not visible yet: the caller nudges once it has committed.
+    if (!options.manager) this.nudge();
+    return result;
+  }
+
+  /** Wakes this process's worker (if any) to claim now: after committing a transaction that enqueued jobs. */
+  nudge(): void {
+    for (const listener of this.listeners) listener();
   }
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Server } from '@app/catalog';
-import { checkServerPath, type HostExecutor } from '@app/hosts';
+import { checkServerPath, type HostExecutor, type RunResult } from '@app/hosts';
 import { LOG_FORMAT_DIRECTIVE } from './render.js';
 
 /**
@@ -40,30 +40,46 @@ export const isShopFile = (name: string) => SHOP_FILE.test(name);
 export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 export const newGenerationName = () => `g${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`;
 
+/**
+ * Prints `current <link>`, `last-good <link>`, a `generation <name>` line per
+ * directory, then `sha256sum` lines of the live generation's files: one
+ * Perl process (perl-base) and a sha256sum per 4,000 files.
+ */
 const INSPECT_SCRIPT = String.raw`
-cd "$1" || exit 3
-mkdir -p generations tests || exit 3
-cur=$(readlink current 2>/dev/null || true)
-lg=$(readlink last-good 2>/dev/null || true)
-printf 'current %s\nlast-good %s\n' "$cur" "$lg"
-(cd generations && for g in * .[!.]*; do [ -e "$g" ] && printf 'generation %s\n' "$g"; done)
-if [ -n "$cur" ] && [ -d "$cur/shops" ]; then
-  cd "$cur" && { [ ! -f shops.conf ] || sha256sum shops.conf; find shops -maxdepth 1 -type f -name '*.conf' -print0 | xargs -0 -r sha256sum; }
-fi
-exit 0
+use strict; use warnings;
+$| = 1;
+my $root = shift;
+chdir($root) or die "cannot enter $root: $!\n";
+for my $d ('generations', 'tests') { -d $d or mkdir($d) or die "cannot create $root/$d: $!\n"; }
+my $cur = readlink('current') // '';
+my $lg = readlink('last-good') // '';
+print "current $cur\nlast-good $lg\n";
+opendir(my $gh, 'generations') or die "cannot list generations: $!\n";
+print "generation $_\n" for grep { !/^\.\.?$/ } readdir($gh);
+closedir($gh);
+exit 0 if $cur eq '' || !-d "$cur/shops";
+chdir($cur) or die "cannot enter $cur: $!\n";
+opendir(my $sh, 'shops') or die "cannot list $cur/shops: $!\n";
+my @files = map { "shops/$_" } sort grep { /\.conf$/ && -f "shops/$_" } readdir($sh);
+closedir($sh);
+unshift @files, 'shops.conf' if -f 'shops.conf';
+while (my @chunk = splice(@files, 0, 4000)) { system('sha256sum', '--', @chunk) == 0 or die "sha256sum failed\n"; }
 `;
 
 /**
  * Reads NUL-separated words: the live generation's directory (or empty),
- * the new directory, then `L name` (hard link from the live one) or
- * `W name content` records. Only core Perl (perl-base).
+ * the new directory, the path and text of its test config, then `L name`
+ * (hard link from the live one) or `W name content` records. Written files and the new directories are
+ * fsynced (durable before anything points at them). Only perl-base.
  */
 const STAGE_SCRIPT = String.raw`
-use strict; use warnings;
+use strict; use warnings; use IO::Handle;
 local $/ = "\0";
 my @w = <STDIN>;
 chomp @w;
-my ($from, $to) = splice(@w, 0, 2);
+my ($from, $to, $test, $testContent) = splice(@w, 0, 4);
+# A few files: fsync each. Many (a first apply): one syncfs of the filesystem at the end is cheaper.
+my $many = (grep { $_ eq 'W' } @w) > 32;
 mkdir($to) or die "cannot create $to: $!\n";
 mkdir("$to/shops") or die "cannot create $to/shops: $!\n";
 my $written = 0;
@@ -74,10 +90,18 @@ while (@w) {
     my $content = shift @w;
     open(my $fh, '>', "$to/$name") or die "cannot write $to/$name: $!\n";
     print $fh $content or die "cannot write $to/$name: $!\n";
+    $many or ($fh->flush and $fh->sync) or die "cannot write $to/$name: $!\n";
     close($fh) or die "cannot write $to/$name: $!\n";
     $written++;
   } else { die "bad record $op\n"; }
 }
+# The new directories' entries on disk too: a power cut after the swap must not find them empty.
+system('sync', '-f', $to) == 0 or die "cannot sync $to\n" if $many;
+for my $d ("$to/shops", $to) { open(my $dh, '<', $d) or die "cannot open $d: $!\n"; $dh->sync or die "cannot sync $d: $!\n"; close($dh); }
+# The config nginx -t checks this generation with (not needed after a crash: no fsync).
+open(my $th, '>', $test) or die "cannot write $test: $!\n";
+print $th $testContent or die "cannot write $test: $!\n";
+close($th) or die "cannot write $test: $!\n";
 print "$written\n";
 `;
 
@@ -118,18 +142,38 @@ while :; do
 done
 `;
 
-/** Removes every generation but the ones named, and every test config. */
+/** Removes every generation but the ones named, and every test config (perl-base's File::Path, no rm per entry). */
 const PRUNE_SCRIPT = String.raw`
-cd "$1" || exit 3
-rm -f -- tests/*
-cd generations || exit 3
-shift
-for g in * .[!.]*; do
-  [ -e "$g" ] || continue
-  keep=0
-  for k in "$@"; do [ "$g" = "$k" ] && keep=1; done
-  [ $keep = 1 ] || rm -rf --one-file-system -- "$g"
-done
+use strict; use warnings; use File::Path qw(remove_tree);
+my ($root, @keep) = @ARGV;
+my %keep = map { $_ => 1 } @keep;
+chdir($root) or die "cannot enter $root: $!\n";
+opendir(my $th, 'tests') or die "cannot list tests: $!\n";
+unlink map { "tests/$_" } grep { !/^\.\.?$/ } readdir($th);
+closedir($th);
+opendir(my $gh, 'generations') or die "cannot list generations: $!\n";
+my @gone = grep { !/^\.\.?$/ && !$keep{$_} } readdir($gh);
+closedir($gh);
+remove_tree(map { "generations/$_" } @gone);
+`;
+
+/** Renames a new link over last-good (when a previous generation is given), then over current. */
+const SWAP_SCRIPT = String.raw`
+use strict; use warnings;
+my ($root, $generation, $previous, @reload) = @ARGV;
+chdir($root) or die "cannot enter $root: $!\n";
+# Temporary links a killed earlier swap left behind.
+unlink glob('.current.lnk-* .last-good.lnk-*');
+sub flip {
+  my ($target, $link) = @_;
+  my $temp = ".$link.lnk-$$";
+  symlink($target, $temp) or die "cannot create $temp: $!\n";
+  rename($temp, $link) or do { my $e = $!; unlink $temp; die "cannot replace $link: $e\n" };
+}
+flip("generations/$previous", 'last-good') if $previous ne '';
+flip("generations/$generation", 'current');
+# Then, when asked, the reload in the same round trip.
+exec('sh', '-c', @reload) or die "cannot run sh: $!\n" if @reload;
 `;
 
 export class DispatcherFiles {
@@ -147,8 +191,7 @@ export class DispatcherFiles {
   }
 
   async inspect(): Promise<DispatcherState> {
-    const root = await this.executor.resolvePath(this.server, this.server.nginxConfDir);
-    const out = await this.executor.mustRun(this.server, ['sh', '-c', INSPECT_SCRIPT, 'inspect', root], { timeoutMs: 120_000 });
+    const out = await this.executor.mustRun(this.server, ['perl', '-e', INSPECT_SCRIPT, this.root], { timeoutMs: 120_000 });
     const state: DispatcherState = { current: null, lastGood: null, generations: [], hashes: new Map() };
     for (const line of out.split('\n')) {
       if (line.startsWith('current ')) state.current = generationOfLink(line.slice(8));
@@ -164,7 +207,7 @@ export class DispatcherFiles {
 
   /** A new generation directory from the plan; returns the number of files written (links are not writes). */
   async stage(generation: string, from: string | null, plan: readonly PlannedFile[]): Promise<number> {
-    const records: string[] = [from ? this.dir(from) : '', this.dir(generation)];
+    const records: string[] = [from ? this.dir(from) : '', this.dir(generation), this.testConfigPath(generation), this.testConfig(generation)];
     for (const file of plan) {
       if (!FILE_NAME.test(file.name)) throw new Error(`refused file name ${JSON.stringify(file.name)} for a generation`);
       if ('link' in file) {
@@ -176,8 +219,6 @@ export class DispatcherFiles {
       }
     }
     const out = await this.executor.mustRun(this.server, ['perl', '-e', STAGE_SCRIPT], { input: `${records.join('\0')}\0`, timeoutMs: 300_000 });
-    // Durable before anything points at it: a power cut after the swap must not find empty files.
-    await this.executor.mustRun(this.server, ['sync', '-f', this.dir(generation)], { timeoutMs: 120_000 });
     return Number(out.trim());
   }
 
@@ -203,30 +244,51 @@ export class DispatcherFiles {
     ].join('\n');
   }
 
-  /** `nginx -t` on the generation's test config (or one of its shop files alone). */
+  /** Beside the generations, never inside one: the running nginx includes `current/*.conf`. */
+  private testConfigPath(generation: string, only?: string): string {
+    return posix.join(this.root, TESTS_DIR, `${checkGeneration(generation)}${only ? `-${posix.basename(only, '.conf')}` : ''}.conf`);
+  }
+
+  /** `nginx -t` on a generation (its test config written first), or on one of its shop files alone. */
   async test(generation: string, only?: string): Promise<{ ok: boolean; untestable: boolean; stderr: string }> {
     if (only !== undefined && !SHOP_FILE.test(only)) throw new Error(`refused file name ${JSON.stringify(only)}`);
-    const dir = this.dir(generation);
-    // Beside the generations, never inside one: the running nginx includes `current/*.conf`.
-    const config = posix.join(this.root, TESTS_DIR, `${generation}${only ? `-${posix.basename(only, '.conf')}` : ''}.conf`);
-    await this.executor.writeFile(this.server, config, this.testConfig(generation, only));
-    const result = await this.executor.run(this.server, ['nginx', '-t', '-q', '-e', 'stderr', '-p', `${dir}/`, '-c', config], { timeoutMs: 600_000 });
+    await this.executor.writeFile(this.server, this.testConfigPath(generation, only), this.testConfig(generation, only));
+    return this.nginxTest(generation, only);
+  }
+
+  /** `nginx -t` on a generation just staged (`stage` wrote its test config). */
+  async testStaged(generation: string): Promise<{ ok: boolean; untestable: boolean; stderr: string }> {
+    return this.nginxTest(generation);
+  }
+
+  private async nginxTest(generation: string, only?: string): Promise<{ ok: boolean; untestable: boolean; stderr: string }> {
+    const result = await this.executor.run(this.server, ['nginx', '-t', '-q', '-e', 'stderr', '-p', `${this.dir(generation)}/`, '-c', this.testConfigPath(generation, only)], { timeoutMs: 600_000 });
     return { ok: result.exitCode === 0, untestable: result.exitCode === 127, stderr: result.stderr.trim() };
   }
 
-  /** Points `current` at the generation (and `last-good` at the one it replaces): each link renamed into place. */
+  /** Points `current` at the generation (and `last-good` at the one it replaces): each a new link renamed into place. */
   async swap(generation: string, previous: string | null): Promise<void> {
-    if (previous) await this.executor.symlink(this.server, `${GENERATIONS_DIR}/${checkGeneration(previous)}`, posix.join(this.root, LAST_GOOD_LINK));
-    await this.executor.symlink(this.server, `${GENERATIONS_DIR}/${checkGeneration(generation)}`, posix.join(this.root, CURRENT_LINK));
+    await this.executor.mustRun(this.server, ['perl', '-e', SWAP_SCRIPT, this.root, checkGeneration(generation), previous ? checkGeneration(previous) : '']);
   }
 
   /** Reloads the running nginx and waits for its new workers: `reloaded`, `not-running`, or `no-new-workers`. */
   async reload(limitSeconds: number): Promise<'reloaded' | 'not-running' | 'no-new-workers'> {
+    return this.reloaded(await this.executor.run(this.server, ['sh', '-c', ...this.reloadArgs(limitSeconds)], { timeoutMs: (limitSeconds + 30) * 1000 }));
+  }
+
+  /** `swap` then `reload`, in one round trip. */
+  async swapAndReload(generation: string, previous: string | null, limitSeconds: number): Promise<'reloaded' | 'not-running' | 'no-new-workers'> {
+    const argv = ['perl', '-e', SWAP_SCRIPT, this.root, checkGeneration(generation), previous ? checkGeneration(previous) : '', ...this.reloadArgs(limitSeconds)];
+    return this.reloaded(await this.executor.run(this.server, argv, { timeoutMs: (limitSeconds + 30) * 1000 }));
+  }
+
+  private reloadArgs(limitSeconds: number): string[] {
     const pidFile = this.server.nginxPidFile ?? '/run/nginx.pid';
     if (!/^\/[A-Za-z0-9._\/-]+$/.test(pidFile)) throw new Error(`refused pid file ${JSON.stringify(pidFile)}`);
-    const result = await this.executor.run(this.server, ['sh', '-c', RELOAD_SCRIPT, 'reload', pidFile, String(Math.ceil(limitSeconds))], {
-      timeoutMs: (limitSeconds + 30) * 1000,
-    });
+    return [RELOAD_SCRIPT, 'reload', pidFile, String(Math.ceil(limitSeconds))];
+  }
+
+  private reloaded(result: RunResult): 'reloaded' | 'not-running' | 'no-new-workers' {
     if (result.exitCode === 0) return 'reloaded';
     if (result.exitCode === 10) return 'not-running';
     if (result.exitCode === 11) return 'no-new-workers';
@@ -243,7 +305,7 @@ export class DispatcherFiles {
   /** Removes every generation but those kept (and what crashed runs left staged). */
   async prune(keep: readonly (string | null)[]): Promise<void> {
     const names = keep.filter((g): g is string => g !== null).map(checkGeneration);
-    await this.executor.mustRun(this.server, ['sh', '-c', PRUNE_SCRIPT, 'prune', this.root, ...names], { timeoutMs: 300_000 });
+    await this.executor.mustRun(this.server, ['perl', '-e', PRUNE_SCRIPT, this.root, ...names], { timeoutMs: 300_000 });
   }
 
   async remove(generation: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, In } from 'typeorm';
 import { Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
 import { parseManifest, type CodebaseManifest } from '@app/codebases';
 import type { DispatcherInput, InstallInput, RewriteInput } from './render.js';
@@ -27,7 +27,21 @@ export const currentDir = (server: Pick<Server, 'nginxConfDir'>) => posix.join(s
  */
 @Injectable()
 export class DispatcherInputLoader {
+  /** Parsed manifests by group, kept while the group's manifest text is the same. */
+  private readonly manifests = new Map<number, { text: string; parsed: Promise<CodebaseManifest | null> }>();
+
   constructor(private readonly dataSource: DataSource) {}
+
+  private manifest(group: SharedCodeGroup | undefined): Promise<CodebaseManifest | null> {
+    if (!group?.manifest) return Promise.resolve(null);
+    const text = JSON.stringify(group.manifest);
+    const known = this.manifests.get(group.id);
+    if (known?.text === text) return known.parsed;
+    const parsed = parseManifest(group.manifest).catch(() => null);
+    if (this.manifests.size > 1000) this.manifests.clear();
+    this.manifests.set(group.id, { text, parsed });
+    return parsed;
+  }
 
   async load(server: Server, onlyInstallId?: number): Promise<DispatcherInput> {
     const m = this.dataSource.manager;
@@ -46,7 +60,8 @@ export class DispatcherInputLoader {
         .createQueryBuilder(entity, alias)
         .innerJoin(InstallServer, 'mine', `mine.installId = ${alias}.installId AND mine.serverId = :serverId`, { serverId: server.id })
         .andWhere(onlyInstallId === undefined ? '1 = 1' : `${alias}.installId = :only`, { only: onlyInstallId });
-    const [memberships, sites, siteIps, servers, groups] = await Promise.all([
+    const groupIds = [...new Set(installs.map((i) => i.sharedCodeGroupId!))];
+    const [memberships, sites, siteIps, groups] = await Promise.all([
       scope('isv', InstallServer).getMany(),
       scope('s', InstallSite).orderBy('s.id', 'ASC').getMany(),
       m
@@ -55,18 +70,11 @@ export class DispatcherInputLoader {
         .select(['h.installSiteId AS siteId', 'ip.ip AS ip'])
         .where('h.serverId = :serverId', { serverId: server.id })
         .getRawMany<{ siteId: number; ip: string }>(),
-      m.find(Server),
-      m.find(SharedCodeGroup),
+      m.find(SharedCodeGroup, { where: { id: In(groupIds) } }),
     ]);
+    const servers = await m.find(Server, { where: { id: In([...new Set(memberships.map((r) => r.serverId))]) } });
     const serverById = new Map(servers.map((s) => [s.id, s]));
-    const manifests = new Map<number, Promise<CodebaseManifest | null>>();
-    const manifestOf = (groupId: number) => {
-      if (!manifests.has(groupId)) {
-        const group = groups.find((g) => g.id === groupId);
-        manifests.set(groupId, group?.manifest ? parseManifest(group.manifest).catch(() => null) : Promise.resolve(null));
-      }
-      return manifests.get(groupId)!;
-    };
+    const manifestOf = (groupId: number) => this.manifest(groups.find((g) => g.id === groupId));
     const membersOf = groupBy(memberships, (r) => r.installId);
     const sitesOf = groupBy(sites, (s) => s.installId);
     const ipsOf = groupBy(siteIps, (r) => Number(r.siteId));

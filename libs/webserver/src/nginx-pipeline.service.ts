@@ -166,7 +166,7 @@ export class NginxPipeline {
       }
 
       mark = performance.now();
-      const test = await files.test(generation);
+      const test = await files.testStaged(generation);
       timings.testMs += performance.now() - mark;
       if (test.ok) break;
       if (this.untestable(server, test.untestable)) {
@@ -201,9 +201,8 @@ export class NginxPipeline {
     }
 
     mark = performance.now();
-    await files.swap(generation, live);
     const limit = 60 + Math.ceil(desired.size / 100);
-    const reload = await files.reload(limit);
+    const reload = await files.swapAndReload(generation, live, limit);
     if (reload === 'no-new-workers') {
       if (live) {
         await files.swap(live, state.lastGood);
@@ -214,10 +213,11 @@ export class NginxPipeline {
     timings.reloadMs = performance.now() - mark;
     if (reload === 'not-running') log(`nginx is not running on ${server.hostname}: ${generation} is in place and loads when it starts`);
     else log(`nginx on ${server.hostname} reloaded on ${generation}`);
+    // Recorded live before the prune: a build waiting for this generation goes on at once.
+    await this.record(server, held, quarantinedBefore, fsNameOf, { generation, previous: live }, options);
     mark = performance.now();
     await files.prune([generation, live]);
     timings.pruneMs = performance.now() - mark;
-    await this.record(server, held, quarantinedBefore, fsNameOf, { generation, previous: live }, options);
     timings.totalMs = performance.now() - started;
     const untested = this.untestable(server, true);
     return this.report(server, generation, planned, held, quarantinedBefore, state.hashes, untested && reload === 'not-running' ? 'untested' : reload, timings);

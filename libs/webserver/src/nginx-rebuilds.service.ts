@@ -19,6 +19,9 @@ export const NGINX_REBUILD = defineJobKind<NginxRebuildPayload>('nginx.rebuild',
   backoff: { baseMs: 5_000, maxMs: 120_000 },
 });
 
+/** Rebuilds are claimed before other jobs (lower runs first; builds are 0). */
+export const NGINX_REBUILD_PRIORITY = -10;
+
 export const nginxResourceKey = (serverId: number) => `nginx:server:${serverId}`;
 
 /** A failed rebuild is requested again by the reconciler after this long (a dead host, a config no install explains). */
@@ -60,10 +63,14 @@ export class NginxRebuilds {
         await m.createQueryBuilder().update(DispatcherConfig).set({ wantedGeneration: () => 'wanted_generation + 1' }).where('server_id = :serverId', { serverId }).execute();
         return { jobId: null };
       }
-      const { job } = await this.queue.enqueue(NGINX_REBUILD, { serverId }, { resourceKey: nginxResourceKey(serverId), manager: m });
+      // Ahead of the builds: they wait for it (a burst of builds queued first would otherwise starve it).
+      const { job } = await this.queue.enqueue(NGINX_REBUILD, { serverId }, { resourceKey: nginxResourceKey(serverId), manager: m, priority: NGINX_REBUILD_PRIORITY });
       return { jobId: job.id };
     };
-    return manager ? run(manager) : this.dataSource.transaction(run);
+    if (manager) return run(manager);
+    const result = await this.dataSource.transaction(run);
+    if (result.jobId !== null) this.queue.nudge();
+    return result;
   }
 
   /** Requests a rebuild of every dispatcher serving the install. */
@@ -71,7 +78,8 @@ export class NginxRebuilds {
     const m = manager ?? this.dataSource.manager;
     const rows = await m.find(InstallServer, { where: { installId } });
     const servers = rows.length ? await m.find(Server, { where: { id: In(rows.map((r) => r.serverId)) } }) : [];
-    for (const server of servers.filter((s) => s.roles.includes('dispatcher'))) await this.request(server.id, manager);
+    // In server order: two transactions asking for the same dispatchers lock their rows in the same order.
+    for (const server of servers.filter((s) => s.roles.includes('dispatcher')).sort((a, b) => a.id - b.id)) await this.request(server.id, manager);
   }
 
   /**

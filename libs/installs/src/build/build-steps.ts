@@ -319,24 +319,24 @@ export class InstallBuildSteps {
         const dispatchers = [master, ...replicas].filter((s) => s.roles.includes('dispatcher'));
         const deadline = Date.now() + WEBSERVER_WAIT_IN_RUN_MS;
         for (let round = 0; ; round++) {
+          if (round === 0) for (const server of dispatchers.filter((s) => s.state === 'down')) io.log(`${server.hostname} is down: its nginx gets this install when it is back`);
+          const up = dispatchers.filter((s) => s.state !== 'down');
+          const states = await Promise.all(up.map((server) => this.rebuilds.vhostState(server, install.id)));
           const waiting: Server[] = [];
-          for (const server of dispatchers) {
-            if (server.state === 'down') {
-              if (round === 0) io.log(`${server.hostname} is down: its nginx gets this install when it is back`);
-              continue;
-            }
-            const vhost = await this.rebuilds.vhostState(server, install.id);
+          for (const [i, vhost] of states.entries()) {
+            const server = up[i]!;
             if (vhost.state === 'quarantined') throw Object.assign(new Error(vhost.reason), { permanent: true });
             if (vhost.state === 'not-served') throw new Error(`${server.hostname} does not serve install ${install.id} (${install.status})`);
             if (vhost.state === 'pending') waiting.push(server);
           }
+          // One after the other: each is a transaction (SQLite has one connection).
+          if (round === 0) for (const server of waiting) await this.rebuilds.request(server.id);
           if (waiting.length === 0) {
             io.log(`vhost of ${install.fsName} live on ${dispatchers.filter((s) => s.state !== 'down').map((s) => s.hostname).join(', ') || 'no dispatcher'}`);
             return;
           }
-          if (round === 0) for (const server of waiting) await this.rebuilds.request(server.id);
           if (Date.now() > deadline) throw new JobDeferredError(`waiting for the nginx rebuild of ${waiting.map((s) => s.hostname).join(', ')}`, WEBSERVER_RECHECK_MS);
-          await new Promise((resolve) => setTimeout(resolve, 200));
+          await new Promise((resolve) => setTimeout(resolve, 50));
         }
       },
       // Nothing of its own: once the install is released (failed), the rebuild it requests drops the vhost.
