@@ -8,6 +8,8 @@ import { DataSource, In } from 'typeorm';
 import { AuditEvent, DispatcherConfig, Install, InstallSite, Job, Server, SharedCodeGroup, WebQuarantine } from '@app/catalog';
 import { CodebasesModule } from '@app/codebases';
 import { HostsModule } from '@app/hosts';
+import { InstallsModule, InstallsService } from '@app/installs';
+import { SagaModule } from '@app/saga';
 import { DispatcherFiles, NGINX_REBUILD, NginxPipeline, NginxRebuilds, WebserverModule } from '@app/webserver';
 import { createTestCatalog, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
 import { cleanEnv, runCli } from '../support/processes-engine.js';
@@ -42,7 +44,7 @@ describe('nginx pipeline on a running nginx', () => {
     base = mkdtempSync(join(tmpdir(), 'nginx-pipeline-'));
     chmodSync(base, 0o755);
     catalog = await createTestCatalog('mariadb', 'nginx_pipeline');
-    app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), WebserverModule] as unknown as Type[]);
+    app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), WebserverModule, InstallsModule.forRoot({ http: false }), SagaModule] as unknown as Type[]);
     ds = app.get(DataSource);
     const serverRow = testServer(join(base, 'd1'), 'web1.example.net', ['dispatcher', 'handler'], readTestbed().sshd, { privateIp: '127.0.95.200' });
     nginx = await startNginx(join(base, 'nginx'), { include: [join(serverRow.nginxConfDir, 'current/*.conf')] });
@@ -152,6 +154,10 @@ describe('nginx pipeline on a running nginx', () => {
     const rebuilds = app.get(NginxRebuilds);
     const broken = await ds.getRepository(Install).findOneByOrFail({ fsName: 'broken' });
     expect(await rebuilds.vhostState(d1, broken.id)).toMatchObject({ state: 'quarantined' });
+    // Support sees it on the install.
+    expect((await app.get(InstallsService).get(broken.id)).webQuarantines).toEqual([
+      { server: 'web1.example.net', reason: expect.stringMatching(/refused install \d+ \(broken\): \[emerg\] cannot load certificate/), since: expect.any(String) },
+    ]);
     const delta = await ds.getRepository(Install).findOneByOrFail({ fsName: 'delta' });
     expect(await rebuilds.vhostState(d1, delta.id)).toEqual({ state: 'live' });
   });

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, In, IsNull, LessThan, type FindOptionsWhere } from 'typeorm';
-import { Install, InstallServer, InstallSite, InstallSiteIp, Job, SagaStep, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
+import { Install, InstallServer, InstallSite, InstallSiteIp, Job, SagaStep, Server, ServerIp, SharedCodeGroup, WebQuarantine } from '@app/catalog';
 import { NotFoundError } from '@app/common';
 import { QueueService } from '@app/queue';
 import { NginxRebuilds } from '@app/webserver';
@@ -98,6 +98,8 @@ export class InstallsService {
     const group = install.sharedCodeGroupId ? await m.findOne(SharedCodeGroup, { where: { id: install.sharedCodeGroupId } }) : null;
     const job = await m.findOne(Job, { where: { idempotencyKey: buildKey(id) } });
     const steps = job ? await m.find(SagaStep, { where: { jobId: job.id }, order: { stepIndex: 'ASC' } }) : [];
+    const quarantines = await m.find(WebQuarantine, { where: { installId: id }, order: { id: 'ASC' } });
+    const quarantineServers = new Map((quarantines.length ? await m.find(Server, { where: { id: In(quarantines.map((q) => q.serverId)) } }) : []).map((s) => [s.id, s.hostname]));
     return {
       id: install.id,
       orderRef: install.orderRef,
@@ -129,6 +131,7 @@ export class InstallsService {
         startedAt: s.startedAt?.toISOString() ?? null,
         finishedAt: s.finishedAt?.toISOString() ?? null,
       })),
+      webQuarantines: quarantines.map((q) => ({ server: quarantineServers.get(q.serverId) ?? String(q.serverId), reason: q.reason, since: q.createdAt.toISOString() })),
       createdAt: install.createdAt.toISOString(),
     };
   }

@@ -36,6 +36,12 @@ export class SagaStepView {
   @ApiPropertyOptional({ type: String, nullable: true }) finishedAt: string | null;
 }
 
+export class WebQuarantineView {
+  @ApiProperty() server: string;
+  @ApiProperty({ description: 'what nginx (or the renderer) refused, naming the install' }) reason: string;
+  @ApiProperty() since: string;
+}
+
 export class InstallView {
   @ApiProperty() id: number;
   @ApiProperty() orderRef: string;
@@ -53,6 +59,8 @@ export class InstallView {
   @ApiProperty({ type: [InstallServerView] }) servers: InstallServerView[];
   @ApiPropertyOptional({ type: Number, nullable: true }) jobId: number | null;
   @ApiProperty({ type: [SagaStepView], description: 'the build saga, step by step' }) steps: SagaStepView[];
+  @ApiProperty({ type: [WebQuarantineView], description: 'dispatchers whose nginx refused its vhost: its sites there keep their last good vhost, or none' })
+  webQuarantines: WebQuarantineView[];
   @ApiProperty() createdAt: string;
 }
 
