@@ -1,5 +1,6 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { ENGINE_CONFIG, hasRole, type EngineConfig } from '@app/config';
+import { RecurringTask } from '@app/queue';
 import { InstallsService } from './installs.service.js';
 
 /** How often a worker looks for waiting installs that a code group now has room for. */
@@ -12,33 +13,16 @@ export const WAITING_INSTALLS_EVERY_MS = 10_000;
  * one build job per install).
  */
 @Injectable()
-export class WaitingInstallsTask implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger('WaitingInstalls');
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-
+export class WaitingInstallsTask extends RecurringTask {
   constructor(
     private readonly installs: InstallsService,
-    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
-  ) {}
-
-  onApplicationBootstrap(): void {
-    if (!hasRole(this.config, 'worker')) return;
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.installs
-        .queueWaiting()
-        .then((n) => {
-          if (n > 0) this.logger.log(`queued the builds of ${n} install(s) that waited for a code group`);
-        })
-        .catch((error: unknown) => this.logger.error({ err: error }, 'looking for waiting installs failed'))
-        .finally(() => (this.running = null));
-    }, WAITING_INSTALLS_EVERY_MS);
-    this.timer.unref();
+    @Inject(ENGINE_CONFIG) config: EngineConfig,
+  ) {
+    super({ name: 'WaitingInstalls', everyMs: WAITING_INSTALLS_EVERY_MS, enabled: hasRole(config, 'worker'), failure: 'looking for waiting installs failed' });
   }
 
-  async beforeApplicationShutdown(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  protected async tick(): Promise<void> {
+    const n = await this.installs.queueWaiting();
+    if (n > 0) this.logger.log(`queued the builds of ${n} install(s) that waited for a code group`);
   }
 }

@@ -11,3 +11,4 @@ export * from './queue.errors.js';
 export * from './queue.module.js';
 export * from './queue.service.js';
 export * from './sql-dialect.js';
+export * from './recurring-task.js';

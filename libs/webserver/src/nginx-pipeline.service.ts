@@ -128,7 +128,8 @@ export class NginxPipeline {
     let planned = plan();
     for (let round = 1; ; round++) {
       if (round > 100) throw new NginxApplyError(`nginx on ${server.hostname}: gave up after 100 rounds of finding refused installs`);
-      planned = plan();
+      // Each round after the first leaves out what the previous one found refused.
+      if (round > 1) planned = plan();
       if (live !== null && planned.written.length === 0 && planned.removed.length === 0 && !planned.mainChanged) {
         await this.record(server, held, quarantinedBefore, fsNameOf, null, options);
         timings.totalMs = performance.now() - started;
