@@ -50,8 +50,9 @@ export class NginxRebuilds {
 
   /** Requests a rebuild of one dispatcher; in the caller's transaction when given one. */
   async request(serverId: number, manager?: EntityManager): Promise<{ jobId: number | null }> {
+    // The row first, outside the caller's transaction: a racing first request then finds it instead of a snapshot without it.
+    await this.configRow(serverId);
     const run = async (m: EntityManager) => {
-      await this.configRow(serverId, {}, m);
       const claimed = await m
         .createQueryBuilder()
         .update(DispatcherConfig)
