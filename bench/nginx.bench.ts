@@ -26,7 +26,8 @@ import { codeGroupFor, fetchSite, makeCert, seedWebInstalls, writeHome } from '.
  * site each, on 50 loopback IPs. Measured in the same run, on the same
  * config: the render, the first apply, the apply of a one-install change,
  * and nginx's own `nginx -t` and reload; then again with certificates on
- * 1,000 of the sites.
+ * 1,000 of the sites. Each measured operation (nginx's own or an apply)
+ * starts once the previous configuration's workers have exited.
  */
 const INSTALLS = Number(process.env.BENCH_INSTALLS ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -75,8 +76,23 @@ try {
   const renderMs = median(renders);
   log(`render of ${INSTALLS} installs: median ${renderMs.toFixed(1)} ms (${renders.map((r) => r.toFixed(0)).join(', ')})`);
 
+  /**
+   * Waits until the workers of the previous configuration have exited (and
+   * given their memory back) and the machine has settled: each measured
+   * operation, nginx's own or the engine's, starts from the same state.
+   */
+  const quiesce = async () => {
+    for (let i = 0; i < 1200; i++) {
+      const titles = execFileSync('ps', ['-o', 'args=', '--ppid', String(nginx!.pid)]).toString();
+      if (!titles.includes('shutting down')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 2_000));
+  };
+
   /** nginx's own test of the live config, and its own reload (HUP until new workers serve), on the same files. */
   const nginxOwn = async () => {
+    await quiesce();
     const p = nginx!.prefix;
     t = performance.now();
     execFileSync('nginx', ['-c', nginx!.confPath, '-p', `${p}/`, '-e', join(p, 'logs/error.log'), '-t', '-q'], { stdio: 'ignore' });
@@ -107,6 +123,7 @@ try {
       owns.push(own);
       log(`${label}: nginx -t ${seconds(own.testMs)} s, reload ${seconds(own.reloadMs)} s`);
       await changeOne(1 + round);
+      await quiesce();
       t = performance.now();
       const one = await pipeline.apply(server);
       ones.push({ ms: performance.now() - t, report: one });
