@@ -136,6 +136,8 @@ try {
       firstMs,
       own: { testMs: median(owns.map((o) => o.testMs)), reloadMs: median(owns.map((o) => o.reloadMs)) },
       oneMs: median(ones.map((o) => o.ms)),
+      // The engine's share inside each apply: its whole time over its own nginx -t and swap + reload phases.
+      inApply: median(ones.map((o) => o.ms / (o.report.timings.testMs + o.report.timings.reloadMs))),
       filesWritten: Math.max(...ones.map((o) => o.report.filesWritten)),
     };
   };
@@ -161,12 +163,14 @@ try {
       nginx_reload_10k_s: seconds(plain.own.reloadMs),
       apply_10k_s: seconds(plain.oneMs),
       overhead_ratio: ratio(plain),
+      overhead_ratio_in_apply: Number(plain.inApply.toFixed(3)),
       first_apply_10k_s: seconds(plain.firstMs),
       certs_1k_nginx_test_10k_s: seconds(certs.own.testMs),
       certs_1k_nginx_reload_10k_s: seconds(certs.own.reloadMs),
       certs_1k_apply_10k_s: seconds(certs.oneMs),
       certs_1k_files_written_one_change: certs.filesWritten,
       certs_1k_overhead_ratio: ratio(certs),
+      certs_1k_overhead_ratio_in_apply: Number(certs.inApply.toFixed(3)),
     }) + '\n',
   );
 } finally {
