@@ -16,8 +16,6 @@ import { LOG_FORMAT_DIRECTIVE } from './render.js';
  * Every command is a constant script with data as arguments or stdin.
  */
 
-export const CURRENT_LINK = 'current';
-export const LAST_GOOD_LINK = 'last-good';
 export const GENERATIONS_DIR = 'generations';
 export const TESTS_DIR = 'tests';
 const GENERATION = /^g[0-9a-z]{6,12}-[0-9a-f]{4}$/;
