@@ -264,17 +264,15 @@ export class DispatcherFiles {
     return { ok: result.exitCode === 0, untestable: result.exitCode === 127, stderr: result.stderr.trim() };
   }
 
-  /** Points `current` at the generation (and `last-good` at the one it replaces): each a new link renamed into place. */
-  async swap(generation: string, previous: string | null): Promise<void> {
-    await this.executor.mustRun(this.server, ['perl', '-e', SWAP_SCRIPT, this.root, checkGeneration(generation), previous ? checkGeneration(previous) : '']);
-  }
-
   /** Reloads the running nginx and waits for its new workers: `reloaded`, `not-running`, or `no-new-workers`. */
   async reload(limitSeconds: number): Promise<'reloaded' | 'not-running' | 'no-new-workers'> {
     return this.reloaded(await this.executor.run(this.server, ['sh', '-c', ...this.reloadArgs(limitSeconds)], { timeoutMs: (limitSeconds + 30) * 1000 }));
   }
 
-  /** `swap` then `reload`, in one round trip. */
+  /**
+   * Points `current` at the generation (and `last-good` at the one it
+   * replaces), each a new link renamed into place, then reloads: one round trip.
+   */
   async swapAndReload(generation: string, previous: string | null, limitSeconds: number): Promise<'reloaded' | 'not-running' | 'no-new-workers'> {
     const argv = ['perl', '-e', SWAP_SCRIPT, this.root, checkGeneration(generation), previous ? checkGeneration(previous) : '', ...this.reloadArgs(limitSeconds)];
     return this.reloaded(await this.executor.run(this.server, argv, { timeoutMs: (limitSeconds + 30) * 1000 }));

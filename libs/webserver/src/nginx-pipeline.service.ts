@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
-import { AuditEvent, Server, WebQuarantine } from '@app/catalog';
+import { AuditEventRepository, Server, WebQuarantine } from '@app/catalog';
 import { PermanentJobError } from '@app/queue';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { ServerAccess } from '@app/hosts';
@@ -67,6 +67,7 @@ export class NginxPipeline {
     private readonly access: ServerAccess,
     private readonly loader: DispatcherInputLoader,
     private readonly rebuilds: NginxRebuilds,
+    private readonly audit: AuditEventRepository,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -205,10 +206,7 @@ export class NginxPipeline {
     const limit = 60 + Math.ceil(desired.size / 100);
     const reload = await files.swapAndReload(generation, live, limit);
     if (reload === 'no-new-workers') {
-      if (live) {
-        await files.swap(live, state.lastGood);
-        await files.reload(limit);
-      }
+      if (live) await files.swapAndReload(live, state.lastGood, limit);
       throw new Error(`nginx on ${server.hostname} did not start workers on the new config within ${limit} s (see its error log); current is back on ${live ?? 'nothing'}`);
     }
     timings.reloadMs = performance.now() - mark;
@@ -231,8 +229,7 @@ export class NginxPipeline {
     if (!state.lastGood || !state.generations.includes(state.lastGood)) throw new NginxApplyError(`${server.hostname} has no last-good nginx generation to roll back to`);
     const test = await files.test(state.lastGood);
     if (!test.ok && !this.untestable(server, test.untestable)) throw new NginxApplyError(`the last-good generation ${state.lastGood} on ${server.hostname} no longer passes nginx -t: ${test.stderr}`);
-    await files.swap(state.lastGood, state.current);
-    const reload = await files.reload(120);
+    const reload = await files.swapAndReload(state.lastGood, state.current, 120);
     if (reload === 'no-new-workers') throw new Error(`nginx on ${server.hostname} did not start workers on ${state.lastGood} (see its error log)`);
     log(`nginx on ${server.hostname} rolled back to ${state.lastGood} (${reload})`);
     await this.rebuilds.configRow(server.id, { liveGeneration: state.lastGood, lastGoodGeneration: state.current, appliedAt: new Date(), lastError: null });
@@ -262,6 +259,7 @@ export class NginxPipeline {
     if (options.dryRun) return;
     const heldIds = new Set([...held.values()].map((h) => h.installId));
     const servedIds = new Set([...fsNameOf.values()].map((i) => i.id));
+    const fresh: Held[] = [];
     await this.dataSource.transaction(async (m) => {
       for (const h of held.values()) {
         const reason = `nginx on ${server.hostname} refused install ${h.installId} (${h.fsName}): ${h.reason}`.slice(0, 1024);
@@ -270,20 +268,23 @@ export class NginxPipeline {
           continue;
         }
         await m.insert(WebQuarantine, { serverId: server.id, installId: h.installId, reason });
-        await m.insert(AuditEvent, {
-          actor: 'nginx-pipeline',
-          via: 'worker',
-          action: 'nginx.quarantine',
-          targetType: 'install',
-          targetId: String(h.installId),
-          details: { server: server.hostname, fsName: h.fsName, reason: h.reason.slice(0, 500), keptLastGood: h.keep },
-        });
-        this.logger.error({ server: server.hostname, installId: h.installId, fsName: h.fsName }, `quarantined: ${reason}`);
+        fresh.push(h);
       }
       // Lifted: passed this time, or no longer served here (removed, failed).
       const lifted = [...before.keys()].filter((id) => !heldIds.has(id) && (swapped !== null || !servedIds.has(id)));
       if (lifted.length > 0) await m.delete(WebQuarantine, { serverId: server.id, installId: In(lifted) });
     });
+    for (const h of fresh) {
+      this.logger.error({ server: server.hostname, installId: h.installId, fsName: h.fsName }, `quarantined on ${server.hostname}: install ${h.installId} (${h.fsName}): ${h.reason}`);
+      await this.audit.record({
+        actor: 'nginx-pipeline',
+        via: 'worker',
+        action: 'nginx.quarantine',
+        targetType: 'install',
+        targetId: h.installId,
+        details: { server: server.hostname, fsName: h.fsName, reason: h.reason.slice(0, 500), keptLastGood: h.keep },
+      });
+    }
     if (swapped) {
       await this.rebuilds.configRow(server.id, { liveGeneration: swapped.generation, lastGoodGeneration: swapped.previous, appliedAt: new Date(), lastError: null });
     }
