@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext, Type } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
-import { AuditEvent, DispatcherConfig, Install, InstallSite, Job, Server, SharedCodeGroup, WebQuarantine } from '@app/catalog';
+import { AuditEvent, DispatcherConfig, Install, InstallServer, InstallSite, Job, Server, SharedCodeGroup, WebQuarantine } from '@app/catalog';
 import { CodebasesModule } from '@app/codebases';
 import { HostsModule } from '@app/hosts';
 import { InstallsModule, InstallsService } from '@app/installs';
@@ -75,7 +75,8 @@ describe('nginx pipeline on a running nginx', () => {
       { fsName: 'gamma', hostname: 'gamma.example.org', ip: ip(1) },
     ]);
     const report = await pipeline.apply(d1);
-    expect(report).toMatchObject({ nginx: 'reloaded', filesWritten: 3, written: ['shops/alpha.conf', 'shops/beta.conf', 'shops/gamma.conf'], quarantined: [] });
+    // One file per install, and one upstream for the PHP backends they share.
+    expect(report).toMatchObject({ nginx: 'reloaded', filesWritten: 4, written: ['shops/alpha.conf', 'shops/beta.conf', 'shops/gamma.conf', expect.stringMatching(/^upstreams\/php_[0-9a-f]{16}\.conf$/)], quarantined: [] });
     expect(current()).toBe(`generations/${report.generation}`);
 
     expect(await fetchSite(ip(1), 'alpha.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from alpha\n' });
@@ -112,6 +113,9 @@ describe('nginx pipeline on a running nginx', () => {
     await seedWebInstalls(ds, d1, group, [{ fsName: 'broken', hostname: 'broken.example.org', ip: ip(3), cert: { pem: join(base, 'certs/broken.pem'), key: join(base, 'certs/broken.key') } }]);
     await ds.getRepository(InstallSite).update({ id: (await site('gamma')).id }, { sslPemPath: join(base, 'certs/gamma.pem'), sslKeyPath: join(base, 'certs/gamma.key') });
     await seedWebInstalls(ds, d1, group, [{ fsName: 'delta', hostname: 'delta.example.org', ip: ip(4) }]);
+    // And every install's PHP backend weighted anew: no rendered install uses the live upstream any more, but gamma's last good file does.
+    const liveUpstreams = readdirSync(join(d1.nginxConfDir, 'current/upstreams'));
+    await ds.getRepository(InstallServer).update({ serverId: d1.id }, { weight: 2 });
 
     let polling = true;
     const failures: string[] = [];
@@ -146,6 +150,9 @@ describe('nginx pipeline on a running nginx', () => {
     expect(await fetchSite(ip(1), 'gamma.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from gamma\n' });
     expect(existsSync(join(d1.nginxConfDir, 'current/shops/broken.conf'))).toBe(false);
     expect(readFileSync(join(d1.nginxConfDir, 'current/shops/gamma.conf'), 'utf8')).not.toContain('ssl_certificate');
+    expect(await fetchSite(ip(1), 'gamma.example.org', '/index.php')).toMatchObject({ status: 200, body: 'php:gamma.example.org:/index.php' });
+    expect(readdirSync(join(d1.nginxConfDir, 'current/upstreams'))).toEqual(expect.arrayContaining(liveUpstreams));
+    expect(readdirSync(join(d1.nginxConfDir, 'current/upstreams'))).toHaveLength(2);
     await expect(fetchSite(ip(3), 'broken.example.org', '/hello.txt')).rejects.toThrow(/ECONNREFUSED/);
     // What is on disk is what nginx accepts: a restart would not break.
     await testNginxConfig(nginx);
@@ -173,6 +180,10 @@ describe('nginx pipeline on a running nginx', () => {
     const report = await pipeline.apply(d1);
     expect(report).toMatchObject({ nginx: 'reloaded', quarantined: [] });
     expect(report.written.sort()).toEqual(['shops/broken.conf', 'shops/gamma.conf']);
+    // No install's file passes PHP to the old upstream any more: it is gone.
+    expect(report.removed).toEqual([expect.stringMatching(/^upstreams\//)]);
+    expect(readdirSync(join(d1.nginxConfDir, 'current/upstreams'))).toHaveLength(1);
+    expect(await fetchSite(ip(1), 'gamma.example.org', '/index.php')).toMatchObject({ status: 200, body: 'php:gamma.example.org:/index.php' });
     expect(report.released).toHaveLength(2);
     expect(await ds.getRepository(WebQuarantine).count()).toBe(0);
     expect(await fetchSite(ip(3), 'broken.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from broken\n' });

@@ -6,7 +6,7 @@ import { LOG_FORMAT_DIRECTIVE } from './render.js';
 
 /**
  * The nginx files of one dispatcher, as generations under its nginx conf
- * dir: `generations/<name>/{shops.conf,shops/*.conf}`, with `current` (what
+ * dir: `generations/<name>/{shops.conf,shops/*.conf,upstreams/*.conf}`, with `current` (what
  * nginx loads: its http block has `include <nginx conf dir>/current/*.conf;`,
  * which matches shops.conf only, and nothing before the first generation)
  * and `last-good` (the generation before, for rollback) as symlinks; the
@@ -19,15 +19,16 @@ import { LOG_FORMAT_DIRECTIVE } from './render.js';
 export const GENERATIONS_DIR = 'generations';
 export const TESTS_DIR = 'tests';
 const GENERATION = /^g[0-9a-z]{6,12}-[0-9a-f]{4}$/;
-const FILE_NAME = /^(shops\/[a-z][a-z0-9]{0,31}\.conf|shops\.conf)$/;
+const FILE_NAME = /^(shops\/[a-z][a-z0-9]{0,31}\.conf|upstreams\/php_[0-9a-f]{16}\.conf|shops\.conf)$/;
 const SHOP_FILE = /^shops\/[a-z][a-z0-9]{0,31}\.conf$/;
+const UPSTREAM_FILE = /^upstreams\/php_[0-9a-f]{16}\.conf$/;
 
 /** What is on the dispatcher now. */
 export interface DispatcherState {
   current: string | null;
   lastGood: string | null;
   generations: string[];
-  /** `shops.conf` and `shops/<fs>.conf` of the current generation → sha256 of its content. */
+  /** `shops.conf`, `shops/<fs>.conf` and `upstreams/<name>.conf` of the current generation → sha256 of its content. */
   hashes: Map<string, string>;
 }
 
@@ -35,6 +36,7 @@ export interface DispatcherState {
 export type PlannedFile = { name: string; link: true } | { name: string; content: string };
 
 export const isShopFile = (name: string) => SHOP_FILE.test(name);
+export const isUpstreamFile = (name: string) => UPSTREAM_FILE.test(name);
 export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 export const newGenerationName = () => `g${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`;
 
@@ -57,10 +59,12 @@ print "generation $_\n" for grep { !/^\.\.?$/ } readdir($gh);
 closedir($gh);
 exit 0 if $cur eq '' || !-d "$cur/shops";
 chdir($cur) or die "cannot enter $cur: $!\n";
-opendir(my $sh, 'shops') or die "cannot list $cur/shops: $!\n";
-my @files = map { "shops/$_" } sort grep { /\.conf$/ && -f "shops/$_" } readdir($sh);
-closedir($sh);
-unshift @files, 'shops.conf' if -f 'shops.conf';
+my @files = -f 'shops.conf' ? ('shops.conf') : ();
+for my $d ('upstreams', 'shops') {
+  opendir(my $sh, $d) or next;
+  push @files, map { "$d/$_" } sort grep { /\.conf$/ && -f "$d/$_" } readdir($sh);
+  closedir($sh);
+}
 while (my @chunk = splice(@files, 0, 4000)) { system('sha256sum', '--', @chunk) == 0 or die "sha256sum failed\n"; }
 `;
 
@@ -79,7 +83,7 @@ my ($from, $to, $test, $testContent) = splice(@w, 0, 4);
 # A few files: fsync each. Many (a first apply): one syncfs of the filesystem at the end is cheaper.
 my $many = (grep { $_ eq 'W' } @w) > 32;
 mkdir($to) or die "cannot create $to: $!\n";
-mkdir("$to/shops") or die "cannot create $to/shops: $!\n";
+for my $d ('shops', 'upstreams') { mkdir("$to/$d") or die "cannot create $to/$d: $!\n"; }
 my $written = 0;
 while (@w) {
   my $op = shift @w; my $name = shift @w;
@@ -95,7 +99,7 @@ while (@w) {
 }
 # The new directories' entries on disk too: a power cut after the swap must not find them empty.
 system('sync', '-f', $to) == 0 or die "cannot sync $to\n" if $many;
-for my $d ("$to/shops", $to) { open(my $dh, '<', $d) or die "cannot open $d: $!\n"; $dh->sync or die "cannot sync $d: $!\n"; close($dh); }
+for my $d ("$to/shops", "$to/upstreams", $to) { open(my $dh, '<', $d) or die "cannot open $d: $!\n"; $dh->sync or die "cannot sync $d: $!\n"; close($dh); }
 # The config nginx -t checks this generation with (not needed after a crash: no fsync).
 open(my $th, '>', $test) or die "cannot write $test: $!\n";
 print $th $testContent or die "cannot write $test: $!\n";
@@ -196,8 +200,8 @@ export class DispatcherFiles {
       else if (line.startsWith('last-good ')) state.lastGood = generationOfLink(line.slice(10));
       else if (line.startsWith('generation ')) state.generations.push(line.slice(11));
       else {
-        const m = /^([0-9a-f]{64}) {2}(shops\/[a-z][a-z0-9]{0,31}\.conf|shops\.conf)$/.exec(line);
-        if (m) state.hashes.set(m[2]!, m[1]!);
+        const m = /^([0-9a-f]{64}) {2}(.*)$/.exec(line);
+        if (m && FILE_NAME.test(m[2]!)) state.hashes.set(m[2]!, m[1]!);
       }
     }
     return state;
@@ -221,11 +225,12 @@ export class DispatcherFiles {
   }
 
   /**
-   * The config `nginx -t` checks for a generation: the shops' files inside a
-   * minimal base (what every dispatcher's nginx.conf has around them).
-   * `only` limits it to one shop file, for finding which install fails.
+   * The config `nginx -t` checks for a generation: the upstreams' and shops'
+   * files inside a minimal base (what every dispatcher's nginx.conf has
+   * around them). `only` limits it to one shop file and the upstream it
+   * uses, for finding which install fails.
    */
-  testConfig(generation: string, only?: string): string {
+  testConfig(generation: string, only?: { shop: string; upstream: string }): string {
     const dir = this.dir(generation);
     return [
       '# Written by the provisioning engine to test a generation: not loaded by the running nginx.',
@@ -236,20 +241,21 @@ export class DispatcherFiles {
       '    server_names_hash_max_size 65536;',
       '    server_names_hash_bucket_size 128;',
       `    ${LOG_FORMAT_DIRECTIVE}`,
-      `    include ${dir}/${only ?? 'shops/*.conf'};`,
+      `    include ${dir}/${only?.upstream ?? 'upstreams/*.conf'};`,
+      `    include ${dir}/${only?.shop ?? 'shops/*.conf'};`,
       '}',
       '',
     ].join('\n');
   }
 
   /** Beside the generations, never inside one: the running nginx includes `current/*.conf`. */
-  private testConfigPath(generation: string, only?: string): string {
-    return posix.join(this.root, TESTS_DIR, `${checkGeneration(generation)}${only ? `-${posix.basename(only, '.conf')}` : ''}.conf`);
+  private testConfigPath(generation: string, only?: { shop: string }): string {
+    return posix.join(this.root, TESTS_DIR, `${checkGeneration(generation)}${only ? `-${posix.basename(only.shop, '.conf')}` : ''}.conf`);
   }
 
-  /** `nginx -t` on a generation (its test config written first), or on one of its shop files alone. */
-  async test(generation: string, only?: string): Promise<{ ok: boolean; untestable: boolean; stderr: string }> {
-    if (only !== undefined && !SHOP_FILE.test(only)) throw new Error(`refused file name ${JSON.stringify(only)}`);
+  /** `nginx -t` on a generation (its test config written first), or on one of its shop files alone (with its upstream). */
+  async test(generation: string, only?: { shop: string; upstream: string }): Promise<{ ok: boolean; untestable: boolean; stderr: string }> {
+    if (only !== undefined && !(SHOP_FILE.test(only.shop) && UPSTREAM_FILE.test(only.upstream))) throw new Error(`refused file names ${JSON.stringify(only)}`);
     await this.executor.writeFile(this.server, this.testConfigPath(generation, only), this.testConfig(generation, only));
     return this.nginxTest(generation, only);
   }
@@ -259,7 +265,7 @@ export class DispatcherFiles {
     return this.nginxTest(generation);
   }
 
-  private async nginxTest(generation: string, only?: string): Promise<{ ok: boolean; untestable: boolean; stderr: string }> {
+  private async nginxTest(generation: string, only?: { shop: string }): Promise<{ ok: boolean; untestable: boolean; stderr: string }> {
     const result = await this.executor.run(this.server, ['nginx', '-t', '-q', '-e', 'stderr', '-p', `${this.dir(generation)}/`, '-c', this.testConfigPath(generation, only)], { timeoutMs: 600_000 });
     return { ok: result.exitCode === 0, untestable: result.exitCode === 127, stderr: result.stderr.trim() };
   }
@@ -291,9 +297,11 @@ export class DispatcherFiles {
     throw new Error(`reloading nginx on ${this.server.hostname} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
   }
 
-  /** `diff -ru` of two generations (or of nothing and one). */
+  /** `diff -ruN` of two generations (or of an empty directory and one). */
   async diff(from: string | null, to: string): Promise<string> {
-    const result = await this.executor.run(this.server, ['diff', '-ruN', '--', from ? `${this.dir(from)}/shops` : '/dev/null', `${this.dir(to)}/shops`], { timeoutMs: 120_000 });
+    const empty = posix.join(this.root, TESTS_DIR, 'empty');
+    if (!from) await this.executor.mustRun(this.server, ['mkdir', '-p', '--', empty]);
+    const result = await this.executor.run(this.server, ['diff', '-ruN', '--', from ? this.dir(from) : empty, this.dir(to)], { timeoutMs: 120_000 });
     if (result.exitCode > 1) throw new Error(`diff on ${this.server.hostname} failed: ${result.stderr.trim()}`);
     return result.stdout;
   }

@@ -6,7 +6,7 @@ import { PermanentJobError } from '@app/queue';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { ServerAccess } from '@app/hosts';
 import { DispatcherInputLoader } from './dispatcher-input.loader.js';
-import { DispatcherFiles, isShopFile, newGenerationName, sha256, type PlannedFile } from './dispatcher-files.js';
+import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, sha256, type PlannedFile } from './dispatcher-files.js';
 import { NginxRebuilds } from './nginx-rebuilds.service.js';
 import { installFile, MAIN_INCLUDE, renderEach } from './render.js';
 
@@ -97,13 +97,18 @@ export class NginxPipeline {
     for (const r of rendered.refused) {
       held.set(installFile(r.fsName), { installId: r.id, fsName: r.fsName, reason: r.error, keep: true });
     }
-    const desired = new Map([...rendered.files].filter(([name]) => isShopFile(name)));
+    const desired = new Map([...rendered.files].filter(([name]) => isShopFile(name) || isUpstreamFile(name)));
     const mainInclude = rendered.files.get(MAIN_INCLUDE)!;
+    const alone = (shop: string) => ({ shop, upstream: rendered.upstreamOf.get(shop)! });
 
     const plan = () => {
       const list: PlannedFile[] = [];
       const written: string[] = [];
       const names = new Set([...desired.keys(), ...held.keys()]);
+      // An install kept on its last good file may pass PHP to an upstream no rendered install uses any more: the live upstreams stay while one is.
+      if (live !== null && [...held.entries()].some(([name, h]) => h.keep && state.hashes.has(name))) {
+        for (const name of state.hashes.keys()) if (isUpstreamFile(name)) names.add(name);
+      }
       for (const name of [...names].sort()) {
         const stays = live !== null && state.hashes.has(name);
         const h = held.get(name);
@@ -111,8 +116,8 @@ export class NginxPipeline {
           if (h.keep && stays) list.push({ name, link: true });
           continue;
         }
-        const content = desired.get(name)!;
-        if (stays && state.hashes.get(name) === sha256(content)) list.push({ name, link: true });
+        const content = desired.get(name);
+        if (content === undefined || (stays && state.hashes.get(name) === sha256(content))) list.push({ name, link: true });
         else {
           list.push({ name, content });
           written.push(name);
@@ -121,7 +126,7 @@ export class NginxPipeline {
       const mainChanged = !(live !== null && state.hashes.get(MAIN_INCLUDE) === sha256(mainInclude));
       list.push(mainChanged ? { name: MAIN_INCLUDE, content: mainInclude } : { name: MAIN_INCLUDE, link: true });
       const kept = new Set(list.map((f) => f.name));
-      const removed = [...state.hashes.keys()].filter((n) => isShopFile(n) && !kept.has(n));
+      const removed = [...state.hashes.keys()].filter((n) => (isShopFile(n) || isUpstreamFile(n)) && !kept.has(n));
       return { list, written, removed, mainChanged };
     };
 
@@ -155,9 +160,9 @@ export class NginxPipeline {
       let refusedAlone = false;
       mark = performance.now();
       for (const name of retried) {
-        const alone = await files.test(generation, name);
-        if (!alone.ok && !this.untestable(server, alone.untestable)) {
-          this.hold(held, name, fsNameOf, firstError(alone.stderr), true);
+        const result = await files.test(generation, alone(name));
+        if (!result.ok && !this.untestable(server, result.untestable)) {
+          this.hold(held, name, fsNameOf, firstError(result.stderr), true);
           refusedAlone = true;
         }
       }
@@ -186,10 +191,10 @@ export class NginxPipeline {
         // Not named: each new file alone against the base config.
         const failing: string[] = [];
         mark = performance.now();
-        for (const name of planned.written) {
-          const alone = await files.test(generation, name);
-          if (!alone.ok) {
-            this.hold(held, name, fsNameOf, firstError(alone.stderr), true);
+        for (const name of planned.written.filter(isShopFile)) {
+          const result = await files.test(generation, alone(name));
+          if (!result.ok) {
+            this.hold(held, name, fsNameOf, firstError(result.stderr), true);
             failing.push(name);
           }
         }

@@ -28,9 +28,28 @@ const dispatcher = (installs: InstallInput[]): DispatcherInput => ({ confDir: '/
 describe('renderDispatcher', () => {
   it('renders one file per install and the main include (snapshot)', () => {
     const files = renderDispatcher(dispatcher([shop(), shop({ id: 9, fsName: 'another', rewrites: [], sites: [{ hostname: 'another.example.com', secureHostname: null, ips: ['208.43.48.9'], cert: null }] })]));
-    expect([...files.keys()].sort()).toEqual(['shops.conf', 'shops/another.conf', 'shops/bioexcouk.conf']);
+    const upstreams = [...files.keys()].filter((n) => n.startsWith('upstreams/'));
+    expect(upstreams).toEqual([expect.stringMatching(/^upstreams\/php_[0-9a-f]{16}\.conf$/)]);
+    expect([...files.keys()].sort()).toEqual(['shops.conf', 'shops/another.conf', 'shops/bioexcouk.conf', upstreams[0]]);
     expect(files.get('shops.conf')).toMatchSnapshot();
     expect(files.get('shops/bioexcouk.conf')).toMatchSnapshot();
+    expect(files.get(upstreams[0]!)).toMatchSnapshot();
+  });
+
+  it('gives installs with the same PHP backends one upstream, and each other set its own', () => {
+    const { files, upstreamOf } = renderEach(
+      dispatcher([
+        shop(),
+        shop({ id: 9, fsName: 'same', backends: [...shop().backends].reverse() }),
+        shop({ id: 10, fsName: 'weighted', backends: [{ address: '10.0.0.12:9000', weight: 2 }, { address: '10.0.0.11:9000', weight: 3 }] }),
+      ]),
+    );
+    expect(upstreamOf.get('shops/same.conf')).toBe(upstreamOf.get('shops/bioexcouk.conf'));
+    expect(upstreamOf.get('shops/weighted.conf')).not.toBe(upstreamOf.get('shops/bioexcouk.conf'));
+    expect([...files.keys()].filter((n) => n.startsWith('upstreams/'))).toHaveLength(2);
+    const name = upstreamOf.get('shops/same.conf')!.slice('upstreams/'.length, -'.conf'.length);
+    expect(files.get('shops/same.conf')).toContain(`fastcgi_pass ${name};`);
+    expect(files.get(`upstreams/${name}.conf`)).toContain(`upstream ${name} {`);
   });
 
   it('is byte-identical for the same state in any order', () => {
@@ -53,6 +72,7 @@ describe('renderDispatcher', () => {
     ['a rewrite match that is neither exact nor prefix', { rewrites: [{ match: 'regex' as 'exact', from: '/a', to: '/b', code: 301 }] }, /refused rewrite match/],
     ['a PHP entry point with a regex', { phpEntryPoints: ['.*\\.php'] }, /refused PHP entry point/],
     ['a backend with an option', { backends: [{ address: '10.0.0.1:9000 backup', weight: 1 }] }, /refused backend/],
+    ['a backend given by name (nginx would resolve it at load)', { backends: [{ address: 'php.example.net:9000', weight: 1 }] }, /refused IP/],
     ['no backend', { backends: [] }, /no PHP backend/],
     ['an fs name in capitals', { fsName: 'Bio' }, /refused fs name/],
   ])('refuses %s, naming the install', (_what, overrides, message) => {
@@ -68,7 +88,7 @@ describe('renderDispatcher', () => {
 describe('renderEach', () => {
   it('refuses only the install it cannot render, naming it, and renders the others', () => {
     const { files, refused } = renderEach(dispatcher([shop(), shop({ id: 9, fsName: 'broken', root: '/usr/home/a b' }), shop({ id: 10, fsName: 'fine' })]));
-    expect([...files.keys()].sort()).toEqual(['shops.conf', 'shops/bioexcouk.conf', 'shops/fine.conf']);
+    expect([...files.keys()].filter((n) => !n.startsWith('upstreams/')).sort()).toEqual(['shops.conf', 'shops/bioexcouk.conf', 'shops/fine.conf']);
     expect(refused).toEqual([{ id: 9, fsName: 'broken', error: expect.stringMatching(/^install 9 \(broken\): refused document root/) }]);
   });
 

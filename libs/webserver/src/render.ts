@@ -1,7 +1,10 @@
+import { createHash } from 'node:crypto';
+
 /**
  * The nginx configuration of one dispatcher, as a pure function of catalog
- * state: one file per install (its upstream and all its sites), plus the
- * main include that names every install file. Same input, byte-identical
+ * state: one file per install (all its sites), one file per distinct set of
+ * PHP backends (the upstream every install with that set passes PHP to),
+ * plus the main include that takes both directories. Same input, byte-identical
  * output: installs, sites, IPs and backends are sorted, and nothing depends
  * on time or order of arrival. Every value is checked against what nginx
  * syntax allows unquoted before it is written; nothing is pasted in raw.
@@ -62,6 +65,7 @@ const FS_NAME = /^[a-z][a-z0-9]{0,31}$/;
 export const MAIN_INCLUDE = 'shops.conf';
 export const LOG_FORMAT = 'shop_host';
 export const installFile = (fsName: string) => `shops/${fsName}.conf`;
+export const upstreamFile = (name: string) => `upstreams/${name}.conf`;
 /** The access log format every shop's server blocks use: the host first, for site accounting. */
 export const LOG_FORMAT_DIRECTIVE = `log_format ${LOG_FORMAT} '$host $remote_addr [$time_local] "$request" $status $body_bytes_sent';`;
 
@@ -82,29 +86,32 @@ function backend(address: string, install: InstallInput): string {
   if (address.startsWith('unix:')) return `unix:${check(address.slice(5), ABSOLUTE_PATH, 'socket path', install)}`;
   const m = /^(.*):(\d{1,5})$/.exec(address);
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new RenderError(`install ${install.id} (${install.fsName}): refused backend ${JSON.stringify(address)}`);
-  const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
-  return `${IPV4.test(host) || HOSTNAME.test(host) ? host : ip(host, install)}:${m[2]}`;
+  // An address, never a name: nginx would resolve a name when it loads the config, and one that fails would fail every install sharing the upstream.
+  return `${ip(m[1]!.replace(/^\[(.*)\]$/, '$1'), install)}:${m[2]}`;
 }
 
 const byString = <T>(key: (t: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
 
 /** What a dispatcher's render produced: the files, and the installs refused (named, with why). */
 export interface RenderedDispatcher {
-  /** Relative path → content: `shops.conf` and `shops/<fs name>.conf` per install rendered. */
+  /** Relative path → content: `shops.conf`, `shops/<fs name>.conf` per install rendered, `upstreams/<name>.conf` per backend set. */
   files: Map<string, string>;
+  /** Install file → the upstream file it passes PHP to. */
+  upstreamOf: Map<string, string>;
   refused: { id: number; fsName: string; error: string }[];
 }
 
 /**
- * The main include: the shops' log format, then every install file of the
- * directory `confDir` (a glob: its text does not change when installs
- * come and go, so a one-install change writes one file).
+ * The main include: the shops' log format, then every upstream file and
+ * every install file of the directory `confDir` (globs: its text does not
+ * change when installs come and go, so a one-install change writes one file).
  */
 export function renderMainInclude(confDir: string): string {
   return [
     '# Written by the provisioning engine from the catalog: do not edit.',
     LOG_FORMAT_DIRECTIVE,
-    `include ${check(confDir, ABSOLUTE_PATH, 'config directory')}/shops/*.conf;`,
+    `include ${check(confDir, ABSOLUTE_PATH, 'config directory')}/upstreams/*.conf;`,
+    `include ${confDir}/shops/*.conf;`,
     '',
   ].join('\n');
 }
@@ -115,6 +122,8 @@ export function renderMainInclude(confDir: string): string {
  */
 export function renderEach(input: DispatcherInput): RenderedDispatcher {
   const files = new Map<string, string>();
+  const upstreamOf = new Map<string, string>();
+  const upstreams = new Map<string, Upstream>();
   const refused: RenderedDispatcher['refused'] = [];
   const accessLog = check(input.accessLog, ABSOLUTE_PATH, 'access log path');
   const installs = [...input.installs].sort(byString((i) => `${i.fsName} ${String(i.id).padStart(12, '0')}`));
@@ -124,14 +133,17 @@ export function renderEach(input: DispatcherInput): RenderedDispatcher {
       check(install.fsName, FS_NAME, 'fs name', install);
       if (seen.has(install.fsName)) throw new RenderError(`two installs named ${install.fsName}`);
       seen.add(install.fsName);
-      files.set(installFile(install.fsName), renderInstall(install, accessLog));
+      const upstream = renderUpstream(install, upstreams);
+      files.set(installFile(install.fsName), renderInstall(install, accessLog, upstream.name));
+      files.set(upstream.file, upstream.content);
+      upstreamOf.set(installFile(install.fsName), upstream.file);
     } catch (error) {
       if (!(error instanceof RenderError)) throw error;
       refused.push({ id: install.id, fsName: install.fsName, error: error.message });
     }
   }
   files.set(MAIN_INCLUDE, renderMainInclude(input.confDir));
-  return { files, refused };
+  return { files, upstreamOf, refused };
 }
 
 /** The files of one dispatcher: relative path → content. Throws on the first install it cannot render. */
@@ -141,22 +153,44 @@ export function renderDispatcher(input: DispatcherInput): Map<string, string> {
   return files;
 }
 
-/** One install's file: its upstream, then a server block per site (HTTP, and HTTPS where it has a certificate). */
-export function renderInstall(install: InstallInput, accessLog: string): string {
-  const root = check(install.root, ABSOLUTE_PATH, 'document root', install);
-  const upstream = `shop_${install.fsName}`;
+interface Upstream {
+  name: string;
+  file: string;
+  content: string;
+}
+
+/**
+ * The upstream of an install's PHP backends, shared with every install of
+ * the dispatcher that has the same set (same addresses, same weights): its
+ * name is a digest of the set, so a name always means the same servers.
+ * nginx finds an upstream by a linear search over all of them, once per
+ * `fastcgi_pass`: one upstream per install would make loading ten thousand
+ * installs quadratic. Sharing also lets nginx's passive failover take a dead
+ * handler out for every install at once. `cache` holds the sets seen so far.
+ */
+export function renderUpstream(install: InstallInput, cache: Map<string, Upstream> = new Map()): Upstream {
   const backends = [...install.backends].sort(byString((b) => b.address));
   if (backends.length === 0) throw new RenderError(`install ${install.id} (${install.fsName}): no PHP backend`);
-  const lines = [
-    `# install ${install.id} (${install.fsName}), written by the provisioning engine from the catalog: do not edit.`,
-    `upstream ${upstream} {`,
-    ...backends.map((b) => {
-      if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > 1000) throw new RenderError(`install ${install.id}: refused weight ${b.weight}`);
-      // Weight 0 takes a backend out of rotation; nginx wants `down` for that.
-      return `    server ${backend(b.address, install)}${b.weight === 0 ? ' down' : ` weight=${b.weight}`} max_fails=3 fail_timeout=30s;`;
-    }),
-    '}',
-  ];
+  const servers = backends.map((b) => {
+    if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > 1000) throw new RenderError(`install ${install.id}: refused weight ${b.weight}`);
+    // Weight 0 takes a backend out of rotation; nginx wants `down` for that.
+    return `    server ${backend(b.address, install)}${b.weight === 0 ? ' down' : ` weight=${b.weight}`} max_fails=3 fail_timeout=30s;`;
+  });
+  const key = servers.join('\n');
+  let upstream = cache.get(key);
+  if (!upstream) {
+    const name = `php_${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+    const content = ['# PHP backends shared by every install with this set, written by the provisioning engine from the catalog: do not edit.', `upstream ${name} {`, key, '}', ''].join('\n');
+    upstream = { name, file: upstreamFile(name), content };
+    cache.set(key, upstream);
+  }
+  return upstream;
+}
+
+/** One install's file: a server block per site (HTTP, and HTTPS where it has a certificate), passing PHP to `upstream`. */
+export function renderInstall(install: InstallInput, accessLog: string, upstream: string): string {
+  const root = check(install.root, ABSOLUTE_PATH, 'document root', install);
+  const lines = [`# install ${install.id} (${install.fsName}), written by the provisioning engine from the catalog: do not edit.`];
   const body = serverBody(install, root, upstream, accessLog);
   for (const site of [...install.sites].sort(byString((s) => s.hostname))) {
     const names = [...new Set([site.hostname, ...(site.secureHostname ? [site.secureHostname] : [])])].map((n) => check(n, HOSTNAME, 'hostname', install));
