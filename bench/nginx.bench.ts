@@ -71,7 +71,8 @@ try {
     t = performance.now();
     const { files, refused } = renderEach(input);
     renders.push(performance.now() - t);
-    if (files.size !== INSTALLS + 1 || refused.length > 0) throw new Error(`rendered ${files.size} files, refused ${refused.length}`);
+    const shops = [...files.keys()].filter((n) => n.startsWith('shops/')).length;
+    if (shops !== INSTALLS || refused.length > 0) throw new Error(`rendered ${shops} install files, refused ${refused.length}`);
   }
   const renderMs = median(renders);
   log(`render of ${INSTALLS} installs: median ${renderMs.toFixed(1)} ms (${renders.map((r) => r.toFixed(0)).join(', ')})`);
@@ -173,6 +174,10 @@ try {
       certs_1k_overhead_ratio_in_apply: Number(certs.inApply.toFixed(3)),
     }) + '\n',
   );
+} catch (error) {
+  // What nginx said, before its directory goes.
+  if (nginx) log(execFileSync('tail', ['-n', '20', join(nginx.prefix, 'logs/error.log')]).toString());
+  throw error;
 } finally {
   await engine?.close();
   if (nginx) await stopNginx(nginx);

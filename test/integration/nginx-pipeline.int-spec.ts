@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { jest } from '@jest/globals';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext, Type } from '@nestjs/common';
@@ -106,6 +106,14 @@ describe('nginx pipeline on a running nginx', () => {
     expect(again).toMatchObject({ nginx: 'unchanged', generation: null, filesWritten: 0 });
     // No reload: no worker the master did not already have.
     expect(descendantsOf(nginx.pid).filter((p) => !workers.includes(p))).toEqual([]);
+
+    // The generation's manifest spares hashing the live files, but a file edited by hand (in place) is found and put back.
+    const alpha = join(d1.nginxConfDir, 'current/shops/alpha.conf');
+    expect(readFileSync(join(d1.nginxConfDir, 'current/manifest'), 'utf8')).toContain(' shops/alpha.conf\n');
+    writeFileSync(alpha, `${readFileSync(alpha, 'utf8')}# edited by hand\n`);
+    const repaired = await pipeline.apply(d1);
+    expect(repaired).toMatchObject({ nginx: 'reloaded', written: ['shops/alpha.conf'] });
+    expect(readFileSync(join(d1.nginxConfDir, 'current/shops/alpha.conf'), 'utf8')).not.toContain('edited by hand');
   });
 
   it('never loads a bad vhost: the others answer throughout, the culprit is named and quarantined', async () => {
@@ -206,9 +214,11 @@ describe('nginx pipeline on a running nginx', () => {
     const files = pipeline.files(d1);
     await files.stage('gdeadbeef-0001', null, [{ name: 'shops/alpha.conf', content: 'server { listen nonsense; }\n' }, { name: 'shops.conf', content: '' }]);
     await testNginxConfig(nginx);
+    const lastGood = readlinkSync(join(d1.nginxConfDir, 'last-good'));
     const report = await pipeline.apply(d1);
     expect(report).toMatchObject({ nginx: 'reloaded', written: ['shops/alpha.conf'] });
-    expect(generations()).toEqual([live.replace('generations/', ''), report.generation].sort());
+    // Kept: the new generation, the one it replaced (now last-good), and the last-good it had (a failed reload would have gone back to both).
+    expect(generations()).toEqual([lastGood, live, `generations/${report.generation}`].map((g) => g.replace('generations/', '')).sort());
     expect(await fetchSite(ip(1), 'alpha.example.org', '/sale')).toMatchObject({ status: 302, location: 'http://alpha.example.org/category/sale' });
     expect(readdirSync(join(d1.nginxConfDir, 'tests'))).toEqual([]);
   });

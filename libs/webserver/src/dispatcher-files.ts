@@ -32,8 +32,8 @@ export interface DispatcherState {
   hashes: Map<string, string>;
 }
 
-/** A file of a new generation: linked from the live generation (unchanged), or written. */
-export type PlannedFile = { name: string; link: true } | { name: string; content: string };
+/** A file of a new generation: linked from the live generation (unchanged, with its digest there), or written. */
+export type PlannedFile = { name: string; link: true; sha256: string } | { name: string; content: string };
 
 export const isShopFile = (name: string) => SHOP_FILE.test(name);
 export const isUpstreamFile = (name: string) => UPSTREAM_FILE.test(name);
@@ -43,7 +43,10 @@ export const newGenerationName = () => `g${Date.now().toString(36)}-${randomByte
 /**
  * Prints `current <link>`, `last-good <link>`, a `generation <name>` line per
  * directory, then `sha256sum` lines of the live generation's files: one
- * Perl process (perl-base) and a sha256sum per 4,000 files.
+ * Perl process (perl-base). A file whose inode, size and modification time
+ * are still those its generation's manifest recorded at staging gets the
+ * manifest's digest; any other (edited by hand, or no manifest) is hashed,
+ * a sha256sum per 4,000 files.
  */
 const INSPECT_SCRIPT = String.raw`
 use strict; use warnings;
@@ -65,13 +68,27 @@ for my $d ('upstreams', 'shops') {
   push @files, map { "$d/$_" } sort grep { /\.conf$/ && -f "$d/$_" } readdir($sh);
   closedir($sh);
 }
-while (my @chunk = splice(@files, 0, 4000)) { system('sha256sum', '--', @chunk) == 0 or die "sha256sum failed\n"; }
+my %manifest;
+if (open(my $mh, '<', 'manifest')) {
+  while (my $line = <$mh>) { chomp $line; my ($hash, $ino, $size, $mtime, $name) = split(' ', $line, 5); $manifest{$name} = [$hash, "$ino $size $mtime"] if defined $name; }
+  close($mh);
+}
+my @hash;
+for my $f (@files) {
+  my $m = $manifest{$f};
+  my @s = stat($f);
+  if ($m && @s && $m->[1] eq "$s[1] $s[7] $s[9]") { print "$m->[0]  $f\n"; } else { push @hash, $f; }
+}
+while (my @chunk = splice(@hash, 0, 4000)) { system('sha256sum', '--', @chunk) == 0 or die "sha256sum failed\n"; }
 `;
 
 /**
  * Reads NUL-separated words: the live generation's directory (or empty),
- * the new directory, the path and text of its test config, then `L name`
- * (hard link from the live one) or `W name content` records. Written files and the new directories are
+ * the new directory, the path and text of its test config, then
+ * `L name sha256` (hard link from the live one) or `W name content sha256`
+ * records. Writes the generation's `manifest` (digest, inode, size and
+ * modification time of each file: the next inspect hashes only files that
+ * changed since). Written files, the manifest and the new directories are
  * fsynced (durable before anything points at them). Only perl-base.
  */
 const STAGE_SCRIPT = String.raw`
@@ -85,6 +102,7 @@ my $many = (grep { $_ eq 'W' } @w) > 32;
 mkdir($to) or die "cannot create $to: $!\n";
 for my $d ('shops', 'upstreams') { mkdir("$to/$d") or die "cannot create $to/$d: $!\n"; }
 my $written = 0;
+my @manifest;
 while (@w) {
   my $op = shift @w; my $name = shift @w;
   if ($op eq 'L') { link("$from/$name", "$to/$name") or die "cannot link $from/$name: $!\n"; }
@@ -96,7 +114,15 @@ while (@w) {
     close($fh) or die "cannot write $to/$name: $!\n";
     $written++;
   } else { die "bad record $op\n"; }
+  my $hash = shift @w;
+  $hash =~ /^[0-9a-f]{64}$/ or die "bad digest for $name\n";
+  my @s = stat("$to/$name") or die "cannot stat $to/$name: $!\n";
+  push @manifest, "$hash $s[1] $s[7] $s[9] $name\n";
 }
+open(my $mh, '>', "$to/manifest") or die "cannot write $to/manifest: $!\n";
+print $mh @manifest or die "cannot write $to/manifest: $!\n";
+$many or ($mh->flush and $mh->sync) or die "cannot write $to/manifest: $!\n";
+close($mh) or die "cannot write $to/manifest: $!\n";
 # The new directories' entries on disk too: a power cut after the swap must not find them empty.
 system('sync', '-f', $to) == 0 or die "cannot sync $to\n" if $many;
 for my $d ("$to/shops", "$to/upstreams", $to) { open(my $dh, '<', $d) or die "cannot open $d: $!\n"; $dh->sync or die "cannot sync $d: $!\n"; close($dh); }
@@ -144,14 +170,17 @@ while :; do
 done
 `;
 
-/** Removes every generation but the ones named, and every test config (perl-base's File::Path, no rm per entry). */
+/**
+ * Removes every generation but the ones named, and every test config but
+ * those of the generation being staged (perl-base's File::Path, no rm per entry).
+ */
 const PRUNE_SCRIPT = String.raw`
 use strict; use warnings; use File::Path qw(remove_tree);
-my ($root, @keep) = @ARGV;
-my %keep = map { $_ => 1 } @keep;
+my ($root, $staging, @keep) = @ARGV;
+my %keep = map { $_ => 1 } $staging, @keep;
 chdir($root) or die "cannot enter $root: $!\n";
 opendir(my $th, 'tests') or die "cannot list tests: $!\n";
-unlink map { "tests/$_" } grep { !/^\.\.?$/ } readdir($th);
+unlink map { "tests/$_" } grep { !/^\.\.?$/ && !/^\Q$staging\E[.-]/ } readdir($th);
 closedir($th);
 opendir(my $gh, 'generations') or die "cannot list generations: $!\n";
 my @gone = grep { !/^\.\.?$/ && !$keep{$_} } readdir($gh);
@@ -174,6 +203,8 @@ sub flip {
 }
 flip("generations/$previous", 'last-good') if $previous ne '';
 flip("generations/$generation", 'current');
+# The configs nginx -t checked it with are done.
+unlink glob("tests/$generation.* tests/$generation-*");
 # Then, when asked, the reload in the same round trip.
 exec('sh', '-c', @reload) or die "cannot run sh: $!\n" if @reload;
 `;
@@ -214,10 +245,11 @@ export class DispatcherFiles {
       if (!FILE_NAME.test(file.name)) throw new Error(`refused file name ${JSON.stringify(file.name)} for a generation`);
       if ('link' in file) {
         if (!from) throw new Error(`${file.name}: nothing to link it from`);
-        records.push('L', file.name);
+        if (!/^[0-9a-f]{64}$/.test(file.sha256)) throw new Error(`${file.name}: no digest to link it with`);
+        records.push('L', file.name, file.sha256);
       } else {
         if (file.content.includes('\0')) throw new Error(`${file.name}: a NUL byte in an nginx file`);
-        records.push('W', file.name, file.content);
+        records.push('W', file.name, file.content, sha256(file.content));
       }
     }
     const out = await this.executor.mustRun(this.server, ['perl', '-e', STAGE_SCRIPT], { input: `${records.join('\0')}\0`, timeoutMs: 300_000 });
@@ -301,15 +333,19 @@ export class DispatcherFiles {
   async diff(from: string | null, to: string): Promise<string> {
     const empty = posix.join(this.root, TESTS_DIR, 'empty');
     if (!from) await this.executor.mustRun(this.server, ['mkdir', '-p', '--', empty]);
-    const result = await this.executor.run(this.server, ['diff', '-ruN', '--', from ? this.dir(from) : empty, this.dir(to)], { timeoutMs: 120_000 });
+    const result = await this.executor.run(this.server, ['diff', '-ruN', '--exclude=manifest', '--', from ? this.dir(from) : empty, this.dir(to)], { timeoutMs: 120_000 });
     if (result.exitCode > 1) throw new Error(`diff on ${this.server.hostname} failed: ${result.stderr.trim()}`);
     return result.stdout;
   }
 
-  /** Removes every generation but those kept (and what crashed runs left staged). */
-  async prune(keep: readonly (string | null)[]): Promise<void> {
+  /**
+   * Removes every generation but `staging` and those kept (and what crashed
+   * runs left staged), and every test config but `staging`'s: safe while
+   * `staging` is being staged and tested.
+   */
+  async prune(staging: string, keep: readonly (string | null)[]): Promise<void> {
     const names = keep.filter((g): g is string => g !== null).map(checkGeneration);
-    await this.executor.mustRun(this.server, ['perl', '-e', PRUNE_SCRIPT, this.root, ...names], { timeoutMs: 300_000 });
+    await this.executor.mustRun(this.server, ['perl', '-e', PRUNE_SCRIPT, this.root, checkGeneration(staging), ...names], { timeoutMs: 300_000 });
   }
 
   async remove(generation: string): Promise<void> {

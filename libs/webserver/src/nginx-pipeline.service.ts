@@ -81,17 +81,31 @@ export class NginxPipeline {
     const files = this.files(server);
     const timings = { loadMs: 0, renderMs: 0, inspectMs: 0, stageMs: 0, testMs: 0, reloadMs: 0, pruneMs: 0, totalMs: 0 };
 
-    const input = await this.loader.load(server);
-    timings.loadMs = performance.now() - started;
-    let mark = performance.now();
-    const rendered = renderEach(input);
-    timings.renderMs = performance.now() - mark;
+    // What the dispatcher has is read while the catalog is loaded and rendered: neither needs the other.
+    const [{ input, rendered }, state, quarantinedBefore] = await Promise.all([
+      this.loader.load(server).then((loaded) => {
+        timings.loadMs = performance.now() - started;
+        const mark = performance.now();
+        const output = renderEach(loaded);
+        timings.renderMs = performance.now() - mark;
+        return { input: loaded, rendered: output };
+      }),
+      files.inspect().then((inspected) => {
+        timings.inspectMs = performance.now() - started;
+        return inspected;
+      }),
+      this.dataSource.getRepository(WebQuarantine).find({ where: { serverId: server.id } }).then((rows) => new Map(rows.map((q) => [q.installId, q]))),
+    ]);
     const fsNameOf = new Map(input.installs.map((i) => [installFile(i.fsName), { id: i.id, fsName: i.fsName }]));
-    const quarantinedBefore = new Map((await this.dataSource.getRepository(WebQuarantine).find({ where: { serverId: server.id } })).map((q) => [q.installId, q]));
-    mark = performance.now();
-    const state = await files.inspect();
-    timings.inspectMs = performance.now() - mark;
     const live = state.current;
+    let mark = performance.now();
+    /**
+     * Older generations and what crashed runs left staged go while the new
+     * one is staged and tested (the live one and last-good stay: a reload
+     * that fails goes back to them). Started once; a later round waits for
+     * it before staging, so it never sees that round's generation.
+     */
+    let pruning: Promise<void> | null = null;
 
     const held = new Map<string, Held>();
     for (const r of rendered.refused) {
@@ -100,6 +114,10 @@ export class NginxPipeline {
     const desired = new Map([...rendered.files].filter(([name]) => isShopFile(name) || isUpstreamFile(name)));
     const mainInclude = rendered.files.get(MAIN_INCLUDE)!;
     const alone = (shop: string) => ({ shop, upstream: rendered.upstreamOf.get(shop)! });
+
+    const digests = new Map<string, string>();
+    const digest = (name: string, content: string) => digests.get(name) ?? digests.set(name, sha256(content)).get(name)!;
+    const linked = (name: string): PlannedFile => ({ name, link: true, sha256: state.hashes.get(name)! });
 
     const plan = () => {
       const list: PlannedFile[] = [];
@@ -113,18 +131,18 @@ export class NginxPipeline {
         const stays = live !== null && state.hashes.has(name);
         const h = held.get(name);
         if (h) {
-          if (h.keep && stays) list.push({ name, link: true });
+          if (h.keep && stays) list.push(linked(name));
           continue;
         }
         const content = desired.get(name);
-        if (content === undefined || (stays && state.hashes.get(name) === sha256(content))) list.push({ name, link: true });
+        if (content === undefined || (stays && state.hashes.get(name) === digest(name, content))) list.push(linked(name));
         else {
           list.push({ name, content });
           written.push(name);
         }
       }
       const mainChanged = !(live !== null && state.hashes.get(MAIN_INCLUDE) === sha256(mainInclude));
-      list.push(mainChanged ? { name: MAIN_INCLUDE, content: mainInclude } : { name: MAIN_INCLUDE, link: true });
+      list.push(mainChanged ? { name: MAIN_INCLUDE, content: mainInclude } : linked(MAIN_INCLUDE));
       const kept = new Set(list.map((f) => f.name));
       const removed = [...state.hashes.keys()].filter((n) => (isShopFile(n) || isUpstreamFile(n)) && !kept.has(n));
       return { list, written, removed, mainChanged };
@@ -143,6 +161,15 @@ export class NginxPipeline {
         return this.report(server, null, planned, held, quarantinedBefore, state.hashes, 'unchanged', timings);
       }
       generation = newGenerationName();
+      if (pruning) await pruning;
+      else if (!options.dryRun) {
+        const pruneStarted = performance.now();
+        pruning = files.prune(generation, [live, state.lastGood]).then(() => {
+          timings.pruneMs = performance.now() - pruneStarted;
+        });
+        // Awaited before the apply returns; never an unhandled rejection meanwhile.
+        pruning.catch(() => undefined);
+      }
       mark = performance.now();
       const filesWritten = await files.stage(generation, live, planned.list);
       timings.stageMs += performance.now() - mark;
@@ -217,11 +244,8 @@ export class NginxPipeline {
     timings.reloadMs = performance.now() - mark;
     if (reload === 'not-running') log(`nginx is not running on ${server.hostname}: ${generation} is in place and loads when it starts`);
     else log(`nginx on ${server.hostname} reloaded on ${generation}`);
-    // Recorded live before the prune: a build waiting for this generation goes on at once.
     await this.record(server, held, quarantinedBefore, fsNameOf, { generation, previous: live }, options);
-    mark = performance.now();
-    await files.prune([generation, live]);
-    timings.pruneMs = performance.now() - mark;
+    await pruning;
     timings.totalMs = performance.now() - started;
     const untested = this.untestable(server, true);
     return this.report(server, generation, planned, held, quarantinedBefore, state.hashes, untested && reload === 'not-running' ? 'untested' : reload, timings);
