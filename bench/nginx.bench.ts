@@ -30,14 +30,19 @@ import { codeGroupFor, fetchSite, makeCert, seedWebInstalls, writeHome } from '.
  * starts once the previous configuration's workers have exited.
  */
 const INSTALLS = Number(process.env.BENCH_INSTALLS ?? 10_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+const WARMUP_RELOADS = 2;
 const CERTS = Math.min(INSTALLS, Number(process.env.BENCH_CERTS ?? 1_000));
 const SECRETS_KEY = '0f'.repeat(32);
 const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'));
 chmodSync(dir, 0o755);
 const log = (line: string) => process.stderr.write(line + '\n');
 const seconds = (ms: number) => Number((ms / 1000).toFixed(3));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
 
 const mariadb = await startMariadb(join(dir, 'mariadb'));
 let sshd: SshdServer | null = null;
@@ -107,9 +112,12 @@ try {
     await ds.getRepository(InstallSite).update({ id: site.id }, { secureHostname: site.secureHostname ? null : `secure${n}.bench.example.org` });
   };
   /**
-   * The first apply, then three rounds of nginx's own test + reload and of
-   * a one-install change applied, interleaved so both see the same
-   * machine; medians.
+   * The first apply; then nginx's own reload twice, unmeasured (a master's
+   * first reloads are faster than the later ones: its heap is fresh, later
+   * ones write into memory it shares with its workers, copy-on-write);
+   * then rounds of nginx's own test + reload and of a one-install change
+   * applied, in alternating order (own first, then apply first) so that
+   * neither always runs after the other; medians.
    */
   const measure = async (label: string) => {
     t = performance.now();
@@ -117,19 +125,34 @@ try {
     const firstMs = performance.now() - t;
     check(first, label);
     log(`${label}: first apply ${seconds(firstMs)} s (${JSON.stringify(first.timings)}), ${first.filesWritten} files written`);
+    for (let i = 0; i < WARMUP_RELOADS; i++) {
+      const own = await nginxOwn();
+      log(`${label}: warm-up: nginx -t ${seconds(own.testMs)} s, reload ${seconds(own.reloadMs)} s (not counted)`);
+    }
     const owns: { testMs: number; reloadMs: number }[] = [];
     const ones: { ms: number; report: ApplyReport }[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      const own = await nginxOwn();
-      owns.push(own);
-      log(`${label}: nginx -t ${seconds(own.testMs)} s, reload ${seconds(own.reloadMs)} s`);
+    const own = async () => {
+      const o = await nginxOwn();
+      owns.push(o);
+      log(`${label}: nginx -t ${seconds(o.testMs)} s, reload ${seconds(o.reloadMs)} s`);
+    };
+    const one = async (round: number) => {
       await changeOne(1 + round);
       await quiesce();
       t = performance.now();
-      const one = await pipeline.apply(server);
-      ones.push({ ms: performance.now() - t, report: one });
-      check(one, label);
-      log(`${label}: one-install change applied in ${seconds(ones.at(-1)!.ms)} s (${JSON.stringify(one.timings)}), ${one.filesWritten} file(s) written`);
+      const report = await pipeline.apply(server);
+      ones.push({ ms: performance.now() - t, report });
+      check(report, label);
+      log(`${label}: one-install change applied in ${seconds(ones.at(-1)!.ms)} s (${JSON.stringify(report.timings)}), ${report.filesWritten} file(s) written`);
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      if (round % 2 === 0) {
+        await own();
+        await one(round);
+      } else {
+        await one(round);
+        await own();
+      }
     }
     const answer = await fetchSite('127.0.97.1', 'shop0.bench.example.org', '/hello.txt');
     if (answer.status !== 200) throw new Error(`shop0 answered ${answer.status}`);

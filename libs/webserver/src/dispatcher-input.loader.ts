@@ -47,20 +47,18 @@ export class DispatcherInputLoader {
     const m = this.dataSource.manager;
     // Raw rows of the columns the render needs: no entity hydration for ten thousand installs.
     const only = (alias: string) => (onlyInstallId === undefined ? '1 = 1' : `${alias} = :only`);
-    const installs = await m
-      .createQueryBuilder(Install, 'i')
-      .innerJoin(InstallServer, 'mine', 'mine.installId = i.id AND mine.serverId = :serverId', { serverId: server.id })
-      .select(['i.id AS id', 'i.fsName AS fsName', 'i.sharedCodeGroupId AS groupId', 'i.customRewrites AS rewrites'])
-      .where('i.status IN (:...served)', { served: SERVED })
-      .andWhere('i.sharedCodeGroupId IS NOT NULL')
-      .andWhere(only('i.id'), { only: onlyInstallId })
-      .orderBy('i.id', 'ASC')
-      .getRawMany<{ id: number; fsName: string; groupId: number; rewrites: string | null }>();
-    if (installs.length === 0) return { confDir: currentDir(server), accessLog: SHOPS_ACCESS_LOG, installs: [] };
-
     const mine = (alias: string) => `mine.installId = ${alias} AND mine.serverId = :serverId`;
-    const groupIds = [...new Set(installs.map((i) => Number(i.groupId)))];
-    const [memberships, sites, siteIps, groups] = await Promise.all([
+    // Every query at once (each on its own pooled connection): none needs another's rows.
+    const [installs, memberships, sites, siteIps, groups] = await Promise.all([
+      m
+        .createQueryBuilder(Install, 'i')
+        .innerJoin(InstallServer, 'mine', 'mine.installId = i.id AND mine.serverId = :serverId', { serverId: server.id })
+        .select(['i.id AS id', 'i.fsName AS fsName', 'i.sharedCodeGroupId AS groupId', 'i.customRewrites AS rewrites'])
+        .where('i.status IN (:...served)', { served: SERVED })
+        .andWhere('i.sharedCodeGroupId IS NOT NULL')
+        .andWhere(only('i.id'), { only: onlyInstallId })
+        .orderBy('i.id', 'ASC')
+        .getRawMany<{ id: number; fsName: string; groupId: number; rewrites: string | null }>(),
       m
         .createQueryBuilder(InstallServer, 'isv')
         .innerJoin(InstallServer, 'mine', mine('isv.installId'), { serverId: server.id })
@@ -82,8 +80,23 @@ export class DispatcherInputLoader {
         .where('h.serverId = :serverId', { serverId: server.id })
         .andWhere(only('site.installId'), { only: onlyInstallId })
         .getRawMany<{ siteId: number; ip: string }>(),
-      m.find(SharedCodeGroup, { where: { id: In(groupIds) } }),
+      m
+        .createQueryBuilder(SharedCodeGroup, 'g')
+        .where((qb) => {
+          const ids = qb
+            .subQuery()
+            .select('i.sharedCodeGroupId')
+            .from(Install, 'i')
+            .innerJoin(InstallServer, 'mine', mine('i.id'))
+            .where('i.status IN (:...served)')
+            .andWhere(only('i.id'))
+            .getQuery();
+          return `g.id IN ${ids}`;
+        })
+        .setParameters({ serverId: server.id, served: SERVED, only: onlyInstallId })
+        .getMany(),
     ]);
+    if (installs.length === 0) return { confDir: currentDir(server), accessLog: SHOPS_ACCESS_LOG, installs: [] };
     const servers = await m.find(Server, { where: { id: In([...new Set(memberships.map((r) => Number(r.serverId)))]) } });
     const serverById = new Map(servers.map((s) => [s.id, s]));
     const manifestOf = (groupId: number) => this.manifest(groups.find((g) => g.id === groupId));

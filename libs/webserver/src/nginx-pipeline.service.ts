@@ -8,7 +8,7 @@ import { ServerAccess } from '@app/hosts';
 import { DispatcherInputLoader } from './dispatcher-input.loader.js';
 import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, sha256, type PlannedFile } from './dispatcher-files.js';
 import { NginxRebuilds } from './nginx-rebuilds.service.js';
-import { installFile, MAIN_INCLUDE, renderEach } from './render.js';
+import { installFile, MAIN_INCLUDE, renderEach, type RenderMemo } from './render.js';
 
 export interface ApplyOptions {
   /** Stage and diff only: nothing goes live, nothing is recorded. */
@@ -61,6 +61,8 @@ interface Held {
 @Injectable()
 export class NginxPipeline {
   private readonly logger = new Logger('NginxPipeline');
+  /** Per dispatcher, from its last apply in this process: installs' renders by input, and files' digests by content. */
+  private readonly memos = new Map<number, { render: RenderMemo; digests: Map<string, string> }>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -78,6 +80,7 @@ export class NginxPipeline {
   async apply(server: Server, options: ApplyOptions = {}): Promise<ApplyReport> {
     const started = performance.now();
     const log = options.log ?? (() => undefined);
+    const memo = this.memos.get(server.id) ?? { render: new Map(), digests: new Map() };
     const files = this.files(server);
     const timings = { loadMs: 0, renderMs: 0, inspectMs: 0, stageMs: 0, testMs: 0, reloadMs: 0, pruneMs: 0, totalMs: 0 };
 
@@ -86,7 +89,7 @@ export class NginxPipeline {
       this.loader.load(server).then((loaded) => {
         timings.loadMs = performance.now() - started;
         const mark = performance.now();
-        const output = renderEach(loaded);
+        const output = renderEach(loaded, memo.render);
         timings.renderMs = performance.now() - mark;
         return { input: loaded, rendered: output };
       }),
@@ -115,8 +118,15 @@ export class NginxPipeline {
     const mainInclude = rendered.files.get(MAIN_INCLUDE)!;
     const alone = (shop: string) => ({ shop, upstream: rendered.upstreamOf.get(shop)! });
 
+    // By content: an install rendered from the memo is the same string as last time, and so is its digest.
     const digests = new Map<string, string>();
-    const digest = (name: string, content: string) => digests.get(name) ?? digests.set(name, sha256(content)).get(name)!;
+    const digest = (content: string) => {
+      const known = digests.get(content) ?? memo.digests.get(content) ?? sha256(content);
+      digests.set(content, known);
+      return known;
+    };
+    // Pure caches (input → file, content → digest): right whatever becomes of this apply.
+    this.memos.set(server.id, { render: rendered.memo, digests });
     const linked = (name: string): PlannedFile => ({ name, link: true, sha256: state.hashes.get(name)! });
 
     const plan = () => {
@@ -135,7 +145,7 @@ export class NginxPipeline {
           continue;
         }
         const content = desired.get(name);
-        if (content === undefined || (stays && state.hashes.get(name) === digest(name, content))) list.push(linked(name));
+        if (content === undefined || (stays && state.hashes.get(name) === digest(content))) list.push(linked(name));
         else {
           list.push({ name, content });
           written.push(name);

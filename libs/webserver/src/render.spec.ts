@@ -92,6 +92,18 @@ describe('renderEach', () => {
     expect(refused).toEqual([{ id: 9, fsName: 'broken', error: expect.stringMatching(/^install 9 \(broken\): refused document root/) }]);
   });
 
+  it("renders from the previous render's memo exactly what it renders afresh, and renders anew what changed", () => {
+    const first = renderEach(dispatcher([shop(), shop({ id: 9, fsName: 'another' })]), new Map());
+    expect(first.memo.size).toBe(2);
+    const changed = shop({ id: 9, fsName: 'another', rewrites: [], backends: [{ address: '10.0.0.40:9000', weight: 1 }] });
+    const again = renderEach(dispatcher([shop(), changed]), first.memo);
+    expect(again.files).toEqual(renderEach(dispatcher([shop(), changed])).files);
+    expect(again.files.get('shops/another.conf')).not.toEqual(first.files.get('shops/another.conf'));
+    expect(again.upstreamOf.get('shops/another.conf')).not.toBe(again.upstreamOf.get('shops/bioexcouk.conf'));
+    // The memo holds what this render used, no more.
+    expect(renderEach(dispatcher([shop()]), again.memo).memo.size).toBe(1);
+  });
+
   it('keeps the main include the same whatever the installs (a one-install change writes one file)', () => {
     const one = renderEach(dispatcher([shop()])).files.get('shops.conf');
     const two = renderEach(dispatcher([shop(), shop({ id: 9, fsName: 'another' })])).files.get('shops.conf');

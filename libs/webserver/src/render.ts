@@ -98,6 +98,8 @@ export interface RenderedDispatcher {
   files: Map<string, string>;
   /** Install file → the upstream file it passes PHP to. */
   upstreamOf: Map<string, string>;
+  /** What this render produced per install, for the next render of the same dispatcher (see `renderEach`). */
+  memo: RenderMemo;
   refused: { id: number; fsName: string; error: string }[];
 }
 
@@ -116,14 +118,21 @@ export function renderMainInclude(confDir: string): string {
   ].join('\n');
 }
 
+/** An install's input (with the access log) as JSON → its file and upstream, as rendered then. */
+export type RenderMemo = Map<string, { content: string; upstream: Upstream }>;
+
 /**
  * Every install's file, each on its own: an install that cannot be rendered
  * is refused (named, with the reason) and the others are rendered anyway.
+ * `memo`, the previous render's, gives back the file of an install whose
+ * input is the same as then (the render is a pure function of it), so a
+ * one-install change renders one install; the result carries the new memo.
  */
-export function renderEach(input: DispatcherInput): RenderedDispatcher {
+export function renderEach(input: DispatcherInput, memo?: RenderMemo): RenderedDispatcher {
   const files = new Map<string, string>();
   const upstreamOf = new Map<string, string>();
   const upstreams = new Map<string, Upstream>();
+  const nextMemo: RenderMemo = new Map();
   const refused: RenderedDispatcher['refused'] = [];
   const accessLog = check(input.accessLog, ABSOLUTE_PATH, 'access log path');
   const installs = [...input.installs].sort(byString((i) => `${i.fsName} ${String(i.id).padStart(12, '0')}`));
@@ -133,8 +142,15 @@ export function renderEach(input: DispatcherInput): RenderedDispatcher {
       check(install.fsName, FS_NAME, 'fs name', install);
       if (seen.has(install.fsName)) throw new RenderError(`two installs named ${install.fsName}`);
       seen.add(install.fsName);
-      const upstream = renderUpstream(install, upstreams);
-      files.set(installFile(install.fsName), renderInstall(install, accessLog, upstream.name));
+      const key = memo ? `${accessLog}\n${JSON.stringify(install)}` : '';
+      let rendered = memo?.get(key);
+      if (!rendered) {
+        const upstream = renderUpstream(install, upstreams);
+        rendered = { content: renderInstall(install, accessLog, upstream.name), upstream };
+      }
+      if (memo) nextMemo.set(key, rendered);
+      const { upstream } = rendered;
+      files.set(installFile(install.fsName), rendered.content);
       files.set(upstream.file, upstream.content);
       upstreamOf.set(installFile(install.fsName), upstream.file);
     } catch (error) {
@@ -143,7 +159,7 @@ export function renderEach(input: DispatcherInput): RenderedDispatcher {
     }
   }
   files.set(MAIN_INCLUDE, renderMainInclude(input.confDir));
-  return { files, upstreamOf, refused };
+  return { files, upstreamOf, memo: nextMemo, refused };
 }
 
 /** The files of one dispatcher: relative path → content. Throws on the first install it cannot render. */
@@ -153,7 +169,7 @@ export function renderDispatcher(input: DispatcherInput): Map<string, string> {
   return files;
 }
 
-interface Upstream {
+export interface Upstream {
   name: string;
   file: string;
   content: string;
