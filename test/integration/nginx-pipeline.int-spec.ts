@@ -114,6 +114,23 @@ describe('nginx pipeline on a running nginx', () => {
     const repaired = await pipeline.apply(d1);
     expect(repaired).toMatchObject({ nginx: 'reloaded', written: ['shops/alpha.conf'] });
     expect(readFileSync(join(d1.nginxConfDir, 'current/shops/alpha.conf'), 'utf8')).not.toContain('edited by hand');
+
+    // Told what the live generation's manifest holds, inspect sends back only what differs from it, and ends with the same view.
+    const files = pipeline.files(d1);
+    const full = await files.inspect();
+    const known = { generation: full.current!, hashes: new Map(full.hashes) };
+    expect((await files.inspect(known)).hashes).toEqual(full.hashes);
+    const beta = join(d1.nginxConfDir, 'current/shops/beta.conf');
+    const betaText = readFileSync(beta, 'utf8');
+    writeFileSync(beta, `${betaText}# edited by hand\n`);
+    rmSync(join(d1.nginxConfDir, 'current/shops/gamma.conf'));
+    const drifted = await files.inspect(known);
+    expect(drifted.hashes).toEqual((await files.inspect()).hashes);
+    expect(drifted.hashes.has('shops/gamma.conf')).toBe(false);
+    expect(drifted.hashes.get('shops/beta.conf')).not.toBe(known.hashes.get('shops/beta.conf'));
+    const healed = await pipeline.apply(d1);
+    expect(healed.written.sort()).toEqual(['shops/beta.conf', 'shops/gamma.conf']);
+    expect(readFileSync(beta, 'utf8')).toBe(betaText);
   });
 
   it('never loads a bad vhost: the others answer throughout, the culprit is named and quarantined', async () => {

@@ -32,6 +32,12 @@ export interface DispatcherState {
   hashes: Map<string, string>;
 }
 
+/** A generation as staged: its files and their digests (what its manifest says). */
+export interface StagedGeneration {
+  generation: string;
+  hashes: ReadonlyMap<string, string>;
+}
+
 /** A file of a new generation: linked from the live generation (unchanged, with its digest there), or written. */
 export type PlannedFile = { name: string; link: true; sha256: string } | { name: string; content: string };
 
@@ -51,7 +57,7 @@ export const newGenerationName = () => `g${Date.now().toString(36)}-${randomByte
 const INSPECT_SCRIPT = String.raw`
 use strict; use warnings;
 $| = 1;
-my $root = shift;
+my ($root, $known) = @ARGV;
 chdir($root) or die "cannot enter $root: $!\n";
 for my $d ('generations', 'tests') { -d $d or mkdir($d) or die "cannot create $root/$d: $!\n"; }
 my $cur = readlink('current') // '';
@@ -65,7 +71,7 @@ chdir($cur) or die "cannot enter $cur: $!\n";
 my @files = -f 'shops.conf' ? ('shops.conf') : ();
 for my $d ('upstreams', 'shops') {
   opendir(my $sh, $d) or next;
-  push @files, map { "$d/$_" } sort grep { /\.conf$/ && -f "$d/$_" } readdir($sh);
+  push @files, map { "$d/$_" } sort grep { /\.conf$/ } readdir($sh);
   closedir($sh);
 }
 my %manifest;
@@ -73,12 +79,17 @@ if (open(my $mh, '<', 'manifest')) {
   while (my $line = <$mh>) { chomp $line; my ($hash, $ino, $size, $mtime, $name) = split(' ', $line, 5); $manifest{$name} = [$hash, "$ino $size $mtime"] if defined $name; }
   close($mh);
 }
+# The engine that staged the live generation knows its manifest: then only what differs from it is printed.
+my $quiet = defined $known && $known ne '' && "generations/$known" eq $cur && %manifest;
+print "known\n" if $quiet;
 my @hash;
 for my $f (@files) {
-  my $m = $manifest{$f};
   my @s = stat($f);
-  if ($m && @s && $m->[1] eq "$s[1] $s[7] $s[9]") { print "$m->[0]  $f\n"; } else { push @hash, $f; }
+  next unless @s && -f _;
+  my $m = delete $manifest{$f};
+  if ($m && $m->[1] eq "$s[1] $s[7] $s[9]") { print "$m->[0]  $f\n" unless $quiet; } else { push @hash, $f; }
 }
+if ($quiet) { print "gone $_\n" for sort keys %manifest; }
 while (my @chunk = splice(@hash, 0, 4000)) { system('sha256sum', '--', @chunk) == 0 or die "sha256sum failed\n"; }
 `;
 
@@ -223,13 +234,20 @@ export class DispatcherFiles {
     return posix.join(this.root, GENERATIONS_DIR, checkGeneration(generation));
   }
 
-  async inspect(): Promise<DispatcherState> {
-    const out = await this.executor.mustRun(this.server, ['perl', '-e', INSPECT_SCRIPT, this.root], { timeoutMs: 120_000 });
+  /**
+   * What is on the dispatcher. `known`: a generation's files and digests as
+   * staged (its manifest); when it is the live one, only the files that
+   * differ from it come back, not ten thousand lines.
+   */
+  async inspect(known?: StagedGeneration): Promise<DispatcherState> {
+    const out = await this.executor.mustRun(this.server, ['perl', '-e', INSPECT_SCRIPT, this.root, known ? checkGeneration(known.generation) : ''], { timeoutMs: 120_000 });
     const state: DispatcherState = { current: null, lastGood: null, generations: [], hashes: new Map() };
     for (const line of out.split('\n')) {
       if (line.startsWith('current ')) state.current = generationOfLink(line.slice(8));
       else if (line.startsWith('last-good ')) state.lastGood = generationOfLink(line.slice(10));
       else if (line.startsWith('generation ')) state.generations.push(line.slice(11));
+      else if (line === 'known' && known) state.hashes = new Map(known.hashes);
+      else if (line.startsWith('gone ')) state.hashes.delete(line.slice(5));
       else {
         const m = /^([0-9a-f]{64}) {2}(.*)$/.exec(line);
         if (m && FILE_NAME.test(m[2]!)) state.hashes.set(m[2]!, m[1]!);

@@ -6,7 +6,7 @@ import { PermanentJobError } from '@app/queue';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { ServerAccess } from '@app/hosts';
 import { DispatcherInputLoader } from './dispatcher-input.loader.js';
-import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, sha256, type PlannedFile } from './dispatcher-files.js';
+import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, sha256, type PlannedFile, type StagedGeneration } from './dispatcher-files.js';
 import { NginxRebuilds } from './nginx-rebuilds.service.js';
 import { installFile, MAIN_INCLUDE, renderEach, type RenderMemo } from './render.js';
 
@@ -41,6 +41,12 @@ export class NginxApplyError extends PermanentJobError {
   readonly permanent = true;
 }
 
+interface ApplyMemo {
+  render: RenderMemo;
+  digests: Map<string, string>;
+  staged?: StagedGeneration;
+}
+
 interface Held {
   installId: number;
   fsName: string;
@@ -61,8 +67,8 @@ interface Held {
 @Injectable()
 export class NginxPipeline {
   private readonly logger = new Logger('NginxPipeline');
-  /** Per dispatcher, from its last apply in this process: installs' renders by input, and files' digests by content. */
-  private readonly memos = new Map<number, { render: RenderMemo; digests: Map<string, string> }>();
+  /** Per dispatcher, from its last apply in this process: installs' renders by input, files' digests by content, the last generation staged. */
+  private readonly memos = new Map<number, ApplyMemo>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -80,7 +86,7 @@ export class NginxPipeline {
   async apply(server: Server, options: ApplyOptions = {}): Promise<ApplyReport> {
     const started = performance.now();
     const log = options.log ?? (() => undefined);
-    const memo = this.memos.get(server.id) ?? { render: new Map(), digests: new Map() };
+    const memo: ApplyMemo = this.memos.get(server.id) ?? { render: new Map(), digests: new Map() };
     const files = this.files(server);
     const timings = { loadMs: 0, renderMs: 0, inspectMs: 0, stageMs: 0, testMs: 0, reloadMs: 0, pruneMs: 0, totalMs: 0 };
 
@@ -93,7 +99,7 @@ export class NginxPipeline {
         timings.renderMs = performance.now() - mark;
         return { input: loaded, rendered: output };
       }),
-      files.inspect().then((inspected) => {
+      files.inspect(memo.staged).then((inspected) => {
         timings.inspectMs = performance.now() - started;
         return inspected;
       }),
@@ -126,7 +132,8 @@ export class NginxPipeline {
       return known;
     };
     // Pure caches (input → file, content → digest): right whatever becomes of this apply.
-    this.memos.set(server.id, { render: rendered.memo, digests });
+    const memoNow: ApplyMemo = { render: rendered.memo, digests };
+    this.memos.set(server.id, memoNow);
     const linked = (name: string): PlannedFile => ({ name, link: true, sha256: state.hashes.get(name)! });
 
     const plan = () => {
@@ -182,6 +189,7 @@ export class NginxPipeline {
       }
       mark = performance.now();
       const filesWritten = await files.stage(generation, live, planned.list);
+      memoNow.staged = { generation, hashes: new Map(planned.list.map((f) => [f.name, 'link' in f ? f.sha256 : digest(f.content)])) };
       timings.stageMs += performance.now() - mark;
       log(`staged ${generation} on ${server.hostname}: ${filesWritten} file(s) written, ${planned.removed.length} removed`);
 
