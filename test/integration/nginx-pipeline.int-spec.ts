@@ -99,6 +99,10 @@ describe('nginx pipeline on a running nginx', () => {
     // The unchanged files are the same inodes as in the previous generation: linked, not written.
     const inode = (gen: string, f: string) => execFileSync('stat', ['-c', '%i', join(d1.nginxConfDir, gen, 'shops', f)]).toString();
     expect(inode(before, 'alpha.conf')).toBe(inode(current(), 'alpha.conf'));
+    // The changed file is a new one: the generation it replaced still has what nginx loaded before (its last-good).
+    expect(inode(before, 'beta.conf')).not.toBe(inode(current(), 'beta.conf'));
+    expect(readFileSync(join(d1.nginxConfDir, before, 'shops/beta.conf'), 'utf8')).not.toContain('secure.beta.example.org');
+    expect(readFileSync(join(d1.nginxConfDir, current(), 'shops/beta.conf'), 'utf8')).toContain('secure.beta.example.org');
     expect(readlinkSync(join(d1.nginxConfDir, 'last-good'))).toBe(before);
 
     const workers = descendantsOf(nginx.pid).sort();

@@ -30,6 +30,8 @@ export interface DispatcherState {
   generations: string[];
   /** `shops.conf`, `shops/<fs>.conf` and `upstreams/<name>.conf` of the current generation → sha256 of its content. */
   hashes: Map<string, string>;
+  /** The new generation inspect linked the live files into, if asked to and there was a live one. */
+  cloned: string | null;
 }
 
 /** A generation as staged: its files and their digests (what its manifest says). */
@@ -52,12 +54,14 @@ export const newGenerationName = () => `g${Date.now().toString(36)}-${randomByte
  * Perl process (perl-base). A file whose inode, size and modification time
  * are still those its generation's manifest recorded at staging gets the
  * manifest's digest; any other (edited by hand, or no manifest) is hashed,
- * a sha256sum per 4,000 files.
+ * a sha256sum per 4,000 files. Given a new generation's name, it also
+ * hard-links every live file into it as it goes (`cloned <name>`): the
+ * links a one-install change needs are made while the engine renders.
  */
 const INSPECT_SCRIPT = String.raw`
 use strict; use warnings;
 $| = 1;
-my ($root, $known) = @ARGV;
+my ($root, $known, $clone) = @ARGV;
 chdir($root) or die "cannot enter $root: $!\n";
 for my $d ('generations', 'tests') { -d $d or mkdir($d) or die "cannot create $root/$d: $!\n"; }
 my $cur = readlink('current') // '';
@@ -82,14 +86,22 @@ if (open(my $mh, '<', 'manifest')) {
 # The engine that staged the live generation knows its manifest: then only what differs from it is printed.
 my $quiet = defined $known && $known ne '' && "generations/$known" eq $cur && %manifest;
 print "known\n" if $quiet;
+my $into = '';
+if (defined $clone && $clone ne '') {
+  $into = "$root/generations/$clone";
+  mkdir($into) or die "cannot create $into: $!\n";
+  for my $d ('shops', 'upstreams') { mkdir("$into/$d") or die "cannot create $into/$d: $!\n"; }
+}
 my @hash;
 for my $f (@files) {
   my @s = stat($f);
   next unless @s && -f _;
+  $into eq '' or link($f, "$into/$f") or die "cannot link $f into $into: $!\n";
   my $m = delete $manifest{$f};
   if ($m && $m->[1] eq "$s[1] $s[7] $s[9]") { print "$m->[0]  $f\n" unless $quiet; } else { push @hash, $f; }
 }
 if ($quiet) { print "gone $_\n" for sort keys %manifest; }
+print "cloned $clone\n" if $into ne '';
 while (my @chunk = splice(@hash, 0, 4000)) { system('sha256sum', '--', @chunk) == 0 or die "sha256sum failed\n"; }
 `;
 
@@ -107,18 +119,25 @@ use strict; use warnings; use IO::Handle;
 local $/ = "\0";
 my @w = <STDIN>;
 chomp @w;
-my ($from, $to, $test, $testContent) = splice(@w, 0, 4);
+my ($from, $to, $test, $testContent, $cloned) = splice(@w, 0, 5);
 # A few files: fsync each. Many (a first apply): one syncfs of the filesystem at the end is cheaper.
 my $many = (grep { $_ eq 'W' } @w) > 32;
-mkdir($to) or die "cannot create $to: $!\n";
-for my $d ('shops', 'upstreams') { mkdir("$to/$d") or die "cannot create $to/$d: $!\n"; }
+# Cloned: inspect already linked every live file into it; then only what changed is written, and what went is unlinked.
+if ($cloned eq '') {
+  mkdir($to) or die "cannot create $to: $!\n";
+  for my $d ('shops', 'upstreams') { mkdir("$to/$d") or die "cannot create $to/$d: $!\n"; }
+}
 my $written = 0;
 my @manifest;
+my %named;
 while (@w) {
   my $op = shift @w; my $name = shift @w;
-  if ($op eq 'L') { link("$from/$name", "$to/$name") or die "cannot link $from/$name: $!\n"; }
+  $named{$name} = 1;
+  if ($op eq 'L') { ($cloned ne '' && -f "$to/$name") or link("$from/$name", "$to/$name") or die "cannot link $from/$name: $!\n"; }
   elsif ($op eq 'W') {
     my $content = shift @w;
+    # Never through a link: the live generation shares the inode.
+    unlink("$to/$name") if $cloned ne '';
     open(my $fh, '>', "$to/$name") or die "cannot write $to/$name: $!\n";
     print $fh $content or die "cannot write $to/$name: $!\n";
     $many or ($fh->flush and $fh->sync) or die "cannot write $to/$name: $!\n";
@@ -129,6 +148,14 @@ while (@w) {
   $hash =~ /^[0-9a-f]{64}$/ or die "bad digest for $name\n";
   my @s = stat("$to/$name") or die "cannot stat $to/$name: $!\n";
   push @manifest, "$hash $s[1] $s[7] $s[9] $name\n";
+}
+if ($cloned ne '') {
+  for my $d ('shops', 'upstreams') {
+    opendir(my $dh, "$to/$d") or die "cannot list $to/$d: $!\n";
+    for (grep { !/^\.\.?$/ && !$named{"$d/$_"} } readdir($dh)) { unlink("$to/$d/$_") or die "cannot remove $to/$d/$_: $!\n"; }
+    closedir($dh);
+  }
+  ($named{'shops.conf'} || !-e "$to/shops.conf" || unlink("$to/shops.conf")) or die "cannot remove $to/shops.conf: $!\n";
 }
 open(my $mh, '>', "$to/manifest") or die "cannot write $to/manifest: $!\n";
 print $mh @manifest or die "cannot write $to/manifest: $!\n";
@@ -239,15 +266,17 @@ export class DispatcherFiles {
    * staged (its manifest); when it is the live one, only the files that
    * differ from it come back, not ten thousand lines.
    */
-  async inspect(known?: StagedGeneration): Promise<DispatcherState> {
-    const out = await this.executor.mustRun(this.server, ['perl', '-e', INSPECT_SCRIPT, this.root, known ? checkGeneration(known.generation) : ''], { timeoutMs: 120_000 });
-    const state: DispatcherState = { current: null, lastGood: null, generations: [], hashes: new Map() };
+  async inspect(known?: StagedGeneration, cloneInto?: string): Promise<DispatcherState> {
+    const argv = ['perl', '-e', INSPECT_SCRIPT, this.root, known ? checkGeneration(known.generation) : '', cloneInto ? checkGeneration(cloneInto) : ''];
+    const out = await this.executor.mustRun(this.server, argv, { timeoutMs: 300_000 });
+    const state: DispatcherState = { current: null, lastGood: null, generations: [], hashes: new Map(), cloned: null };
     for (const line of out.split('\n')) {
       if (line.startsWith('current ')) state.current = generationOfLink(line.slice(8));
       else if (line.startsWith('last-good ')) state.lastGood = generationOfLink(line.slice(10));
       else if (line.startsWith('generation ')) state.generations.push(line.slice(11));
       else if (line === 'known' && known) state.hashes = new Map(known.hashes);
       else if (line.startsWith('gone ')) state.hashes.delete(line.slice(5));
+      else if (line.startsWith('cloned ')) state.cloned = line.slice(7);
       else {
         const m = /^([0-9a-f]{64}) {2}(.*)$/.exec(line);
         if (m && FILE_NAME.test(m[2]!)) state.hashes.set(m[2]!, m[1]!);
@@ -257,8 +286,14 @@ export class DispatcherFiles {
   }
 
   /** A new generation directory from the plan; returns the number of files written (links are not writes). */
-  async stage(generation: string, from: string | null, plan: readonly PlannedFile[]): Promise<number> {
-    const records: string[] = [from ? this.dir(from) : '', this.dir(generation), this.testConfigPath(generation), this.testConfig(generation)];
+  /**
+   * Stages a generation from the plan; returns the number of files written
+   * (links are not writes). `cloned`: inspect already hard-linked the live
+   * generation `from` into it.
+   */
+  async stage(generation: string, from: string | null, plan: readonly PlannedFile[], options: { cloned?: boolean } = {}): Promise<number> {
+    if (options.cloned && !from) throw new Error('a cloned generation needs the generation it was cloned from');
+    const records: string[] = [from ? this.dir(from) : '', this.dir(generation), this.testConfigPath(generation), this.testConfig(generation), options.cloned ? '1' : ''];
     for (const file of plan) {
       if (!FILE_NAME.test(file.name)) throw new Error(`refused file name ${JSON.stringify(file.name)} for a generation`);
       if ('link' in file) {

@@ -90,7 +90,8 @@ export class NginxPipeline {
     const files = this.files(server);
     const timings = { loadMs: 0, renderMs: 0, inspectMs: 0, stageMs: 0, testMs: 0, reloadMs: 0, pruneMs: 0, totalMs: 0 };
 
-    // What the dispatcher has is read while the catalog is loaded and rendered: neither needs the other.
+    // What the dispatcher has is read (and linked into the first round's new generation) while the catalog is loaded and rendered: neither needs the other.
+    const clone = newGenerationName();
     const [{ input, rendered }, state, quarantinedBefore] = await Promise.all([
       this.loader.load(server).then((loaded) => {
         timings.loadMs = performance.now() - started;
@@ -99,7 +100,7 @@ export class NginxPipeline {
         timings.renderMs = performance.now() - mark;
         return { input: loaded, rendered: output };
       }),
-      files.inspect(memo.staged).then((inspected) => {
+      files.inspect(memo.staged, clone).then((inspected) => {
         timings.inspectMs = performance.now() - started;
         return inspected;
       }),
@@ -174,10 +175,12 @@ export class NginxPipeline {
       if (live !== null && planned.written.length === 0 && planned.removed.length === 0 && !planned.mainChanged) {
         await this.record(server, held, quarantinedBefore, fsNameOf, null, options);
         timings.totalMs = performance.now() - started;
+        if (round === 1 && state.cloned) await files.remove(state.cloned);
         log(`nginx on ${server.hostname}: nothing changed (generation ${live})`);
         return this.report(server, null, planned, held, quarantinedBefore, state.hashes, 'unchanged', timings);
       }
-      generation = newGenerationName();
+      const cloned = round === 1 && state.cloned === clone;
+      generation = round === 1 ? clone : newGenerationName();
       if (pruning) await pruning;
       else if (!options.dryRun) {
         const pruneStarted = performance.now();
@@ -188,7 +191,7 @@ export class NginxPipeline {
         pruning.catch(() => undefined);
       }
       mark = performance.now();
-      const filesWritten = await files.stage(generation, live, planned.list);
+      const filesWritten = await files.stage(generation, live, planned.list, { cloned });
       memoNow.staged = { generation, hashes: new Map(planned.list.map((f) => [f.name, 'link' in f ? f.sha256 : digest(f.content)])) };
       timings.stageMs += performance.now() - mark;
       log(`staged ${generation} on ${server.hostname}: ${filesWritten} file(s) written, ${planned.removed.length} removed`);
