@@ -132,9 +132,13 @@ describe('nginx pipeline on a running nginx', () => {
     expect(drifted.hashes).toEqual((await files.inspect()).hashes);
     expect(drifted.hashes.has('shops/gamma.conf')).toBe(false);
     expect(drifted.hashes.get('shops/beta.conf')).not.toBe(known.hashes.get('shops/beta.conf'));
+    // A file the engine would never write (its name is none of an install's) is not carried into the next generation.
+    writeFileSync(join(d1.nginxConfDir, 'current/shops/Handmade.conf'), 'server { listen nonsense; }\n');
     const healed = await pipeline.apply(d1);
     expect(healed.written.sort()).toEqual(['shops/beta.conf', 'shops/gamma.conf']);
     expect(readFileSync(beta, 'utf8')).toBe(betaText);
+    expect(existsSync(join(d1.nginxConfDir, 'current/shops/Handmade.conf'))).toBe(false);
+    await testNginxConfig(nginx);
   });
 
   it('never loads a bad vhost: the others answer throughout, the culprit is named and quarantined', async () => {

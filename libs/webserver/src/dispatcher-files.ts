@@ -75,7 +75,8 @@ chdir($cur) or die "cannot enter $cur: $!\n";
 my @files = -f 'shops.conf' ? ('shops.conf') : ();
 for my $d ('upstreams', 'shops') {
   opendir(my $sh, $d) or next;
-  push @files, map { "$d/$_" } sort grep { /\.conf$/ } readdir($sh);
+  # The names the engine writes, no other (nor are others linked into a clone).
+  push @files, map { "$d/$_" } sort grep { $d eq 'shops' ? /^[a-z][a-z0-9]{0,31}\.conf$/ : /^php_[0-9a-f]{16}\.conf$/ } readdir($sh);
   closedir($sh);
 }
 my %manifest;
@@ -107,12 +108,12 @@ while (my @chunk = splice(@hash, 0, 4000)) { system('sha256sum', '--', @chunk) =
 
 /**
  * Reads NUL-separated words: the live generation's directory (or empty),
- * the new directory, the path and text of its test config, then
- * `L name sha256` (hard link from the live one) or `W name content sha256`
- * records. Writes the generation's `manifest` (digest, inode, size and
- * modification time of each file: the next inspect hashes only files that
- * changed since). Written files, the manifest and the new directories are
- * fsynced (durable before anything points at them). Only perl-base.
+ * the new directory, the path and text of its test config, whether inspect
+ * cloned the live generation into it ('1' or empty), then records:
+ * `L name` (hard link from the live one), `W name content` (written; in a
+ * clone, as a new file, never through the inode the live one shares) and,
+ * in a clone, `D name` (unlinked). Written files and the new directories
+ * are fsynced (durable before anything points at them). Only perl-base.
  */
 const STAGE_SCRIPT = String.raw`
 use strict; use warnings; use IO::Handle;
@@ -122,45 +123,25 @@ chomp @w;
 my ($from, $to, $test, $testContent, $cloned) = splice(@w, 0, 5);
 # A few files: fsync each. Many (a first apply): one syncfs of the filesystem at the end is cheaper.
 my $many = (grep { $_ eq 'W' } @w) > 32;
-# Cloned: inspect already linked every live file into it; then only what changed is written, and what went is unlinked.
 if ($cloned eq '') {
   mkdir($to) or die "cannot create $to: $!\n";
   for my $d ('shops', 'upstreams') { mkdir("$to/$d") or die "cannot create $to/$d: $!\n"; }
-}
+} else { -d "$to/shops" or die "$to was not cloned\n"; }
 my $written = 0;
-my @manifest;
-my %named;
 while (@w) {
   my $op = shift @w; my $name = shift @w;
-  $named{$name} = 1;
-  if ($op eq 'L') { ($cloned ne '' && -f "$to/$name") or link("$from/$name", "$to/$name") or die "cannot link $from/$name: $!\n"; }
+  if ($op eq 'L') { link("$from/$name", "$to/$name") or die "cannot link $from/$name: $!\n"; }
+  elsif ($op eq 'D') { unlink("$to/$name") or $!{ENOENT} or die "cannot remove $to/$name: $!\n"; }
   elsif ($op eq 'W') {
     my $content = shift @w;
-    # Never through a link: the live generation shares the inode.
-    unlink("$to/$name") if $cloned ne '';
+    unlink("$to/$name") or $!{ENOENT} or die "cannot replace $to/$name: $!\n" if $cloned ne '';
     open(my $fh, '>', "$to/$name") or die "cannot write $to/$name: $!\n";
     print $fh $content or die "cannot write $to/$name: $!\n";
     $many or ($fh->flush and $fh->sync) or die "cannot write $to/$name: $!\n";
     close($fh) or die "cannot write $to/$name: $!\n";
     $written++;
   } else { die "bad record $op\n"; }
-  my $hash = shift @w;
-  $hash =~ /^[0-9a-f]{64}$/ or die "bad digest for $name\n";
-  my @s = stat("$to/$name") or die "cannot stat $to/$name: $!\n";
-  push @manifest, "$hash $s[1] $s[7] $s[9] $name\n";
 }
-if ($cloned ne '') {
-  for my $d ('shops', 'upstreams') {
-    opendir(my $dh, "$to/$d") or die "cannot list $to/$d: $!\n";
-    for (grep { !/^\.\.?$/ && !$named{"$d/$_"} } readdir($dh)) { unlink("$to/$d/$_") or die "cannot remove $to/$d/$_: $!\n"; }
-    closedir($dh);
-  }
-  ($named{'shops.conf'} || !-e "$to/shops.conf" || unlink("$to/shops.conf")) or die "cannot remove $to/shops.conf: $!\n";
-}
-open(my $mh, '>', "$to/manifest") or die "cannot write $to/manifest: $!\n";
-print $mh @manifest or die "cannot write $to/manifest: $!\n";
-$many or ($mh->flush and $mh->sync) or die "cannot write $to/manifest: $!\n";
-close($mh) or die "cannot write $to/manifest: $!\n";
 # The new directories' entries on disk too: a power cut after the swap must not find them empty.
 system('sync', '-f', $to) == 0 or die "cannot sync $to\n" if $many;
 for my $d ("$to/shops", "$to/upstreams", $to) { open(my $dh, '<', $d) or die "cannot open $d: $!\n"; $dh->sync or die "cannot sync $d: $!\n"; close($dh); }
@@ -169,6 +150,32 @@ open(my $th, '>', $test) or die "cannot write $test: $!\n";
 print $th $testContent or die "cannot write $test: $!\n";
 close($th) or die "cannot write $test: $!\n";
 print "$written\n";
+`;
+
+/**
+ * Reads NUL-separated words: a generation's directory, then `name sha256`
+ * pairs; writes its `manifest` (digest, inode, size and modification time
+ * of each file: the next inspect hashes only files that changed since),
+ * through a temporary file renamed into place. Not fsynced: a manifest lost
+ * to a crash only means the next inspect hashes everything.
+ */
+const MANIFEST_SCRIPT = String.raw`
+use strict; use warnings;
+local $/ = "\0";
+my @w = <STDIN>;
+chomp @w;
+my $dir = shift @w;
+my @lines;
+while (@w) {
+  my $name = shift @w; my $hash = shift @w;
+  $hash =~ /^[0-9a-f]{64}$/ or die "bad digest for $name\n";
+  my @s = stat("$dir/$name") or die "cannot stat $dir/$name: $!\n";
+  push @lines, "$hash $s[1] $s[7] $s[9] $name\n";
+}
+open(my $mh, '>', "$dir/.manifest.$$") or die "cannot write $dir/.manifest.$$: $!\n";
+print $mh @lines or die "cannot write $dir/.manifest.$$: $!\n";
+close($mh) or die "cannot write $dir/.manifest.$$: $!\n";
+rename("$dir/.manifest.$$", "$dir/manifest") or die "cannot write $dir/manifest: $!\n";
 `;
 
 /**
@@ -285,28 +292,40 @@ export class DispatcherFiles {
     return state;
   }
 
-  /** A new generation directory from the plan; returns the number of files written (links are not writes). */
   /**
    * Stages a generation from the plan; returns the number of files written
    * (links are not writes). `cloned`: inspect already hard-linked the live
-   * generation `from` into it.
+   * generation `from` into it, so only what is written or removed is sent.
    */
-  async stage(generation: string, from: string | null, plan: readonly PlannedFile[], options: { cloned?: boolean } = {}): Promise<number> {
+  async stage(generation: string, from: string | null, plan: readonly PlannedFile[], options: { cloned?: boolean; removed?: readonly string[] } = {}): Promise<number> {
     if (options.cloned && !from) throw new Error('a cloned generation needs the generation it was cloned from');
     const records: string[] = [from ? this.dir(from) : '', this.dir(generation), this.testConfigPath(generation), this.testConfig(generation), options.cloned ? '1' : ''];
     for (const file of plan) {
       if (!FILE_NAME.test(file.name)) throw new Error(`refused file name ${JSON.stringify(file.name)} for a generation`);
       if ('link' in file) {
         if (!from) throw new Error(`${file.name}: nothing to link it from`);
-        if (!/^[0-9a-f]{64}$/.test(file.sha256)) throw new Error(`${file.name}: no digest to link it with`);
-        records.push('L', file.name, file.sha256);
+        if (!options.cloned) records.push('L', file.name);
       } else {
         if (file.content.includes('\0')) throw new Error(`${file.name}: a NUL byte in an nginx file`);
-        records.push('W', file.name, file.content, sha256(file.content));
+        records.push('W', file.name, file.content);
       }
+    }
+    for (const name of options.cloned ? (options.removed ?? []) : []) {
+      if (!FILE_NAME.test(name)) throw new Error(`refused file name ${JSON.stringify(name)} for a generation`);
+      records.push('D', name);
     }
     const out = await this.executor.mustRun(this.server, ['perl', '-e', STAGE_SCRIPT], { input: `${records.join('\0')}\0`, timeoutMs: 300_000 });
     return Number(out.trim());
+  }
+
+  /** Writes a staged generation's manifest: each file's digest (as given) with its inode, size and modification time there. */
+  async writeManifest(staged: StagedGeneration): Promise<void> {
+    const records: string[] = [this.dir(staged.generation)];
+    for (const [name, digest] of staged.hashes) {
+      if (!FILE_NAME.test(name) || !/^[0-9a-f]{64}$/.test(digest)) throw new Error(`refused manifest entry ${JSON.stringify(name)}`);
+      records.push(name, digest);
+    }
+    await this.executor.mustRun(this.server, ['perl', '-e', MANIFEST_SCRIPT], { input: `${records.join('\0')}\0`, timeoutMs: 300_000 });
   }
 
   /**

@@ -191,8 +191,8 @@ export class NginxPipeline {
         pruning.catch(() => undefined);
       }
       mark = performance.now();
-      const filesWritten = await files.stage(generation, live, planned.list, { cloned });
-      memoNow.staged = { generation, hashes: new Map(planned.list.map((f) => [f.name, 'link' in f ? f.sha256 : digest(f.content)])) };
+      const filesWritten = await files.stage(generation, live, planned.list, { cloned, removed: planned.removed });
+      if (!options.dryRun) memoNow.staged = { generation, hashes: new Map(planned.list.map((f) => [f.name, 'link' in f ? f.sha256 : digest(f.content)])) };
       timings.stageMs += performance.now() - mark;
       log(`staged ${generation} on ${server.hostname}: ${filesWritten} file(s) written, ${planned.removed.length} removed`);
 
@@ -255,6 +255,9 @@ export class NginxPipeline {
       await files.remove(generation);
     }
 
+    // The manifest (what the next inspect compares the files with) is written while nginx reloads; lost, it only costs hashing.
+    const staged = memoNow.staged!;
+    const manifest = files.writeManifest(staged).catch((error: Error) => this.logger.warn(`no manifest for ${staged.generation} on ${server.hostname}: ${error.message}`));
     mark = performance.now();
     const limit = 60 + Math.ceil(desired.size / 100);
     const reload = await files.swapAndReload(generation, live, limit);
@@ -266,7 +269,7 @@ export class NginxPipeline {
     if (reload === 'not-running') log(`nginx is not running on ${server.hostname}: ${generation} is in place and loads when it starts`);
     else log(`nginx on ${server.hostname} reloaded on ${generation}`);
     await this.record(server, held, quarantinedBefore, fsNameOf, { generation, previous: live }, options);
-    await pruning;
+    await Promise.all([pruning, manifest]);
     timings.totalMs = performance.now() - started;
     const untested = this.untestable(server, true);
     return this.report(server, generation, planned, held, quarantinedBefore, state.hashes, untested && reload === 'not-running' ? 'untested' : reload, timings);
