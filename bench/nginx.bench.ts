@@ -30,7 +30,7 @@ import { codeGroupFor, fetchSite, makeCert, seedWebInstalls, writeHome } from '.
  * starts once the previous configuration's workers have exited.
  */
 const INSTALLS = Number(process.env.BENCH_INSTALLS ?? 10_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const WARMUP_RELOADS = 2;
 const CERTS = Math.min(INSTALLS, Number(process.env.BENCH_CERTS ?? 1_000));
 const SECRETS_KEY = '0f'.repeat(32);
