@@ -1,7 +1,7 @@
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import type { DataSource } from 'typeorm';
-import { Server } from '@app/catalog';
+import { Job, Server } from '@app/catalog';
 import { NginxPipeline, NginxRebuilds } from '@app/webserver';
 import { out, SnippetError } from './cli-output.js';
 import { serverId } from './servers.command.js';
@@ -37,8 +37,14 @@ export class RebuildNginxCommand extends CommandRunner {
     const servers = await this.dispatchers(options.server);
     if (options.rollback) {
       if (!options.server) throw new SnippetError('--rollback needs --server <id>: roll back one dispatcher at a time');
-      const result = await this.pipeline.rollback(servers[0]!, out);
-      out(`${servers[0]!.hostname}: live generation is ${result.generation} (nginx ${result.nginx}); the next rebuild applies the catalog again`);
+      const server = servers[0]!;
+      // Through the queue, on the dispatcher's resource key: never while a rebuild of it runs.
+      const jobId = await this.rebuilds.requestRollback(server.id);
+      out(`${server.hostname}: rollback queued (job ${jobId})`);
+      if (options.wait === false) return;
+      await this.waitForJob(server, jobId, (options.timeout ?? 600) * 1000);
+      const row = await this.rebuilds.configRow(server.id);
+      out(`${server.hostname}: live generation is ${row.liveGeneration}; the next rebuild applies the catalog again`);
       return;
     }
     for (const server of servers) {
@@ -76,6 +82,19 @@ export class RebuildNginxCommand extends CommandRunner {
         throw new SnippetError(`${server.hostname}: not applied after ${timeoutMs / 1000} s${row.lastError ? `: ${row.lastError}` : ' (is a worker running?)'}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
+  private async waitForJob(server: Server, jobId: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const job = await this.dataSource.getRepository(Job).findOneBy({ id: jobId });
+      if (job?.state === 'done') return;
+      if (!job || job.state === 'dead' || job.state === 'cancelled') {
+        throw new SnippetError(`${server.hostname}: rollback ${job ? job.state : 'gone'}${job?.lastError ? `: ${job.lastError}` : ''}`);
+      }
+      if (Date.now() > deadline) throw new SnippetError(`${server.hostname}: rollback not run after ${timeoutMs / 1000} s (is a worker running?)`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
 

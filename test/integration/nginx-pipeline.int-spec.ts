@@ -290,8 +290,12 @@ describe('nginx pipeline on a running nginx', () => {
     expect(rebuilt.stdout).toMatch(/web1\.example\.net: rebuild queued \(job \d+\)\nweb1\.example\.net: live on g/);
     expect(await fetchSite(ip(2), 'beta.example.org', '/promo')).toMatchObject({ status: 301 });
 
+    // The rollback is a job on the dispatcher's resource key: it never runs while a rebuild of it does.
     const rolled = await cli(['--rollback', '--server', String(d1.id)]);
     expect(rolled).toMatchObject({ code: 0 });
+    expect(rolled.stdout).toMatch(/web1\.example\.net: rollback queued \(job (\d+)\)\nweb1\.example\.net: live generation is g/);
+    const rollbackJob = await ds.getRepository(Job).findOneByOrFail({ id: Number(/job (\d+)/.exec(rolled.stdout)![1]) });
+    expect(rollbackJob).toMatchObject({ kind: 'nginx.rollback', state: 'done', resourceKey: `nginx:server:${d1.id}` });
     expect(current()).toBe(live);
     expect((await fetchSite(ip(2), 'beta.example.org', '/promo')).status).toBe(200);
 

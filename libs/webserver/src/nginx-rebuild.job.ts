@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { DispatcherConfig, Server } from '@app/catalog';
 import { JobHandler, PermanentJobError, type JobContext } from '@app/queue';
 import { NginxPipeline } from './nginx-pipeline.service.js';
-import { NGINX_REBUILD, NginxRebuilds, type NginxRebuildPayload } from './nginx-rebuilds.service.js';
+import { NGINX_REBUILD, NGINX_ROLLBACK, NginxRebuilds, type NginxRebuildPayload } from './nginx-rebuilds.service.js';
 
 /**
  * Rebuilds one dispatcher's nginx: takes every request made so far (clears
@@ -48,5 +48,14 @@ export class NginxRebuildJob {
       .set({ appliedGeneration: wantedGeneration })
       .where('server_id = :id AND applied_generation < :wanted', { id: server.id, wanted: wantedGeneration })
       .execute();
+  }
+
+  /** `rebuild-nginx --rollback`: last-good back live (tested first), serialized with the dispatcher's rebuilds. */
+  @JobHandler(NGINX_ROLLBACK)
+  async rollback(payload: NginxRebuildPayload, job: JobContext): Promise<void> {
+    const server = await this.dataSource.getRepository(Server).findOneBy({ id: payload.serverId });
+    if (!server) throw new PermanentJobError(`server ${payload.serverId} is not in the inventory`);
+    const result = await this.pipeline.rollback(server, job.log);
+    job.log(`${server.hostname}: live generation is ${result.generation} (nginx ${result.nginx})`);
   }
 }

@@ -22,6 +22,17 @@ export const NGINX_REBUILD = defineJobKind<NginxRebuildPayload>('nginx.rebuild',
 /** Rebuilds are claimed before other jobs (lower runs first; builds are 0). */
 export const NGINX_REBUILD_PRIORITY = -10;
 
+/**
+ * One dispatcher's nginx put back on its last good generation: a job on the
+ * rebuilds' resource key, so it never runs while a rebuild of that
+ * dispatcher does. Not retried: the operator sees why and decides.
+ */
+export const NGINX_ROLLBACK = defineJobKind<NginxRebuildPayload>('nginx.rollback', {
+  maxAttempts: 1,
+  leaseMs: 300_000,
+  backoff: { baseMs: 5_000, maxMs: 5_000 },
+});
+
 export const nginxResourceKey = (serverId: number) => `nginx:server:${serverId}`;
 
 /** A failed rebuild is requested again by the reconciler after this long (a dead host, a config no install explains). */
@@ -72,6 +83,12 @@ export class NginxRebuilds {
     const result = await this.dataSource.transaction(run);
     if (result.jobId !== null) this.queue.nudge();
     return result;
+  }
+
+  /** Queues the rollback of one dispatcher (ahead of its rebuilds); returns the job's id. */
+  async requestRollback(serverId: number): Promise<number> {
+    const { job } = await this.queue.enqueue(NGINX_ROLLBACK, { serverId }, { resourceKey: nginxResourceKey(serverId), priority: NGINX_REBUILD_PRIORITY - 1 });
+    return job.id;
   }
 
   /** Requests a rebuild of every dispatcher serving the install. */
