@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { DataSource } from 'typeorm';
 import { ApiTokensService } from '@app/auth';
-import { Install, InstallSite, InstallSiteIp, Job, SharedCodeGroup } from '@app/catalog';
+import { AuditEvent, Install, InstallSite, InstallSiteIp, Job, SharedCodeGroup } from '@app/catalog';
 import { buildSampleRepository, type SampleRepository } from '@app/codebases';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { decryptSecret } from '@app/installs';
@@ -128,6 +128,53 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
     const mail = smtp.received.find((m) => m.to.includes('owner@shop.example.com'));
     expect(mail?.raw).toContain('Subject: Your shop www.bio-ex.co.uk is ready');
     expect(await ds().getRepository(Install).count({ where: { orderRef: 'ORD-1001' } })).toBe(1);
+  });
+
+  it("sets an install's rewrite rules through the support API: checked, stored, audited, live on both dispatchers; bad rules change nothing", async () => {
+    const install = await ds().getRepository(Install).findOneByOrFail({ orderRef: 'ORD-1001' });
+    const support = (await engine.app.get(ApiTokensService).issue('helpdesk', ['support'], { actor: 'test', via: 'cli' })).token;
+    const path = `/v1/installs/${install.id}/rewrites`;
+    const rules = [
+      { match: 'exact', from: '/sale', to: '/category/sale', code: 302 },
+      { match: 'prefix', from: '/old-shop/', to: 'https://www.bio-ex.co.uk/', code: 301 },
+    ];
+    const cases: [object, number, RegExp][] = [
+      [{ rules: [{ ...rules[0], from: '/(.*)' }] }, 400, /from must be a path/],
+      [{ rules: [{ ...rules[0], to: '/b$request_uri' }] }, 400, /to must be a local path/],
+      [{ rules: [{ ...rules[0], to: '/a/../../etc' }] }, 400, /to must be a local path/],
+      [{ rules: [{ ...rules[0], code: 200 }] }, 400, /code must be one of/],
+      [{ rules: [{ ...rules[0], match: 'regex' }] }, 400, /match must be one of/],
+      [{ rules: [{ ...rules[0], extra: 1 }] }, 400, /property extra should not exist/],
+      [{ rules: 'all' }, 400, /rules must be an array/],
+      // A path the codebase's manifest already routes (its PHP entry point, a denied path): nginx would refuse two locations.
+      [{ rules: [{ match: 'exact', from: '/index.php', to: '/b', code: 301 }] }, 400, /another location has that path/],
+      [{ rules: [{ match: 'prefix', from: '/mas_assets/theme/private', to: '/b', code: 301 }] }, 400, /another location has that path/],
+      [{ rules: [rules[0], rules[0]] }, 400, /another location has that path/],
+    ];
+    for (const [body, status, message] of cases) {
+      const res = await call(support, 'PUT', path, body);
+      expect({ body, status: res.status }).toEqual({ body, status });
+      expect(JSON.stringify(await json(res))).toMatch(message);
+    }
+    expect((await call(orders, 'PUT', path, { rules })).status).toBe(403);
+    expect((await call(support, 'PUT', '/v1/installs/999999/rewrites', { rules })).status).toBe(404);
+    expect((await ds().getRepository(Install).findOneByOrFail({ id: install.id })).customRewrites).toBeNull();
+
+    const res = await call(support, 'PUT', path, { rules });
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual(rules);
+    expect((await ds().getRepository(Install).findOneByOrFail({ id: install.id })).customRewrites).toEqual(rules);
+    expect(await ds().getRepository(AuditEvent).count({ where: { action: 'install.rewrites', targetId: String(install.id) } })).toBe(1);
+    // Rebuilt by the worker on both dispatchers, through nginx -t.
+    for (const server of ['d1', 'd2']) {
+      const file = join(base, server, 'srv/nginx/current/shops', `${install.fsName}.conf`);
+      await eventually(async () => existsSync(file) && readFileSync(file, 'utf8').includes('location = /sale { return 302 /category/sale; }'), 60_000, `the rules live on ${server}`);
+      expect(readFileSync(file, 'utf8')).toContain('location ^~ /old-shop/ { return 301 https://www.bio-ex.co.uk/; }');
+    }
+
+    expect((await call(support, 'PUT', path, { rules: [] })).status).toBe(200);
+    const file = join(base, 'd1', 'srv/nginx/current/shops', `${install.fsName}.conf`);
+    await eventually(async () => !readFileSync(file, 'utf8').includes('/sale'), 60_000, 'the rules gone on d1');
   });
 
   it('refuses bad orders with a precise message and creates nothing', async () => {

@@ -1,8 +1,9 @@
-import { Body, Controller, Get, Param, ParseIntPipe, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Get, Param, ParseIntPipe, Post, Put, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { RequireScope } from '@app/auth';
+import { RequireScope, type Principal } from '@app/auth';
 import { CreateInstallDto } from './dto/create-install.dto.js';
 import { InstallAcceptedView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
+import { RewriteRuleDto, SetRewritesDto } from './dto/rewrites.dto.js';
 import { InstallsService } from './installs.service.js';
 
 @ApiTags('installs')
@@ -34,5 +35,14 @@ export class InstallsController {
   @ApiResponse({ status: 200, type: InstallView })
   get(@Param('id', ParseIntPipe) id: number): Promise<InstallView> {
     return this.installs.get(id);
+  }
+
+  @Put(':id/rewrites')
+  @RequireScope('support')
+  @ApiOperation({ summary: "Replace the install's rewrite rules (redirects); its dispatchers' nginx is rebuilt" })
+  @ApiResponse({ status: 200, type: RewriteRuleDto, isArray: true, description: 'the rules now stored' })
+  @ApiResponse({ status: 400, description: 'a rule is malformed, or takes a path another location has (nothing changes)' })
+  async setRewrites(@Param('id', ParseIntPipe) id: number, @Body() body: SetRewritesDto, @Req() req: { principal: Principal }): Promise<RewriteRuleDto[]> {
+    return this.installs.setRewrites(id, body.rules, { actor: `token:${req.principal.name}`, via: 'api' });
   }
 }

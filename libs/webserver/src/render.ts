@@ -234,6 +234,13 @@ export function renderInstall(install: InstallInput, accessLog: string, upstream
 function serverBody(install: InstallInput, root: string, upstream: string, accessLog: string): string[] {
   const front = install.frontController ? `/${check(install.frontController, RELATIVE_PATH, 'front controller', install)}` : null;
   const rewrites = [...install.rewrites].sort(byString((r) => `${r.match} ${r.from}`));
+  // nginx refuses two locations with the same path: a rule must not take one the manifest's rules or another rule have.
+  const taken = new Set(['^/', ...install.phpEntryPoints.map((e) => `=/${e}`), ...install.deny.map((d) => `^/${d}`)]);
+  for (const r of rewrites) {
+    const key = `${r.match === 'exact' ? '=' : '^'}${r.from}`;
+    if (taken.has(key)) throw new RenderError(`install ${install.id} (${install.fsName}): refused rewrite ${r.match} ${JSON.stringify(r.from)}: another location has that path`);
+    taken.add(key);
+  }
   return [
     `    root ${root};`,
     `    access_log ${accessLog} ${LOG_FORMAT};`,
