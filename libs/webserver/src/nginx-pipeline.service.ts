@@ -108,7 +108,7 @@ export class NginxPipeline {
     ]);
     const fsNameOf = new Map(input.installs.map((i) => [installFile(i.fsName), { id: i.id, fsName: i.fsName }]));
     const live = state.current;
-    let mark = performance.now();
+    let mark = 0;
     /**
      * Older generations and what crashed runs left staged go while the new
      * one is staged and tested (the live one and last-good stay: a reload
@@ -174,8 +174,8 @@ export class NginxPipeline {
       if (round > 1) planned = plan();
       if (live !== null && planned.written.length === 0 && planned.removed.length === 0 && !planned.mainChanged) {
         await this.record(server, held, quarantinedBefore, fsNameOf, null, options);
-        timings.totalMs = performance.now() - started;
         if (round === 1 && state.cloned) await files.remove(state.cloned);
+        timings.totalMs = performance.now() - started;
         log(`nginx on ${server.hostname}: nothing changed (generation ${live})`);
         return this.report(server, null, planned, held, quarantinedBefore, state.hashes, 'unchanged', timings);
       }
