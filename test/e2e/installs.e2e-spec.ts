@@ -242,7 +242,9 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
     expect(sites.map((s) => s.liveHostname)).toEqual([null]);
     expect(await ds().getRepository(InstallSiteIp).count({ where: { installSiteId: sites[0]!.id } })).toBe(0);
     expect((await ds().getRepository(SharedCodeGroup).findOneByOrFail({ id: ids['free-broken'] })).installCount).toBe(0);
-    // The hostname is free again.
-    expect((await call(orders, 'POST', '/v1/installs', { orderRef: 'ORD-RETRY', customerEmail: 'b@example.com', license: 'paid', sites: [{ hostname: 'broken-shop.example.com' }] })).status).toBe(202);
+    // The hostname is free again: a new order for it goes live.
+    const retry = await call(orders, 'POST', '/v1/installs', { orderRef: 'ORD-RETRY', customerEmail: 'b@example.com', license: 'paid', sites: [{ hostname: 'broken-shop.example.com' }] });
+    expect(retry.status).toBe(202);
+    expect(await settled((await json(retry)).installId)).toMatchObject({ status: 'live' });
   });
 });

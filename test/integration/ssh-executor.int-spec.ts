@@ -41,6 +41,9 @@ executorContract(
 const logins = (log: string) => (readFileSync(log, 'utf8').match(/Accepted publickey/g) ?? []).length;
 
 describe('SshExecutor connections', () => {
+  // The contract's teardown ran before this block: what these tests open on the shared executor is closed here.
+  afterAll(() => executor.onModuleDestroy());
+
   it('refuses a host whose key differs from the pinned one, and a host with none pinned', async () => {
     // A connection verified for the right key is open: the wrong pin must not ride on it.
     await executor.mustRun(target(), ['true']);
