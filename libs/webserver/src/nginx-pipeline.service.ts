@@ -84,6 +84,16 @@ export class NginxPipeline {
   }
 
   async apply(server: Server, options: ApplyOptions = {}): Promise<ApplyReport> {
+    // Work started alongside (prune, manifest) ends before the apply does, whatever the outcome: the next apply of this dispatcher must not meet it.
+    const background: Promise<unknown>[] = [];
+    try {
+      return await this.applyOnce(server, options, background);
+    } finally {
+      await Promise.allSettled(background);
+    }
+  }
+
+  private async applyOnce(server: Server, options: ApplyOptions, background: Promise<unknown>[]): Promise<ApplyReport> {
     const started = performance.now();
     const log = options.log ?? (() => undefined);
     const memo: ApplyMemo = this.memos.get(server.id) ?? { render: new Map(), digests: new Map() };
@@ -187,7 +197,8 @@ export class NginxPipeline {
         pruning = files.prune(generation, [live, state.lastGood]).then(() => {
           timings.pruneMs = performance.now() - pruneStarted;
         });
-        // Awaited before the apply returns; never an unhandled rejection meanwhile.
+        // Awaited before the apply returns, whatever happens; never an unhandled rejection meanwhile.
+        background.push(pruning);
         pruning.catch(() => undefined);
       }
       mark = performance.now();
@@ -258,6 +269,7 @@ export class NginxPipeline {
     // The manifest (what the next inspect compares the files with) is written while nginx reloads; lost, it only costs hashing.
     const staged = memoNow.staged!;
     const manifest = files.writeManifest(staged).catch((error: Error) => this.logger.warn(`no manifest for ${staged.generation} on ${server.hostname}: ${error.message}`));
+    background.push(manifest);
     mark = performance.now();
     const limit = 60 + Math.ceil(desired.size / 100);
     const reload = await files.swapAndReload(generation, live, limit);
