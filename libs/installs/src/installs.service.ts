@@ -37,9 +37,7 @@ export class InstallsService {
     if (!install) throw new NotFoundError('Install', id);
     if (install.status === 'removing' || install.status === 'removed') throw new DomainError('INSTALL_REMOVED', `Install ${id} is ${install.status}`, 409, { installId: id });
     const stored: RewriteInput[] = rules.map((r) => ({ match: r.match, from: r.from, to: r.to, code: r.code }));
-    const hosting = await this.dataSource.getRepository(InstallServer).find({ where: { installId: id } });
-    const servers = hosting.length ? await this.dataSource.getRepository(Server).find({ where: { id: In(hosting.map((h) => h.serverId)) } }) : [];
-    for (const server of servers.filter((s) => s.roles.includes('dispatcher'))) {
+    for (const server of await this.rebuilds.dispatchersOf(id)) {
       const input = await this.loader.load(server, id);
       const { refused } = renderEach({ ...input, installs: input.installs.map((i) => ({ ...i, rewrites: stored })) });
       if (refused.length > 0) throw new DomainError('REWRITE_REFUSED', refused[0]!.error, 400, { installId: id, server: server.hostname });

@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Server } from '@app/catalog';
 import { checkServerPath, type HostExecutor, type RunResult } from '@app/hosts';
-import { LOG_FORMAT_DIRECTIVE } from './render.js';
+import { LOG_FORMAT_DIRECTIVE, sha256 } from './render.js';
 
 /**
  * The nginx files of one dispatcher, as generations under its nginx conf
@@ -45,7 +45,6 @@ export type PlannedFile = { name: string; link: true; sha256: string } | { name:
 
 export const isShopFile = (name: string) => SHOP_FILE.test(name);
 export const isUpstreamFile = (name: string) => UPSTREAM_FILE.test(name);
-export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 export const newGenerationName = () => `g${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`;
 
 /**

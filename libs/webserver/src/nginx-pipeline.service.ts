@@ -6,9 +6,9 @@ import { PermanentJobError } from '@app/queue';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { ServerAccess } from '@app/hosts';
 import { DispatcherInputLoader } from './dispatcher-input.loader.js';
-import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, sha256, type PlannedFile, type StagedGeneration } from './dispatcher-files.js';
+import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, type PlannedFile, type StagedGeneration } from './dispatcher-files.js';
 import { NginxRebuilds } from './nginx-rebuilds.service.js';
-import { installFile, MAIN_INCLUDE, renderEach, type RenderMemo } from './render.js';
+import { installFile, MAIN_INCLUDE, renderEach, sha256, type RenderMemo } from './render.js';
 
 export interface ApplyOptions {
   /** Stage and diff only: nothing goes live, nothing is recorded. */

@@ -91,13 +91,17 @@ export class NginxRebuilds {
     return job.id;
   }
 
+  /** The dispatchers serving the install, in server order. */
+  async dispatchersOf(installId: number, manager: EntityManager = this.dataSource.manager): Promise<Server[]> {
+    const rows = await manager.find(InstallServer, { where: { installId } });
+    const servers = rows.length ? await manager.find(Server, { where: { id: In(rows.map((r) => r.serverId)) } }) : [];
+    return servers.filter((s) => s.roles.includes('dispatcher')).sort((a, b) => a.id - b.id);
+  }
+
   /** Requests a rebuild of every dispatcher serving the install. */
   async requestForInstall(installId: number, manager?: EntityManager): Promise<void> {
-    const m = manager ?? this.dataSource.manager;
-    const rows = await m.find(InstallServer, { where: { installId } });
-    const servers = rows.length ? await m.find(Server, { where: { id: In(rows.map((r) => r.serverId)) } }) : [];
     // In server order: two transactions asking for the same dispatchers lock their rows in the same order.
-    for (const server of servers.filter((s) => s.roles.includes('dispatcher')).sort((a, b) => a.id - b.id)) await this.request(server.id, manager);
+    for (const server of await this.dispatchersOf(installId, manager)) await this.request(server.id, manager);
   }
 
   /**

@@ -66,6 +66,7 @@ export const MAIN_INCLUDE = 'shops.conf';
 export const LOG_FORMAT = 'shop_host';
 export const installFile = (fsName: string) => `shops/${fsName}.conf`;
 export const upstreamFile = (name: string) => `upstreams/${name}.conf`;
+export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 /** The access log format every shop's server blocks use: the host first, for site accounting. */
 export const LOG_FORMAT_DIRECTIVE = `log_format ${LOG_FORMAT} '$host $remote_addr [$time_local] "$request" $status $body_bytes_sent';`;
 
@@ -195,7 +196,7 @@ export function renderUpstream(install: InstallInput, cache: Map<string, Upstrea
   const key = servers.join('\n');
   let upstream = cache.get(key);
   if (!upstream) {
-    const name = `php_${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+    const name = `php_${sha256(key).slice(0, 16)}`;
     const content = ['# PHP backends shared by every install with this set, written by the provisioning engine from the catalog: do not edit.', `upstream ${name} {`, key, '}', ''].join('\n');
     upstream = { name, file: upstreamFile(name), content };
     cache.set(key, upstream);
