@@ -4,7 +4,7 @@ import { AuditEventRepository, Install, InstallServer, InstallSite, InstallSiteI
 import { DomainError, NotFoundError } from '@app/common';
 import { QueueService } from '@app/queue';
 import { DispatcherInputLoader, NginxRebuilds, renderEach, type RewriteInput } from '@app/webserver';
-import { INSTALL_BUILD } from './build/install-build.job.js';
+import { INSTALL_BUILD } from './build-saga/install-build.job.js';
 import type { CreateInstallDto } from './dto/create-install.dto.js';
 import type { InstallAcceptedView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
 import type { RewriteRuleDto } from './dto/rewrites.dto.js';
