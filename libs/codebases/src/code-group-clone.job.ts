@@ -15,7 +15,6 @@ export interface CodeGroupClonePayload {
 /** Clones a new code group on its master and syncs it to the other servers; minutes for a real codebase. */
 export const CODE_GROUP_CLONE = defineJobKind<CodeGroupClonePayload>('codegroup.clone', {
   maxAttempts: 3,
-  leaseMs: 60_000,
   backoff: { baseMs: 5_000, maxMs: 60_000 },
 });
 
