@@ -1,3 +1,5 @@
+import type { SecretsKeyring } from './secrets-keyring.js';
+
 /** The engine roles one process can take; several instances share the catalog. */
 export const ENGINE_ROLES = ['api', 'worker', 'cron'] as const;
 export type EngineRole = (typeof ENGINE_ROLES)[number];
@@ -27,8 +29,12 @@ export interface EngineConfig {
   host: string;
   port: number;
   roles: readonly EngineRole[];
-  /** 32-byte key that encrypts tenant database passwords and install secrets at rest. */
-  secretsKey: Buffer;
+  /**
+   * The 32-byte keys that encrypt tenant database passwords and install
+   * secrets at rest: SECRETS_KEY (every new ciphertext) and
+   * SECRETS_KEY_PREVIOUS (still decrypted during a rotation).
+   */
+  secretsKey: SecretsKeyring;
   /** Where the key came from, for the boot banner (never the key itself). */
   secretsKeySource: 'env' | 'generated' | 'file';
   /** SMTP URL; when unset, mail is written as .eml files into `mailDir`. */

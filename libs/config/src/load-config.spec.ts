@@ -1,8 +1,10 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { ConfigError } from './config.errors.js';
 import { loadConfig } from './load-config.js';
+import { secretsKeyId } from './secrets-keyring.js';
 
 const KEY = 'a'.repeat(64);
 const tmp = () => mkdtempSync(join(tmpdir(), 'config-spec-'));
@@ -25,11 +27,11 @@ describe('loadConfig', () => {
     });
     const keyFile = join(cwd, 'var/secrets.key');
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
-    expect(readFileSync(keyFile, 'utf8').trim()).toBe(config.secretsKey.toString('hex'));
+    expect(readFileSync(keyFile, 'utf8').trim()).toBe(config.secretsKey.current.toString('hex'));
 
     const again = loadConfig({}, { cwd });
     expect(again.secretsKeySource).toBe('file');
-    expect(again.secretsKey.equals(config.secretsKey)).toBe(true);
+    expect(again.secretsKey.current.equals(config.secretsKey.current)).toBe(true);
   });
 
   it('parses a MySQL catalog URL with an encoded password', () => {
@@ -55,7 +57,7 @@ describe('loadConfig', () => {
 
   it('accepts a base64 secrets key', () => {
     const config = loadConfig({ SECRETS_KEY: Buffer.alloc(32, 7).toString('base64') }, { cwd: tmp() });
-    expect(config.secretsKey.equals(Buffer.alloc(32, 7))).toBe(true);
+    expect(config.secretsKey.current.equals(Buffer.alloc(32, 7))).toBe(true);
     expect(config.secretsKeySource).toBe('env');
   });
 
@@ -97,6 +99,45 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ CATALOG_URL: 'mysql://u:p@h/', ENGINE_ROLES: ',', SECRETS_KEY: KEY })).toThrow(
       /CATALOG_URL[\s\S]*ENGINE_ROLES: needs at least one/,
     );
+  });
+
+  it('takes the previous keys of a rotation, for decryption only, and never shows a key', () => {
+    const previous = [Buffer.alloc(32, 1), Buffer.alloc(32, 2)];
+    const config = loadConfig(
+      { SECRETS_KEY: KEY, SECRETS_KEY_PREVIOUS: ` ${previous[0]!.toString('hex')}, ${previous[1]!.toString('base64')} ` },
+      { cwd: tmp() },
+    );
+    expect(config.secretsKey.current.toString('hex')).toBe(KEY);
+    expect(config.secretsKey.previousIds).toEqual(previous.map(secretsKeyId));
+    expect(config.secretsKey.key(secretsKeyId(previous[1]!))?.equals(previous[1]!)).toBe(true);
+    const shown = `${JSON.stringify(config)} ${inspect(config)}`;
+    for (const key of [Buffer.from(KEY, 'hex'), ...previous]) {
+      expect(shown).not.toContain(key.toString('hex'));
+      expect(shown).not.toContain(key.toString('base64'));
+    }
+  });
+
+  it('names a bad previous key by its position, never by its value', () => {
+    const bad = 'b'.repeat(63);
+    expect(() => loadConfig({ SECRETS_KEY: KEY, SECRETS_KEY_PREVIOUS: `${'c'.repeat(64)},${bad}` }, { cwd: tmp() })).toThrow(
+      /SECRETS_KEY_PREVIOUS: entry 2 is not a 32-byte key/,
+    );
+    try {
+      loadConfig({ SECRETS_KEY: KEY, SECRETS_KEY_PREVIOUS: bad }, { cwd: tmp() });
+    } catch (error) {
+      expect((error as Error).message).not.toContain(bad);
+    }
+  });
+
+  it('makes a secrets key file found in an existing VAR_DIR readable by its owner only', () => {
+    const cwd = tmp();
+    mkdirSync(join(cwd, 'state'), { mode: 0o755 });
+    const keyFile = join(cwd, 'state/secrets.key');
+    writeFileSync(keyFile, `${KEY}\n`);
+    chmodSync(keyFile, 0o644);
+    const config = loadConfig({ VAR_DIR: 'state' }, { cwd });
+    expect(config.secretsKeySource).toBe('file');
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
   });
 
   it('refuses a secrets key file that was tampered with', () => {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from './config.errors.js';
@@ -12,6 +12,7 @@ import {
   type EngineRole,
   type LogLevel,
 } from './engine-config.js';
+import { SecretsKeyring } from './secrets-keyring.js';
 
 /** Every environment variable the engine reads; the README documents each. */
 export const CONFIG_KEYS = [
@@ -21,6 +22,7 @@ export const CONFIG_KEYS = [
   'PORT',
   'ENGINE_ROLES',
   'SECRETS_KEY',
+  'SECRETS_KEY_PREVIOUS',
   'SMTP_URL',
   'SSH_KEY_PATH',
   'LOG_LEVEL',
@@ -105,6 +107,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
   // The embedded default's one server is this machine, run by whoever started it.
   const webUser = value('WEB_USER') ?? (embedded ? `${userInfo().username}:${primaryGroup()}` : 'www-data');
   if (!/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/.test(webUser)) fail('WEB_USER', `must be a user or user:group name (got "${webUser}")`);
+  const previousKeys = parsePreviousKeys(value('SECRETS_KEY_PREVIOUS'), (p) => fail('SECRETS_KEY_PREVIOUS', p));
   // Last, so a configuration that fails elsewhere leaves no generated key behind.
   const secrets = parseSecretsKey(value('SECRETS_KEY'), embedded, varDir, problems.length === 0, (p) =>
     fail('SECRETS_KEY', p),
@@ -118,7 +121,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     host,
     port,
     roles,
-    secretsKey: secrets.key,
+    secretsKey: new SecretsKeyring(secrets.key, previousKeys),
     secretsKeySource: secrets.source,
     smtpUrl,
     mailDir: resolve(varDir, 'mail'),
@@ -216,6 +219,16 @@ function parseSecretsKey(
   // created once and reused, so encrypted passwords stay readable across restarts.
   const file = resolve(varDir, 'secrets.key');
   if (existsSync(file)) {
+    // Whoever put it there, only the engine's user reads it.
+    const mode = statSync(file).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      try {
+        chmodSync(file, 0o600);
+      } catch (error) {
+        fail(`${file} is readable by others (mode ${mode.toString(8)}) and could not be made 0600: ${(error as Error).message}`);
+        return null;
+      }
+    }
     const key = decodeSecretsKey(readFileSync(file, 'utf8').trim());
     if (!key) fail(`${file} exists but does not hold a 32-byte hex key; fix or set SECRETS_KEY`);
     return key ? { key, source: 'file' } : null;
@@ -226,6 +239,22 @@ function parseSecretsKey(
   writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);
   return { key, source: 'generated' };
+}
+
+/**
+ * SECRETS_KEY_PREVIOUS: the keys a rotation moves away from, comma-separated,
+ * each in SECRETS_KEY's formats. They only decrypt; a problem names the
+ * entry's position, never its value.
+ */
+function parsePreviousKeys(text: string | undefined, fail: (p: string) => void): Buffer[] {
+  if (text === undefined) return [];
+  const keys: Buffer[] = [];
+  text.split(',').forEach((entry, i) => {
+    const key = decodeSecretsKey(entry.trim());
+    if (key) keys.push(key);
+    else fail(`entry ${i + 1} is not a 32-byte key as 64 hex digits or base64 (comma-separated, like SECRETS_KEY)`);
+  });
+  return keys;
 }
 
 function tryUrl(text: string): URL | null {

@@ -1,25 +1,81 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { SecretsKeyring } from '@app/config';
 
-const VERSION = 'v1';
+/** A bare key (tests, tools) or the engine's keyring (`config.secretsKey`). */
+export type SecretsKeys = Buffer | SecretsKeyring;
+
+/** A stored secret names a key id that no configured key has. */
+export class SecretsKeyMissingError extends Error {
+  override name = 'SecretsKeyMissingError';
+  constructor(readonly keyId: string, keyring: SecretsKeyring) {
+    super(
+      `this secret was encrypted with the key of id ${keyId}, which the engine does not have ` +
+        `(SECRETS_KEY is id ${keyring.currentId}${keyring.previousIds.length ? `, SECRETS_KEY_PREVIOUS ids ${keyring.previousIds.join(', ')}` : ', no SECRETS_KEY_PREVIOUS'}): ` +
+        'add that key to SECRETS_KEY_PREVIOUS',
+    );
+  }
+}
 
 /**
  * Secrets at rest (tenant database passwords, install secrets): AES-256-GCM
- * under SECRETS_KEY, a fresh 96-bit IV each time, stored as
- * `v1.<iv>.<tag>.<ciphertext>` in base64url. A wrong key or a changed byte
- * fails to decrypt; it never yields a wrong plaintext.
+ * under the current SECRETS_KEY, a fresh 96-bit IV each time, stored as
+ * `v2.<key id>.<iv>.<tag>.<ciphertext>` in base64url. The key id (a short
+ * digest of the key, see secretsKeyId) is authenticated with the ciphertext,
+ * so a rotation knows which rows still need the previous key. A wrong key or a
+ * changed byte fails to decrypt; it never yields a wrong plaintext.
  */
-export function encryptSecret(key: Buffer, plain: string): string {
-  if (key.length !== 32) throw new Error('the secrets key must be 32 bytes');
+export function encryptSecret(keys: SecretsKeys, plain: string): string {
+  const keyring = SecretsKeyring.of(keys);
   const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  const cipher = createCipheriv('aes-256-gcm', keyring.current, iv);
+  cipher.setAAD(Buffer.from(`v2.${keyring.currentId}`));
   const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
-  return [VERSION, iv, cipher.getAuthTag(), body].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
+  return ['v2', keyring.currentId, ...[iv, cipher.getAuthTag(), body].map((p) => p.toString('base64url'))].join('.');
 }
 
-export function decryptSecret(key: Buffer, stored: string): string {
-  const [version, iv, tag, body] = stored.split('.');
-  if (version !== VERSION || iv === undefined || tag === undefined || body === undefined) throw new Error('not an encrypted secret of this engine');
-  const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+/**
+ * Decrypts with the key the ciphertext names (v2), or, for the key-less v1
+ * format of earlier rows, with each key of the keyring in turn.
+ */
+export function decryptSecret(keys: SecretsKeys, stored: string): string {
+  const keyring = SecretsKeyring.of(keys);
+  const parts = stored.split('.');
+  if (parts[0] === 'v2' && parts.length === 5) {
+    const [, keyId, iv, tag, body] = parts as [string, string, string, string, string];
+    const key = keyring.key(keyId);
+    if (!key) throw new SecretsKeyMissingError(keyId, keyring);
+    return open(key, iv, tag, body, Buffer.from(`v2.${keyId}`));
+  }
+  if (parts[0] === 'v1' && parts.length === 4) {
+    const [, iv, tag, body] = parts as [string, string, string, string];
+    let failure: unknown;
+    for (const key of keyring.keys()) {
+      try {
+        return open(key, iv, tag, body, null);
+      } catch (error) {
+        failure = error;
+      }
+    }
+    throw new Error(`a v1 secret (no key id) that no configured key decrypts (${keyring.keys().length} tried): ${(failure as Error).message}`);
+  }
+  throw new Error('not an encrypted secret of this engine');
+}
+
+/** The key id a stored secret was encrypted with; null for the v1 format, which carries none. */
+export function secretKeyIdOf(stored: string): string | null {
+  const parts = stored.split('.');
+  return parts[0] === 'v2' && parts.length === 5 ? parts[1]! : null;
+}
+
+/** True when the secret is already encrypted with the keyring's current key (nothing to rotate). */
+export function isCurrentSecret(keys: SecretsKeys, stored: string): boolean {
+  return secretKeyIdOf(stored) === SecretsKeyring.of(keys).currentId;
+}
+
+function open(key: Buffer, iv: string, tag: string, body: string, aad: Buffer | null): string {
+  // The full 16-byte tag only: GCM would also accept a truncated one, which is easier to forge.
+  const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: 16 });
+  if (aad) decipher.setAAD(aad);
   decipher.setAuthTag(Buffer.from(tag, 'base64url'));
   return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
 }
