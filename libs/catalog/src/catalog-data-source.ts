@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import { DataSource, type DataSourceOptions } from 'typeorm';
@@ -25,7 +25,7 @@ export async function catalogDataSourceOptions(catalog: CatalogConfig): Promise<
     logging: false,
   } as const;
   if (catalog.kind === 'sqlite') {
-    if (catalog.path !== ':memory:') mkdirSync(dirname(catalog.path), { recursive: true });
+    if (catalog.path !== ':memory:') ownerOnlyDatabaseFile(catalog.path);
     return {
       ...common,
       type: 'better-sqlite3',
@@ -54,6 +54,21 @@ export async function catalogDataSourceOptions(catalog: CatalogConfig): Promise<
     migrations: MYSQL_MIGRATIONS,
     connectTimeout: 10_000,
   };
+}
+
+/**
+ * The embedded catalog holds every install's encrypted secrets and the token
+ * hashes: only the engine's user reads it. Created 0600 before SQLite opens
+ * it, since SQLite gives its -wal and -shm files the mode of the database
+ * file; a catalog (or -wal, -shm) left readable by an earlier version is
+ * tightened.
+ */
+function ownerOnlyDatabaseFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    if (existsSync(file) && (statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+  }
 }
 
 /** A data source for the CLI and tests; the engine gets its own from Nest. */

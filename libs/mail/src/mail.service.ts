@@ -1,5 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
@@ -36,9 +37,29 @@ export class MailService implements OnModuleDestroy {
       messageId: message.messageId,
     });
     if (!this.config.smtpUrl) {
-      mkdirSync(this.config.mailDir, { recursive: true });
       const name = message.messageId.replace(/[^A-Za-z0-9._@-]/g, '_');
-      writeFileSync(join(this.config.mailDir, `${name}.eml`), (info as unknown as { message: Buffer }).message);
+      this.writeMailFile(`${name}.eml`, (info as unknown as { message: Buffer }).message);
+    }
+  }
+
+  /**
+   * A welcome mail carries the customer's FTP password: the mail directory
+   * is 0700 and each file 0600, written whole (a temporary file renamed over
+   * the name, so a resend never leaves a half-written or looser file).
+   */
+  private writeMailFile(name: string, content: Buffer): void {
+    const dir = this.config.mailDir;
+    // The parents as usual; the mail directory itself 0700.
+    mkdirSync(dirname(dir), { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
+    const temporary = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}`);
+    try {
+      writeFileSync(temporary, content, { mode: 0o600, flag: 'wx' });
+      renameSync(temporary, join(dir, name));
+    } catch (error) {
+      rmSync(temporary, { force: true });
+      throw error;
     }
   }
 
