@@ -2,12 +2,14 @@ import type { DataSource } from 'typeorm';
 import { JobRepository } from '@app/queue';
 import { createTestCatalog, openCatalog, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
 import { cleanEnv, spawnWorker, type WorkerProcess } from '../support/processes-engine.js';
-import { eventually } from '../support/queue-context.js';
+import { eventually, sleep } from '../support/queue-context.js';
 
 /**
  * Workers are real engine processes (ENGINE_ROLES=worker) on a MariaDB
- * catalog, killed and frozen for real. Lease expiry is fast-forwarded in the
- * catalog instead of waited for (the queue benchmark measures real recovery).
+ * catalog, killed and frozen for real. A worker restarted on the killed
+ * one's host takes its job back as it starts; a frozen worker's process
+ * still runs, so its lease expiry is fast-forwarded in the catalog instead
+ * of waited for (the queue benchmark measures real recovery both ways).
  */
 describe('queue crash safety with real worker processes', () => {
   let catalog: TestCatalog;
@@ -54,15 +56,20 @@ describe('queue crash safety with real worker processes', () => {
       return job?.state === 'done' ? job : null;
     }, 30_000, `job ${id} to be done`);
 
-  it('kill -9 mid-job: another worker claims it after the lease and it completes exactly once', async () => {
+  it('kill -9 mid-job: a worker restarted on the same host takes it back at once, and it completes exactly once', async () => {
     const a = await start();
     const id = await enqueueNoop(3000, 'killed');
-    await runningUnder(id, a.owner);
+    const held = await runningUnder(id, a.owner);
     a.child.kill('SIGKILL');
     expect(await a.exited).toBe('SIGKILL');
 
     const b = await start();
-    await fastForwardLease(id);
+    const restarted = Date.now();
+    // Nothing fast-forwarded: the lease (15 s) is still running when the job is back.
+    const retaken = await runningUnder(id, b.owner);
+    expect(Date.now() - restarted).toBeLessThan(3_000);
+    expect(retaken.startedAt!.getTime()).toBeLessThan(held.leaseExpiresAt!.getTime() - 5_000);
+    expect(b.output()).toContain('took back the jobs of workers of this host whose process is gone');
     const done = await doneJob(id);
     expect(done).toMatchObject({ attempts: 2, fence: 2, leaseOwner: null, runningKey: null });
     const logs = await jobs.logs(id);
@@ -75,9 +82,12 @@ describe('queue crash safety with real worker processes', () => {
     const id = await enqueueNoop(1500, 'frozen');
     const claimedByA = await runningUnder(id, a.owner);
     a.child.kill('SIGSTOP');
-    await fastForwardLease(id);
 
+    // A process that still runs, frozen or not, is never taken for dead: only its lease's expiry frees the job.
     const b = await start();
+    await sleep(1_500);
+    expect(await jobs.findById(id)).toMatchObject({ state: 'running', leaseOwner: a.owner, fence: claimedByA.fence });
+    await fastForwardLease(id);
     const done = await doneJob(id);
     expect(done.fence).toBe(claimedByA.fence + 1);
     expect(done.attempts).toBe(2);

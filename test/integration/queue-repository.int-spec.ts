@@ -74,7 +74,7 @@ describe.each(CATALOG_KINDS)('job repository on %s', (kind) => {
     const job = await add();
     const [first] = await jobs.claim('w1', 1, lease);
     await expireLease(job.id);
-    expect(await jobs.reapExpired(() => 0)).toEqual({ requeued: 1, buried: 0 });
+    expect(await jobs.reapExpired()).toEqual({ requeued: 1, buried: 0 });
     const [second] = await jobs.claim('w2', 1, lease);
     expect(second!.fence).toBe(first!.fence + 1);
     expect(second!.attempts).toBe(2);
@@ -108,11 +108,46 @@ describe.each(CATALOG_KINDS)('job repository on %s', (kind) => {
     await jobs.claim('w1', 10, lease);
     expect((await state(b.id)).state).toBe('blocked');
     await expireLease(a.id);
-    expect(await jobs.reapExpired(() => 0)).toEqual({ requeued: 0, buried: 1 });
+    expect(await jobs.reapExpired()).toEqual({ requeued: 0, buried: 1 });
     expect(await state(a.id)).toMatchObject({ state: 'dead', runningKey: null });
     expect((await state(a.id)).lastError).toContain('no attempts left');
     const [next] = await jobs.claim('w2', 10, lease);
     expect(next!.id).toBe(b.id);
+  });
+
+  it('puts a job whose lease expired back in its place: no backoff, ahead of the jobs queued after it', async () => {
+    const first = await add();
+    const [held] = await jobs.claim('w1', 1, lease);
+    const later = [await add(), await add()];
+    await expireLease(first.id);
+    expect(await jobs.reapExpired()).toEqual({ requeued: 1, buried: 0 });
+    expect(await state(first.id)).toMatchObject({ state: 'ready', leaseOwner: null, attempts: 1 });
+    const next = await jobs.claim('w2', 3, lease);
+    expect(next.map((j) => j.id)).toEqual([first.id, ...later.map((j) => j.id)]);
+    expect(next[0]).toMatchObject({ attempts: 2, fence: held!.fence + 1 });
+  });
+
+  it('takes back at once, before their lease expires, the jobs of an owner known to be dead, and only those', async () => {
+    const mine = await add({ resourceKey: 'install:7' });
+    const behind = await add({ resourceKey: 'install:7' });
+    const spent = await add({ maxAttempts: 1 });
+    const others = await add();
+    await jobs.claim('host-a:101:s1:dead', 3, lease);
+    expect((await state(behind.id)).state).toBe('blocked');
+    await jobs.claim('host-a:102:s1:live', 1, lease);
+    expect((await jobs.runningOwners()).sort()).toEqual(['host-a:101:s1:dead', 'host-a:102:s1:live']);
+
+    expect(await jobs.reclaimFromDeadOwner('host-a:101:s1:dead')).toEqual({ requeued: 1, buried: 1 });
+    expect(await state(mine.id)).toMatchObject({ state: 'ready', runningKey: null, leaseOwner: null, attempts: 1 });
+    expect((await state(mine.id)).lastError).toContain('worker host-a:101:s1:dead is gone');
+    expect(await state(spent.id)).toMatchObject({ state: 'dead', runningKey: null });
+    expect((await state(spent.id)).lastError).toContain('no attempts left');
+    expect(await state(others.id)).toMatchObject({ state: 'running', leaseOwner: 'host-a:102:s1:live' });
+    // The job taken back keeps its key's turn: it runs again before the job blocked behind it.
+    expect((await state(behind.id)).state).toBe('blocked');
+    const [again] = await jobs.claim('w2', 1, lease);
+    expect(again).toMatchObject({ id: mine.id, attempts: 2 });
+    expect((await state(mine.id)).runningKey).toBe('install:7');
   });
 
   it('unblocks a job whose holder finished before it was marked blocked', async () => {
@@ -128,7 +163,7 @@ describe.each(CATALOG_KINDS)('job repository on %s', (kind) => {
       const [claimed] = await jobs.claim('w', 1, lease);
       expect(claimed!.attempts).toBe(attempt);
       await expireLease(job.id);
-      await jobs.reapExpired(() => 0);
+      await jobs.reapExpired();
     }
     expect((await state(job.id)).state).toBe('dead');
     expect(await jobs.claim('w', 1, lease)).toEqual([]);

@@ -4,6 +4,8 @@ export * from './job-handler.registry.js';
 export * from './job-kind.js';
 export * from './job.repository.js';
 export * from './jobs-admin.service.js';
+export * from './lease-heartbeat.js';
+export * from './lease-owner.js';
 export * from './dto/job.view.js';
 export * from './noop.job.js';
 export * from './queue-worker.service.js';

@@ -71,6 +71,22 @@ function dbTime(value: Date | string): Date {
   return value instanceof Date ? value : new Date(`${value.replace(' ', 'T')}Z`);
 }
 
+/** A running job as a reaper reads it. */
+interface HeldRow {
+  id: number;
+  attempts: number;
+  max_attempts: number;
+  fence: number;
+  lease_owner: string | null;
+  resource_key: string | null;
+}
+
+/** Jobs a reaper put back in the queue, and jobs it ended dead (out of attempts). */
+export interface TakenBack {
+  requeued: number;
+  buried: number;
+}
+
 export interface LogEntry {
   level: 'info' | 'error';
   line: string;
@@ -332,52 +348,75 @@ export class JobRepository {
 
   /**
    * Running jobs whose lease expired (their worker died or froze): back to
-   * ready for another attempt, or dead when their attempts are spent. Either
-   * way their resource key is freed.
+   * the queue, or dead when their attempts are spent.
    */
-  async reapExpired(retryDelayMs: (job: { kind: string; attempts: number }) => number): Promise<{ requeued: number; buried: number }> {
-    const expired = await this.rows<{
-      id: number;
-      kind: string;
-      attempts: number;
-      max_attempts: number;
-      fence: number;
-      lease_owner: string | null;
-      resource_key: string | null;
-    }>(
-        `SELECT id, kind, attempts, max_attempts, fence, lease_owner, resource_key FROM jobs
-         WHERE state = 'running' AND lease_expires_at < ${this.sql.now} ORDER BY id LIMIT 500`,
-      );
+  async reapExpired(): Promise<TakenBack> {
+    const expired = await this.rows<HeldRow>(
+      `SELECT id, attempts, max_attempts, fence, lease_owner, resource_key FROM jobs
+       WHERE state = 'running' AND lease_expires_at < ${this.sql.now} ORDER BY id LIMIT 500`,
+    );
+    // Re-checked against the clock: a worker that renewed meanwhile keeps its job.
+    return this.takeBack(expired, `lease_expires_at < ${this.sql.now}`, [], (job) =>
+      `lease expired (worker ${job.lease_owner ?? '?'} died or stalled) on attempt ${job.attempts}`,
+    );
+  }
+
+  /** Owners of running jobs, for a worker to find the dead ones on its own host. */
+  async runningOwners(): Promise<string[]> {
+    const rows = await this.rows<{ lease_owner: string }>(
+      `SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running' AND lease_owner IS NOT NULL`,
+    );
+    return rows.map((r) => r.lease_owner);
+  }
+
+  /**
+   * Takes back at once, without waiting for their leases, the running jobs
+   * of an owner whose process is known to be gone. Only the caller can know
+   * that (it runs on the owner's host): see isDeadHolderHere.
+   */
+  async reclaimFromDeadOwner(owner: string): Promise<TakenBack> {
+    const held = await this.rows<HeldRow>(
+      `SELECT id, attempts, max_attempts, fence, lease_owner, resource_key FROM jobs
+       WHERE state = 'running' AND lease_owner = ? ORDER BY id`,
+      [owner],
+    );
+    return this.takeBack(held, 'lease_owner = ?', [owner], (job) =>
+      `worker ${owner} is gone (its process no longer runs) on attempt ${job.attempts}`,
+    );
+  }
+
+  /**
+   * Jobs whose holder died go back to ready where they were in the queue:
+   * `run_after` is left as it was (no backoff: the job did not fail, its
+   * worker died), so the claim order (priority, run_after, id) puts them
+   * before the jobs queued after them. The attempt stays counted (it was at
+   * claim), and a job out of attempts ends dead, so a job that kills its
+   * worker every time does not loop. Each change is fenced and guarded by
+   * `guard`.
+   */
+  private async takeBack(held: HeldRow[], guard: string, guardParams: unknown[], why: (job: HeldRow) => string): Promise<TakenBack> {
     let requeued = 0;
     let buried = 0;
-    for (const job of expired) {
-      const why = `lease expired (worker ${job.lease_owner ?? '?'} died or stalled) on attempt ${job.attempts}`;
-      // Fenced and re-checked against the clock: a worker that renewed meanwhile keeps its job.
-      const guard = `lease_expires_at < ${this.sql.now}`;
-      if (Number(job.attempts) >= Number(job.max_attempts)) {
-        const result = await this.statement(
-          `UPDATE jobs SET state = 'dead', last_error = ?, running_key = NULL, lease_owner = NULL,
-             lease_expires_at = NULL, finished_at = ${this.sql.now}
-           WHERE id = ? AND fence = ? AND state = 'running' AND ${guard}`,
-          [`${why}; no attempts left`, job.id, job.fence],
-        );
-        if ((result.affected ?? 0) === 1) {
-          buried++;
-          if (job.resource_key) await this.promoteNextFor(job.id, job.resource_key);
-        }
+    for (const job of held) {
+      const exhausted = Number(job.attempts) >= Number(job.max_attempts);
+      const result = await this.statement(
+        exhausted
+          ? `UPDATE jobs SET state = 'dead', last_error = ?, running_key = NULL, lease_owner = NULL,
+               lease_expires_at = NULL, finished_at = ${this.sql.now}
+             WHERE id = ? AND fence = ? AND state = 'running' AND ${guard}`
+          : `UPDATE jobs SET state = 'ready', last_error = ?, running_key = NULL, lease_owner = NULL,
+               lease_expires_at = NULL
+             WHERE id = ? AND fence = ? AND state = 'running' AND ${guard}`,
+        [exhausted ? `${why(job)}; no attempts left` : why(job), job.id, job.fence, ...guardParams],
+      );
+      if ((result.affected ?? 0) !== 1) continue;
+      if (!exhausted) {
+        // Its key is left to it, not to the jobs blocked behind it: it is claimed first.
+        requeued++;
         continue;
       }
-      const at = this.sql.nowPlus(retryDelayMs({ kind: job.kind, attempts: Number(job.attempts) }));
-      const result = await this.statement(
-        `UPDATE jobs SET state = 'ready', last_error = ?, run_after = ${at.sql}, running_key = NULL,
-           lease_owner = NULL, lease_expires_at = NULL
-         WHERE id = ? AND fence = ? AND state = 'running' AND ${guard}`,
-        [why, at.param, job.id, job.fence],
-      );
-      if ((result.affected ?? 0) === 1) {
-        requeued++;
-        if (job.resource_key) await this.promoteNextFor(job.id, job.resource_key);
-      }
+      buried++;
+      if (job.resource_key) await this.promoteNextFor(job.id, job.resource_key);
     }
     return { requeued, buried };
   }

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type BeforeApplicationShutdown } from '@nestjs/common';
 import { retryDelayMs } from './backoff.js';
 import type { JobContext } from './job-handler.decorator.js';
 import { JobHandlerRegistry } from './job-handler.registry.js';
 import { JobOutput } from './job-output.js';
 import { JobRepository, type ClaimedJob } from './job.repository.js';
+import { LeaseHeartbeat, leaseTimings } from './lease-heartbeat.js';
+import { currentProcessPlace, formatLeaseOwner, isDeadHolderHere, processAlive } from './lease-owner.js';
 import { QueueService } from './queue.service.js';
 import { JobDeferredError, LeaseLostError, NEEDS_ATTENTION, PermanentJobError } from './queue.errors.js';
 
@@ -14,20 +15,29 @@ export interface QueueWorkerOptions {
   concurrency: number;
   /** Pause between claims when there was nothing to do. */
   pollMs: number;
-  /** How often this worker reclaims expired leases and unblocks orphaned jobs. */
+  /**
+   * How often this worker takes back the jobs of dead holders (expired
+   * leases; holders on its own host whose process is gone) and unblocks
+   * orphaned jobs. It also does so once as it starts.
+   */
   reapEveryMs: number;
 }
 
 export const QUEUE_WORKER_OPTIONS = Symbol('QUEUE_WORKER_OPTIONS');
 
+/** Owners of the workers of this process that have not stopped: a holder with this pid but not in here is a predecessor. */
+const workersOfThisProcess = new Set<string>();
+
 /**
  * Claims jobs and runs their handlers. The catalog is the only truth: a
- * worker can die at any instruction, and its jobs are reclaimed when their
- * leases expire (by any worker's reaper).
+ * worker can die at any instruction. Its jobs are taken back by any
+ * worker's reaper when their leases expire (seconds: leases are short and
+ * renewed), and at once by a worker of the same host that sees its process
+ * gone (a restarted engine takes back its predecessor's jobs as it starts).
  */
 @Injectable()
 export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  readonly owner = formatLeaseOwner(currentProcessPlace(), randomBytes(3).toString('hex'));
   private readonly logger = new Logger('QueueWorker');
   /**
    * Running executions by claim (`id:fence`), not by job: a stalled execution
@@ -49,7 +59,8 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   onApplicationBootstrap(): void {
     // A job enqueued by this process (a build step asking for an nginx rebuild) is claimed at once.
     this.queue.onEnqueued(() => this.wake?.());
-    this.loop = this.run();
+    workersOfThisProcess.add(this.owner);
+    this.loop = this.run().finally(() => workersOfThisProcess.delete(this.owner));
   }
 
   /**
@@ -71,14 +82,17 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     this.logger.log(`worker ${this.owner} started (${this.options.concurrency} slots)`);
     while (!this.stopping) {
       let claimed: ClaimedJob[] = [];
+      let claimedAt = Date.now();
       try {
+        // The first pass reaps before claiming: a restarted engine takes back its predecessor's jobs first.
         if (Date.now() - this.lastReap >= this.options.reapEveryMs) await this.reap();
         const free = this.options.concurrency - this.active.size;
+        claimedAt = Date.now();
         claimed = await this.jobs.claim(this.owner, free, (kind) => this.handlers.options(kind).leaseMs);
       } catch (error) {
         this.logger.error({ err: error }, 'claiming jobs failed; retrying');
       }
-      for (const job of claimed) this.start(job);
+      for (const job of claimed) this.start(job, claimedAt);
       if (this.stopping) break;
       // Sleep when idle or full; a finishing job wakes the loop at once.
       if (claimed.length === 0 || this.active.size >= this.options.concurrency) {
@@ -97,26 +111,39 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
 
   private async reap(): Promise<void> {
     this.lastReap = Date.now();
-    const reaped = await this.jobs.reapExpired((job) =>
-      retryDelayMs(job.attempts, this.handlers.options(job.kind).backoff),
-    );
+    // Orphans first: a job taken back below keeps its resource key's turn, ahead of the jobs blocked behind it.
     const unblocked = await this.jobs.promoteOrphanedBlocked();
-    if (reaped.requeued + reaped.buried + unblocked > 0) {
-      this.logger.warn({ ...reaped, unblocked }, 'reclaimed jobs of dead or stalled workers');
+    const expired = await this.jobs.reapExpired();
+    const gone: string[] = [];
+    const fromDead = { requeued: 0, buried: 0 };
+    const here = currentProcessPlace();
+    const probe = { isAlive: processAlive, isLiveOwnerHere: (owner: string) => workersOfThisProcess.has(owner) };
+    for (const owner of await this.jobs.runningOwners()) {
+      if (!isDeadHolderHere(owner, here, probe)) continue;
+      gone.push(owner);
+      const taken = await this.jobs.reclaimFromDeadOwner(owner);
+      fromDead.requeued += taken.requeued;
+      fromDead.buried += taken.buried;
+    }
+    if (gone.length > 0) {
+      this.logger.warn({ ...fromDead, owners: gone }, 'took back the jobs of workers of this host whose process is gone');
+    }
+    if (expired.requeued + expired.buried + unblocked > 0) {
+      this.logger.warn({ ...expired, unblocked }, 'reclaimed jobs whose lease expired (dead or stalled workers)');
     }
   }
 
-  private start(job: ClaimedJob): void {
+  private start(job: ClaimedJob, claimedAt: number): void {
     const abort = new AbortController();
     const claim = `${job.id}:${job.fence}`;
-    const done = this.execute(job, abort).finally(() => {
+    const done = this.execute(job, abort, claimedAt).finally(() => {
       this.active.delete(claim);
       this.wake?.();
     });
     this.active.set(claim, { abort, done });
   }
 
-  private async execute(job: ClaimedJob, abort: AbortController): Promise<void> {
+  private async execute(job: ClaimedJob, abort: AbortController, claimedAt: number): Promise<void> {
     const handler = this.handlers.get(job.kind);
     if (!handler) {
       await this.jobs.bury(job.id, job.fence, `no handler for job kind "${job.kind}" in this engine build`, job.resourceKey);
@@ -124,14 +151,17 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
     const { leaseMs } = handler.options;
     const output = new JobOutput(this.jobs, job.id, job.attempts);
-    const heartbeat = setInterval(() => {
-      this.jobs.renew(job.id, job.fence, leaseMs).then(
-        (held) => {
-          if (!held) abort.abort(new LeaseLostError(job.id));
-        },
-        (error) => this.logger.warn({ err: error, jobId: job.id }, 'lease renewal failed; will retry'),
-      );
-    }, Math.max(50, Math.floor(leaseMs / 3)));
+    const heartbeat = new LeaseHeartbeat(
+      () => this.jobs.renew(job.id, job.fence, leaseMs),
+      (why) =>
+        abort.abort(
+          new LeaseLostError(job.id, why === 'taken' ? 'expired and reclaimed, or cancelled' : `no renewal got through for ${leaseMs} ms`),
+        ),
+      (error) => this.logger.warn({ err: error, jobId: job.id }, 'lease renewal failed; retrying soon'),
+      leaseTimings(leaseMs),
+      claimedAt,
+    );
+    heartbeat.start();
     const context: JobContext = {
       jobId: job.id,
       attempt: job.attempts,
@@ -155,7 +185,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     } catch (error) {
       await this.failed(job, error, abort.signal, output, handler.options.backoff);
     } finally {
-      clearInterval(heartbeat);
+      heartbeat.stop();
       await output.close();
     }
   }

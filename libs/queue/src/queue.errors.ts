@@ -19,8 +19,11 @@ export class PermanentJobError extends Error {
  */
 export class LeaseLostError extends Error {
   override name = 'LeaseLostError';
-  constructor(readonly jobId: number) {
-    super(`job ${jobId}: the lease was lost (expired and reclaimed, or cancelled); work stopped`);
+  constructor(
+    readonly jobId: number,
+    why = 'expired and reclaimed, or cancelled',
+  ) {
+    super(`job ${jobId}: the lease was lost (${why}); work stopped`);
   }
 }
 

@@ -15,7 +15,6 @@ export interface NginxRebuildPayload {
 /** One dispatcher's nginx rebuilt from the catalog (resource key `nginx:server:<id>`). */
 export const NGINX_REBUILD = defineJobKind<NginxRebuildPayload>('nginx.rebuild', {
   maxAttempts: 5,
-  leaseMs: 120_000,
   backoff: { baseMs: 5_000, maxMs: 120_000 },
 });
 
@@ -29,7 +28,6 @@ export const NGINX_REBUILD_PRIORITY = -10;
  */
 export const NGINX_ROLLBACK = defineJobKind<NginxRebuildPayload>('nginx.rollback', {
   maxAttempts: 1,
-  leaseMs: 300_000,
   backoff: { baseMs: 5_000, maxMs: 5_000 },
 });
 

@@ -14,7 +14,6 @@ export interface InstallBuildPayload {
 /** An install's build: the saga of SPEC.md, one job per install (resource key `install:<id>`). */
 export const INSTALL_BUILD = defineJobKind<InstallBuildPayload>('install.build', {
   maxAttempts: 8,
-  leaseMs: 60_000,
   backoff: { baseMs: 2_000, maxMs: 60_000 },
 });
 
