@@ -8,6 +8,7 @@ import {
   Server,
   ServerIp,
   SharedCodeGroup,
+  SiteName,
   schemaDiff,
 } from '@app/catalog';
 import { CATALOG_KINDS, createTestCatalog, openCatalog, type TestCatalog } from '../support/catalog.js';
@@ -55,12 +56,16 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
     } as Install);
   };
 
-  const site = (installId: number, hostname: string, live = true) =>
-    db.getRepository(InstallSite).save({
-      installId,
-      hostname,
-      liveHostname: live ? hostname : null,
-    } as InstallSite);
+  /** A site, and its claims on its names (as prepare makes them) unless `live` is false. */
+  const site = async (installId: number, hostname: string, live = true, secureHostname: string | null = null) => {
+    const row = await db.getRepository(InstallSite).save({ installId, hostname, secureHostname } as InstallSite);
+    if (live) {
+      for (const name of new Set([hostname, ...(secureHostname ? [secureHostname] : [])])) {
+        await db.getRepository(SiteName).insert({ installId, installSiteId: row.id, name });
+      }
+    }
+    return row;
+  };
 
   it('has every entity table and no drift between the migrations and the entities', async () => {
     const tables = CATALOG_ENTITIES.map((e) => db.getMetadata(e).tableName);
@@ -88,6 +93,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'server_ips',
         'servers',
         'shared_code_groups',
+        'site_names',
         'startup_mounts',
         'web_quarantines',
       ].sort(),
@@ -112,17 +118,29 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
     expect(await db.getRepository(Install).countBy({ customerEmail: a.customerEmail })).toBe(1);
   });
 
-  it('lets a hostname belong to at most one live install', async () => {
+  it('lets a hostname or secure hostname belong to at most one live install', async () => {
     const a = await install();
     const b = await install();
-    const first = await site(a.id, 'shop.example.com');
+    await site(a.id, 'shop.example.com', true, 'secure.shop.example.com');
     await expect(site(b.id, 'shop.example.com')).rejects.toThrow();
-    // Once the first install has failed its claim is released, and the name is free again.
-    await db.getRepository(InstallSite).update({ id: first.id }, { liveHostname: null });
-    await expect(site(b.id, 'shop.example.com')).resolves.toMatchObject({ liveHostname: 'shop.example.com' });
+    // A secure hostname cannot take another shop's hostname, nor a hostname another shop's secure hostname.
+    await expect(site(b.id, 'other.example.com', true, 'shop.example.com')).rejects.toThrow();
+    await expect(site(b.id, 'secure.shop.example.com')).rejects.toThrow();
+    // Once the first install has failed its claims are released, and the names are free again.
+    await db.getRepository(SiteName).delete({ installId: a.id });
+    await expect(site(b.id, 'shop.example.com', true, 'secure.shop.example.com')).resolves.toMatchObject({ hostname: 'shop.example.com' });
     // Released claims never collide with each other.
     await site(a.id, 'old.example.com', false);
     await site(b.id, 'old.example.com', false);
+  });
+
+  it('compares names byte for byte: an accent or a case never blocks another name', async () => {
+    const a = await install();
+    const b = await install();
+    await site(a.id, 'cafe.example.com');
+    await expect(site(b.id, 'caf\u00e9.example.com')).resolves.toMatchObject({ hostname: 'caf\u00e9.example.com' });
+    await expect(site(b.id, 'CAFE.example.com')).resolves.toMatchObject({ hostname: 'CAFE.example.com' });
+    expect(await db.getRepository(InstallSite).countBy({ hostname: 'cafe.example.com' })).toBe(1);
   });
 
   it('lets a dedicated IP be held by one site only, a shared IP by many', async () => {

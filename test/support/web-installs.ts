@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { DataSource } from 'typeorm';
-import { Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
+import { Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, SiteName } from '@app/catalog';
 import { SAMPLE_MANIFEST } from '@app/codebases';
 
 /**
@@ -46,10 +46,11 @@ export async function seedWebInstalls(ds: DataSource, server: Server, group: Sha
       const byName = new Map(saved.map((i) => [i.fsName, i]));
       await m.insert(InstallServer, chunk.map((s) => ({ installId: byName.get(s.fsName)!.id, serverId: server.id, role: 'master', weight: 1 })) as never);
       await m.insert(InstallSite, chunk.map((s) => ({
-        installId: byName.get(s.fsName)!.id, hostname: s.hostname, liveHostname: s.hostname, secureHostname: s.secureHostname ?? null, sslPemPath: s.cert?.pem ?? null, sslKeyPath: s.cert?.key ?? null,
+        installId: byName.get(s.fsName)!.id, hostname: s.hostname, secureHostname: s.secureHostname ?? null, sslPemPath: s.cert?.pem ?? null, sslKeyPath: s.cert?.key ?? null,
       })) as never);
       const sites = await m.getRepository(InstallSite).createQueryBuilder('s').where('s.installId IN (:...ids)', { ids: saved.map((i) => i.id) }).getMany();
       const siteOf = new Map(sites.map((s) => [s.installId, s]));
+      await m.insert(SiteName, sites.flatMap((s) => [...new Set([s.hostname, ...(s.secureHostname ? [s.secureHostname] : [])])].map((name) => ({ installId: s.installId, installSiteId: s.id, name }))) as never);
       await m.insert(InstallSiteIp, chunk.map((s) => ({ installSiteId: siteOf.get(byName.get(s.fsName)!.id)!.id, serverIpId: ips.get(s.ip)!.id, serverId: server.id, exclusiveIpId: null })) as never);
       installs.push(...chunk.map((s) => byName.get(s.fsName)!));
     });

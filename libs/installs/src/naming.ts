@@ -18,6 +18,32 @@ export function fsNameBase(hostname: string): string {
   return base.slice(0, FS_NAME_BASE_LENGTH);
 }
 
+/**
+ * Names an order never gets for its home and database user, whatever its
+ * hostname: accounts and directories a server or database server already
+ * has (`ro.ot` must not become the database user `root`, `ce.rts` the
+ * certificates root), and the engine's own directory names.
+ */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set([
+  'root', 'admin', 'administrator', 'mysql', 'mariadb', 'mariadbsys', 'mysqlsys', 'sys', 'debiansysmaint', 'daemon', 'bin', 'sync', 'games',
+  'man', 'lp', 'mail', 'news', 'uucp', 'proxy', 'wwwdata', 'www', 'backup', 'list', 'irc', 'gnats', 'nobody', 'nogroup', 'systemd', 'messagebus',
+  'sshd', 'nginx', 'phpfpm', 'ftp', 'proftpd', 'postfix', 'sphinx', 'memcache', 'keepalived', 'pdns', 'home', 'shared', 'sharedcodes', 'certs',
+  'cron', 'crond', 'tmp', 'current', 'generations', 'lastgood', 'tests', 'upstreams', 'shops', 'releases', 'var', 'etc', 'usr', 'srv', 'run',
+]);
+
+/**
+ * The names of the directories that lie in a home root (a root of the
+ * server placed inside it: its first segment there), in the form of fs
+ * names: an install named so would be that directory.
+ */
+export function namesInHomeRoot(server: { homeRoot: string; roots: readonly string[] }): string[] {
+  const home = server.homeRoot.replace(/\/+$/, '');
+  return server.roots
+    .filter((r) => r.startsWith(`${home}/`))
+    .map((r) => r.slice(home.length + 1).split('/')[0]!)
+    .flatMap((segment) => [segment, segment.toLowerCase().replace(/[^a-z0-9]/g, '')]);
+}
+
 /** Candidates in order: `base`, `base1`, `base2`, ... skipping the taken ones. */
 export function nextFsName(base: string, taken: ReadonlySet<string>): string {
   if (!taken.has(base)) return base;

@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, In, type EntityManager } from 'typeorm';
-import { Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, type License } from '@app/catalog';
+import { Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, SiteName, type License } from '@app/catalog';
 import { DomainError, ValidationFailedError } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { rootsOf } from '@app/hosts';
 import { sqlDialect, type SqlDialect } from '@app/queue';
 import type { CreateInstallDto } from './dto/create-install.dto.js';
-import { dbNameFor, fsNameBase, nextFsName } from './naming.js';
+import { dbNameFor, fsNameBase, namesInHomeRoot, nextFsName, RESERVED_NAMES } from './naming.js';
 import { matchPinRule } from './pin-rules.service.js';
 import { encryptSecret, randomSecret } from './secrets-cipher.js';
 
@@ -49,7 +50,7 @@ export class PrepareService {
           const install = await this.dataSource.getRepository(Install).findOneByOrFail({ orderRef: order.orderRef });
           return { install, created: false };
         }
-        if (key === 'live_hostname') throw hostnameTaken(order.sites.map((s) => s.hostname));
+        if (key === 'site_names') throw hostnameTaken(siteNames(order));
         const retry = key !== null || this.dialect.isRetryableConflict(error);
         if (!retry) throw error;
         if (attempt >= MAX_TRIES) {
@@ -64,9 +65,9 @@ export class PrepareService {
     const existing = await m.findOne(Install, { where: { orderRef: order.orderRef } });
     if (existing) return { install: existing, created: false };
 
-    const hostnames = order.sites.map((s) => s.hostname);
-    const live = await m.find(InstallSite, { where: { liveHostname: In(hostnames) } });
-    if (live.length > 0) throw hostnameTaken(live.map((s) => s.hostname));
+    const names = siteNames(order);
+    const claimed = await m.find(SiteName, { where: { name: In(names) } });
+    if (claimed.length > 0) throw hostnameTaken(claimed.map((c) => c.name));
 
     const servers = await m.find(Server, { where: { state: 'active' }, order: { id: 'ASC' } });
     const hosted = await this.installsPerServer(m);
@@ -95,6 +96,9 @@ export class PrepareService {
     const group = pin?.codeGroupId ? await this.takePinnedSlot(m, pin.codeGroupId) : await this.takeGroupSlot(m, order.license);
     const base = fsNameBase(order.sites[0]!.hostname);
     const taken = new Set((await m.createQueryBuilder(Install, 'i').select('i.fsName', 'fsName').where('i.fsName LIKE :p', { p: `${base}%` }).getRawMany<{ fsName: string }>()).map((r) => r.fsName));
+    // Never a name that is an account or a directory the servers have (the home, the database user): another is chosen.
+    for (const name of RESERVED_NAMES) taken.add(name);
+    for (const server of servers) for (const name of namesInHomeRoot({ homeRoot: server.homeRoot, roots: rootsOf(server) })) taken.add(name);
     const fsName = nextFsName(base, taken);
 
     const install = await m.save(
@@ -123,7 +127,6 @@ export class PrepareService {
         m.create(InstallSite, {
           installId: install.id,
           hostname: site.hostname,
-          liveHostname: site.hostname,
           secureHostname: site.secureHostname ?? null,
           relUrl: site.relUrl ?? '/',
           secureRelUrl: site.secureRelUrl ?? site.relUrl ?? '/',
@@ -131,6 +134,10 @@ export class PrepareService {
           sslKeyPath: null,
         }),
       );
+      // The install's claim on its names: one unique index over every hostname and secure hostname.
+      for (const name of new Set([site.hostname, ...(site.secureHostname ? [site.secureHostname] : [])])) {
+        await m.insert(SiteName, { installId: install.id, installSiteId: row.id, name });
+      }
       for (const server of installServers) {
         const ip = order.license === 'paid' ? await this.freeDedicatedIp(m, server, site.hostname) : await this.sharedIp(m, server, site.hostname);
         await m.save(
@@ -256,20 +263,26 @@ async function takeSlot(m: EntityManager, groupId: number): Promise<boolean> {
   return (result.affected ?? 0) === 1;
 }
 
+/** Every hostname and secure hostname of the order (a site's secure hostname may be its hostname). */
+function siteNames(order: CreateInstallDto): string[] {
+  return [...new Set(order.sites.flatMap((s) => [s.hostname, ...(s.secureHostname ? [s.secureHostname] : [])]))];
+}
+
 function checkSites(order: CreateInstallDto): void {
   const names = order.sites.flatMap((s) => [s.hostname, ...(s.secureHostname && s.secureHostname !== s.hostname ? [s.secureHostname] : [])]);
   const twice = names.filter((n, i) => names.indexOf(n) !== i);
   if (twice.length > 0) throw new ValidationFailedError([{ field: 'sites', problems: [`${[...new Set(twice)].join(', ')} named twice`] }]);
 }
 
+/** A name another install claims (as hostname or secure hostname): a conflict, nothing is recorded. */
 function hostnameTaken(hostnames: string[]): DomainError {
-  return new DomainError('HOSTNAME_TAKEN', `Already served by a live install: ${[...new Set(hostnames)].join(', ')}`, 400, { hostnames });
+  return new DomainError('HOSTNAME_TAKEN', `Already served by a live install: ${[...new Set(hostnames)].join(', ')}`, 409, { hostnames: [...new Set(hostnames)] });
 }
 
 /** Which unique index a duplicate-key error hit, by the column names both drivers mention. */
 function duplicateKeyName(error: unknown): string | null {
   const message = String((error as { message?: unknown })?.message ?? '');
-  for (const key of ['order_ref', 'live_hostname', 'fs_name', 'db_name', 'db_user', 'exclusive_ip']) {
+  for (const key of ['order_ref', 'site_names', 'fs_name', 'db_name', 'db_user', 'exclusive_ip']) {
     if (message.includes(key)) return key;
   }
   return 'other';

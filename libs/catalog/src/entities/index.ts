@@ -14,6 +14,7 @@ import { SagaStep } from './saga-step.entity.js';
 import { ServerIp } from './server-ip.entity.js';
 import { Server } from './server.entity.js';
 import { SharedCodeGroup } from './shared-code-group.entity.js';
+import { SiteName } from './site-name.entity.js';
 import { StartupMount } from './startup-mount.entity.js';
 import { WebQuarantine } from './web-quarantine.entity.js';
 
@@ -34,6 +35,7 @@ export * from './saga-step.entity.js';
 export * from './server-ip.entity.js';
 export * from './server.entity.js';
 export * from './shared-code-group.entity.js';
+export * from './site-name.entity.js';
 export * from './startup-mount.entity.js';
 export * from './web-quarantine.entity.js';
 
@@ -45,6 +47,7 @@ export const CATALOG_ENTITIES = [
   Install,
   InstallSite,
   InstallSiteIp,
+  SiteName,
   InstallServer,
   DatabaseUpdate,
   StartupMount,

@@ -12,19 +12,10 @@ export class InstallSite extends CatalogEntity {
   @Column({ type: 'int' })
   installId: number;
 
+  /** Lower-case ASCII (IDN as punycode); `utf8mb4_bin` on MySQL. Claimed, while the install is, in `site_names`. */
   @Index('ix_install_sites_hostname')
   @Column({ type: 'varchar', length: 253 })
   hostname: string;
-
-  /**
-   * Equals `hostname` while the install claims it (preparing, building, live,
-   * removing) and is NULL once the install is failed or removed. The unique
-   * index makes "a hostname belongs to at most one live install" hold in the
-   * database itself; NULLs never collide, in MySQL as in SQLite.
-   */
-  @Index('uq_install_sites_live_hostname', { unique: true })
-  @Column({ type: 'varchar', length: 253, nullable: true })
-  liveHostname: string | null;
 
   @Column({ type: 'varchar', length: 253, nullable: true })
   secureHostname: string | null;

@@ -68,6 +68,13 @@ export class Server extends CatalogEntity {
   @Column({ type: 'varchar', length: 512, nullable: true })
   nginxPidFile: string | null;
 
+  /** Dispatchers: the ports nginx serves shops on (null: 80 and 443; the embedded default's private nginx uses high ports). */
+  @Column({ type: 'int', nullable: true })
+  httpPort: number | null;
+
+  @Column({ type: 'int', nullable: true })
+  httpsPort: number | null;
+
   @Column({ type: 'varchar', length: 16, default: 'active' })
   state: ServerState;
 

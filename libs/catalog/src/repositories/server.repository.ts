@@ -3,7 +3,8 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import { InstallServer, InstallSiteIp, Install, Server, ServerIp, SharedCodeGroup, type ServerIpKind } from '../entities/index.js';
 
-export type NewServer = Omit<Server, 'id' | 'createdAt' | 'updatedAt'>;
+/** A server to add; ports default to 80 and 443 (null). */
+export type NewServer = Omit<Server, 'id' | 'createdAt' | 'updatedAt' | 'httpPort' | 'httpsPort'> & Partial<Pick<Server, 'httpPort' | 'httpsPort'>>;
 
 @Injectable()
 export class ServerRepository {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, In, Not } from 'typeorm';
-import { Install, InstallSite, InstallSiteIp, SharedCodeGroup } from '@app/catalog';
+import { Install, InstallSite, InstallSiteIp, SharedCodeGroup, SiteName } from '@app/catalog';
 import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
 import { SagaRunner, type SagaDefinition } from '@app/saga';
 import { NginxRebuilds } from '@app/webserver';
@@ -61,7 +61,7 @@ export class InstallBuildJob {
       const install = await m.findOneByOrFail(Install, { id: installId });
       const sites = await m.find(InstallSite, { where: { installId } });
       if (sites.length > 0) await m.delete(InstallSiteIp, { installSiteId: In(sites.map((s) => s.id)) });
-      await m.update(InstallSite, { installId }, { liveHostname: null });
+      await m.delete(SiteName, { installId });
       if (install.sharedCodeGroupId !== null) {
         await m
           .createQueryBuilder()
