@@ -10,6 +10,7 @@ import { MigrateCommand } from './migrate.command.js';
 import { MigrationGenerateCommand } from './migration-generate.command.js';
 import { RebuildNginxCommand } from './rebuild-nginx.command.js';
 import { RerunQueueItemCommand } from './rerun-queue-item.command.js';
+import { SecretsRotateCommand } from './secrets-rotate.command.js';
 import {
   ServerAddCommand,
   ServerCheckCommand,
@@ -49,4 +50,5 @@ export const SNIPPET_COMMANDS = [
   ServerIpsAddCommand,
   ServerIpsRemoveCommand,
   RebuildNginxCommand,
+  SecretsRotateCommand,
 ];
