@@ -1,3 +1,4 @@
+import { CodeGroupRemoveCommand } from './code-group-remove.command.js';
 import {
   JobsCancelCommand,
   JobsListCommand,
@@ -51,4 +52,5 @@ export const SNIPPET_COMMANDS = [
   ServerIpsRemoveCommand,
   RebuildNginxCommand,
   SecretsRotateCommand,
+  CodeGroupRemoveCommand,
 ];

@@ -1,8 +1,8 @@
-import { Body, Controller, Get, HttpCode, Param, ParseIntPipe, Post, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseIntPipe, Patch, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { RequireScope, type Principal } from '@app/auth';
 import { CodeGroupsService } from './code-groups.service.js';
-import { CodeGroupCreatedView, CodeGroupView, CreateCodeGroupDto } from './dto/code-group.dto.js';
+import { CodeGroupCreatedView, CodeGroupRemovalView, CodeGroupView, CreateCodeGroupDto, UpdateCodeGroupDto } from './dto/code-group.dto.js';
 
 const by = (req: { principal: Principal }) => ({ actor: `token:${req.principal.name}`, via: 'api' as const });
 
@@ -32,5 +32,22 @@ export class CodeGroupsController {
   @ApiResponse({ status: 200, type: CodeGroupView })
   async get(@Param('id', ParseIntPipe) id: number): Promise<CodeGroupView> {
     return CodeGroupView.of(await this.groups.get(id));
+  }
+
+  @Patch(':id')
+  @ApiOperation({ summary: "Retire a code group ({state: 'retired'}): no new install lands in it; its installs keep it" })
+  @ApiResponse({ status: 200, type: CodeGroupView })
+  async update(@Param('id', ParseIntPipe) id: number, @Body() _body: UpdateCodeGroupDto, @Req() req: { principal: Principal }): Promise<CodeGroupView> {
+    return CodeGroupView.of(await this.groups.retire(id, by(req)));
+  }
+
+  @Delete(':id')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Remove a failed or unused code group: queued removal of its checkout on its master and every server it was synced to, then of the group (its name is free again)' })
+  @ApiResponse({ status: 202, type: CodeGroupRemovalView })
+  @ApiResponse({ status: 409, description: 'CODE_GROUP_IN_USE: installs (how many) or pin rules use it' })
+  async remove(@Param('id', ParseIntPipe) id: number, @Req() req: { principal: Principal }): Promise<CodeGroupRemovalView> {
+    const { group, jobId } = await this.groups.remove(id, by(req));
+    return { group: CodeGroupView.of(group), jobId, jobUrl: `/v1/jobs/${jobId}` };
   }
 }

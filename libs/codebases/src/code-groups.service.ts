@@ -1,12 +1,23 @@
 import { posix } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { AuditEventRepository, Server, SharedCodeGroup, type AuditActor } from '@app/catalog';
+import { AuditEventRepository, Job, Server, SharedCodeGroup, type AuditActor } from '@app/catalog';
 import { DomainError, NotFoundError } from '@app/common';
 import { QueueService } from '@app/queue';
 import { CODE_GROUP_CLONE } from './code-group-clone.job.js';
+import { CODE_GROUP_REMOVE, codeGroupCheckouts, codeGroupUsage, refuseIfUsed, type CodeGroupUsage } from './code-group-remove.job.js';
 import type { CreateCodeGroupDto } from './dto/code-group.dto.js';
 import { parseManifest } from './manifest.js';
+import { redactRepoUrl } from './repo-url.js';
+
+/** What removing a group would do (the snippet's --dry-run). */
+export interface CodeGroupRemovalPlan {
+  group: SharedCodeGroup;
+  usage: CodeGroupUsage;
+  /** Null when the group can be removed; else why not. */
+  refused: string | null;
+  checkouts: { server: string; state: string; path: string }[];
+}
 
 /** Shared code groups: a checkout of the shop codebase that many installs link into. */
 @Injectable()
@@ -65,7 +76,81 @@ export class CodeGroupsService {
       );
       return { group, jobId: job.id };
     });
-    await this.audit.record({ ...by, action: 'codegroup.create', targetType: 'code_group', targetId: result.group.id, details: { name: dto.name, revision: dto.revision, jobId: result.jobId } });
+    this.queue.nudge();
+    await this.audit.record({
+      ...by,
+      action: 'codegroup.create',
+      targetType: 'code_group',
+      targetId: result.group.id,
+      details: { name: dto.name, repoUrl: redactRepoUrl(dto.repoUrl), revision: dto.revision, jobId: result.jobId },
+    });
     return result;
+  }
+
+  /**
+   * Stops new installs from landing in the group (prepare only picks
+   * groups pending, cloning, ready or updating); its installs keep it.
+   */
+  async retire(id: number, by: AuditActor): Promise<SharedCodeGroup> {
+    const group = await this.get(id);
+    if (group.state !== 'retired') {
+      await this.dataSource.getRepository(SharedCodeGroup).update({ id }, { state: 'retired' });
+      await this.audit.record({ ...by, action: 'codegroup.retire', targetType: 'code_group', targetId: id, details: { name: group.name, was: group.state } });
+    }
+    return this.get(id);
+  }
+
+  /** What a removal would do, changing nothing. */
+  async removalPlan(id: number): Promise<CodeGroupRemovalPlan> {
+    const m = this.dataSource.manager;
+    const group = await this.get(id);
+    const usage = await codeGroupUsage(m, group);
+    let refused: string | null = null;
+    try {
+      refuseIfUsed(group, usage);
+    } catch (error) {
+      refused = (error as Error).message;
+    }
+    const checkouts = (await codeGroupCheckouts(m, group)).map((c) => ({ server: c.server.hostname, state: c.server.state, path: c.path }));
+    return { group, usage, refused, checkouts };
+  }
+
+  /**
+   * Removes a failed or unused group: in one transaction it is checked
+   * unused, retired with no room (so no order can take a slot in it, even one
+   * that chose it a moment before) and its removal queued (resource key
+   * `codegroup:<id>`, so never beside its clone). The job removes the
+   * checkouts and then the row, which frees the name. Asked again, the same
+   * job is returned.
+   */
+  async remove(id: number, by: AuditActor): Promise<{ group: SharedCodeGroup; jobId: number }> {
+    const result = await this.dataSource.transaction(async (m) => {
+      const group = await m.findOne(SharedCodeGroup, { where: { id } });
+      if (!group) throw new NotFoundError('Code group', id);
+      const key = `codegroup.remove:${id}`;
+      const queued = await m.findOne(Job, { where: { idempotencyKey: key } });
+      if (queued) return { group, jobId: queued.id, created: false };
+      refuseIfUsed(group, await codeGroupUsage(m, group));
+      const marked = await m.update(SharedCodeGroup, { id, installCount: 0 }, { state: 'retired', installLimit: 0 });
+      if ((marked.affected ?? 0) === 0) {
+        // An order took a slot between the check and the update.
+        const fresh = await m.findOneByOrFail(SharedCodeGroup, { id });
+        refuseIfUsed(fresh, await codeGroupUsage(m, fresh));
+        throw new DomainError('CODE_GROUP_IN_USE', `Code group ${group.name} changed while it was being removed: try again`, 409, { groupId: id });
+      }
+      const { job } = await this.queue.enqueue(CODE_GROUP_REMOVE, { groupId: id }, { manager: m, resourceKey: `codegroup:${id}`, idempotencyKey: key });
+      return { group: await m.findOneByOrFail(SharedCodeGroup, { id }), jobId: job.id, created: true };
+    });
+    if (result.created) {
+      this.queue.nudge();
+      await this.audit.record({
+        ...by,
+        action: 'codegroup.remove',
+        targetType: 'code_group',
+        targetId: id,
+        details: { name: result.group.name, repoUrl: redactRepoUrl(result.group.repoUrl), jobId: result.jobId },
+      });
+    }
+    return { group: result.group, jobId: result.jobId };
   }
 }

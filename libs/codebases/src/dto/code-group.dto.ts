@@ -3,6 +3,7 @@ import { Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { LICENSES, type CodeGroupState, type License, type SharedCodeGroup } from '@app/catalog';
 import { CodebaseManifest } from '../manifest.js';
+import { redactRepoUrl } from '../repo-url.js';
 
 /**
  * Repository URLs git may fetch from: https, ssh, git and file URLs,
@@ -60,7 +61,7 @@ export class CodeGroupView {
   @ApiProperty() id: number;
   @ApiProperty() name: string;
   @ApiProperty({ enum: LICENSES }) tier: License;
-  @ApiProperty() repoUrl: string;
+  @ApiProperty({ example: 'https://deploy:***@git.example.com/shop.git', description: 'credentials in it shown as ***' }) repoUrl: string;
   @ApiProperty({ nullable: true, description: 'commit checked out; null until the clone has finished' }) revision: string | null;
   @ApiProperty() path: string;
   @ApiProperty() masterServerId: number;
@@ -72,8 +73,21 @@ export class CodeGroupView {
 
   static of(group: SharedCodeGroup): CodeGroupView {
     const { id, name, tier, repoUrl, revision, path, masterServerId, installLimit, installCount, pinned, state, manifest } = group;
-    return { id, name, tier, repoUrl, revision, path, masterServerId, installLimit, installCount, pinned, state, manifest };
+    return { id, name, tier, repoUrl: redactRepoUrl(repoUrl), revision, path, masterServerId, installLimit, installCount, pinned, state, manifest };
   }
+}
+
+/** The one change a group's state takes from an operator: retired, so no new install lands in it. */
+export class UpdateCodeGroupDto {
+  @ApiProperty({ enum: ['retired'], description: 'retired: no new install is placed in the group; its installs keep it' })
+  @IsIn(['retired'], { message: "state can only be set to 'retired'" })
+  state: 'retired';
+}
+
+export class CodeGroupRemovalView {
+  @ApiProperty({ type: CodeGroupView, description: 'retired with no room until its removal job deletes it' }) group: CodeGroupView;
+  @ApiProperty({ description: 'the queued removal job: removes the checkouts, then the group' }) jobId: number;
+  @ApiProperty({ example: '/v1/jobs/12' }) jobUrl: string;
 }
 
 export class CodeGroupCreatedView {
