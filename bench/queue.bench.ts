@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,29 +7,85 @@ import mysql from 'mysql2/promise';
 import type { DataSource } from 'typeorm';
 import { createCatalogDataSource } from '@app/catalog';
 import { loadConfig } from '@app/config';
-import { JobRepository } from '@app/queue';
+import { JobRepository, MAX_LEASE_MS } from '@app/queue';
 import { startMariadb, stopMariadb } from '../test/support/mariadb.js';
-import { cleanEnv, spawnWorker, type WorkerProcess } from '../test/support/processes-engine.js';
+import { cleanEnv, ENGINE_MAIN, spawnWorker, type WorkerProcess } from '../test/support/processes-engine.js';
 
 /**
  * npm run bench -- queue
  *
  * No-op jobs on a private MariaDB with 4 real worker processes (the engine in
- * the worker role) on this machine: throughput claiming one job at a time
- * (WORKER_CONCURRENCY=1) and up to ten at a time (WORKER_CONCURRENCY=10);
- * claim latency of 4 concurrent claimers running the workers' claim code, and
- * their rate claiming and completing with no job work (claim_loop_jobs_per_s);
- * and how long a kill -9'd worker's job takes to be claimed by another worker
- * with the real 30 s lease (nothing fast-forwarded).
+ * the worker role, default poll interval) on this machine.
+ * - Throughput claiming one job at a time (WORKER_CONCURRENCY=1) and up to
+ *   ten at a time (WORKER_CONCURRENCY=10): the workers are started and idle,
+ *   the clock starts, the jobs are inserted, the clock stops when the last
+ *   is done; BENCH_RUNS runs each, median and range.
+ * - Claim latency of 4 concurrent claimers running the workers' claim code,
+ *   and their rate claiming and completing with no job work.
+ * - Recovery after kill -9 of the worker holding a job, nothing
+ *   fast-forwarded: `recovery_s` until a worker restarted on the same host
+ *   (as systemd would restart it) runs the job again, its start included
+ *   (`recovery_after_restart_s`: from its start); `recovery_peer_s` until an
+ *   idle worker already running on the same host does (killed halfway
+ *   through its 5 s reaper period); `recovery_other_host_s` until a worker that
+ *   cannot see the dead one's pids (another pid namespace, as another
+ *   machine or container) does: the lease's expiry, then its reaper.
  */
 const JOBS = Number(process.env.BENCH_JOBS ?? 3000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const WORKERS = 4;
 const SECRETS_KEY = '0f'.repeat(32);
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-queue-'));
 const log = (line: string) => process.stderr.write(line + '\n');
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Whether this process can start a worker in a new pid namespace (root, and a kernel that allows it). */
+function canUnsharePids(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  try {
+    execFileSync('unshare', ['--pid', '--fork', '--kill-child', 'true'], { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch (error) {
+    log(`no other pid namespace here (${(error as Error).message}): recovery_other_host_s not measured`);
+    return false;
+  }
+}
+
+/**
+ * A worker in a pid namespace of its own: for the queue it is on another
+ * host (it cannot tell whether a pid of this one runs). `unshare` is
+ * killed with the worker (--kill-child): SIGKILL to `child` kills both.
+ */
+async function spawnWorkerElsewhere(env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
+  const child = spawn('unshare', ['--pid', '--fork', '--kill-child', process.execPath, ENGINE_MAIN], {
+    env: { ...env, ENGINE_ROLES: 'worker' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<number | NodeJS.Signals | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  const owner = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no worker start in 30 s:\n${output}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const found = /worker (\S+) started/.exec(output)?.[1];
+      if (found) {
+        clearTimeout(timer);
+        resolve(found);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    void exited.then((code) => reject(new Error(`the worker exited with ${code}:\n${output}`)));
+  });
+  return { child, owner, output: () => output, exited };
+}
 
 const server = await startMariadb(join(dir, 'mariadb'));
 const workers: WorkerProcess[] = [];
@@ -42,6 +99,13 @@ try {
   await db.initialize();
   await db.runMigrations({ transaction: 'each' });
   const jobs = new JobRepository(db);
+  // Production settings: the default poll interval (WORKER_POLL_MS unset); info logs, for the worker's start line.
+  const workerEnv = (extra: Record<string, string> = {}) => cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'info', ...extra });
+  const stop = async (w: WorkerProcess, signal: NodeJS.Signals = 'SIGTERM') => {
+    w.child.kill(signal);
+    await w.exited;
+    workers.splice(workers.indexOf(w), 1);
+  };
 
   /** Inserts `n` ready no-op jobs in a few multi-row statements. */
   const fill = async (n: number) => {
@@ -55,27 +119,31 @@ try {
   };
   const count = async (state: string) => Number((await db!.query(`SELECT COUNT(*) AS n FROM jobs WHERE state = ?`, [state]))[0].n);
 
-  /** Jobs per second for `WORKERS` worker processes with the given concurrency. */
-  const throughput = async (concurrency: number): Promise<number> => {
+  /**
+   * Jobs per second for `WORKERS` worker processes with the given
+   * concurrency, one figure per run. The workers are started first and wait
+   * idle; each run's clock starts before its jobs are inserted.
+   */
+  const throughput = async (concurrency: number): Promise<number[]> => {
     await db!.query('DELETE FROM jobs');
-    const env = cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'warn', WORKER_POLL_MS: '200', WORKER_CONCURRENCY: String(concurrency) });
-    const started = await Promise.all(Array.from({ length: WORKERS }, () => spawnWorker({ ...env, LOG_LEVEL: 'info' })));
+    const started = await Promise.all(Array.from({ length: WORKERS }, () => spawnWorker(workerEnv({ WORKER_CONCURRENCY: String(concurrency) }))));
     workers.push(...started);
-    await fill(JOBS);
-    const t0 = performance.now();
-    while ((await count('done')) < JOBS) await sleep(50);
-    const seconds = (performance.now() - t0) / 1000;
-    for (const w of started) {
-      w.child.kill('SIGTERM');
-      await w.exited;
+    const rates: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      await db!.query('DELETE FROM jobs');
+      const t0 = performance.now();
+      await fill(JOBS);
+      while ((await count('done')) < JOBS) await sleep(50);
+      const seconds = (performance.now() - t0) / 1000;
+      rates.push(JOBS / seconds);
+      log(`concurrency ${concurrency}, run ${run + 1}: ${JOBS} jobs in ${seconds.toFixed(2)} s (${Math.round(JOBS / seconds)} jobs/s)`);
     }
-    workers.splice(0);
-    log(`concurrency ${concurrency}: ${JOBS} jobs in ${seconds.toFixed(2)} s`);
-    return JOBS / seconds;
+    for (const w of started) await stop(w);
+    return rates;
   };
 
-  const jobsPerS = await throughput(1);
-  const jobsPerSBatched = await throughput(10);
+  const single = await throughput(1);
+  const batched = await throughput(10);
 
   // Claim latency: 4 claimers in this process, each on its own connection, claim one job and complete it.
   await db.query('DELETE FROM jobs');
@@ -86,7 +154,7 @@ try {
     Array.from({ length: WORKERS }, async (_, w) => {
       for (;;) {
         const t = performance.now();
-        const [job] = await jobs.claim(`bench-${w}`, 1, () => 30_000);
+        const [job] = await jobs.claim(`bench-${w}`, 1, () => MAX_LEASE_MS);
         latencies.push(performance.now() - t);
         if (!job) {
           if ((await count('ready')) === 0) return;
@@ -99,37 +167,82 @@ try {
   const claimLoopJobsPerS = 2000 / ((performance.now() - loopStarted) / 1000);
   latencies.sort((a, b) => a - b);
 
-  // Recovery: a worker dies holding a job; another is idle. Real lease (30 s) and reaper (5 s).
-  await db.query('DELETE FROM jobs');
-  const env = cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'info', WORKER_POLL_MS: '500' });
-  const victim = await spawnWorker(env);
-  workers.push(victim);
-  const { job } = await jobs.enqueue({ kind: 'engine.noop', payload: { sleepMs: 60_000 }, maxAttempts: 3 });
-  while ((await jobs.findById(job.id))?.leaseOwner !== victim.owner) await sleep(50);
-  const rescuer = await spawnWorker(env);
-  workers.push(rescuer);
-  victim.child.kill('SIGKILL');
-  const killedAt = performance.now();
-  await victim.exited;
-  while ((await jobs.findById(job.id))?.leaseOwner !== rescuer.owner) await sleep(100);
-  const recoveryS = (performance.now() - killedAt) / 1000;
-  log(`recovery: claimed by another worker ${recoveryS.toFixed(1)} s after kill -9`);
+  /**
+   * A worker dies (kill -9) holding a job that would run for a minute; the
+   * clock runs from the kill until `rescuer` (started by `afterKill`, or
+   * already running) holds the job. Real leases and reaper periods.
+   */
+  const recovery = async (label: string, rescue: (victim: WorkerProcess) => Promise<{ afterKill: () => Promise<WorkerProcess> }>) => {
+    await db!.query('DELETE FROM jobs');
+    const victim = await spawnWorker(workerEnv());
+    workers.push(victim);
+    const { job } = await jobs.enqueue({ kind: 'engine.noop', payload: { sleepMs: 60_000 }, maxAttempts: 3 });
+    while ((await jobs.findById(job.id))?.leaseOwner !== victim.owner) await sleep(50);
+    const { afterKill } = await rescue(victim);
+    victim.child.kill('SIGKILL');
+    const killedAt = performance.now();
+    await victim.exited;
+    workers.splice(workers.indexOf(victim), 1);
+    const rescuer = await afterKill();
+    const startedAt = performance.now();
+    while ((await jobs.findById(job.id))?.leaseOwner !== rescuer.owner) await sleep(50);
+    const now = performance.now();
+    const seconds = (now - killedAt) / 1000;
+    const afterStart = (now - startedAt) / 1000;
+    log(`${label}: the job runs again ${seconds.toFixed(1)} s after kill -9 (the rescuer ready ${((startedAt - killedAt) / 1000).toFixed(1)} s after it)`);
+    await stop(rescuer, 'SIGKILL');
+    return { seconds, afterStart };
+  };
 
+  const recoveryS = await recovery('restarted on the same host', async () => ({
+    afterKill: async () => {
+      const restarted = await spawnWorker(workerEnv());
+      workers.push(restarted);
+      return restarted;
+    },
+  }));
+  // Killed halfway through the peer's reaper period (5 s), well after the reap it does as it starts.
+  const recoveryPeerS = await recovery('idle worker on the same host', async () => {
+    const peer = await spawnWorker(workerEnv());
+    workers.push(peer);
+    await sleep(2_500);
+    return { afterKill: async () => peer };
+  });
+  const recoveryOtherHostS = canUnsharePids()
+    ? await recovery('idle worker on another host', async () => {
+        const elsewhere = await spawnWorkerElsewhere(workerEnv());
+        workers.push(elsewhere);
+        return { afterKill: async () => elsewhere };
+      })
+    : null;
+
+  const rates = (xs: number[]) => ({ median: Math.round(median(xs)), min: Math.round(Math.min(...xs)), max: Math.round(Math.max(...xs)) });
+  const s = rates(single);
+  const b = rates(batched);
   process.stdout.write(
     JSON.stringify({
       bench: 'queue',
       jobs: JOBS,
       workers: WORKERS,
-      jobs_per_s: Math.round(jobsPerS),
-      jobs_per_s_batched: Math.round(jobsPerSBatched),
+      runs: RUNS,
+      jobs_per_s: s.median,
+      jobs_per_s_min: s.min,
+      jobs_per_s_max: s.max,
+      jobs_per_s_batched: b.median,
+      jobs_per_s_batched_min: b.min,
+      jobs_per_s_batched_max: b.max,
       claim_p50_ms: Number(percentile(latencies, 50).toFixed(2)),
       claim_p99_ms: Number(percentile(latencies, 99).toFixed(2)),
       claim_loop_jobs_per_s: Math.round(claimLoopJobsPerS),
-      recovery_s: Number(recoveryS.toFixed(1)),
+      recovery_s: Number(recoveryS.seconds.toFixed(1)),
+      recovery_after_restart_s: Number(recoveryS.afterStart.toFixed(1)),
+      recovery_peer_s: Number(recoveryPeerS.seconds.toFixed(1)),
+      recovery_other_host_s: recoveryOtherHostS === null ? null : Number(recoveryOtherHostS.seconds.toFixed(1)),
     }) + '\n',
   );
 } finally {
   for (const w of workers) w.child.kill('SIGKILL');
+  await Promise.all(workers.map((w) => w.exited));
   await db?.destroy();
   await stopMariadb(server);
   rmSync(dir, { recursive: true, force: true });
