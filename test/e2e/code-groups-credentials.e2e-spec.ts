@@ -125,7 +125,7 @@ describe('code groups from repository URLs with credentials', () => {
     };
     await add('d1', { hostname: 'dispatch1.example.net', roles: ['dispatcher'], ...sshServer(readTestbed().sshd), ...roots('d1') });
     await add('d2', { hostname: 'dispatch2.example.net', roles: ['dispatcher', 'handler'], ...sshServer(second), ...roots('d2') });
-  });
+  }, 180_000);
   afterAll(async () => {
     if (engine && engine.exitCode === null) {
       const exited = new Promise((resolve) => engine.once('exit', resolve));
@@ -190,5 +190,5 @@ describe('code groups from repository URLs with credentials', () => {
         expect({ where, leaked: text.includes(secret) }).toEqual({ where, leaked: false });
       }
     }
-  });
+  }, 240_000);
 });
