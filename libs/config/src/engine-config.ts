@@ -54,6 +54,18 @@ export interface EngineConfig {
   worker: { concurrency: number; pollMs: number };
   /** Owner of an install's writable directories and reader of its config (`user` or `user:group`), as php-fpm runs. */
   webUser: string;
+  /**
+   * Servers with `transport: local` (commands run on the engine machine as its
+   * user) may be added outside the embedded default, which always may.
+   */
+  allowLocalTransport: boolean;
+  /** The order hook's limits. */
+  orders: {
+    /** Orders one token may place per minute, shared by every API instance on the catalog; 0: no limit. */
+    perMinutePerToken: number;
+    /** Most sites (hostnames) one order may name, by license. */
+    maxSites: { free: number; paid: number };
+  };
 }
 
 export function hasRole(config: Pick<EngineConfig, 'roles'>, role: EngineRole): boolean {

@@ -155,3 +155,32 @@ describe('loadConfig side effects', () => {
     expect(() => statSync(join(cwd, 'var/secrets.key'))).toThrow();
   });
 });
+
+describe('loadConfig: local transport and order limits', () => {
+  it('defaults to no local servers outside the embedded default, 60 orders a minute, 3 free and 20 paid sites', () => {
+    const config = loadConfig({ CATALOG_URL: 'mysql://u:p@h/db', SECRETS_KEY: KEY }, { cwd: tmp() });
+    expect(config.allowLocalTransport).toBe(false);
+    expect(config.orders).toEqual({ perMinutePerToken: 60, maxSites: { free: 3, paid: 20 } });
+  });
+
+  it('takes the settings, 0 turning the rate limit off', () => {
+    const config = loadConfig(
+      { ALLOW_LOCAL_TRANSPORT: 'yes', ORDERS_PER_MINUTE: '0', MAX_SITES_FREE: '1', MAX_SITES_PAID: '5' },
+      { cwd: tmp() },
+    );
+    expect(config.allowLocalTransport).toBe(true);
+    expect(config.orders).toEqual({ perMinutePerToken: 0, maxSites: { free: 1, paid: 5 } });
+  });
+
+  it('stops the boot naming each bad key', () => {
+    let error: unknown;
+    try {
+      loadConfig({ ALLOW_LOCAL_TRANSPORT: 'sometimes', ORDERS_PER_MINUTE: '-1', MAX_SITES_FREE: '0', MAX_SITES_PAID: '21' }, { cwd: tmp() });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.key).sort()).toEqual(['ALLOW_LOCAL_TRANSPORT', 'MAX_SITES_FREE', 'MAX_SITES_PAID', 'ORDERS_PER_MINUTE']);
+    expect((error as ConfigError).message).toContain('MAX_SITES_PAID: must be an integer from 1 to 20 (got "21")');
+  });
+});

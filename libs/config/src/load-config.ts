@@ -30,6 +30,10 @@ export const CONFIG_KEYS = [
   'WORKER_CONCURRENCY',
   'WORKER_POLL_MS',
   'WEB_USER',
+  'ALLOW_LOCAL_TRANSPORT',
+  'ORDERS_PER_MINUTE',
+  'MAX_SITES_FREE',
+  'MAX_SITES_PAID',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 export type ConfigEnv = Partial<Record<ConfigKey, string | undefined>>;
@@ -82,6 +86,12 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
   };
   const workerConcurrency = integer('WORKER_CONCURRENCY', 4, 1, 256);
   const workerPollMs = integer('WORKER_POLL_MS', 1000, 10, 60_000);
+  const allowLocalTransport = parseBoolean(value('ALLOW_LOCAL_TRANSPORT') ?? 'false', (p) => fail('ALLOW_LOCAL_TRANSPORT', p));
+  const orders = {
+    perMinutePerToken: integer('ORDERS_PER_MINUTE', 60, 0, 1_000_000),
+    // 20 is also the order's own bound on its sites.
+    maxSites: { free: integer('MAX_SITES_FREE', 3, 1, 20), paid: integer('MAX_SITES_PAID', 20, 1, 20) },
+  };
 
   const logLevel = (value('LOG_LEVEL') ?? 'info').toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
@@ -131,6 +141,8 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     embedded,
     worker: { concurrency: workerConcurrency, pollMs: workerPollMs },
     webUser,
+    allowLocalTransport,
+    orders,
   };
 }
 
