@@ -2,3 +2,4 @@ export * from './domain-error.js';
 export * from './domain-exception.filter.js';
 export * from './validation.js';
 export * from './sql-literal.js';
+export * from './hostname.js';

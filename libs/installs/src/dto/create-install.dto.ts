@@ -1,11 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform, Type } from 'class-transformer';
+import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   ArrayMinSize,
   IsArray,
   IsEmail,
-  IsFQDN,
   IsIn,
   IsInt,
   IsObject,
@@ -19,6 +18,7 @@ import {
   type ValidatorConstraintInterface,
 } from 'class-validator';
 import { LICENSES, type License } from '@app/catalog';
+import { DomainError, HOSTNAME_RULE, IsHostname } from '@app/common';
 
 /** At most 20 attributes, names like identifiers, values printable and short. */
 @ValidatorConstraint({ name: 'orderAttributes' })
@@ -34,21 +34,16 @@ class OrderAttributes implements ValidatorConstraintInterface {
   }
 }
 
-const lower = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.toLowerCase() : value);
 const REL_URL = /^\/([A-Za-z0-9._~-]+\/)*$/;
 
 export class InstallSiteDto {
-  @ApiProperty({ example: 'shop.example.com' })
-  @Transform(lower)
-  @IsFQDN({ require_tld: true, allow_underscores: false }, { message: 'hostname must be a fully qualified hostname' })
-  @MaxLength(253)
+  @ApiProperty({ example: 'shop.example.com', description: `${HOSTNAME_RULE}; stored lower-case without a trailing dot` })
+  @IsHostname()
   hostname: string;
 
-  @ApiPropertyOptional({ example: 'secure.shop.example.com' })
+  @ApiPropertyOptional({ example: 'secure.shop.example.com', description: 'the same rule as hostname' })
   @IsOptional()
-  @Transform(lower)
-  @IsFQDN({ require_tld: true, allow_underscores: false }, { message: 'secureHostname must be a fully qualified hostname' })
-  @MaxLength(253)
+  @IsHostname()
   secureHostname?: string;
 
   @ApiPropertyOptional({ example: '/', description: 'path of the shop under the hostname; ends with /' })
@@ -98,4 +93,20 @@ export class CreateInstallDto {
   @IsInt()
   @Min(1)
   serverId?: number;
+}
+
+/**
+ * The license's bound on an order's sites (MAX_SITES_FREE, MAX_SITES_PAID),
+ * checked before anything is recorded.
+ */
+export function checkSitesAllowed(order: Pick<CreateInstallDto, 'license' | 'sites'>, maxSites: Record<License, number>): void {
+  const max = maxSites[order.license];
+  if (order.sites.length > max) {
+    throw new DomainError(
+      'TOO_MANY_SITES',
+      `A ${order.license} order may name at most ${max} site(s); this one names ${order.sites.length}. Nothing was created.`,
+      400,
+      { license: order.license, maxSites: max, sites: order.sites.length },
+    );
+  }
 }
