@@ -13,7 +13,7 @@ describe('server snippets', () => {
   beforeAll(async () => {
     catalog = await createTestCatalog('mariadb', 'servercli');
     cwd = mkdtempSync(join(tmpdir(), 'servercli-'));
-    env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, LOG_LEVEL: 'warn' });
+    env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, LOG_LEVEL: 'warn', ALLOW_LOCAL_TRANSPORT: 'true' });
     expect((await runCli(['migrate'], cwd, env)).code).toBe(0);
   });
   afterAll(async () => {
@@ -73,6 +73,19 @@ describe('server snippets', () => {
     expect(res.code).toBe(1);
     for (const field of ['hostname', 'roles', 'transport', 'homeRoot', 'certsRoot']) expect(res.stderr).toContain(`${field}:`);
     expect((await runCli(['server:add', '--file', join(cwd, 'missing.json')], cwd, env)).stderr).toContain('cannot read');
+
+    // The roots of a server never hold one another; a local server needs ALLOW_LOCAL_TRANSPORT outside the embedded default.
+    const server = { hostname: 'd2.example.net', roles: ['dispatcher'], transport: 'local', homeRoot: '/srv/d2/home', sharedCodeRoot: '/srv/d2/shared', nginxConfDir: '/srv/d2/nginx', cronDir: '/srv/d2/cron.d' };
+    const nested = join(cwd, 'nested.json');
+    writeFileSync(nested, JSON.stringify({ ...server, certsRoot: '/srv/d2/home/certs' }));
+    const overlapping = await runCli(['server:add', '--file', nested], cwd, env);
+    expect(overlapping.code).toBe(1);
+    expect(overlapping.stderr).toContain('certsRoot /srv/d2/home/certs lies inside homeRoot /srv/d2/home');
+    const local = join(cwd, 'local.json');
+    writeFileSync(local, JSON.stringify({ ...server, certsRoot: '/srv/d2/certs' }));
+    const refused = await runCli(['server:add', '--file', local], cwd, { ...env, ALLOW_LOCAL_TRANSPORT: 'false' });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('ALLOW_LOCAL_TRANSPORT=true');
     expect((await runCli(['server:list'], cwd, env)).stdout.trim().split('\n')).toHaveLength(1);
   });
 });

@@ -50,6 +50,8 @@ export function testEngineConfig(catalogUrl: string, env: ConfigEnv = {}): Engin
     PORT: '0',
     LOG_LEVEL: 'silent',
     VAR_DIR: varDir,
+    // The suites run `transport: local` servers on a MariaDB catalog.
+    ALLOW_LOCAL_TRANSPORT: 'true',
     ...env,
   });
 }

@@ -1,7 +1,8 @@
-import { Injectable } from '@nestjs/common';
-import { AuditEventRepository, ServerRepository, type AuditActor, type Server, type ServerIp } from '@app/catalog';
-import { DomainError, NotFoundError } from '@app/common';
-import type { AddIpsDto, CreateServerDto, UpdateServerDto } from './dto/server.dto.js';
+import { Inject, Injectable } from '@nestjs/common';
+import { AuditEventRepository, ServerRepository, type AuditActor, type NewServer, type Server, type ServerIp } from '@app/catalog';
+import { DomainError, NotFoundError, validateDto } from '@app/common';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { CreateServerDto, type AddIpsDto, type UpdateServerDto } from './dto/server.dto.js';
 import { ServerCheckService, type CheckItem } from './server-check.service.js';
 
 /** The server inventory (the seed's handlers and servers tables), from the admin API and the snippets. */
@@ -11,6 +12,7 @@ export class InventoryService {
     private readonly servers: ServerRepository,
     private readonly audit: AuditEventRepository,
     private readonly checks: ServerCheckService,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
   list(): Promise<Server[]> {
@@ -27,43 +29,28 @@ export class InventoryService {
     if (await this.servers.findByHostname(dto.hostname.toLowerCase())) {
       throw new DomainError('SERVER_EXISTS', `A server named ${dto.hostname} is already in the inventory`, 409, { hostname: dto.hostname });
     }
-    const server = await this.servers.insert({
-      hostname: dto.hostname.toLowerCase(),
-      privateIp: dto.privateIp ?? null,
-      roles: dto.roles,
-      transport: dto.transport,
-      sshHost: dto.transport === 'ssh' ? (dto.sshHost ?? null) : null,
-      sshPort: dto.transport === 'ssh' ? (dto.sshPort ?? 22) : null,
-      sshUser: dto.transport === 'ssh' ? (dto.sshUser ?? null) : null,
-      sshKeyRef: dto.sshKeyRef ?? null,
-      sshHostKey: dto.transport === 'ssh' ? (dto.sshHostKey ?? null) : null,
-      homeRoot: dto.homeRoot,
-      sharedCodeRoot: dto.sharedCodeRoot,
-      nginxConfDir: dto.nginxConfDir,
-      cronDir: dto.cronDir,
-      certsRoot: dto.certsRoot,
-      phpFpmPoolDir: dto.phpFpmPoolDir ?? null,
-      state: dto.state ?? 'active',
-      capacity: dto.capacity ?? null,
-      dbOptionsFile: dto.dbOptionsFile ?? null,
-      nginxPidFile: dto.nginxPidFile ?? null,
-    });
+    this.checkTransport(dto);
+    const server = await this.servers.insert(rowOf(dto));
     await this.audit.record({ ...by, action: 'server.create', targetType: 'server', targetId: server.id, details: { hostname: server.hostname } });
     return server;
   }
 
+  /**
+   * Applies a patch after checking the server as it would be, with every rule
+   * of an addition: a patch without `transport` still has its SSH fields
+   * checked, and its roots are checked against the ones it keeps.
+   */
   async update(id: number, dto: UpdateServerDto, by: AuditActor): Promise<Server> {
     const before = await this.get(id);
     const changes = Object.fromEntries(Object.entries(dto).filter(([, v]) => v !== undefined)) as Partial<Server>;
-    if (changes.hostname) {
-      changes.hostname = changes.hostname.toLowerCase();
-      const other = await this.servers.findByHostname(changes.hostname);
-      if (other && other.id !== id) throw new DomainError('SERVER_EXISTS', `A server named ${changes.hostname} is already in the inventory`, 409);
+    const merged = await validateDto(CreateServerDto, { ...editableFieldsOf(before), ...changes });
+    if (merged.hostname !== before.hostname) {
+      const other = await this.servers.findByHostname(merged.hostname);
+      if (other && other.id !== id) throw new DomainError('SERVER_EXISTS', `A server named ${merged.hostname} is already in the inventory`, 409);
     }
-    const transport = changes.transport ?? before.transport;
-    const sshHostKey = changes.sshHostKey !== undefined ? changes.sshHostKey : before.sshHostKey;
-    if (transport === 'ssh' && !sshHostKey) throw new DomainError('VALIDATION_FAILED', 'An SSH server needs a pinned sshHostKey', 400);
-    const server = (await this.servers.update(id, changes))!;
+    // An existing local server (the embedded default's, or one added while allowed) keeps working; becoming one needs the permission.
+    if (before.transport !== 'local') this.checkTransport(merged);
+    const server = (await this.servers.update(id, rowOf(merged)))!;
     await this.audit.record({ ...by, action: 'server.update', targetType: 'server', targetId: id, details: { fields: Object.keys(changes) } });
     return server;
   }
@@ -112,4 +99,79 @@ export class InventoryService {
   async check(id: number): Promise<{ ok: boolean; items: CheckItem[] }> {
     return this.checks.check(await this.get(id));
   }
+
+  /**
+   * `local` runs commands as the engine's own user on its own machine: the
+   * embedded default's one server, or where an operator allowed it
+   * (ALLOW_LOCAL_TRANSPORT).
+   */
+  private checkTransport(server: CreateServerDto): void {
+    if (server.transport === 'local' && !this.config.embedded && !this.config.allowLocalTransport) {
+      throw new DomainError(
+        'LOCAL_TRANSPORT_NOT_ALLOWED',
+        'transport "local" runs commands on the engine machine itself: it is only for the embedded default (SQLite catalog) or when ALLOW_LOCAL_TRANSPORT=true',
+        400,
+        { transport: 'local' },
+      );
+    }
+  }
+}
+
+/** The inventory row of a validated server; SSH fields are kept only for SSH servers. */
+function rowOf(dto: CreateServerDto): NewServer {
+  const ssh = dto.transport === 'ssh';
+  return {
+    hostname: dto.hostname.toLowerCase(),
+    privateIp: dto.privateIp ?? null,
+    roles: dto.roles,
+    transport: dto.transport,
+    sshHost: ssh ? (dto.sshHost ?? null) : null,
+    sshPort: ssh ? (dto.sshPort ?? 22) : null,
+    sshUser: ssh ? (dto.sshUser ?? null) : null,
+    sshKeyRef: dto.sshKeyRef ?? null,
+    sshHostKey: ssh ? (dto.sshHostKey ?? null) : null,
+    homeRoot: dto.homeRoot,
+    sharedCodeRoot: dto.sharedCodeRoot,
+    nginxConfDir: dto.nginxConfDir,
+    cronDir: dto.cronDir,
+    certsRoot: dto.certsRoot,
+    phpFpmPoolDir: dto.phpFpmPoolDir ?? null,
+    state: dto.state ?? 'active',
+    capacity: dto.capacity ?? null,
+    dbOptionsFile: dto.dbOptionsFile ?? null,
+    nginxPidFile: dto.nginxPidFile ?? null,
+  };
+}
+
+/** Every field of an addition (the compiler keeps this list whole): what a patch is merged into. */
+const DTO_FIELDS: Record<keyof CreateServerDto, true> = {
+  hostname: true,
+  privateIp: true,
+  roles: true,
+  transport: true,
+  sshHost: true,
+  sshPort: true,
+  sshUser: true,
+  sshKeyRef: true,
+  sshHostKey: true,
+  homeRoot: true,
+  sharedCodeRoot: true,
+  nginxConfDir: true,
+  cronDir: true,
+  certsRoot: true,
+  phpFpmPoolDir: true,
+  state: true,
+  capacity: true,
+  dbOptionsFile: true,
+  nginxPidFile: true,
+};
+
+/** A stored server as the plain body of an addition, to validate it as one. */
+function editableFieldsOf(server: Server): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.keys(DTO_FIELDS).map((key) => {
+      const value = server[key as keyof CreateServerDto];
+      return [key, Array.isArray(value) ? [...value] : value];
+    }),
+  );
 }

@@ -1,10 +1,10 @@
+import { posix } from 'node:path';
 import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
 import {
   ArrayMaxSize,
   ArrayMinSize,
   ArrayUnique,
   IsArray,
-  IsFQDN,
   IsIn,
   IsInt,
   IsIP,
@@ -12,19 +12,59 @@ import {
   IsString,
   Matches,
   Max,
-  MaxLength,
   Min,
+  Validate,
   ValidateIf,
+  ValidatorConstraint,
+  type ValidationArguments,
+  type ValidatorConstraintInterface,
 } from 'class-validator';
 import { SERVER_IP_KINDS, SERVER_ROLES, SERVER_STATES, SERVER_TRANSPORTS, type ServerIpKind, type ServerRole, type ServerState, type ServerTransport } from '@app/catalog';
+import { IsHostname } from '@app/common';
 
 const ROOT = /^\/(?!.*(^|\/)\.\.?(\/|$))[A-Za-z0-9._\/-]{0,500}$/;
 const rootMessage = 'must be an absolute path of letters, digits and . _ - / without . or .. segments';
 
+/** The filesystem roots of a server: the access layer acts inside them, so none may hold another. */
+export const SERVER_ROOT_FIELDS = ['homeRoot', 'sharedCodeRoot', 'nginxConfDir', 'cronDir', 'certsRoot', 'phpFpmPoolDir'] as const;
+type RootField = (typeof SERVER_ROOT_FIELDS)[number];
+
+/**
+ * Why one root of `roots` is unusable, or null: it is `/`, is not written in
+ * normal form, or equals, holds or lies inside another root (a home directory
+ * named like the certificates root would then be that root). Roots that fail
+ * the path pattern are left to it.
+ */
+export function serverRootProblem(roots: Partial<Record<RootField, unknown>>, field: RootField): string | null {
+  const usable = (value: unknown): value is string => typeof value === 'string' && ROOT.test(value);
+  const path = roots[field];
+  if (!usable(path)) return null;
+  if (path === '/') return `${field} must not be / itself`;
+  if (posix.normalize(path) !== path || path.endsWith('/')) return `${field} must be written in normal form (${posix.normalize(path).replace(/\/+$/, '') || '/'}), without // or a trailing /`;
+  for (const other of SERVER_ROOT_FIELDS) {
+    const otherPath = roots[other];
+    if (other === field || !usable(otherPath) || otherPath === '/' || posix.normalize(otherPath) !== otherPath || otherPath.endsWith('/')) continue;
+    if (path === otherPath) return `${field} is the same directory as ${other} (${path}): the roots must be apart`;
+    if (path.startsWith(`${otherPath}/`)) return `${field} ${path} lies inside ${other} ${otherPath}: the roots must be apart`;
+    if (otherPath.startsWith(`${path}/`)) return `${field} ${path} contains ${other} ${otherPath}: the roots must be apart`;
+  }
+  return null;
+}
+
+@ValidatorConstraint({ name: 'serverRootApart' })
+class ServerRootApart implements ValidatorConstraintInterface {
+  validate(_value: unknown, args: ValidationArguments): boolean {
+    return serverRootProblem(args.object as Record<RootField, unknown>, args.property as RootField) === null;
+  }
+
+  defaultMessage(args: ValidationArguments): string {
+    return serverRootProblem(args.object as Record<RootField, unknown>, args.property as RootField) ?? `${args.property} overlaps another root`;
+  }
+}
+
 export class CreateServerDto {
-  @ApiProperty({ example: 'dispatch1.make-a-store.com' })
-  @IsFQDN({ require_tld: false }, { message: 'hostname must be a hostname' })
-  @MaxLength(253)
+  @ApiProperty({ example: 'dispatch1.make-a-store.com', description: 'the hostname rule of orders, a single label allowed; stored lower-case' })
+  @IsHostname({ singleLabel: true })
   hostname: string;
 
   @ApiPropertyOptional({ example: '10.0.0.11' })
@@ -73,15 +113,20 @@ export class CreateServerDto {
   @Matches(/^SHA256:[A-Za-z0-9+/]{43}$/, { message: 'sshHostKey must be a SHA256:... fingerprint as ssh-keygen -lf prints it' })
   sshHostKey?: string | null;
 
-  @ApiProperty({ example: '/usr/home' }) @Matches(ROOT, { message: `homeRoot ${rootMessage}` }) homeRoot: string;
-  @ApiProperty({ example: '/home/shared_codes' }) @Matches(ROOT, { message: `sharedCodeRoot ${rootMessage}` }) sharedCodeRoot: string;
-  @ApiProperty({ example: '/etc/nginx/shops' }) @Matches(ROOT, { message: `nginxConfDir ${rootMessage}` }) nginxConfDir: string;
-  @ApiProperty({ example: '/etc/cron.d' }) @Matches(ROOT, { message: `cronDir ${rootMessage}` }) cronDir: string;
-  @ApiProperty({ example: '/usr/home/certs' }) @Matches(ROOT, { message: `certsRoot ${rootMessage}` }) certsRoot: string;
+  // The roots: absolute, in normal form, not /, and none equal to, inside or holding another.
+  @ApiProperty({ example: '/usr/home' }) @Matches(ROOT, { message: `homeRoot ${rootMessage}` }) @Validate(ServerRootApart) homeRoot: string;
+  @ApiProperty({ example: '/home/shared_codes' }) @Matches(ROOT, { message: `sharedCodeRoot ${rootMessage}` }) @Validate(ServerRootApart) sharedCodeRoot: string;
+  @ApiProperty({ example: '/etc/nginx/shops' }) @Matches(ROOT, { message: `nginxConfDir ${rootMessage}` }) @Validate(ServerRootApart) nginxConfDir: string;
+  @ApiProperty({ example: '/etc/cron.d' }) @Matches(ROOT, { message: `cronDir ${rootMessage}` }) @Validate(ServerRootApart) cronDir: string;
+  @ApiProperty({ example: '/etc/shop-certs', description: 'outside homeRoot: a home directory must never be able to take its name' })
+  @Matches(ROOT, { message: `certsRoot ${rootMessage}` })
+  @Validate(ServerRootApart)
+  certsRoot: string;
 
   @ApiPropertyOptional({ example: '/etc/php/8.2/fpm/pool.d' })
   @IsOptional()
   @Matches(ROOT, { message: `phpFpmPoolDir ${rootMessage}` })
+  @Validate(ServerRootApart)
   phpFpmPoolDir?: string | null;
 
   @ApiPropertyOptional({ enum: SERVER_STATES, default: 'active' })
