@@ -10,6 +10,12 @@ export function generateToken(): string {
   return TOKEN_PREFIX + randomBytes(32).toString('base64url');
 }
 
+/** The token of an `Authorization: Bearer <token>` header, or null when it holds none. */
+export function bearerToken(header: string | string[] | undefined): string | null {
+  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return match ? match[1]! : null;
+}
+
 export function isWellFormedToken(token: string): boolean {
   return TOKEN_PATTERN.test(token);
 }

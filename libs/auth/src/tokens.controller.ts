@@ -16,10 +16,12 @@ export class TokensController {
   @ApiOperation({ summary: 'Create an API token (shown once)' })
   @ApiResponse({ status: 201, type: IssuedTokenView })
   async create(@Body() body: CreateTokenDto, @Req() req: { principal: Principal }): Promise<IssuedTokenView> {
-    const { token, record } = await this.tokens.issue(body.name, body.scopes, {
-      actor: `token:${req.principal.name}`,
-      via: 'api',
-    });
+    const { token, record } = await this.tokens.issue(
+      body.name,
+      body.scopes,
+      { actor: `token:${req.principal.name}`, via: 'api' },
+      { expiresAt: body.expiresAt ? new Date(body.expiresAt) : null },
+    );
     return { ...TokenView.of(record), token };
   }
 

@@ -1,7 +1,8 @@
-import { Body, Controller, Get, Param, ParseIntPipe, Post, Put, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Inject, Param, ParseIntPipe, Post, Put, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { RequireScope, type Principal } from '@app/auth';
-import { CreateInstallDto } from './dto/create-install.dto.js';
+import { LimitOrderRate, RequireScope, type Principal } from '@app/auth';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { checkSitesAllowed, CreateInstallDto } from './dto/create-install.dto.js';
 import { InstallAcceptedView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
 import { RewriteRuleDto, SetRewritesDto } from './dto/rewrites.dto.js';
 import { InstallsService } from './installs.service.js';
@@ -10,14 +11,21 @@ import { InstallsService } from './installs.service.js';
 @ApiBearerAuth()
 @Controller('v1/installs')
 export class InstallsController {
-  constructor(private readonly installs: InstallsService) {}
+  constructor(
+    private readonly installs: InstallsService,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+  ) {}
 
   @Post()
   @RequireScope('orders')
+  @LimitOrderRate()
   @ApiOperation({ summary: 'The order hook: record the install and queue its build (idempotent on orderRef)' })
   @ApiResponse({ status: 202, type: InstallAcceptedView, description: 'accepted: the build is queued (or waits for a code group)' })
   @ApiResponse({ status: 200, type: InstallAcceptedView, description: 'this order reference was seen before: the same install' })
+  @ApiResponse({ status: 400, description: 'invalid, or more sites than the license allows (TOO_MANY_SITES): nothing created' })
+  @ApiResponse({ status: 429, description: 'RATE_LIMITED: this token placed ORDERS_PER_MINUTE orders this minute; Retry-After says when to retry; nothing created' })
   async create(@Body() body: CreateInstallDto, @Res({ passthrough: true }) res: { status(code: number): unknown }): Promise<InstallAcceptedView> {
+    checkSitesAllowed(body, this.config.orders.maxSites);
     const { view, created } = await this.installs.order(body);
     res.status(created ? 202 : 200);
     return view;

@@ -68,7 +68,12 @@ export class EmbeddedSetupService {
     this.logger.log(`seeded code groups sample-free and sample-paid from ${dir}`);
   }
 
-  /** A fresh admin token for this run; the previous run's is revoked. */
+  /**
+   * A fresh admin token for this run. The one the previous start issued is
+   * revoked: the engine marks the tokens it issues itself (`engine_issued`),
+   * so a token created through the API or a snippet under the same name is
+   * never touched.
+   */
   async freshAdminToken(): Promise<string> {
     const { token } = await this.tokens.rotate(EMBEDDED_ADMIN_TOKEN_NAME, ['admin'], {
       actor: 'engine',

@@ -1,11 +1,15 @@
-import { Controller, Get, Inject } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator } from '@nestjs/terminus';
-import { Public } from '@app/auth';
+import { Controller, Get, Headers, Inject, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator, type HealthCheckResult } from '@nestjs/terminus';
+import { ApiTokensService, Public } from '@app/auth';
 import { CatalogStatusService } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
-import { InstallsService } from '@app/installs';
 import { JobRepository } from '@app/queue';
+import { ReadinessService } from './readiness.service.js';
+import { WaitingInstallsRepository } from './waiting-installs.repository.js';
+
+/** How many waiting installs the details name (the count is always whole). */
+const WAITING_SAMPLE = 20;
 
 @ApiTags('operations')
 @Public()
@@ -17,17 +21,40 @@ export class HealthController {
     private readonly typeorm: TypeOrmHealthIndicator,
     private readonly catalog: CatalogStatusService,
     private readonly jobs: JobRepository,
-    private readonly installs: InstallsService,
+    private readonly waiting: WaitingInstallsRepository,
+    private readonly readiness: ReadinessService,
+    private readonly tokens: ApiTokensService,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
-  /** Readiness: the catalog answers and every migration this code knows has run. */
+  /**
+   * Readiness. Without a token only ready or not (a probe learns nothing
+   * else, and costs at most a catalog ping); with a token of the `support`
+   * or `admin` scope, every check in detail.
+   */
   @Get()
   @HealthCheck()
+  @ApiBearerAuth()
   @ApiOperation({
-    summary: 'Readiness: catalog reachable, migrations applied (503 otherwise); degraded while jobs need attention or orders wait for a code group',
+    summary: 'Readiness: catalog reachable, migrations applied (503 otherwise)',
+    description:
+      'Without a token: 200 {"status":"ok"} or 503 {"status":"error"}, nothing more. With a support or admin token: each check in detail ' +
+      '(catalog, migrations, queue, installs, engine roles), degraded (still 200) while jobs need attention or orders wait for a code group; a bad token is 401.',
   })
-  check() {
+  async check(
+    @Headers('authorization') authorization: string | undefined,
+    @Res({ passthrough: true }) res: { status(code: number): unknown },
+  ): Promise<HealthCheckResult | { status: 'ok' | 'error' }> {
+    if (authorization === undefined) {
+      const ready = await this.readiness.ready();
+      res.status(ready ? 200 : 503);
+      return { status: ready ? 'ok' : 'error' };
+    }
+    await this.tokens.authorize(authorization, 'support');
+    return this.details();
+  }
+
+  private details(): Promise<HealthCheckResult> {
     return this.health.check([
       () => this.typeorm.pingCheck('catalog').withTimeout(3000),
       () =>
@@ -55,15 +82,18 @@ export class HealthController {
       async () => {
         // Degraded while accepted orders wait for a code group with room: add a group or raise a limit.
         const installs = this.indicators.check('installs');
-        let waiting: Awaited<ReturnType<InstallsService['waiting']>>;
+        let waiting: Awaited<ReturnType<WaitingInstallsRepository['summary']>>;
         try {
-          waiting = await this.installs.waiting();
+          waiting = await this.waiting.summary(WAITING_SAMPLE);
         } catch (error) {
           return installs.down({ message: error instanceof Error ? error.message : String(error) });
         }
-        return waiting.length === 0
+        return waiting.count === 0
           ? installs.up({ waitingForCodeGroup: 0 })
-          : installs.degraded({ waitingForCodeGroup: waiting.length, installs: waiting.slice(0, 20).map((i) => `${i.id} (${i.license}): ${i.statusReason}`).join('; ') });
+          : installs.degraded({
+              waitingForCodeGroup: waiting.count,
+              installs: waiting.sample.map((i) => `${i.id} (${i.license}): ${i.statusReason}`).join('; '),
+            });
       },
       () => this.indicators.check('engine').up({ roles: this.config.roles.join(',') }),
     ]);

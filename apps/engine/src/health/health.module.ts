@@ -1,9 +1,12 @@
 import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { HealthController } from './health.controller.js';
+import { ReadinessService } from './readiness.service.js';
+import { WaitingInstallsRepository } from './waiting-installs.repository.js';
 
 @Module({
   imports: [TerminusModule.forRoot({ errorLogStyle: 'json' })],
   controllers: [HealthController],
+  providers: [ReadinessService, WaitingInstallsRepository],
 })
 export class HealthModule {}

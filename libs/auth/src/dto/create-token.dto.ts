@@ -1,5 +1,5 @@
-import { ApiProperty } from '@nestjs/swagger';
-import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsArray, IsIn, IsString, Matches, MaxLength } from 'class-validator';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsArray, IsIn, IsISO8601, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { TOKEN_SCOPES, type TokenScope } from '@app/catalog';
 
 export class CreateTokenDto {
@@ -16,4 +16,9 @@ export class CreateTokenDto {
   @ArrayUnique()
   @IsIn(TOKEN_SCOPES, { each: true, message: `each scope must be one of ${TOKEN_SCOPES.join(', ')}` })
   scopes: TokenScope[];
+
+  @ApiPropertyOptional({ example: '2027-01-31T00:00:00Z', description: 'when the token stops working (ISO 8601, in the future); default: never' })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'expiresAt must be an ISO 8601 date and time, like 2027-01-31T00:00:00Z' })
+  expiresAt?: string;
 }

@@ -10,6 +10,7 @@ export class TokenView {
   @ApiProperty() createdAt: string;
   @ApiProperty({ nullable: true, type: String }) lastUsedAt: string | null;
   @ApiProperty({ nullable: true, type: String }) revokedAt: string | null;
+  @ApiProperty({ nullable: true, type: String, description: 'after this the token is refused (401); null: never' }) expiresAt: string | null;
 
   static of(token: ApiToken): TokenView {
     return {
@@ -20,6 +21,7 @@ export class TokenView {
       createdAt: token.createdAt.toISOString(),
       lastUsedAt: token.lastUsedAt?.toISOString() ?? null,
       revokedAt: token.revokedAt?.toISOString() ?? null,
+      expiresAt: token.expiresAt?.toISOString() ?? null,
     };
   }
 }

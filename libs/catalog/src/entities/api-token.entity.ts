@@ -26,4 +26,27 @@ export class ApiToken extends CatalogEntity {
 
   @Column({ type: 'datetime', nullable: true })
   revokedAt: Date | null;
+
+  /** From then on the token answers 401 like a revoked one; null: it does not expire. */
+  @Column({ type: 'datetime', nullable: true })
+  expiresAt: Date | null;
+
+  /**
+   * Issued by the engine itself (the embedded default's admin token at each
+   * start), never through the API or a snippet: the only tokens the engine
+   * revokes on its own when it issues their successor.
+   */
+  @Column({ type: 'boolean', default: false })
+  engineIssued: boolean;
+
+  /**
+   * The order hook's rate limit, kept here so every API instance on the
+   * catalog counts the same orders: the current window (minutes since the
+   * epoch) and the orders placed in it.
+   */
+  @Column({ type: 'int', nullable: true })
+  orderWindow: number | null;
+
+  @Column({ type: 'int', default: 0 })
+  orderCount: number;
 }
