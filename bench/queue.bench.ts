@@ -35,6 +35,8 @@ const JOBS = Number(process.env.BENCH_JOBS ?? 3000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const WORKERS = 4;
 const SECRETS_KEY = '0f'.repeat(32);
+/** A worker's start on a busy shared machine can take long; the bench waits for it rather than fail. */
+const BOOT_TIMEOUT_MS = 120_000;
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-queue-'));
 const log = (line: string) => process.stderr.write(line + '\n');
@@ -71,7 +73,10 @@ async function spawnWorkerElsewhere(env: NodeJS.ProcessEnv): Promise<WorkerProce
   let output = '';
   const exited = new Promise<number | NodeJS.Signals | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   const owner = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no worker start in 30 s:\n${output}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no worker start in ${BOOT_TIMEOUT_MS} ms:\n${output}`));
+    }, BOOT_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const found = /worker (\S+) started/.exec(output)?.[1];
@@ -126,7 +131,7 @@ try {
    */
   const throughput = async (concurrency: number): Promise<number[]> => {
     await db!.query('DELETE FROM jobs');
-    const started = await Promise.all(Array.from({ length: WORKERS }, () => spawnWorker(workerEnv({ WORKER_CONCURRENCY: String(concurrency) }))));
+    const started = await Promise.all(Array.from({ length: WORKERS }, () => spawnWorker(workerEnv({ WORKER_CONCURRENCY: String(concurrency) }), BOOT_TIMEOUT_MS)));
     workers.push(...started);
     const rates: number[] = [];
     for (let run = 0; run < RUNS; run++) {
@@ -174,7 +179,7 @@ try {
    */
   const recovery = async (label: string, rescue: (victim: WorkerProcess) => Promise<{ afterKill: () => Promise<WorkerProcess> }>) => {
     await db!.query('DELETE FROM jobs');
-    const victim = await spawnWorker(workerEnv());
+    const victim = await spawnWorker(workerEnv(), BOOT_TIMEOUT_MS);
     workers.push(victim);
     const { job } = await jobs.enqueue({ kind: 'engine.noop', payload: { sleepMs: 60_000 }, maxAttempts: 3 });
     while ((await jobs.findById(job.id))?.leaseOwner !== victim.owner) await sleep(50);
@@ -196,14 +201,14 @@ try {
 
   const recoveryS = await recovery('restarted on the same host', async () => ({
     afterKill: async () => {
-      const restarted = await spawnWorker(workerEnv());
+      const restarted = await spawnWorker(workerEnv(), BOOT_TIMEOUT_MS);
       workers.push(restarted);
       return restarted;
     },
   }));
   // Killed halfway through the peer's reaper period (5 s), well after the reap it does as it starts.
   const recoveryPeerS = await recovery('idle worker on the same host', async () => {
-    const peer = await spawnWorker(workerEnv());
+    const peer = await spawnWorker(workerEnv(), BOOT_TIMEOUT_MS);
     workers.push(peer);
     await sleep(2_500);
     return { afterKill: async () => peer };
