@@ -3,3 +3,4 @@ export * from './domain-exception.filter.js';
 export * from './validation.js';
 export * from './sql-literal.js';
 export * from './hostname.js';
+export * from './abort-scope.js';
