@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { CommandFailedError } from './host-executor.errors.js';
-import { checkServerPath, UnsafePathError, type ServerRoots } from './server-path.js';
+import { currentAbortSignal } from '@app/common';
+import { CommandAbortedError, CommandFailedError, PathExistsError } from './host-executor.errors.js';
+import { encodeFields, PATH_EXISTS, PATH_SCRIPT, PATH_UNSAFE, pathFailure } from './path-ops.js';
+import { checkServerPath, rootsOf, UnsafePathError, type ServerRoots } from './server-path.js';
 
 export interface RunOptions {
   cwd?: string;
@@ -10,6 +11,12 @@ export interface RunOptions {
   /** Default 60 s. */
   timeoutMs?: number;
   input?: string | Buffer;
+  /**
+   * When it fires, the command is killed on the server (its whole process
+   * group) and the call rejects at once with CommandAbortedError. Default:
+   * the signal of the caller's scope (`withAbortSignal` of @app/common).
+   */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -38,57 +45,75 @@ export interface StreamingCommand {
   kill(): void;
 }
 
-export interface FileOptions {
+export interface StreamOptions {
+  /** Kills the command when it fires. Default: the signal of the caller's scope. */
+  signal?: AbortSignal;
+}
+
+/** Options of the file operations; the abort signal defaults to the caller's scope's. */
+export interface PathOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface FileOptions extends PathOptions {
   mode?: number;
   /** `user`, `user:group`, or `:group`. */
   owner?: string;
 }
 
-/** Reads target/link pairs (NUL-separated) and makes each link: a new link renamed over the old one. */
-const SYMLINKS_SCRIPT = String.raw`
-use strict; use warnings;
-local $/ = "\0";
-my @words = <STDIN>;
-chomp @words;
-die "an odd number of words\n" if @words % 2;
-# Temporary links a killed earlier run left behind: "<link>.lnk-<pid>" beside links of this batch.
-my %ours; for (my $i = 1; $i < @words; $i += 2) { my ($d, $b) = $words[$i] =~ m{^(.*)/([^/]+)$}; $ours{$d}{$b} = 1 if defined $b; }
-for my $d (keys %ours) {
-  opendir(my $dh, $d) or next;
-  unlink map { "$d/$_" } grep { /^(.+)\.lnk-\d+$/ && $ours{$d}{$1} } readdir($dh);
-  closedir($dh);
+export interface NewDirectoryOptions extends FileOptions {
+  /** A file written inside the new directory by the same remote operation (0644, root's). */
+  marker?: { name: string; content: string | Buffer };
 }
-while (@words) {
-  my ($target, $link) = splice(@words, 0, 2);
-  my $temp = "$link.lnk-$$";
-  symlink($target, $temp) or die "cannot create $link: $!\n";
-  rename($temp, $link) or do { my $e = $!; unlink $temp; die "cannot replace $link: $e\n" };
-}
-`;
 
 /** `user`, `user:group`, or `:group` (the group only, the owner unchanged). */
 const OWNER = /^([a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?|:[a-z_][a-z0-9_-]{0,31})$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]{0,63}$/;
+const LONG_MS = 600_000;
 
 /**
- * How the engine acts on a server. Adapters (local, SSH) provide `exec`;
- * every other operation is written once here, over argument vectors, so both
- * adapters behave alike. Every path is checked against the server's roots
- * before use, and again after resolving symlinks on the server itself.
+ * How the engine acts on a server. Adapters (local, SSH) provide `exec` and
+ * `startStream`; every other operation is written once here, over argument
+ * vectors, so both adapters behave alike.
+ *
+ * Paths: checked as text against the server's roots first (checkServerPath),
+ * then resolved and acted on in ONE remote operation (path-ops.ts) that
+ * walks from the root below which the path lies, component by component,
+ * never through a symlink, and acts relative to the directory it reached.
+ * A symlink anywhere below the root is refused (UnsafePathError), including
+ * as the last component, except where an operation says otherwise.
  */
 export abstract class HostExecutor {
   /**
    * Runs argv on the server, never through a shell of ours, with PATH set to
-   * the system directories and LC_ALL=C; a missing program exits 127.
+   * the system directories and LC_ALL=C; a missing program exits 127. Kills
+   * the command's process group and rejects with CommandAbortedError when
+   * `options.signal` fires.
    */
   protected abstract exec(server: ServerRoots, argv: readonly string[], options: RunOptions): Promise<RawRunResult>;
 
+  /** Starts argv with its stdin and stdout as streams (see `stream`). */
+  protected abstract startStream(server: ServerRoots, argv: readonly string[]): Promise<StreamingCommand>;
+
   /**
    * Starts argv with its stdin and stdout as streams, for relays between
-   * servers. The caller ends stdin, awaits `done`, and kills it on timeout.
-   * Arguments are checked by the caller (see syncTree).
+   * servers. The caller ends stdin, awaits `done`, and kills it on timeout;
+   * the abort signal kills it too. Arguments are checked by the caller (see syncTree).
    */
-  abstract stream(server: ServerRoots, argv: readonly string[]): Promise<StreamingCommand>;
+  async stream(server: ServerRoots, argv: readonly string[], options: StreamOptions = {}): Promise<StreamingCommand> {
+    const signal = options.signal ?? currentAbortSignal();
+    if (signal?.aborted) throw new CommandAbortedError(server.hostname, argv, signal.reason);
+    const command = await this.startStream(server, argv);
+    if (!signal) return command;
+    const abort = () => command.kill();
+    if (signal.aborted) abort();
+    else {
+      signal.addEventListener('abort', abort, { once: true });
+      void command.done.finally(() => signal.removeEventListener('abort', abort));
+    }
+    return command;
+  }
 
   /** Runs a command; a non-zero exit is returned, not thrown (see `mustRun`). */
   async run(server: ServerRoots, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
@@ -97,7 +122,7 @@ export abstract class HostExecutor {
       if (!ENV_NAME.test(name)) throw new Error(`refused environment variable name ${JSON.stringify(name)}`);
     }
     if (options.cwd !== undefined) checkServerPath(server, options.cwd);
-    const raw = await this.exec(server, argv, options);
+    const raw = await this.execute(server, argv, options);
     return { exitCode: raw.exitCode, stdout: raw.stdout.toString(), stderr: raw.stderr.toString() };
   }
 
@@ -109,120 +134,205 @@ export abstract class HostExecutor {
   }
 
   /**
-   * Atomic: written to a new temporary file in the same directory (created
-   * exclusively, mode 0600 until done), given its mode and owner, then
-   * renamed over the target; on any failure the temporary file is removed.
-   * One command, one round trip.
+   * Atomic: written to a new file beside the target (created exclusively,
+   * never through a link, 0600 until done), given its owner then mode on the
+   * open handle, then renamed over the target (a symlink there is replaced,
+   * never written through); on failure the temporary file is removed, and
+   * ones a killed earlier write left are cleared. The directory must exist.
    */
   async writeFile(server: ServerRoots, path: string, content: string | Buffer, options: FileOptions = {}): Promise<void> {
-    const target = await this.resolvePath(server, path);
-    const temp = posix.join(posix.dirname(target), `.${posix.basename(target)}.tmp-${randomBytes(6).toString('hex')}`);
-    // First, temporary files of this target that a killed earlier write left behind ($5 and $6 are quoted: literal).
-    const script =
-      'for f in "$5"/."$6".tmp-*; do [ ! -e "$f" ] || rm -f -- "$f"; done; ' +
-      'set -C; umask 077; cat > "$1" && chmod -- "$2" "$1" && { [ -z "$3" ] || chown -- "$3" "$1"; } && mv -f -T -- "$1" "$4" ' +
-      '|| { s=$?; rm -f -- "$1"; exit $s; }';
+    const target = this.below(server, path);
     const mode = (options.mode ?? 0o644).toString(8);
     const owner = options.owner ? checkOwner(options.owner) : '';
-    const result = await this.exec(server, ['sh', '-c', script, 'write-file', temp, mode, owner, target, posix.dirname(target), posix.basename(target)], {
-      input: Buffer.isBuffer(content) ? content : Buffer.from(content),
-    });
-    if (result.exitCode !== 0) throw new CommandFailedError(server.hostname, ['writeFile', target], result.exitCode, result.stderr.toString());
+    await this.pathOp(server, 'write', [target.base, target.rel, mode, owner, Buffer.isBuffer(content) ? content : Buffer.from(content)], [path], options);
   }
 
-  async readFile(server: ServerRoots, path: string): Promise<Buffer> {
-    const target = await this.resolvePath(server, path);
-    const argv = ['cat', '--', target];
-    const result = await this.exec(server, argv, {});
-    if (result.exitCode !== 0) throw new CommandFailedError(server.hostname, argv, result.exitCode, result.stderr.toString());
-    return result.stdout;
+  /** A regular file's content; a symlink as the file (or on the way) is refused. */
+  async readFile(server: ServerRoots, path: string, options: PathOptions = {}): Promise<Buffer> {
+    const target = this.below(server, path);
+    return this.pathOp(server, 'read', [target.base, target.rel], [path], options);
   }
 
-  async exists(server: ServerRoots, path: string): Promise<boolean> {
-    const target = checkServerPath(server, path);
-    return (await this.run(server, ['test', '-e', target])).exitCode === 0;
+  /** Whether something (a symlink too, not followed) is at the path; a symlink on the way is refused. */
+  async exists(server: ServerRoots, path: string, options: PathOptions = {}): Promise<boolean> {
+    const target = this.locate(server, path);
+    return (await this.pathOp(server, 'exists', [target.base, target.rel], [path], options)).toString() === '1';
   }
 
-  /** `mkdir -p`, then mode and owner of the last directory. */
+  /** `mkdir -p` of one path (see mkdirs), then its mode and owner. */
   async mkdir(server: ServerRoots, path: string, options: FileOptions = {}): Promise<void> {
-    const target = await this.resolvePath(server, path);
-    await this.mustRun(server, ['mkdir', '-p', target]);
-    if (options.mode !== undefined) await this.mustRun(server, ['chmod', options.mode.toString(8), target]);
-    if (options.owner) await this.mustRun(server, ['chown', checkOwner(options.owner), target]);
+    await this.mkdirs(server, [path], options);
+  }
+
+  /**
+   * `mkdir -p` of many paths in one round trip, never through a symlink
+   * (missing directories are made 0755, a symlink on the way is refused).
+   * The mode and owner, when given, are set on each listed directory,
+   * whether new or already there; never on the directories above it.
+   */
+  async mkdirs(server: ServerRoots, paths: readonly string[], options: FileOptions = {}): Promise<void> {
+    if (paths.length === 0) return;
+    const fields = paths.flatMap((p) => {
+      const t = this.locate(server, p);
+      return [t.base, t.rel];
+    });
+    const owner = options.owner ? checkOwner(options.owner) : '';
+    await this.pathOp(server, 'mkdirs', [options.mode === undefined ? '' : options.mode.toString(8), owner, ...fields], paths, options);
+  }
+
+  /**
+   * Creates ONE new directory (mode default 0755) in a parent that must
+   * exist; throws PathExistsError when anything (a directory, a file, a link)
+   * is already at the path: it never adopts one. With `marker`, the marker
+   * file is written inside the new directory before its owner is set, in the
+   * same operation: a directory this call created always carries it, and a
+   * failure after the mkdir removes the directory again.
+   */
+  async mkdirNew(server: ServerRoots, path: string, options: NewDirectoryOptions = {}): Promise<void> {
+    const target = this.below(server, path);
+    const owner = options.owner ? checkOwner(options.owner) : '';
+    const marker = options.marker;
+    if (marker && !isName(marker.name)) throw new UnsafePathError(marker.name, 'not a file name for a marker');
+    const content = marker ? (Buffer.isBuffer(marker.content) ? marker.content : Buffer.from(marker.content)) : '';
+    const mode = options.mode === undefined ? '' : options.mode.toString(8);
+    await this.pathOp(server, 'mkdirnew', [target.base, target.rel, mode, owner, marker ? '1' : '0', marker?.name ?? '', content], [path], options);
   }
 
   /**
    * Makes `path` a symlink to `target`, replacing what was there atomically
-   * (a new link renamed over the old one). The target may be anywhere the
-   * server's roots allow, given absolute or relative to the link.
+   * (a new link renamed over the old one; a directory there is not
+   * replaced). The target may be anywhere the server's roots allow, given
+   * absolute or relative to the link; it is not followed.
    */
-  async symlink(server: ServerRoots, target: string, path: string): Promise<void> {
-    const link = await this.resolvePath(server, path);
-    const to = checkTarget(server, target, link);
-    const temp = posix.join(posix.dirname(link), `.${posix.basename(link)}.lnk-${randomBytes(6).toString('hex')}`);
-    const script =
-      'for f in "$4"/."$5".lnk-*; do [ ! -e "$f" ] && [ ! -L "$f" ] || rm -f -- "$f"; done; ' +
-      'ln -s -n -- "$1" "$2" && mv -f -T -- "$2" "$3" || { s=$?; rm -f -- "$2"; exit $s; }';
-    const result = await this.run(server, ['sh', '-c', script, 'symlink', to, temp, link, posix.dirname(link), posix.basename(link)]);
-    if (result.exitCode !== 0) throw new CommandFailedError(server.hostname, ['symlink', to, link], result.exitCode, result.stderr);
+  async symlink(server: ServerRoots, target: string, path: string, options: PathOptions = {}): Promise<void> {
+    await this.symlinkMany(server, [{ target, path }], options);
   }
 
   /**
-   * Many symlinks in a couple of round trips: every link and target is
-   * checked (links also after resolving their parents on the server, in one
-   * `realpath` call), then one constant Perl script (perl-base, on every
-   * Debian server) reads NUL-separated pairs from stdin and makes each link
-   * atomically, without a process per link. Data never becomes code.
+   * Many symlinks in one round trip: every link and target is checked as
+   * text first, then every parent is reached by the safe walk (which must
+   * exist) before any link is made, each link made atomically.
    */
-  async symlinkMany(server: ServerRoots, links: readonly { target: string; path: string }[]): Promise<void> {
+  async symlinkMany(server: ServerRoots, links: readonly { target: string; path: string }[], options: PathOptions = {}): Promise<void> {
     if (links.length === 0) return;
-    const checked = links.map((l) => {
-      const path = checkServerPath(server, l.path);
-      return { target: checkTarget(server, l.target, path), path };
-    });
-    const parents = [...new Set(checked.map((l) => posix.dirname(l.path)))];
-    const resolved = (await this.mustRun(server, ['realpath', '-m', '-z', '--', ...parents])).split('\0').filter((p) => p !== '');
-    resolved.forEach((real, i) => {
-      try {
-        checkServerPath(server, real);
-      } catch {
-        throw new UnsafePathError(parents[i]!, `resolves through a symlink to ${real}, outside the roots of ${server.hostname}`);
-      }
-    });
-    await this.mustRun(server, ['perl', '-e', SYMLINKS_SCRIPT], {
-      input: checked.map((l) => `${l.target}\0${l.path}\0`).join(''),
-      timeoutMs: 120_000,
-    });
-  }
-
-  /** `rm -rf` of a path strictly inside a root; a root itself is refused. Tolerates "already gone". */
-  async remove(server: ServerRoots, path: string): Promise<void> {
-    const target = checkServerPath(server, path, { allowRoot: false });
-    // The link itself, not what it points to, is what gets removed: check its parent's real location.
-    await this.resolvePath(server, posix.dirname(target));
-    await this.mustRun(server, ['rm', '-rf', '--one-file-system', '--', target]);
-  }
-
-  /** `chown -R` without following symlinks out of the tree. */
-  async chownRecursive(server: ServerRoots, path: string, owner: string): Promise<void> {
-    const target = await this.resolvePath(server, path);
-    await this.mustRun(server, ['chown', '-R', '-P', checkOwner(owner), target]);
+    const groups = new Map<string, { base: string; rel: string; pairs: string[] }>();
+    for (const l of links) {
+      const at = this.below(server, l.path);
+      const to = checkTarget(server, l.target, at.path);
+      const rel = posix.dirname(at.rel) === '.' ? '' : posix.dirname(at.rel);
+      const key = `${at.base}\0${rel}`;
+      const group = groups.get(key) ?? { base: at.base, rel, pairs: [] };
+      group.pairs.push(posix.basename(at.rel), to);
+      groups.set(key, group);
+    }
+    const fields = [...groups.values()].flatMap((g) => [g.base, g.rel, String(g.pairs.length / 2), ...g.pairs]);
+    await this.pathOp(server, 'symlinks', fields, [`${links.length} links`], { timeoutMs: 120_000, ...options });
   }
 
   /**
-   * The path checked against the roots, then resolved on the server
-   * (`realpath -m`: symlinks followed, missing parts allowed) and checked
-   * again, so a symlink cannot lead an operation out of the roots.
+   * `rm -rf` of a path strictly inside a root, never a root; its parent is
+   * reached by the safe walk, so a link is removed as a link and nothing is
+   * removed through one. Tolerates "already gone".
    */
-  async resolvePath(server: ServerRoots, path: string): Promise<string> {
-    const checked = checkServerPath(server, path);
-    const real = (await this.mustRun(server, ['realpath', '-m', '--', checked])).replace(/\n$/, '');
-    try {
-      checkServerPath(server, real);
-    } catch {
-      throw new UnsafePathError(path, `resolves through a symlink to ${real}, outside the roots of ${server.hostname}`);
-    }
-    return checked;
+  async remove(server: ServerRoots, path: string, options: PathOptions = {}): Promise<void> {
+    const target = this.below(server, path);
+    await this.pathOp(server, 'remove', [target.base, target.rel], [path], { timeoutMs: LONG_MS, ...options });
+  }
+
+  /**
+   * Sets the owner of each path, never through a symlink: a symlink as the
+   * path (or on the way) is refused. `recursive`: `chown -R -P` of a
+   * directory, which never follows a link inside it either.
+   */
+  async chown(server: ServerRoots, paths: string | readonly string[], owner: string, options: PathOptions & { recursive?: boolean } = {}): Promise<void> {
+    const list = typeof paths === 'string' ? [paths] : paths;
+    if (list.length === 0) return;
+    const fields = list.flatMap((p) => {
+      const t = this.locate(server, p);
+      return [t.base, t.rel];
+    });
+    await this.pathOp(server, 'chown', [checkOwner(owner), options.recursive ? '1' : '0', ...fields], list, { timeoutMs: LONG_MS, ...options });
+  }
+
+  /** `chown -R -P` of one path (see chown). */
+  async chownRecursive(server: ServerRoots, path: string, owner: string, options: PathOptions = {}): Promise<void> {
+    await this.chown(server, [path], owner, { ...options, recursive: true });
+  }
+
+  /** Sets the mode of each path (a file or a directory) on its open handle; a symlink as the path (or on the way) is refused. */
+  async chmod(server: ServerRoots, paths: string | readonly string[], mode: number, options: PathOptions = {}): Promise<void> {
+    const list = typeof paths === 'string' ? [paths] : paths;
+    if (list.length === 0) return;
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new Error(`refused mode ${mode}`);
+    const fields = list.flatMap((p) => {
+      const t = this.locate(server, p);
+      return [t.base, t.rel];
+    });
+    await this.pathOp(server, 'chmod', [mode.toString(8), '0', ...fields], list, options);
+  }
+
+  /**
+   * Makes each `to` a copy of `from` (`cp -a`: links kept as links, owners,
+   * modes and times kept), replacing what was at `to`. Both are reached by
+   * the safe walk (`to`'s missing parents are made); a symlink as `from` or
+   * `to` is refused or replaced, never followed. A directory is copied into
+   * a new directory beside `to`, then renamed into place.
+   */
+  async copyTree(server: ServerRoots, pairs: readonly { from: string; to: string }[], options: PathOptions = {}): Promise<void> {
+    if (pairs.length === 0) return;
+    const fields = pairs.flatMap((p) => {
+      const from = this.below(server, p.from);
+      const to = this.below(server, p.to);
+      return [from.base, from.rel, to.base, to.rel];
+    });
+    await this.pathOp(server, 'copy', fields, pairs.map((p) => `${p.from} → ${p.to}`), { timeoutMs: LONG_MS, ...options });
+  }
+
+  /**
+   * The path checked against the roots, and on the server: no component
+   * below its root that exists is a symlink. A check only: the operations
+   * above check and act in one step; prefer them.
+   */
+  async resolvePath(server: ServerRoots, path: string, options: PathOptions = {}): Promise<string> {
+    const target = this.locate(server, path);
+    await this.pathOp(server, 'check', [target.base, target.rel], [path], options);
+    return target.path;
+  }
+
+  private execute(server: ServerRoots, argv: readonly string[], options: RunOptions): Promise<RawRunResult> {
+    const signal = options.signal ?? currentAbortSignal();
+    if (signal?.aborted) return Promise.reject(new CommandAbortedError(server.hostname, argv, signal.reason));
+    return this.exec(server, argv, signal ? { ...options, signal } : options);
+  }
+
+  /** Runs one operation of PATH_SCRIPT; its failures become UnsafePathError, PathExistsError or CommandFailedError. */
+  private async pathOp(server: ServerRoots, op: string, fields: readonly (string | Buffer)[], shown: readonly string[], options: PathOptions): Promise<Buffer> {
+    const result = await this.execute(server, ['perl', '-e', PATH_SCRIPT, op], { input: encodeFields(fields), timeoutMs: options.timeoutMs, signal: options.signal });
+    if (result.exitCode === 0) return result.stdout;
+    const stderr = result.stderr.toString();
+    const failure = pathFailure(stderr);
+    if (result.exitCode === PATH_UNSAFE && failure) throw new UnsafePathError(failure.path, `${failure.why} on ${server.hostname}`);
+    if (result.exitCode === PATH_EXISTS && failure) throw new PathExistsError(server.hostname, failure.path);
+    const readable = stderr.replace(/^(?:unsafe|exists|error)\t([^\t]*)\t(.*)$/gm, '$2: $1');
+    throw new CommandFailedError(server.hostname, [op, ...shown], result.exitCode, readable);
+  }
+
+  /**
+   * A path as the walk takes it: the root it lies below (the longest that
+   * contains it: roots are the operator's, entered as configured) and the
+   * components below that root ('' for the root itself).
+   */
+  private locate(server: ServerRoots, path: string, options: { allowRoot?: boolean } = {}): { path: string; base: string; rel: string } {
+    const checked = checkServerPath(server, path, options);
+    const root = rootsOf(server)
+      .filter((r) => checked === r || checked.startsWith(r === '/' ? '/' : `${r}/`))
+      .reduce((a, b) => (b.length > a.length ? b : a));
+    return { path: checked, base: root, rel: checked === root ? '' : checked.slice(root === '/' ? 1 : root.length + 1) };
+  }
+
+  /** As locate, for operations on an entry strictly below a root. */
+  private below(server: ServerRoots, path: string): { path: string; base: string; rel: string } {
+    return this.locate(server, path, { allowRoot: false });
   }
 }
 
@@ -241,4 +351,8 @@ function checkTarget(server: ServerRoots, target: string, link: string): string 
 function checkOwner(owner: string): string {
   if (!OWNER.test(owner)) throw new Error(`refused owner ${JSON.stringify(owner)}: expected user, user:group or :group`);
   return owner;
+}
+
+function isName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !/[/\0\n\r]/.test(name);
 }

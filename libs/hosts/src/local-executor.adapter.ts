@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { Injectable } from '@nestjs/common';
-import { HostTimeoutError } from './host-executor.errors.js';
+import { CommandAbortedError, HostTimeoutError } from './host-executor.errors.js';
 import { HostExecutor, type RawRunResult, type RunOptions, type StreamingCommand } from './host-executor.port.js';
 import type { ServerRoots } from './server-path.js';
 
@@ -16,6 +16,7 @@ const ENVIRONMENT = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 export class LocalExecutor extends HostExecutor {
   protected exec(server: ServerRoots, argv: readonly string[], options: RunOptions): Promise<RawRunResult> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const signal = options.signal;
     return new Promise((resolve, reject) => {
       const child = spawn(argv[0]!, argv.slice(1), {
         cwd: options.cwd,
@@ -32,14 +33,24 @@ export class LocalExecutor extends HostExecutor {
         killGroup(child);
         reject(new HostTimeoutError(server.hostname, argv, timeoutMs));
       }, timeoutMs);
-      child.once('error', (error) => {
+      // A job that lost its lease: the command and what it started go now, as at the timeout.
+      const abort = () => {
+        killGroup(child);
+        reject(new CommandAbortedError(server.hostname, argv, signal!.reason));
+      };
+      signal?.addEventListener('abort', abort, { once: true });
+      const settle = () => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', abort);
+      };
+      child.once('error', (error) => {
+        settle();
         // A missing program is a failed command, as it would be over SSH (exit 127).
         resolve({ exitCode: 127, stdout: Buffer.alloc(0), stderr: Buffer.from(`${argv[0]}: ${error.message}`) });
       });
-      child.once('close', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ exitCode: code ?? 128 + (signal ? constants.signals[signal] : 0), stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) });
+      child.once('close', (code, killedBy) => {
+        settle();
+        resolve({ exitCode: code ?? 128 + (killedBy ? constants.signals[killedBy] : 0), stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) });
       });
       if (child.stdin) {
         // A program may exit without reading its input: that is its answer, not our error.
@@ -49,7 +60,7 @@ export class LocalExecutor extends HostExecutor {
     });
   }
 
-  stream(_server: ServerRoots, argv: readonly string[]): Promise<StreamingCommand> {
+  protected startStream(_server: ServerRoots, argv: readonly string[]): Promise<StreamingCommand> {
     const child = spawn(argv[0]!, argv.slice(1), { env: ENVIRONMENT, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const stderr: Buffer[] = [];
     child.stderr.on('data', (c: Buffer) => stderr.push(c));

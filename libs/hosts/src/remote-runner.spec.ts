@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { decodeReplies, encodeRequest, RUNNER_SCRIPT, type RunnerReply, type RunnerRequest } from './remote-runner.js';
 
 /** The runner script in a local perl process, talked to over its stdin/stdout as SSH would. */
@@ -100,6 +100,8 @@ describe('remote runner becoming a stream', () => {
       [2, 'became'],
     ]);
     expect(rest.length).toBeLessThanOrEqual('hi:'.length);
+    // Its process group, which the engine kills to stop it.
+    expect(Number(replies[1]!.stdout.toString())).toBe(Number(execFileSync('ps', ['-o', 'pgid=', '-p', String(child.pid)]).toString().trim()));
     child.stdin.end('streamed bytes');
     expect(await exited).toBe(7);
     // After the two replies, the output is the command's own.

@@ -18,8 +18,11 @@
  * Reply: id, status (`exit` or `timeout`), exit code, stdout, stderr.
  *
  * A request whose timeout field is `become` turns the runner into the
- * command itself (exec, after a `became` reply), with the channel as its
- * stdin and stdout: a stream without the cost of a new SSH session.
+ * command itself (exec, after a `became` reply whose stdout is the runner's
+ * process group: the SSH session's, which sshd made for it), with the
+ * channel as its stdin and stdout: a stream without the cost of a new SSH
+ * session. Closing the channel does not stop such a command (it may not read
+ * its input): the engine kills that process group instead.
  *
  * The command runs in its own session (process group); at its timeout, or
  * when the channel closes (the engine gave up or went away), the whole group
@@ -67,7 +70,7 @@ while (defined(my $f = frame())) {
     # stream's bytes only after this reply, so none sit in the frame buffer.
     if (length $cwd && !chdir $cwd) { reply($id, 'exit', 126, '', "cannot change directory to $cwd: $!\n"); next; }
     while (@env) { my $k = shift @env; $ENV{$k} = shift @env; }
-    reply($id, 'became', 0, '', '');
+    reply($id, 'became', 0, getpgrp(), '');
     $SIG{PIPE} = 'DEFAULT';
     { no warnings 'exec'; exec { $argv[0] } @argv; }
     print STDERR "$argv[0]: $!\n";

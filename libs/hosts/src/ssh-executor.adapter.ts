@@ -4,7 +4,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { NodeSSH } from 'node-ssh';
 import type { ClientChannel } from 'ssh2';
-import { HostTimeoutError } from './host-executor.errors.js';
+import { CommandAbortedError, HostTimeoutError } from './host-executor.errors.js';
 import { HostExecutor, type RawRunResult, type RunOptions, type StreamingCommand } from './host-executor.port.js';
 import { decodeReplies, encodeRequest, RUNNER_SCRIPT, type RunnerReply, type RunnerRequest } from './remote-runner.js';
 import type { ServerRoots } from './server-path.js';
@@ -26,6 +26,8 @@ export class HostKeyError extends Error {
 }
 
 const DEFAULT_TIMEOUT_MS = 60_000;
+/** Kills a process group; one already gone is not a failure. */
+const KILL_GROUP = 'kill("KILL", -$ARGV[0]) or $! =~ /No such process/ or die "kill: $!\\n"';
 const CONNECT_TIMEOUT_MS = 10_000;
 /** Sessions (runners and streams) per connection; OpenSSH allows 10 by default. */
 const SESSIONS_PER_CONNECTION = 8;
@@ -53,12 +55,16 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
 
   protected async exec(server: SshTarget, argv: readonly string[], options: RunOptions): Promise<RawRunResult> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const signal = options.signal;
+    const aborted = () => new CommandAbortedError(server.hostname, argv, signal?.reason);
     const started = Date.now();
-    const connection = await this.connection(server, timeoutMs);
-    const runner = await connection.runner(Math.max(1, timeoutMs - (Date.now() - started)));
+    // The pooled connection is shared: a caller that gives up leaves it to the others.
+    const connection = await untilAborted(this.connection(server, timeoutMs), signal, aborted);
+    const runner = await connection.runner(Math.max(1, timeoutMs - (Date.now() - started)), signal, aborted);
     let reusable = false;
     try {
-      const reply = await runner.run({ argv, cwd: options.cwd, env: options.env, input: options.input, timeoutMs }, timeoutMs + TIMEOUT_GRACE_MS);
+      if (signal?.aborted) throw aborted();
+      const reply = await runner.run({ argv, cwd: options.cwd, env: options.env, input: options.input, timeoutMs }, timeoutMs + TIMEOUT_GRACE_MS, signal, aborted);
       reusable = true;
       if (reply.status === 'timeout') throw new HostTimeoutError(server.hostname, argv, timeoutMs);
       return { exitCode: reply.exitCode, stdout: reply.stdout, stderr: reply.stderr };
@@ -66,20 +72,25 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
       if (error instanceof RunnerTimeoutError) throw new HostTimeoutError(server.hostname, argv, timeoutMs);
       throw error;
     } finally {
-      // A runner that did not answer is closed (which kills its command); the connection stays.
+      // A runner that did not answer (timed out, aborted) is closed: its channel's end is
+      // the runner's end of input, on which it kills the command's process group.
       connection.release(runner, reusable);
     }
   }
 
-  async stream(server: SshTarget, argv: readonly string[]): Promise<StreamingCommand> {
+  protected async startStream(server: SshTarget, argv: readonly string[]): Promise<StreamingCommand> {
     const connection = await this.connection(server, CONNECT_TIMEOUT_MS);
-    const { channel, stdout } = await connection.stream(argv, CONNECT_TIMEOUT_MS);
+    const { channel, stdout, group } = await connection.stream(argv, CONNECT_TIMEOUT_MS);
+    let ended = false;
+    let killFailure = '';
     const stderr: Buffer[] = [];
     channel.stderr.on('data', (c: Buffer) => stderr.push(c));
     channel.stderr.resume();
     let exitCode = -1;
     channel.on('exit', (code: number | null, signal?: string) => {
-      exitCode = code ?? 128 + (signal ? (constants.signals[`SIG${signal}` as NodeJS.Signals] ?? 0) : 0);
+      // ssh2 names the signal `SIGKILL` (the protocol says `KILL`).
+      const name = (signal?.startsWith('SIG') ? signal : `SIG${signal}`) as NodeJS.Signals;
+      exitCode = code ?? 128 + (signal ? (constants.signals[name] ?? 0) : 0);
     });
     const done = new Promise<{ exitCode: number; stderr: string }>((resolve) => {
       // A connection that breaks may never close its channels cleanly: that ends the command too.
@@ -90,13 +101,23 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
       };
       const forget = connection.onLost(lost);
       channel.once('close', () => {
+        ended = true;
         forget();
-        resolve({ exitCode, stderr: Buffer.concat(stderr).toString() });
+        resolve({ exitCode, stderr: Buffer.concat(stderr).toString() + killFailure });
       });
     });
-    // Closing the session closes the command's pipes; OpenSSH also delivers the signal.
+    // Closing the session does not stop a command that does not read its input, and sshd
+    // may refuse "signal" requests: the session's process group is killed from another runner.
+    let killing = false;
     const kill = () => {
-      channel.signal('KILL');
+      if (!killing && !ended) {
+        const failed = (why: string) => (killFailure = `${server.hostname}: cannot kill process group ${group}: ${why}\n`);
+        void this.exec(server, ['perl', '-e', KILL_GROUP, String(group)], { timeoutMs: CONNECT_TIMEOUT_MS }).then(
+          (r) => r.exitCode === 0 || failed(r.stderr.toString().trim()),
+          (error: unknown) => failed(error instanceof Error ? error.message : String(error)),
+        );
+      }
+      killing = true;
       channel.close();
       // The session reports its close once its output is read to the end.
       channel.resume();
@@ -181,6 +202,18 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
 
 class RunnerTimeoutError extends Error {}
 
+/** `promise`, or a rejection with `aborted()` as soon as `signal` fires. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, aborted: () => Error): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(aborted());
+  let abort!: () => void;
+  const stopped = new Promise<never>((_, reject) => {
+    abort = () => reject(aborted());
+    signal.addEventListener('abort', abort, { once: true });
+  });
+  return Promise.race([promise, stopped]).finally(() => signal.removeEventListener('abort', abort));
+}
+
 /**
  * One SSH connection and its sessions: runners (idle ones are reused) and
  * streams, at most SESSIONS_PER_CONNECTION at once; a caller that finds
@@ -197,38 +230,34 @@ class SshConnection {
     private readonly ssh: NodeSSH,
   ) {}
 
-  async runner(timeoutMs: number): Promise<Runner> {
+  async runner(timeoutMs: number, signal?: AbortSignal, aborted?: () => Error): Promise<Runner> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      if (signal?.aborted) throw aborted?.() ?? new Error(`${this.hostname}: aborted`);
       const idle = this.idle.pop();
       if (idle && !idle.closed) return idle;
       if (idle) this.free();
       else if (this.sessions < SESSIONS_PER_CONNECTION) return this.session(() => this.startRunner(deadline - Date.now()));
-      else await this.change(deadline);
+      else await this.change(deadline, signal);
     }
   }
 
-  async stream(argv: readonly string[], timeoutMs: number): Promise<{ channel: ClientChannel; stdout: Readable }> {
+  /**
+   * A runner (an idle one: no new session, no fork of sshd and the user's
+   * shell on the server) becomes the command; `group` is its process group
+   * on the server, for kill.
+   */
+  async stream(argv: readonly string[], timeoutMs: number): Promise<{ channel: ClientChannel; stdout: Readable; group: number }> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      // An idle runner becomes the command: no new session (a fork and the user's shell on the server).
-      const idle = this.idle.pop();
-      if (idle && !idle.closed) {
-        try {
-          const became = await idle.become(argv, Math.max(1, deadline - Date.now()));
-          became.channel.once('close', () => this.free());
-          return became;
-        } catch (error) {
-          idle.close();
-          this.free();
-          throw error;
-        }
-      }
-      if (idle) this.free();
-      else if (this.sessions < SESSIONS_PER_CONNECTION) {
-        const channel = await this.session(() => this.exec(commandLine(argv), deadline - Date.now()), true);
-        return { channel, stdout: channel };
-      } else await this.change(deadline);
+    const runner = await this.runner(timeoutMs);
+    try {
+      const became = await runner.become(argv, Math.max(1, deadline - Date.now()));
+      became.channel.once('close', () => this.free());
+      return became;
+    } catch (error) {
+      runner.close();
+      this.free();
+      throw error;
     }
   }
 
@@ -262,12 +291,10 @@ class SshConnection {
     };
   }
 
-  private async session<T extends Runner | ClientChannel>(open: () => Promise<T>, freeOnClose = false): Promise<T> {
+  private async session(open: () => Promise<Runner>): Promise<Runner> {
     this.sessions++;
     try {
-      const opened = await open();
-      if (freeOnClose) (opened as ClientChannel).once('close', () => this.free());
-      return opened;
+      return await open();
     } catch (error) {
       this.free();
       throw error;
@@ -283,17 +310,22 @@ class SshConnection {
     for (const wake of this.waiters.splice(0)) wake();
   }
 
-  private change(deadline: number): Promise<void> {
+  /** Waits until a session is released; an abort wakes the caller too (it then stops). */
+  private change(deadline: number, signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== wake);
+        signal?.removeEventListener('abort', wake);
         reject(new RunnerTimeoutError(`${this.hostname}: every SSH session stayed busy`));
       }, Math.max(0, deadline - Date.now()));
       const wake = () => {
         clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== wake);
+        signal?.removeEventListener('abort', wake);
         resolve();
       };
       this.waiters.push(wake);
+      signal?.addEventListener('abort', wake, { once: true });
     });
   }
 
@@ -344,23 +376,30 @@ class Runner {
     this.fail(new Error(`${this.hostname}: the connection or its command runner closed while a command was running${why}`));
   };
 
-  run(request: Omit<RunnerRequest, 'id'>, deadlineMs: number): Promise<RunnerReply> {
+  /** Runs one command; when `signal` fires, rejects at once with `aborted()` (the caller then closes the runner). */
+  run(request: Omit<RunnerRequest, 'id'>, deadlineMs: number, signal?: AbortSignal, aborted?: () => Error): Promise<RunnerReply> {
     if (this.closed) return Promise.reject(new Error(`${this.hostname}: the command runner is closed`));
     const id = this.newId();
     const frame = encodeRequest({ ...request, id });
     return new Promise<RunnerReply>((resolve, reject) => {
       const timer = setTimeout(() => this.fail(new RunnerTimeoutError(`${this.hostname}: no answer`)), deadlineMs);
+      const abort = () => this.fail(aborted?.() ?? new Error(`${this.hostname}: aborted`));
+      const settle = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', abort);
+      };
       this.pending = {
         id,
         resolve: (r) => {
-          clearTimeout(timer);
+          settle();
           resolve(r);
         },
         reject: (e) => {
-          clearTimeout(timer);
+          settle();
           reject(e);
         },
       };
+      signal?.addEventListener('abort', abort, { once: true });
       this.stream.write(frame);
     });
   }
@@ -375,9 +414,11 @@ class Runner {
    * hands the channel over: the runner is gone, the channel is the
    * command's, with whatever it printed after the acknowledgement.
    */
-  async become(argv: readonly string[], deadlineMs: number): Promise<{ channel: ClientChannel; stdout: Readable }> {
+  async become(argv: readonly string[], deadlineMs: number): Promise<{ channel: ClientChannel; stdout: Readable; group: number }> {
     const reply = await this.run({ argv, timeoutMs: 'become' }, deadlineMs);
     if (reply.status !== 'became') throw new Error(`${this.hostname}: cannot start ${argv[0]}: ${reply.stderr.toString().trim()}`);
+    const group = Number(reply.stdout.toString());
+    if (!Number.isInteger(group) || group <= 1) throw new Error(`${this.hostname}: the runner named no process group for ${argv[0]}`);
     this.closed = true;
     this.stream.removeListener('close', this.onClose);
     // Hand the output over without losing a byte: what came after the acknowledgement, then the rest.
@@ -389,7 +430,7 @@ class Runner {
     this.stream.pipe(stdout);
     this.stream.stderr.removeAllListeners('data');
     this.stream.stderr.pause();
-    return { channel: this.stream, stdout };
+    return { channel: this.stream, stdout, group };
   }
 
   private receive(chunk: Buffer): void {
