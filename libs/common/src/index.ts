@@ -4,3 +4,4 @@ export * from './validation.js';
 export * from './sql-literal.js';
 export * from './hostname.js';
 export * from './abort-scope.js';
+export * from './secret-redaction.js';

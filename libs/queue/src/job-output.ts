@@ -1,3 +1,4 @@
+import { redactSecrets } from '@app/common';
 import type { JobRepository, LogEntry } from './job.repository.js';
 
 /**
@@ -19,8 +20,9 @@ export class JobOutput {
     this.timer.unref();
   }
 
+  /** Buffers the text, every secret of the job's scope masked (a statement quoting a password). */
   write(level: LogEntry['level'], text: string): void {
-    for (const line of text.split('\n')) this.pending.push({ level, line: line.slice(0, 8000) });
+    for (const line of redactSecrets(text).split('\n')) this.pending.push({ level, line: line.slice(0, 8000) });
   }
 
   /** Writes what is buffered; calls are chained so lines keep their order. */

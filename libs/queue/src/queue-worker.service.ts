@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { redactSecrets, withAbortSignal, withSecretScope } from '@app/common';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type BeforeApplicationShutdown } from '@nestjs/common';
 import { retryDelayMs } from './backoff.js';
 import type { JobContext } from './job-handler.decorator.js';
@@ -136,7 +137,8 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   private start(job: ClaimedJob, claimedAt: number): void {
     const abort = new AbortController();
     const claim = `${job.id}:${job.fence}`;
-    const done = this.execute(job, abort, claimedAt).finally(() => {
+    // The job's own scopes: every server command it starts dies with its lease (abort signal), and no secret it handles is shown (redaction).
+    const done = withSecretScope(() => withAbortSignal(abort.signal, () => this.execute(job, abort, claimedAt))).finally(() => {
       this.active.delete(claim);
       this.wake?.();
     });
@@ -197,7 +199,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     output: JobOutput,
     backoff: { baseMs: number; maxMs: number },
   ): Promise<void> {
-    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const message = redactSecrets(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
     if (signal.aborted && signal.reason instanceof LeaseLostError) {
       // Someone else owns the job now; any write of ours would be refused by the fence anyway.
       this.logger.warn({ jobId: job.id }, message);
@@ -206,7 +208,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     if (error instanceof JobDeferredError) {
       output.write('info', `deferred ${error.delayMs} ms: ${error.message}`);
       await output.flush();
-      await this.jobs.defer(job.id, job.fence, `waiting: ${error.message}`, error.delayMs, job.resourceKey);
+      await this.jobs.defer(job.id, job.fence, redactSecrets(`waiting: ${error.message}`), error.delayMs, job.resourceKey);
       return;
     }
     output.write('error', message);

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { SagaStep as SagaStepRow, SnakeNamingStrategy, type SagaStepState } from '@app/catalog';
+import { redactSecrets } from '@app/common';
 import { LeaseLostError, sqlDialect, type SqlDialect } from '@app/queue';
 
 const NAMING = new SnakeNamingStrategy();
@@ -35,10 +36,20 @@ export class SagaJournalRepository {
       return repo.find({ where: { jobId: lease.jobId }, order: { stepIndex: 'ASC' } });
     }
     const names = existing.map((row) => row.stepName);
-    if (existing[0]!.saga !== saga || names.join() !== steps.join()) {
-      throw new Error(`job ${lease.jobId}: its journal is for ${existing[0]!.saga} [${names.join(', ')}], not ${saga} [${steps.join(', ')}]`);
+    if (existing[0]!.saga === saga && names.join() === steps.join()) return existing;
+    if (existing[0]!.saga === saga && isSubsequence(names, steps)) {
+      // A saga that gained steps (a release added one) while this job was in flight: its journal gains them as pending.
+      await this.assertHeld(lease);
+      await this.dataSource.transaction(async (m) => {
+        const rows = m.getRepository(SagaStepRow);
+        await rows.createQueryBuilder().update().set({ stepIndex: () => 'step_index + 1000' }).where('job_id = :job', { job: lease.jobId }).execute();
+        for (const row of existing) await rows.update({ id: row.id }, { stepIndex: steps.indexOf(row.stepName) });
+        const added = steps.map((stepName, stepIndex) => ({ stepName, stepIndex })).filter((s) => !names.includes(s.stepName));
+        await rows.insert(added.map((s) => ({ jobId: lease.jobId, saga, stepIndex: s.stepIndex, stepName: s.stepName, state: 'pending' as const })));
+      });
+      return repo.find({ where: { jobId: lease.jobId }, order: { stepIndex: 'ASC' } });
     }
-    return existing;
+    throw new Error(`job ${lease.jobId}: its journal is for ${existing[0]!.saga} [${names.join(', ')}], not ${saga} [${steps.join(', ')}]`);
   }
 
   /** Every step back to pending: a compensated saga run again starts from the beginning. */
@@ -90,7 +101,8 @@ export class SagaJournalRepository {
       if (value === 'now') sets.push(`${name} = ${this.sql.now}`);
       else {
         sets.push(`${name} = ?`);
-        params.push(value);
+        // A step's output and error never keep a secret the job handled (a password in a failing statement).
+        params.push(typeof value === 'string' ? redactSecrets(value) : value);
       }
     }
     if (bumpAttempt) sets.push('attempt = attempt + 1');
@@ -114,4 +126,11 @@ export class SagaJournalRepository {
     const job = row as { fence: number; state: string } | undefined;
     if (!job || Number(job.fence) !== lease.fence || job.state !== 'running') throw new LeaseLostError(lease.jobId);
   }
+}
+
+/** Whether `part` is `whole` with some names left out (same order). */
+function isSubsequence(part: readonly string[], whole: readonly string[]): boolean {
+  let i = 0;
+  for (const name of whole) if (i < part.length && part[i] === name) i++;
+  return i === part.length && new Set(part).size === part.length;
 }
