@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { jest } from '@jest/globals';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,12 +10,12 @@ import { CodebasesModule } from '@app/codebases';
 import { HostsModule } from '@app/hosts';
 import { InstallsModule, InstallsService } from '@app/installs';
 import { SagaModule } from '@app/saga';
-import { DispatcherFiles, NGINX_REBUILD, NginxPipeline, NginxRebuilds, WebserverModule } from '@app/webserver';
+import { DispatcherFiles, NGINX_REBUILD, NginxNotRunningError, NginxPipeline, NginxRebuilds, WebserverModule } from '@app/webserver';
 import { createTestCatalog, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
 import { cleanEnv, runCli } from '../support/processes-engine.js';
 import { startNginx, stopNginx, testNginxConfig } from '../support/nginx.js';
 import { startPhpFpm, stopPhpFpm, type PhpFpm } from '../support/php-fpm.js';
-import { descendantsOf } from '../support/processes.js';
+import { descendantsOf, isAlive } from '../support/processes.js';
 import { eventually, sleep, startQueueContext } from '../support/queue-context.js';
 import { testServer } from '../support/server-roots.js';
 import type { NginxServer } from '../support/testbed.js';
@@ -88,6 +88,17 @@ describe('nginx pipeline on a running nginx', () => {
     // The shops' access log format carries the host first (site accounting).
     expect(readFileSync(join(d1.nginxConfDir, 'current/shops.conf'), 'utf8')).toContain("log_format shop_host '$host ");
     expect((await ds.getRepository(DispatcherConfig).findOneByOrFail({ serverId: d1.id })).liveGeneration).toBe(report.generation);
+  });
+
+  it('gives PHP the full set of FastCGI parameters (the client, the server, the script, the scheme)', async () => {
+    const env = (await fetchSite(ip(2), 'beta.example.org', '/index.php?env=1')).body;
+    const root = join(d1.homeRoot, 'beta', 'html');
+    expect(env).toBe(
+      [
+        'REMOTE_ADDR=127.0.0.1', 'SERVER_NAME=beta.example.org', 'SERVER_PORT=80', 'SCRIPT_NAME=/index.php', `SCRIPT_FILENAME=${root}/index.php`,
+        `DOCUMENT_ROOT=${root}`, 'REQUEST_SCHEME=http', 'HTTPS=', 'SERVER_PROTOCOL=HTTP/1.1', 'GATEWAY_INTERFACE=CGI/1.1', '',
+      ].join('\n'),
+    );
   });
 
   it('writes one file for a one-install change, and reloads nothing when nothing changed', async () => {
@@ -221,6 +232,45 @@ describe('nginx pipeline on a running nginx', () => {
     expect(await ds.getRepository(WebQuarantine).count()).toBe(0);
     expect(await fetchSite(ip(3), 'broken.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from broken\n' });
     expect(await fetchSite(ip(1), 'gamma.example.org', '/hello.txt', { tls: true })).toMatchObject({ status: 200, body: 'hello from gamma\n' });
+    // Over TLS PHP is told so.
+    const env = (await fetchSite(ip(1), 'gamma.example.org', '/index.php?env=1', { tls: true })).body;
+    expect(env).toContain('HTTPS=on\n');
+    expect(env).toContain('REQUEST_SCHEME=https\n');
+    expect(env).toContain('SERVER_PORT=443\n');
+  });
+
+  it("quarantines an install whose code group's manifest does not parse, keeping its last good vhost (never dropped silently)", async () => {
+    const [odd] = await seedWebInstalls(ds, d1, await codeGroupFor(ds, d1, 'odd'), [{ fsName: 'odd', hostname: 'odd.example.org', ip: ip(4) }]);
+    expect((await pipeline.apply(d1)).nginx).toBe('reloaded');
+    expect(await fetchSite(ip(4), 'odd.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from odd\n' });
+    const group = await ds.getRepository(SharedCodeGroup).findOneByOrFail({ name: 'odd' });
+    await ds.getRepository(SharedCodeGroup).update({ id: group.id }, { manifest: { version: 1, copy: 'not a list', web: {} } as never });
+    const report = await pipeline.apply(d1);
+    expect(report.quarantined).toEqual([{ installId: odd!.id, fsName: 'odd', reason: expect.stringMatching(/the manifest of code group odd does not parse/), keptLastGood: true }]);
+    expect(await ds.getRepository(WebQuarantine).count({ where: { installId: odd!.id } })).toBe(1);
+    expect(await fetchSite(ip(4), 'odd.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from odd\n' });
+    // Mended, it is rendered again and released.
+    await ds.getRepository(SharedCodeGroup).update({ id: group.id }, { manifest: group.manifest as never });
+    expect((await pipeline.apply(d1)).released).toEqual([odd!.id]);
+  });
+
+  it('fails the rebuild when nginx is not running, and never signals what a stale pid file names', async () => {
+    // A pid file naming a process that is not an nginx master (the pid was given to another program since).
+    const sleeper = spawn('sleep', ['120'], { stdio: 'ignore' });
+    const stale = join(base, 'stale.pid');
+    writeFileSync(stale, `${sleeper.pid}\n`);
+    const other = await ds.getRepository(Server).save(testServer(join(base, 'd9'), 'stale.example.net', ['dispatcher', 'handler'], readTestbed().sshd, { nginxPidFile: stale }));
+    const none = await ds.getRepository(Server).save(testServer(join(base, 'd10'), 'none.example.net', ['dispatcher', 'handler'], readTestbed().sshd, { nginxPidFile: join(base, 'no-such.pid') }));
+    try {
+      const error = await pipeline.apply(other).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(NginxNotRunningError);
+      expect((error as Error).message).toMatch(/names a process that is not an nginx master \(stale; not signalled\)/);
+      expect(isAlive(sleeper.pid!)).toBe(true);
+      await expect(pipeline.apply(none)).rejects.toThrow(/nginx is not running on none\.example\.net \(no process for its pid file/);
+    } finally {
+      sleeper.kill('SIGKILL');
+      await ds.getRepository(Server).delete({ id: In([other.id, none.id]) });
+    }
   });
 
   it('leaves the live config valid when the engine dies between staging and swap, and cleans up after it', async () => {

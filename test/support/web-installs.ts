@@ -64,7 +64,15 @@ export function writeHome(server: Server, fsName: string): void {
   const html = join(server.homeRoot, fsName, 'html');
   mkdirSync(html, { recursive: true, mode: 0o755 });
   writeFileSync(join(html, 'hello.txt'), `hello from ${fsName}\n`, { mode: 0o644 });
-  writeFileSync(join(html, 'index.php'), `<?php echo "php:", $_SERVER['HTTP_HOST'], ":", $_SERVER['REQUEST_URI'];\n`, { mode: 0o644 });
+  // `?env` prints what PHP was given (the FastCGI parameters a shop relies on).
+  const env = ['REMOTE_ADDR', 'SERVER_NAME', 'SERVER_PORT', 'SCRIPT_NAME', 'SCRIPT_FILENAME', 'DOCUMENT_ROOT', 'REQUEST_SCHEME', 'HTTPS', 'SERVER_PROTOCOL', 'GATEWAY_INTERFACE']
+    .map((k) => `'${k}'`)
+    .join(', ');
+  writeFileSync(
+    join(html, 'index.php'),
+    `<?php if (isset($_GET['env'])) { foreach ([${env}] as $k) echo $k, '=', $_SERVER[$k] ?? '', "\\n"; exit; }\necho "php:", $_SERVER['HTTP_HOST'], ":", $_SERVER['REQUEST_URI'];\n`,
+    { mode: 0o644 },
+  );
 }
 
 /** A self-signed certificate and key for `hostname` at `<dir>/<name>.pem|.key`. */
@@ -80,13 +88,14 @@ export interface HttpAnswer {
   status: number;
   body: string;
   location?: string;
+  headers?: import('node:http').IncomingHttpHeaders;
 }
 
 /** One request on a new connection to `ip:port` with a Host header (HTTPS with SNI when `tls`); a refused connection rejects. */
-export function fetchSite(ip: string, hostname: string, path = '/', options: { tls?: boolean; timeoutMs?: number } = {}): Promise<HttpAnswer> {
+export function fetchSite(ip: string, hostname: string, path = '/', options: { tls?: boolean; timeoutMs?: number; port?: number; headers?: Record<string, string> } = {}): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     // A new connection each time (no keep-alive agent): a reused idle connection that a reload closes is the client's race, not an outage.
-    const common = { host: ip, port: options.tls ? 443 : 80, path, headers: { Host: hostname }, timeout: options.timeoutMs ?? 5_000, agent: false as const };
+    const common = { host: ip, port: options.port ?? (options.tls ? 443 : 80), path, headers: { Host: hostname, ...options.headers }, timeout: options.timeoutMs ?? 5_000, agent: false as const };
     const req = options.tls
       ? httpsRequest({ ...common, servername: hostname, rejectUnauthorized: false }, answer)
       : request(common, answer);
@@ -94,7 +103,7 @@ export function fetchSite(ip: string, hostname: string, path = '/', options: { t
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, location: res.headers.location }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, location: res.headers.location, headers: res.headers }));
     }
     req.once('timeout', () => req.destroy(new Error('timed out')));
     req.once('error', reject);

@@ -25,6 +25,8 @@ import { validateDto, ValidationFailedError } from '@app/common';
  */
 export const RELATIVE_PATH = /^(?!.*(^|\/)\.\.?(\/|$))[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*(\/[A-Za-z0-9._@+-]+)*$/;
 const pathMessage = (what: string) => `${what} must be relative paths of letters, digits and . _ - @ + (no . or .. segment, no leading /)`;
+/** A URL path with an optional plain query, sent as is in a request line. */
+const PROBE_PATH = /^\/(?!.*\/\.\.?(\/|\?|$))[A-Za-z0-9._~@+\/-]*(\?[A-Za-z0-9=&_.\/%-]*)?$/;
 /** Names usable as template variables and SQL/PHP identifiers of our own. */
 const NAME = /^[a-z][a-z0-9_]{0,47}$/;
 export const TEMPLATE_LANGUAGES = ['php', 'ini', 'text', 'json'] as const;
@@ -154,6 +156,15 @@ export class ManifestWeb {
   @IsOptional()
   @Matches(RELATIVE_PATH, { message: pathMessage('web.frontController') })
   frontController?: string;
+
+  @ApiPropertyOptional({
+    example: '/index.php?route=common/home',
+    description: 'what the probe requests on each site to prove the shop answers (must be answered by PHP, 2xx or 3xx); default: the site\'s front page (its rel url)',
+  })
+  @IsOptional()
+  @Matches(PROBE_PATH, { message: 'web.probePath must be an absolute URL path (letters, digits and . _ ~ - / @ +, optionally ?query of letters, digits and = & _ . - / %)' })
+  @MaxLength(255)
+  probePath?: string;
 }
 
 /** The codebase manifest (SPEC.md): how a home is built from a shared checkout. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Server } from '@app/catalog';
 import { checkServerPath, type HostExecutor, type RunResult } from '@app/hosts';
-import { LOG_FORMAT_DIRECTIVE, sha256 } from './render.js';
+import { LOG_FORMAT_DIRECTIVE, PROBE_MAP_DIRECTIVE, sha256 } from './render.js';
 
 /**
  * The nginx files of one dispatcher, as generations under its nginx conf
@@ -183,14 +183,23 @@ rename("$dir/.manifest.$$", "$dir/manifest") or die "cannot write $dir/manifest:
  * a config it refuses leaves the old workers running), and then until
  * every old worker is gone or shutting down (the master tells them to quit
  * about 100 ms after starting the new ones; until then they still accept).
- * Exit 0 reloaded, 10 not running (no pid file or no process), 11 not in time.
+ * Exit 0 reloaded, 10 not running (no pid file or no process), 11 not in
+ * time, 12 the pid file names a process that is not an nginx master (stale).
  */
-const RELOAD_SCRIPT = String.raw`
+const NGINX_MASTER = String.raw`
 pidfile=$1; limit=$2
 [ -s "$pidfile" ] || exit 10
 master=$(cat "$pidfile")
 case "$master" in ''|*[!0-9]*) exit 10;; esac
 kill -0 "$master" 2>/dev/null || exit 10
+# A stale pid file may name a pid the system gave to another process since: only an nginx master is signalled.
+exe=$(readlink "/proc/$master/exe") || exit 12
+case "$exe" in */nginx|*'/nginx (deleted)') ;; *) exit 12;; esac
+args=$(tr '\0' ' ' < "/proc/$master/cmdline") || exit 12
+case "$args" in 'nginx: master process'*) ;; *) exit 12;; esac
+`;
+
+const RELOAD_SCRIPT = NGINX_MASTER + String.raw`
 old=$(ps -o pid= --ppid "$master" | tr -s ' \n' '  ')
 kill -HUP "$master" || exit 10
 start=$(date +%s)
@@ -252,6 +261,13 @@ unlink glob("tests/$generation.* tests/$generation-*");
 # Then, when asked, the reload in the same round trip.
 exec('sh', '-c', @reload) or die "cannot run sh: $!\n" if @reload;
 `;
+
+/**
+ * What a reload found: done and verified, no nginx (no pid file or no such
+ * process), a pid file naming a process that is not an nginx master (never
+ * signalled), or no new workers in time (nginx refused the config at load).
+ */
+export type ReloadOutcome = 'reloaded' | 'not-running' | 'stale-pid' | 'no-new-workers';
 
 export class DispatcherFiles {
   constructor(
@@ -344,6 +360,7 @@ export class DispatcherFiles {
       '    server_names_hash_max_size 65536;',
       '    server_names_hash_bucket_size 128;',
       `    ${LOG_FORMAT_DIRECTIVE}`,
+      `    ${PROBE_MAP_DIRECTIVE}`,
       `    include ${dir}/${only?.upstream ?? 'upstreams/*.conf'};`,
       `    include ${dir}/${only?.shop ?? 'shops/*.conf'};`,
       '}',
@@ -373,8 +390,17 @@ export class DispatcherFiles {
     return { ok: result.exitCode === 0, untestable: result.exitCode === 127, stderr: result.stderr.trim() };
   }
 
+  /** Whether an nginx master runs for the dispatcher's pid file (`stale-pid`: the pid file names another process). */
+  async status(): Promise<'running' | 'not-running' | 'stale-pid'> {
+    const result = await this.executor.run(this.server, ['sh', '-c', NGINX_MASTER, 'nginx-status', this.pidFile(), '0']);
+    if (result.exitCode === 0) return 'running';
+    if (result.exitCode === 10) return 'not-running';
+    if (result.exitCode === 12) return 'stale-pid';
+    throw new Error(`checking nginx on ${this.server.hostname} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+  }
+
   /** Reloads the running nginx and waits for its new workers: `reloaded`, `not-running`, or `no-new-workers`. */
-  async reload(limitSeconds: number): Promise<'reloaded' | 'not-running' | 'no-new-workers'> {
+  async reload(limitSeconds: number): Promise<ReloadOutcome> {
     return this.reloaded(await this.executor.run(this.server, ['sh', '-c', ...this.reloadArgs(limitSeconds)], { timeoutMs: (limitSeconds + 30) * 1000 }));
   }
 
@@ -382,20 +408,25 @@ export class DispatcherFiles {
    * Points `current` at the generation (and `last-good` at the one it
    * replaces), each a new link renamed into place, then reloads: one round trip.
    */
-  async swapAndReload(generation: string, previous: string | null, limitSeconds: number): Promise<'reloaded' | 'not-running' | 'no-new-workers'> {
+  async swapAndReload(generation: string, previous: string | null, limitSeconds: number): Promise<ReloadOutcome> {
     const argv = ['perl', '-e', SWAP_SCRIPT, this.root, checkGeneration(generation), previous ? checkGeneration(previous) : '', ...this.reloadArgs(limitSeconds)];
     return this.reloaded(await this.executor.run(this.server, argv, { timeoutMs: (limitSeconds + 30) * 1000 }));
   }
 
   private reloadArgs(limitSeconds: number): string[] {
-    const pidFile = this.server.nginxPidFile ?? '/run/nginx.pid';
-    if (!/^\/[A-Za-z0-9._\/-]+$/.test(pidFile)) throw new Error(`refused pid file ${JSON.stringify(pidFile)}`);
-    return [RELOAD_SCRIPT, 'reload', pidFile, String(Math.ceil(limitSeconds))];
+    return [RELOAD_SCRIPT, 'reload', this.pidFile(), String(Math.ceil(limitSeconds))];
   }
 
-  private reloaded(result: RunResult): 'reloaded' | 'not-running' | 'no-new-workers' {
+  private pidFile(): string {
+    const pidFile = this.server.nginxPidFile ?? '/run/nginx.pid';
+    if (!/^\/[A-Za-z0-9._\/-]+$/.test(pidFile)) throw new Error(`refused pid file ${JSON.stringify(pidFile)}`);
+    return pidFile;
+  }
+
+  private reloaded(result: RunResult): ReloadOutcome {
     if (result.exitCode === 0) return 'reloaded';
     if (result.exitCode === 10) return 'not-running';
+    if (result.exitCode === 12) return 'stale-pid';
     if (result.exitCode === 11) return 'no-new-workers';
     throw new Error(`reloading nginx on ${this.server.hostname} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
   }

@@ -1,8 +1,9 @@
 import { posix } from 'node:path';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
 import { Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
 import { parseManifest, type CodebaseManifest } from '@app/codebases';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import type { DispatcherInput, InstallInput, RewriteInput } from './render.js';
 
 /** Where every shop logs its requests (the format carries the host, for site accounting). */
@@ -27,17 +28,34 @@ export const currentDir = (server: Pick<Server, 'nginxConfDir'>) => posix.join(s
  */
 @Injectable()
 export class DispatcherInputLoader {
-  /** Parsed manifests by group, kept while the group's manifest text is the same. */
-  private readonly manifests = new Map<number, { text: string; parsed: Promise<CodebaseManifest | null> }>();
+  /** Parsed manifests by group (or why one does not parse), kept while the group's manifest text is the same. */
+  private readonly manifests = new Map<number, { text: string; parsed: Promise<CodebaseManifest | string | null> }>();
 
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+  ) {}
 
-  private manifest(group: SharedCodeGroup | undefined): Promise<CodebaseManifest | null> {
+  /**
+   * Where the dispatcher's shops log: the shared access log, but on the
+   * embedded default's own machine a file under its nginx dir (its private
+   * nginx runs as the engine's user, who may not write /var/log/nginx).
+   */
+  accessLog(server: Server): string {
+    return this.config.embedded && server.transport === 'local' ? posix.join(server.nginxConfDir, 'logs', 'shops-access.log') : SHOPS_ACCESS_LOG;
+  }
+
+  private frame(server: Server): Pick<DispatcherInput, 'confDir' | 'accessLog' | 'httpPort' | 'httpsPort'> {
+    return { confDir: currentDir(server), accessLog: this.accessLog(server), httpPort: server.httpPort ?? 80, httpsPort: server.httpsPort ?? 443 };
+  }
+
+  /** The group's manifest; a string when it does not parse (why), null when the group has none yet. */
+  private manifest(group: SharedCodeGroup | undefined): Promise<CodebaseManifest | string | null> {
     if (!group?.manifest) return Promise.resolve(null);
     const text = JSON.stringify(group.manifest);
     const known = this.manifests.get(group.id);
     if (known?.text === text) return known.parsed;
-    const parsed = parseManifest(group.manifest).catch(() => null);
+    const parsed = parseManifest(group.manifest).catch((error: unknown) => `the manifest of code group ${group.name} does not parse: ${error instanceof Error ? error.message : String(error)}`);
     if (this.manifests.size > 1000) this.manifests.clear();
     this.manifests.set(group.id, { text, parsed });
     return parsed;
@@ -96,7 +114,7 @@ export class DispatcherInputLoader {
         .setParameters({ serverId: server.id, served: SERVED, only: onlyInstallId })
         .getMany(),
     ]);
-    if (installs.length === 0) return { confDir: currentDir(server), accessLog: SHOPS_ACCESS_LOG, installs: [] };
+    if (installs.length === 0) return { ...this.frame(server), installs: [] };
     const servers = await m.find(Server, { where: { id: In([...new Set(memberships.map((r) => Number(r.serverId)))]) } });
     const serverById = new Map(servers.map((s) => [s.id, s]));
     const manifestOf = (groupId: number) => this.manifest(groups.find((g) => g.id === groupId));
@@ -109,6 +127,11 @@ export class DispatcherInputLoader {
       const id = Number(install.id);
       const manifest = await manifestOf(Number(install.groupId));
       if (!manifest) continue;
+      if (typeof manifest === 'string') {
+        // Refused like a bad rewrite: named, quarantined, its sites kept on their last good vhost.
+        inputs.push({ id, fsName: install.fsName, root: '/', phpEntryPoints: [], deny: [], frontController: null, backends: [], rewrites: [], sites: [], refusal: manifest });
+        continue;
+      }
       inputs.push({
         id,
         fsName: install.fsName,
@@ -126,7 +149,7 @@ export class DispatcherInputLoader {
         })),
       });
     }
-    return { confDir: currentDir(server), accessLog: SHOPS_ACCESS_LOG, installs: inputs };
+    return { ...this.frame(server), installs: inputs };
   }
 }
 

@@ -5,4 +5,5 @@ export * from './nginx-rebuild.job.js';
 export * from './nginx-rebuilds.service.js';
 export * from './nginx-reconcile.task.js';
 export * from './render.js';
+export * from './site-probe.service.js';
 export * from './webserver.module.js';

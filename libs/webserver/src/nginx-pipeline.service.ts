@@ -6,7 +6,7 @@ import { PermanentJobError } from '@app/queue';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { ServerAccess } from '@app/hosts';
 import { DispatcherInputLoader } from './dispatcher-input.loader.js';
-import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, type PlannedFile, type StagedGeneration } from './dispatcher-files.js';
+import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, type PlannedFile, type ReloadOutcome, type StagedGeneration } from './dispatcher-files.js';
 import { NginxRebuilds } from './nginx-rebuilds.service.js';
 import { installFile, MAIN_INCLUDE, renderEach, sha256, type RenderMemo } from './render.js';
 
@@ -39,6 +39,22 @@ export class NginxApplyError extends PermanentJobError {
   override name = 'NginxApplyError';
   /** Retrying the same config cannot help. */
   readonly permanent = true;
+}
+
+/**
+ * The dispatcher's nginx is not running (or its pid file is stale): the
+ * config is in place but nothing serves it. The rebuild fails (reported,
+ * retried); the sites it carries are not live.
+ */
+export class NginxNotRunningError extends Error {
+  override name = 'NginxNotRunningError';
+}
+
+function notRunning(server: Server, reload: ReloadOutcome): string {
+  const pidFile = server.nginxPidFile ?? '/run/nginx.pid';
+  return reload === 'stale-pid'
+    ? `nginx is not running on ${server.hostname}: its pid file ${pidFile} names a process that is not an nginx master (stale; not signalled)`
+    : `nginx is not running on ${server.hostname} (no process for its pid file ${pidFile})`;
 }
 
 interface ApplyMemo {
@@ -278,13 +294,16 @@ export class NginxPipeline {
       throw new Error(`nginx on ${server.hostname} did not start workers on the new config within ${limit} s (see its error log); current is back on ${live ?? 'nothing'}`);
     }
     timings.reloadMs = performance.now() - mark;
-    if (reload === 'not-running') log(`nginx is not running on ${server.hostname}: ${generation} is in place and loads when it starts`);
-    else log(`nginx on ${server.hostname} reloaded on ${generation}`);
+    const running = reload === 'reloaded';
+    if (running) log(`nginx on ${server.hostname} reloaded on ${generation}`);
+    else log(`${notRunning(server, reload)}: ${generation} is in place and loads when it starts`);
+    // The swap happened: what `current` points at is recorded whether or not an nginx runs to load it.
     await this.record(server, held, quarantinedBefore, fsNameOf, { generation, previous: live }, options);
     await Promise.all([pruning, manifest]);
     timings.totalMs = performance.now() - started;
-    const untested = this.untestable(server, true);
-    return this.report(server, generation, planned, held, quarantinedBefore, state.hashes, untested && reload === 'not-running' ? 'untested' : reload, timings);
+    // Only the embedded default's own machine may have no nginx: anywhere else, a config nobody serves is a failed rebuild.
+    if (!running && !this.mayRunWithoutNginx(server)) throw new NginxNotRunningError(`${notRunning(server, reload)}; the new config is in place and loads when it starts`);
+    return this.report(server, generation, planned, held, quarantinedBefore, state.hashes, running ? 'reloaded' : this.untestable(server, true) ? 'untested' : 'not-running', timings);
   }
 
   /** Points `current` back at the last good generation and reloads (the generation it leaves becomes last-good). */
@@ -298,6 +317,7 @@ export class NginxPipeline {
     if (reload === 'no-new-workers') throw new Error(`nginx on ${server.hostname} did not start workers on ${state.lastGood} (see its error log)`);
     log(`nginx on ${server.hostname} rolled back to ${state.lastGood} (${reload})`);
     await this.rebuilds.configRow(server.id, { liveGeneration: state.lastGood, lastGoodGeneration: state.current, appliedAt: new Date(), lastError: null });
+    if (reload !== 'reloaded' && !this.mayRunWithoutNginx(server)) throw new NginxNotRunningError(`${notRunning(server, reload)}; ${state.lastGood} is back in place and loads when it starts`);
     return { generation: state.lastGood, nginx: reload };
   }
 
@@ -305,6 +325,16 @@ export class NginxPipeline {
     const install = fsNameOf.get(name);
     if (!install) throw new NginxApplyError(`nginx refused ${name}, which is no install of this dispatcher`);
     held.set(name, { installId: install.id, fsName: install.fsName, reason, keep });
+  }
+
+  /** True when the dispatcher is the embedded default's own machine and no nginx runs for it: nothing there can be probed. */
+  async servesWithoutNginx(server: Server): Promise<boolean> {
+    return this.mayRunWithoutNginx(server) && (await this.files(server).status()) !== 'running';
+  }
+
+  /** The embedded default's own machine may run without nginx (the newcomer may not have it); no other dispatcher may. */
+  private mayRunWithoutNginx(server: Server): boolean {
+    return this.config.embedded && server.transport === 'local';
   }
 
   private untestable(server: Server, missing: boolean): boolean {
@@ -323,7 +353,6 @@ export class NginxPipeline {
   ): Promise<void> {
     if (options.dryRun) return;
     const heldIds = new Set([...held.values()].map((h) => h.installId));
-    const servedIds = new Set([...fsNameOf.values()].map((i) => i.id));
     const fresh: Held[] = [];
     await this.dataSource.transaction(async (m) => {
       for (const h of held.values()) {
@@ -335,8 +364,8 @@ export class NginxPipeline {
         await m.insert(WebQuarantine, { serverId: server.id, installId: h.installId, reason });
         fresh.push(h);
       }
-      // Lifted: passed this time, or no longer served here (removed, failed).
-      const lifted = [...before.keys()].filter((id) => !heldIds.has(id) && (swapped !== null || !servedIds.has(id)));
+      // Lifted: passed this time (its render is what nginx runs now, swapped in or already live), or no longer served here (removed, failed).
+      const lifted = [...before.keys()].filter((id) => !heldIds.has(id));
       if (lifted.length > 0) await m.delete(WebQuarantine, { serverId: server.id, installId: In(lifted) });
     });
     for (const h of fresh) {
@@ -373,7 +402,7 @@ export class NginxPipeline {
       removed: planned.removed,
       filesWritten: planned.written.length,
       quarantined: [...held.entries()].map(([name, h]) => ({ installId: h.installId, fsName: h.fsName, reason: h.reason, keptLastGood: h.keep && live.has(name) })),
-      released: nginx === 'unchanged' || nginx === 'dry-run' ? [] : [...before.keys()].filter((id) => !heldIds.has(id)),
+      released: nginx === 'dry-run' ? [] : [...before.keys()].filter((id) => !heldIds.has(id)),
       nginx,
       timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])) as ApplyReport['timings'],
     };

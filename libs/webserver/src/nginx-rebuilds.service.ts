@@ -40,6 +40,8 @@ export type VhostState =
   | { state: 'live' }
   | { state: 'pending' }
   | { state: 'quarantined'; reason: string }
+  /** The dispatcher's last rebuild failed and none is queued or running (its job gave up): nothing will load the vhost. */
+  | { state: 'failed'; reason: string }
   | { state: 'not-served' };
 
 /**
@@ -142,6 +144,11 @@ export class NginxRebuilds {
     const { files, refused } = renderEach(input);
     if (refused.length > 0) return { state: 'quarantined', reason: refused[0]!.error };
     const row = await this.dataSource.getRepository(DispatcherConfig).findOneBy({ serverId: server.id });
+    if (row?.lastError) {
+      // Cleared by the next successful apply; while a rebuild is still queued or retried, it may yet succeed.
+      const open = await this.dataSource.getRepository(Job).count({ where: { resourceKey: nginxResourceKey(server.id), state: In(['ready', 'blocked', 'running']) } });
+      return open > 0 ? { state: 'pending' } : { state: 'failed', reason: `the last nginx rebuild of ${server.hostname} failed: ${row.lastError}` };
+    }
     if (!row?.liveGeneration) return { state: 'pending' };
     const name = installFile(install.fsName);
     const path = posix.join(server.nginxConfDir, GENERATIONS_DIR, row.liveGeneration, name);

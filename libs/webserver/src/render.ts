@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { hostnameProblem } from '@app/common';
 
 /**
  * The nginx configuration of one dispatcher, as a pure function of catalog
@@ -39,11 +40,16 @@ export interface InstallInput {
   backends: readonly { address: string; weight: number }[];
   rewrites: readonly RewriteInput[];
   sites: readonly SiteInput[];
+  /** Why the install cannot be rendered at all (its code group's manifest does not parse): refused, named, quarantined. */
+  refusal?: string;
 }
 
 export interface DispatcherInput {
   /** Directory holding `shops/` as nginx reads it (the main include takes every `shops/*.conf` under it). */
   confDir: string;
+  /** Ports the dispatcher's nginx serves shops on (default 80 and 443; the embedded default uses high ports). */
+  httpPort?: number;
+  httpsPort?: number;
   /** Access log of every shop (its format carries the host, for site accounting). */
   accessLog: string;
   installs: readonly InstallInput[];
@@ -53,7 +59,6 @@ export class RenderError extends Error {
   override name = 'RenderError';
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 const IPV6 = /^[0-9a-f:]+$/i;
 const ABSOLUTE_PATH = /^\/[A-Za-z0-9._@+\/-]*$/;
@@ -69,11 +74,61 @@ export const upstreamFile = (name: string) => `upstreams/${name}.conf`;
 export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 /** The access log format every shop's server blocks use: the host first, for site accounting. */
 export const LOG_FORMAT_DIRECTIVE = `log_format ${LOG_FORMAT} '$host $remote_addr [$time_local] "$request" $status $body_bytes_sent';`;
+/** The request header the engine's probe sends (a random nonce); a PHP location echoes it back in the same header. */
+export const PROBE_HEADER = 'X-Shop-Probe';
+/**
+ * The nonce a probe request carries, when it has the expected shape (else
+ * empty: `add_header` then sends nothing). Only PHP locations answer with
+ * it, so the probe tells PHP's answer from a static file or an nginx error page.
+ */
+export const PROBE_MAP_DIRECTIVE = 'map $http_x_shop_probe $shop_probe { default ""; "~^[0-9a-f]{32}$" $http_x_shop_probe; }';
+
+/**
+ * What PHP receives with every request: nginx's standard `fastcgi_params`,
+ * plus the script's file. Set on the server block, so every PHP location
+ * inherits them (nginx inherits `fastcgi_param` only into a level that sets
+ * none of its own). HTTPS is `on` on TLS connections.
+ */
+const FASTCGI_PARAMS: readonly [string, string][] = [
+  ['SCRIPT_FILENAME', '$document_root$fastcgi_script_name'],
+  ['QUERY_STRING', '$query_string'],
+  ['REQUEST_METHOD', '$request_method'],
+  ['CONTENT_TYPE', '$content_type'],
+  ['CONTENT_LENGTH', '$content_length'],
+  ['SCRIPT_NAME', '$fastcgi_script_name'],
+  ['REQUEST_URI', '$request_uri'],
+  ['DOCUMENT_URI', '$document_uri'],
+  ['DOCUMENT_ROOT', '$document_root'],
+  ['SERVER_PROTOCOL', '$server_protocol'],
+  ['REQUEST_SCHEME', '$scheme'],
+  ['HTTPS', '$https if_not_empty'],
+  ['GATEWAY_INTERFACE', 'CGI/1.1'],
+  ['SERVER_SOFTWARE', 'nginx/$nginx_version'],
+  ['REMOTE_ADDR', '$remote_addr'],
+  ['REMOTE_PORT', '$remote_port'],
+  ['SERVER_ADDR', '$server_addr'],
+  ['SERVER_PORT', '$server_port'],
+  ['SERVER_NAME', '$server_name'],
+  ['HTTP_HOST', '$host'],
+  ['REDIRECT_STATUS', '200'],
+];
 
 function check(value: string, pattern: RegExp, what: string, install?: InstallInput): string {
   if (typeof value !== 'string' || !pattern.test(value) || value.split('/').some((s) => s === '..' || s === '.')) {
     throw new RenderError(`${install ? `install ${install.id} (${install.fsName}): ` : ''}refused ${what} ${JSON.stringify(value)} for an nginx config`);
   }
+  return value;
+}
+
+/** The one hostname rule the order's DTO applies too: what the door accepts, the renderer renders. */
+function hostname(value: string, install: InstallInput): string {
+  const problem = hostnameProblem(value);
+  if (problem) throw new RenderError(`install ${install.id} (${install.fsName}): refused hostname ${JSON.stringify(value)} for an nginx config: ${problem}`);
+  return value;
+}
+
+function port(value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > 65535) throw new RenderError(`refused port ${String(value)}`);
   return value;
 }
 
@@ -113,6 +168,7 @@ export function renderMainInclude(confDir: string): string {
   return [
     '# Written by the provisioning engine from the catalog: do not edit.',
     LOG_FORMAT_DIRECTIVE,
+    PROBE_MAP_DIRECTIVE,
     `include ${check(confDir, ABSOLUTE_PATH, 'config directory')}/upstreams/*.conf;`,
     `include ${confDir}/shops/*.conf;`,
     '',
@@ -136,18 +192,20 @@ export function renderEach(input: DispatcherInput, memo?: RenderMemo): RenderedD
   const nextMemo: RenderMemo = new Map();
   const refused: RenderedDispatcher['refused'] = [];
   const accessLog = check(input.accessLog, ABSOLUTE_PATH, 'access log path');
+  const ports = { http: port(input.httpPort ?? 80), https: port(input.httpsPort ?? 443) };
   const installs = [...input.installs].sort(byString((i) => `${i.fsName} ${String(i.id).padStart(12, '0')}`));
   const seen = new Set<string>();
   for (const install of installs) {
     try {
       check(install.fsName, FS_NAME, 'fs name', install);
+      if (install.refusal) throw new RenderError(`install ${install.id} (${install.fsName}): ${install.refusal}`);
       if (seen.has(install.fsName)) throw new RenderError(`two installs named ${install.fsName}`);
       seen.add(install.fsName);
-      const key = memo ? `${accessLog}\n${JSON.stringify(install)}` : '';
+      const key = memo ? `${accessLog} ${ports.http} ${ports.https}\n${JSON.stringify(install)}` : '';
       let rendered = memo?.get(key);
       if (!rendered) {
         const upstream = renderUpstream(install, upstreams);
-        rendered = { content: renderInstall(install, accessLog, upstream.name), upstream };
+        rendered = { content: renderInstall(install, accessLog, upstream.name, ports), upstream };
       }
       if (memo) nextMemo.set(key, rendered);
       const { upstream } = rendered;
@@ -205,22 +263,22 @@ export function renderUpstream(install: InstallInput, cache: Map<string, Upstrea
 }
 
 /** One install's file: a server block per site (HTTP, and HTTPS where it has a certificate), passing PHP to `upstream`. */
-export function renderInstall(install: InstallInput, accessLog: string, upstream: string): string {
+export function renderInstall(install: InstallInput, accessLog: string, upstream: string, ports: { http: number; https: number } = { http: 80, https: 443 }): string {
   const root = check(install.root, ABSOLUTE_PATH, 'document root', install);
   const lines = [`# install ${install.id} (${install.fsName}), written by the provisioning engine from the catalog: do not edit.`];
   const body = serverBody(install, root, upstream, accessLog);
   for (const site of [...install.sites].sort(byString((s) => s.hostname))) {
-    const names = [...new Set([site.hostname, ...(site.secureHostname ? [site.secureHostname] : [])])].map((n) => check(n, HOSTNAME, 'hostname', install));
+    const names = [...new Set([site.hostname, ...(site.secureHostname ? [site.secureHostname] : [])])].map((n) => hostname(n, install));
     const ips = [...new Set(site.ips)].sort().map((a) => ip(a, install));
     if (ips.length === 0) continue;
-    lines.push('', 'server {', ...ips.map((a) => `    listen ${a}:80;`), `    server_name ${names.join(' ')};`, ...body, '}');
+    lines.push('', 'server {', ...ips.map((a) => `    listen ${a}:${ports.http};`), `    server_name ${names.join(' ')};`, ...body, '}');
     if (site.cert) {
       const pem = check(site.cert.pem, ABSOLUTE_PATH, 'certificate path', install);
       const key = check(site.cert.key, ABSOLUTE_PATH, 'key path', install);
       lines.push(
         '',
         'server {',
-        ...ips.map((a) => `    listen ${a}:443 ssl;`),
+        ...ips.map((a) => `    listen ${a}:${ports.https} ssl;`),
         `    server_name ${names.join(' ')};`,
         `    ssl_certificate ${pem};`,
         `    ssl_certificate_key ${key};`,
@@ -245,6 +303,7 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
   return [
     `    root ${root};`,
     `    access_log ${accessLog} ${LOG_FORMAT};`,
+    ...FASTCGI_PARAMS.map(([name, value]) => `    fastcgi_param ${name} ${value};`),
     ...(front ? [`    index ${front.slice(1)};`] : []),
     ...rewrites.map((r) => {
       if (r.match !== 'exact' && r.match !== 'prefix') throw new RenderError(`install ${install.id}: refused rewrite match ${JSON.stringify(r.match)}`);
@@ -257,14 +316,7 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
     '    location ~ /\\. { deny all; }',
     ...[...install.phpEntryPoints].sort().flatMap((entry) => [
       `    location = /${check(entry, RELATIVE_PATH, 'PHP entry point', install)} {`,
-      '        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;',
-      '        fastcgi_param QUERY_STRING $query_string;',
-      '        fastcgi_param REQUEST_METHOD $request_method;',
-      '        fastcgi_param CONTENT_TYPE $content_type;',
-      '        fastcgi_param CONTENT_LENGTH $content_length;',
-      '        fastcgi_param REQUEST_URI $request_uri;',
-      '        fastcgi_param HTTP_HOST $host;',
-      '        fastcgi_param HTTPS $https if_not_empty;',
+      `        add_header ${PROBE_HEADER} $shop_probe always;`,
       `        fastcgi_pass ${upstream};`,
       '        fastcgi_next_upstream error timeout;',
       '    }',

@@ -5,6 +5,7 @@ import { ApiTokensService, Public } from '@app/auth';
 import { CatalogStatusService } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { JobRepository } from '@app/queue';
+import { FailingDispatchersRepository } from './failing-dispatchers.repository.js';
 import { ReadinessService } from './readiness.service.js';
 import { WaitingInstallsRepository } from './waiting-installs.repository.js';
 
@@ -22,6 +23,7 @@ export class HealthController {
     private readonly catalog: CatalogStatusService,
     private readonly jobs: JobRepository,
     private readonly waiting: WaitingInstallsRepository,
+    private readonly dispatchers: FailingDispatchersRepository,
     private readonly readiness: ReadinessService,
     private readonly tokens: ApiTokensService,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
@@ -39,7 +41,7 @@ export class HealthController {
     summary: 'Readiness: catalog reachable, migrations applied (503 otherwise)',
     description:
       'Without a token: 200 {"status":"ok"} or 503 {"status":"error"}, nothing more. With a support or admin token: each check in detail ' +
-      '(catalog, migrations, queue, installs, engine roles), degraded (still 200) while jobs need attention or orders wait for a code group; a bad token is 401.',
+      '(catalog, migrations, queue, installs, nginx, engine roles), degraded (still 200) while jobs need attention, orders wait for a code group or a dispatcher\'s last nginx rebuild failed; a bad token is 401.',
   })
   async check(
     @Headers('authorization') authorization: string | undefined,
@@ -94,6 +96,19 @@ export class HealthController {
               waitingForCodeGroup: waiting.count,
               installs: waiting.sample.map((i) => `${i.id} (${i.license}): ${i.statusReason}`).join('; '),
             });
+      },
+      async () => {
+        // Degraded while a dispatcher's nginx does not load what the catalog has (not running, a refused config): its new sites are not live.
+        const nginx = this.indicators.check('nginx');
+        let failing: Awaited<ReturnType<FailingDispatchersRepository['list']>>;
+        try {
+          failing = await this.dispatchers.list();
+        } catch (error) {
+          return nginx.down({ message: error instanceof Error ? error.message : String(error) });
+        }
+        return failing.length === 0
+          ? nginx.up({ failingDispatchers: 0 })
+          : nginx.degraded({ failingDispatchers: failing.length, dispatchers: failing.map((d) => `${d.hostname}: ${d.error}`).join('; ') });
       },
       () => this.indicators.check('engine').up({ roles: this.config.roles.join(',') }),
     ]);

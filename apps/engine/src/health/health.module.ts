@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
+import { FailingDispatchersRepository } from './failing-dispatchers.repository.js';
 import { HealthController } from './health.controller.js';
 import { ReadinessService } from './readiness.service.js';
 import { WaitingInstallsRepository } from './waiting-installs.repository.js';
@@ -7,6 +8,6 @@ import { WaitingInstallsRepository } from './waiting-installs.repository.js';
 @Module({
   imports: [TerminusModule.forRoot({ errorLogStyle: 'json' })],
   controllers: [HealthController],
-  providers: [ReadinessService, WaitingInstallsRepository],
+  providers: [ReadinessService, WaitingInstallsRepository, FailingDispatchersRepository],
 })
 export class HealthModule {}
