@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { DataSource } from 'typeorm';
 import { ApiTokensService } from '@app/auth';
-import { AuditEvent, Install, InstallSite, InstallSiteIp, Job, SharedCodeGroup } from '@app/catalog';
+import { AuditEvent, Install, InstallSite, InstallSiteIp, Job, SagaStep, SharedCodeGroup, SiteName } from '@app/catalog';
 import { buildSampleRepository, type SampleRepository } from '@app/codebases';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { decryptSecret } from '@app/installs';
@@ -15,14 +15,17 @@ import { startSmtp, type TestSmtp } from '../support/smtp.js';
 import { startSshd, stopSshd } from '../support/sshd.js';
 import { writeDbOptionsFile } from '../support/tenant-db-server.js';
 import { readTestbed, type SshdServer } from '../support/testbed.js';
+import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../support/dispatcher-web.js';
+import { fetchSite } from '../support/web-installs.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = async (res: Response): Promise<any> => res.json();
 
 /**
  * Orders end to end: the order hook over HTTP, the build saga run by a real
- * worker on two SSH dispatchers, real MariaDB, nginx -t, mail to an SMTP
- * server on loopback.
+ * worker on two SSH dispatchers, each with a running nginx and php-fpm (the
+ * probe asks the shop through both), real MariaDB, mail to an SMTP server on
+ * loopback.
  */
 describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
   let catalog: TestCatalog;
@@ -34,6 +37,7 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
   let admin: string;
   let orders: string;
   const ids: Record<string, number> = {};
+  const web: Record<string, DispatcherWeb> = {};
 
   const call = (token: string, method: string, path: string, body?: unknown) =>
     fetch(`${engine.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -66,9 +70,13 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
       expect(res.status).toBe(201);
       ids[name] = (await json(res)).id;
     };
-    await add('d1', { hostname: 'dispatch1.example.net', roles: ['dispatcher', 'handler'], ...ssh(readTestbed().sshd), ...roots('d1') });
-    await add('d2', { hostname: 'dispatch2.example.net', roles: ['dispatcher', 'handler'], ...ssh(second), ...roots('d2') });
-    await add('db', { hostname: 'db1.example.net', roles: ['database'], transport: 'local', ...roots('db'), dbOptionsFile: writeDbOptionsFile(base) });
+    // Each dispatcher runs nginx (including its generations) and php-fpm on its private IP, as production does.
+    const [web1, web2] = await Promise.all([startDispatcherWeb(join(base, 'web-d1'), roots('d1').nginxConfDir, '127.0.83.200'), startDispatcherWeb(join(base, 'web-d2'), roots('d2').nginxConfDir, '127.0.84.200')]);
+    web.d1 = web1;
+    web.d2 = web2;
+    await add('d1', { hostname: 'dispatch1.example.net', roles: ['dispatcher', 'handler'], privateIp: '127.0.83.200', ...ssh(readTestbed().sshd), ...roots('d1'), nginxPidFile: web1.pidFile });
+    await add('d2', { hostname: 'dispatch2.example.net', roles: ['dispatcher', 'handler'], privateIp: '127.0.84.200', ...ssh(second), ...roots('d2'), nginxPidFile: web2.pidFile });
+    await add('db', { hostname: 'db1.example.net', roles: ['database'], privateIp: '127.0.0.1', transport: 'local', ...roots('db'), dbOptionsFile: writeDbOptionsFile(base) });
     // Loopback addresses: nginx -t binds every listen address.
     expect((await call(admin, 'POST', `/v1/servers/${ids.d1}/ips`, { ips: ['127.0.83.1', '127.0.83.2'], kind: 'dedicated' })).status).toBe(201);
     expect((await call(admin, 'POST', `/v1/servers/${ids.d2}/ips`, { ips: ['127.0.84.1', '127.0.84.2'], kind: 'dedicated' })).status).toBe(201);
@@ -82,6 +90,7 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
     await engine?.close();
     await catalog?.drop();
     await smtp?.stop();
+    await Promise.all([stopDispatcherWeb(web.d1), stopDispatcherWeb(web.d2)]);
     if (second) await stopSshd(second);
     rmSync(base, { recursive: true, force: true });
   });
@@ -99,8 +108,16 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
     const view = await settled(installId);
     expect(view).toMatchObject({ status: 'live', codeGroup: 'paid-1', master: 'dispatch1.example.net', dbServer: 'db1.example.net', jobId });
     expect(view.steps.map((s: { name: string; state: string }) => `${s.name}:${s.state}`)).toEqual(
-      ['home', 'tree', 'config', 'database', 'sql-updates', 'sync', 'crons', 'ftp', 'webserver', 'mail'].map((n) => `${n}:done`),
+      ['home', 'tree', 'config', 'database', 'sql-updates', 'sync', 'crons', 'ftp', 'webserver', 'probe', 'mail'].map((n) => `${n}:done`),
     );
+    // Live means the shop answers: its front page, a value read from its own database, through each dispatcher's nginx and PHP.
+    for (const ip of view.sites[0].ips.map((i: { ip: string }) => i.ip)) {
+      expect(await fetchSite(ip, 'www.bio-ex.co.uk', '/')).toMatchObject({ status: 200, body: 'shop www.bio-ex.co.uk: Welcome; enjoy the shop\n' });
+      expect(await fetchSite(ip, 'secure.bio-ex.co.uk', '/')).toMatchObject({ status: 200 });
+    }
+    const probe = await ds().getRepository(SagaStep).findOneByOrFail({ jobId, stepName: 'probe' });
+    expect(probe.output).toMatch(/www\.bio-ex\.co\.uk via dispatch1\.example\.net .*HTTP 200 from PHP/);
+    expect(probe.output).toMatch(/www\.bio-ex\.co\.uk via dispatch2\.example\.net .*HTTP 200 from PHP/);
     expect(view.servers).toEqual([
       { hostname: 'dispatch1.example.net', role: 'master', weight: 1 },
       { hostname: 'dispatch2.example.net', role: 'replica', weight: 1 },
@@ -187,7 +204,7 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
       [{ ...good, license: 'gold' }, 400, /license must be one of free, paid/],
       [{ ...good, coupon: 'x' }, 400, /property coupon should not exist/],
       [{ ...good, sites: [{ hostname: 'a.example.com' }, { hostname: 'A.example.com' }] }, 400, /a\.example\.com named twice/],
-      [{ ...good, sites: [{ hostname: 'www.bio-ex.co.uk' }] }, 400, /Already served by a live install: www\.bio-ex\.co\.uk/],
+      [{ ...good, sites: [{ hostname: 'www.bio-ex.co.uk' }] }, 409, /Already served by a live install: www\.bio-ex\.co\.uk/],
       [{ ...good, orderRef: "x'; DROP TABLE installs; --" }, 400, /orderRef must be/],
     ];
     for (const [body, status, message] of cases) {
@@ -239,7 +256,7 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
       await adminDb.end();
     }
     const sites = await ds().getRepository(InstallSite).find({ where: { installId } });
-    expect(sites.map((s) => s.liveHostname)).toEqual([null]);
+    expect(await ds().getRepository(SiteName).count({ where: { installId } })).toBe(0);
     expect(await ds().getRepository(InstallSiteIp).count({ where: { installSiteId: sites[0]!.id } })).toBe(0);
     expect((await ds().getRepository(SharedCodeGroup).findOneByOrFail({ id: ids['free-broken'] })).installCount).toBe(0);
     // The hostname is free again: a new order for it goes live.

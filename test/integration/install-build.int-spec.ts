@@ -20,6 +20,8 @@ import { checkoutGroup, testServer } from '../support/server-roots.js';
 import { startSshd, stopSshd } from '../support/sshd.js';
 import { writeDbOptionsFile } from '../support/tenant-db-server.js';
 import { readTestbed, type SshdServer } from '../support/testbed.js';
+import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../support/dispatcher-web.js';
+import { fetchSite } from '../support/web-installs.js';
 
 /**
  * The build steps of a paid install against real servers: two SSH test
@@ -35,6 +37,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
   let repo: SampleRepository;
   let second: SshdServer;
   const servers: Record<string, Server> = {};
+  const web: Record<string, DispatcherWeb> = {};
   const groups: Record<string, SharedCodeGroup> = {};
   const io: StepIO = { log: () => undefined, signal: new AbortController().signal };
 
@@ -47,9 +50,13 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
       InstallsModule.forRoot({ http: false }), HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), SagaModule,
     ] as unknown as Type[]);
     ds = app.get(DataSource);
-    servers.d1 = await ds.getRepository(Server).save(testServer(join(base, 'd1'), 'dispatch1.example.net', ['dispatcher', 'handler'], readTestbed().sshd));
-    servers.d2 = await ds.getRepository(Server).save(testServer(join(base, 'd2'), 'dispatch2.example.net', ['dispatcher', 'handler'], second));
-    servers.db = await ds.getRepository(Server).save(testServer(join(base, 'db'), 'db1.example.net', ['database'], null, { dbOptionsFile: writeDbOptionsFile(base) }));
+    // Each dispatcher runs nginx and php-fpm (on its private IP): the probe asks the shop through both.
+    for (const [name, sshd, ip] of [['d1', readTestbed().sshd, '127.0.81.200'], ['d2', second, '127.0.82.200']] as const) {
+      const row = testServer(join(base, name), `dispatch${name.slice(1)}.example.net`, ['dispatcher', 'handler'], sshd, { privateIp: ip });
+      web[name] = await startDispatcherWeb(join(base, `web-${name}`), row.nginxConfDir, ip);
+      servers[name] = await ds.getRepository(Server).save({ ...row, nginxPidFile: web[name]!.pidFile });
+    }
+    servers.db = await ds.getRepository(Server).save(testServer(join(base, 'db'), 'db1.example.net', ['database'], null, { dbOptionsFile: writeDbOptionsFile(base), privateIp: '127.0.0.1' }));
     // Loopback addresses: nginx -t binds every listen address, which must exist on the host.
     for (const [server, prefix] of [['d1', '127.0.81'], ['d2', '127.0.82']] as const) {
       for (let i = 1; i <= 4; i++) await ds.getRepository(ServerIp).save({ serverId: servers[server]!.id, ip: `${prefix}.${i}`, kind: 'dedicated', failoverGroup: null, activeServerId: null });
@@ -65,6 +72,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
   afterAll(async () => {
     await app?.close();
     await catalog?.drop();
+    await Promise.all([stopDispatcherWeb(web.d1), stopDispatcherWeb(web.d2)]);
     if (second) await stopSshd(second);
     rmSync(base, { recursive: true, force: true });
   });
@@ -152,13 +160,20 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
       expect(vhost).toContain(`root ${join(base, server, 'srv/home', install.fsName, 'html')};`);
       expect(readdirSync(join(base, server, 'srv/nginx/current/shops'))).toEqual([`${install.fsName}.conf`]);
     }
-    // FTP: the account (bcrypt), the mounts of the copied paths, the copies handed to the web user.
+    // The shop answers through both dispatchers' nginx and PHP, with a value from its own database.
+    for (const ip of context.siteIps.map((i) => i.ip)) {
+      expect(await fetchSite(ip, 'www.stepbuild.example.com', '/')).toMatchObject({ status: 200, body: 'shop www.stepbuild.example.com: Welcome; enjoy the shop\n' });
+    }
+    // FTP: the account (bcrypt), the mounts of the copied paths; copies keep their owner (root: read-only to PHP), writable paths are the web user's.
     const account = await ds.getRepository(FtpAccount).findOneByOrFail({ installId: install.id });
     expect(account).toMatchObject({ userid: install.fsName, homedir: join(base, 'd1/srv/home', install.fsName, 'ftp'), enabled: true });
     expect(account.passwd).toMatch(/^\$2[aby]\$10\$/);
     const mounts = await ds.getRepository(StartupMount).find({ where: { installId: install.id }, order: { id: 'ASC' } });
     expect(mounts.map((m) => m.target.split('/').pop())).toEqual(['heavymetal_theme', 'heavymetal_snippets', 'html_mas_assets_theme']);
-    expect(statSync(join(base, 'd1/srv/home', install.fsName, 'heavymetal/theme/default/layout.html')).uid).toBe(Number(execFileSync('id', ['-u', 'www-data']).toString()));
+    expect(statSync(join(base, 'd1/srv/home', install.fsName, 'heavymetal/theme/default/layout.html')).uid).toBe(0);
+    expect(statSync(join(base, 'd1/srv/home', install.fsName, 'html/mas_assets/uploads')).uid).toBe(Number(execFileSync('id', ['-u', 'www-data']).toString()));
+    // The home carries the marker of the install that made it.
+    expect(readFileSync(join(base, 'd1/srv/home', install.fsName, '.shop-install'), 'utf8')).toBe(`shop-engine install ${install.id} (${install.fsName}, order BUILD-1)\n`);
     // The welcome mail (file transport here), with the FTP password that the hash verifies.
     const config = app.get<EngineConfig>(ENGINE_CONFIG);
     const mail = readFileSync(join(config.mailDir, readdirSync(config.mailDir).find((f) => f.includes(`install-${install.id}-welcome`))!), 'utf8');

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import type { Server } from '@app/catalog';
 import type { EngineConfig } from '@app/config';
-import { quoteIdentifier, splitSql, SqlStatementError, TenantDatabases } from '@app/databases';
+import { existsSync } from 'node:fs';
+import { grantDatabase, NameConflictError, ownerComment, quoteIdentifier, splitSql, SqlStatementError, TenantDatabases } from '@app/databases';
 import { ServerAccess } from '@app/hosts';
 import { writeDbOptionsFile } from '../support/tenant-db-server.js';
 import { readTestbed } from '../support/testbed.js';
@@ -14,6 +15,7 @@ describe('TenantDatabases (real MariaDB through the mariadb client)', () => {
   const base = mkdtempSync(join(tmpdir(), 'tenant-db-'));
   const access = new ServerAccess({ sshKeyPath: null } as unknown as EngineConfig);
   const tenants = new TenantDatabases(access, { embedded: false } as EngineConfig);
+  const owner = { installId: 4242 };
   const server = {
     id: 1,
     hostname: 'db1.example.net',
@@ -31,24 +33,39 @@ describe('TenantDatabases (real MariaDB through the mariadb client)', () => {
   const user = `t${suffix}`;
   // Quotes, backslashes and SQL in the password: it must still be the password.
   const password = `p'w\\"; DROP DATABASE mysql; -- ${suffix}`;
+  const login = { user, password };
   const connect = (database?: string) => {
     const { mariadb } = readTestbed();
     return mysql.createConnection({ host: mariadb.host, port: mariadb.port, user, password, database });
   };
+  const admin = () => {
+    const { mariadb } = readTestbed();
+    return mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: mariadb.adminUser, password: mariadb.adminPassword, multipleStatements: true });
+  };
+  const asAdmin = async (sql: string) => {
+    const connection = await admin();
+    try {
+      const [rows] = await connection.query(sql);
+      return rows;
+    } finally {
+      await connection.end();
+    }
+  };
 
   afterAll(async () => {
-    await tenants.dropUser(server, user, ['127.0.0.1']).catch(() => undefined);
-    await tenants.dropDatabase(server, db).catch(() => undefined);
+    await tenants.dropUser(server, login, db, ['127.0.0.1']).catch(() => undefined);
+    await tenants.dropDatabase(server, db, owner).catch(() => undefined);
     access.onModuleDestroy();
     rmSync(base, { recursive: true, force: true });
   });
 
-  it('creates a database and a user who can use it and nothing else; both idempotent', async () => {
+  it('creates a database (its comment names the install) and a user who can use it and nothing else; a rerun finds them its own', async () => {
     expect(await tenants.databaseExists(server, db)).toBe(false);
-    await tenants.createDatabase(server, db);
-    await tenants.createDatabase(server, db);
-    await tenants.createUser(server, user, password, db, ['127.0.0.1']);
-    await tenants.createUser(server, user, password, db, ['127.0.0.1']);
+    expect(await tenants.createDatabase(server, db, 'utf8mb4', owner)).toBe('created');
+    expect(await tenants.createDatabase(server, db, 'utf8mb4', owner)).toBe('ours');
+    expect(await asAdmin(`SELECT SCHEMA_COMMENT AS c FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${db}'`)).toEqual([{ c: ownerComment(owner) }]);
+    await tenants.createUser(server, login, db, ['127.0.0.1']);
+    await tenants.createUser(server, login, db, ['127.0.0.1']);
     expect(await tenants.databaseExists(server, db)).toBe(true);
     expect(await tenants.userExists(server, user)).toBe(true);
     const connection = await connect(db);
@@ -70,7 +87,7 @@ describe('TenantDatabases (real MariaDB through the mariadb client)', () => {
       'DELIMITER ;',
       '',
     ].join('\n');
-    await tenants.runStatements(server, db, '0001_base.sql', splitSql(sql), { sqlMode: 'STRICT_TRANS_TABLES', charset: 'utf8mb4' });
+    await tenants.runStatements(server, db, login, '0001_base.sql', splitSql(sql), { sqlMode: 'STRICT_TRANS_TABLES', charset: 'utf8mb4' });
     const connection = await connect(db);
     try {
       const [rows] = await connection.query('SELECT name, value FROM settings ORDER BY name');
@@ -87,21 +104,79 @@ describe('TenantDatabases (real MariaDB through the mariadb client)', () => {
 
   it('names the file, the line, the statement and the server message of a failing statement', async () => {
     const sql = "INSERT INTO settings VALUES ('a', 'b');\n\n/* next */\nINSERT INTO no_such_table (id)\n  VALUES (1);\nINSERT INTO settings VALUES ('never', 'run');\n";
-    const error = await tenants.runStatements(server, db, '0003_broken.sql', splitSql(sql)).catch((e: unknown) => e);
+    const error = await tenants.runStatements(server, db, login, '0003_broken.sql', splitSql(sql)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SqlStatementError);
     expect(error).toMatchObject({ file: '0003_broken.sql', line: 4, statement: 'INSERT INTO no_such_table (id)\n  VALUES (1)', server: 'db1.example.net' });
     expect((error as Error).message).toMatch(/0003_broken\.sql line 4 on db1\.example\.net: Table '.*no_such_table' doesn't exist; statement: INSERT INTO no_such_table/);
   });
 
-  it('refuses hostile names before any SQL runs, and drops only what it is told', async () => {
+  it('runs tenant SQL as the install: a \\! line runs no shell, another shop\'s database cannot be dropped', async () => {
+    const victim = `shop_v${suffix}`;
+    const marker = join(base, 'pwned');
+    await asAdmin(`CREATE DATABASE ${victim}; CREATE TABLE ${victim}.t (id INT); INSERT INTO ${victim}.t VALUES (1)`);
+    try {
+      const shell = await tenants.runStatements(server, db, login, '0004_shell.sql', splitSql(`SELECT 1;\n\\! touch ${marker}\nSELECT 2;\n`)).catch((e: unknown) => e);
+      expect(shell).toBeInstanceOf(SqlStatementError);
+      expect(existsSync(marker)).toBe(false);
+      const drop = await tenants.runStatements(server, db, login, '0005_drop.sql', splitSql(`DROP DATABASE ${victim};\n`)).catch((e: unknown) => e);
+      expect(drop).toBeInstanceOf(SqlStatementError);
+      expect((drop as Error).message).toMatch(/denied/i);
+      expect(await asAdmin(`SELECT id FROM ${victim}.t`)).toEqual([{ id: 1 }]);
+      // Nor through the admin connection: the client refuses its commands there too.
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      await asAdmin(`DROP DATABASE IF EXISTS ${victim}`);
+    }
+  });
+
+  it('never takes over an account or a database it did not create, and never drops them', async () => {
+    const other = `o${suffix}`;
+    const otherDb = `shop_o${suffix}`;
+    await asAdmin(`CREATE USER '${other}'@'127.0.0.1' IDENTIFIED BY 'their-own'; CREATE DATABASE ${otherDb}; CREATE TABLE ${otherDb}.t (id INT)`);
+    try {
+      const stranger = { user: other, password: 'an install password' };
+      await expect(tenants.createUser(server, stranger, otherDb, ['127.0.0.1'])).rejects.toBeInstanceOf(NameConflictError);
+      await expect(tenants.createDatabase(server, otherDb, 'utf8mb4', owner)).rejects.toThrow(/already exists on db1\.example\.net and was not created by this install/);
+      // Its password is still its own, it got no grant, and compensation leaves both alone.
+      expect(await tenants.dropUser(server, stranger, otherDb, ['127.0.0.1'])).toEqual([`${other}@127.0.0.1`]);
+      expect(await tenants.dropDatabase(server, otherDb, owner)).toBe('not-ours');
+      const { mariadb } = readTestbed();
+      const theirs = await mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: other, password: 'their-own' });
+      await theirs.end();
+      expect(await asAdmin(`SHOW GRANTS FOR '${other}'@'127.0.0.1'`)).toHaveLength(1);
+      expect(await tenants.databaseExists(server, otherDb)).toBe(true);
+    } finally {
+      await asAdmin(`DROP USER IF EXISTS '${other}'@'127.0.0.1'; DROP DATABASE IF EXISTS ${otherDb}`);
+    }
+  });
+
+  it('escapes _ and % in a grant: a grant on shop_x is not one on shopAx', async () => {
+    expect(grantDatabase('shop_a')).toBe('`shop\\_a`');
+    const lookalike = `shopx${db.slice(5)}`;
+    await asAdmin(`CREATE DATABASE ${lookalike}`);
+    try {
+      const connection = await connect();
+      try {
+        await expect(connection.query(`CREATE TABLE ${lookalike}.t (id INT)`)).rejects.toThrow(/denied/);
+      } finally {
+        await connection.end();
+      }
+    } finally {
+      await asAdmin(`DROP DATABASE IF EXISTS ${lookalike}`);
+    }
+  });
+
+  it('refuses hostile names before any SQL runs, and drops only what it created', async () => {
     for (const name of ['x`; DROP DATABASE mysql; --', 'Shop', '1abc', 'a b', '']) {
       expect(() => quoteIdentifier(name)).toThrow(/refused SQL identifier/);
-      await expect(tenants.createDatabase(server, name)).rejects.toThrow(/refused SQL identifier/);
+      await expect(tenants.createDatabase(server, name, 'utf8mb4', owner)).rejects.toThrow(/refused SQL identifier/);
     }
-    await expect(tenants.createUser(server, user, password, db, ["'; DROP USER root; --"])).rejects.toThrow(/refused client host/);
-    await tenants.dropUser(server, user, ['127.0.0.1']);
-    await tenants.dropDatabase(server, db);
-    await tenants.dropDatabase(server, db);
+    await expect(tenants.createUser(server, login, db, ["'; DROP USER root; --"])).rejects.toThrow(/refused client host/);
+    // Another install's claim on the same database is refused; its own drop goes through.
+    expect(await tenants.dropDatabase(server, db, { installId: 1 })).toBe('not-ours');
+    expect(await tenants.dropUser(server, login, db, ['127.0.0.1'])).toEqual([]);
+    expect(await tenants.dropDatabase(server, db, owner)).toBe('dropped');
+    expect(await tenants.dropDatabase(server, db, owner)).toBe('absent');
     expect(await tenants.databaseExists(server, db)).toBe(false);
     expect(await tenants.userExists(server, user)).toBe(false);
     expect(await tenants.databaseExists(server, 'mysql')).toBe(true);

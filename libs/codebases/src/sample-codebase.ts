@@ -33,7 +33,7 @@ const REVISION_1: Record<string, string> = {
   'hosting.manifest.json': `${JSON.stringify(SAMPLE_MANIFEST, null, 2)}\n`,
   'README.md': '# Sample shop codebase\n\nA tiny shop with the layout the hosting engine expects.\n',
   'heavymetal/lib/shop.php': "<?php\nfunction shop_name(array $config): string { return $config['store_name']; }\n",
-  'heavymetal/lib/db.php': "<?php\nfunction shop_db(array $config): PDO {\n  return new PDO('mysql:host=' . $config['db_host'] . ';dbname=' . $config['db_name'], $config['db_user'], $config['db_password']);\n}\n",
+  'heavymetal/lib/db.php': "<?php\nfunction shop_db(array $config): PDO {\n  return new PDO($config['db_dsn'], $config['db_user'], $config['db_password'], [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);\n}\n",
   'heavymetal/theme/default/layout.html': '<!doctype html><title>{title}</title><body>{content}</body>\n',
   'heavymetal/snippets/hello.php': "<?php\necho 'hello from a snippet';\n",
   'heavymetal/config.php.tpl': [
@@ -41,6 +41,8 @@ const REVISION_1: Record<string, string> = {
     '// Rendered per install by the hosting engine; do not edit.',
     'return [',
     "  'db_host' => {{db_host}},",
+    "  'db_port' => {{db_port}},",
+    "  'db_dsn' => {{db_dsn}},",
     "  'db_name' => {{db_name}},",
     "  'db_user' => {{db_user}},",
     "  'db_password' => {{db_password}},",
@@ -65,7 +67,18 @@ const REVISION_1: Record<string, string> = {
   'heavymetal/sql/templates/install.sql': "INSERT INTO settings (name, value) VALUES ('hostname', {{hostname}});\n",
   'heavymetal/cron.php': "<?php\n// Runs every five minutes for each install.\n",
   'heavymetal/tmp/.keep': '',
-  'html/index.php': "<?php\n$config = require __DIR__ . '/../heavymetal/config.php';\necho 'shop ' . $config['hostname'];\n",
+  // The front page reads its greeting from the tenant database: answering proves the files, the config, the database user and its grants.
+  // The home's paths come from DOCUMENT_ROOT: this file is a link into the shared checkout, and __DIR__ would be the checkout's.
+  'html/index.php': [
+    '<?php',
+    "$home = dirname($_SERVER['DOCUMENT_ROOT']);",
+    "$config = require $home . '/heavymetal/config.php';",
+    "require $home . '/heavymetal/lib/db.php';",
+    "$greeting = shop_db($config)->query(\"SELECT value FROM settings WHERE name = 'greeting'\")->fetchColumn();",
+    "header('Content-Type: text/plain; charset=utf-8');",
+    "echo 'shop ', $config['hostname'], ': ', $greeting, \"\\n\";",
+    '',
+  ].join('\n'),
   'html/robots.txt': 'User-agent: *\nDisallow:\n',
   'html/mas_assets/theme/style.css': 'body { font-family: sans-serif; }\n',
   'html/mas_assets/js/app.js': 'console.log("shop");\n',

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Server } from '@app/catalog';
 import { sqlStringLiteral } from '@app/common';
@@ -11,10 +10,41 @@ import { SqliteTenantDatabases } from './sqlite-tenant-databases.js';
 /** Database and user names the engine creates: what MySQL accepts unquoted, quoted anyway. */
 const IDENTIFIER = /^[a-z][a-z0-9_]{0,63}$/;
 const USER = /^[a-z][a-z0-9_]{0,31}$/;
-/** Client hosts a tenant user may connect from: an IP, a hostname, `localhost` or `%`-patterns of them. */
-const USER_HOST = /^[A-Za-z0-9.:%_-]{1,255}$/;
+/** Client hosts a tenant user may connect from: an IP, a hostname or `localhost` (no `%` or `_` patterns: an account is for one host). */
+const USER_HOST = /^[A-Za-z0-9.:-]{1,255}$/;
+const CHARSET = /^[a-z0-9_]{1,32}$/;
 /** Ends each statement fed to the client; statements may contain `;` (routines). */
 const DELIMITER = '$$engine$$';
+/** The embedded default's own server keeps its tenant databases as SQLite files: `dbOptionsFile` is `sqlite:<dir>`. */
+export const SQLITE_TENANT_DATABASES = 'sqlite:';
+
+/**
+ * Finds the client (`mariadb`, else `mysql`) and, from the admin option
+ * file, only how to reach the server (host, port, socket): the password in
+ * that file never leaves the server.
+ */
+const CONNECTION_SCRIPT = String.raw`
+client=$(command -v mariadb || command -v mysql) || { echo 'no mariadb or mysql client on this server' >&2; exit 20; }
+echo "client $client"
+[ -n "$1" ] || exit 0
+[ -r "$1" ] || { echo "cannot read $1" >&2; exit 21; }
+awk '
+  /^[ \t]*\[/ { section = $0; gsub(/[ \t\[\]]/, "", section); next }
+  section != "client" && section != "mysql" && section != "mariadb" && section != "client-mariadb" { next }
+  /^[ \t]*(host|port|socket)[ \t]*=/ {
+    key = $0; sub(/[ \t]*=.*/, "", key); gsub(/[ \t]/, "", key)
+    value = $0; sub(/^[^=]*=[ \t]*/, "", value); sub(/[ \t]+$/, "", value); gsub(/^"|"$/, "", value)
+    print key " " value
+  }' "$1"
+`;
+
+/** A tenant database or user that exists and was not created by this install: never adopted, never dropped. */
+export class NameConflictError extends Error {
+  override name = 'NameConflictError';
+  /** Trying again cannot help: another name is needed. */
+  readonly permanent = true;
+  readonly code = 'NAME_CONFLICT';
+}
 
 export class SqlStatementError extends Error {
   override name = 'SqlStatementError';
@@ -36,9 +66,39 @@ export interface SessionSettings {
   charset?: string;
 }
 
+/** Who creates a tenant database or user: what it carries proves "created by this install". */
+export interface TenantOwner {
+  installId: number;
+}
+
+/** The install's own account: tenant SQL runs as it, never as the admin. */
+export interface TenantLogin {
+  user: string;
+  password: string;
+}
+
+/** How a database server is reached, as far as templates and the tenant's own connections need it. */
+export interface DatabaseConnection {
+  /** The client found on the server (`mariadb` or `mysql`), by path. */
+  client: string;
+  /** From the admin option file; null: the client's default (socket). */
+  host: string | null;
+  port: number | null;
+  socket: string | null;
+  /** The account host of a connection made on the server itself the same way (`localhost` for the socket). */
+  localHost: string;
+}
+
 export function quoteIdentifier(name: string, pattern = IDENTIFIER): string {
   if (!pattern.test(name)) throw new Error(`refused SQL identifier ${JSON.stringify(name)}`);
   return `\`${name}\``;
+}
+
+/**
+ * A database name in a GRANT's `db.*`, where `_` and `%` are wildcards: escaped, so a grant on `shop_a` is not one on `shopXa`.
+ */
+export function grantDatabase(name: string): string {
+  return quoteIdentifier(name).replace(/[_%]/g, (c) => `\\${c}`);
 }
 
 /** A MySQL string literal (the one escaping, shared with SQL templates). */
@@ -48,99 +108,214 @@ export function sqlChecksum(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
+/** The comment a database this engine creates carries: who created it. */
+export function ownerComment(owner: TenantOwner): string {
+  return `shop-engine install ${owner.installId}`;
+}
+
 /**
- * Tenant databases on a database server of the inventory, through the
- * `mariadb` client run on that server by the executor: the admin
- * connection comes from the server's own option file (`dbOptionsFile`) or
- * the client's defaults, so the engine holds no database admin password.
- * SQL goes on stdin, never in an argument; identifiers are checked and
- * quoted, strings escaped.
+ * Tenant databases on a database server of the inventory (MariaDB 10.5+),
+ * through the client run on that server by the executor. Creating, dropping
+ * and granting use the admin connection from the server's own option file
+ * (`dbOptionsFile`), so the engine holds no admin password; the shop's own
+ * SQL (updates, templates) runs as the install's user, with the client in
+ * `--sandbox --binary-mode` (no client commands such as `\!`). Names are
+ * checked and quoted, strings escaped, SQL on stdin. Nothing is adopted:
+ * a database carries its creator in its comment and a user is the install's
+ * only if it has the install's password; what is not the install's is a
+ * conflict, and never dropped.
  */
 @Injectable()
 export class TenantDatabases {
-  private readonly embedded: SqliteTenantDatabases | null;
+  private readonly connections = new Map<number, Promise<DatabaseConnection>>();
 
   constructor(
     private readonly access: ServerAccess,
-    @Inject(ENGINE_CONFIG) config: EngineConfig,
-  ) {
-    // The embedded default's one server is this machine, which has no MySQL: SQLite files stand in.
-    this.embedded = config.embedded ? new SqliteTenantDatabases(join(config.varDir, 'tenant-databases')) : null;
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+  ) {}
+
+  /**
+   * SQLite files stand in for MySQL only on the embedded default's own
+   * server (its `dbOptionsFile` says `sqlite:<dir>`); any other server is a
+   * real database server, whatever the catalog is.
+   */
+  sqlite(server: Server): SqliteTenantDatabases | null {
+    if (!server.dbOptionsFile?.startsWith(SQLITE_TENANT_DATABASES)) return null;
+    if (!this.config.embedded || server.transport !== 'local') {
+      throw new Error(`${server.hostname} says its tenant databases are SQLite files, which only the embedded default's own server may`);
+    }
+    return new SqliteTenantDatabases(server.dbOptionsFile.slice(SQLITE_TENANT_DATABASES.length));
   }
 
-  private sqlite(server: Server): SqliteTenantDatabases | null {
-    return this.embedded && server.transport === 'local' ? this.embedded : null;
+  /** The client and how the server is reached (cached per server; nothing secret). */
+  connection(server: Server): Promise<DatabaseConnection> {
+    if (this.sqlite(server)) return Promise.resolve({ client: 'sqlite', host: null, port: null, socket: null, localHost: 'localhost' });
+    let known = this.connections.get(server.id);
+    if (!known) {
+      known = this.readConnection(server);
+      this.connections.set(server.id, known);
+      known.catch(() => this.connections.delete(server.id));
+    }
+    return known;
+  }
+
+  private async readConnection(server: Server): Promise<DatabaseConnection> {
+    const out = await this.access.executorFor(server).mustRun(server, ['sh', '-c', CONNECTION_SCRIPT, 'db-connection', server.dbOptionsFile ?? '']);
+    const values = new Map(out.split('\n').filter(Boolean).map((line) => [line.slice(0, line.indexOf(' ')), line.slice(line.indexOf(' ') + 1)] as const));
+    const client = values.get('client');
+    if (!client || !/^\/[A-Za-z0-9._\/-]+$/.test(client)) throw new Error(`no usable mariadb or mysql client on ${server.hostname}`);
+    const host = values.get('host') ?? null;
+    const port = values.has('port') ? Number(values.get('port')) : null;
+    const socket = values.get('socket') ?? null;
+    if (host !== null && !USER_HOST.test(host)) throw new Error(`refused database host ${JSON.stringify(host)} in the option file of ${server.hostname}`);
+    if (port !== null && !(Number.isInteger(port) && port > 0 && port < 65536)) throw new Error(`refused database port in the option file of ${server.hostname}`);
+    if (socket !== null && !/^\/[A-Za-z0-9._\/-]+$/.test(socket)) throw new Error(`refused database socket in the option file of ${server.hostname}`);
+    // A socket (or no host) arrives as `localhost`; TCP to an address arrives from that address.
+    const tcp = host !== null && host !== 'localhost' && socket === null;
+    return { client, host, port, socket, localHost: tcp ? host : 'localhost' };
+  }
+
+  /** The hosts a tenant account is made for: the install's servers, and the database server itself (tenant SQL runs there). */
+  async accountHosts(server: Server, installHosts: readonly string[]): Promise<string[]> {
+    const { localHost } = await this.connection(server);
+    return [...new Set([...installHosts, localHost])];
   }
 
   async databaseExists(server: Server, name: string): Promise<boolean> {
     quoteIdentifier(name);
     const sqlite = this.sqlite(server);
     if (sqlite) return sqlite.databaseExists(name);
-    const out = await this.sql(server, `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${quoteString(name)};`);
+    const out = await this.admin(server, `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${quoteString(name)};`);
     return out.trim() === name;
   }
 
   async userExists(server: Server, user: string): Promise<boolean> {
+    quoteIdentifier(user, USER);
     const sqlite = this.sqlite(server);
-    if (sqlite) return sqlite.userExists(quoteIdentifier(user, USER).slice(1, -1));
-    const out = await this.sql(server, `SELECT COUNT(*) FROM mysql.user WHERE User = ${quoteString(user)};`);
+    if (sqlite) return sqlite.userExists(user);
+    const out = await this.admin(server, `SELECT COUNT(*) FROM mysql.user WHERE User = ${quoteString(user)};`);
     return Number(out.trim()) > 0;
   }
 
-  async createDatabase(server: Server, name: string, charset = 'utf8mb4'): Promise<void> {
+  /**
+   * Creates the database, its comment naming the install. One that exists
+   * already is the install's (a run that crashed after creating it) only if
+   * its comment says so: otherwise NameConflictError, and it is left alone.
+   */
+  async createDatabase(server: Server, name: string, charset: string, owner: TenantOwner): Promise<'created' | 'ours'> {
+    quoteIdentifier(name);
+    quoteIdentifier(charset, CHARSET);
     const sqlite = this.sqlite(server);
-    if (sqlite) return sqlite.createDatabase(quoteIdentifier(name).slice(1, -1));
-    await this.sql(server, `CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(name)} CHARACTER SET ${quoteIdentifier(charset, /^[a-z0-9_]{1,32}$/)};`);
+    if (sqlite) {
+      const outcome = sqlite.createDatabase(name, owner.installId);
+      if (outcome === 'not-ours') throw this.conflict(server, `database ${name}`);
+      return outcome;
+    }
+    if (!(await this.databaseExists(server, name))) {
+      try {
+        await this.admin(server, `CREATE DATABASE ${quoteIdentifier(name)} CHARACTER SET ${quoteIdentifier(charset, CHARSET)} COMMENT ${quoteString(ownerComment(owner))};`);
+        return 'created';
+      } catch (error) {
+        // Created by someone else meanwhile: judged below like any database that exists.
+        if (!(error instanceof CommandFailedError && /ERROR 1007/.test(error.stderr))) throw error;
+      }
+    }
+    if (await this.databaseIsOurs(server, name, owner)) return 'ours';
+    throw this.conflict(server, `database ${name}`);
   }
 
-  async dropDatabase(server: Server, name: string): Promise<void> {
+  /** Drops the database if it is the install's; one that is not is left alone (and said so). */
+  async dropDatabase(server: Server, name: string, owner: TenantOwner): Promise<'dropped' | 'absent' | 'not-ours'> {
+    quoteIdentifier(name);
     const sqlite = this.sqlite(server);
-    if (sqlite) return sqlite.dropDatabase(quoteIdentifier(name).slice(1, -1));
-    await this.sql(server, `DROP DATABASE IF EXISTS ${quoteIdentifier(name)};`);
+    if (sqlite) return sqlite.dropDatabase(name, owner.installId);
+    if (!(await this.databaseExists(server, name))) return 'absent';
+    if (!(await this.databaseIsOurs(server, name, owner))) return 'not-ours';
+    await this.admin(server, `DROP DATABASE IF EXISTS ${quoteIdentifier(name)};`);
+    return 'dropped';
   }
 
-  /** Creates (or resets to this password) the user for each client host, with every privilege on its database only. */
-  async createUser(server: Server, user: string, password: string, database: string, hosts: readonly string[]): Promise<void> {
-    const statements = hosts.flatMap((host) => {
-      if (!USER_HOST.test(host)) throw new Error(`refused client host ${JSON.stringify(host)}`);
-      const account = `${quoteString(user)}@${quoteString(host)}`;
-      return [
-        `CREATE USER IF NOT EXISTS ${account} IDENTIFIED BY ${quoteString(password)};`,
-        `ALTER USER ${account} IDENTIFIED BY ${quoteString(password)};`,
-        `GRANT ALL PRIVILEGES ON ${quoteIdentifier(database)}.* TO ${account};`,
-      ];
-    });
-    quoteIdentifier(user, USER);
-    const sqlite = this.sqlite(server);
-    if (sqlite) return sqlite.createUser(user, quoteIdentifier(database).slice(1, -1));
-    // Passwords go on stdin only: never in ps, never in an error message.
-    await this.sql(server, statements.join('\n'), { redact: true });
-  }
-
-  async dropUser(server: Server, user: string, hosts: readonly string[]): Promise<void> {
-    quoteIdentifier(user, USER);
-    const sqlite = this.sqlite(server);
-    if (sqlite) return sqlite.dropUser(user);
-    if (hosts.length === 0) return;
-    for (const host of hosts) if (!USER_HOST.test(host)) throw new Error(`refused client host ${JSON.stringify(host)}`);
-    await this.sql(server, `DROP USER IF EXISTS ${hosts.map((h) => `${quoteString(user)}@${quoteString(h)}`).join(', ')};`);
+  private async databaseIsOurs(server: Server, name: string, owner: TenantOwner): Promise<boolean> {
+    const out = await this.admin(server, `SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${quoteString(name)};`);
+    return out.replace(/\n$/, '') === ownerComment(owner);
   }
 
   /**
-   * Runs a file's statements in the tenant database in one client call,
-   * stopping at the first error, which names the file, the statement's line
-   * in it, the statement and the server's message.
+   * The user for each client host, with every privilege on its database
+   * only. An account that exists already is the install's only if it has
+   * the install's password (a run that crashed after creating it): any
+   * other is a conflict, never taken over (no `IF NOT EXISTS`, no `ALTER USER`).
    */
-  async runStatements(server: Server, database: string, file: string, statements: readonly SqlStatement[], session: SessionSettings = {}): Promise<void> {
+  async createUser(server: Server, { user, password }: TenantLogin, database: string, hosts: readonly string[]): Promise<void> {
+    quoteIdentifier(user, USER);
+    quoteIdentifier(database);
+    for (const host of hosts) if (!USER_HOST.test(host)) throw new Error(`refused client host ${JSON.stringify(host)}`);
     const sqlite = this.sqlite(server);
     if (sqlite) {
-      const failure = sqlite.runStatements(quoteIdentifier(database).slice(1, -1), file, statements);
+      if (sqlite.createUser(user, database) === 'not-ours') throw this.conflict(server, `database user ${user}`);
+      return;
+    }
+    for (const host of hosts) {
+      const account = `${quoteString(user)}@${quoteString(host)}`;
+      if (await this.accountExists(server, user, host)) {
+        if (!(await this.accountIsOurs(server, user, host, password))) throw this.conflict(server, `database user ${user}@${host}`);
+      } else {
+        // Passwords go on stdin only: never in ps, never in an error message.
+        await this.admin(server, `CREATE USER ${account} IDENTIFIED BY ${quoteString(password)};`, { secrets: [password] });
+      }
+      await this.admin(server, `GRANT ALL PRIVILEGES ON ${grantDatabase(database)}.* TO ${account};`);
+    }
+  }
+
+  /** Drops the accounts of the install (those with its password); others of that name are left alone. Returns those left. */
+  async dropUser(server: Server, { user, password }: TenantLogin, database: string, hosts: readonly string[]): Promise<string[]> {
+    quoteIdentifier(user, USER);
+    const sqlite = this.sqlite(server);
+    if (sqlite) return sqlite.dropUser(user, database) === 'not-ours' ? [user] : [];
+    const left: string[] = [];
+    for (const host of hosts) {
+      if (!USER_HOST.test(host)) throw new Error(`refused client host ${JSON.stringify(host)}`);
+      if (!(await this.accountExists(server, user, host))) continue;
+      if (!(await this.accountIsOurs(server, user, host, password))) {
+        left.push(`${user}@${host}`);
+        continue;
+      }
+      await this.admin(server, `DROP USER ${quoteString(user)}@${quoteString(host)};`);
+    }
+    return left;
+  }
+
+  private async accountExists(server: Server, user: string, host: string): Promise<boolean> {
+    const out = await this.admin(server, `SELECT COUNT(*) FROM mysql.user WHERE User = ${quoteString(user)} AND Host = ${quoteString(host)};`);
+    return Number(out.trim()) > 0;
+  }
+
+  private async accountIsOurs(server: Server, user: string, host: string, password: string): Promise<boolean> {
+    const out = await this.admin(
+      server,
+      `SELECT COUNT(*) FROM mysql.user WHERE User = ${quoteString(user)} AND Host = ${quoteString(host)} AND plugin IN ('mysql_native_password', '') AND authentication_string = PASSWORD(${quoteString(password)});`,
+      { secrets: [password] },
+    );
+    return Number(out.trim()) > 0;
+  }
+
+  /**
+   * Runs a file's statements in the tenant database as the install's own
+   * user, in one client call stopping at the first error, which names the
+   * file, the statement's line in it, the statement and the server's message.
+   */
+  async runStatements(server: Server, database: string, login: TenantLogin, file: string, statements: readonly SqlStatement[], session: SessionSettings = {}): Promise<void> {
+    quoteIdentifier(database);
+    quoteIdentifier(login.user, USER);
+    const sqlite = this.sqlite(server);
+    if (sqlite) {
+      const failure = sqlite.runStatements(database, file, statements);
       if (failure) throw new SqlStatementError(server.hostname, failure.file, failure.line, failure.statement, failure.message);
       return;
     }
     const lines: string[] = [];
     const setup: string[] = [];
-    if (session.charset) setup.push(`SET NAMES ${quoteIdentifier(session.charset, /^[a-z0-9_]{1,32}$/)}`);
+    if (session.charset) setup.push(`SET NAMES ${quoteIdentifier(session.charset, CHARSET)}`);
     if (session.sqlMode !== undefined) {
       if (!/^[A-Z_]*(,[A-Z_]+)*$/.test(session.sqlMode)) throw new Error(`refused sql_mode ${JSON.stringify(session.sqlMode)}`);
       setup.push(`SET SESSION sql_mode = ${quoteString(session.sqlMode)}`);
@@ -151,40 +326,62 @@ export class TenantDatabases {
       startLine.push(lines.length + 1);
       lines.push(...statement.text.split('\n'), DELIMITER);
     }
-    try {
-      await this.sql(server, `${lines.join('\n')}\n`, { database, delimiter: DELIMITER });
-    } catch (error) {
-      if (!(error instanceof CommandFailedError)) throw error;
-      const match = /ERROR \d+ \([0-9A-Z]+\) at line (\d+)[^:]*: (.*)/s.exec(error.stderr);
-      if (!match) throw error;
-      const failedLine = Number(match[1]);
-      let index = -1;
-      for (let i = 0; i < startLine.length; i++) if (startLine[i]! <= failedLine) index = i;
-      if (index === -1) throw new SqlStatementError(server.hostname, file, 0, setup.join('; '), match[2]!.trim());
-      const statement = statements[index]!;
-      throw new SqlStatementError(server.hostname, file, statement.line, statement.text, match[2]!.trim());
-    }
+    const connection = await this.connection(server);
+    const argv = [
+      connection.client,
+      // No option file at all (not the admin's): the install's account, the server's address, nothing else.
+      '--no-defaults',
+      // No client commands (`\!` would run a shell on the database server, `\.` read its files): SQL goes to the server as written.
+      '--sandbox',
+      '--binary-mode',
+      '--batch',
+      '--skip-column-names',
+      `--user=${login.user}`,
+      ...connectArgs(connection),
+      `--delimiter=${DELIMITER}`,
+      `--database=${database}`,
+    ];
+    // The password in the environment of the client only (readable by root and that process), never in argv.
+    const result = await this.access.executorFor(server).run(server, argv, { input: `${lines.join('\n')}\n`, env: { MYSQL_PWD: login.password }, timeoutMs: 10 * 60_000 });
+    if (result.exitCode === 0) return;
+    const stderr = redact(result.stderr, [login.password]);
+    const match = /ERROR(?: \d+ \([0-9A-Z]+\))? at line (\d+)[^:]*: (.*)/s.exec(stderr);
+    if (!match) throw new CommandFailedError(server.hostname, [connection.client, `--user=${login.user}`, database], result.exitCode, stderr);
+    const failedLine = Number(match[1]);
+    let index = -1;
+    for (let i = 0; i < startLine.length; i++) if (startLine[i]! <= failedLine) index = i;
+    if (index === -1) throw new SqlStatementError(server.hostname, file, 0, setup.join('; '), match[2]!.trim());
+    const statement = statements[index]!;
+    throw new SqlStatementError(server.hostname, file, statement.line, statement.text, match[2]!.trim());
+  }
+
+  private conflict(server: Server, what: string): NameConflictError {
+    return new NameConflictError(`${what} already exists on ${server.hostname} and was not created by this install: it is left as it is (choose another name, or remove it by hand if it is junk)`);
   }
 
   /** SQL on the admin connection; returns what the client printed (batch mode, no column names). */
-  private async sql(server: Server, sql: string, options: { database?: string; delimiter?: string; redact?: boolean } = {}): Promise<string> {
-    const argv = [
-      'mariadb',
-      ...(server.dbOptionsFile ? [`--defaults-extra-file=${server.dbOptionsFile}`] : []),
-      '--batch',
-      '--skip-column-names',
-      ...(options.delimiter ? [`--delimiter=${options.delimiter}`] : []),
-      ...(options.database ? [`--database=${quoteIdentifier(options.database).slice(1, -1)}`] : []),
-    ];
-    const executor = this.access.executorFor(server);
-    const result = await executor.run(server, argv, { input: sql, timeoutMs: 10 * 60_000 });
+  private async admin(server: Server, sql: string, options: { secrets?: readonly string[] } = {}): Promise<string> {
+    const { client } = await this.connection(server);
+    const argv = [client, ...(server.dbOptionsFile ? [`--defaults-extra-file=${server.dbOptionsFile}`] : []), '--batch', '--skip-column-names', '--sandbox', '--binary-mode'];
+    const result = await this.access.executorFor(server).run(server, argv, { input: sql, timeoutMs: 10 * 60_000 });
     if (result.exitCode !== 0) {
-      throw new CommandFailedError(server.hostname, ['mariadb', ...(options.database ? [options.database] : [])], result.exitCode, options.redact ? redact(result.stderr) : result.stderr);
+      throw new CommandFailedError(server.hostname, [client, 'admin'], result.exitCode, redact(result.stderr, options.secrets ?? []));
     }
     return result.stdout;
   }
 }
 
-function redact(stderr: string): string {
-  return stderr.replace(/IDENTIFIED BY '(?:[^'\\]|\\.)*'/g, "IDENTIFIED BY '***'");
+function connectArgs(connection: DatabaseConnection): string[] {
+  if (connection.socket) return [`--socket=${connection.socket}`];
+  return [...(connection.host ? [`--host=${connection.host}`] : []), ...(connection.port ? [`--port=${connection.port}`] : [])];
+}
+
+/** A client's message may quote the statement: passwords (and their quoted forms) never leave in an error. */
+function redact(text: string, secrets: readonly string[]): string {
+  let out = text.replace(/IDENTIFIED BY '(?:[^'\\]|\\.)*'/g, "IDENTIFIED BY '***'").replace(/PASSWORD\('(?:[^'\\]|\\.)*'\)/g, "PASSWORD('***')");
+  for (const secret of secrets) {
+    if (secret === '') continue;
+    for (const form of new Set([secret, quoteString(secret).slice(1, -1)])) out = out.split(form).join('***');
+  }
+  return out;
 }

@@ -12,6 +12,8 @@ import { encryptSecret, randomSecret } from './secrets-cipher.js';
 
 /** Conflicts with a concurrent order (same fs name, same IP, deadlock): the whole prepare runs again. */
 const MAX_TRIES = 40;
+/** Code groups in these states take new installs (a group still cloning takes them: the build waits for it). */
+const GROUP_STATES_TAKING_INSTALLS = ['pending', 'cloning', 'ready', 'updating'];
 /** Free IPs an order picks from at random, so concurrent orders seldom want the same one. */
 const IP_CHOICES = 32;
 
@@ -193,7 +195,7 @@ export class PrepareService {
     const candidates = await m
       .createQueryBuilder(SharedCodeGroup, 'g')
       .where('g.tier = :tier AND g.pinned = :pinned AND g.installCount < g.installLimit', { tier, pinned: false })
-      .andWhere('g.state IN (:...states)', { states: ['pending', 'cloning', 'ready', 'updating'] })
+      .andWhere('g.state IN (:...states)', { states: GROUP_STATES_TAKING_INSTALLS })
       .orderBy('g.installCount', 'ASC')
       .addOrderBy('g.id', 'ASC')
       .getMany();
@@ -258,7 +260,8 @@ async function takeSlot(m: EntityManager, groupId: number): Promise<boolean> {
     .createQueryBuilder()
     .update(SharedCodeGroup)
     .set({ installCount: () => 'install_count + 1' })
-    .where('id = :id AND install_count < install_limit', { id: groupId })
+    // A retired, failed or removed group takes nobody, pinned customers included.
+    .where('id = :id AND install_count < install_limit AND state IN (:...states)', { id: groupId, states: GROUP_STATES_TAKING_INSTALLS })
     .execute();
   return (result.affected ?? 0) === 1;
 }

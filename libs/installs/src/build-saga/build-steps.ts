@@ -4,11 +4,12 @@ import { DataSource, In, IsNull } from 'typeorm';
 import bcrypt from 'bcryptjs';
 import { DatabaseUpdate, FtpAccount, Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, StartupMount } from '@app/catalog';
 import { parseManifest, planTree, renderTemplate, type CheckoutEntry } from '@app/codebases';
+import { registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
-import { splitSql, sqlChecksum, TenantDatabases } from '@app/databases';
-import { checkServerPath, commandLine, ServerAccess } from '@app/hosts';
+import { splitSql, sqlChecksum, TenantDatabases, type TenantLogin, type TenantOwner } from '@app/databases';
+import { checkServerPath, commandLine, PathExistsError, ServerAccess } from '@app/hosts';
 import { MailService } from '@app/mail';
-import { NginxRebuilds } from '@app/webserver';
+import { describe as describeAnswer, NginxPipeline, NginxRebuilds, SiteProbe } from '@app/webserver';
 import { JobDeferredError } from '@app/queue';
 import type { SagaStep, StepIO } from '@app/saga';
 import { decryptSecret, encryptSecret, randomSecret } from '../secrets-cipher.js';
@@ -21,6 +22,11 @@ const FTP_PASSWORD = '@ftp';
 const WEBSERVER_WAIT_IN_RUN_MS = 5_000;
 /** When a deferred webserver step looks again. */
 const WEBSERVER_RECHECK_MS = 1_000;
+
+/** In a home the engine made: who made it (the home of another install, or a directory nobody's install made, has none or another). */
+export const HOME_MARKER = '.shop-install';
+/** How long the probe asks the sites (with backoff) before the build gives up on them. */
+const PROBE_BOUND_MS = 30_000;
 
 /** Build steps whose effects all live under the home are undone by removing the home (step `home`). */
 const NOTHING_OF_ITS_OWN = async () => undefined;
@@ -37,6 +43,8 @@ export class InstallBuildSteps {
     private readonly tenants: TenantDatabases,
     private readonly mail: MailService,
     private readonly rebuilds: NginxRebuilds,
+    private readonly probe: SiteProbe,
+    private readonly pipeline: NginxPipeline,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -59,6 +67,9 @@ export class InstallBuildSteps {
           .orderBy('h.id', 'ASC')
           .getRawMany<{ siteId: number; serverId: number; ip: string }>()
       : [];
+    // Whatever this job prints, journals or fails with never shows them (a failing statement quoting a password).
+    registerSecrets(decryptSecret(this.config.secretsKey, install.dbPasswordEnc));
+    if (install.secretsEnc) registerSecrets(...Object.values(JSON.parse(decryptSecret(this.config.secretsKey, install.secretsEnc)) as Record<string, string>));
     return {
       install,
       sites,
@@ -73,21 +84,23 @@ export class InstallBuildSteps {
   }
 
   steps(): SagaStep<BuildContext>[] {
-    return [this.home(), this.tree(), this.configFiles(), this.database(), this.sqlUpdates(), this.sync(), this.crons(), this.ftp(), this.webServer(), this.welcomeMail()];
+    return [this.home(), this.tree(), this.configFiles(), this.database(), this.sqlUpdates(), this.sync(), this.crons(), this.ftp(), this.webServer(), this.probeSites(), this.welcomeMail()];
   }
 
-  /** 1. The home directory on the master. */
+  /**
+   * 1. The home directory on the master: a new directory, never one that
+   * exists (a name derived from an order must not adopt anything), with a
+   * marker naming this install written in the same operation. A run that
+   * finds the home with this install's marker made it before (and crashed).
+   */
   home(): SagaStep<BuildContext> {
     return {
       name: 'home',
       execute: async ({ install, master }, io) => {
-        const home = homeOn(master, install);
-        await this.access.executorFor(master).mkdir(master, home, { mode: 0o755 });
-        io.log(`home ${home} on ${master.hostname}`);
+        await this.newHome(master, install, io);
       },
       compensate: async ({ install, master }, io) => {
-        await this.access.executorFor(master).remove(master, homeOn(master, install));
-        io.log(`removed the home on ${master.hostname}`);
+        await this.removeHome(master, install, io);
       },
     };
   }
@@ -112,7 +125,7 @@ export class InstallBuildSteps {
           .map((e) => ({ type: e[0] as CheckoutEntry['type'], path: e.slice(2) }));
         const plan = planTree(manifest, entries);
         const inHome = (p: string) => checkServerPath(master, posix.join(home, p), { allowRoot: false });
-        if (plan.dirs.length > 0) await executor.mustRun(master, ['mkdir', '-p', '--', ...plan.dirs.map(inHome)]);
+        if (plan.dirs.length > 0) await executor.mkdirs(master, plan.dirs.map(inHome));
         await executor.symlinkMany(
           master,
           plan.links.map((l) => {
@@ -121,14 +134,16 @@ export class InstallBuildSteps {
           }),
         );
         if (plan.copies.length > 0) {
-          const pairs = plan.copies.flatMap((c) => [checkServerPath(master, posix.join(checkout, c)), inHome(c)]);
-          await executor.mustRun(master, ['sh', '-c', 'while [ $# -gt 1 ]; do rm -rf -- "$2" && cp -a -T -- "$1" "$2" || exit 1; shift 2; done', 'copy', ...pairs], { timeoutMs: 600_000 });
+          await executor.copyTree(master, plan.copies.map((c) => ({ from: checkServerPath(master, posix.join(checkout, c)), to: inHome(c) })));
         }
         if (plan.writable.length > 0) {
           const dirs = plan.writable.map(inHome);
-          await executor.mustRun(master, ['mkdir', '-p', '--', ...dirs]);
-          await executor.mustRun(master, ['chown', '--', this.config.webUser, ...dirs]);
-          await executor.mustRun(master, ['chmod', '0770', '--', ...dirs]);
+          await executor.mkdirs(master, dirs);
+          // What the manifest says is writable, and only that, becomes the web user's: a writable copy with what is in it.
+          const copied = plan.writable.filter((w) => plan.copies.some((c) => w === c || w.startsWith(`${c}/`) || c.startsWith(`${w}/`)));
+          await executor.chown(master, dirs.filter((_, i) => !copied.includes(plan.writable[i]!)), this.config.webUser);
+          if (copied.length > 0) await executor.chown(master, copied.map(inHome), this.config.webUser, { recursive: true });
+          await executor.chmod(master, dirs, 0o770);
         }
         io.log(`tree: ${plan.dirs.length} directories, ${plan.links.length} links, ${plan.copies.length} copies, ${plan.writable.length} writable`);
       },
@@ -147,22 +162,30 @@ export class InstallBuildSteps {
     };
   }
 
-  /** 4. The tenant database and its user, allowed from the install's servers. */
+  /**
+   * 4. The tenant database (its comment names this install) and its user
+   * (with this install's password), allowed from the install's servers and
+   * the database server itself. A database or account of that name that
+   * this install did not create is a conflict: the build fails, and it is
+   * left as it is.
+   */
   database(): SagaStep<BuildContext> {
     return {
       name: 'database',
       execute: async ({ install, manifest, dbServer, master, replicas }, io) => {
-        await this.tenants.createDatabase(dbServer, install.dbName, manifest.sql?.session?.charset ?? 'utf8mb4');
-        const password = decryptSecret(this.config.secretsKey, install.dbPasswordEnc);
-        await this.tenants.createUser(dbServer, install.dbUser, password, install.dbName, clientHosts([master, ...replicas]));
-        io.log(`database ${install.dbName} and user ${install.dbUser} on ${dbServer.hostname}`);
+        const created = await this.tenants.createDatabase(dbServer, install.dbName, manifest.sql?.session?.charset ?? 'utf8mb4', owner(install));
+        const hosts = await this.tenants.accountHosts(dbServer, clientHosts([master, ...replicas]));
+        await this.tenants.createUser(dbServer, this.login(install), install.dbName, hosts);
+        io.log(`database ${install.dbName} (${created === 'ours' ? 'made by an earlier run' : 'created'}) and user ${install.dbUser} on ${dbServer.hostname}`);
       },
       compensate: async ({ install, dbServer, master, replicas }, io) => {
-        // Names are unique to this install in the catalog: nothing else owns them.
-        await this.tenants.dropUser(dbServer, install.dbUser, clientHosts([master, ...replicas]));
-        await this.tenants.dropDatabase(dbServer, install.dbName);
+        const hosts = await this.tenants.accountHosts(dbServer, clientHosts([master, ...replicas]));
+        const left = await this.tenants.dropUser(dbServer, this.login(install), install.dbName, hosts);
+        for (const account of left) io.log(`left ${account} on ${dbServer.hostname}: not created by this install`);
+        const dropped = await this.tenants.dropDatabase(dbServer, install.dbName, owner(install));
+        if (dropped === 'not-ours') io.log(`left database ${install.dbName} on ${dbServer.hostname}: not created by this install`);
         await this.dataSource.getRepository(DatabaseUpdate).delete({ installId: install.id });
-        io.log(`dropped database ${install.dbName} and user ${install.dbUser} on ${dbServer.hostname}`);
+        io.log(`dropped what this install created on ${dbServer.hostname}`);
       },
     };
   }
@@ -189,14 +212,18 @@ export class InstallBuildSteps {
         // A new install's database holds nothing but what this step puts in. MySQL commits DDL
         // statement by statement, so a worker killed mid-file leaves a half-applied update that
         // cannot be run again: each run of this step starts from an empty database instead.
-        await this.tenants.dropDatabase(dbServer, install.dbName);
-        await this.tenants.createDatabase(dbServer, install.dbName, manifest.sql.session?.charset ?? 'utf8mb4');
+        if ((await this.tenants.dropDatabase(dbServer, install.dbName, owner(install))) === 'not-ours') {
+          throw Object.assign(new Error(`database ${install.dbName} on ${dbServer.hostname} is not the one this install created`), { permanent: true });
+        }
+        await this.tenants.createDatabase(dbServer, install.dbName, manifest.sql.session?.charset ?? 'utf8mb4', owner(install));
         await updates.delete({ installId: install.id });
+        // The shop's own SQL runs as its own user, never as the admin: it can reach its database and nothing else.
+        const login = this.login(install);
         const applied = new Set<string>();
         const session = manifest.sql.session ?? {};
         for (const name of names.filter((n) => !applied.has(n))) {
           const text = (await executor.readFile(master, posix.join(dir, name))).toString('utf8');
-          await this.tenants.runStatements(dbServer, install.dbName, name, splitSql(text), session);
+          await this.tenants.runStatements(dbServer, install.dbName, login, name, splitSql(text), session);
           await updates.save(updates.create({ installId: install.id, file: name, pluginId: null, checksum: sqlChecksum(text), appliedAt: new Date(), jobId: context.jobId }));
           io.log(`applied ${name}`);
         }
@@ -205,7 +232,7 @@ export class InstallBuildSteps {
           if (applied.has(file)) continue;
           const source = (await executor.readFile(master, posix.join(checkout, template.file))).toString('utf8');
           const text = renderTemplate(source, 'sql', await this.values(context, master), template.file);
-          await this.tenants.runStatements(dbServer, install.dbName, template.file, splitSql(text), session);
+          await this.tenants.runStatements(dbServer, install.dbName, login, template.file, splitSql(text), session);
           await updates.save(updates.create({ installId: install.id, file, pluginId: null, checksum: sqlChecksum(text), appliedAt: new Date(), jobId: context.jobId }));
           io.log(`ran ${template.file}`);
         }
@@ -227,16 +254,15 @@ export class InstallBuildSteps {
           if (layout(replica) !== layout(master)) {
             throw new Error(`${replica.hostname} places its home and shared code roots differently from ${master.hostname}: the install's links would not resolve there`);
           }
+          // The replica's home is made like the master's (new, marked) before rsync fills it: never one this install did not make.
+          await this.newHome(replica, install, io);
           await this.access.sync(master, replica, homeOn(master, install));
           await this.renderConfig(context, replica, io);
           io.log(`synced the home to ${replica.hostname}`);
         }
       },
       compensate: async ({ install, replicas }, io) => {
-        for (const replica of replicas) {
-          await this.access.executorFor(replica).remove(replica, homeOn(replica, install));
-          io.log(`removed the home on ${replica.hostname}`);
-        }
+        for (const replica of replicas) await this.removeHome(replica, install, io);
       },
     };
   }
@@ -269,7 +295,7 @@ export class InstallBuildSteps {
   /**
    * 8. FTP: the directory the account lands in, the bind mounts of the
    * copied paths into it (startup_mounts rows, applied by the mounts task),
-   * the copies handed to the web user, and the account (bcrypt password).
+   * and the account (bcrypt password). Copies keep their owners.
    */
   ftp(): SagaStep<BuildContext> {
     return {
@@ -280,9 +306,9 @@ export class InstallBuildSteps {
         const home = homeOn(master, install);
         const ftpRoot = ftpRootOn(master, install);
         const mounts = manifest.copy.map((c) => ({ source: posix.join(home, c), target: posix.join(ftpRoot, c.replace(/\//g, '_')) }));
-        await executor.mustRun(master, ['mkdir', '-p', '--', ftpRoot, ...mounts.map((m) => checkServerPath(master, m.target))]);
+        await executor.mkdirs(master, [ftpRoot, ...mounts.map((m) => checkServerPath(master, m.target))]);
+        // The copies keep the owners the tree step gave them: only what the manifest says is writable is the web user's.
         const [user, group] = this.webOwner();
-        if (mounts.length > 0) await executor.mustRun(master, ['chown', '-R', '-P', `${user}:${group}`, '--', ...mounts.map((m) => checkServerPath(master, m.source))]);
         const uid = Number((await executor.mustRun(master, ['id', '-u', user])).trim());
         const gid = Number((await executor.mustRun(master, ['getent', 'group', group])).split(':')[2]);
         if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error(`no uid/gid for ${user}:${group} on ${master.hostname}`);
@@ -326,6 +352,7 @@ export class InstallBuildSteps {
           for (const [i, vhost] of states.entries()) {
             const server = up[i]!;
             if (vhost.state === 'quarantined') throw Object.assign(new Error(vhost.reason), { permanent: true });
+            if (vhost.state === 'failed') throw new Error(vhost.reason);
             if (vhost.state === 'not-served') throw new Error(`${server.hostname} does not serve install ${install.id} (${install.status})`);
             if (vhost.state === 'pending') waiting.push(server);
           }
@@ -344,7 +371,47 @@ export class InstallBuildSteps {
     };
   }
 
-  /** 10. The welcome mail: the pivot. From here on nothing is compensated; a failure is retried forward. */
+  /**
+   * 10. The probe: every site answers through every dispatcher that serves
+   * it (a request to the dispatcher's IP for the site with the site's Host),
+   * and PHP answers it with 2xx or 3xx: files, config, database user and
+   * grants proven together. Asked again with backoff within a bound; then
+   * the build fails and is undone. Only the embedded default's own machine
+   * may run without nginx, and is then not probed (said so).
+   */
+  probeSites(): SagaStep<BuildContext> {
+    return {
+      name: 'probe',
+      execute: async ({ install }, io) => {
+        const targets = await this.probe.targets(install.id);
+        const dispatchers = await this.rebuilds.dispatchersOf(install.id);
+        const unserved = new Set<string>();
+        for (const server of dispatchers) {
+          if (!(await this.pipeline.servesWithoutNginx(server))) continue;
+          io.log(`no nginx runs for ${server.hostname} (the embedded default without nginx): not probed there`);
+          unserved.add(server.hostname);
+        }
+        const asked = targets.filter((t) => !unserved.has(t.dispatcher));
+        if (asked.length === 0 && unserved.size === 0) throw new Error(`no dispatcher that is up serves install ${install.id}: nothing to prove it answers`);
+        const report = await this.probe.probe(asked, { boundMs: PROBE_BOUND_MS, signal: io.signal, log: io.log });
+        for (const answer of report.answers) io.log(describeAnswer(answer));
+        if (!report.ok) {
+          const failing = report.answers.filter((a) => !a.ok);
+          throw Object.assign(new Error(`the shop does not answer (${failing.length} of ${report.answers.length}, after ${report.rounds} rounds within ${PROBE_BOUND_MS / 1000} s): ${failing.map(describeAnswer).join('; ')}`), { permanent: true });
+        }
+      },
+      // Nothing of its own: it only asks.
+      compensate: NOTHING_OF_ITS_OWN,
+    };
+  }
+
+  /**
+   * 11. The welcome mail: the pivot. From here on nothing is compensated; a
+   * failure is retried forward. At least once: a worker killed after the
+   * SMTP server accepted the mail and before the journal recorded it sends
+   * it again on resume (same Message-ID); that window is the few
+   * milliseconds between the server's answer and the journal's commit.
+   */
   welcomeMail(): SagaStep<BuildContext> {
     return {
       name: 'mail',
@@ -375,6 +442,45 @@ export class InstallBuildSteps {
     };
   }
 
+  /** A new home for the install on a server (with its marker), or the one an earlier run of this install made; anything else is a conflict. */
+  private async newHome(server: Server, install: Install, io: StepIO): Promise<void> {
+    const home = homeOn(server, install);
+    const executor = this.access.executorFor(server);
+    try {
+      await executor.mkdirNew(server, home, { mode: 0o755, marker: { name: HOME_MARKER, content: homeMarker(install) } });
+      io.log(`home ${home} on ${server.hostname}`);
+    } catch (error) {
+      if (!(error instanceof PathExistsError)) throw error;
+      if (!(await this.homeIsOurs(server, install))) {
+        throw Object.assign(new Error(`${home} already exists on ${server.hostname} and was not created by this install: it is left as it is`), { permanent: true });
+      }
+      io.log(`home ${home} on ${server.hostname} (made by an earlier run)`);
+    }
+  }
+
+  /** Removes the install's home on a server only if this install made it (its marker); anything else there is left alone. */
+  private async removeHome(server: Server, install: Install, io: StepIO): Promise<void> {
+    const home = homeOn(server, install);
+    if (!(await this.homeIsOurs(server, install))) {
+      io.log(`${home} on ${server.hostname} was not made by this install (or is gone): left as it is`);
+      return;
+    }
+    await this.access.executorFor(server).remove(server, home);
+    io.log(`removed the home on ${server.hostname}`);
+  }
+
+  private async homeIsOurs(server: Server, install: Install): Promise<boolean> {
+    const executor = this.access.executorFor(server);
+    const marker = posix.join(homeOn(server, install), HOME_MARKER);
+    if (!(await executor.exists(server, marker))) return false;
+    return (await executor.readFile(server, marker)).toString('utf8') === homeMarker(install);
+  }
+
+  /** The install's own database account. */
+  private login(install: Install): TenantLogin {
+    return { user: install.dbUser, password: decryptSecret(this.config.secretsKey, install.dbPasswordEnc) };
+  }
+
   /** The install's config files on one server, with that server's paths. */
   private async renderConfig(context: BuildContext, server: Server, io: StepIO): Promise<void> {
     const { install, group, manifest, master } = context;
@@ -390,15 +496,6 @@ export class InstallBuildSteps {
     }
   }
 
-  /**
-   * Only on the embedded default's own machine: nginx may be missing there,
-   * or unable to bind port 80 without root. Anywhere else a failed test fails.
-   */
-  private untestable(server: Server, exitCode: number): boolean {
-    if (!this.config.embedded || server.transport !== 'local') return false;
-    return exitCode === 127 || process.getuid?.() !== 0;
-  }
-
   /** WEB_USER as user and group (the group defaults to the user's name, as on Debian). */
   private webOwner(): [string, string] {
     const [user, group] = this.config.webUser.split(':');
@@ -410,6 +507,7 @@ export class InstallBuildSteps {
     const secrets = await this.secrets(context);
     if (secrets[FTP_PASSWORD]) return secrets[FTP_PASSWORD];
     secrets[FTP_PASSWORD] = randomSecret(16);
+    registerSecrets(secrets[FTP_PASSWORD]);
     context.install.secretsEnc = encryptSecret(this.config.secretsKey, JSON.stringify(secrets));
     await this.dataSource.getRepository(Install).update({ id: context.install.id }, { secretsEnc: context.install.secretsEnc });
     return secrets[FTP_PASSWORD];
@@ -420,8 +518,15 @@ export class InstallBuildSteps {
     const { install, sites, group, dbServer } = context;
     const secrets = await this.secrets(context);
     const site = sites[0]!;
+    const connection = await this.tenants.connection(dbServer);
+    const sqlite = this.tenants.sqlite(dbServer);
+    const dbHost = dbServer.privateIp ?? dbServer.hostname;
+    const dbPort = connection.port ?? 3306;
     return {
-      db_host: dbServer.privateIp ?? dbServer.hostname,
+      db_host: dbHost,
+      db_port: String(dbPort),
+      // For PDO: the driver and where the database is (the embedded default's are SQLite files).
+      db_dsn: sqlite ? `sqlite:${sqlite.file(install.dbName)}` : `mysql:host=${dbHost};port=${dbPort};dbname=${install.dbName};charset=utf8mb4`,
       db_name: install.dbName,
       db_user: install.dbUser,
       db_password: decryptSecret(this.config.secretsKey, install.dbPasswordEnc),
@@ -447,10 +552,12 @@ export class InstallBuildSteps {
       install.secretsEnc = (await installs.findOneByOrFail({ id: install.id })).secretsEnc;
     }
     const stored = install.secretsEnc ? (JSON.parse(decryptSecret(this.config.secretsKey, install.secretsEnc)) as Record<string, string>) : {};
+    registerSecrets(...Object.values(stored));
     // A secret the manifest gained since: generated now, kept from then on.
     const missing = wanted.filter((s) => stored[s.name] === undefined);
     if (missing.length > 0) {
       for (const s of missing) stored[s.name] = randomSecret(s.length, s.alphabet);
+      registerSecrets(...Object.values(stored));
       install.secretsEnc = encryptSecret(this.config.secretsKey, JSON.stringify(stored));
       await installs.update({ id: install.id }, { secretsEnc: install.secretsEnc });
     }
@@ -461,4 +568,14 @@ export class InstallBuildSteps {
 /** Where the install's PHP connects from: its servers' private IPs (loopback for a server without one). */
 function clientHosts(servers: Server[]): string[] {
   return [...new Set(servers.map((s) => s.privateIp ?? '127.0.0.1'))];
+}
+
+/** What a home's marker says: the install that made it. */
+export function homeMarker(install: Install): string {
+  return `shop-engine install ${install.id} (${install.fsName}, order ${install.orderRef})\n`;
+}
+
+/** The install as the creator of its tenant database. */
+function owner(install: Install): TenantOwner {
+  return { installId: install.id };
 }

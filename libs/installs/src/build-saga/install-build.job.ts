@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, In, Not } from 'typeorm';
 import { Install, InstallSite, InstallSiteIp, SharedCodeGroup, SiteName } from '@app/catalog';
+import { redactSecrets } from '@app/common';
 import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
 import { SagaRunner, type SagaDefinition } from '@app/saga';
 import { NginxRebuilds } from '@app/webserver';
@@ -55,7 +56,7 @@ export class InstallBuildJob {
    */
   async release(installId: number, failure: string): Promise<void> {
     await this.dataSource.transaction(async (m) => {
-      const marked = await m.update(Install, { id: installId, status: Not(In(['failed', 'removed'])) }, { status: 'failed', statusReason: failure.slice(0, 1024) });
+      const marked = await m.update(Install, { id: installId, status: Not(In(['failed', 'removed'])) }, { status: 'failed', statusReason: redactSecrets(failure).slice(0, 1024) });
       if ((marked.affected ?? 0) === 0) return;
       await this.rebuilds.requestForInstall(installId, m);
       const install = await m.findOneByOrFail(Install, { id: installId });
