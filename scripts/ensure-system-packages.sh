@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Makes sure the system packages the integration tests start as real servers
-# (MariaDB, sshd, nginx, php-fpm) and the clients they use (mariadb, ssh,
-# rsync) are installed. CI starts from a fresh Debian 12 machine; developer
+# (MariaDB, sshd, nginx, php-fpm with its MySQL and SQLite drivers) and the
+# clients they use (mariadb, ssh, rsync) are installed. CI starts from a fresh Debian 12 machine; developer
 # machines usually have them already, so this is a no-op there.
 set -euo pipefail
 
-readonly PACKAGES=(mariadb-server nginx openssh-server openssh-client rsync git php-fpm php-cli php-mysql)
+readonly PACKAGES=(mariadb-server nginx openssh-server openssh-client rsync git php-fpm php-cli php-mysql php-sqlite3)
 
 # Prints the binary's path. Daemons live in /usr/sbin, which is not on every
 # non-root PATH.
@@ -41,8 +41,10 @@ missing_packages() {
   # sshd must be started by its absolute path (it refuses to re-exec otherwise).
   [[ -x /usr/sbin/sshd ]] || echo openssh-server
   if php_fpm=$(find_php_fpm); then
-    # php-fpm without the MySQL extensions cannot reach MariaDB.
+    # php-fpm without the MySQL extensions cannot reach MariaDB; without SQLite's,
+    # the embedded default's shops cannot read their (SQLite) databases.
     "$php_fpm" -m 2>/dev/null | grep -qx pdo_mysql || echo php-mysql
+    "$php_fpm" -m 2>/dev/null | grep -qx pdo_sqlite || echo php-sqlite3
   else
     echo php-fpm
   fi

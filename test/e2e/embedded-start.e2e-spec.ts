@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanEnv, runCli, spawnEngine, type EngineProcess } from '../support/processes-engine.js';
+import { fetchSite } from '../support/web-installs.js';
 
 /**
  * `npm start` on a fresh machine: the built engine, started in an empty
@@ -33,8 +34,10 @@ describe('the embedded default (npm start)', () => {
     expect(existsSync(join(cwd, 'var/engine.sqlite'))).toBe(true);
     expect(statSync(join(cwd, 'var/secrets.key')).mode & 0o777).toBe(0o600);
     expect(readdirSync(join(cwd, 'var/hosts/local')).sort()).toEqual(
-      ['certs', 'cron.d', 'home', 'nginx', 'php-fpm', 'shared_codes'].sort(),
+      ['certs', 'cron.d', 'home', 'nginx', 'php-fpm', 'shared_codes', 'web'].sort(),
     );
+    // nginx and php-fpm are installed here (npm test installs them): the engine serves the local shops itself.
+    expect(engine.output()).toMatch(/Shops {8}served by a private nginx and php-fpm on port \d+/);
     expect([0, 'SIGTERM']).toContain(await engine.stop());
     engine = undefined;
   });
@@ -59,6 +62,11 @@ describe('the embedded default (npm start)', () => {
     expect(existsSync(join(cwd, 'var/hosts/local/nginx/current/shops', `${view!.fsName}.conf`))).toBe(true);
     expect(existsSync(join(cwd, 'var/tenant-databases', `shop_${view!.fsName}.sqlite`))).toBe(true);
     expect(readdirSync(join(cwd, 'var/mail')).some((f) => f.includes(`install-${installId}-welcome`))).toBe(true);
+    // The banner's last line fetches the shop through the private nginx: its front page reads its own (SQLite) database.
+    const shop = /curl -s -H 'Host: ([^']+)' http:\/\/127\.0\.0\.1:(\d+)\//.exec(engine.output());
+    expect(shop).not.toBeNull();
+    const page = await fetchSite('127.0.0.1', shop![1]!, '/', { port: Number(shop![2]) });
+    expect({ status: page.status, body: page.body }).toEqual({ status: 200, body: 'shop demo-shop.example.com: Welcome; enjoy the shop\n' });
   });
 
   it('prints a new admin token at the next start and revokes the old one', async () => {

@@ -2,12 +2,15 @@ import { relative } from 'node:path';
 import type { EngineConfig } from '@app/config';
 import type { RunningEngine } from './start-engine.js';
 
+/** The example order's shop: a free install, served on the local server's shared IP. */
+export const EXAMPLE_HOSTNAME = 'demo-shop.example.com';
+
 /** A free order for the sample codebase, as the storefront sends it. */
 export const EXAMPLE_ORDER = JSON.stringify({
   orderRef: 'demo-order-1',
   customerEmail: 'owner@example.com',
   license: 'free',
-  sites: [{ hostname: 'demo-shop.example.com' }],
+  sites: [{ hostname: EXAMPLE_HOSTNAME }],
 });
 
 /** What `npm start` prints once the engine is up: where to go and what to send. */
@@ -31,6 +34,9 @@ export function startupBanner(config: EngineConfig, engine: RunningEngine, cwd =
     lines.push(
       `  Local server this machine, roots under ${rel(config.varDir)}/hosts/local`,
       `  Mail         ${config.smtpUrl ? 'sent through SMTP_URL' : `written as .eml files to ${rel(config.mailDir)}`}`,
+      engine.shops?.serving
+        ? `  Shops        served by a private nginx and php-fpm on port ${engine.shops.port} (logs in ${rel(config.varDir)}/hosts/local/web/logs)`
+        : `  Shops        not served here: ${engine.shops?.reason ?? 'this instance has no worker role'}`,
     );
   }
   if (engine.adminToken && engine.url) {
@@ -48,6 +54,9 @@ export function startupBanner(config: EngineConfig, engine: RunningEngine, cwd =
       `  curl -s -X POST -H 'Authorization: Bearer ${engine.adminToken}' -H 'Content-Type: application/json' \\`,
       `       -d '${EXAMPLE_ORDER}' ${engine.url}/v1/installs`,
       `  curl -s -H 'Authorization: Bearer ${engine.adminToken}' ${engine.url}/v1/installs/1`,
+      ...(engine.shops?.serving
+        ? ['Once it is live, the shop itself (its front page reads its own database):', `  curl -s -H 'Host: ${EXAMPLE_HOSTNAME}' http://127.0.0.1:${engine.shops.port}/`]
+        : []),
     );
   }
   return lines.join('\n') + '\n';

@@ -8,6 +8,7 @@ import { HostsModule } from '@app/hosts';
 import { InstallsModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
 import { SagaModule } from '@app/saga';
+import { WebserverModule } from '@app/webserver';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
 import { HealthModule } from './health/health.module.js';
 import { loggerOptions } from './logging.js';
@@ -39,6 +40,7 @@ export class EngineModule {
         HostsModule.forRoot({ http: api }),
         CodebasesModule.forRoot({ http: api }),
         InstallsModule.forRoot({ http: api }),
+        WebserverModule,
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

@@ -6,6 +6,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger } from 'nestjs-pino';
 import { hasRole, type EngineConfig } from '@app/config';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
+import type { EmbeddedWebState } from './embedded/embedded-web.js';
 import { EngineModule } from './engine.module.js';
 import { configureHttpApp } from './http-app.js';
 
@@ -15,6 +16,8 @@ export interface RunningEngine {
   url: string | null;
   /** The embedded default's admin token for this run. */
   adminToken: string | null;
+  /** The embedded default: whether its private nginx serves the local server's shops (on which port), or why not. */
+  shops: EmbeddedWebState | null;
   close(): Promise<void>;
 }
 
@@ -32,11 +35,13 @@ export async function startEngine(config: EngineConfig): Promise<RunningEngine> 
   await app.init();
 
   let adminToken: string | null = null;
+  let shops: EmbeddedWebState | null = null;
   if (config.embedded) {
     const setup = app.get(EmbeddedSetupService);
     await setup.ensureLocalServer();
     await setup.ensureSampleCodeGroups();
     adminToken = await setup.freshAdminToken();
+    if (hasRole(config, 'worker')) shops = await setup.serveShops();
   }
 
   let url: string | null = null;
@@ -47,5 +52,5 @@ export async function startEngine(config: EngineConfig): Promise<RunningEngine> 
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   }
-  return { app, url, adminToken, close: () => app.close() };
+  return { app, url, adminToken, shops, close: () => app.close() };
 }

@@ -10,6 +10,13 @@ const KEY = 'a'.repeat(64);
 const tmp = () => mkdtempSync(join(tmpdir(), 'config-spec-'));
 
 describe('loadConfig', () => {
+  it('keeps the default catalog in VAR_DIR, with the key and the roots', () => {
+    const cwd = tmp();
+    const config = loadConfig({ VAR_DIR: 'state' }, { cwd });
+    expect(config.catalog).toEqual({ kind: 'sqlite', path: join(cwd, 'state/engine.sqlite') });
+    expect(config.varDir).toBe(join(cwd, 'state'));
+  });
+
   it('gives the embedded default with nothing set, generating the secrets key once', () => {
     const cwd = tmp();
     const config = loadConfig({}, { cwd });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from './config.errors.js';
 import {
   ENGINE_ROLES,
@@ -61,7 +61,8 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
 
   const varDir = resolve(cwd, value('VAR_DIR') ?? 'var');
 
-  const catalog = parseCatalogUrl(value('CATALOG_URL') ?? 'sqlite:./var/engine.sqlite', cwd, (p) =>
+  // The default catalog lives with the rest of the local state: VAR_DIR moves it too.
+  const catalog = parseCatalogUrl(value('CATALOG_URL') ?? `sqlite:${join(varDir, 'engine.sqlite')}`, cwd, (p) =>
     fail('CATALOG_URL', p),
   );
 
