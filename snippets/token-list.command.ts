@@ -12,7 +12,7 @@ export class TokenListCommand extends CommandRunner {
     const tokens = await this.tokens.list();
     out(
       table(
-        ['id', 'name', 'prefix', 'scopes', 'created', 'last used', 'revoked'],
+        ['id', 'name', 'prefix', 'scopes', 'created', 'last used', 'expires', 'revoked'],
         tokens.map((t) => [
           t.id,
           t.name,
@@ -20,6 +20,7 @@ export class TokenListCommand extends CommandRunner {
           t.scopes.join(','),
           t.createdAt.toISOString(),
           t.lastUsedAt?.toISOString() ?? null,
+          t.expiresAt?.toISOString() ?? null,
           t.revokedAt?.toISOString() ?? null,
         ]),
       ),

@@ -76,14 +76,14 @@ describe('queue operations (API and snippets) on MariaDB', () => {
   });
 
   it('reports jobs that need an operator on /health (degraded, still 200)', async () => {
-    const before = await json(await fetch(`${engine.url}/health`));
+    const before = await json(await api('GET', '/health'));
     expect(before.info.queue).toMatchObject({ status: 'up', needsAttention: 0 });
     const { job } = await jobs.enqueue({ kind: 'legacy.saga', payload: {}, maxAttempts: 1 });
     // As the worker leaves a saga whose compensation failed.
     await engine.app
       .get(DataSource)
       .query(`UPDATE jobs SET state = 'dead', last_error = ? WHERE id = ?`, ['needs attention: SagaNeedsAttention: x: compensating step y failed', job.id]);
-    const res = await fetch(`${engine.url}/health`);
+    const res = await api('GET', '/health');
     expect(res.status).toBe(200);
     const body = await json(res);
     expect(body.info.queue ?? body.details.queue).toMatchObject({ status: 'degraded', needsAttention: 1, jobs: `${job.id} (legacy.saga)` });

@@ -22,7 +22,7 @@ describe('200 concurrent orders through POST /v1/installs (MariaDB)', () => {
 
   beforeAll(async () => {
     catalog = await createTestCatalog('mariadb', 'orders_burst');
-    engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'api' }));
+    engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'api', ORDERS_PER_MINUTE: '0' }));
     token = (await engine.app.get(ApiTokensService).issue('storefront', ['orders'], { actor: 'test', via: 'cli' })).token;
     const ds = engine.app.get(DataSource);
     const server = (hostname: string, roles: Server['roles']) => ds.getRepository(Server).save(testServer(join(scratch, hostname), hostname, roles, null));

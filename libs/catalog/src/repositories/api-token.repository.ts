@@ -8,6 +8,10 @@ export interface NewApiToken {
   tokenHash: string;
   prefix: string;
   scopes: TokenScope[];
+  /** When it stops working; null or absent: never. */
+  expiresAt?: Date | null;
+  /** Made by the engine itself (the embedded default's admin token), not through the API or a snippet. */
+  engineIssued?: boolean;
 }
 
 @Injectable()
