@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { arch } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { withAbortSignal } from '@app/common';
@@ -271,7 +271,7 @@ export function executorContract(name: string, fixture: () => Promise<ExecutorFi
       await f.executor.writeFile(f.server, join(a, 'w', 'sub', 'f'), 'x');
       symlinkSync(f.outside, join(a, 'w', 'out'));
       symlinkSync(f.outside, join(a, 'link'));
-      const outside = snapshotTree(f.outside);
+      const outside = [...snapshotTree(f.outside), `linked f 0:0 600 canary`].sort();
       await f.executor.chown(f.server, [join(a, 'w'), join(a, 'w', 'sub', 'f')], 'nobody');
       expect(statSync(join(a, 'w')).uid).toBe(65534);
       expect(statSync(join(a, 'w', 'sub')).uid).toBe(0);
@@ -288,7 +288,13 @@ export function executorContract(name: string, fixture: () => Promise<ExecutorFi
       await expect(f.executor.chmod(f.server, join(a, 'w', 'out'), 0o777)).rejects.toBeInstanceOf(UnsafePathError);
       await expect(f.executor.chown(f.server, join(a, 'missing'), 'nobody')).rejects.toBeInstanceOf(CommandFailedError);
       await expect(f.executor.chown(f.server, join(a, 'w'), 'no-such-user-here')).rejects.toThrow(/no user no-such-user-here/);
-      expect(snapshotTree(f.outside)).toEqual(outside);
+      // A file hard-linked from elsewhere: its owner and mode are the other path's too.
+      writeFileSync(join(f.outside, 'linked'), 'canary', { mode: 0o600 });
+      linkSync(join(f.outside, 'linked'), join(a, 'w', 'hard'));
+      await expect(f.executor.chown(f.server, join(a, 'w', 'hard'), 'nobody')).rejects.toThrow(/other hard links/);
+      await expect(f.executor.chmod(f.server, join(a, 'w', 'hard'), 0o666)).rejects.toThrow(/other hard links/);
+      rmSync(join(a, 'w', 'hard'));
+      expect(snapshotTree(f.outside).sort()).toEqual(outside);
     });
 
     it('copies trees and files in place of what was there, links kept as links, owners and modes kept', async () => {

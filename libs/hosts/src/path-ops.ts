@@ -94,12 +94,16 @@ sub walk {
 }
 
 # An entry of the current directory, opened itself (never a link's target, no
-# side effect on a FIFO): a file or a directory, the same one lstat saw.
+# side effect on a FIFO): a file or a directory, the same one lstat saw. With
+# $sole, a file with other hard links is refused: changing its owner or mode
+# would change another path's (one a tenant linked to /etc/shadow, where the
+# kernel's protected_hardlinks does not stop it).
 sub open_entry {
-  my ($name, $shown) = @_;
+  my ($name, $shown, $sole) = @_;
   my @l = lstat($name) or return undef;
   fail('unsafe', 'is a symlink', $shown) if -l _;
   fail('error', 'is not a file or a directory', $shown) unless -f _ || -d _;
+  fail('unsafe', 'is a file with other hard links', $shown) if $sole && -f _ && $l[3] > 1;
   sysopen(my $fh, $name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) or fail('error', "cannot open: $!", $shown);
   my @s = stat($fh);
   fail('unsafe', 'changed while being opened', $shown) unless @s && $s[0] == $l[0] && $s[1] == $l[1];
@@ -264,7 +268,7 @@ elsif ($OP eq 'chown' || $OP eq 'chmod') {
   while (@paths) {
     my ($base, $rel) = splice(@paths, 0, 2);
     my ($fh, $name, $shown) = walk($base, $rel, 0, !length $rel);
-    $fh = open_entry($name, $shown) if $fh && defined $name;
+    $fh = open_entry($name, $shown, 1) if $fh && defined $name;
     fail('error', 'does not exist', $shown) unless $fh;
     if ($OP eq 'chmod') { chmod(oct $what, $fh) or fail('error', "cannot change its mode: $!", $shown); }
     elsif ($recursive && -d $fh) { my $e = run_tool('chown', '-R', '-P', '--', $what, $name // '.'); fail('error', "cannot change owners: $e", $shown) if $e; }
