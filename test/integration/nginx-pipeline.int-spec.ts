@@ -298,6 +298,21 @@ describe('nginx pipeline on a running nginx', () => {
     expect(readdirSync(join(d1.nginxConfDir, 'tests'))).toEqual([]);
   });
 
+  it('loads and records a generation that a run killed after its swap left in place unrecorded', async () => {
+    const rebuilds = app.get(NginxRebuilds);
+    const row = await rebuilds.configRow(d1.id);
+    expect(current()).toBe(`generations/${row.liveGeneration}`);
+    // As if the worker died between the swap (and maybe the signal) and the record: the catalog still names the one before.
+    await rebuilds.configRow(d1.id, { liveGeneration: row.lastGoodGeneration });
+    const workers = descendantsOf(nginx.pid);
+    const report = await pipeline.apply(d1);
+    expect(report).toMatchObject({ nginx: 'reloaded', generation: row.liveGeneration, filesWritten: 0 });
+    expect((await rebuilds.configRow(d1.id)).liveGeneration).toBe(row.liveGeneration);
+    expect(descendantsOf(nginx.pid).some((p) => !workers.includes(p))).toBe(true);
+    // Recorded: the next run finds nothing to do.
+    expect((await pipeline.apply(d1)).nginx).toBe('unchanged');
+  });
+
   it('prints the diff of a dry run and changes nothing', async () => {
     await ds.getRepository(Install).update({ fsName: 'alpha' }, { customRewrites: [{ match: 'prefix', from: '/old/', to: 'https://alpha.example.org/', code: 301 }] });
     const live = current();

@@ -199,6 +199,19 @@ export class NginxPipeline {
       // Each round after the first leaves out what the previous one found refused.
       if (round > 1) planned = plan();
       if (live !== null && planned.written.length === 0 && planned.removed.length === 0 && !planned.mainChanged) {
+        if (!options.dryRun && (await this.rebuilds.configRow(server.id)).liveGeneration !== live) {
+          // A run killed between its swap and its record: `current` is a tested config nginx may not have loaded yet. Load it, then record it.
+          if (round === 1 && state.cloned) await files.remove(state.cloned);
+          const reload = await files.reload(60 + Math.ceil(rendered.files.size / 100));
+          if (reload === 'no-new-workers') throw new Error(`nginx on ${server.hostname} did not start workers on ${live} (see its error log)`);
+          await this.record(server, held, quarantinedBefore, fsNameOf, { generation: live, previous: state.lastGood }, options);
+          // What the stopped run would have pruned: every generation but the live one and last-good.
+          await files.prune(live, [state.lastGood]);
+          timings.totalMs = performance.now() - started;
+          if (reload !== 'reloaded' && !this.mayRunWithoutNginx(server)) throw new NginxNotRunningError(`${notRunning(server, reload)}; ${live} is in place and loads when it starts`);
+          log(`nginx on ${server.hostname}: ${live} was in place but not recorded live (a run stopped after its swap): reloaded and recorded`);
+          return this.report(server, live, planned, held, quarantinedBefore, state.hashes, reload === 'reloaded' ? 'reloaded' : 'not-running', timings);
+        }
         await this.record(server, held, quarantinedBefore, fsNameOf, null, options);
         if (round === 1 && state.cloned) await files.remove(state.cloned);
         timings.totalMs = performance.now() - started;
