@@ -211,17 +211,41 @@ export class TenantDatabases {
       if (outcome === 'not-ours') throw this.conflict(server, `database ${name}`);
       return outcome;
     }
-    if (!(await this.databaseExists(server, name))) {
+    const comment = await this.schemaComment(server, name);
+    if (comment === null) {
       try {
         await this.admin(server, `CREATE DATABASE ${quoteIdentifier(name)} CHARACTER SET ${quoteIdentifier(charset, CHARSET)} COMMENT ${quoteString(ownerComment(owner))};`);
         return 'created';
       } catch (error) {
         // Created by someone else meanwhile: judged below like any database that exists.
         if (!(error instanceof CommandFailedError && /ERROR 1007/.test(error.stderr))) throw error;
+        if ((await this.schemaComment(server, name)) === ownerComment(owner)) return 'ours';
+        throw this.conflict(server, `database ${name}`);
       }
     }
-    if (await this.databaseIsOurs(server, name, owner)) return 'ours';
+    if (comment === ownerComment(owner)) return 'ours';
     throw this.conflict(server, `database ${name}`);
+  }
+
+  /**
+   * Empties the install's database for a fresh start (drop and create in one
+   * client call, its owner's comment kept); one that is not the install's is
+   * a conflict, left alone.
+   */
+  async resetDatabase(server: Server, name: string, charset: string, owner: TenantOwner): Promise<void> {
+    quoteIdentifier(name);
+    quoteIdentifier(charset, CHARSET);
+    const sqlite = this.sqlite(server);
+    if (sqlite) {
+      if (sqlite.dropDatabase(name, owner.installId) === 'not-ours' || sqlite.createDatabase(name, owner.installId) === 'not-ours') throw this.conflict(server, `database ${name}`);
+      return;
+    }
+    const comment = await this.schemaComment(server, name);
+    if (comment !== null && comment !== ownerComment(owner)) throw this.conflict(server, `database ${name}`);
+    await this.admin(
+      server,
+      `DROP DATABASE IF EXISTS ${quoteIdentifier(name)};\nCREATE DATABASE ${quoteIdentifier(name)} CHARACTER SET ${quoteIdentifier(charset, CHARSET)} COMMENT ${quoteString(ownerComment(owner))};`,
+    );
   }
 
   /** Drops the database if it is the install's; one that is not is left alone (and said so). */
@@ -229,15 +253,17 @@ export class TenantDatabases {
     quoteIdentifier(name);
     const sqlite = this.sqlite(server);
     if (sqlite) return sqlite.dropDatabase(name, owner.installId);
-    if (!(await this.databaseExists(server, name))) return 'absent';
-    if (!(await this.databaseIsOurs(server, name, owner))) return 'not-ours';
+    const comment = await this.schemaComment(server, name);
+    if (comment === null) return 'absent';
+    if (comment !== ownerComment(owner)) return 'not-ours';
     await this.admin(server, `DROP DATABASE IF EXISTS ${quoteIdentifier(name)};`);
     return 'dropped';
   }
 
-  private async databaseIsOurs(server: Server, name: string, owner: TenantOwner): Promise<boolean> {
-    const out = await this.admin(server, `SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${quoteString(name)};`);
-    return out.replace(/\n$/, '') === ownerComment(owner);
+  /** The database's comment ('' when it has none), or null when there is no such database: one query says both. */
+  private async schemaComment(server: Server, name: string): Promise<string | null> {
+    const out = await this.admin(server, `SELECT CONCAT('=', SCHEMA_COMMENT) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${quoteString(name)};`);
+    return out === '' ? null : out.replace(/\n$/, '').slice(1);
   }
 
   /**
@@ -255,16 +281,16 @@ export class TenantDatabases {
       if (sqlite.createUser(user, database) === 'not-ours') throw this.conflict(server, `database user ${user}`);
       return;
     }
-    for (const host of hosts) {
+    // One query says which accounts exist and which of them have the install's password; one call makes the rest and grants.
+    const existing = await this.accounts(server, user, password, hosts);
+    const foreign = hosts.filter((h) => existing.get(h) === false);
+    if (foreign.length > 0) throw this.conflict(server, `database user ${user}@${foreign[0]}`);
+    const statements = hosts.flatMap((host) => {
       const account = `${quoteString(user)}@${quoteString(host)}`;
-      if (await this.accountExists(server, user, host)) {
-        if (!(await this.accountIsOurs(server, user, host, password))) throw this.conflict(server, `database user ${user}@${host}`);
-      } else {
-        // Passwords go on stdin only: never in ps, never in an error message.
-        await this.admin(server, `CREATE USER ${account} IDENTIFIED BY ${quoteString(password)};`, { secrets: [password] });
-      }
-      await this.admin(server, `GRANT ALL PRIVILEGES ON ${grantDatabase(database)}.* TO ${account};`);
-    }
+      // Passwords go on stdin only: never in ps, never in an error message.
+      return [...(existing.has(host) ? [] : [`CREATE USER ${account} IDENTIFIED BY ${quoteString(password)};`]), `GRANT ALL PRIVILEGES ON ${grantDatabase(database)}.* TO ${account};`];
+    });
+    if (statements.length > 0) await this.admin(server, statements.join('\n'), { secrets: [password] });
   }
 
   /** Drops the accounts of the install (those with its password); others of that name are left alone. Returns those left. */
@@ -272,31 +298,25 @@ export class TenantDatabases {
     quoteIdentifier(user, USER);
     const sqlite = this.sqlite(server);
     if (sqlite) return sqlite.dropUser(user, database) === 'not-ours' ? [user] : [];
-    const left: string[] = [];
-    for (const host of hosts) {
-      if (!USER_HOST.test(host)) throw new Error(`refused client host ${JSON.stringify(host)}`);
-      if (!(await this.accountExists(server, user, host))) continue;
-      if (!(await this.accountIsOurs(server, user, host, password))) {
-        left.push(`${user}@${host}`);
-        continue;
-      }
-      await this.admin(server, `DROP USER ${quoteString(user)}@${quoteString(host)};`);
-    }
-    return left;
+    for (const host of hosts) if (!USER_HOST.test(host)) throw new Error(`refused client host ${JSON.stringify(host)}`);
+    const existing = await this.accounts(server, user, password, hosts);
+    const ours = hosts.filter((h) => existing.get(h) === true);
+    if (ours.length > 0) await this.admin(server, `DROP USER ${ours.map((h) => `${quoteString(user)}@${quoteString(h)}`).join(', ')};`);
+    return hosts.filter((h) => existing.get(h) === false).map((h) => `${user}@${h}`);
   }
 
-  private async accountExists(server: Server, user: string, host: string): Promise<boolean> {
-    const out = await this.admin(server, `SELECT COUNT(*) FROM mysql.user WHERE User = ${quoteString(user)} AND Host = ${quoteString(host)};`);
-    return Number(out.trim()) > 0;
-  }
-
-  private async accountIsOurs(server: Server, user: string, host: string, password: string): Promise<boolean> {
+  /** The accounts of `user` for these hosts that exist: host → whether it has the install's password (mysql_native_password). */
+  private async accounts(server: Server, user: string, password: string, hosts: readonly string[]): Promise<Map<string, boolean>> {
+    if (hosts.length === 0) return new Map();
     const out = await this.admin(
       server,
-      `SELECT COUNT(*) FROM mysql.user WHERE User = ${quoteString(user)} AND Host = ${quoteString(host)} AND plugin IN ('mysql_native_password', '') AND authentication_string = PASSWORD(${quoteString(password)});`,
+      `SELECT Host, IF(plugin IN ('mysql_native_password', '') AND authentication_string = PASSWORD(${quoteString(password)}), 'ours', 'theirs') FROM mysql.user WHERE User = ${quoteString(user)} AND Host IN (${hosts.map(quoteString).join(', ')});`,
       { secrets: [password] },
     );
-    return Number(out.trim()) > 0;
+    return new Map(out.split('\n').filter(Boolean).map((line) => {
+      const [host, whose] = line.split('\t');
+      return [host!, whose === 'ours'] as const;
+    }));
   }
 
   /**

@@ -2,14 +2,14 @@ import { posix } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, In, IsNull } from 'typeorm';
 import bcrypt from 'bcryptjs';
-import { DatabaseUpdate, FtpAccount, Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, StartupMount } from '@app/catalog';
+import { DatabaseUpdate, DispatcherConfig, FtpAccount, Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, StartupMount } from '@app/catalog';
 import { parseManifest, planTree, renderTemplate, type CheckoutEntry } from '@app/codebases';
 import { registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { splitSql, sqlChecksum, TenantDatabases, type TenantLogin, type TenantOwner } from '@app/databases';
 import { checkServerPath, commandLine, PathExistsError, ServerAccess } from '@app/hosts';
 import { MailService } from '@app/mail';
-import { describe as describeAnswer, NginxPipeline, NginxRebuilds, SiteProbe } from '@app/webserver';
+import { describe as describeAnswer, NginxPipeline, NginxRebuilds, SiteProbe, type VhostState } from '@app/webserver';
 import { JobDeferredError } from '@app/queue';
 import type { SagaStep, StepIO } from '@app/saga';
 import { decryptSecret, encryptSecret, randomSecret } from '../secrets-cipher.js';
@@ -212,10 +212,7 @@ export class InstallBuildSteps {
         // A new install's database holds nothing but what this step puts in. MySQL commits DDL
         // statement by statement, so a worker killed mid-file leaves a half-applied update that
         // cannot be run again: each run of this step starts from an empty database instead.
-        if ((await this.tenants.dropDatabase(dbServer, install.dbName, owner(install))) === 'not-ours') {
-          throw Object.assign(new Error(`database ${install.dbName} on ${dbServer.hostname} is not the one this install created`), { permanent: true });
-        }
-        await this.tenants.createDatabase(dbServer, install.dbName, manifest.sql.session?.charset ?? 'utf8mb4', owner(install));
+        await this.tenants.resetDatabase(dbServer, install.dbName, manifest.sql.session?.charset ?? 'utf8mb4', owner(install));
         await updates.delete({ installId: install.id });
         // The shop's own SQL runs as its own user, never as the admin: it can reach its database and nothing else.
         const login = this.login(install);
@@ -344,13 +341,28 @@ export class InstallBuildSteps {
       execute: async ({ install, master, replicas }, io) => {
         const dispatchers = [master, ...replicas].filter((s) => s.roles.includes('dispatcher'));
         const deadline = Date.now() + WEBSERVER_WAIT_IN_RUN_MS;
+        const live = new Set<number>();
+        /** Per dispatcher, the live generation last compared: the file is read and rendered again only once it moved (a rebuild takes seconds; looking costs CPU its nginx needs). */
+        const compared = new Map<number, string>();
         for (let round = 0; ; round++) {
           if (round === 0) for (const server of dispatchers.filter((s) => s.state === 'down')) io.log(`${server.hostname} is down: its nginx gets this install when it is back`);
-          const up = dispatchers.filter((s) => s.state !== 'down');
-          const states = await Promise.all(up.map((server) => this.rebuilds.vhostState(server, install.id)));
+          const up = dispatchers.filter((s) => s.state !== 'down' && !live.has(s.id));
+          const rows = up.length ? await this.dataSource.getRepository(DispatcherConfig).find({ where: { serverId: In(up.map((s) => s.id)) } }) : [];
+          const states = await Promise.all(
+            up.map(async (server): Promise<VhostState> => {
+              const row = rows.find((r) => r.serverId === server.id);
+              // A failed rebuild is looked at every round: it turns into 'failed' once its job gives up.
+              const mark = row && !row.lastError ? `${row.liveGeneration}` : null;
+              if (mark !== null && compared.get(server.id) === mark) return { state: 'pending' };
+              const state = await this.rebuilds.vhostState(server, install.id);
+              if (mark !== null) compared.set(server.id, mark);
+              return state;
+            }),
+          );
           const waiting: Server[] = [];
           for (const [i, vhost] of states.entries()) {
             const server = up[i]!;
+            if (vhost.state === 'live') live.add(server.id);
             if (vhost.state === 'quarantined') throw Object.assign(new Error(vhost.reason), { permanent: true });
             if (vhost.state === 'failed') throw new Error(vhost.reason);
             if (vhost.state === 'not-served') throw new Error(`${server.hostname} does not serve install ${install.id} (${install.status})`);
@@ -363,7 +375,7 @@ export class InstallBuildSteps {
             return;
           }
           if (Date.now() > deadline) throw new JobDeferredError(`waiting for the nginx rebuild of ${waiting.map((s) => s.hostname).join(', ')}`, WEBSERVER_RECHECK_MS);
-          await new Promise((resolve) => setTimeout(resolve, 50));
+          await new Promise((resolve) => setTimeout(resolve, 100));
         }
       },
       // Nothing of its own: once the install is released (failed), the rebuild it requests drops the vhost.
