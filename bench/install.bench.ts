@@ -4,29 +4,39 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { DataSource } from 'typeorm';
-import { ApiTokensService } from '@app/auth';
-import { Install, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
+import { generateToken, hashToken, tokenDisplayPrefix } from '@app/auth';
+import { ApiToken, createCatalogDataSource, Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, SiteName } from '@app/catalog';
 import { buildSampleRepository, SAMPLE_MANIFEST } from '@app/codebases';
 import { loadConfig } from '@app/config';
-import { startEngine, type RunningEngine } from '../apps/engine/src/start-engine.js';
+import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../test/support/dispatcher-web.js';
 import { startMariadb, stopMariadb } from '../test/support/mariadb.js';
+import { cleanEnv, runCli, spawnApi, spawnWorker, type ApiProcess, type WorkerProcess } from '../test/support/processes-engine.js';
 import { checkoutGroup, testServer } from '../test/support/server-roots.js';
 import { startSshd, stopSshd } from '../test/support/sshd.js';
 import type { SshdServer } from '../test/support/testbed.js';
+import { fetchSite } from '../test/support/web-installs.js';
+import { plainReload, quiesce } from './nginx-reload.js';
 
 /**
  * npm run bench -- install
  *
- * Paid installs on two SSH test dispatchers (private sshd on their own
- * loopback addresses), a private MariaDB as catalog and tenant database
- * server, the sample codebase: order-to-live latency of one install at a
- * time (POST /v1/installs until the install is live), then a burst of 100
- * orders at once until all are live. Every build runs all ten steps for
- * real (rsync to the second dispatcher, the nginx pipeline's coalesced rebuilds
- * with nginx -t, mail as .eml).
+ * Order to live as production runs it: the API and a worker in separate
+ * engine processes at the default poll interval and concurrency, two SSH
+ * dispatchers each with a running nginx and php-fpm already serving 2,000
+ * installs (`BENCH_BASE_INSTALLS`), a private MariaDB as catalog and tenant
+ * database server, the sample codebase. Paid orders one at a time
+ * (`BENCH_ORDERS`, default 20): from the order hook until the install is
+ * live (the probe has had its front page from PHP through both
+ * dispatchers; checked again after), then a burst of 100 at once. nginx's
+ * own reload of the 2,000 installs is measured in the same run, and the
+ * engine's share of each rebuild (the apply's time beside its nginx -t and
+ * reload) is read from the rebuilds' own reports.
  */
+const BASE = Number(process.env.BENCH_BASE_INSTALLS ?? 2000);
 const LATENCY_ORDERS = Number(process.env.BENCH_ORDERS ?? 20);
 const BURST = 100;
+/** Base installs share these IPs per dispatcher, as free installs do (nginx binds one socket per address). */
+const SHARED_IPS = 10;
 const SECRETS_KEY = '0f'.repeat(32);
 const dir = mkdtempSync(join(tmpdir(), 'bench-install-'));
 chmodSync(dir, 0o755);
@@ -35,86 +45,146 @@ const percentile = (xs: number[], p: number) => {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 };
+const median = (xs: number[]) => percentile(xs, 50);
+const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const mariadb = await startMariadb(join(dir, 'mariadb'));
 const sshds: SshdServer[] = [];
-let engine: RunningEngine | null = null;
+const webs: DispatcherWeb[] = [];
+let ds: DataSource | null = null;
+let api: ApiProcess | null = null;
+let worker: WorkerProcess | null = null;
 try {
   sshds.push(await startSshd(join(dir, 'sshd-1'), '127.0.0.11'), await startSshd(join(dir, 'sshd-2'), '127.0.0.12'));
   const admin = await mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: mariadb.adminUser, password: mariadb.adminPassword });
   await admin.query('CREATE DATABASE bench');
   await admin.end();
   const url = `mysql://${encodeURIComponent(mariadb.adminUser)}:${encodeURIComponent(mariadb.adminPassword)}@${mariadb.host}:${mariadb.port}/bench`;
-  engine = await startEngine(
-    loadConfig({ CATALOG_URL: url, SECRETS_KEY, PORT: '0', LOG_LEVEL: 'warn', ENGINE_ROLES: 'api,worker', WORKER_CONCURRENCY: '8', WORKER_POLL_MS: '50', VAR_DIR: join(dir, 'var') }),
-  );
-  const ds = engine.app.get(DataSource);
-  const token = (await engine.app.get(ApiTokensService).issue('bench', ['admin'], { actor: 'bench', via: 'cli' })).token;
+  const config = loadConfig({ CATALOG_URL: url, SECRETS_KEY, VAR_DIR: join(dir, 'var') });
+  ds = await createCatalogDataSource(config.catalog);
+  await ds.initialize();
+  await ds.runMigrations({ transaction: 'each' });
 
   const repo = await buildSampleRepository(join(dir, 'repo'));
   const dispatchers: Server[] = [];
   for (const [i, sshd] of sshds.entries()) {
-    const server = await ds.getRepository(Server).save(testServer(join(dir, `d${i + 1}`), `bench${i + 1}.example.net`, ['dispatcher', 'handler'], sshd));
+    const privateIp = `127.${87 + i}.200.1`;
+    const row = testServer(join(dir, `d${i + 1}`), `bench${i + 1}.example.net`, ['dispatcher', 'handler'], sshd, { privateIp });
+    const web = await startDispatcherWeb(join(dir, `web-${i + 1}`), row.nginxConfDir, privateIp);
+    webs.push(web);
+    const server = await ds.getRepository(Server).save({ ...row, nginxPidFile: web.pidFile });
     dispatchers.push(server);
     checkoutGroup(repo.path, server.sharedCodeRoot, 'bench', repo.revisions[1]!);
-    const ips = Array.from({ length: 1 + LATENCY_ORDERS + BURST }, (_, n) => ({ serverId: server.id, ip: `127.${87 + i}.${Math.floor(n / 250)}.${(n % 250) + 1}`, kind: 'dedicated' as const, failoverGroup: null, activeServerId: null }));
-    await ds.getRepository(ServerIp).save(ips, { chunk: 100 });
+    const dedicated = Array.from({ length: 1 + LATENCY_ORDERS + BURST }, (_, n) => ({ serverId: server.id, ip: `127.${87 + i}.${Math.floor(n / 250)}.${(n % 250) + 1}`, kind: 'dedicated' as const, failoverGroup: null, activeServerId: null }));
+    const shared = Array.from({ length: SHARED_IPS }, (_, n) => ({ serverId: server.id, ip: `127.${87 + i}.100.${n + 1}`, kind: 'shared' as const, failoverGroup: null, activeServerId: null }));
+    await ds.getRepository(ServerIp).save([...dedicated, ...shared], { chunk: 100 });
   }
   const cnf = join(dir, 'engine-admin.cnf');
   writeFileSync(cnf, `[client]\nhost=${mariadb.host}\nport=${mariadb.port}\nuser=${mariadb.adminUser}\npassword=${mariadb.adminPassword}\n`, { mode: 0o600 });
-  await ds.getRepository(Server).save(testServer(join(dir, 'db'), 'benchdb.example.net', ['database'], null, { dbOptionsFile: cnf }));
-  await ds.getRepository(SharedCodeGroup).save({
+  await ds.getRepository(Server).save(testServer(join(dir, 'db'), 'benchdb.example.net', ['database'], null, { dbOptionsFile: cnf, privateIp: '127.0.0.1' }));
+  const group = await ds.getRepository(SharedCodeGroup).save({
     name: 'bench', tier: 'paid', repoUrl: repo.path, revision: repo.revisions[1]!, path: join(dir, 'd1/srv/shared_codes/bench'), masterServerId: dispatchers[0]!.id,
-    installLimit: 1000, installCount: 0, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',
+    installLimit: BASE + 1 + LATENCY_ORDERS + BURST, installCount: BASE, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',
   });
+  await seedBaseInstalls(ds, dispatchers, group);
+  log(`${BASE} live installs on both dispatchers`);
+
+  const token = generateToken();
+  await ds.getRepository(ApiToken).insert({ name: 'bench', tokenHash: hashToken(token), prefix: tokenDisplayPrefix(token), scopes: ['orders'], lastUsedAt: null, revokedAt: null } as never);
+  // Production's settings: default poll interval and concurrency (nothing set), api and worker apart.
+  const env = cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'warn', VAR_DIR: join(dir, 'var'), ORDERS_PER_MINUTE: '0' });
+  // The worker announces its start at info level.
+  [api, worker] = await Promise.all([spawnApi({ ...env, PORT: '0' }), spawnWorker({ ...env, LOG_LEVEL: 'info' }, 120_000)]);
+
+  // Both dispatchers' nginx carry the 2,000 installs before anything is measured.
+  let t = performance.now();
+  const rebuilt = await runCli(['rebuild-nginx', '--timeout', '900'], process.cwd(), env);
+  if (rebuilt.code !== 0) throw new Error(`rebuild-nginx failed: ${rebuilt.stderr}${rebuilt.stdout}`);
+  log(`first rebuild of ${BASE} installs on both dispatchers: ${((performance.now() - t) / 1000).toFixed(2)} s`);
+
+  // nginx's own reload of these 2,000 installs, measured in this run (three times, after the previous reload's workers are gone).
+  const reloads: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    await quiesce(webs[0]!.nginx);
+    reloads.push(await plainReload(webs[0]!.nginx));
+  }
+  log(`nginx -s reload with ${BASE} installs: ${reloads.map((r) => (r / 1000).toFixed(3)).join(', ')} s`);
+  await quiesce(webs[0]!.nginx, 500);
 
   let n = 0;
-  const order = async (): Promise<number> => {
+  const order = async (): Promise<{ id: number; hostname: string }> => {
     n++;
-    const res = await fetch(`${engine!.url}/v1/installs`, {
+    const hostname = `bench${n}-shop.example.com`;
+    const res = await fetch(`${api!.url}/v1/installs`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ orderRef: `BENCH-${n}`, customerEmail: `b${n}@example.com`, license: 'paid', sites: [{ hostname: `bench${n}-shop.example.com` }] }),
+      body: JSON.stringify({ orderRef: `BENCH-${n}`, customerEmail: `b${n}@example.com`, license: 'paid', sites: [{ hostname }] }),
     });
     if (res.status !== 202) throw new Error(`order ${n}: HTTP ${res.status} ${await res.text()}`);
-    return ((await res.json()) as { installId: number }).installId;
+    return { id: ((await res.json()) as { installId: number }).installId, hostname };
   };
   const settled = async (ids: number[]) => {
     for (;;) {
-      const rows = await ds.getRepository(Install).find({ where: ids.map((id) => ({ id })), select: { id: true, status: true, statusReason: true } });
+      const rows = await ds!.getRepository(Install).find({ where: ids.map((id) => ({ id })), select: { id: true, status: true, statusReason: true } });
       const failed = rows.find((r) => r.status === 'failed');
       if (failed) throw new Error(`install ${failed.id} failed: ${failed.statusReason}`);
       if (rows.length === ids.length && rows.every((r) => r.status === 'live')) return;
       await sleep(10);
     }
   };
+  /** Live means it answers: its front page, from PHP and its database, through both dispatchers. */
+  const answers = async (installId: number, hostname: string) => {
+    const ips: { ip: string }[] = await ds!.query(
+      'SELECT ip.ip AS ip FROM install_site_ips h JOIN server_ips ip ON ip.id = h.server_ip_id JOIN install_sites s ON s.id = h.install_site_id WHERE s.install_id = ?',
+      [installId],
+    );
+    for (const { ip } of ips) {
+      const page = await fetchSite(ip, hostname, '/');
+      if (page.status !== 200 || !page.body.startsWith(`shop ${hostname}: `)) throw new Error(`install ${installId} is live but ${hostname} on ${ip} answers ${page.status}: ${page.body.slice(0, 200)}`);
+    }
+    return ips.length;
+  };
 
   // Warm-up: the first build opens the SSH connections.
-  await settled([await order()]);
+  const first = await order();
+  await settled([first.id]);
+  await answers(first.id, first.hostname);
   const latencies: number[] = [];
+  const rebuildsBefore: { id: number | null }[] = await ds.query("SELECT MAX(id) AS id FROM jobs WHERE kind = 'nginx.rebuild'");
   for (let i = 0; i < LATENCY_ORDERS; i++) {
-    const t = performance.now();
-    await settled([await order()]);
+    t = performance.now();
+    const placed = await order();
+    await settled([placed.id]);
     latencies.push((performance.now() - t) / 1000);
+    if ((await answers(placed.id, placed.hostname)) !== 2) throw new Error(`install ${placed.id} is not on both dispatchers`);
   }
   // Where one build's time goes, step by step (the journal's durations).
   const lastJob = await ds.query(`SELECT id FROM jobs WHERE kind = 'install.build' ORDER BY id DESC LIMIT 1`);
-  const stepRows: { step_name: string; duration_ms: number }[] = await ds.query('SELECT step_name, duration_ms FROM saga_steps WHERE job_id = ? ORDER BY step_index', [lastJob[0].id]);
-  log(`steps of the last build (ms): ${stepRows.map((r) => `${r.step_name} ${r.duration_ms}`).join(', ')}`);
-  const lastRebuild: { line: string; created_at: Date }[] = await ds.query(
-    `SELECT l.line, l.created_at FROM job_logs l JOIN jobs j ON j.id = l.job_id WHERE j.kind = 'nginx.rebuild' AND j.id = (SELECT MAX(id) FROM jobs WHERE kind = 'nginx.rebuild') ORDER BY l.id`,
+  const stepRows: { step_name: string; duration_ms: number; attempt: number }[] = await ds.query('SELECT step_name, duration_ms, attempt FROM saga_steps WHERE job_id = ? ORDER BY step_index', [lastJob[0].id]);
+  log(`steps of the last build (ms): ${stepRows.map((r) => `${r.step_name} ${r.duration_ms}${r.attempt > 1 ? ` (x${r.attempt})` : ''}`).join(', ')}`);
+  // The rebuilds of the one-at-a-time orders: each apply's own report, its total beside its nginx -t and reload.
+  const reports: { line: string }[] = await ds.query(
+    "SELECT l.line FROM job_logs l JOIN jobs j ON j.id = l.job_id WHERE j.kind = 'nginx.rebuild' AND j.id > ? AND l.line LIKE '{%'",
+    [rebuildsBefore[0]?.id ?? 0],
   );
-  log(`the last nginx rebuild: ${lastRebuild.map((r) => r.line.slice(0, 400)).join(' | ')}`);
-  log(`order to live: p50 ${percentile(latencies, 50).toFixed(3)} s, p99 ${percentile(latencies, 99).toFixed(3)} s over ${LATENCY_ORDERS} orders`);
+  const applies = reports
+    .map((r) => JSON.parse(r.line) as { nginx: string; timings: { testMs: number; reloadMs: number; totalMs: number } })
+    .filter((r) => r.nginx === 'reloaded');
+  const applyS = applies.map((a) => a.timings.totalMs / 1000);
+  const nginxInApplyS = applies.map((a) => (a.timings.testMs + a.timings.reloadMs) / 1000);
+  log(`order to live: p50 ${median(latencies).toFixed(3)} s, p99 ${percentile(latencies, 99).toFixed(3)} s (min ${Math.min(...latencies).toFixed(3)}, max ${Math.max(...latencies).toFixed(3)}) over ${LATENCY_ORDERS} orders`);
+  log(`rebuilds during them: ${applies.length}; apply p50 ${median(applyS).toFixed(3)} s, of which nginx -t + reload ${median(nginxInApplyS).toFixed(3)} s`);
+  log(`rebuild timings (ms): ${applies.map((a) => JSON.stringify(a.timings)).join(' ')}`);
 
   const beforeBurst: { id: number | null }[] = await ds.query('SELECT MAX(id) AS id FROM jobs');
   const t0 = performance.now();
   const burst = await Promise.all(Array.from({ length: BURST }, () => order()));
-  await settled(burst);
+  await settled(burst.map((b) => b.id));
   const burstS = (performance.now() - t0) / 1000;
   log(`burst of ${BURST} orders: all live in ${burstS.toFixed(2)} s`);
-  // Coalescing: the nginx rebuilds the burst caused on each dispatcher (each one reload at most), not one per install.
+  for (const b of burst.slice(0, 5)) await answers(b.id, b.hostname);
+  // Coalescing: the nginx rebuilds (each one reload) the burst caused on each dispatcher, not one per install.
   const rebuilds: { resource_key: string; n: number }[] = await ds.query(
     `SELECT resource_key, COUNT(*) AS n FROM jobs WHERE kind = 'nginx.rebuild' AND id > ? GROUP BY resource_key`,
     [beforeBurst[0]?.id ?? 0],
@@ -124,15 +194,50 @@ try {
   process.stdout.write(
     JSON.stringify({
       bench: 'install',
-      order_to_live_p50_s: Number(percentile(latencies, 50).toFixed(3)),
-      order_to_live_p99_s: Number(percentile(latencies, 99).toFixed(3)),
-      burst_100_wall_s: Number(burstS.toFixed(2)),
-      burst_100_rebuilds_max: Math.max(0, ...rebuilds.map((r) => Number(r.n))),
+      base_installs: BASE,
+      orders: LATENCY_ORDERS,
+      order_to_live_p50_s: round(median(latencies)),
+      order_to_live_p99_s: round(percentile(latencies, 99)),
+      order_to_live_range_s: [round(Math.min(...latencies)), round(Math.max(...latencies))],
+      burst_100_wall_s: round(burstS, 2),
+      burst_100_reloads_max: Math.max(0, ...rebuilds.map((r) => Number(r.n))),
+      nginx_reload_2000_s: round(median(reloads) / 1000),
+      nginx_reload_2000_range_s: [round(Math.min(...reloads) / 1000), round(Math.max(...reloads) / 1000)],
+      rebuild_apply_p50_s: applies.length ? round(median(applyS)) : null,
+      rebuild_nginx_in_apply_p50_s: applies.length ? round(median(nginxInApplyS)) : null,
     }) + '\n',
   );
 } finally {
-  await engine?.close();
+  for (const p of [api, worker]) {
+    if (!p) continue;
+    p.child.kill('SIGTERM');
+    await p.exited;
+  }
+  await ds?.destroy();
+  for (const web of webs) await stopDispatcherWeb(web);
   for (const sshd of sshds) await stopSshd(sshd);
   await stopMariadb(mariadb);
-  rmSync(dir, { recursive: true, force: true });
+  if (process.env.BENCH_KEEP) log(`kept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
+}
+
+/** The installs already on both dispatchers: live, paid, one site each on a shared IP of each dispatcher, written in chunks. */
+async function seedBaseInstalls(ds: DataSource, dispatchers: Server[], group: SharedCodeGroup): Promise<void> {
+  const shared = await ds.getRepository(ServerIp).find({ where: { kind: 'shared' }, order: { id: 'ASC' } });
+  const ipsOf = new Map(dispatchers.map((d) => [d.id, shared.filter((ip) => ip.serverId === d.id)]));
+  for (let start = 0; start < BASE; start += 500) {
+    const names = Array.from({ length: Math.min(500, BASE - start) }, (_, k) => `base${start + k}`);
+    await ds.transaction(async (m) => {
+      await m.insert(Install, names.map((fs) => ({
+        orderRef: `BASE-${fs}`, customerEmail: `${fs}@example.com`, license: 'paid', fsName: fs, dbName: `shop_${fs}`, dbUser: fs, dbPasswordEnc: 'unused',
+        dbServerId: null, sharedCodeGroupId: group.id, masterServerId: dispatchers[0]!.id, status: 'live', statusReason: null,
+      })) as never);
+      const installs = await m.getRepository(Install).createQueryBuilder('i').where('i.fsName IN (:...names)', { names }).getMany();
+      await m.insert(InstallServer, installs.flatMap((i) => dispatchers.map((d, k) => ({ installId: i.id, serverId: d.id, role: k === 0 ? 'master' : 'replica', weight: 1 }))) as never);
+      await m.insert(InstallSite, installs.map((i) => ({ installId: i.id, hostname: `${i.fsName}.example.org`, secureHostname: null })) as never);
+      const sites = await m.getRepository(InstallSite).createQueryBuilder('s').where('s.installId IN (:...ids)', { ids: installs.map((i) => i.id) }).getMany();
+      await m.insert(SiteName, sites.map((s) => ({ installId: s.installId, installSiteId: s.id, name: s.hostname })) as never);
+      await m.insert(InstallSiteIp, sites.flatMap((s, k) => dispatchers.map((d) => ({ installSiteId: s.id, serverIpId: ipsOf.get(d.id)![k % SHARED_IPS]!.id, serverId: d.id, exclusiveIpId: null }))) as never);
+    });
+  }
 }

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -17,6 +17,7 @@ import { testServer } from '../test/support/server-roots.js';
 import { startSshd, stopSshd } from '../test/support/sshd.js';
 import type { NginxServer, SshdServer } from '../test/support/testbed.js';
 import { codeGroupFor, fetchSite, makeCert, seedWebInstalls, writeHome } from '../test/support/web-installs.js';
+import { plainReload as plainNginxReload, quiesce as quiesceNginx } from './nginx-reload.js';
 
 /**
  * npm run bench -- nginx
@@ -52,7 +53,6 @@ const median = (xs: number[]) => {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 const range = (xs: number[]) => [seconds(Math.min(...xs)), seconds(Math.max(...xs))];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface ColdApplySpec {
   catalogUrl: string;
@@ -150,57 +150,8 @@ async function bench(): Promise<void> {
     const renderMs = median(renders);
     log(`render of ${INSTALLS} installs: median ${renderMs.toFixed(1)} ms (${renders.map((r) => r.toFixed(0)).join(', ')})`);
 
-    /**
-     * Waits until the workers of the previous configuration have exited (and
-     * given their memory back) and the machine has settled: each measured
-     * operation, nginx's own or the engine's, starts from the same state.
-     */
-    const quiesce = async () => {
-      for (let i = 0; i < 1200; i++) {
-        const titles = execFileSync('ps', ['-o', 'args=', '--ppid', String(nginx!.pid)]).toString();
-        if (!titles.includes('shutting down')) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      await new Promise((r) => setTimeout(r, 2_000));
-    };
-
-    /** The nginx master's worker processes and whether each still accepts connections, read from /proc. */
-    const nginxWorkers = () => {
-      const master = nginx!.pid;
-      const children = readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
-      return children.flatMap((pid) => {
-        let title: string;
-        try {
-          title = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-        } catch (error) {
-          // It exited since the list was read.
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-          throw error;
-        }
-        return title.includes('worker process') ? [{ pid, accepting: !title.includes('shutting down') }] : [];
-      });
-    };
-    /**
-     * nginx's own reload, as an operator or `systemctl reload` does it
-     * (`nginx -s reload`: it reads the config to find the master, which then
-     * loads it and starts new workers), timed until a new worker runs and no
-     * old one accepts any more: the same end the engine's apply waits for,
-     * watched here without the engine's code.
-     */
-    const plainReload = async () => {
-      const p = nginx!.prefix;
-      const before = new Set(nginxWorkers().filter((w) => w.accepting).map((w) => w.pid));
-      const started = performance.now();
-      execFileSync('nginx', ['-c', nginx!.confPath, '-p', `${p}/`, '-e', join(p, 'logs/error.log'), '-s', 'reload'], { stdio: 'ignore' });
-      for (;;) {
-        const now = nginxWorkers();
-        const fresh = now.some((w) => w.accepting && !before.has(w.pid));
-        const stale = now.some((w) => w.accepting && before.has(w.pid));
-        if (fresh && !stale) return performance.now() - started;
-        if (performance.now() - started > 600_000) throw new Error('nginx -s reload: no new workers after 600 s');
-        await sleep(10);
-      }
-    };
+    const quiesce = () => quiesceNginx(nginx!);
+    const plainReload = () => plainNginxReload(nginx!);
 
     /** nginx's own test of the live config, and its own reload, on the same files. */
     const nginxOwn = async () => {

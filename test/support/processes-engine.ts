@@ -123,3 +123,22 @@ export async function spawnWorker(env: NodeJS.ProcessEnv, timeoutMs = 30_000): P
   );
   return { child: started.child, owner: started.found, output: started.output, exited: started.exited };
 }
+
+export interface ApiProcess {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  exited: Promise<number | NodeJS.Signals | null>;
+}
+
+/** Starts the built engine with only the api role (any catalog) and waits until it serves HTTP. */
+export async function spawnApi(env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<ApiProcess> {
+  const started = await startEngineProcess(
+    process.cwd(),
+    { ...env, ENGINE_ROLES: 'api' },
+    'API address',
+    (output) => /API {10}(http:\/\/\S+)\/v1/.exec(output)?.[1] ?? null,
+    timeoutMs,
+  );
+  return { child: started.child, url: started.found, output: started.output, exited: started.exited };
+}
