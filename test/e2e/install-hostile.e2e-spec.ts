@@ -5,7 +5,7 @@ import mysql from 'mysql2/promise';
 import { simpleGit } from 'simple-git';
 import { DataSource } from 'typeorm';
 import { ApiTokensService } from '@app/auth';
-import { AuditEvent, Install, Job, JobLog, SagaStep, SiteName } from '@app/catalog';
+import { AuditEvent, DispatcherConfig, Install, Job, JobLog, SagaStep, Server, SiteName } from '@app/catalog';
 import { buildSampleRepository } from '@app/codebases';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { decryptSecret } from '@app/installs';
@@ -208,6 +208,20 @@ describe('hostile orders (API and a worker process, SSH dispatcher, MariaDB)', (
     expect(dropView.status).toBe('failed');
     expect(dropView.statusReason).toMatch(/0009_drop\.sql line 1 .*denied/i);
     expect(await asAdmin(`SELECT id FROM ${victimDb}.orders`)).toEqual([{ id: 7 }]);
+  });
+
+  it("reports a dispatcher whose nginx rebuild failed on /health (details only with a token)", async () => {
+    const server = await ds().getRepository(Server).findOneByOrFail({ hostname: 'hostile1.example.net' });
+    const before = await ds().getRepository(DispatcherConfig).findOneByOrFail({ serverId: server.id });
+    await ds().getRepository(DispatcherConfig).update({ serverId: server.id }, { lastError: 'nginx is not running on hostile1.example.net (no process for its pid file /x)' });
+    try {
+      const anonymous = await fetch(`${engine.url}/health`);
+      expect({ status: anonymous.status, body: await json(anonymous) }).toEqual({ status: 200, body: { status: 'ok' } });
+      const detailed = await json(await call(admin, 'GET', '/health'));
+      expect(detailed.info?.nginx ?? detailed.details?.nginx).toMatchObject({ status: 'degraded', failingDispatchers: 1, dispatchers: expect.stringContaining('hostile1.example.net: nginx is not running') });
+    } finally {
+      await ds().getRepository(DispatcherConfig).update({ serverId: server.id }, { lastError: before.lastError });
+    }
   });
 
   it('keeps every secret out of errors, job output, the journal, audit and the worker\'s log', async () => {

@@ -166,6 +166,23 @@ describe('TenantDatabases (real MariaDB through the mariadb client)', () => {
     }
   });
 
+  it("keeps SQLite tenant databases for the embedded default's own server only: any other server is its real database server", async () => {
+    const embedded = new TenantDatabases(access, { embedded: true } as EngineConfig);
+    // A local server on the embedded default whose option file names a real MariaDB gets MariaDB.
+    const real = `shop_e${suffix}`;
+    expect(await embedded.createDatabase(server, real, 'utf8mb4', owner)).toBe('created');
+    expect(await asAdmin(`SELECT SCHEMA_NAME AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${real}'`)).toEqual([{ n: real }]);
+    expect(await embedded.dropDatabase(server, real, owner)).toBe('dropped');
+    // Its own server says so (`sqlite:<dir>`): files there.
+    const own = { ...server, dbOptionsFile: `sqlite:${join(base, 'tenant-databases')}` } as Server;
+    expect(await embedded.createDatabase(own, real, 'utf8mb4', owner)).toBe('created');
+    expect(existsSync(join(base, 'tenant-databases', `${real}.sqlite`))).toBe(true);
+    expect(await embedded.createDatabase(own, real, 'utf8mb4', { installId: 1 }).catch((e: unknown) => e)).toBeInstanceOf(NameConflictError);
+    // Anywhere else SQLite is refused, clearly.
+    await expect(tenants.createDatabase(own, real, 'utf8mb4', owner)).rejects.toThrow(/only the embedded default's own server may/);
+    await expect(embedded.createDatabase({ ...own, transport: 'ssh' } as Server, real, 'utf8mb4', owner)).rejects.toThrow(/only the embedded default's own server may/);
+  });
+
   it('refuses hostile names before any SQL runs, and drops only what it created', async () => {
     for (const name of ['x`; DROP DATABASE mysql; --', 'Shop', '1abc', 'a b', '']) {
       expect(() => quoteIdentifier(name)).toThrow(/refused SQL identifier/);
