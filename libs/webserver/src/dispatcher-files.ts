@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Server } from '@app/catalog';
 import { checkServerPath, type HostExecutor, type RunResult } from '@app/hosts';
-import { FASTCGI_PARAMS_DIRECTIVES, LOG_FORMAT_DIRECTIVE, PROBE_MAP_DIRECTIVE, sha256 } from './render.js';
+import { FASTCGI_PARAMS_DIRECTIVES, LOG_FORMAT_DIRECTIVE, PROBE_MAP_DIRECTIVE } from './render.js';
 
 /**
  * The nginx files of one dispatcher, as generations under its nginx conf

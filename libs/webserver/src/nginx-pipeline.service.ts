@@ -204,7 +204,7 @@ export class NginxPipeline {
           if (round === 1 && state.cloned) await files.remove(state.cloned);
           const reload = await files.reload(60 + Math.ceil(rendered.files.size / 100));
           if (reload === 'no-new-workers') throw new Error(`nginx on ${server.hostname} did not start workers on ${live} (see its error log)`);
-          await this.record(server, held, quarantinedBefore, fsNameOf, { generation: live, previous: state.lastGood }, options);
+          await this.record(server, held, quarantinedBefore, { generation: live, previous: state.lastGood }, options);
           // What the stopped run would have pruned: every generation but the live one and last-good.
           await files.prune(live, [state.lastGood]);
           timings.totalMs = performance.now() - started;
@@ -212,7 +212,7 @@ export class NginxPipeline {
           log(`nginx on ${server.hostname}: ${live} was in place but not recorded live (a run stopped after its swap): reloaded and recorded`);
           return this.report(server, live, planned, held, quarantinedBefore, state.hashes, reload === 'reloaded' ? 'reloaded' : 'not-running', timings);
         }
-        await this.record(server, held, quarantinedBefore, fsNameOf, null, options);
+        await this.record(server, held, quarantinedBefore, null, options);
         if (round === 1 && state.cloned) await files.remove(state.cloned);
         timings.totalMs = performance.now() - started;
         log(`nginx on ${server.hostname}: nothing changed (generation ${live})`);
@@ -311,7 +311,7 @@ export class NginxPipeline {
     if (running) log(`nginx on ${server.hostname} reloaded on ${generation}`);
     else log(`${notRunning(server, reload)}: ${generation} is in place and loads when it starts`);
     // The swap happened: what `current` points at is recorded whether or not an nginx runs to load it.
-    await this.record(server, held, quarantinedBefore, fsNameOf, { generation, previous: live }, options);
+    await this.record(server, held, quarantinedBefore, { generation, previous: live }, options);
     await Promise.all([pruning, manifest]);
     timings.totalMs = performance.now() - started;
     // Only the embedded default's own machine may have no nginx: anywhere else, a config nobody serves is a failed rebuild.
@@ -360,7 +360,6 @@ export class NginxPipeline {
     server: Server,
     held: Map<string, Held>,
     before: Map<number, WebQuarantine>,
-    fsNameOf: Map<string, { id: number; fsName: string }>,
     swapped: { generation: string; previous: string | null } | null,
     options: ApplyOptions,
   ): Promise<void> {
