@@ -1,3 +1,5 @@
+import { encodeFields } from './path-ops.js';
+
 /**
  * The long-lived command runner on the far end of a pooled SSH connection.
  *
@@ -151,15 +153,9 @@ export interface RunnerReply {
   stderr: Buffer;
 }
 
+/** The fields, length-prefixed as the path script reads them too, in a frame of their own length. */
 function fields(values: readonly (string | Buffer)[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const value of values) {
-    const bytes = Buffer.isBuffer(value) ? value : Buffer.from(value);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(bytes.length);
-    parts.push(length, bytes);
-  }
-  const body = Buffer.concat(parts);
+  const body = encodeFields(values);
   const header = Buffer.alloc(4);
   header.writeUInt32BE(body.length);
   return Buffer.concat([header, body]);
