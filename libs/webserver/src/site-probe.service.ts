@@ -100,7 +100,7 @@ export class SiteProbe {
     while (waiting.length > 0) {
       rounds++;
       const round = await Promise.all(waiting.map((t) => ask(t, options.requestTimeoutMs ?? 5_000)));
-      for (const answer of round) answers.set(waiting[round.indexOf(answer)]!, answer);
+      round.forEach((answer, i) => answers.set(waiting[i]!, answer));
       waiting = waiting.filter((t) => !answers.get(t)!.ok);
       if (waiting.length === 0 || Date.now() + delay > bound || options.signal?.aborted) break;
       options.log?.(`waiting for ${waiting.length} of ${targets.length}: ${waiting.map((t) => describe(answers.get(t)!)).join('; ')}`);

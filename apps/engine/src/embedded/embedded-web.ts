@@ -66,8 +66,7 @@ export class EmbeddedWeb {
     for (const sub of ['logs', ...TEMP_PATHS.map((t) => join('temp', t))]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
     mkdirSync(join(this.layout.nginxConfDir, 'logs'), { recursive: true });
     // A previous engine killed without stopping them: its nginx and php-fpm go first.
-    stopByPidFile(this.layout.nginxPidFile, 'nginx');
-    stopByPidFile(join(dir, 'php-fpm.pid'), 'php-fpm');
+    await Promise.all([stopByPidFile(this.layout.nginxPidFile, 'nginx'), stopByPidFile(join(dir, 'php-fpm.pid'), 'php-fpm')]);
 
     const fpm = phpFpmBinary()!;
     const root = process.getuid?.() === 0;
@@ -198,16 +197,37 @@ function tail(file: string): string {
   return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').slice(-5).join('\n') : '(no log)';
 }
 
-/** Stops what a pid file names if it is that program (a stale pid file is only removed). */
-function stopByPidFile(pidFile: string, program: string): void {
+/**
+ * Stops what a pid file names if it is that program, and waits until it is
+ * gone (it holds the ports the new one needs); a stale pid file is only removed.
+ */
+async function stopByPidFile(pidFile: string, program: string): Promise<void> {
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  try {
-    if (Number.isInteger(pid) && pid > 1 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(program)) process.kill(pid, 'SIGQUIT');
-  } catch {
-    // No such process: the pid file is stale.
-  }
   rmSync(pidFile, { force: true });
+  if (!Number.isInteger(pid) || pid <= 1 || !commandLine(pid)?.includes(program)) return;
+  signal(pid, 'SIGQUIT');
+  for (let i = 0; i < 100 && commandLine(pid) !== null; i++) await new Promise((r) => setTimeout(r, 50));
+  if (commandLine(pid) !== null) signal(pid, 'SIGKILL');
+}
+
+/** Signals a process that may have exited meanwhile (that is what was wanted). */
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+/** A process's command line, or null when there is no such process (or only its zombie). */
+function commandLine(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8') || null;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ESRCH') return null;
+    throw error;
+  }
 }
 
 function stopChild(child: ChildProcess | null, signal: NodeJS.Signals): Promise<void> {
