@@ -71,15 +71,7 @@ apt-get update -qq
 # shellcheck disable=SC2086 # $missing is a word list of package names
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" $missing >/dev/null
 
-still_# The servers the tests and benchmarks start listen on port 80 of loopback
-# addresses, and installs hand files to www-data: that takes root. Say so
-# now rather than let a hundred tests fail on "permission denied".
-if [[ $(id -u) -ne 0 ]]; then
-  echo "ensure-system-packages: the tests and benchmarks must run as root (nginx on port 80 of 127.x addresses, files owned by www-data, network-free private servers) and install what is missing with apt-get; run: sudo npm test  (npm run test:unit needs no root)" >&2
-  exit 1
-fi
-
-missing=$(missing_packages | sort -u | tr '\n' ' ')
+still_missing=$(missing_packages | sort -u | tr '\n' ' ')
 still_missing=${still_missing% }
 if [[ -n "$still_missing" ]]; then
   echo "ensure-system-packages: still missing after apt-get install: $still_missing" >&2

@@ -311,6 +311,14 @@ describe('nginx pipeline on a running nginx', () => {
     expect(descendantsOf(nginx.pid).some((p) => !workers.includes(p))).toBe(true);
     // Recorded: the next run finds nothing to do.
     expect((await pipeline.apply(d1)).nginx).toBe('unchanged');
+
+    // A run killed after its record, before its prune ended, left a staged generation and a test config: a run with nothing to change removes them.
+    await pipeline.files(d1).stage('gdeadbeef-0002', null, [{ name: 'shops.conf', content: '' }]);
+    expect(readdirSync(join(d1.nginxConfDir, 'tests'))).not.toEqual([]);
+    expect((await pipeline.apply(d1)).nginx).toBe('unchanged');
+    const kept = [current(), readlinkSync(join(d1.nginxConfDir, 'last-good'))].map((g) => g.replace('generations/', '')).sort();
+    expect(generations()).toEqual(kept);
+    expect(readdirSync(join(d1.nginxConfDir, 'tests'))).toEqual([]);
   });
 
   it('prints the diff of a dry run and changes nothing', async () => {

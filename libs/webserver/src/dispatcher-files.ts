@@ -32,6 +32,8 @@ export interface DispatcherState {
   hashes: Map<string, string>;
   /** The new generation inspect linked the live files into, if asked to and there was a live one. */
   cloned: string | null;
+  /** Test configs lie in `tests/` (a killed run's; a finished run removes its own). */
+  strayTests: boolean;
 }
 
 /** A generation as staged: its files and their digests (what its manifest says). */
@@ -69,6 +71,9 @@ print "current $cur\nlast-good $lg\n";
 opendir(my $gh, 'generations') or die "cannot list generations: $!\n";
 print "generation $_\n" for grep { !/^\.\.?$/ } readdir($gh);
 closedir($gh);
+opendir(my $th, 'tests') or die "cannot list tests: $!\n";
+print "stray-tests\n" if grep { !/^\.\.?$/ } readdir($th);
+closedir($th);
 exit 0 if $cur eq '' || !-d "$cur/shops";
 chdir($cur) or die "cannot enter $cur: $!\n";
 my @files = -f 'shops.conf' ? ('shops.conf') : ();
@@ -299,7 +304,7 @@ export class DispatcherFiles {
   async inspect(known?: StagedGeneration, cloneInto?: string): Promise<DispatcherState> {
     const argv = ['perl', '-e', INSPECT_SCRIPT, this.root, known ? checkGeneration(known.generation) : '', cloneInto ? checkGeneration(cloneInto) : ''];
     const out = await this.executor.mustRun(this.server, argv, { timeoutMs: 300_000 });
-    const state: DispatcherState = { current: null, lastGood: null, generations: [], hashes: new Map(), cloned: null };
+    const state: DispatcherState = { current: null, lastGood: null, generations: [], hashes: new Map(), cloned: null, strayTests: false };
     for (const line of out.split('\n')) {
       if (line.startsWith('current ')) state.current = generationOfLink(line.slice(8));
       else if (line.startsWith('last-good ')) state.lastGood = generationOfLink(line.slice(10));
@@ -307,6 +312,7 @@ export class DispatcherFiles {
       else if (line === 'known' && known) state.hashes = new Map(known.hashes);
       else if (line.startsWith('gone ')) state.hashes.delete(line.slice(5));
       else if (line.startsWith('cloned ')) state.cloned = line.slice(7);
+      else if (line === 'stray-tests') state.strayTests = true;
       else {
         const m = /^([0-9a-f]{64}) {2}(.*)$/.exec(line);
         if (m && FILE_NAME.test(m[2]!)) state.hashes.set(m[2]!, m[1]!);

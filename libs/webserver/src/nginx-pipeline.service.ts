@@ -214,6 +214,9 @@ export class NginxPipeline {
         }
         await this.record(server, held, quarantinedBefore, null, options);
         if (round === 1 && state.cloned) await files.remove(state.cloned);
+        // A run killed after its swap or record, before its prune ended, left generations (or test configs) behind: they go now.
+        const stray = state.generations.some((g) => g !== live && g !== state.lastGood && g !== state.cloned);
+        if (!options.dryRun && (stray || state.strayTests)) await files.prune(live, [state.lastGood]);
         timings.totalMs = performance.now() - started;
         log(`nginx on ${server.hostname}: nothing changed (generation ${live})`);
         return this.report(server, null, planned, held, quarantinedBefore, state.hashes, 'unchanged', timings);
