@@ -31,7 +31,18 @@ const PROBE_PATH = /^\/(?!.*\/\.\.?(\/|\?|$))[A-Za-z0-9._~@+\/-]*(\?[A-Za-z0-9=&
 const NAME = /^[a-z][a-z0-9_]{0,47}$/;
 export const TEMPLATE_LANGUAGES = ['php', 'ini', 'text', 'json'] as const;
 export type TemplateLanguage = (typeof TEMPLATE_LANGUAGES)[number];
-export const SECRET_ALPHABETS = ['alnum', 'hex', 'base64url'] as const;
+/**
+ * Alphabets of generated secrets: `alnum` A-Z a-z 0-9, `hex` 0-9 a-f,
+ * `base64url` alnum and - _, `alpha` A-Z a-z, `digits` 0-9, `symbols` alnum
+ * and ! # % + - . : = ? @ ^ _ ~ (no quote, backslash, $ or space: safe in
+ * every template language).
+ */
+export const SECRET_ALPHABETS = ['alnum', 'hex', 'base64url', 'alpha', 'digits', 'symbols'] as const;
+export type SecretAlphabet = (typeof SECRET_ALPHABETS)[number];
+/** How the front controller receives the original path: REQUEST_URI untouched, a query parameter (original query kept), or PATH_INFO. */
+export const ROUTING_PASS = ['uri', 'query', 'pathInfo'] as const;
+/** A glob over a URL path or a file name: letters, digits and . _ - with * and ? (no .. segment). */
+export const GLOB = /^(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9._*?-]+(\/[A-Za-z0-9._*?-]+)*$/;
 export const SQL_EVENTS = ['install', 'add_site', 'hostname_change'] as const;
 export const MANIFEST_FILE = 'hosting.manifest.json';
 
@@ -68,15 +79,72 @@ export class ManifestSecret {
   @Matches(NAME, { message: 'secrets.name must be lower-case letters, digits and _' })
   name: string;
 
-  @ApiProperty({ example: 32 })
+  @ApiProperty({ example: 32, description: '8 to 4,096 characters' })
   @IsInt()
   @Min(8)
-  @Max(128)
+  @Max(4096)
   length: number;
 
   @ApiProperty({ enum: SECRET_ALPHABETS })
   @IsIn(SECRET_ALPHABETS)
-  alphabet: (typeof SECRET_ALPHABETS)[number];
+  alphabet: SecretAlphabet;
+}
+
+/** What the customer receives in the welcome mail (and `GET /v1/installs/:id/credentials`): a label and a text template. */
+export class ManifestCredential {
+  @ApiProperty({ example: 'Admin password' })
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9 ._()\/-]{0,47}$/, { message: 'credentials.label must be 1-48 letters, digits, spaces and . _ ( ) / -' })
+  label: string;
+
+  @ApiProperty({ example: '{{secret.admin_password}}', description: 'a text template: literal text and placeholders (a secret, the admin email...)' })
+  @IsString()
+  @MaxLength(512)
+  value: string;
+}
+
+export class ManifestTablePrefix {
+  @ApiProperty({ example: 'oc_', description: 'the prefix the dump carries (the shop installer\'s placeholder)' })
+  @Matches(/^[A-Za-z][A-Za-z0-9_]{0,31}$/, { message: 'sql.tablePrefix.placeholder must be an identifier prefix (letters, digits, _)' })
+  placeholder: string;
+
+  @ApiProperty({ example: 'shop_', description: 'what replaces it in every install (also the template value table_prefix)' })
+  @Matches(/^[a-z][a-z0-9_]{0,31}$/, { message: 'sql.tablePrefix.value must be lower-case letters, digits and _' })
+  value: string;
+}
+
+export class ManifestPhpSetting {
+  @ApiProperty({ example: 'memory_limit' })
+  @Matches(/^[a-z][a-z0-9_.]{0,63}$/, { message: 'php.settings.name must be an ini directive name' })
+  name: string;
+
+  @ApiProperty({ example: '256M' })
+  @Matches(/^[\x20-\x7e]{0,1024}$/, { message: 'php.settings.value must be printable ASCII without newlines (up to 1,024)' })
+  @Matches(/^[^"\\]*$/, { message: 'php.settings.value must not hold a double quote or backslash' })
+  value: string;
+}
+
+/** What the shop needs of PHP: checked on the group's handlers, applied by the install's PHP pool. */
+export class ManifestPhp {
+  @ApiPropertyOptional({ example: '8.1', description: 'minimal PHP version' })
+  @IsOptional()
+  @Matches(/^[0-9]{1,2}\.[0-9]{1,2}(\.[0-9]{1,3})?$/, { message: 'php.minVersion must be a version such as 8.1 or 7.4.33' })
+  minVersion?: string;
+
+  @ApiPropertyOptional({ example: ['curl', 'gd', 'mbstring', 'pdo_mysql', 'zip'], description: 'extensions as `php -m` names them (case-insensitive)' })
+  @IsOptional()
+  @IsArray()
+  @ArrayUnique()
+  @ArrayMaxSize(64)
+  @Matches(/^[A-Za-z][A-Za-z0-9_ ]{0,31}$/, { each: true, message: 'php.extensions must be extension names' })
+  extensions?: string[];
+
+  @ApiPropertyOptional({ type: [ManifestPhpSetting], description: 'ini settings the shop depends on' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(64)
+  @ValidateNested({ each: true })
+  @Type(() => ManifestPhpSetting)
+  settings?: ManifestPhpSetting[];
 }
 
 export class ManifestSqlSession {
@@ -120,6 +188,19 @@ export class ManifestSql {
   @ValidateNested()
   @Type(() => ManifestSqlSession)
   session?: ManifestSqlSession;
+
+  @ApiPropertyOptional({ example: ['--', '#'], description: 'lines starting with these (after blanks) are dropped before splitting, as the shop\'s installer does' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(8)
+  @Matches(/^[-#\/*;=]{1,8}$/, { each: true, message: 'sql.stripLinePrefixes must be 1-8 of - # / * ; =' })
+  stripLinePrefixes?: string[];
+
+  @ApiPropertyOptional({ type: ManifestTablePrefix, description: 'a table-prefix placeholder replaced as the shop\'s installer does' })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ManifestTablePrefix)
+  tablePrefix?: ManifestTablePrefix;
 }
 
 export class ManifestCron {
@@ -133,6 +214,24 @@ export class ManifestCron {
   @ArrayMaxSize(16)
   @Matches(/^[A-Za-z0-9._@+=:,/-]+$/, { each: true, message: 'crons.command words must be letters, digits and . _ @ + = : , / -' })
   command: string[];
+}
+
+export class ManifestRouting {
+  @ApiProperty({ enum: ROUTING_PASS, description: 'uri: REQUEST_URI untouched; query: ?<param>=<path> with the original query kept; pathInfo: /<front controller>/<path> as PATH_INFO' })
+  @IsIn(ROUTING_PASS)
+  pass: (typeof ROUTING_PASS)[number];
+
+  @ApiPropertyOptional({ example: '_route_', description: 'the query parameter (pass: query)' })
+  @IsOptional()
+  @Matches(/^[A-Za-z_][A-Za-z0-9_]{0,31}$/, { message: 'web.routing.param must be a parameter name' })
+  param?: string;
+
+  @ApiPropertyOptional({ example: ['*.png', '*.css', '*.js'], description: 'globs over the last path segment: a missing file matching one answers 404 instead of reaching the front controller' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(64)
+  @Matches(GLOB, { each: true, message: 'web.routing.notFound must be globs of letters, digits, . _ - * ?' })
+  notFound?: string[];
 }
 
 export class ManifestWeb {
@@ -152,10 +251,23 @@ export class ManifestWeb {
   @Matches(RELATIVE_PATH, { each: true, message: pathMessage('web.deny') })
   deny?: string[];
 
+  @ApiPropertyOptional({ example: ['*.twig', '*.tpl', '*.ini', '*.log', '*.sql', '.*'], description: 'globs denied anywhere in the tree (over the file name, or the path when they hold /); rendered templates are always denied' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(64)
+  @Matches(GLOB, { each: true, message: 'web.denyPatterns must be globs of letters, digits, . _ - * ?' })
+  denyPatterns?: string[];
+
   @ApiPropertyOptional({ example: 'index.php', description: 'front controller for paths that are not files' })
   @IsOptional()
   @Matches(RELATIVE_PATH, { message: pathMessage('web.frontController') })
   frontController?: string;
+
+  @ApiPropertyOptional({ type: ManifestRouting, description: 'how the front controller gets the path (default: REQUEST_URI untouched), and which misses answer 404' })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ManifestRouting)
+  routing?: ManifestRouting;
 
   @ApiPropertyOptional({
     example: '/index.php?route=common/home',
@@ -247,6 +359,20 @@ export class CodebaseManifest {
   @Type(() => ManifestCron)
   crons?: ManifestCron[];
 
+  @ApiPropertyOptional({ type: [ManifestCredential], description: 'what the customer receives in the welcome mail (never logged)' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(10)
+  @ValidateNested({ each: true })
+  @Type(() => ManifestCredential)
+  credentials?: ManifestCredential[];
+
+  @ApiPropertyOptional({ type: ManifestPhp })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ManifestPhp)
+  php?: ManifestPhp;
+
   @ApiProperty({ type: ManifestWeb })
   @IsDefined({ message: 'web must be given (document root, PHP entry points)' })
   @ValidateNested()
@@ -288,6 +414,15 @@ export async function parseManifest(plain: unknown): Promise<CodebaseManifest> {
     // Values are escaped for SQL with backslashes; this mode would turn them into injections.
     problems.push({ field: 'sql.session.sqlMode', problems: ['NO_BACKSLASH_ESCAPES is not supported'] });
   }
+  const routing = manifest.web.routing;
+  if (routing && !manifest.web.frontController) problems.push({ field: 'web.routing', problems: ['needs web.frontController'] });
+  if (routing?.pass === 'query' && !routing.param) problems.push({ field: 'web.routing.param', problems: ['must be given when pass is query'] });
+  if (routing && routing.pass !== 'query' && routing.param) problems.push({ field: 'web.routing.param', problems: ['only with pass query'] });
+  if (manifest.web.frontController && !manifest.web.phpEntryPoints.includes(manifest.web.frontController)) {
+    problems.push({ field: 'web.frontController', problems: [`${manifest.web.frontController} must be one of web.phpEntryPoints`] });
+  }
+  const labels = duplicate((manifest.credentials ?? []).map((c) => c.label));
+  if (labels.length > 0) problems.push({ field: 'credentials', problems: [`${[...new Set(labels)].join(', ')} declared twice`] });
   if (problems.length > 0) throw new ValidationFailedError(problems);
   return manifest;
 }

@@ -84,6 +84,10 @@ const ALPHABETS = {
   alnum: 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789',
   hex: '0123456789abcdef',
   base64url: 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_',
+  alpha: 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz',
+  digits: '0123456789',
+  // No quote, backslash, $, space or comma: safe in every template language, a shell word and a URL's userinfo alike.
+  symbols: 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#%+-.:=?@^_~',
 } as const;
 
 /** A random string from the CSPRNG, uniform over the alphabet (rejection sampling, no modulo bias). */
