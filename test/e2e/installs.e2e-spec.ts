@@ -96,7 +96,10 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
   });
 
   it('provisions a paid install on both dispatchers from one order, idempotently', async () => {
-    const order = { orderRef: 'ORD-1001', customerEmail: 'owner@shop.example.com', license: 'paid', sites: [{ hostname: 'www.bio-ex.co.uk', secureHostname: 'secure.bio-ex.co.uk' }] };
+    const order = {
+      orderRef: 'ORD-1001', customerEmail: 'owner@shop.example.com', license: 'paid', sites: [{ hostname: 'www.bio-ex.co.uk', secureHostname: 'secure.bio-ex.co.uk' }],
+      shop: { storeName: `Bob's "Bikes" \\ Ünïcode`, adminEmail: 'Admin@Bio-Ex.co.uk', locale: 'en_GB' },
+    };
     const [first, repeat] = await Promise.all([call(orders, 'POST', '/v1/installs', order), call(orders, 'POST', '/v1/installs', order)]);
     const answers = [{ status: first.status, body: await json(first) }, { status: repeat.status, body: await json(repeat) }];
     expect(answers.map((a) => a.status).sort()).toEqual([200, 202]);
@@ -127,7 +130,15 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
     for (const server of ['d1', 'd2']) {
       const home = join(base, server, 'srv/home', view.fsName);
       expect(lstatSync(join(home, 'heavymetal/lib')).isSymbolicLink()).toBe(true);
-      expect(readFileSync(join(home, 'heavymetal/config.php'), 'utf8')).toContain(`'db_name' => '${view.dbName}'`);
+      const config = readFileSync(join(home, 'heavymetal/config.php'), 'utf8');
+      expect(config).toContain(`'db_name' => '${view.dbName}'`);
+      // The order's values, escaped for PHP; the site's scheme (no certificate: http).
+      expect(config).toContain(`'store_name' => 'Bob\\'s "Bikes" \\\\ Ünïcode',`);
+      expect(config).toContain(`'admin_email' => 'admin@bio-ex.co.uk',`);
+      expect(config).toContain(`'locale' => 'en_GB',`);
+      expect(config).toContain(`'url' => 'http://www.bio-ex.co.uk/',`);
+      expect(config).toContain(`'secure_url' => 'http://secure.bio-ex.co.uk/',`);
+      expect(config).toMatch(/'encryption_key' => '[A-Za-z0-9!#%+\-.:=?@^_~]{1024}',/);
       expect(existsSync(join(base, server, 'srv/cron.d', `shop-${view.fsName}`))).toBe(true);
       // Live: in the generation the dispatcher's nginx runs (a welcome mail is sent only then).
       expect(readFileSync(join(base, server, 'srv/nginx/current/shops', `${view.fsName}.conf`), 'utf8')).toContain('server_name www.bio-ex.co.uk secure.bio-ex.co.uk;');
@@ -139,11 +150,32 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
     try {
       const [rows] = await db.query("SELECT value FROM settings WHERE name = 'orders'");
       expect(rows).toEqual([{ value: 'enabled' }]);
+      // The SQL template saw the order's store name, escaped for SQL.
+      const [names] = await db.query("SELECT value FROM settings WHERE name = 'store_name'");
+      expect(names).toEqual([{ value: order.shop.storeName }]);
     } finally {
       await db.end();
     }
     const mail = smtp.received.find((m) => m.to.includes('owner@shop.example.com'));
     expect(mail?.raw).toContain('Subject: Your shop www.bio-ex.co.uk is ready');
+    // The customer's credentials (the manifest's), in the mail and once more through the support API (audited); never in the job's output.
+    const secrets = JSON.parse(decryptSecret(engine.app.get<EngineConfig>(ENGINE_CONFIG).secretsKey, install.secretsEnc!)) as Record<string, string>;
+    expect(mail?.raw).toMatch(new RegExp(`Admin user: +admin\\r?\\n +Admin password: +${secrets.admin_password}`));
+    const support = (await engine.app.get(ApiTokensService).issue('helpdesk-credentials', ['support'], { actor: 'test', via: 'cli' })).token;
+    expect((await call(orders, 'GET', `/v1/installs/${installId}/credentials`)).status).toBe(403);
+    const credentials = await call(support, 'GET', `/v1/installs/${installId}/credentials`);
+    expect(credentials.status).toBe(200);
+    expect(credentials.headers.get('cache-control')).toBe('no-store');
+    expect(await json(credentials)).toEqual({
+      credentials: [{ label: 'Admin user', value: 'admin' }, { label: 'Admin password', value: secrets.admin_password }],
+      ftp: { user: view.fsName, password: secrets['@ftp'] },
+    });
+    expect(mail?.raw).toContain(secrets['@ftp']);
+    const audited = await ds().getRepository(AuditEvent).find({ where: { action: 'install.credentials', targetId: String(installId) } });
+    expect(audited).toHaveLength(1);
+    expect(JSON.stringify(audited)).not.toContain(secrets.admin_password);
+    const output = (await ds().getRepository(SagaStep).find({ where: { jobId } })).map((s) => `${s.output ?? ''} ${s.error ?? ''}`).join('\n');
+    for (const secret of Object.values(secrets)) expect(output).not.toContain(secret);
     expect(await ds().getRepository(Install).count({ where: { orderRef: 'ORD-1001' } })).toBe(1);
   });
 
@@ -206,6 +238,13 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
       [{ ...good, sites: [{ hostname: 'a.example.com' }, { hostname: 'A.example.com' }] }, 400, /a\.example\.com named twice/],
       [{ ...good, sites: [{ hostname: 'www.bio-ex.co.uk' }] }, 409, /Already served by a live install: www\.bio-ex\.co\.uk/],
       [{ ...good, orderRef: "x'; DROP TABLE installs; --" }, 400, /orderRef must be/],
+      [{ ...good, shop: { storeName: 'Bikes\nSubject: spam' } }, 400, /shop.storeName must be 1-128 characters without control characters/],
+      [{ ...good, shop: { storeName: 'x'.repeat(129) } }, 400, /shop.storeName must be 1-128 characters/],
+      [{ ...good, shop: { storeName: ' Bikes' } }, 400, /shop.storeName must not start or end with a blank/],
+      [{ ...good, shop: { adminEmail: 'nobody' } }, 400, /shop.adminEmail must be an email address/],
+      [{ ...good, shop: { locale: 'en_GB.UTF-8; rm -rf /' } }, 400, /shop.locale must be a language code/],
+      [{ ...good, shop: { storeName: 'Bikes', theme: 'dark' } }, 400, /property theme should not exist/],
+      [{ ...good, shop: 'Bikes' }, 400, /shop must be an object/],
     ];
     for (const [body, status, message] of cases) {
       const res = await call(orders, 'POST', '/v1/installs', body);

@@ -6,12 +6,12 @@ import type { INestApplicationContext, Type } from '@nestjs/common';
 import bcrypt from 'bcryptjs';
 import mysql from 'mysql2/promise';
 import { DataSource } from 'typeorm';
-import { DatabaseUpdate, FtpAccount, Install, Server, ServerIp, SharedCodeGroup, StartupMount } from '@app/catalog';
+import { DatabaseUpdate, FtpAccount, Install, InstallSite, Job, Server, ServerIp, SharedCodeGroup, StartupMount } from '@app/catalog';
 import { buildSampleRepository, CodebasesModule, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { SqlStatementError, TenantDatabases } from '@app/databases';
 import { HostsModule } from '@app/hosts';
-import { decryptSecret, InstallBuildSteps, InstallsModule, PrepareService, type BuildContext, type CreateInstallDto } from '@app/installs';
+import { decryptSecret, InstallBuildSteps, InstallConfigJob, InstallsModule, PrepareService, type BuildContext, type CreateInstallDto } from '@app/installs';
 import { SagaModule, type StepIO } from '@app/saga';
 import { NginxRebuilds } from '@app/webserver';
 import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
@@ -179,7 +179,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     const mail = readFileSync(join(config.mailDir, readdirSync(config.mailDir).find((f) => f.includes(`install-${install.id}-welcome`))!), 'utf8');
     expect(mail).toContain('To: owner@example.com');
     expect(mail).toContain('Subject: Your shop www.stepbuild.example.com is ready');
-    const ftpPassword = /password: (\S+)/.exec(mail)![1]!;
+    const ftpPassword = /^ {2}password: (\S+)/m.exec(mail)![1]!;
     expect(bcrypt.compareSync(ftpPassword, account.passwd)).toBe(true);
 
     const cookie = JSON.parse(execFileSync('php', ['-r', 'echo json_encode(require $argv[1]);', join(base, 'd1/srv/home', install.fsName, 'heavymetal/config.php')]).toString()).cookie_key;
@@ -203,6 +203,16 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     for (const step of steps.steps()) await step.execute(again, io);
     expect(await ds.getRepository(DatabaseUpdate).count({ where: { installId: install.id } })).toBe(3);
     expect(JSON.parse(execFileSync('php', ['-r', 'echo json_encode(require $argv[1]);', join(base, 'd1/srv/home', install.fsName, 'heavymetal/config.php')]).toString()).cookie_key).toBe(cookie);
+
+    // Values that changed later (a certificate installed: the site's scheme turns https) are rendered again on every server by install.config.
+    const phpConfig = (server: string) => JSON.parse(execFileSync('php', ['-r', 'echo json_encode(require $argv[1]);', join(base, server, 'srv/home', install.fsName, 'heavymetal/config.php')]).toString());
+    expect(phpConfig('d1')).toMatchObject({ url: 'http://www.stepbuild.example.com/', store_name: 'www.stepbuild.example.com', admin_email: 'owner@example.com', locale: 'en' });
+    await ds.getRepository(Install).update({ id: install.id }, { status: 'live' });
+    await ds.getRepository(InstallSite).update({ installId: install.id }, { sslPemPath: join(base, 'site.pem'), sslKeyPath: join(base, 'site.key') });
+    const jobId = await app.get(InstallConfigJob).request(install.id);
+    await eventually(async () => (await ds.getRepository(Job).findOneByOrFail({ id: jobId })).state === 'done', 30_000, 'the config job');
+    for (const server of ['d1', 'd2']) expect(phpConfig(server)).toMatchObject({ url: 'https://www.stepbuild.example.com/', secure_url: 'https://www.stepbuild.example.com/', cookie_key: cookie });
+    await ds.getRepository(InstallSite).update({ installId: install.id }, { sslPemPath: null, sslKeyPath: null });
 
     for (const step of [...steps.steps()].reverse()) await step.compensate(again, io);
     await released(again);

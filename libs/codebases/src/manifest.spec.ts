@@ -37,10 +37,40 @@ describe('parseManifest', () => {
     ['a template language we cannot escape for', (m: any) => (m.templates[0].language = 'perl'), /language must be one of/],
     ['no web rules', (m: any) => delete m.web, /web/],
     ['a sql_mode that breaks escaping', (m: any) => (m.sql.session.sqlMode = 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES'), /NO_BACKSLASH_ESCAPES is not supported/],
+    ['a secret longer than 4,096', (m: any) => (m.secrets[0].length = 4097), /length must not be greater than 4096/],
+    ['secrets of more than 32,768 characters in all', (m: any) => m.secrets.push(...Array.from({ length: 9 }, (_, i) => ({ name: `key${i}`, length: 4096, alphabet: 'symbols' }))), /characters in all; at most 32768/],
+    ['an alphabet we do not know', (m: any) => (m.secrets[0].alphabet = 'emoji'), /alphabet must be one of/],
+    ['a credential label with markup', (m: any) => (m.credentials = [{ label: '<b>x</b>', value: 'x' }]), /credentials.label must be/],
+    ['a credential declared twice', (m: any) => (m.credentials = [{ label: 'User', value: 'a' }, { label: 'User', value: 'b' }]), /User declared twice/],
+    ['routing without a front controller', (m: any) => { delete m.web.frontController; m.web.routing = { pass: 'uri' }; }, /web.routing.*needs web.frontController/],
+    ['query routing without its parameter', (m: any) => (m.web.routing = { pass: 'query' }), /must be given when pass is query/],
+    ['a routing parameter that is not a name', (m: any) => (m.web.routing = { pass: 'query', param: 'a=b&c' }), /web.routing.param must be a parameter name/],
+    ['a deny pattern with a .. segment', (m: any) => (m.web.denyPatterns = ['../*.ini']), /web.denyPatterns must be globs/],
+    ['a deny pattern that is a regex', (m: any) => (m.web.denyPatterns = ['(.*)$']), /web.denyPatterns must be globs/],
+    ['a front controller that is not an entry point', (m: any) => (m.web.frontController = 'router.php'), /router.php must be one of web.phpEntryPoints/],
+    ['a PHP setting with a newline', (m: any) => (m.php = { settings: [{ name: 'memory_limit', value: '1G\nauto_prepend_file=/tmp/x' }] }), /php.settings.value must be printable/],
+    ['a PHP version that is not one', (m: any) => (m.php = { minVersion: '8' }), /php.minVersion must be a version/],
+    ['a table prefix value that is not an identifier', (m: any) => (m.sql.tablePrefix = { placeholder: 'oc_', value: 'x`; DROP' }), /sql.tablePrefix.value must be/],
+    ['a line prefix that is a letter', (m: any) => (m.sql.stripLinePrefixes = ['IN']), /sql.stripLinePrefixes must be/],
   ])('refuses %s', async (_what, change, message) => {
     const manifest = plain();
     change(manifest);
     expect(await problems(manifest)).toMatch(message);
+  });
+
+  it('accepts what a third-party shop needs: long secrets, credentials, PHP requirements, SQL dialect, deny patterns and routing', async () => {
+    const m = plain();
+    m.secrets.push({ name: 'encryption_key_2', length: 4096, alphabet: 'base64url' }, { name: 'pin', length: 8, alphabet: 'digits' });
+    m.credentials = [{ label: 'Admin user', value: 'admin' }, { label: 'Admin password', value: '{{secret.cookie_key}}' }];
+    m.php = { minVersion: '7.4', extensions: ['pdo_mysql', 'Zend OPcache'], settings: [{ name: 'opcache.use_cwd', value: '1' }, { name: 'disable_functions', value: 'exec,passthru' }] };
+    m.sql.stripLinePrefixes = ['--', '#'];
+    m.sql.tablePrefix = { placeholder: 'oc_', value: 'shop_' };
+    m.web.denyPatterns = ['*.twig', '*.tpl', '.*', 'system/storage/*.log'];
+    m.web.phpEntryPoints = ['index.php', 'admin/index.php'];
+    m.web.routing = { pass: 'query', param: '_route_', notFound: ['*.png', '*.css'] };
+    const manifest = await parseManifest(m);
+    expect(manifest.web.routing).toEqual({ pass: 'query', param: '_route_', notFound: ['*.png', '*.css'] });
+    expect(manifest.secrets!.map((s) => s.length)).toEqual([32, 16, 1024, 4096, 8]);
   });
 
   it('refuses what is not an object', async () => {

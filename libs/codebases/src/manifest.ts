@@ -45,6 +45,8 @@ export const ROUTING_PASS = ['uri', 'query', 'pathInfo'] as const;
 export const GLOB = /^(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9._*?-]+(\/[A-Za-z0-9._*?-]+)*$/;
 export const SQL_EVENTS = ['install', 'add_site', 'hostname_change'] as const;
 export const MANIFEST_FILE = 'hosting.manifest.json';
+/** What an install's secrets may hold in all (they are kept encrypted in one column). */
+export const MAX_SECRET_CHARS = 32_768;
 
 export class ManifestLink {
   @ApiProperty({ example: 'storage/vendor', description: 'path in the home' })
@@ -421,6 +423,8 @@ export async function parseManifest(plain: unknown): Promise<CodebaseManifest> {
   if (manifest.web.frontController && !manifest.web.phpEntryPoints.includes(manifest.web.frontController)) {
     problems.push({ field: 'web.frontController', problems: [`${manifest.web.frontController} must be one of web.phpEntryPoints`] });
   }
+  const secretChars = (manifest.secrets ?? []).reduce((sum, s) => sum + s.length, 0);
+  if (secretChars > MAX_SECRET_CHARS) problems.push({ field: 'secrets', problems: [`${secretChars} characters in all; at most ${MAX_SECRET_CHARS}`] });
   const labels = duplicate((manifest.credentials ?? []).map((c) => c.label));
   if (labels.length > 0) problems.push({ field: 'credentials', problems: [`${[...new Set(labels)].join(', ')} declared twice`] });
   if (problems.length > 0) throw new ValidationFailedError(problems);

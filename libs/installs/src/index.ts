@@ -10,3 +10,5 @@ export * from './dto/install.view.js';
 export * from './installs.service.js';
 export * from './dto/pin-rule.dto.js';
 export * from './pin-rules.service.js';
+export * from './build-saga/install-values.js';
+export * from './build-saga/install-config.job.js';

@@ -1,9 +1,9 @@
-import { Body, Controller, Get, Inject, Param, ParseIntPipe, Post, Put, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Header, Inject, Param, ParseIntPipe, Post, Put, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { LimitOrderRate, RequireScope, type Principal } from '@app/auth';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { checkSitesAllowed, CreateInstallDto } from './dto/create-install.dto.js';
-import { InstallAcceptedView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
+import { InstallAcceptedView, InstallCredentialsView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
 import { RewriteRuleDto, SetRewritesDto } from './dto/rewrites.dto.js';
 import { InstallsService } from './installs.service.js';
 
@@ -43,6 +43,16 @@ export class InstallsController {
   @ApiResponse({ status: 200, type: InstallView })
   get(@Param('id', ParseIntPipe) id: number): Promise<InstallView> {
     return this.installs.get(id);
+  }
+
+  @Get(':id/credentials')
+  @RequireScope('support')
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: 'What the welcome mail gave the customer (the manifest\'s credentials, the FTP login), once more; audited' })
+  @ApiResponse({ status: 200, type: InstallCredentialsView })
+  @ApiResponse({ status: 409, description: 'INSTALL_NOT_LIVE: not live yet (or any more)' })
+  credentials(@Param('id', ParseIntPipe) id: number, @Req() req: { principal: Principal }): Promise<InstallCredentialsView> {
+    return this.installs.credentials(id, { actor: `token:${req.principal.name}`, via: 'api' });
   }
 
   @Put(':id/rewrites')

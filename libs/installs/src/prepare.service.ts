@@ -108,6 +108,10 @@ export class PrepareService {
         orderRef: order.orderRef,
         customerEmail: order.customerEmail.toLowerCase(),
         license: order.license,
+        storeName: order.shop?.storeName ?? null,
+        adminEmail: order.shop?.adminEmail?.toLowerCase() ?? null,
+        locale: order.shop?.locale ?? null,
+        orderAttributes: order.attributes && Object.keys(order.attributes).length > 0 ? { ...order.attributes } : null,
         fsName,
         dbName: dbNameFor(fsName),
         dbUser: fsName,
@@ -187,7 +191,7 @@ export class PrepareService {
    * group, else the fewest-installs rule of its tier. Null: still no room.
    */
   async slotFor(m: EntityManager, install: Install): Promise<SharedCodeGroup | null> {
-    const pin = await matchPinRule(m, install.customerEmail, {});
+    const pin = await matchPinRule(m, install.customerEmail, install.orderAttributes ?? {});
     return pin?.codeGroupId ? this.takePinnedSlot(m, pin.codeGroupId) : this.takeGroupSlot(m, install.license);
   }
 

@@ -1,6 +1,6 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { SecretsKeyring, secretsKeyId } from '@app/config';
-import { decryptSecret, encryptSecret, isCurrentSecret, secretKeyIdOf, SecretsKeyMissingError } from './secrets-cipher.js';
+import { decryptSecret, encryptSecret, isCurrentSecret, randomSecret, secretKeyIdOf, SecretsKeyMissingError } from './secrets-cipher.js';
 
 /** A secret as the engine stored it before key ids (format v1): existing rows look like this. */
 function encryptV1(key: Buffer, plain: string): string {
@@ -76,5 +76,22 @@ describe('secrets at rest with a key id', () => {
     const shortTag = Buffer.from(parts[3]!, 'base64url').subarray(0, 4).toString('base64url');
     expect(() => decryptSecret(keyring, [...parts.slice(0, 3), shortTag, parts[4]].join('.'))).toThrow();
     expect(() => decryptSecret(keyring, 'v3.a.b.c.d')).toThrow(/not an encrypted secret/);
+  });
+});
+
+describe('randomSecret', () => {
+  it.each([
+    ['alnum', /^[A-Za-z0-9]+$/, 62],
+    ['hex', /^[0-9a-f]+$/, 16],
+    ['base64url', /^[A-Za-z0-9_-]+$/, 64],
+    ['alpha', /^[A-Za-z]+$/, 52],
+    ['digits', /^[0-9]+$/, 10],
+    ['symbols', /^[A-Za-z0-9!#%+\-.:=?@^_~]+$/, 75],
+  ] as const)('draws %s secrets up to 4,096 characters from their alphabet only', (alphabet, pattern, size) => {
+    const secret = randomSecret(4096, alphabet);
+    expect(secret).toHaveLength(4096);
+    expect(secret).toMatch(pattern);
+    // Every character of the alphabet turns up in 4,096 draws (uniform, no character left out).
+    expect(new Set(secret).size).toBe(size);
   });
 });

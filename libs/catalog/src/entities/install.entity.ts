@@ -21,6 +21,20 @@ export class Install extends CatalogEntity {
   @Column({ type: 'varchar', length: 8 })
   license: License;
 
+  /** The order's `shop` values (store name, admin email, locale); templates see them (null: the defaults). */
+  @Column({ type: 'varchar', length: 128, nullable: true })
+  storeName: string | null;
+
+  @Column({ type: 'varchar', length: 254, nullable: true })
+  adminEmail: string | null;
+
+  @Column({ type: 'varchar', length: 16, nullable: true })
+  locale: string | null;
+
+  /** The order's attributes (validated names and values), for pin rules and templates (`attr.<name>`). */
+  @Column({ type: 'simple-json', nullable: true })
+  orderAttributes: Record<string, string> | null;
+
   /** Home directory name: lower-case letters and digits, unique forever. */
   @Index('uq_installs_fs_name', { unique: true })
   @Column({ type: 'varchar', length: 32 })

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource, In, IsNull } from 'typeorm';
+import { DataSource, In } from 'typeorm';
 import bcrypt from 'bcryptjs';
 import { DatabaseUpdate, DispatcherConfig, FtpAccount, Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, StartupMount } from '@app/catalog';
 import { parseManifest, planTree, renderTemplate, type CheckoutEntry } from '@app/codebases';
@@ -12,11 +12,9 @@ import { MailService } from '@app/mail';
 import { describe as describeAnswer, NginxPipeline, NginxRebuilds, SiteProbe, type VhostState } from '@app/webserver';
 import { JobDeferredError } from '@app/queue';
 import type { SagaStep, StepIO } from '@app/saga';
-import { decryptSecret, encryptSecret, randomSecret } from '../secrets-cipher.js';
+import { decryptSecret } from '../secrets-cipher.js';
 import { checkoutOn, cronFileOn, ftpRootOn, homeOn, type BuildContext } from './build-context.js';
-
-/** Kept with the install's secrets under a name no manifest secret can take. */
-const FTP_PASSWORD = '@ftp';
+import { InstallValues, siteValues } from './install-values.js';
 
 /** How long the webserver step waits within one run before it defers its job (and frees the worker slot). */
 const WEBSERVER_WAIT_IN_RUN_MS = 5_000;
@@ -45,6 +43,7 @@ export class InstallBuildSteps {
     private readonly rebuilds: NginxRebuilds,
     private readonly probe: SiteProbe,
     private readonly pipeline: NginxPipeline,
+    private readonly values: InstallValues,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -228,7 +227,7 @@ export class InstallBuildSteps {
           const file = `template:${template.file}`;
           if (applied.has(file)) continue;
           const source = (await executor.readFile(master, posix.join(checkout, template.file))).toString('utf8');
-          const text = renderTemplate(source, 'sql', await this.values(context, master), template.file);
+          const text = renderTemplate(source, 'sql', await this.values.values(context, master), template.file);
           await this.tenants.runStatements(dbServer, install.dbName, login, template.file, splitSql(text), session);
           await updates.save(updates.create({ installId: install.id, file, pluginId: null, checksum: sqlChecksum(text), appliedAt: new Date(), jobId: context.jobId }));
           io.log(`ran ${template.file}`);
@@ -310,7 +309,7 @@ export class InstallBuildSteps {
         const gid = Number((await executor.mustRun(master, ['getent', 'group', group])).split(':')[2]);
         if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error(`no uid/gid for ${user}:${group} on ${master.hostname}`);
         // Before the transaction: it writes the install's row, which the account's foreign key locks.
-        const password = await this.ftpPassword(context);
+        const password = await this.values.ftpPassword(context);
         await this.dataSource.transaction(async (m) => {
           await m.delete(StartupMount, { installId: install.id, serverId: master.id });
           for (const mount of mounts) await m.save(m.create(StartupMount, { installId: install.id, serverId: master.id, ...mount }));
@@ -430,6 +429,9 @@ export class InstallBuildSteps {
       execute: async (context, io) => {
         const { install, sites } = context;
         const site = sites[0]!;
+        const address = siteValues(site);
+        const credentials = await this.values.credentials(context);
+        const width = Math.max(8, ...credentials.map((c) => c.label.length + 1));
         await this.mail.send({
           to: install.customerEmail,
           subject: `Your shop ${site.hostname} is ready`,
@@ -437,12 +439,13 @@ export class InstallBuildSteps {
           text: [
             'Hello,',
             '',
-            `your shop is installed: http://${site.hostname}${site.relUrl}`,
-            ...(site.secureHostname ? [`Secure address: https://${site.secureHostname}${site.secureRelUrl}`] : []),
+            `your shop is installed: ${address.url}`,
+            ...(site.secureHostname ? [`Secure address: ${address.secure_url}`] : []),
             '',
+            ...(credentials.length > 0 ? ['Your shop\'s administration:', ...credentials.map((c) => `  ${`${c.label}:`.padEnd(width)} ${c.value}`), ''] : []),
             'FTP access to your theme and assets:',
             `  user:     ${install.fsName}`,
-            `  password: ${await this.ftpPassword(context)}`,
+            `  password: ${await this.values.ftpPassword(context)}`,
             '',
             'Welcome aboard.',
             '',
@@ -493,11 +496,11 @@ export class InstallBuildSteps {
     return { user: install.dbUser, password: decryptSecret(this.config.secretsKey, install.dbPasswordEnc) };
   }
 
-  /** The install's config files on one server, with that server's paths. */
-  private async renderConfig(context: BuildContext, server: Server, io: StepIO): Promise<void> {
+  /** The install's config files on one server, with that server's paths (also after the values changed: install.config). */
+  async renderConfig(context: BuildContext, server: Server, io: StepIO): Promise<void> {
     const { install, group, manifest, master } = context;
     const executor = this.access.executorFor(server);
-    const values = await this.values(context, server);
+    const values = await this.values.values(context, server);
     const [, group_] = this.webOwner();
     for (const template of manifest.templates ?? []) {
       const source = (await this.access.executorFor(master).readFile(master, posix.join(checkoutOn(master, group), template.source))).toString('utf8');
@@ -512,68 +515,6 @@ export class InstallBuildSteps {
   private webOwner(): [string, string] {
     const [user, group] = this.config.webUser.split(':');
     return [user!, group ?? user!];
-  }
-
-  /** The FTP password: generated once, kept encrypted with the install's secrets (the mail repeats it). */
-  private async ftpPassword(context: BuildContext): Promise<string> {
-    const secrets = await this.secrets(context);
-    if (secrets[FTP_PASSWORD]) return secrets[FTP_PASSWORD];
-    secrets[FTP_PASSWORD] = randomSecret(16);
-    registerSecrets(secrets[FTP_PASSWORD]);
-    context.install.secretsEnc = encryptSecret(this.config.secretsKey, JSON.stringify(secrets));
-    await this.dataSource.getRepository(Install).update({ id: context.install.id }, { secretsEnc: context.install.secretsEnc });
-    return secrets[FTP_PASSWORD];
-  }
-
-  /** Template values for one server; secrets are generated on first use and kept (encrypted) with the install. */
-  private async values(context: BuildContext, server: Server): Promise<Record<string, string>> {
-    const { install, sites, group, dbServer } = context;
-    const secrets = await this.secrets(context);
-    const site = sites[0]!;
-    const connection = await this.tenants.connection(dbServer);
-    const sqlite = this.tenants.sqlite(dbServer);
-    const dbHost = dbServer.privateIp ?? dbServer.hostname;
-    const dbPort = connection.port ?? 3306;
-    return {
-      db_host: dbHost,
-      db_port: String(dbPort),
-      // For PDO: the driver and where the database is (the embedded default's are SQLite files).
-      db_dsn: sqlite ? `sqlite:${sqlite.file(install.dbName)}` : `mysql:host=${dbHost};port=${dbPort};dbname=${install.dbName};charset=utf8mb4`,
-      db_name: install.dbName,
-      db_user: install.dbUser,
-      db_password: decryptSecret(this.config.secretsKey, install.dbPasswordEnc),
-      hostname: site.hostname,
-      secure_hostname: site.secureHostname ?? site.hostname,
-      home: homeOn(server, install),
-      shared_code: checkoutOn(server, group),
-      memcache_prefix: `${install.fsName}_`,
-      sphinx_index: `idx_${install.fsName}`,
-      fs_name: install.fsName,
-      ...Object.fromEntries(Object.entries(secrets).filter(([k]) => k !== FTP_PASSWORD).map(([k, v]) => [`secret.${k}`, v])),
-    };
-  }
-
-  private async secrets(context: BuildContext): Promise<Record<string, string>> {
-    const { install, manifest } = context;
-    const wanted = manifest.secrets ?? [];
-    const installs = this.dataSource.getRepository(Install);
-    if (install.secretsEnc === null && wanted.length > 0) {
-      const fresh = Object.fromEntries(wanted.map((s) => [s.name, randomSecret(s.length, s.alphabet)]));
-      // Only the first writer wins: a rerun keeps the secrets already rendered.
-      await installs.update({ id: install.id, secretsEnc: IsNull() }, { secretsEnc: encryptSecret(this.config.secretsKey, JSON.stringify(fresh)) });
-      install.secretsEnc = (await installs.findOneByOrFail({ id: install.id })).secretsEnc;
-    }
-    const stored = install.secretsEnc ? (JSON.parse(decryptSecret(this.config.secretsKey, install.secretsEnc)) as Record<string, string>) : {};
-    registerSecrets(...Object.values(stored));
-    // A secret the manifest gained since: generated now, kept from then on.
-    const missing = wanted.filter((s) => stored[s.name] === undefined);
-    if (missing.length > 0) {
-      for (const s of missing) stored[s.name] = randomSecret(s.length, s.alphabet);
-      registerSecrets(...Object.values(stored));
-      install.secretsEnc = encryptSecret(this.config.secretsKey, JSON.stringify(stored));
-      await installs.update({ id: install.id }, { secretsEnc: install.secretsEnc });
-    }
-    return stored;
   }
 }
 

@@ -9,6 +9,7 @@ import {
   IsInt,
   IsObject,
   IsOptional,
+  IsString,
   Matches,
   MaxLength,
   Min,
@@ -59,6 +60,27 @@ export class InstallSiteDto {
   secureRelUrl?: string;
 }
 
+/** The shop's own values, as the customer gave them at checkout: templates and SQL templates see them, escaped for their language. */
+export class OrderShopDto {
+  @ApiPropertyOptional({ example: "Bob's Bikes", description: 'the store name (1-128 characters, no control characters); default: the first hostname' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,128}$/u, { message: 'shop.storeName must be 1-128 characters without control characters' })
+  @Matches(/^\S(.*\S)?$/su, { message: 'shop.storeName must not start or end with a blank' })
+  storeName?: string;
+
+  @ApiPropertyOptional({ example: 'admin@example.com', description: 'the shop administrator\'s email; default: customerEmail' })
+  @IsOptional()
+  @IsEmail({}, { message: 'shop.adminEmail must be an email address' })
+  @MaxLength(254)
+  adminEmail?: string;
+
+  @ApiPropertyOptional({ example: 'de_DE', description: 'language and optional region: en, de_DE, pt-BR; default: en' })
+  @IsOptional()
+  @Matches(/^[a-z]{2,3}([_-][A-Za-z]{2,4})?$/, { message: 'shop.locale must be a language code with an optional region (en, de_DE, pt-BR)' })
+  locale?: string;
+}
+
 /** The storefront's order: one hosted shop. */
 export class CreateInstallDto {
   @ApiProperty({ example: 'order-2026-000123', description: 'the storefront\'s order reference; a repeat returns the same install' })
@@ -87,6 +109,13 @@ export class CreateInstallDto {
   @IsObject()
   @Validate(OrderAttributes)
   attributes?: Record<string, string>;
+
+  @ApiPropertyOptional({ type: OrderShopDto })
+  @IsOptional()
+  @IsObject({ message: 'shop must be an object' })
+  @ValidateNested()
+  @Type(() => OrderShopDto)
+  shop?: OrderShopDto;
 
   @ApiPropertyOptional({ description: 'dispatcher to use as the master (default: a pin rule, else the one with the fewest installs)' })
   @IsOptional()

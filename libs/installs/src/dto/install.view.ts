@@ -42,10 +42,17 @@ export class WebQuarantineView {
   @ApiProperty() since: string;
 }
 
+export class InstallShopView {
+  @ApiPropertyOptional({ type: String, nullable: true }) storeName: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true }) adminEmail: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true }) locale: string | null;
+}
+
 export class InstallView {
   @ApiProperty() id: number;
   @ApiProperty() orderRef: string;
   @ApiProperty() customerEmail: string;
+  @ApiProperty({ type: InstallShopView, description: "the order's shop values (null: the default)" }) shop: InstallShopView;
   @ApiProperty() license: string;
   @ApiProperty({ enum: INSTALL_STATUSES }) status: InstallStatus;
   @ApiPropertyOptional({ type: String, nullable: true }) statusReason: string | null;
@@ -92,4 +99,20 @@ export class ListInstallsQuery {
   @Min(1)
   @Max(200)
   limit?: number;
+}
+
+export class CredentialView {
+  @ApiProperty({ example: 'Admin password' }) label: string;
+  @ApiProperty() value: string;
+}
+
+export class FtpLoginView {
+  @ApiProperty() user: string;
+  @ApiProperty({ type: String, nullable: true, description: 'null: the install has no FTP password yet' }) password: string | null;
+}
+
+/** What the welcome mail gave the customer: the manifest's credentials and the FTP login. */
+export class InstallCredentialsView {
+  @ApiProperty({ type: [CredentialView] }) credentials: CredentialView[];
+  @ApiProperty({ type: FtpLoginView }) ftp: FtpLoginView;
 }
