@@ -1,3 +1,4 @@
+import type { Server } from '@app/catalog';
 import {
   checkSetting,
   comparePhp,
@@ -6,6 +7,7 @@ import {
   parsePhpInfoDirectives,
   parsePhpModules,
   parsePhpVersion,
+  phpServersOf,
   pickPhpFpmBinary,
   sameIniValue,
   type PhpProbe,
@@ -217,5 +219,15 @@ describe('a server against a manifest', () => {
     expect(
       describePhpFailures([check('a.example.net', false, ['missing PHP extensions: x', 'PHP 8.2 is older']), check('b.example.net', true, []), check('c.example.net', false, [], 'timed out')]),
     ).toBe('a.example.net: missing PHP extensions: x; PHP 8.2 is older | c.example.net: could not be asked (timed out)');
+  });
+});
+
+describe('the servers that run a group\'s PHP', () => {
+  it('are its master and every active dispatcher or handler', () => {
+    const server = (id: number, roles: Server['roles'], state: Server['state'] = 'active') => ({ id, roles, state }) as Server;
+    const servers = [server(1, ['dispatcher']), server(2, ['dispatcher', 'handler']), server(3, ['handler'], 'down'), server(4, ['database']), server(5, ['cloud']), server(6, ['handler'], 'draining'), server(7, ['database'])];
+    expect(phpServersOf(servers, { masterServerId: 1 }).map((s) => s.id)).toEqual([1, 2]);
+    // The master, whatever its roles and state: the clone runs there.
+    expect(phpServersOf(servers, { masterServerId: 3 }).map((s) => s.id)).toEqual([1, 2, 3]);
   });
 });

@@ -1,4 +1,4 @@
-import type { Server } from '@app/catalog';
+import type { Server, SharedCodeGroup } from '@app/catalog';
 import type { HostExecutor } from '@app/hosts';
 import type { ManifestPhp } from './manifest.js';
 
@@ -66,6 +66,16 @@ export interface PhpServerCheck {
   notes: string[];
   /** Why the server could not be asked (unreachable, a command failed or timed out): neither a pass nor a refusal. */
   error: string | null;
+}
+
+/** A group's check: every server that runs PHP for it (or the one asked about). */
+export interface PhpCheckReport {
+  groupId: number;
+  group: string;
+  /** Whether the manifest states PHP requirements; without them every server with PHP passes. */
+  required: boolean;
+  ok: boolean;
+  servers: PhpServerCheck[];
 }
 
 export interface PhpComparison {
@@ -294,6 +304,17 @@ export function comparePhp(requirements: ManifestPhp | undefined, probe: PhpProb
   return { ok: problems.length === 0, problems, missingExtensions, settings, notes };
 }
 
+/**
+ * The servers that run PHP for a group's installs: its master and every
+ * other active dispatcher or handler, the servers its checkout is synced
+ * to. Installs are served by php-fpm on their own servers, which are
+ * dispatchers (the webserver lib's backends), and handlers run php-fpm by
+ * role. Cloud handlers get the checkout when they are added, not here.
+ */
+export function phpServersOf(servers: readonly Server[], group: Pick<SharedCodeGroup, 'masterServerId'>): Server[] {
+  return servers.filter((s) => s.id === group.masterServerId || (s.state === 'active' && s.roles.some((r) => r === 'dispatcher' || r === 'handler')));
+}
+
 /** Lists the php-fpm binaries in the system directories: a fixed script, nothing of ours interpolated. */
 const LIST_FPM = 'for d in /usr/sbin /usr/local/sbin /usr/bin /usr/local/bin /sbin /bin; do for f in "$d"/php-fpm "$d"/php-fpm[0-9]*; do [ -f "$f" ] && [ -x "$f" ] && printf "%s\\n" "$f"; done; done; exit 0';
 const PROBE_TIMEOUT_MS = 30_000;
@@ -332,7 +353,9 @@ export async function checkServerPhp(executor: HostExecutor, server: Server, req
   } catch (error) {
     return { ...base, ok: false, problems: [], error: error instanceof Error ? error.message : String(error) };
   }
-  if (!probe) return { ...base, ok: false, problems: ['no PHP on the server (no php-fpm in the system directories, no php on PATH)'] };
+  const none = 'no PHP on the server (no php-fpm in the system directories, no php on PATH)';
+  // Without requirements nothing is needed of PHP: said, not held against the server.
+  if (!probe) return requirements ? { ...base, ok: false, problems: [none] } : { ...base, ok: true, problems: [], notes: [none] };
   return { serverId: server.id, hostname: server.hostname, binary: probe.binary, source: probe.source, version: probe.version, error: null, ...comparePhp(requirements, probe) };
 }
 
