@@ -122,6 +122,8 @@ describe('parsing what PHP says about itself', () => {
     expect(pickPhpFpmBinary(['/usr/sbin/php-fpm8.10', '/usr/sbin/php-fpm8.9'])).toBe('/usr/sbin/php-fpm8.10');
     expect(pickPhpFpmBinary(['/usr/local/sbin/php-fpm', '/usr/sbin/php-fpm7.4'])).toBe('/usr/sbin/php-fpm7.4');
     expect(pickPhpFpmBinary(['/usr/local/sbin/php-fpm'])).toBe('/usr/local/sbin/php-fpm');
+    // Debian's merged /usr lists the same binary under /sbin too.
+    expect(pickPhpFpmBinary(['/usr/sbin/php-fpm8.2', '/sbin/php-fpm8.2'])).toBe('/usr/sbin/php-fpm8.2');
     expect(pickPhpFpmBinary(['/usr/sbin/php-fpm-wrapper', '/usr/bin/php8.2'])).toBeNull();
     expect(pickPhpFpmBinary([])).toBeNull();
   });

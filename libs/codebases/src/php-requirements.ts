@@ -92,13 +92,15 @@ const FPM_NAME = /^(?:.*\/)?php-fpm(\d+(?:\.\d+)?)?$/;
 /**
  * The php-fpm a server runs shops with: among the binaries found, the
  * highest versioned one (php-fpm8.10 after php-fpm8.9), else a plain
- * `php-fpm`. Null when none.
+ * `php-fpm`; between equals, the first listed (the listing goes from
+ * /usr/sbin, so a merged-/usr `/sbin` copy is not preferred). Null when none.
  */
 export function pickPhpFpmBinary(paths: readonly string[]): string | null {
   const found = paths.map((p) => p.trim()).filter((p) => FPM_NAME.test(p));
   if (found.length === 0) return null;
   const versionOf = (p: string) => (FPM_NAME.exec(p)![1] ?? '').split('.').filter(Boolean).map(Number);
-  return [...found].sort((a, b) => compareVersions(versionOf(b), versionOf(a)) || a.localeCompare(b))[0]!;
+  // Array.prototype.sort is stable: equal versions keep the listing's order.
+  return [...found].sort((a, b) => compareVersions(versionOf(b), versionOf(a)))[0]!;
 }
 
 /** The version in `php -v` output (`PHP 8.2.36 (fpm-fcgi)`, `PHP 8.2.7-1~deb12u1 (cli)`), or the `PHP Version => ...` line of `-i`. */
