@@ -1,3 +1,4 @@
+import { CodeGroupPhpCheckCommand } from './code-group-php-check.command.js';
 import { CodeGroupRemoveCommand } from './code-group-remove.command.js';
 import {
   JobsCancelCommand,
@@ -53,4 +54,5 @@ export const SNIPPET_COMMANDS = [
   RebuildNginxCommand,
   SecretsRotateCommand,
   CodeGroupRemoveCommand,
+  CodeGroupPhpCheckCommand,
 ];

@@ -6,6 +6,7 @@ import { DomainError } from '@app/common';
 import { CommandFailedError, HostTimeoutError, ServerAccess } from '@app/hosts';
 import { defineJobKind, JobHandler, PermanentJobError, type JobContext } from '@app/queue';
 import { MANIFEST_FILE, manifestSourcePaths, parseManifest, type CodebaseManifest } from './manifest.js';
+import { checkServerPhp, describePhpFailures, phpServersOf } from './php-requirements.js';
 import { repoAccess, type RepoAccess } from './repo-url.js';
 
 export interface CodeGroupClonePayload {
@@ -55,6 +56,7 @@ export class CodeGroupCloneJob {
     const master = await this.dataSource.getRepository(Server).findOneOrFail({ where: { id: group.masterServerId } });
     try {
       const { revision, manifest } = await this.checkout(group, master, payload.revision, access, context);
+      await this.checkPhp(group, master, manifest, context);
       await this.syncToServers(group, master, context);
       // simple-json: TypeORM's update type does not know a plain object is a whole column value.
       const stored = JSON.parse(JSON.stringify(manifest)) as never;
@@ -142,10 +144,30 @@ export class CodeGroupCloneJob {
     throw new CloneRefused(`revision ${wanted} cannot be checked out: no tag, branch or commit of that name in the repository`);
   }
 
+  /**
+   * Before anything is synced: every server that will run the group's PHP
+   * satisfies the manifest's `php` (version, extensions, settings a pool
+   * cannot set), else the group is refused with each server's problems. A
+   * server that cannot be asked is a failure to retry, not a refusal.
+   */
+  private async checkPhp(group: SharedCodeGroup, master: Server, manifest: CodebaseManifest, context: JobContext): Promise<void> {
+    if (!manifest.php) return;
+    const servers = phpServersOf(await this.dataSource.getRepository(Server).find({ order: { id: 'ASC' } }), { masterServerId: master.id });
+    const checks = await Promise.all(servers.map((s) => checkServerPhp(this.access.executorFor(s), s, manifest.php)));
+    for (const c of checks) {
+      const what = c.binary ? `${c.binary}${c.version ? ` (PHP ${c.version})` : ''}` : 'no PHP';
+      if (c.error) context.error(`PHP check: ${c.hostname} could not be asked: ${c.error}`);
+      else context.log(`PHP check: ${c.hostname}: ${what}: ${c.ok ? 'meets the manifest' : c.problems.join('; ')}`);
+      for (const note of c.notes) context.log(`  ${c.hostname}: ${note}`);
+    }
+    if (checks.some((c) => !c.ok && !c.error)) throw new CloneRefused(`PHP requirements not met: ${describePhpFailures(checks)}`);
+    if (checks.some((c) => c.error)) throw new Error(`PHP requirements could not be checked: ${describePhpFailures(checks)}`);
+  }
+
   /** The checkout goes to every other active dispatcher and handler, which serve the group's installs. */
   private async syncToServers(group: SharedCodeGroup, master: Server, context: JobContext): Promise<void> {
-    const servers = (await this.dataSource.getRepository(Server).find({ where: { state: In(['active']) }, order: { id: 'ASC' } })).filter(
-      (s) => s.id !== master.id && s.roles.some((r) => r === 'dispatcher' || r === 'handler'),
+    const servers = phpServersOf(await this.dataSource.getRepository(Server).find({ where: { state: In(['active']) }, order: { id: 'ASC' } }), { masterServerId: master.id }).filter(
+      (s) => s.id !== master.id,
     );
     for (const server of servers) {
       context.log(`syncing ${group.name} to ${server.hostname}`);

@@ -1,8 +1,9 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseIntPipe, Patch, Post, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseIntPipe, Patch, Post, Query, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { RequireScope, type Principal } from '@app/auth';
 import { CodeGroupsService } from './code-groups.service.js';
 import { CodeGroupCreatedView, CodeGroupRemovalView, CodeGroupView, CreateCodeGroupDto, UpdateCodeGroupDto } from './dto/code-group.dto.js';
+import { PhpCheckView } from './dto/php-check.view.js';
 
 const by = (req: { principal: Principal }) => ({ actor: `token:${req.principal.name}`, via: 'api' as const });
 
@@ -32,6 +33,15 @@ export class CodeGroupsController {
   @ApiResponse({ status: 200, type: CodeGroupView })
   async get(@Param('id', ParseIntPipe) id: number): Promise<CodeGroupView> {
     return CodeGroupView.of(await this.groups.get(id));
+  }
+
+  @Get(':id/php-check')
+  @ApiOperation({ summary: "Whether the servers that run the group's PHP (or one server) satisfy its manifest's PHP requirements: version, extensions, settings a pool cannot set; changes nothing" })
+  @ApiQuery({ name: 'serverId', required: false, type: Number, description: 'check this server only (it may not hold the group yet)' })
+  @ApiResponse({ status: 200, type: PhpCheckView })
+  @ApiResponse({ status: 409, description: 'CODE_GROUP_NO_MANIFEST: the manifest is read from the checkout when the clone runs' })
+  phpCheck(@Param('id', ParseIntPipe) id: number, @Query('serverId', new ParseIntPipe({ optional: true })) serverId?: number): Promise<PhpCheckView> {
+    return this.groups.phpCheck(id, serverId);
   }
 
   @Patch(':id')

@@ -3,11 +3,13 @@ import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditEventRepository, Job, Server, SharedCodeGroup, type AuditActor } from '@app/catalog';
 import { DomainError, NotFoundError } from '@app/common';
+import { ServerAccess } from '@app/hosts';
 import { QueueService } from '@app/queue';
 import { CODE_GROUP_CLONE } from './code-group-clone.job.js';
 import { CODE_GROUP_REMOVE, codeGroupCheckouts, codeGroupUsage, refuseIfUsed, type CodeGroupUsage } from './code-group-remove.job.js';
 import type { CreateCodeGroupDto } from './dto/code-group.dto.js';
 import { parseManifest } from './manifest.js';
+import { checkServerPhp, phpServersOf, type PhpCheckReport } from './php-requirements.js';
 import { redactRepoUrl } from './repo-url.js';
 
 /** What removing a group would do (the snippet's --dry-run). */
@@ -26,6 +28,7 @@ export class CodeGroupsService {
     private readonly dataSource: DataSource,
     private readonly queue: QueueService,
     private readonly audit: AuditEventRepository,
+    private readonly access: ServerAccess,
   ) {}
 
   list(): Promise<SharedCodeGroup[]> {
@@ -36,6 +39,36 @@ export class CodeGroupsService {
     const group = await this.dataSource.getRepository(SharedCodeGroup).findOne({ where: { id } });
     if (!group) throw new NotFoundError('Code group', id);
     return group;
+  }
+
+  /** A group by id, or by name (the snippets take either). */
+  async find(idOrName: number | string): Promise<SharedCodeGroup> {
+    if (typeof idOrName === 'number') return this.get(idOrName);
+    const group = await this.dataSource.getRepository(SharedCodeGroup).findOne({ where: { name: idOrName } });
+    if (!group) throw new NotFoundError('Code group', idOrName);
+    return group;
+  }
+
+  /**
+   * Whether the servers that run the group's PHP (or the one server asked
+   * about, which may not hold the group yet) satisfy its manifest's `php`:
+   * the same check the clone makes before syncing. Changes nothing.
+   */
+  async phpCheck(idOrName: number | string, serverId?: number): Promise<PhpCheckReport> {
+    const group = await this.find(idOrName);
+    if (!group.manifest) {
+      throw new DomainError('CODE_GROUP_NO_MANIFEST', `Code group ${group.name} has no manifest yet: it is read from the checkout when the clone runs`, 409, { groupId: group.id });
+    }
+    const manifest = await parseManifest(group.manifest);
+    const all = await this.dataSource.getRepository(Server).find({ order: { id: 'ASC' } });
+    let servers = phpServersOf(all, group);
+    if (serverId !== undefined) {
+      const server = all.find((s) => s.id === serverId);
+      if (!server) throw new NotFoundError('Server', serverId);
+      servers = [server];
+    }
+    const checks = await Promise.all(servers.map((s) => checkServerPhp(this.access.executorFor(s), s, manifest.php)));
+    return { groupId: group.id, group: group.name, required: manifest.php !== undefined, ok: checks.every((c) => c.ok), servers: checks };
   }
 
   /**

@@ -6,3 +6,5 @@ export * from './codebases.module.js';
 export * from './dto/code-group.dto.js';
 export * from './render-template.js';
 export * from './tree-plan.js';
+export * from './php-requirements.js';
+export * from './dto/php-check.view.js';
