@@ -1,3 +1,5 @@
+import { SAMPLE_MANIFEST, type CodebaseManifest } from '@app/codebases';
+import { webRulesOf } from './dispatcher-input.loader.js';
 import { RenderError, renderDispatcher, renderEach, renderInstall, type DispatcherInput, type InstallInput } from './render.js';
 
 const shop = (overrides: Partial<InstallInput> = {}): InstallInput => ({
@@ -191,5 +193,29 @@ describe('web rules of the manifest', () => {
     ['an unknown routing pass', { routing: { pass: 'regex' as 'uri' } }, /refused routing pass "regex"/],
   ])('refuses %s, naming the install', (_what, overrides, message) => {
     expect(() => renderDispatcher(dispatcher([oneSite(overrides as Partial<InstallInput>)]))).toThrow(message);
+  });
+});
+
+describe('webRulesOf (the loader: manifest to render input)', () => {
+  const manifest = (web: Partial<CodebaseManifest['web']>, templates = SAMPLE_MANIFEST.templates): CodebaseManifest => ({ ...SAMPLE_MANIFEST, templates, web: { ...SAMPLE_MANIFEST.web, ...web } });
+
+  it('denies the rendered templates under the document root, relative to it, and no other', () => {
+    const rules = webRulesOf(manifest({}, [
+      { source: 'a.tpl', target: 'html/config.php', language: 'php' },
+      { source: 'b.tpl', target: 'html/admin/config.ini', language: 'ini' },
+      { source: 'c.tpl', target: 'htmlx/other.ini', language: 'ini' },
+      { source: 'd.tpl', target: 'heavymetal/config.php', language: 'php' },
+    ]));
+    expect(rules.deniedFiles).toEqual(['config.php', 'admin/config.ini']);
+  });
+
+  it('passes deny patterns and routing on, and renders the sample manifest exactly as before the web rules', () => {
+    const rules = webRulesOf(manifest({ denyPatterns: ['*.tpl'], routing: { pass: 'query', param: '_route_', notFound: ['*.png'] } }));
+    expect(rules).toMatchObject({ denyPatterns: ['*.tpl'], routing: { pass: 'query', param: '_route_', notFound: ['*.png'] }, frontController: 'index.php' });
+    expect(webRulesOf(manifest({ routing: { pass: 'pathInfo' } })).routing).toEqual({ pass: 'pathInfo' });
+    const sample = webRulesOf(SAMPLE_MANIFEST);
+    expect(sample).toEqual({ phpEntryPoints: ['index.php'], deny: ['mas_assets/theme/private'], denyPatterns: [], deniedFiles: [], frontController: 'index.php', routing: null });
+    const before = { phpEntryPoints: ['index.php'], deny: ['mas_assets/theme/private'], frontController: 'index.php' };
+    expect(renderInstall(shop({ ...before, rewrites: [] }), '/l', 'php_x')).toBe(renderInstall(shop({ ...sample, rewrites: [] }), '/l', 'php_x'));
   });
 });

@@ -330,6 +330,7 @@ const globPattern = (glob: string) => glob.replace(/[.*?]/g, (c) => (c === '.' ?
  * server's regex locations in turn on every request.
  */
 function globsRegex(globs: readonly string[], what: string, install: InstallInput): string | null {
+  if (globs.length === 0) return null;
   const checked = [...new Set(globs)].sort().map((g) => {
     // GLOB itself, not `check`: the manifest accepts a `.` segment (it matches nothing nginx's normalized URI holds) and the renderer must not refuse what it accepts.
     if (typeof g !== 'string' || !GLOB.test(g)) throw new RenderError(`install ${install.id} (${install.fsName}): refused ${what} ${JSON.stringify(g)} for an nginx config`);
@@ -337,8 +338,7 @@ function globsRegex(globs: readonly string[], what: string, install: InstallInpu
   });
   const names = checked.filter((g) => !g.includes('/')).map(globPattern);
   const paths = checked.filter((g) => g.includes('/')).map(globPattern);
-  const parts = [...(names.length > 0 ? [`/(?:${names.join('|')})$`] : []), ...(paths.length > 0 ? [`^/(?:${paths.join('|')})$`] : [])];
-  return parts.length > 0 ? parts.join('|') : null;
+  return [...(names.length > 0 ? [`/(?:${names.join('|')})$`] : []), ...(paths.length > 0 ? [`^/(?:${paths.join('|')})$`] : [])].join('|');
 }
 
 /** How a miss reaches the front controller: the `location /` line, and the named location it falls back to (none for today's `try_files`). */
@@ -368,13 +368,14 @@ function routingLocations(install: InstallInput, front: string | null): string[]
 
 function serverBody(install: InstallInput, root: string, upstream: string, accessLog: string): string[] {
   const front = install.frontController ? `/${check(install.frontController, RELATIVE_PATH, 'front controller', install)}` : null;
-  const entries = [...new Set(install.phpEntryPoints)].sort().map((e) => check(e, RELATIVE_PATH, 'PHP entry point', install));
+  const entries = (install.phpEntryPoints.length > 1 ? [...new Set(install.phpEntryPoints)].sort() : install.phpEntryPoints).map((e) => check(e, RELATIVE_PATH, 'PHP entry point', install));
   const pathInfo = install.routing?.pass === 'pathInfo';
   // Rendered files are denied, but an entry point rendered from a template runs (PHP never sends its source).
-  const deniedFiles = [...new Set(install.deniedFiles ?? [])].sort().map((f) => check(f, RELATIVE_PATH, 'denied file', install)).filter((f) => !entries.includes(f));
+  const deniedFiles = install.deniedFiles?.length ? [...new Set(install.deniedFiles)].sort().map((f) => check(f, RELATIVE_PATH, 'denied file', install)).filter((f) => !entries.includes(f)) : [];
   const denyPatterns = globsRegex(install.denyPatterns ?? [], 'deny pattern', install);
   // A directory request (`/admin/`) serves the entry point of that directory.
-  const index = [...new Set([...(front ? [front.slice(1)] : []), ...entries.filter((e) => e.includes('/')).map((e) => e.slice(e.lastIndexOf('/') + 1)).sort()])];
+  const nested = entries.filter((e) => e.includes('/'));
+  const index = nested.length === 0 ? (front ? [front.slice(1)] : []) : [...new Set([...(front ? [front.slice(1)] : []), ...nested.map((e) => e.slice(e.lastIndexOf('/') + 1)).sort()])];
   const rewrites = [...install.rewrites].sort(byString((r) => `${r.match} ${r.from}`));
   // nginx refuses two locations with the same path: a rule must not take one the manifest's rules or another rule have.
   const taken = new Set(['^/', ...entries.map((e) => `=/${e}`), ...(pathInfo ? entries.map((e) => `^/${e}/`) : []), ...install.deny.map((d) => `^/${d}`), ...deniedFiles.map((f) => `=/${f}`)]);
