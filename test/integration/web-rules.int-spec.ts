@@ -126,6 +126,7 @@ describe('web rules on a real nginx and php-fpm', () => {
     expect((await php(1, 'query.example.test', '/some-category')).get).toEqual({ _route_: 'some-category' });
     // Characters the query would read as its own are encoded in the parameter.
     expect((await php(1, 'query.example.test', '/a%26b%3Dc%2Bd?x=1')).get).toEqual({ _route_: 'a&b=c+d', x: '1' });
+    expect((await php(1, 'query.example.test', '/a%0Ab')).get).toEqual({ _route_: 'a\nb' });
     // The front page and the script itself: no route.
     expect((await php(1, 'query.example.test', '/')).get).toEqual({});
     expect((await php(1, 'query.example.test', '/index.php?route=common/home')).get).toEqual({ route: 'common/home' });
@@ -154,6 +155,8 @@ describe('web rules on a real nginx and php-fpm', () => {
     expect(await php(2, 'pathinfo.example.test', '/index.php/foo/bar?x=1')).toMatchObject({ script: 'front', pathInfo: '/foo/bar', scriptName: '/index.php', get: { x: '1' } });
     expect(await php(2, 'pathinfo.example.test', '/admin/index.php/users')).toMatchObject({ script: 'admin', pathInfo: '/users', scriptName: '/admin/index.php' });
     expect(await php(2, 'pathinfo.example.test', '/index.php')).toMatchObject({ script: 'front', pathInfo: null });
+    // A newline (encoded) in the path is part of PATH_INFO, not a broken split.
+    expect(await php(2, 'pathinfo.example.test', '/a%0Ab')).toMatchObject({ script: 'front', pathInfo: '/a\nb' });
     expect(await php(2, 'pathinfo.example.test', '/img/x.png')).toMatchObject({ script: 'front', pathInfo: '/img/x.png' });
     // A PHP file that is not an entry point never runs, with or without a path after it.
     expect((await get(2, 'pathinfo.example.test', '/other.php')).status).toBe(403);

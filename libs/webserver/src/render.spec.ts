@@ -174,7 +174,7 @@ describe('web rules of the manifest', () => {
     expect(render({ routing: { pass: 'pathInfo' } })).toContain('        rewrite ^ /index.php$uri last;\n');
     const uri = render({ routing: { pass: 'uri', notFound: ['*.png'] } });
     expect(uri).toContain('        if ($uri ~ "/(?:[^/]*\\.png)$") { return 404; }\n        rewrite ^ /index.php last;\n');
-    expect(render({ routing: { pass: 'pathInfo' }, phpEntryPoints: ['index.php', 'a+b/x.php'] })).toContain('        fastcgi_split_path_info ^(/a\\+b/x\\.php)(/.*)$;\n');
+    expect(render({ routing: { pass: 'pathInfo' }, phpEntryPoints: ['index.php', 'a+b/x.php'] })).toContain('        fastcgi_split_path_info (?s)^(/a\\+b/x\\.php)(/.*)$;\n');
   });
 
   it.each([
@@ -191,6 +191,7 @@ describe('web rules of the manifest', () => {
     ['routing by query with a parameter that is not a name', { routing: { pass: 'query', param: '_route_=x&a' } }, /refused routing param/],
     ['a parameter without routing by query', { routing: { pass: 'pathInfo', param: 'p' } }, /refused routing param "p" with pass pathInfo/],
     ['an unknown routing pass', { routing: { pass: 'regex' as 'uri' } }, /refused routing pass "regex"/],
+    ['routing to a front controller that is not an entry point', { frontController: 'app.php', routing: { pass: 'pathInfo' } }, /refused routing to \/app\.php, not a PHP entry point/],
   ])('refuses %s, naming the install', (_what, overrides, message) => {
     expect(() => renderDispatcher(dispatcher([oneSite(overrides as Partial<InstallInput>)]))).toThrow(message);
   });

@@ -342,10 +342,12 @@ function globsRegex(globs: readonly string[], what: string, install: InstallInpu
 }
 
 /** How a miss reaches the front controller: the `location /` line, and the named location it falls back to (none for today's `try_files`). */
-function routingLocations(install: InstallInput, front: string | null): string[] {
+function routingLocations(install: InstallInput, front: string | null, entries: readonly string[]): string[] {
   const routing = install.routing ?? null;
   if (!routing) return [`    location / { try_files $uri $uri/ ${front ? `${front}?$args` : '=404'}; }`];
   if (!front) throw new RenderError(`install ${install.id} (${install.fsName}): refused routing without a front controller`);
+  // A rewrite to a path no PHP location takes would come back here, ten times, then answer 500.
+  if (!entries.includes(front.slice(1))) throw new RenderError(`install ${install.id} (${install.fsName}): refused routing to ${front}, not a PHP entry point`);
   if (routing.pass !== 'uri' && routing.pass !== 'query' && routing.pass !== 'pathInfo') throw new RenderError(`install ${install.id} (${install.fsName}): refused routing pass ${JSON.stringify(routing.pass)}`);
   if (routing.pass === 'query' ? routing.param === undefined : routing.param !== undefined) throw new RenderError(`install ${install.id} (${install.fsName}): refused routing param ${JSON.stringify(routing.param)} with pass ${routing.pass}`);
   const notFound = globsRegex(routing.notFound ?? [], 'not-found glob', install);
@@ -411,9 +413,9 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
     ...entries.flatMap((entry) => [
       ...php(`= /${entry}`),
       // The entry point with a path after it: PHP gets the script as SCRIPT_NAME and the rest as PATH_INFO.
-      ...(pathInfo ? php(`^~ /${entry}/`, `        fastcgi_split_path_info ^(/${entry.replace(/[.+]/g, '\\$&')})(/.*)$;`) : []),
+      ...(pathInfo ? php(`^~ /${entry}/`, `        fastcgi_split_path_info (?s)^(/${entry.replace(/[.+]/g, '\\$&')})(/.*)$;`) : []),
     ]),
     '    location ~ \\.php$ { return 403; }',
-    ...routingLocations(install, front),
+    ...routingLocations(install, front, entries),
   ];
 }
