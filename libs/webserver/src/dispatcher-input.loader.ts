@@ -136,9 +136,7 @@ export class DispatcherInputLoader {
         id,
         fsName: install.fsName,
         root: posix.join(server.homeRoot, install.fsName, manifest.web.documentRoot),
-        phpEntryPoints: manifest.web.phpEntryPoints,
-        deny: manifest.web.deny ?? [],
-        frontController: manifest.web.frontController ?? null,
+        ...webRulesOf(manifest),
         backends: backendsOf(membersOf.get(id) ?? [], serverById),
         rewrites: rewritesOf(install.rewrites),
         sites: (sitesOf.get(id) ?? []).map((site) => ({
@@ -151,6 +149,24 @@ export class DispatcherInputLoader {
     }
     return { ...this.frame(server), installs: inputs };
   }
+}
+
+/**
+ * The manifest's web rules as the renderer takes them. Every rendered
+ * template under the document root (a config file holding the database
+ * password) is denied, by its path relative to the document root.
+ */
+export function webRulesOf(manifest: CodebaseManifest): Pick<InstallInput, 'phpEntryPoints' | 'deny' | 'denyPatterns' | 'deniedFiles' | 'frontController' | 'routing'> {
+  const web = manifest.web;
+  const under = `${web.documentRoot}/`;
+  return {
+    phpEntryPoints: web.phpEntryPoints,
+    deny: web.deny ?? [],
+    denyPatterns: web.denyPatterns ?? [],
+    deniedFiles: (manifest.templates ?? []).filter((t) => t.target.startsWith(under)).map((t) => t.target.slice(under.length)),
+    frontController: web.frontController ?? null,
+    routing: web.routing ? { pass: web.routing.pass, ...(web.routing.param === undefined ? {} : { param: web.routing.param }), ...(web.routing.notFound ? { notFound: web.routing.notFound } : {}) } : null,
+  };
 }
 
 /** php-fpm on each of the install's servers, with the row's weight; a server that is down is out of rotation. */

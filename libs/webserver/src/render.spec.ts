@@ -1,4 +1,6 @@
-import { RenderError, renderDispatcher, renderEach, type DispatcherInput, type InstallInput } from './render.js';
+import { SAMPLE_MANIFEST, type CodebaseManifest } from '@app/codebases';
+import { webRulesOf } from './dispatcher-input.loader.js';
+import { RenderError, renderDispatcher, renderEach, renderInstall, type DispatcherInput, type InstallInput } from './render.js';
 
 const shop = (overrides: Partial<InstallInput> = {}): InstallInput => ({
   id: 7,
@@ -112,5 +114,109 @@ describe('renderEach', () => {
     const one = renderEach(dispatcher([shop()])).files.get('shops.conf');
     const two = renderEach(dispatcher([shop(), shop({ id: 9, fsName: 'another' })])).files.get('shops.conf');
     expect(one).toBe(two);
+  });
+});
+
+describe('web rules of the manifest', () => {
+  const oneSite = (overrides: Partial<InstallInput> = {}) => shop({ rewrites: [], deny: [], sites: [{ hostname: 'shop.example.com', secureHostname: null, ips: ['10.1.0.1'], cert: null }], ...overrides });
+  const render = (overrides: Partial<InstallInput> = {}) => renderInstall(oneSite(overrides), '/var/log/nginx/shops.log', 'php_x');
+  /** The regex of the install's deny-pattern location, as JavaScript runs it (the PCRE written uses nothing JavaScript reads otherwise). */
+  const denyRegex = (conf: string) => new RegExp(/location ~ "(.*)" \{ deny all; \}/.exec(conf)![1]!);
+
+  it('renders an install without deny patterns, denied files or routing as before (empty ones and pass uri alone change nothing)', () => {
+    const before = render();
+    expect(render({ denyPatterns: [], deniedFiles: [], routing: null })).toBe(before);
+    expect(render({ routing: { pass: 'uri' } })).toBe(before);
+    expect(render({ routing: { pass: 'uri', notFound: [] } })).toBe(before);
+    expect(before).not.toMatch(/location ~ "|@front|fastcgi_split_path_info/);
+  });
+
+  it('renders deny patterns, denied files and routing by query with notFound (snapshot)', () => {
+    expect(render({ denyPatterns: ['*.tpl', 'system/*.log', '.*', '*.tpl'], deniedFiles: ['config.php', 'settings.ini'], routing: { pass: 'query', param: '_route_', notFound: ['*.png', 'x?.css'] } })).toMatchSnapshot();
+  });
+
+  it('renders routing by PATH_INFO: every entry point also takes a path after it (snapshot)', () => {
+    expect(render({ routing: { pass: 'pathInfo' } })).toMatchSnapshot();
+  });
+
+  it('turns globs into one regex location: without / over the file name, with / over the path from the document root', () => {
+    const conf = render({ denyPatterns: ['*.tpl', 'system/*.log', 'a?c.ini', '.*'] });
+    expect(conf.match(/location ~ "/g)).toHaveLength(1);
+    const denied = denyRegex(conf);
+    for (const path of ['/x.tpl', '/theme/deep/x.tpl', '/.tpl', '/system/error.log', '/abc.ini', '/dir/a-c.ini', '/.env', '/a/.htaccess']) expect({ path, denied: denied.test(path) }).toEqual({ path, denied: true });
+    for (const path of ['/x.tpl.txt', '/x.tpl/', '/xtpl', '/a/system/error.log', '/system/sub/error.log', '/system/errorxlog', '/abbc.ini', '/a/c.ini', '/index.php', '/']) expect({ path, denied: denied.test(path) }).toEqual({ path, denied: false });
+  });
+
+  it('puts the deny patterns after the dot-file rule and before the PHP 403 (a denied pattern covers PHP files; an entry point, exact, still wins)', () => {
+    const lines = render({ denyPatterns: ['*.php'] }).split('\n').slice(0, 30);
+    const at = (prefix: string) => lines.findIndex((l) => l.startsWith(prefix));
+    expect(at('    location ~ /\\.')).toBeLessThan(at('    location ~ "'));
+    expect(at('    location ~ "')).toBeLessThan(at('    location ~ \\.php$'));
+    expect(lines).toContain('    location = /index.php {');
+  });
+
+  it('denies rendered files exactly, but never an entry point rendered from a template, and keeps rewrites off them', () => {
+    const conf = render({ deniedFiles: ['settings.ini', 'index.php', 'conf/db.ini'] });
+    expect(conf).toContain('    location = /settings.ini { deny all; }');
+    expect(conf).toContain('    location = /conf/db.ini { deny all; }');
+    expect(conf).not.toContain('location = /index.php { deny all; }');
+    expect(() => render({ deniedFiles: ['settings.ini'], rewrites: [{ match: 'exact', from: '/settings.ini', to: '/', code: 301 }] })).toThrow(/another location has that path/);
+  });
+
+  it('serves the index of every entry point directory (the front controller first), only when some entry point lives in one', () => {
+    expect(render({ phpEntryPoints: ['index.php', 'admin/index.php', 'api/app.php'] })).toContain('    index index.php app.php;\n');
+    expect(render({ frontController: null, phpEntryPoints: ['index.php', 'manage/admin.php'] })).toContain('    index admin.php;\n');
+    expect(render({ frontController: null, phpEntryPoints: ['index.php'] })).not.toContain('index ');
+  });
+
+  it('routes misses by query parameter, by PATH_INFO or to the front controller, with notFound globs answering 404 first', () => {
+    expect(render({ routing: { pass: 'query', param: '_route_' } })).toContain('    location / { try_files $uri $uri/ @front; }\n    location @front {\n        rewrite (?s)^/(.*)$ /index.php?_route_=$1 last;\n    }\n');
+    expect(render({ routing: { pass: 'pathInfo' } })).toContain('        rewrite ^ /index.php$uri last;\n');
+    const uri = render({ routing: { pass: 'uri', notFound: ['*.png'] } });
+    expect(uri).toContain('        if ($uri ~ "/(?:[^/]*\\.png)$") { return 404; }\n        rewrite ^ /index.php last;\n');
+    expect(render({ routing: { pass: 'pathInfo' }, phpEntryPoints: ['index.php', 'a+b/x.php'] })).toContain('        fastcgi_split_path_info (?s)^(/a\\+b/x\\.php)(/.*)$;\n');
+  });
+
+  it.each([
+    ['a deny pattern with a quote', { denyPatterns: ['*.tpl" { }'] }, /refused deny pattern/],
+    ['a deny pattern with a regex', { denyPatterns: ['(.*)'] }, /refused deny pattern/],
+    ['a deny pattern with a variable', { denyPatterns: ['$uri'] }, /refused deny pattern/],
+    ['a deny pattern with a .. segment', { denyPatterns: ['../*.ini'] }, /refused deny pattern/],
+    ['a deny pattern with a space', { denyPatterns: ['a b'] }, /refused deny pattern/],
+    ['a not-found glob with a brace', { routing: { pass: 'uri', notFound: ['*.{png,css}'] } }, /refused not-found glob/],
+    ['a denied file outside the document root', { deniedFiles: ['../config.php'] }, /refused denied file/],
+    ['a denied file with a directive', { deniedFiles: ['x.ini { allow all; }'] }, /refused denied file/],
+    ['routing without a front controller', { frontController: null, routing: { pass: 'uri' } }, /refused routing without a front controller/],
+    ['routing by query without a parameter', { routing: { pass: 'query' } }, /refused routing param undefined/],
+    ['routing by query with a parameter that is not a name', { routing: { pass: 'query', param: '_route_=x&a' } }, /refused routing param/],
+    ['a parameter without routing by query', { routing: { pass: 'pathInfo', param: 'p' } }, /refused routing param "p" with pass pathInfo/],
+    ['an unknown routing pass', { routing: { pass: 'regex' as 'uri' } }, /refused routing pass "regex"/],
+    ['routing to a front controller that is not an entry point', { frontController: 'app.php', routing: { pass: 'pathInfo' } }, /refused routing to \/app\.php, not a PHP entry point/],
+  ])('refuses %s, naming the install', (_what, overrides, message) => {
+    expect(() => renderDispatcher(dispatcher([oneSite(overrides as Partial<InstallInput>)]))).toThrow(message);
+  });
+});
+
+describe('webRulesOf (the loader: manifest to render input)', () => {
+  const manifest = (web: Partial<CodebaseManifest['web']>, templates = SAMPLE_MANIFEST.templates): CodebaseManifest => ({ ...SAMPLE_MANIFEST, templates, web: { ...SAMPLE_MANIFEST.web, ...web } });
+
+  it('denies the rendered templates under the document root, relative to it, and no other', () => {
+    const rules = webRulesOf(manifest({}, [
+      { source: 'a.tpl', target: 'html/config.php', language: 'php' },
+      { source: 'b.tpl', target: 'html/admin/config.ini', language: 'ini' },
+      { source: 'c.tpl', target: 'htmlx/other.ini', language: 'ini' },
+      { source: 'd.tpl', target: 'heavymetal/config.php', language: 'php' },
+    ]));
+    expect(rules.deniedFiles).toEqual(['config.php', 'admin/config.ini']);
+  });
+
+  it('passes deny patterns and routing on, and renders the sample manifest exactly as before the web rules', () => {
+    const rules = webRulesOf(manifest({ denyPatterns: ['*.tpl'], routing: { pass: 'query', param: '_route_', notFound: ['*.png'] } }));
+    expect(rules).toMatchObject({ denyPatterns: ['*.tpl'], routing: { pass: 'query', param: '_route_', notFound: ['*.png'] }, frontController: 'index.php' });
+    expect(webRulesOf(manifest({ routing: { pass: 'pathInfo' } })).routing).toEqual({ pass: 'pathInfo' });
+    const sample = webRulesOf(SAMPLE_MANIFEST);
+    expect(sample).toEqual({ phpEntryPoints: ['index.php'], deny: ['mas_assets/theme/private'], denyPatterns: [], deniedFiles: [], frontController: 'index.php', routing: null });
+    const before = { phpEntryPoints: ['index.php'], deny: ['mas_assets/theme/private'], frontController: 'index.php' };
+    expect(renderInstall(shop({ ...before, rewrites: [] }), '/l', 'php_x')).toBe(renderInstall(shop({ ...sample, rewrites: [] }), '/l', 'php_x'));
   });
 });

@@ -28,14 +28,34 @@ export interface RewriteInput {
   code: 301 | 302;
 }
 
+/**
+ * How paths that are not files reach the front controller (the manifest's
+ * `web.routing`): `uri` with REQUEST_URI untouched, `query` as
+ * `?<param>=<path without its leading />` with the original query kept,
+ * `pathInfo` as `/<front controller>/<path>` (PHP sees PATH_INFO). A miss
+ * whose last segment matches a `notFound` glob answers nginx's 404 instead.
+ */
+export interface RoutingInput {
+  pass: 'uri' | 'query' | 'pathInfo';
+  param?: string;
+  notFound?: readonly string[];
+}
+
 export interface InstallInput {
   id: number;
   fsName: string;
   /** Absolute document root on this dispatcher. */
   root: string;
   phpEntryPoints: readonly string[];
+  /** Path prefixes under the document root that are denied. */
   deny: readonly string[];
+  /** Globs denied anywhere: over the file name (no `/`), or over the path from the document root (with `/`). */
+  denyPatterns?: readonly string[];
+  /** Files under the document root denied exactly (the manifest's rendered templates: config files). */
+  deniedFiles?: readonly string[];
   frontController: string | null;
+  /** Without it (or with `pass: 'uri'` and no `notFound`): today's `try_files $uri $uri/ /<front>?$args`. */
+  routing?: RoutingInput | null;
   /** php-fpm of the install's handlers: address `host:port` or `unix:/path`, with weights. */
   backends: readonly { address: string; weight: number }[];
   rewrites: readonly RewriteInput[];
@@ -66,6 +86,9 @@ const RELATIVE_PATH = /^[A-Za-z0-9_@+-][A-Za-z0-9._@+\/-]*$/;
 const URL_PATH = /^\/[A-Za-z0-9._~@+\/-]*$/;
 const REDIRECT_URL = /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~@+\/-]*)?$/;
 const FS_NAME = /^[a-z][a-z0-9]{0,31}$/;
+/** The manifest's GLOB: letters, digits and . _ - with * and ?, segments joined by / (no .. segment). */
+const GLOB = /^(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9._*?-]+(\/[A-Za-z0-9._*?-]+)*$/;
+const ROUTE_PARAM = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
 
 export const MAIN_INCLUDE = 'shops.conf';
 export const LOG_FORMAT = 'shop_host';
@@ -99,6 +122,8 @@ const FASTCGI_PARAMS: readonly [string, string][] = [
   ['CONTENT_TYPE', '$content_type'],
   ['CONTENT_LENGTH', '$content_length'],
   ['SCRIPT_NAME', '$fastcgi_script_name'],
+  // Set only where a location splits the path (`fastcgi_split_path_info`: routing by PATH_INFO); empty, it is not sent.
+  ['PATH_INFO', '$fastcgi_path_info if_not_empty'],
   ['REQUEST_URI', '$request_uri'],
   ['DOCUMENT_URI', '$document_uri'],
   ['DOCUMENT_ROOT', '$document_root'],
@@ -295,20 +320,84 @@ export function renderInstall(install: InstallInput, accessLog: string, upstream
   return `${lines.join('\n')}\n`;
 }
 
+/** A glob as a PCRE over the URI: `*` a run of a segment's characters, `?` one of them, `.` escaped; GLOB leaves nothing else special. */
+const globPattern = (glob: string) => glob.replace(/[.*?]/g, (c) => (c === '.' ? '\\.' : c === '*' ? '[^/]*' : '[^/]'));
+
+/**
+ * One PCRE over the URI for a set of globs (null for none): globs without
+ * `/` match the last segment (the file name), globs with `/` the whole path
+ * from the document root. One regex, not one per glob: nginx tries a
+ * server's regex locations in turn on every request.
+ */
+function globsRegex(globs: readonly string[], what: string, install: InstallInput): string | null {
+  if (globs.length === 0) return null;
+  const checked = [...new Set(globs)].sort().map((g) => {
+    // GLOB itself, not `check`: the manifest accepts a `.` segment (it matches nothing nginx's normalized URI holds) and the renderer must not refuse what it accepts.
+    if (typeof g !== 'string' || !GLOB.test(g)) throw new RenderError(`install ${install.id} (${install.fsName}): refused ${what} ${JSON.stringify(g)} for an nginx config`);
+    return g;
+  });
+  const names = checked.filter((g) => !g.includes('/')).map(globPattern);
+  const paths = checked.filter((g) => g.includes('/')).map(globPattern);
+  return [...(names.length > 0 ? [`/(?:${names.join('|')})$`] : []), ...(paths.length > 0 ? [`^/(?:${paths.join('|')})$`] : [])].join('|');
+}
+
+/** How a miss reaches the front controller: the `location /` line, and the named location it falls back to (none for today's `try_files`). */
+function routingLocations(install: InstallInput, front: string | null, entries: readonly string[]): string[] {
+  const routing = install.routing ?? null;
+  if (!routing) return [`    location / { try_files $uri $uri/ ${front ? `${front}?$args` : '=404'}; }`];
+  if (!front) throw new RenderError(`install ${install.id} (${install.fsName}): refused routing without a front controller`);
+  // A rewrite to a path no PHP location takes would come back here, ten times, then answer 500.
+  if (!entries.includes(front.slice(1))) throw new RenderError(`install ${install.id} (${install.fsName}): refused routing to ${front}, not a PHP entry point`);
+  if (routing.pass !== 'uri' && routing.pass !== 'query' && routing.pass !== 'pathInfo') throw new RenderError(`install ${install.id} (${install.fsName}): refused routing pass ${JSON.stringify(routing.pass)}`);
+  if (routing.pass === 'query' ? routing.param === undefined : routing.param !== undefined) throw new RenderError(`install ${install.id} (${install.fsName}): refused routing param ${JSON.stringify(routing.param)} with pass ${routing.pass}`);
+  const notFound = globsRegex(routing.notFound ?? [], 'not-found glob', install);
+  if (routing.pass === 'uri' && !notFound) return [`    location / { try_files $uri $uri/ ${front}?$args; }`];
+  // `rewrite` keeps the request's query (after the new one, when it adds one); a capture going into the query is URL-encoded when the request's path was.
+  const rewrite =
+    routing.pass === 'query'
+      ? `rewrite (?s)^/(.*)$ ${front}?${check(routing.param ?? '', ROUTE_PARAM, 'routing param', install)}=$1 last;`
+      : routing.pass === 'pathInfo'
+        ? `rewrite ^ ${front}$uri last;`
+        : `rewrite ^ ${front} last;`;
+  return [
+    '    location / { try_files $uri $uri/ @front; }',
+    '    location @front {',
+    ...(notFound ? [`        if ($uri ~ "${notFound}") { return 404; }`] : []),
+    `        ${rewrite}`,
+    '    }',
+  ];
+}
+
 function serverBody(install: InstallInput, root: string, upstream: string, accessLog: string): string[] {
   const front = install.frontController ? `/${check(install.frontController, RELATIVE_PATH, 'front controller', install)}` : null;
+  const entries = (install.phpEntryPoints.length > 1 ? [...new Set(install.phpEntryPoints)].sort() : install.phpEntryPoints).map((e) => check(e, RELATIVE_PATH, 'PHP entry point', install));
+  const pathInfo = install.routing?.pass === 'pathInfo';
+  // Rendered files are denied, but an entry point rendered from a template runs (PHP never sends its source).
+  const deniedFiles = install.deniedFiles?.length ? [...new Set(install.deniedFiles)].sort().map((f) => check(f, RELATIVE_PATH, 'denied file', install)).filter((f) => !entries.includes(f)) : [];
+  const denyPatterns = globsRegex(install.denyPatterns ?? [], 'deny pattern', install);
+  // A directory request (`/admin/`) serves the entry point of that directory.
+  const nested = entries.filter((e) => e.includes('/'));
+  const index = nested.length === 0 ? (front ? [front.slice(1)] : []) : [...new Set([...(front ? [front.slice(1)] : []), ...nested.map((e) => e.slice(e.lastIndexOf('/') + 1)).sort()])];
   const rewrites = [...install.rewrites].sort(byString((r) => `${r.match} ${r.from}`));
   // nginx refuses two locations with the same path: a rule must not take one the manifest's rules or another rule have.
-  const taken = new Set(['^/', ...install.phpEntryPoints.map((e) => `=/${e}`), ...install.deny.map((d) => `^/${d}`)]);
+  const taken = new Set(['^/', ...entries.map((e) => `=/${e}`), ...(pathInfo ? entries.map((e) => `^/${e}/`) : []), ...install.deny.map((d) => `^/${d}`), ...deniedFiles.map((f) => `=/${f}`)]);
   for (const r of rewrites) {
     const key = `${r.match === 'exact' ? '=' : '^'}${r.from}`;
     if (taken.has(key)) throw new RenderError(`install ${install.id} (${install.fsName}): refused rewrite ${r.match} ${JSON.stringify(r.from)}: another location has that path`);
     taken.add(key);
   }
+  const php = (location: string, ...extra: string[]) => [
+    `    location ${location} {`,
+    ...extra,
+    `        add_header ${PROBE_HEADER} $shop_probe always;`,
+    `        fastcgi_pass ${upstream};`,
+    '        fastcgi_next_upstream error timeout;',
+    '    }',
+  ];
   return [
     `    root ${root};`,
     `    access_log ${accessLog} ${LOG_FORMAT};`,
-    ...(front ? [`    index ${front.slice(1)};`] : []),
+    ...(index.length > 0 ? [`    index ${index.join(' ')};`] : []),
     ...rewrites.map((r) => {
       if (r.match !== 'exact' && r.match !== 'prefix') throw new RenderError(`install ${install.id}: refused rewrite match ${JSON.stringify(r.match)}`);
       if (r.code !== 301 && r.code !== 302) throw new RenderError(`install ${install.id}: refused redirect code ${String(r.code)}`);
@@ -317,15 +406,16 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
       return `    location ${r.match === 'exact' ? '=' : '^~'} ${from} { return ${r.code} ${to}; }`;
     }),
     ...[...install.deny].sort().map((d) => `    location ^~ /${check(d, RELATIVE_PATH, 'denied path', install)} { deny all; }`),
+    ...deniedFiles.map((f) => `    location = /${f} { deny all; }`),
     '    location ~ /\\. { deny all; }',
-    ...[...install.phpEntryPoints].sort().flatMap((entry) => [
-      `    location = /${check(entry, RELATIVE_PATH, 'PHP entry point', install)} {`,
-      `        add_header ${PROBE_HEADER} $shop_probe always;`,
-      `        fastcgi_pass ${upstream};`,
-      '        fastcgi_next_upstream error timeout;',
-      '    }',
+    // Before `\.php$`: a denied pattern covers PHP files too; an entry point (an exact location) is never reached through a regex.
+    ...(denyPatterns ? [`    location ~ "${denyPatterns}" { deny all; }`] : []),
+    ...entries.flatMap((entry) => [
+      ...php(`= /${entry}`),
+      // The entry point with a path after it: PHP gets the script as SCRIPT_NAME and the rest as PATH_INFO.
+      ...(pathInfo ? php(`^~ /${entry}/`, `        fastcgi_split_path_info (?s)^(/${entry.replace(/[.+]/g, '\\$&')})(/.*)$;`) : []),
     ]),
     '    location ~ \\.php$ { return 403; }',
-    `    location / { try_files $uri $uri/ ${front ? `${front}?$args` : '=404'}; }`,
+    ...routingLocations(install, front, entries),
   ];
 }
