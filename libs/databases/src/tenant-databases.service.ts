@@ -359,6 +359,8 @@ export class TenantDatabases {
       `--user=${login.user}`,
       ...connectArgs(connection),
       `--delimiter=${DELIMITER}`,
+      // The file goes to stdin as UTF-8 (read as such): said so, whatever the server's locale (\`auto\` under C is latin1, which mangles every non-ASCII byte).
+      '--default-character-set=utf8mb4',
       `--database=${database}`,
     ];
     // The password in the environment of the client only (readable by root and that process), never in argv.
