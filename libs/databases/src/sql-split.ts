@@ -36,7 +36,10 @@ export interface SqlPreparation {
   session?: { sqlMode?: string };
 }
 
-const WORD_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/;
+/** A-Z a-z 0-9 _ $ and anything past ASCII: what an unquoted MySQL identifier is made of. */
+function isWordChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95 || c === 36 || c >= 0x80;
+}
 
 /**
  * Prepares a dump as the manifest says before it is split: drops the lines
@@ -58,122 +61,95 @@ export function prepareSql(sql: string, options: SqlPreparation = {}): string {
   const ansiQuotes = (options.session?.sqlMode ?? '').split(',').some((m) => m === 'ANSI_QUOTES' || m === 'ANSI');
   if (prefixes.length === 0 && !table) return sql;
 
-  const out: string[] = [];
-  let state: 'code' | 'quote' | 'identifier' | 'block' | 'line' = 'code';
-  let quote = '';
+  const n = sql.length;
+  // Copied in runs: only what is dropped or replaced breaks a run (a dump is often a megabyte).
+  const pieces: string[] = [];
+  let copied = 0;
   /** Inside `/*! ... *\/`: code, until the comment's end. */
   let executable = false;
-  let i = 0;
   let lineStart = true;
-  /** An identifier starts at i: replace the placeholder it begins with. */
-  const identifierAt = (): void => {
+  /** An identifier starts at i: the placeholder it begins with is replaced. */
+  const identifierAt = (i: number): void => {
     if (table && sql.startsWith(table.placeholder, i)) {
-      out.push(table.value);
-      i += table.placeholder.length;
+      pieces.push(sql.slice(copied, i), table.value);
+      copied = i + table.placeholder.length;
     }
   };
-  while (i < sql.length) {
+  const endOfLine = (i: number): number => {
+    const end = sql.indexOf('\n', i);
+    return end === -1 ? n : end;
+  };
+  /** Past a string literal starting at i (backslash escapes; a doubled quote is two adjacent literals, the same to us). */
+  const pastString = (i: number, quote: number): number => {
+    for (let j = i + 1; j < n; j++) {
+      const c = sql.charCodeAt(j);
+      if (c === 92) j++;
+      else if (c === quote) return j + 1;
+    }
+    return n;
+  };
+  /** Past a quoted identifier whose first character is at i (a doubled quote stands for itself). */
+  const pastIdentifier = (i: number, quote: number): number => {
+    for (let j = i; j < n; j++) {
+      if (sql.charCodeAt(j) !== quote) continue;
+      if (sql.charCodeAt(j + 1) !== quote) return j + 1;
+      j++;
+    }
+    return n;
+  };
+
+  let i = 0;
+  while (i < n) {
     if (lineStart) {
       lineStart = false;
-      if (state === 'code') {
-        let first = i;
-        while (sql[first] === ' ' || sql[first] === '\t') first++;
-        if (prefixes.some((p) => sql.startsWith(p, first))) {
-          const end = sql.indexOf('\n', first);
-          i = end === -1 ? sql.length : end;
-          continue;
-        }
+      let first = i;
+      while (sql.charCodeAt(first) === 32 || sql.charCodeAt(first) === 9) first++;
+      if (prefixes.some((p) => sql.startsWith(p, first))) {
+        const end = endOfLine(first);
+        pieces.push(sql.slice(copied, i));
+        copied = end;
+        i = end;
+        continue;
       }
     }
-    const c = sql[i]!;
-    if (c === '\n') {
+    const c = sql.charCodeAt(i);
+    const next = sql.charCodeAt(i + 1);
+    if (c === 10) {
       lineStart = true;
-      if (state === 'line') state = 'code';
-      out.push(c);
       i++;
-      continue;
-    }
-    switch (state) {
-      case 'code': {
-        const next = sql[i + 1];
-        if (c === "'" || (c === '"' && !ansiQuotes)) {
-          state = 'quote';
-          quote = c;
-        } else if (c === '`' || c === '"') {
-          state = 'identifier';
-          quote = c;
-          out.push(c);
-          i++;
-          identifierAt();
-          continue;
-        } else if (c === '#' || (c === '-' && next === '-' && (i + 2 >= sql.length || /\s/.test(sql[i + 2]!)))) {
-          state = 'line';
-        } else if (c === '/' && next === '*') {
-          const marker = /^\/\*M?!\d*/.exec(sql.slice(i, i + 12));
-          if (marker && !executable) {
-            executable = true;
-            out.push(marker[0]);
-            i += marker[0].length;
-            continue;
-          }
-          state = 'block';
-          out.push('/*');
-          i += 2;
-          continue;
-        } else if (c === '*' && next === '/' && executable) {
-          executable = false;
-          out.push('*/');
-          i += 2;
-          continue;
-        } else if (c === '@' || WORD_CHAR.test(c)) {
-          // A whole word at once: a placeholder only counts at its start. `@var` and `@@var` are variables, not tables.
-          let end = i + 1;
-          while (end < sql.length && (WORD_CHAR.test(sql[end]!) || (c === '@' && sql[end] === '@' && end === i + 1))) end++;
-          if (c !== '@' && !/[0-9]/.test(c)) identifierAt();
-          out.push(sql.slice(i, end));
-          i = end;
-          continue;
-        }
-        break;
+    } else if (c === 39 || (c === 34 && !ansiQuotes)) {
+      i = pastString(i, c);
+    } else if (c === 96 || c === 34) {
+      identifierAt(i + 1);
+      i = pastIdentifier(i + 1, c);
+    } else if (c === 35 || (c === 45 && next === 45 && (i + 2 >= n || /\s/.test(sql[i + 2]!)))) {
+      i = endOfLine(i);
+    } else if (c === 47 && next === 42) {
+      const marker = executable ? null : /^\/\*M?!\d*/.exec(sql.slice(i, i + 12));
+      if (marker) {
+        executable = true;
+        i += marker[0].length;
+      } else {
+        const end = sql.indexOf('*/', i + 2);
+        i = end === -1 ? n : end + 2;
       }
-      case 'quote':
-        if (c === '\\' && i + 1 < sql.length && sql[i + 1] !== '\n') {
-          out.push(sql.slice(i, i + 2));
-          i += 2;
-          continue;
-        }
-        if (c === quote) {
-          if (sql[i + 1] === quote) {
-            out.push(c, c);
-            i += 2;
-            continue;
-          }
-          state = 'code';
-        }
-        break;
-      case 'identifier':
-        if (c === quote) {
-          if (sql[i + 1] === quote) {
-            out.push(c, c);
-            i += 2;
-            continue;
-          }
-          state = 'code';
-        }
-        break;
-      case 'block':
-        if (c === '*' && sql[i + 1] === '/') {
-          state = 'code';
-          out.push('*/');
-          i += 2;
-          continue;
-        }
-        break;
-      case 'line':
-        break;
+    } else if (c === 42 && next === 47 && executable) {
+      executable = false;
+      i += 2;
+    } else if (c === 64) {
+      // `@var` and `@@var` are variables, not tables.
+      i++;
+      if (sql.charCodeAt(i) === 64) i++;
+      while (i < n && isWordChar(sql.charCodeAt(i))) i++;
+    } else if (isWordChar(c)) {
+      // A whole word at once: a placeholder counts only at its start (and a word starting with a digit is a number).
+      if (c < 48 || c > 57) identifierAt(i);
+      i++;
+      while (i < n && isWordChar(sql.charCodeAt(i))) i++;
+    } else {
+      i++;
     }
-    out.push(c);
-    i++;
   }
-  return out.join('');
+  pieces.push(sql.slice(copied));
+  return pieces.join('');
 }
