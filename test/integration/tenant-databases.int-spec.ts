@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jest } from '@jest/globals';
 import mysql from 'mysql2/promise';
 import type { Server } from '@app/catalog';
 import type { EngineConfig } from '@app/config';
@@ -108,6 +109,42 @@ describe('TenantDatabases (real MariaDB through the mariadb client)', () => {
     expect(error).toBeInstanceOf(SqlStatementError);
     expect(error).toMatchObject({ file: '0003_broken.sql', line: 4, statement: 'INSERT INTO no_such_table (id)\n  VALUES (1)', server: 'db1.example.net' });
     expect((error as Error).message).toMatch(/0003_broken\.sql line 4 on db1\.example\.net: Table '.*no_such_table' doesn't exist; statement: INSERT INTO no_such_table/);
+  });
+
+  it("leaves nothing of a failing file's rows since its last DDL, and commits a file that succeeds", async () => {
+    const sql = "CREATE TABLE half (id INT PRIMARY KEY);\nINSERT INTO half VALUES (1);\nINSERT INTO half VALUES (2);\nINSERT INTO half VALUES (1);\n";
+    const error = await tenants.runStatements(server, db, login, '0006_half.sql', splitSql(sql)).catch((e: unknown) => e);
+    expect(error).toMatchObject({ line: 4, message: expect.stringMatching(/Duplicate entry/) });
+    expect(await asAdmin(`SELECT COUNT(*) AS n FROM ${db}.half`)).toEqual([{ n: 0 }]);
+    await tenants.runStatements(server, db, login, '0007_rows.sql', splitSql('INSERT INTO half VALUES (1);\nINSERT INTO half VALUES (2);\n'));
+    expect(await asAdmin(`SELECT COUNT(*) AS n FROM ${db}.half`)).toEqual([{ n: 2 }]);
+  });
+
+  it('resets a database with tables, routines and events to an empty one; an empty one of its own is left as it is, in one client call', async () => {
+    const other = `shop_r${suffix}`;
+    expect(await tenants.createDatabase(server, other, 'utf8mb4', owner)).toBe('created');
+    try {
+      const executor = access.executorFor(server);
+      const run = jest.spyOn(executor, 'run');
+      await tenants.resetDatabase(server, other, 'utf8mb4', owner);
+      expect(run).toHaveBeenCalledTimes(1);
+      run.mockRestore();
+      for (const object of [`CREATE TABLE ${other}.t (id INT)`, `CREATE PROCEDURE ${other}.p() SELECT 1`, `CREATE EVENT ${other}.e ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1`]) {
+        await asAdmin(object);
+        await tenants.resetDatabase(server, other, 'utf8mb4', owner);
+        expect(
+          await asAdmin(
+            `SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${other}') + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '${other}') + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '${other}') AS n`,
+          ),
+        ).toEqual([{ n: 0 }]);
+      }
+      // Another character set: made anew with it, its comment kept; another install's claim is refused.
+      await tenants.resetDatabase(server, other, 'latin1', owner);
+      expect(await asAdmin(`SELECT DEFAULT_CHARACTER_SET_NAME AS c, SCHEMA_COMMENT AS o FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${other}'`)).toEqual([{ c: 'latin1', o: ownerComment(owner) }]);
+      await expect(tenants.resetDatabase(server, other, 'latin1', { installId: 1 })).rejects.toBeInstanceOf(NameConflictError);
+    } finally {
+      await asAdmin(`DROP DATABASE IF EXISTS ${other}`);
+    }
   });
 
   it('runs tenant SQL as the install: a \\! line runs no shell, another shop\'s database cannot be dropped', async () => {

@@ -230,7 +230,9 @@ export class TenantDatabases {
   /**
    * Empties the install's database for a fresh start (drop and create in one
    * client call, its owner's comment kept); one that is not the install's is
-   * a conflict, left alone.
+   * a conflict, left alone. One query says whose it is and whether it holds
+   * anything: a new install's database, just created, is already what a
+   * reset makes and is left as it is (no DDL, no second client call).
    */
   async resetDatabase(server: Server, name: string, charset: string, owner: TenantOwner): Promise<void> {
     quoteIdentifier(name);
@@ -240,8 +242,20 @@ export class TenantDatabases {
       if (sqlite.dropDatabase(name, owner.installId) === 'not-ours' || sqlite.createDatabase(name, owner.installId) === 'not-ours') throw this.conflict(server, `database ${name}`);
       return;
     }
-    const comment = await this.schemaComment(server, name);
-    if (comment !== null && comment !== ownerComment(owner)) throw this.conflict(server, `database ${name}`);
+    const schema = quoteString(name);
+    const out = await this.admin(
+      server,
+      `SELECT CONCAT('=', SCHEMA_COMMENT), DEFAULT_CHARACTER_SET_NAME, ` +
+        `(SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schema}) + ` +
+        `(SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${schema}) + ` +
+        `(SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${schema}) ` +
+        `FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${schema};`,
+    );
+    if (out !== '') {
+      const [comment, existingCharset, objects] = out.replace(/\n$/, '').split('\t');
+      if (comment!.slice(1) !== ownerComment(owner)) throw this.conflict(server, `database ${name}`);
+      if (existingCharset === charset && objects === '0') return;
+    }
     await this.admin(
       server,
       `DROP DATABASE IF EXISTS ${quoteIdentifier(name)};\nCREATE DATABASE ${quoteIdentifier(name)} CHARACTER SET ${quoteIdentifier(charset, CHARSET)} COMMENT ${quoteString(ownerComment(owner))};`,
@@ -340,12 +354,17 @@ export class TenantDatabases {
       if (!/^[A-Z_]*(,[A-Z_]+)*$/.test(session.sqlMode)) throw new Error(`refused sql_mode ${JSON.stringify(session.sqlMode)}`);
       setup.push(`SET SESSION sql_mode = ${quoteString(session.sqlMode)}`);
     }
+    // Rows commit together, not one redo-log flush per INSERT: DDL still commits as it goes (MySQL's implicit commit), and
+    // what a failing file inserted since its last DDL is rolled back with the client's exit instead of left half-applied.
+    setup.push('SET SESSION autocommit = 0');
     for (const s of setup) lines.push(s, DELIMITER);
     const startLine: number[] = [];
     for (const statement of statements) {
       startLine.push(lines.length + 1);
       lines.push(...statement.text.split('\n'), DELIMITER);
     }
+    const commitLine = lines.length + 1;
+    lines.push('COMMIT', DELIMITER);
     const connection = await this.connection(server);
     const argv = [
       connection.client,
@@ -359,6 +378,8 @@ export class TenantDatabases {
       `--user=${login.user}`,
       ...connectArgs(connection),
       `--delimiter=${DELIMITER}`,
+      // The file goes to stdin as UTF-8 (read as such): said so, whatever the server's locale (\`auto\` under C is latin1, which mangles every non-ASCII byte).
+      '--default-character-set=utf8mb4',
       `--database=${database}`,
     ];
     // The password in the environment of the client only (readable by root and that process), never in argv.
@@ -368,6 +389,7 @@ export class TenantDatabases {
     const match = /ERROR(?: \d+ \([0-9A-Z]+\))? at line (\d+)[^:]*: (.*)/s.exec(stderr);
     if (!match) throw new CommandFailedError(server.hostname, [connection.client, `--user=${login.user}`, database], result.exitCode, stderr);
     const failedLine = Number(match[1]);
+    if (failedLine >= commitLine) throw new SqlStatementError(server.hostname, file, 0, 'COMMIT', match[2]!.trim());
     let index = -1;
     for (let i = 0; i < startLine.length; i++) if (startLine[i]! <= failedLine) index = i;
     if (index === -1) throw new SqlStatementError(server.hostname, file, 0, setup.join('; '), match[2]!.trim());

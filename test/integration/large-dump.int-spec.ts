@@ -1,0 +1,82 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import type { Server } from '@app/catalog';
+import type { EngineConfig } from '@app/config';
+import { prepareSql, splitSql, TenantDatabases } from '@app/databases';
+import { ServerAccess } from '@app/hosts';
+import { largeDump } from '../support/large-dump.js';
+import { writeDbOptionsFile } from '../support/tenant-db-server.js';
+import { readTestbed } from '../support/testbed.js';
+
+const RUNS = 3;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** A shop's install dump of about 400 statements (130 tables with demo data), loaded as the build saga loads it, timed. */
+describe('a large install dump (real MariaDB through the mariadb client)', () => {
+  const base = mkdtempSync(join(tmpdir(), 'large-dump-'));
+  const access = new ServerAccess({ sshKeyPath: null } as unknown as EngineConfig);
+  const tenants = new TenantDatabases(access, { embedded: false } as EngineConfig);
+  const owner = { installId: 4444 };
+  const server = { id: 1, hostname: 'db1.example.net', transport: 'local', dbOptionsFile: writeDbOptionsFile(base) } as unknown as Server;
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const db = `shop_l${suffix}`;
+  const login = { user: `l${suffix}`, password: `pw-${suffix}` };
+
+  beforeAll(async () => {
+    await tenants.createDatabase(server, db, 'utf8mb4', owner);
+    await tenants.createUser(server, login, db, await tenants.accountHosts(server, ['127.0.0.1']));
+  });
+
+  afterAll(async () => {
+    await tenants.dropUser(server, login, db, await tenants.accountHosts(server, ['127.0.0.1'])).catch(() => undefined);
+    await tenants.dropDatabase(server, db, owner).catch(() => undefined);
+    access.onModuleDestroy();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('loads every table and row, reset and load timed', async () => {
+    const dump = largeDump();
+    const session = { sqlMode: 'NO_ENGINE_SUBSTITUTION', charset: 'utf8mb4' };
+    const times = { prepare: [] as number[], reset: [] as number[], run: [] as number[], total: [] as number[] };
+    for (let i = 0; i < RUNS; i++) {
+      // As a new install meets it: the database step created it empty, the SQL step resets it and loads the dump.
+      await tenants.dropDatabase(server, db, owner);
+      await tenants.createDatabase(server, db, 'utf8mb4', owner);
+      const t0 = performance.now();
+      await tenants.resetDatabase(server, db, 'utf8mb4', owner);
+      const t1 = performance.now();
+      const statements = splitSql(prepareSql(dump.sql, { stripLinePrefixes: ['--'], tablePrefix: { placeholder: 'oc_', value: 'shop_' } }));
+      const t2 = performance.now();
+      await tenants.runStatements(server, db, login, 'install.sql', statements, session);
+      const t3 = performance.now();
+      expect(statements).toHaveLength(dump.statements);
+      times.reset.push(t1 - t0);
+      times.prepare.push(t2 - t1);
+      times.run.push(t3 - t2);
+      times.total.push(t3 - t0);
+    }
+    // A rerun of the step meets the loaded database: the reset drops it.
+    const r0 = performance.now();
+    await tenants.resetDatabase(server, db, 'utf8mb4', owner);
+    const rerunReset = performance.now() - r0;
+    await tenants.runStatements(server, db, login, 'install.sql', splitSql(prepareSql(dump.sql, { stripLinePrefixes: ['--'], tablePrefix: { placeholder: 'oc_', value: 'shop_' } })), session);
+    console.log(
+      `reset of the loaded database ${rerunReset.toFixed(0)} ms; large dump (${dump.statements} statements, ${(dump.sql.length / 1024).toFixed(0)} KiB), median of ${RUNS} in ms: ` +
+        Object.entries(times).map(([k, v]) => `${k} ${median(v).toFixed(0)} [${v.map((x) => x.toFixed(0)).join(' ')}]`).join(', '),
+    );
+
+    const { mariadb } = readTestbed();
+    const connection = await mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: login.user, password: login.password, database: db });
+    try {
+      const [tables] = await connection.query(`SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY t`, [db]);
+      expect((tables as { t: string }[]).map((r) => r.t)).toEqual([...dump.rows.keys()].map((t) => t.replace(/^oc_/, 'shop_')).sort());
+      const counts = [...dump.rows.keys()].map((t) => `SELECT '${t}' AS t, COUNT(*) AS n FROM \`${t.replace(/^oc_/, 'shop_')}\``).join(' UNION ALL ');
+      const [rows] = await connection.query(counts);
+      expect(new Map((rows as { t: string; n: number }[]).map((r) => [r.t, Number(r.n)]))).toEqual(dump.rows);
+    } finally {
+      await connection.end();
+    }
+  }, 180_000);
+});
