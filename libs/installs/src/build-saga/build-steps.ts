@@ -6,7 +6,7 @@ import { DatabaseUpdate, DispatcherConfig, FtpAccount, Install, InstallServer, I
 import { parseManifest, planTree, renderTemplate, type CheckoutEntry } from '@app/codebases';
 import { registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
-import { splitSql, sqlChecksum, TenantDatabases, type TenantLogin, type TenantOwner } from '@app/databases';
+import { prepareSql, splitSql, sqlChecksum, TenantDatabases, type TenantLogin, type TenantOwner } from '@app/databases';
 import { checkServerPath, commandLine, PathExistsError, ServerAccess } from '@app/hosts';
 import { MailService } from '@app/mail';
 import { describe as describeAnswer, NginxPipeline, NginxRebuilds, SiteProbe, type VhostState } from '@app/webserver';
@@ -14,7 +14,7 @@ import { JobDeferredError } from '@app/queue';
 import type { SagaStep, StepIO } from '@app/saga';
 import { decryptSecret } from '../secrets-cipher.js';
 import { checkoutOn, cronFileOn, ftpRootOn, homeOn, type BuildContext } from './build-context.js';
-import { InstallValues, siteValues } from './install-values.js';
+import { InstallValues, OPTIONAL_PREFIXES, siteValues } from './install-values.js';
 
 /** How long the webserver step waits within one run before it defers its job (and frees the worker slot). */
 const WEBSERVER_WAIT_IN_RUN_MS = 5_000;
@@ -219,7 +219,8 @@ export class InstallBuildSteps {
         const session = manifest.sql.session ?? {};
         for (const name of names.filter((n) => !applied.has(n))) {
           const text = (await executor.readFile(master, posix.join(dir, name))).toString('utf8');
-          await this.tenants.runStatements(dbServer, install.dbName, login, name, splitSql(text), session);
+          // As the shop's installer reads its dump: its comment lines dropped, its table prefix replaced.
+          await this.tenants.runStatements(dbServer, install.dbName, login, name, splitSql(prepareSql(text, manifest.sql)), session);
           await updates.save(updates.create({ installId: install.id, file: name, pluginId: null, checksum: sqlChecksum(text), appliedAt: new Date(), jobId: context.jobId }));
           io.log(`applied ${name}`);
         }
@@ -227,8 +228,9 @@ export class InstallBuildSteps {
           const file = `template:${template.file}`;
           if (applied.has(file)) continue;
           const source = (await executor.readFile(master, posix.join(checkout, template.file))).toString('utf8');
-          const text = renderTemplate(source, 'sql', await this.values.values(context, master), template.file);
-          await this.tenants.runStatements(dbServer, install.dbName, login, template.file, splitSql(text), session);
+          const text = await renderTemplate(source, 'sql', await this.values.values(context, master), template.file, { optionalPrefixes: OPTIONAL_PREFIXES });
+          // Rendered first: the template's own table names get the prefix; the values it rendered are string literals, which keep theirs.
+          await this.tenants.runStatements(dbServer, install.dbName, login, template.file, splitSql(prepareSql(text, manifest.sql)), session);
           await updates.save(updates.create({ installId: install.id, file, pluginId: null, checksum: sqlChecksum(text), appliedAt: new Date(), jobId: context.jobId }));
           io.log(`ran ${template.file}`);
         }
@@ -504,7 +506,7 @@ export class InstallBuildSteps {
     const [, group_] = this.webOwner();
     for (const template of manifest.templates ?? []) {
       const source = (await this.access.executorFor(master).readFile(master, posix.join(checkoutOn(master, group), template.source))).toString('utf8');
-      const text = renderTemplate(source, template.language, values, template.source);
+      const text = await renderTemplate(source, template.language, values, template.source, { optionalPrefixes: OPTIONAL_PREFIXES });
       // Owned by the engine's user (root on servers), readable by the web user's group only.
       await executor.writeFile(server, posix.join(homeOn(server, install), template.target), text, { mode: 0o640, owner: `:${group_}` });
       io.log(`rendered ${template.target} on ${server.hostname}`);

@@ -88,7 +88,7 @@ export class InstallValues {
     if (wanted.length === 0) return [];
     const values = await this.values(context, context.master, options);
     const out: CustomerCredential[] = [];
-    for (const c of wanted) out.push({ label: c.label, value: await renderTemplate(c.value, 'text', values, `credentials "${c.label}"`)  /* TODO-merge: optionalPrefixes */ });
+    for (const c of wanted) out.push({ label: c.label, value: await renderTemplate(c.value, 'text', values, `credentials "${c.label}"`, { optionalPrefixes: OPTIONAL_PREFIXES }) });
     return out;
   }
 
