@@ -134,7 +134,8 @@ describe('third-party shop fixture (MariaDB, nginx, php-fpm)', () => {
     let nginx: NginxServer;
     let fpm: PhpFpm;
     let port: number;
-    const ip = '127.0.103.1';
+    // Not the e2e's addresses (127.0.103.1-2, php-fpm on 127.0.103.200): both may run at once.
+    const ip = '127.0.103.150';
     const tenants = [
       { fs: 'alpha', host: 'alpha-shop.example.com', store: "Alpha's \"Best\" Bikes \\ Parts", email: 'alpha@example.com', secrets: {} as Record<string, string>, db: '' },
       { fs: 'beta', host: 'beta-shop.example.com', store: 'Beta Garden & Home', email: 'beta@example.com', secrets: {} as Record<string, string>, db: '' },
@@ -171,11 +172,11 @@ describe('third-party shop fixture (MariaDB, nginx, php-fpm)', () => {
       }
       mkdirSync(join(base, 'nginx', 'conf.d'), { recursive: true });
       writeFileSync(join(base, 'nginx', 'conf.d', 'shops.conf'), vhosts.join('\n'));
-      fpm = await startPhpFpm(join(base, 'fpm'), '127.0.103.200', 9000);
+      fpm = await startPhpFpm(join(base, 'fpm'), '127.0.103.151', 9000);
       nginx = await startNginx(join(base, 'nginx'));
 
       function vhost(host: string, root: string) {
-        const php = 'fastcgi_pass 127.0.103.200:9000; include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;';
+        const php = 'fastcgi_pass 127.0.103.151:9000; include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;';
         return [
           'server {',
           `  listen ${ip}:${port};`,
