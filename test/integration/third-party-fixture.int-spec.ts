@@ -3,6 +3,8 @@ import { createHash, randomInt } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+import { splitSql } from '@app/databases';
+import { largeShopDump } from '../../bench/large-shop-dump.js';
 import { escapeFor, manifestSourcePaths, parseManifest, planTree, renderTemplate, type CheckoutEntry } from '@app/codebases';
 import { startNginx, stopNginx } from '../support/nginx.js';
 import { startPhpFpm, stopPhpFpm, type PhpFpm } from '../support/php-fpm.js';
@@ -128,6 +130,16 @@ describe('third-party shop fixture (MariaDB, nginx, php-fpm)', () => {
     const rows = mustRun('SELECT username, LEFT(password, 4), LENGTH(password), salt, email FROM shop_user ORDER BY user_id', db).trim().split('\n');
     expect(rows).toEqual([`admin\t$2y$\t60\t\towner@example.com`, `legacy\t${sha1(secrets.admin_salt + sha1(secrets.admin_salt + sha1(secrets.admin_password))).slice(0, 4)}\t40\t${secrets.admin_salt}\towner@example.com`]);
     expect(mustRun("SELECT `value` FROM shop_setting WHERE `key` = 'config_name'", db).trim()).toBe("Tom's \\ \"Bikes\"");
+  });
+
+  it("loads the install benchmark's large dump: about 400 statements, 130 tables of demo data", () => {
+    const { sql, statements } = largeShopDump();
+    expect(splitSql(sql)).toHaveLength(statements);
+    expect(statements).toBeGreaterThanOrEqual(390);
+    const db = newDatabase('large');
+    mustRun(sql, db);
+    expect(mustRun(`SELECT COUNT(*), SUM(TABLE_ROWS > 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${db}'`).trim()).toBe('130\t130');
+    expect(mustRun('SELECT name, LEFT(description, 20) FROM demo_130 WHERE id = 20', db).trim()).toBe("Demo demo_130 20\tDemo entry 20 of dem");
   });
 
   describe('two tenants on one checkout through nginx and php-fpm (rules by hand)', () => {
