@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { DataSource } from 'typeorm';
 import { generateToken, hashToken, tokenDisplayPrefix } from '@app/auth';
-import { ApiToken, createCatalogDataSource, Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, SiteName } from '@app/catalog';
+import { ApiToken, createCatalogDataSource, Install, InstallServer, InstallSite, InstallSiteIp, PinRule, Server, ServerIp, SharedCodeGroup, SiteName } from '@app/catalog';
 import { buildSampleRepository, SAMPLE_MANIFEST } from '@app/codebases';
 import { loadConfig } from '@app/config';
 import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../test/support/dispatcher-web.js';
@@ -15,6 +15,7 @@ import { checkoutGroup, testServer } from '../test/support/server-roots.js';
 import { startSshd, stopSshd } from '../test/support/sshd.js';
 import type { SshdServer } from '../test/support/testbed.js';
 import { fetchSite } from '../test/support/web-installs.js';
+import { buildLargeSqlRepository } from './large-shop-dump.js';
 import { plainReload, quiesce } from './nginx-reload.js';
 
 /**
@@ -30,11 +31,15 @@ import { plainReload, quiesce } from './nginx-reload.js';
  * dispatchers; checked again after), then a burst of 100 at once. nginx's
  * own reload of the 2,000 installs is measured in the same run, and the
  * engine's share of each rebuild (the apply's time beside its nginx -t and
- * reload) is read from the rebuilds' own reports.
+ * reload) is read from the rebuilds' own reports. Then orders of a codebase
+ * whose install SQL is a shop's dump of about 400 statements (130 tables
+ * with demo data, `BENCH_LARGE_ORDERS`, default 5), one at a time: their
+ * order to live, median and range.
  */
 const BASE = Number(process.env.BENCH_BASE_INSTALLS ?? 2000);
 const LATENCY_ORDERS = Number(process.env.BENCH_ORDERS ?? 20);
 const BURST = 100;
+const LARGE_ORDERS = Number(process.env.BENCH_LARGE_ORDERS ?? 5);
 /** Base installs share these IPs per dispatcher, as free installs do (nginx binds one socket per address). */
 const SHARED_IPS = 10;
 const SECRETS_KEY = '0f'.repeat(32);
@@ -67,6 +72,7 @@ try {
   await ds.runMigrations({ transaction: 'each' });
 
   const repo = await buildSampleRepository(join(dir, 'repo'));
+  const large = await buildLargeSqlRepository(join(dir, 'repo-large'));
   const dispatchers: Server[] = [];
   for (const [i, sshd] of sshds.entries()) {
     const privateIp = `127.${87 + i}.200.1`;
@@ -76,7 +82,8 @@ try {
     const server = await ds.getRepository(Server).save({ ...row, nginxPidFile: web.pidFile });
     dispatchers.push(server);
     checkoutGroup(repo.path, server.sharedCodeRoot, 'bench', repo.revisions[1]!);
-    const dedicated = Array.from({ length: 1 + LATENCY_ORDERS + BURST }, (_, n) => ({ serverId: server.id, ip: `127.${87 + i}.${Math.floor(n / 250)}.${(n % 250) + 1}`, kind: 'dedicated' as const, failoverGroup: null, activeServerId: null }));
+    checkoutGroup(large.path, server.sharedCodeRoot, 'bench-large', large.revision);
+    const dedicated = Array.from({ length: 1 + LATENCY_ORDERS + BURST + LARGE_ORDERS }, (_, n) => ({ serverId: server.id, ip: `127.${87 + i}.${Math.floor(n / 250)}.${(n % 250) + 1}`, kind: 'dedicated' as const, failoverGroup: null, activeServerId: null }));
     const shared = Array.from({ length: SHARED_IPS }, (_, n) => ({ serverId: server.id, ip: `127.${87 + i}.100.${n + 1}`, kind: 'shared' as const, failoverGroup: null, activeServerId: null }));
     await ds.getRepository(ServerIp).save([...dedicated, ...shared], { chunk: 100 });
   }
@@ -87,6 +94,13 @@ try {
     name: 'bench', tier: 'paid', repoUrl: repo.path, revision: repo.revisions[1]!, path: join(dir, 'd1/srv/shared_codes/bench'), masterServerId: dispatchers[0]!.id,
     installLimit: BASE + 1 + LATENCY_ORDERS + BURST, installCount: BASE, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',
   });
+  // The large-dump codebase: its own group, reached by the orders that name it (a pin rule on an order attribute).
+  const largeGroup = await ds.getRepository(SharedCodeGroup).save({
+    name: 'bench-large', tier: 'paid', repoUrl: large.path, revision: large.revision, path: join(dir, 'd1/srv/shared_codes/bench-large'), masterServerId: dispatchers[0]!.id,
+    installLimit: LARGE_ORDERS, installCount: 0, pinned: true, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',
+  });
+  await ds.getRepository(PinRule).save({ matchEmail: null, matchAttribute: 'codebase', matchValue: 'large', codeGroupId: largeGroup.id, serverId: null, priority: 100, note: 'bench: the large dump' });
+  log(`large install dump: ${large.statements} statements, ${(large.bytes / 1024).toFixed(0)} KiB`);
   await seedBaseInstalls(ds, dispatchers, group);
   log(`${BASE} live installs on both dispatchers`);
 
@@ -113,13 +127,13 @@ try {
   await quiesce(webs[0]!.nginx, 500);
 
   let n = 0;
-  const order = async (): Promise<{ id: number; hostname: string }> => {
+  const order = async (attributes?: Record<string, string>): Promise<{ id: number; hostname: string }> => {
     n++;
     const hostname = `bench${n}-shop.example.com`;
     const res = await fetch(`${api!.url}/v1/installs`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ orderRef: `BENCH-${n}`, customerEmail: `b${n}@example.com`, license: 'paid', sites: [{ hostname }] }),
+      body: JSON.stringify({ orderRef: `BENCH-${n}`, customerEmail: `b${n}@example.com`, license: 'paid', sites: [{ hostname }], ...(attributes ? { attributes } : {}) }),
     });
     if (res.status !== 202) throw new Error(`order ${n}: HTTP ${res.status} ${await res.text()}`);
     return { id: ((await res.json()) as { installId: number }).installId, hostname };
@@ -177,6 +191,23 @@ try {
   log(`rebuilds during them: ${applies.length}; apply p50 ${median(applyS).toFixed(3)} s, of which nginx -t + reload ${median(nginxInApplyS).toFixed(3)} s`);
   log(`rebuild timings (ms): ${applies.map((a) => JSON.stringify(a.timings)).join(' ')}`);
 
+  // A codebase whose install SQL is a shop's large dump, one order at a time.
+  const largeLatencies: number[] = [];
+  const largeSqlS: number[] = [];
+  for (let i = 0; i < LARGE_ORDERS; i++) {
+    t = performance.now();
+    const placed = await order({ codebase: 'large' });
+    await settled([placed.id]);
+    largeLatencies.push((performance.now() - t) / 1000);
+    if ((await answers(placed.id, placed.hostname)) !== 2) throw new Error(`install ${placed.id} is not on both dispatchers`);
+    const [row] = await ds.query('SELECT i.shared_code_group_id AS g, s.duration_ms AS ms FROM installs i JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE kind = \'install.build\') JOIN saga_steps s ON s.job_id = j.id AND s.step_name = \'sql-updates\' WHERE i.id = ?', [placed.id]);
+    if (Number(row?.g) !== largeGroup.id) throw new Error(`install ${placed.id} is not in the large-dump group`);
+    largeSqlS.push(Number(row.ms) / 1000);
+  }
+  if (LARGE_ORDERS > 0) {
+    log(`order to live with a ${large.statements}-statement install dump: median ${median(largeLatencies).toFixed(3)} s (min ${Math.min(...largeLatencies).toFixed(3)}, max ${Math.max(...largeLatencies).toFixed(3)}) over ${LARGE_ORDERS} orders; its sql-updates step median ${median(largeSqlS).toFixed(3)} s`);
+  }
+
   const beforeBurst: { id: number | null }[] = await ds.query('SELECT MAX(id) AS id FROM jobs');
   const t0 = performance.now();
   const burst = await Promise.all(Array.from({ length: BURST }, () => order()));
@@ -205,6 +236,11 @@ try {
       nginx_reload_2000_range_s: [round(Math.min(...reloads) / 1000), round(Math.max(...reloads) / 1000)],
       rebuild_apply_p50_s: applies.length ? round(median(applyS)) : null,
       rebuild_nginx_in_apply_p50_s: applies.length ? round(median(nginxInApplyS)) : null,
+      large_sql_statements: large.statements,
+      large_sql_orders: LARGE_ORDERS,
+      order_to_live_large_sql_s: LARGE_ORDERS ? round(median(largeLatencies)) : null,
+      order_to_live_large_sql_range_s: LARGE_ORDERS ? [round(Math.min(...largeLatencies)), round(Math.max(...largeLatencies))] : null,
+      large_sql_step_p50_s: LARGE_ORDERS ? round(median(largeSqlS)) : null,
     }) + '\n',
   );
 } finally {
