@@ -583,43 +583,6 @@ export async function buildThirdPartyShopRepository(dir: string, options: { file
   return { path: dir, revision: (await git.revparse(['HEAD'])).trim() };
 }
 
-/**
- * The dump as the shop's installer would load it, done by hand (the
- * engine's sql.stripLinePrefixes and sql.tablePrefix do it for an install):
- * lines starting with a prefix dropped, the placeholder at the start of an
- * identifier (bare or backticked) replaced outside string literals.
- */
-export function prepareDumpByHand(sql: string, strip: readonly string[], placeholder: string, value: string): string {
-  const lines = sql.split('\n').filter((line) => !strip.some((p) => line.trimStart().startsWith(p)));
-  const text = lines.join('\n');
-  let out = '';
-  for (let i = 0; i < text.length; ) {
-    const c = text[i]!;
-    if (c === "'" || c === '"') {
-      // A string literal: copied as is (backslash escapes and doubled quotes).
-      let j = i + 1;
-      for (; j < text.length; j++) {
-        if (text[j] === '\\') j++;
-        else if (text[j] === c) {
-          if (text[j + 1] === c) j++;
-          else break;
-        }
-      }
-      out += text.slice(i, j + 1);
-      i = j + 1;
-      continue;
-    }
-    const before = i === 0 ? '' : text[i - 1]!;
-    if (text.startsWith(placeholder, i) && !/[A-Za-z0-9_$]/.test(before)) {
-      out += value;
-      i += placeholder.length;
-      continue;
-    }
-    out += c;
-    i++;
-  }
-  return out;
-}
 
 export interface PostAnswer {
   status: number;
