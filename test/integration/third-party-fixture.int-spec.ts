@@ -112,7 +112,7 @@ describe('third-party shop fixture (MariaDB, nginx, php-fpm)', () => {
     expect(mustRun("SELECT `value` FROM shop_setting WHERE `key` = 'config_file_ext_allowed'", db)).toBe('zip\ntxt\npng\njpg\n');
   });
 
-  it('creates its admin users from the install SQL template, with the engine's hashes (bcrypt, the salted sha1 chain)', async () => {
+  it("creates its admin users from the install SQL template, with the engine's hashes (bcrypt, the salted sha1 chain)", async () => {
     const db = newDatabase('users');
     mustRun(session + prepared(), db);
     const secrets = { admin_password: randomSecret(16), admin_salt: randomSecret(9) };
@@ -165,5 +165,3 @@ function listFiles(root: string, dir = ''): string[] {
     return e.isDirectory() ? listFiles(root, path) : [path];
   });
 }
-
-

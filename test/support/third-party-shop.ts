@@ -583,7 +583,6 @@ export async function buildThirdPartyShopRepository(dir: string, options: { file
   return { path: dir, revision: (await git.revparse(['HEAD'])).trim() };
 }
 
-
 export interface PostAnswer {
   status: number;
   body: string;
