@@ -5,6 +5,7 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { checkSitesAllowed, CreateInstallDto } from './dto/create-install.dto.js';
 import { InstallAcceptedView, InstallCredentialsView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
 import { RewriteRuleDto, SetRewritesDto } from './dto/rewrites.dto.js';
+import { InstallCredentials } from './install-credentials.service.js';
 import { InstallsService } from './installs.service.js';
 
 @ApiTags('installs')
@@ -13,6 +14,7 @@ import { InstallsService } from './installs.service.js';
 export class InstallsController {
   constructor(
     private readonly installs: InstallsService,
+    private readonly credentialsOf: InstallCredentials,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -52,7 +54,7 @@ export class InstallsController {
   @ApiResponse({ status: 200, type: InstallCredentialsView })
   @ApiResponse({ status: 409, description: 'INSTALL_NOT_LIVE: not live yet (or any more)' })
   credentials(@Param('id', ParseIntPipe) id: number, @Req() req: { principal: Principal }): Promise<InstallCredentialsView> {
-    return this.installs.credentials(id, { actor: `token:${req.principal.name}`, via: 'api' });
+    return this.credentialsOf.get(id, { actor: `token:${req.principal.name}`, via: 'api' });
   }
 
   @Put(':id/rewrites')

@@ -6,6 +6,7 @@ import { InstallBuildJob } from './build-saga/install-build.job.js';
 import { InstallBuildSteps } from './build-saga/build-steps.js';
 import { InstallValues } from './build-saga/install-values.js';
 import { InstallConfigJob } from './build-saga/install-config.job.js';
+import { InstallCredentials } from './install-credentials.service.js';
 import { InstallsController } from './installs.controller.js';
 import { InstallsService } from './installs.service.js';
 import { PinRulesController } from './pin-rules.controller.js';
@@ -23,8 +24,8 @@ export class InstallsModule {
       global: true,
       imports: [DatabasesModule, MailModule, WebserverModule],
       controllers: options.http ? [InstallsController, PinRulesController] : [],
-      providers: [PrepareService, InstallBuildSteps, InstallValues, InstallConfigJob, InstallBuildJob, InstallsService, PinRulesService, WaitingInstallsTask],
-      exports: [PrepareService, InstallBuildSteps, InstallValues, InstallConfigJob, InstallBuildJob, InstallsService, PinRulesService],
+      providers: [PrepareService, InstallBuildSteps, InstallValues, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, WaitingInstallsTask],
+      exports: [PrepareService, InstallBuildSteps, InstallValues, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService],
     };
   }
 }

@@ -4,12 +4,9 @@ import { AuditEventRepository, Install, InstallServer, InstallSite, InstallSiteI
 import { DomainError, NotFoundError } from '@app/common';
 import { QueueService } from '@app/queue';
 import { DispatcherInputLoader, NginxRebuilds, renderEach, type RewriteInput } from '@app/webserver';
-import { TemplateError } from '@app/codebases';
-import { InstallBuildSteps } from './build-saga/build-steps.js';
 import { INSTALL_BUILD } from './build-saga/install-build.job.js';
-import { FTP_PASSWORD, InstallValues, type CustomerCredential } from './build-saga/install-values.js';
 import type { CreateInstallDto } from './dto/create-install.dto.js';
-import type { InstallAcceptedView, InstallCredentialsView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
+import type { InstallAcceptedView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
 import type { RewriteRuleDto } from './dto/rewrites.dto.js';
 import { PrepareService } from './prepare.service.js';
 
@@ -27,8 +24,6 @@ export class InstallsService {
     private readonly rebuilds: NginxRebuilds,
     private readonly loader: DispatcherInputLoader,
     private readonly audit: AuditEventRepository,
-    private readonly steps: InstallBuildSteps,
-    private readonly values: InstallValues,
   ) {}
 
   /**
@@ -37,28 +32,6 @@ export class InstallsService {
    * on a path its manifest already routes is refused here, not quarantined
    * later); then the rules are stored, audited, and its dispatchers rebuilt.
    */
-  /**
-   * What the welcome mail gave the customer, once more (support, on
-   * request): the manifest's credentials and the FTP login. Audited, without
-   * the values; only for a live install, and never a secret made up now.
-   */
-  async credentials(id: number, by: AuditActor): Promise<InstallCredentialsView> {
-    const install = await this.dataSource.getRepository(Install).findOneBy({ id });
-    if (!install) throw new NotFoundError('Install', id);
-    if (install.status !== 'live') throw new DomainError('INSTALL_NOT_LIVE', `Install ${id} is ${install.status}: its credentials are given once it is live`, 409, { installId: id, status: install.status });
-    const context = await this.steps.loadContext(id);
-    let credentials: CustomerCredential[];
-    try {
-      credentials = await this.values.credentials(context, { generate: false });
-    } catch (error) {
-      if (!(error instanceof TemplateError)) throw error;
-      throw new DomainError('CREDENTIALS_UNAVAILABLE', `Install ${id}: ${error.message} (the install was built before its manifest declared it)`, 409, { installId: id });
-    }
-    const secrets = await this.values.secrets(context, { generate: false });
-    await this.audit.record({ ...by, action: 'install.credentials', targetType: 'install', targetId: id, details: { labels: credentials.map((c) => c.label) } });
-    return { credentials, ftp: { user: install.fsName, password: secrets[FTP_PASSWORD] ?? null } };
-  }
-
   async setRewrites(id: number, rules: readonly RewriteRuleDto[], by: AuditActor): Promise<RewriteInput[]> {
     const install = await this.dataSource.getRepository(Install).findOneBy({ id });
     if (!install) throw new NotFoundError('Install', id);
