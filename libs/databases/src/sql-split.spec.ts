@@ -28,6 +28,14 @@ describe('splitSql', () => {
   it('finds nothing in a file of comments', () => {
     expect(splitSql('-- nothing\n/* at all; */\n')).toEqual([]);
   });
+
+  it("keeps mysqldump's executable comments, which MySQL runs", () => {
+    const sql = '/*!40101 SET NAMES utf8mb4 */;\n/* a comment */\n/*!50003 CREATE*/ /*!50003 TRIGGER t AFTER INSERT ON a FOR EACH ROW SET @n = 1 */;\n';
+    const texts = splitSql(sql).map((s) => s.text);
+    expect(texts).toHaveLength(2);
+    expect(texts[0]).toBe('/*!40101 SET NAMES utf8mb4 */');
+    expect(texts[1]).toMatch(/\/\*!50003 CREATE\*\/ \/\*!50003 TRIGGER t AFTER INSERT ON a FOR EACH ROW SET @n = 1 \*\/$/);
+  });
 });
 
 describe('prepareSql', () => {

@@ -22,8 +22,8 @@ export function splitSql(sql: string): SqlStatement[] {
   const items = splitQuery(sql, { ...mysqlSplitterOptions, returnRichInfo: true, ignoreComments: true }) as RichItem[];
   return items
     .map((item) => ({ text: item.text.trim(), line: (item.trimStart ?? item.start).line + 1 }))
-    // What is left of a file that ends in comments is no statement.
-    .filter((s) => s.text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(--|#)[^\n]*/g, '').trim() !== '');
+    // What is left of a file that ends in comments is no statement; `/*!NNNNN ... */` is no comment to MySQL (mysqldump's SETs and triggers): kept.
+    .filter((s) => s.text.replace(/\/\*(?!!)[\s\S]*?\*\//g, '').replace(/(--|#)[^\n]*/g, '').trim() !== '');
 }
 
 /** How a shop's dump is read as its own installer reads it (the manifest's `sql` section has this shape). */
