@@ -140,6 +140,7 @@ function rowOf(dto: CreateServerDto): NewServer {
     capacity: dto.capacity ?? null,
     dbOptionsFile: dto.dbOptionsFile ?? null,
     nginxPidFile: dto.nginxPidFile ?? null,
+    phpFpmPidFile: dto.phpFpmPidFile ?? null,
   };
 }
 
@@ -164,6 +165,7 @@ const DTO_FIELDS: Record<keyof CreateServerDto, true> = {
   capacity: true,
   dbOptionsFile: true,
   nginxPidFile: true,
+  phpFpmPidFile: true,
 };
 
 /** A stored server as the plain body of an addition, to validate it as one. */

@@ -7,3 +7,4 @@ export * from './nginx-reconcile.task.js';
 export * from './render.js';
 export * from './site-probe.service.js';
 export * from './webserver.module.js';
+export * from './php-pools/pool-names.js';

@@ -3,6 +3,7 @@ import { AuditEvent } from './audit-event.entity.js';
 import { DatabaseUpdate } from './database-update.entity.js';
 import { DispatcherConfig } from './dispatcher-config.entity.js';
 import { FtpAccount } from './ftp-account.entity.js';
+import { HandlerConfig } from './handler-config.entity.js';
 import { InstallServer } from './install-server.entity.js';
 import { InstallSiteIp } from './install-site-ip.entity.js';
 import { InstallSite } from './install-site.entity.js';
@@ -10,6 +11,7 @@ import { Install } from './install.entity.js';
 import { JobLog } from './job-log.entity.js';
 import { Job } from './job.entity.js';
 import { PinRule } from './pin-rule.entity.js';
+import { PoolQuarantine } from './pool-quarantine.entity.js';
 import { SagaStep } from './saga-step.entity.js';
 import { ServerIp } from './server-ip.entity.js';
 import { Server } from './server.entity.js';
@@ -24,6 +26,7 @@ export * from './base.entity.js';
 export * from './database-update.entity.js';
 export * from './dispatcher-config.entity.js';
 export * from './ftp-account.entity.js';
+export * from './handler-config.entity.js';
 export * from './install-server.entity.js';
 export * from './install-site-ip.entity.js';
 export * from './install-site.entity.js';
@@ -31,6 +34,7 @@ export * from './install.entity.js';
 export * from './job-log.entity.js';
 export * from './job.entity.js';
 export * from './pin-rule.entity.js';
+export * from './pool-quarantine.entity.js';
 export * from './saga-step.entity.js';
 export * from './server-ip.entity.js';
 export * from './server.entity.js';
@@ -55,6 +59,8 @@ export const CATALOG_ENTITIES = [
   PinRule,
   DispatcherConfig,
   WebQuarantine,
+  HandlerConfig,
+  PoolQuarantine,
   Job,
   JobLog,
   SagaStep,

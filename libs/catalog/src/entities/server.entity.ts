@@ -57,8 +57,26 @@ export class Server extends CatalogEntity {
   @Column({ type: 'varchar', length: 512 })
   certsRoot: string;
 
+  /**
+   * Where the engine keeps the server's per-install php-fpm pools
+   * (`generations/<g>/`, `current`, `last-good`, `run/` for unix sockets);
+   * the server's php-fpm.conf includes `<dir>/current/*.conf`. Null: the
+   * server's PHP is not managed by the engine (one shared pool on port 9000).
+   */
   @Column({ type: 'varchar', length: 512, nullable: true })
   phpFpmPoolDir: string | null;
+
+  /** The pid file of the running php-fpm master (reloaded with SIGUSR2). Null: /run/php/php-fpm.pid. */
+  @Column({ type: 'varchar', length: 512, nullable: true })
+  phpFpmPidFile: string | null;
+
+  /** Cloud servers: when the lease ends (drained then unless extended); null for no lease. */
+  @Column({ type: 'datetime', nullable: true })
+  leaseExpiresAt: Date | null;
+
+  /** When operations were reminded that the lease ends (null: not yet for this expiry). */
+  @Column({ type: 'datetime', nullable: true })
+  leaseRemindedAt: Date | null;
 
   /**
    * Dispatchers: the pid file of the running nginx (whose http block

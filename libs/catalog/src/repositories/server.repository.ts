@@ -4,7 +4,8 @@ import { DataSource, Repository } from 'typeorm';
 import { InstallServer, InstallSiteIp, Install, Server, ServerIp, SharedCodeGroup, type ServerIpKind } from '../entities/index.js';
 
 /** A server to add; ports default to 80 and 443 (null). */
-export type NewServer = Omit<Server, 'id' | 'createdAt' | 'updatedAt' | 'httpPort' | 'httpsPort'> & Partial<Pick<Server, 'httpPort' | 'httpsPort'>>;
+export type NewServer = Omit<Server, 'id' | 'createdAt' | 'updatedAt' | OptionalServerField> & Partial<Pick<Server, OptionalServerField>>;
+type OptionalServerField = 'httpPort' | 'httpsPort' | 'phpFpmPidFile' | 'leaseExpiresAt' | 'leaseRemindedAt';
 
 @Injectable()
 export class ServerRepository {

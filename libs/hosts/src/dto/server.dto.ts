@@ -153,6 +153,11 @@ export class CreateServerDto {
   @IsOptional()
   @Matches(ROOT, { message: `nginxPidFile ${rootMessage}` })
   nginxPidFile?: string | null;
+
+  @ApiPropertyOptional({ example: '/run/php/php8.2-fpm.pid', description: 'handlers: pid file of the running php-fpm master, whose php-fpm.conf includes <phpFpmPoolDir>/current/*.conf; reloaded with SIGUSR2 (default /run/php/php-fpm.pid)' })
+  @IsOptional()
+  @Matches(ROOT, { message: `phpFpmPidFile ${rootMessage}` })
+  phpFpmPidFile?: string | null;
 }
 
 export class UpdateServerDto extends PartialType(CreateServerDto) {}

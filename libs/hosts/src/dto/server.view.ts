@@ -22,6 +22,7 @@ export class ServerView {
   @ApiPropertyOptional({ type: Number, nullable: true }) capacity: number | null;
   @ApiPropertyOptional({ type: String, nullable: true }) dbOptionsFile: string | null;
   @ApiPropertyOptional({ type: String, nullable: true }) nginxPidFile: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true }) phpFpmPidFile: string | null;
 
   static of(s: Server): ServerView {
     const { createdAt: _c, updatedAt: _u, ...rest } = s;
