@@ -4,7 +4,18 @@ import { DataSource, In } from 'typeorm';
 import { Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
 import { parseManifest, type CodebaseManifest } from '@app/codebases';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { managesPhp, poolListensOnSocket, poolSocketOf } from './php-pools/pool-names.js';
 import type { DispatcherInput, InstallInput, RewriteInput } from './render.js';
+
+/** An install_servers row as the loader reads it. */
+interface Membership {
+  installId: number;
+  serverId: number;
+  weight: number;
+  role: string;
+  poolPort: number | null;
+  state: string;
+}
 
 /** Where every shop logs its requests (the format carries the host, for site accounting). */
 export const SHOPS_ACCESS_LOG = '/var/log/nginx/shops-access.log';
@@ -61,6 +72,43 @@ export class DispatcherInputLoader {
     return parsed;
   }
 
+  /**
+   * The install's PHP backends as dispatcher `dispatcher` reaches them, from
+   * its active install_servers rows: on a server whose PHP the engine
+   * manages, the install's own pool (the dispatcher's own through its unix
+   * socket; another dispatcher's socket is that one's own nginx's, so it is
+   * left out; a handler's TCP port on its private IP); on one it does not,
+   * the shared pool on port 9000. The row's weight; a server down or
+   * draining is out of rotation; weight 0 on a permanent handler (the
+   * install's master or replica) makes it a backup behind the clouds.
+   */
+  private backendsOf(dispatcher: Server, fsName: string, rows: Membership[], servers: Map<number, Server>): InstallInput['backends'] {
+    const backends = new Map<string, { weight: number; backup: boolean }>();
+    for (const row of rows) {
+      const s = servers.get(Number(row.serverId));
+      if (!s || row.state !== 'active') continue;
+      const ip = s.privateIp ?? '127.0.0.1';
+      const host = ip.includes(':') ? `[${ip}]` : ip;
+      let address: string;
+      if (!managesPhp(s, this.config)) address = `${host}:${PHP_FPM_PORT}`;
+      else if (poolListensOnSocket(s)) {
+        if (s.id !== dispatcher.id) continue;
+        address = `unix:${poolSocketOf(s, { fsName })}`;
+      } else {
+        if (row.poolPort === null || row.poolPort === undefined) continue;
+        address = `${host}:${Number(row.poolPort)}`;
+      }
+      const out = s.state !== 'active';
+      const weight = out ? 0 : Number(row.weight);
+      const backup = !out && weight === 0 && row.role !== 'cloud';
+      const known = backends.get(address);
+      if (!known || (known.backup && !backup) || (known.backup === backup && weight > known.weight)) backends.set(address, { weight, backup });
+    }
+    // Backups only (a permanent handler set to 0 with no cloud to stand before it): they are the rotation.
+    const primaries = [...backends.values()].some((b) => !b.backup);
+    return [...backends].map(([address, b]) => (b.backup && primaries ? { address, weight: b.weight, backup: true } : { address, weight: b.backup ? 1 : b.weight }));
+  }
+
   async load(server: Server, onlyInstallId?: number): Promise<DispatcherInput> {
     const m = this.dataSource.manager;
     // Raw rows of the columns the render needs: no entity hydration for ten thousand installs.
@@ -80,9 +128,9 @@ export class DispatcherInputLoader {
       m
         .createQueryBuilder(InstallServer, 'isv')
         .innerJoin(InstallServer, 'mine', mine('isv.installId'), { serverId: server.id })
-        .select(['isv.installId AS installId', 'isv.serverId AS serverId', 'isv.weight AS weight'])
+        .select(['isv.installId AS installId', 'isv.serverId AS serverId', 'isv.weight AS weight', 'isv.role AS role', 'isv.poolPort AS poolPort', 'isv.state AS state'])
         .where(only('isv.installId'), { only: onlyInstallId })
-        .getRawMany<{ installId: number; serverId: number; weight: number }>(),
+        .getRawMany<Membership>(),
       m
         .createQueryBuilder(InstallSite, 's')
         .innerJoin(InstallServer, 'mine', mine('s.installId'), { serverId: server.id })
@@ -137,7 +185,7 @@ export class DispatcherInputLoader {
         fsName: install.fsName,
         root: posix.join(server.homeRoot, install.fsName, manifest.web.documentRoot),
         ...webRulesOf(manifest),
-        backends: backendsOf(membersOf.get(id) ?? [], serverById),
+        backends: this.backendsOf(server, install.fsName, membersOf.get(id) ?? [], serverById),
         rewrites: rewritesOf(install.rewrites),
         sites: (sitesOf.get(id) ?? []).map((site) => ({
           hostname: site.hostname,
@@ -169,19 +217,6 @@ export function webRulesOf(manifest: CodebaseManifest): Pick<InstallInput, 'phpE
   };
 }
 
-/** php-fpm on each of the install's servers, with the row's weight; a server that is down is out of rotation. */
-function backendsOf(rows: { serverId: number; weight: number }[], servers: Map<number, Server>): InstallInput['backends'] {
-  const backends = new Map<string, number>();
-  for (const row of rows) {
-    const s = servers.get(Number(row.serverId));
-    if (!s) continue;
-    const ip = s.privateIp ?? '127.0.0.1';
-    const address = `${ip.includes(':') ? `[${ip}]` : ip}:${PHP_FPM_PORT}`;
-    const weight = s.state === 'down' ? 0 : Number(row.weight);
-    backends.set(address, Math.max(backends.get(address) ?? 0, weight));
-  }
-  return [...backends].map(([address, weight]) => ({ address, weight }));
-}
 
 /**
  * The install's stored rewrite rules, as the renderer's structure. Anything

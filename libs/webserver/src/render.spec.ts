@@ -54,6 +54,25 @@ describe('renderDispatcher', () => {
     expect(files.get(`upstreams/${name}.conf`)).toContain(`upstream ${name} {`);
   });
 
+  it('passes PHP to the pool socket of the install, keeps backups behind the clouds and takes weight 0 out', () => {
+    const { files, upstreamOf } = renderEach(
+      dispatcher([
+        shop({
+          backends: [
+            { address: 'unix:/etc/php/shop-pools/run/bioexcouk.sock', weight: 0, backup: true },
+            { address: '10.0.0.40:20001', weight: 3 },
+            { address: '10.0.0.41:20007', weight: 0 },
+          ],
+        }),
+      ]),
+    );
+    const upstream = files.get(upstreamOf.get('shops/bioexcouk.conf')!)!;
+    expect(upstream).toContain('    server unix:/etc/php/shop-pools/run/bioexcouk.sock backup max_fails=3 fail_timeout=30s;');
+    expect(upstream).toContain('    server 10.0.0.40:20001 weight=3 max_fails=3 fail_timeout=30s;');
+    expect(upstream).toContain('    server 10.0.0.41:20007 down max_fails=3 fail_timeout=30s;');
+    expect(() => renderDispatcher(dispatcher([shop({ backends: [{ address: 'unix:relative.sock', weight: 1 }] })]))).toThrow(/refused socket path/);
+  });
+
   it('is byte-identical for the same state in any order', () => {
     const a = shop();
     const b = shop({ id: 9, fsName: 'another' });

@@ -56,8 +56,13 @@ export interface InstallInput {
   frontController: string | null;
   /** Without it (or with `pass: 'uri'` and no `notFound`): today's `try_files $uri $uri/ /<front>?$args`. */
   routing?: RoutingInput | null;
-  /** php-fpm of the install's handlers: address `host:port` or `unix:/path`, with weights. */
-  backends: readonly { address: string; weight: number }[];
+  /**
+   * php-fpm of the install's handlers: address `host:port` or `unix:/path`,
+   * with weights (0: out of rotation, `down`); `backup` ones get traffic
+   * only when every other backend has failed (clouds only: the permanent
+   * handlers stay behind the clouds).
+   */
+  backends: readonly { address: string; weight: number; backup?: boolean }[];
   rewrites: readonly RewriteInput[];
   sites: readonly SiteInput[];
   /** Why the install cannot be rendered at all (its code group's manifest does not parse): refused, named, quarantined. */
@@ -278,8 +283,9 @@ export function renderUpstream(install: InstallInput, cache: Map<string, Upstrea
   if (backends.length === 0) throw new RenderError(`install ${install.id} (${install.fsName}): no PHP backend`);
   const servers = backends.map((b) => {
     if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > 1000) throw new RenderError(`install ${install.id}: refused weight ${b.weight}`);
-    // Weight 0 takes a backend out of rotation; nginx wants `down` for that.
-    return `    server ${backend(b.address, install)}${b.weight === 0 ? ' down' : ` weight=${b.weight}`} max_fails=3 fail_timeout=30s;`;
+    // Weight 0 takes a backend out of rotation; nginx wants `down` for that. A backup has no weight of its own.
+    const mode = b.backup ? ' backup' : b.weight === 0 ? ' down' : ` weight=${b.weight}`;
+    return `    server ${backend(b.address, install)}${mode} max_fails=3 fail_timeout=30s;`;
   });
   const key = servers.join('\n');
   let upstream = cache.get(key);
