@@ -111,7 +111,7 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
     const view = await settled(installId);
     expect(view).toMatchObject({ status: 'live', codeGroup: 'paid-1', master: 'dispatch1.example.net', dbServer: 'db1.example.net', jobId });
     expect(view.steps.map((s: { name: string; state: string }) => `${s.name}:${s.state}`)).toEqual(
-      ['home', 'tree', 'config', 'database', 'sql-updates', 'sync', 'crons', 'ftp', 'webserver', 'probe', 'mail'].map((n) => `${n}:done`),
+      ['php-user', 'home', 'tree', 'config', 'database', 'sql-updates', 'sync', 'crons', 'ftp', 'webserver', 'probe', 'mail'].map((n) => `${n}:done`),
     );
     // Live means the shop answers: its front page, a value read from its own database, through each dispatcher's nginx and PHP.
     for (const ip of view.sites[0].ips.map((i: { ip: string }) => i.ip)) {
@@ -278,7 +278,7 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
     const view = await settled(installId);
     expect(view.status).toBe('failed');
     expect(view.statusReason).toMatch(/sql-updates: 0003_broken\.sql line 2 on db1\.example\.net: Table .*no_such_table.* doesn't exist; statement: INSERT INTO no_such_table/);
-    expect(view.steps.filter((s: { state: string }) => s.state === 'compensated').map((s: { name: string }) => s.name)).toEqual(['home', 'tree', 'config', 'database', 'sql-updates']);
+    expect(view.steps.filter((s: { state: string }) => s.state === 'compensated').map((s: { name: string }) => s.name)).toEqual(['php-user', 'home', 'tree', 'config', 'database', 'sql-updates']);
     // The sweep: nothing on either dispatcher, in the database server, or held in the catalog.
     for (const server of ['d1', 'd2']) {
       for (const dir of ['home', 'cron.d']) expect(readdirSync(join(base, server, 'srv', dir)).filter((f) => f.includes(view.fsName))).toEqual([]);

@@ -11,5 +11,6 @@ export * from './installs.service.js';
 export * from './dto/pin-rule.dto.js';
 export * from './pin-rules.service.js';
 export * from './build-saga/install-values.js';
+export * from './build-saga/install-users.js';
 export * from './build-saga/install-config.job.js';
 export * from './install-credentials.service.js';

@@ -4,6 +4,7 @@ import { MailModule } from '@app/mail';
 import { WebserverModule } from '@app/webserver';
 import { InstallBuildJob } from './build-saga/install-build.job.js';
 import { InstallBuildSteps } from './build-saga/build-steps.js';
+import { InstallUsers } from './build-saga/install-users.js';
 import { InstallValues } from './build-saga/install-values.js';
 import { InstallConfigJob } from './build-saga/install-config.job.js';
 import { InstallCredentials } from './install-credentials.service.js';
@@ -24,8 +25,8 @@ export class InstallsModule {
       global: true,
       imports: [DatabasesModule, MailModule, WebserverModule],
       controllers: options.http ? [InstallsController, PinRulesController] : [],
-      providers: [PrepareService, InstallBuildSteps, InstallValues, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, WaitingInstallsTask],
-      exports: [PrepareService, InstallBuildSteps, InstallValues, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService],
+      providers: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, WaitingInstallsTask],
+      exports: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService],
     };
   }
 }

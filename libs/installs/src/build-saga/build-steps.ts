@@ -9,11 +9,12 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { prepareSql, splitSql, sqlChecksum, TenantDatabases, type TenantLogin, type TenantOwner } from '@app/databases';
 import { checkServerPath, commandLine, PathExistsError, ServerAccess } from '@app/hosts';
 import { MailService } from '@app/mail';
-import { describe as describeAnswer, NginxPipeline, NginxRebuilds, SiteProbe, type VhostState } from '@app/webserver';
+import { describe as describeAnswer, NginxPipeline, NginxRebuilds, PHP_PRIVATE_DIR, PHP_SESSIONS_DIR, PHP_TMP_DIR, phpUserOf, SiteProbe, type VhostState } from '@app/webserver';
 import { JobDeferredError } from '@app/queue';
 import type { SagaStep, StepIO } from '@app/saga';
 import { decryptSecret } from '../secrets-cipher.js';
 import { checkoutOn, cronFileOn, ftpRootOn, homeOn, type BuildContext } from './build-context.js';
+import { InstallUsers } from './install-users.js';
 import { InstallValues, OPTIONAL_PREFIXES, siteValues } from './install-values.js';
 
 /** How long the webserver step waits within one run before it defers its job (and frees the worker slot). */
@@ -47,6 +48,7 @@ export class InstallBuildSteps {
     private readonly probe: SiteProbe,
     private readonly pipeline: NginxPipeline,
     private readonly values: InstallValues,
+    private readonly users: InstallUsers,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -86,7 +88,31 @@ export class InstallBuildSteps {
   }
 
   steps(): SagaStep<BuildContext>[] {
-    return [this.home(), this.tree(), this.configFiles(), this.database(), this.sqlUpdates(), this.sync(), this.crons(), this.ftp(), this.webServer(), this.probeSites(), this.welcomeMail()];
+    return [this.phpUser(), this.home(), this.tree(), this.configFiles(), this.database(), this.sqlUpdates(), this.sync(), this.crons(), this.ftp(), this.webServer(), this.probeSites(), this.welcomeMail()];
+  }
+
+  /**
+   * 0. The install's system user and group on each of its servers whose PHP
+   * the engine manages: its pool runs as them, what it may write is theirs,
+   * its config files are readable by their group alone. An account of that
+   * name the install did not make is a conflict (never adopted).
+   */
+  phpUser(): SagaStep<BuildContext> {
+    return {
+      name: 'php-user',
+      execute: async ({ install, master, replicas }, io) => {
+        for (const server of [master, ...replicas].filter((s) => this.users.managed(s))) {
+          const outcome = await this.users.ensure(server, install);
+          io.log(`system user ${phpUserOf(install)} on ${server.hostname} (${outcome === 'ours' ? 'made by an earlier run' : 'created'})`);
+        }
+      },
+      compensate: async ({ install, master, replicas }, io) => {
+        for (const server of [master, ...replicas].filter((s) => this.users.managed(s))) {
+          const outcome = await this.users.remove(server, install);
+          if (outcome === 'not-ours') io.log(`left the account ${phpUserOf(install)} on ${server.hostname}: not created by this install`);
+        }
+      },
+    };
   }
 
   /**
@@ -138,14 +164,24 @@ export class InstallBuildSteps {
         if (plan.copies.length > 0) {
           await executor.copyTree(master, plan.copies.map((c) => ({ from: checkServerPath(master, posix.join(checkout, c)), to: inHome(c) })));
         }
+        // Where the engine manages PHP: the install's own user writes, nginx's group reads (setgid: what PHP writes keeps that group); else the shared web user.
+        const managed = this.users.managed(master);
+        const owner = managed ? `${phpUserOf(install)}:${this.users.webGroup()}` : this.config.webUser;
         if (plan.writable.length > 0) {
           const dirs = plan.writable.map(inHome);
           await executor.mkdirs(master, dirs);
-          // What the manifest says is writable, and only that, becomes the web user's: a writable copy with what is in it.
+          // What the manifest says is writable, and only that, becomes the PHP user's: a writable copy with what is in it.
           const copied = plan.writable.filter((w) => plan.copies.some((c) => w === c || w.startsWith(`${c}/`) || c.startsWith(`${w}/`)));
-          await executor.chown(master, dirs.filter((_, i) => !copied.includes(plan.writable[i]!)), this.config.webUser);
-          if (copied.length > 0) await executor.chown(master, copied.map(inHome), this.config.webUser, { recursive: true });
-          await executor.chmod(master, dirs, 0o770);
+          await executor.chown(master, dirs.filter((_, i) => !copied.includes(plan.writable[i]!)), owner);
+          if (copied.length > 0) await executor.chown(master, copied.map(inHome), owner, { recursive: true });
+          await executor.chmod(master, dirs, managed ? 0o2770 : 0o770);
+        }
+        if (managed) {
+          // The pool's sessions and upload tmp: the install's alone.
+          const own = [PHP_PRIVATE_DIR, PHP_SESSIONS_DIR, PHP_TMP_DIR].map(inHome);
+          await executor.mkdirs(master, own);
+          await executor.chown(master, own, `${phpUserOf(install)}:${phpUserOf(install)}`);
+          await executor.chmod(master, own, 0o700);
         }
         io.log(`tree: ${plan.dirs.length} directories, ${plan.links.length} links, ${plan.copies.length} copies, ${plan.writable.length} writable`);
       },
@@ -275,7 +311,7 @@ export class InstallBuildSteps {
       execute: async ({ install, manifest, master, replicas }, io) => {
         for (const server of [master, ...replicas]) {
           const home = homeOn(server, install);
-          const user = this.config.webUser.split(':')[0]!;
+          const { user } = this.users.phpOwner(server, install);
           const lines = [
             `# shop ${install.fsName} (install ${install.id}), written by the provisioning engine: do not edit`,
             'SHELL=/bin/sh',
@@ -308,8 +344,8 @@ export class InstallBuildSteps {
         const ftpRoot = ftpRootOn(master, install);
         const mounts = manifest.copy.map((c) => ({ source: posix.join(home, c), target: posix.join(ftpRoot, c.replace(/\//g, '_')) }));
         await executor.mkdirs(master, [ftpRoot, ...mounts.map((m) => checkServerPath(master, m.target))]);
-        // The copies keep the owners the tree step gave them: only what the manifest says is writable is the web user's.
-        const [user, group] = this.webOwner();
+        // The copies keep the owners the tree step gave them: only what the manifest says is writable is the PHP user's.
+        const { user, group } = this.users.phpOwner(master, install);
         const uid = Number((await executor.mustRun(master, ['id', '-u', user])).trim());
         const gid = Number((await executor.mustRun(master, ['getent', 'group', group])).split(':')[2]);
         if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error(`no uid/gid for ${user}:${group} on ${master.hostname}`);
@@ -506,20 +542,15 @@ export class InstallBuildSteps {
     const { install, group, manifest, master } = context;
     const executor = this.access.executorFor(server);
     const values = await this.values.values(context, server);
-    const [, group_] = this.webOwner();
+    // Readable by the group of the user the install's PHP runs as on that server: its own where the engine manages PHP, never the shared web user's then.
+    const { group: group_ } = this.users.phpOwner(server, install);
     for (const template of manifest.templates ?? []) {
       const source = (await this.access.executorFor(master).readFile(master, posix.join(checkoutOn(master, group), template.source))).toString('utf8');
       const text = await renderTemplate(source, template.language, values, template.source, { optionalPrefixes: OPTIONAL_PREFIXES });
-      // Owned by the engine's user (root on servers), readable by the web user's group only.
+      // Owned by the engine's user (root on servers), readable by that group only.
       await executor.writeFile(server, posix.join(homeOn(server, install), template.target), text, { mode: 0o640, owner: `:${group_}` });
       io.log(`rendered ${template.target} on ${server.hostname}`);
     }
-  }
-
-  /** WEB_USER as user and group (the group defaults to the user's name, as on Debian). */
-  private webOwner(): [string, string] {
-    const [user, group] = this.config.webUser.split(':');
-    return [user!, group ?? user!];
   }
 }
 
