@@ -64,6 +64,8 @@ export class InstallUsers {
     if (found !== 'ours') return found === 'absent' ? 'absent' : 'not-ours';
     const name = phpUserOf(install);
     const executor = this.access.executorFor(server);
+    // The install's PHP workers still alive (ondemand children idling after the last request) would keep the account in use.
+    await executor.run(server, ['pkill', '-KILL', '-u', name]);
     const gone = await executor.run(server, ['userdel', name]);
     if (gone.exitCode !== 0 && (await this.lookup(server, install)) !== 'absent') {
       throw new Error(`userdel ${name} on ${server.hostname} failed (exit ${gone.exitCode}): ${gone.stderr.trim()}`);
