@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
 import { AuditEventRepository, InstallServer } from '@app/catalog';
-import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
+import { defineJobKind, JobHandler, QueueService, type JobContext } from '@app/queue';
 import { SagaRunner, type SagaDefinition, type SagaStep } from '@app/saga';
 import { NginxRebuilds } from '@app/webserver';
 import { HandlerSteps, type HandlerContext } from './handler-steps.js';
@@ -34,6 +34,7 @@ export class HandlerAddJob {
     private readonly steps: HandlerSteps,
     private readonly traffic: TrafficService,
     private readonly rebuilds: NginxRebuilds,
+    private readonly queue: QueueService,
     private readonly sagas: SagaRunner,
     private readonly audit: AuditEventRepository,
   ) {}
@@ -92,6 +93,7 @@ export class HandlerAddJob {
           await m.delete(InstallServer, { installId: install.id, serverId: server.id, state: In(['adding', 'removing']) });
           await this.rebuilds.requestForInstall(install.id, m);
         });
+        this.queue.nudge();
         await this.audit.record({ actor: `job:${jobId}`, via: 'worker', action: 'install.handler.add-failed', targetType: 'install', targetId: install.id, details: { serverId: server.id, failure: failure.slice(0, 500) } });
       },
     };

@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditEventRepository, InstallServer } from '@app/catalog';
-import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
+import { defineJobKind, JobHandler, QueueService, type JobContext } from '@app/queue';
 import { SagaRunner, type SagaDefinition, type SagaStep } from '@app/saga';
+import { NginxRebuilds } from '@app/webserver';
 import type { HandlerJobPayload } from './handler-add.job.js';
 import { HandlerSteps, type HandlerContext } from './handler-steps.js';
 import { TrafficService } from './traffic.service.js';
@@ -28,6 +29,8 @@ export class HandlerRemoveJob {
     private readonly dataSource: DataSource,
     private readonly steps: HandlerSteps,
     private readonly traffic: TrafficService,
+    private readonly rebuilds: NginxRebuilds,
+    private readonly queue: QueueService,
     private readonly sagas: SagaRunner,
     private readonly audit: AuditEventRepository,
   ) {}
@@ -58,7 +61,12 @@ export class HandlerRemoveJob {
       ],
       loadContext: (payload) => this.steps.loadContext(payload.installId, payload.serverId, jobId),
       onCompleted: async ({ install, server }) => {
-        await this.dataSource.getRepository(InstallServer).delete({ installId: install.id, serverId: server.id, state: 'removing' });
+        await this.dataSource.transaction(async (m) => {
+          await m.delete(InstallServer, { installId: install.id, serverId: server.id, state: 'removing' });
+          // The dispatchers drop the row from their input too (their upstreams already left it out: the row was `removing`).
+          await this.rebuilds.requestForInstall(install.id, m);
+        });
+        this.queue.nudge();
         await this.audit.record({ actor: `job:${jobId}`, via: 'worker', action: 'install.handler.removed', targetType: 'install', targetId: install.id, details: { serverId: server.id, hostname: server.hostname } });
       },
     };
