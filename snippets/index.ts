@@ -1,3 +1,4 @@
+import { CloudAddInstallCommand, CloudDrainCommand, CloudLeaseCommand, CloudRemoveCommand, CloudRemoveInstallCommand } from './cloud.command.js';
 import { CodeGroupPhpCheckCommand } from './code-group-php-check.command.js';
 import { CodeGroupRemoveCommand } from './code-group-remove.command.js';
 import {
@@ -55,4 +56,9 @@ export const SNIPPET_COMMANDS = [
   SecretsRotateCommand,
   CodeGroupRemoveCommand,
   CodeGroupPhpCheckCommand,
+  CloudAddInstallCommand,
+  CloudRemoveInstallCommand,
+  CloudDrainCommand,
+  CloudRemoveCommand,
+  CloudLeaseCommand,
 ];

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
+import { CloudHandlersModule } from '@app/cloud-handlers';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
 import { QueueModule } from '@app/queue';
@@ -21,6 +22,8 @@ export class CliModule {
         HostsModule.forRoot({ http: false }),
         AuthModule.forCli(),
         WebserverModule,
+        // The cloud snippets queue jobs; the sagas run in the engines' workers.
+        CloudHandlersModule.forRoot({ http: false, jobs: false }),
       ],
       providers: [...SNIPPET_COMMANDS],
     };

@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
+import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
@@ -41,6 +42,7 @@ export class EngineModule {
         CodebasesModule.forRoot({ http: api }),
         InstallsModule.forRoot({ http: api }),
         WebserverModule,
+        CloudHandlersModule.forRoot({ http: api, jobs: true }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

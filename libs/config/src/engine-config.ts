@@ -39,6 +39,8 @@ export interface EngineConfig {
   secretsKeySource: 'env' | 'generated' | 'file';
   /** SMTP URL; when unset, mail is written as .eml files into `mailDir`. */
   smtpUrl: string | null;
+  /** Operations' address (OPS_EMAIL): cloud lease reminders; null: such mail is only logged. */
+  opsEmail: string | null;
   mailDir: string;
   sshKeyPath: string | null;
   logLevel: LogLevel;

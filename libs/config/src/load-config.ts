@@ -34,6 +34,7 @@ export const CONFIG_KEYS = [
   'ORDERS_PER_MINUTE',
   'MAX_SITES_FREE',
   'MAX_SITES_PAID',
+  'OPS_EMAIL',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 export type ConfigEnv = Partial<Record<ConfigKey, string | undefined>>;
@@ -107,6 +108,12 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     }
   }
 
+  // Where the engine mails operations (cloud leases ending); unset: such mail is only logged.
+  const opsEmail = value('OPS_EMAIL') ?? null;
+  if (opsEmail !== null && !/^[^\s@<>(),;:"\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(opsEmail)) {
+    fail('OPS_EMAIL', `must be one e-mail address such as ops@example.net (got "${opsEmail}")`);
+  }
+
   const sshKeyPathText = value('SSH_KEY_PATH');
   let sshKeyPath: string | null = null;
   if (sshKeyPathText !== undefined) {
@@ -135,6 +142,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     secretsKey: new SecretsKeyring(secrets.key, previousKeys),
     secretsKeySource: secrets.source,
     smtpUrl,
+    opsEmail,
     mailDir: resolve(varDir, 'mail'),
     sshKeyPath,
     logLevel: logLevel as LogLevel,

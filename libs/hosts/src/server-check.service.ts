@@ -9,6 +9,15 @@ export interface CheckItem {
   detail: string;
 }
 
+/**
+ * More items of a server's check, from a module that knows more than the
+ * inventory (the cloud-handler module: PHP extensions of the code groups,
+ * reachability from the dispatchers). Hosts cannot import those modules;
+ * they register here when they start. A contributor returns no item for a
+ * server it has nothing to say about, and reports its failures as items.
+ */
+export type ServerCheckContributor = (server: Server) => Promise<CheckItem[]>;
+
 /** Tools each role needs on a server. */
 const TOOLS: Record<string, string[][]> = {
   // perl (Debian's essential perl-base): the SSH command runner and symlinkMany.
@@ -27,7 +36,14 @@ const TOOLS: Record<string, string[][]> = {
  */
 @Injectable()
 export class ServerCheckService {
+  private readonly contributors: { name: string; check: ServerCheckContributor }[] = [];
+
   constructor(private readonly access: ServerAccess) {}
+
+  /** Adds a contributor's items to every check from now on (once per name). */
+  addContributor(name: string, check: ServerCheckContributor): void {
+    if (!this.contributors.some((c) => c.name === name)) this.contributors.push({ name, check });
+  }
 
   async check(server: Server): Promise<{ ok: boolean; items: CheckItem[] }> {
     const executor = this.access.executorFor(server);
@@ -47,6 +63,13 @@ export class ServerCheckService {
     for (const alternatives of needed) {
       const found = await this.findTool(server, alternatives);
       items.push({ item: `tool ${alternatives[0]}`, ok: found !== null, detail: found ?? `none of ${alternatives.join(', ')} found` });
+    }
+    for (const contributor of this.contributors) {
+      try {
+        items.push(...(await contributor.check(server)));
+      } catch (error) {
+        items.push({ item: contributor.name, ok: false, detail: error instanceof Error ? error.message : String(error) });
+      }
     }
     return { ok: items.every((i) => i.ok), items };
   }
