@@ -4,10 +4,10 @@ import { DataSource, In } from 'typeorm';
 import { Install, InstallServer, Server } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { TenantDatabases, type TenantLogin } from '@app/databases';
-import { commandLine, PathExistsError, ServerAccess } from '@app/hosts';
-import { checkoutOn, cronFileOn, decryptSecret, HOME_MARKER, homeMarker, homeOn, InstallBuildSteps, type BuildContext } from '@app/installs';
+import { PathExistsError, ServerAccess } from '@app/hosts';
+import { checkoutOn, cronFileOn, decryptSecret, HOME_MARKER, homeMarker, homeOn, InstallBuildSteps, InstallUsers, type BuildContext } from '@app/installs';
 import type { StepIO } from '@app/saga';
-import { installUserComment, phpUserOf } from '@app/webserver';
+import { phpUserOf } from '@app/webserver';
 import { TrafficService } from './traffic.service.js';
 
 /** Everything a step of the add/remove-handler sagas needs, rebuilt from the catalog at every run. */
@@ -39,6 +39,7 @@ export class HandlerSteps {
     private readonly builds: InstallBuildSteps,
     private readonly tenants: TenantDatabases,
     private readonly traffic: TrafficService,
+    private readonly users: InstallUsers,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -49,43 +50,18 @@ export class HandlerSteps {
     return { build, install: build.install, server, row, managed: this.traffic.managed(server) };
   }
 
-  /**
-   * The install's system user and group on a managed handler (the build's
-   * `php-user`): created with the install's comment; one of that name with
-   * another comment is a conflict, never adopted.
-   */
+  /** The install's system user and group on a managed handler (the build's `php-user`): an account of that name the install did not make is a conflict, never adopted. */
   async ensureUser({ install, server, managed }: HandlerContext, io: StepIO): Promise<void> {
     if (!managed) return io.log(`${server.hostname}: PHP not managed by the engine (shared pool): no user of its own`);
-    const user = phpUserOf(install);
-    const existing = await this.userComment(server, user);
-    if (existing === installUserComment(install)) return io.log(`user ${user} on ${server.hostname} (made by an earlier run)`);
-    if (existing !== null) throw permanent(`a user ${user} exists on ${server.hostname} and is not this install's (comment ${JSON.stringify(existing)}): left as it is`);
-    await this.access
-      .executorFor(server)
-      .mustRun(server, ['useradd', '--system', '--user-group', '--no-create-home', '--home-dir', homeOn(server, install), '--shell', '/usr/sbin/nologin', '--comment', installUserComment(install), user]);
-    io.log(`user ${user} on ${server.hostname}`);
+    const outcome = await this.users.ensure(server, install);
+    io.log(`user ${phpUserOf(install)} on ${server.hostname}${outcome === 'ours' ? ' (made by an earlier run)' : ''}`);
   }
 
-  /** Removes the install's user (and its group) only if its comment names this install. */
+  /** Removes the install's user (and its group) only if it is the install's. */
   async removeUser({ install, server, managed }: HandlerContext, io: StepIO): Promise<void> {
     if (!managed) return;
-    const user = phpUserOf(install);
-    const existing = await this.userComment(server, user);
-    if (existing === null) return io.log(`no user ${user} on ${server.hostname}`);
-    if (existing !== installUserComment(install)) return io.log(`user ${user} on ${server.hostname} is not this install's: left as it is`);
-    const executor = this.access.executorFor(server);
-    await executor.mustRun(server, ['userdel', user]);
-    // userdel drops the user's own group on Debian (USERGROUPS_ENAB); elsewhere it may stay behind.
-    if ((await executor.run(server, ['getent', 'group', user])).exitCode === 0) await executor.mustRun(server, ['groupdel', user]);
-    io.log(`removed user ${user} from ${server.hostname}`);
-  }
-
-  /** The GECOS comment of a user on the server, or null when there is no such user. */
-  private async userComment(server: Server, user: string): Promise<string | null> {
-    const result = await this.access.executorFor(server).run(server, ['getent', 'passwd', user]);
-    if (result.exitCode === 2) return null;
-    if (result.exitCode !== 0) throw new Error(`getent passwd ${user} failed on ${server.hostname} (exit ${result.exitCode}): ${result.stderr.trim()}`);
-    return result.stdout.split('\n')[0]!.split(':')[4] ?? '';
+    const outcome = await this.users.remove(server, install);
+    io.log(outcome === 'removed' ? `removed user ${phpUserOf(install)} from ${server.hostname}` : outcome === 'absent' ? `no user ${phpUserOf(install)} on ${server.hostname}` : `user ${phpUserOf(install)} on ${server.hostname} is not this install's: left as it is`);
   }
 
   /** The install's database account for the handler's private IP (PHP there connects from it). */
@@ -155,19 +131,9 @@ export class HandlerSteps {
     return (await executor.readFile(server, marker)).toString('utf8') === homeMarker(install);
   }
 
-  /** The install's crons on the handler (the seed's "also adds crons"), as the build writes them: run as the install's user where PHP is managed. */
-  async writeCrons({ build, install, server, managed }: HandlerContext, io: StepIO): Promise<void> {
-    const home = homeOn(server, install);
-    const user = managed ? phpUserOf(install) : this.config.webUser.split(':')[0]!;
-    const lines = [
-      `# shop ${install.fsName} (install ${install.id}), written by the provisioning engine: do not edit`,
-      'SHELL=/bin/sh',
-      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      ...(build.manifest.crons ?? []).map((c) => `${c.schedule} ${user} cd ${commandLine([home])} && ${commandLine(c.command)}`),
-      '',
-    ];
-    await this.access.executorFor(server).writeFile(server, cronFileOn(server, install), lines.join('\n'), { mode: 0o644 });
-    io.log(`crons on ${server.hostname}`);
+  /** The install's crons on the handler (the seed's "also adds crons"), as the build writes them. */
+  async writeCrons({ build, server }: HandlerContext, io: StepIO): Promise<void> {
+    await this.builds.writeCrons(build, server, io);
   }
 
   async removeCrons({ install, server }: HandlerContext, io: StepIO): Promise<void> {

@@ -308,20 +308,8 @@ export class InstallBuildSteps {
   crons(): SagaStep<BuildContext> {
     return {
       name: 'crons',
-      execute: async ({ install, manifest, master, replicas }, io) => {
-        for (const server of [master, ...replicas]) {
-          const home = homeOn(server, install);
-          const { user } = this.users.phpOwner(server, install);
-          const lines = [
-            `# shop ${install.fsName} (install ${install.id}), written by the provisioning engine: do not edit`,
-            'SHELL=/bin/sh',
-            'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-            ...(manifest.crons ?? []).map((c) => `${c.schedule} ${user} cd ${commandLine([home])} && ${commandLine(c.command)}`),
-            '',
-          ];
-          await this.access.executorFor(server).writeFile(server, cronFileOn(server, install), lines.join('\n'), { mode: 0o644 });
-          io.log(`crons on ${server.hostname}`);
-        }
+      execute: async (context, io) => {
+        for (const server of [context.master, ...context.replicas]) await this.writeCrons(context, server, io);
       },
       compensate: async ({ install, master, replicas }) => {
         for (const server of [master, ...replicas]) await this.access.executorFor(server).remove(server, cronFileOn(server, install));
@@ -496,6 +484,21 @@ export class InstallBuildSteps {
       },
       compensate: NOTHING_OF_ITS_OWN,
     };
+  }
+
+  /** The install's cron.d file on one server (also a handler it is added to): each command run in its home as the user its PHP runs as there. */
+  async writeCrons({ install, manifest }: BuildContext, server: Server, io: StepIO): Promise<void> {
+    const home = homeOn(server, install);
+    const { user } = this.users.phpOwner(server, install);
+    const lines = [
+      `# shop ${install.fsName} (install ${install.id}), written by the provisioning engine: do not edit`,
+      'SHELL=/bin/sh',
+      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      ...(manifest.crons ?? []).map((c) => `${c.schedule} ${user} cd ${commandLine([home])} && ${commandLine(c.command)}`),
+      '',
+    ];
+    await this.access.executorFor(server).writeFile(server, cronFileOn(server, install), lines.join('\n'), { mode: 0o644 });
+    io.log(`crons on ${server.hostname}`);
   }
 
   /** A new home for the install on a server (with its marker), or the one an earlier run of this install made; anything else is a conflict. */
