@@ -23,6 +23,12 @@ const POOL_FILE = /^[a-z][a-z0-9]{0,31}\.conf$/;
 export const SENTINEL_POOL = 'engine-test-sentinel';
 
 export const isPoolFile = (name: string) => POOL_FILE.test(name);
+/**
+ * What `current` points at before the first apply (made by the first
+ * inspect, or by whoever sets the handler up before its php-fpm first
+ * starts): php-fpm refuses to start when its include's directory is missing.
+ */
+export const EMPTY_POOL_GENERATION = 'g0000000-0000';
 export const newPoolGenerationName = newGenerationName;
 
 export interface PoolDirState {
@@ -71,6 +77,12 @@ chdir($root) or die "cannot enter $root: $!\n";
 for my $d ('generations', 'tests', 'logs', 'run') { -d $d or mkdir($d, 0755) or die "cannot create $root/$d: $!\n"; }
 if ($> == 0) { chown(0, 0, 'run') or die "cannot chown $root/run: $!\n"; }
 chmod(0755, 'run') or die "cannot chmod $root/run: $!\n";
+# php-fpm refuses to start when the directory its include names is missing: there is always a current, an empty generation at first.
+if (!-l 'current' && !-e 'current') {
+  -d 'generations/g0000000-0000' or mkdir('generations/g0000000-0000', 0755) or die "cannot create the empty generation: $!\n";
+  symlink('generations/g0000000-0000', '.current.lnk-init') or die "cannot create current: $!\n";
+  rename('.current.lnk-init', 'current') or die "cannot create current: $!\n";
+}
 my $cur = readlink('current') // '';
 my $lg = readlink('last-good') // '';
 print "current $cur\nlast-good $lg\n";
@@ -199,15 +211,12 @@ if ($generation ne '') {
   flip("generations/$previous", 'last-good') if $previous ne '';
   flip("generations/$generation", 'current');
   unlink glob("tests/$generation.* tests/$generation-*");
-} elsif ($previous eq '-') {
-  # Back to no generation at all (a first one that failed to load).
-  unlink('current');
 }
 sub slurp { my ($f) = @_; open(my $h, '<', $f) or return undef; local $/; my $c = <$h>; close($h); return $c; }
 sub mtime { return '' unless -e $pidfile; open(my $h, '-|', 'stat', '-c', '%.9Y', '--', $pidfile) or return ''; my $m = <$h> // ''; close($h); $m =~ s/\s+$//; return $m; }
 sub pid_of { my $p = slurp($pidfile) // ''; $p =~ s/\s+//g; return $p =~ /^[0-9]+$/ ? $p : undef; }
 sub state_of { my ($p) = @_; my $s = slurp("/proc/$p/stat") // return undef; return $s =~ /\)\s+(\S)/ ? $1 : undef; }
-sub alive { my ($p) = @_; my $s = state_of($p); return defined $s && $s ne 'Z' && $s ne 'X'; }
+sub alive { my ($p) = @_; return 0 unless kill(0, $p); my $s = state_of($p); return !defined $s || ($s ne 'Z' && $s ne 'X'); }
 sub hex4 { my ($ip) = @_; return sprintf('%08X', unpack('L', inet_aton($ip))); }
 sub hex16 { my ($ip) = @_; return join('', map { sprintf('%08X', $_) } unpack('L4', inet_pton(AF_INET6, $ip))); }
 sub listening {
@@ -235,14 +244,19 @@ sub listening {
 my $before = mtime();
 my $pid = pid_of();
 my $start = time;
-if (!defined $pid || !alive($pid)) {
-  exit 10 if $mexe eq '';
-  # Started again (its reload killed it): as it was, in the background.
+my $restarted = 0;
+# Started again (a reload killed it): as it was, in the background.
+sub restart {
+  $restarted = 1;
   chdir($mcwd) or chdir('/');
-  system($mexe, '--fpm-config', $mconf, '-D') == 0 or exit 13;
+  if (system($mexe, '--fpm-config', $mconf, '-D') != 0) { print STDERR "starting $mexe --fpm-config $mconf -D failed (status $?)\n"; exit 13; }
   chdir($root);
   $pid = pid_of();
-  exit 13 unless defined $pid;
+  unless (defined $pid) { print STDERR "the started master wrote no pid to $pidfile\n"; exit 13; }
+}
+if (!defined $pid || !alive($pid)) {
+  exit 10 if $mexe eq '';
+  restart();
 } else {
   my $exe = readlink("/proc/$pid/exe") // exit 12;
   $exe =~ s/ \(deleted\)$//;
@@ -255,11 +269,21 @@ if (!defined $pid || !alive($pid)) {
   print "master $exe\t$cwd\t$conf\n";
   kill('USR2', $pid) or exit 10;
 }
+# A daemonized master forks again when it re-executes: the master is whoever the pid file names once rewritten.
+my $dead = 0;
 while (1) {
-  exit 13 unless alive($pid);
-  if (mtime() ne $before) {
-    my $wchan = slurp("/proc/$pid/wchan") // '';
-    exit 0 if $wchan =~ /poll|select|wait/ && listening();
+  my $now = pid_of();
+  $pid = $now if defined $now && $now ne $pid && alive($now);
+  if (alive($pid)) {
+    $dead = 0;
+    if (mtime() ne $before) {
+      my $wchan = slurp("/proc/$pid/wchan") // '';
+      exit 0 if $wchan =~ /poll|select|wait/ && listening();
+    }
+  } elsif (++$dead >= 30) {
+    # Gone for 1.5 s (not a daemon handing over to its new process): it died of the config it was loading. Started again once, when told how.
+    if ($mexe ne '' && !$restarted) { restart(); $dead = 0; next; }
+    print STDERR "the master (pid $pid) exited\n"; exit 13;
   }
   exit 11 if time - $start > $limit;
   select(undef, undef, undef, 0.05);
@@ -373,23 +397,22 @@ export class PoolFiles {
 
   /**
    * Points `current` at the generation (`last-good` at `previous`), then
-   * reloads the master and waits for it and every listed address. With no
-   * generation and `previous: '-'`, `current` is removed (nothing of the
-   * engine's loaded). `restart`: the master to start again if none runs.
+   * reloads the master and waits for it and every listed address (no
+   * generation: reloads only). `restart`: the master to start again if none runs.
    */
   async swapAndReload(
     generation: string | null,
-    previous: string | null | '-',
+    previous: string | null,
     pidFile: string,
     listens: readonly ListenAddress[],
     limitSeconds: number,
     restart?: FpmMaster,
-  ): Promise<{ outcome: FpmReloadOutcome; master: FpmMaster | null }> {
+  ): Promise<{ outcome: FpmReloadOutcome; master: FpmMaster | null; detail: string }> {
     const input = listens.map((l) => ('socket' in l ? `unix ${checkListenPath(l.socket)}` : `tcp ${checkIp(l.ip)} ${Number(l.port)}`)).join('\n');
     const argv = [
       'perl', '-e', RELOAD_SCRIPT, this.root,
       generation ? checkPoolGeneration(generation) : '',
-      previous === '-' ? '-' : previous ? checkPoolGeneration(previous) : '',
+      previous ? checkPoolGeneration(previous) : '',
       checkPidFile(pidFile), String(Math.ceil(limitSeconds)),
       restart ? checkListenPath(restart.exe) : '', restart ? checkListenPath(restart.cwd) : '', restart ? checkConfPath(restart.conf) : '',
     ];
@@ -399,7 +422,7 @@ export class PoolFiles {
     const outcomes: Record<number, FpmReloadOutcome> = { 0: 'reloaded', 10: 'not-running', 11: 'timeout', 12: 'stale-pid', 13: 'exited' };
     const outcome = outcomes[result.exitCode];
     if (!outcome) throw new Error(`reloading php-fpm on ${this.server.hostname} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
-    return { outcome, master };
+    return { outcome, master, detail: result.stderr.trim().slice(0, 500) };
   }
 
   /** Removes every generation but `staging` and those kept, and every test file but `staging`'s. */

@@ -240,11 +240,11 @@ export class PoolPipeline {
     timings.reloadMs = performance.now() - mark;
     if (reload.outcome === 'exited' || reload.outcome === 'timeout') {
       // Back on what ran before (or on nothing of the engine's), the master started again if the reload killed it.
-      const back = await files.swapAndReload(live, live ? state.lastGood : '-', pidFile, [], limit, reload.master ?? undefined);
+      const back = await files.swapAndReload(live, live ? state.lastGood : null, pidFile, [], limit, reload.master ?? undefined);
       await this.rebuilds.configRow(server.id, { liveGeneration: live, lastGoodGeneration: live ? state.lastGood : null });
       await files.prune(null, [live, state.lastGood, generation]).catch(() => undefined);
       const why = reload.outcome === 'exited' ? 'the master exited loading it (a port taken, a socket it could not create: see its error log)' : `the master was not back within ${limit} s`;
-      throw new PoolReloadError(`php-fpm on ${server.hostname} failed to reload on ${generation}: ${why}; current is back on ${live ?? 'no engine pools'} (master ${back.outcome === 'reloaded' ? (reload.outcome === 'exited' ? 'started again' : 'reloaded') : back.outcome})`);
+      throw new PoolReloadError(`php-fpm on ${server.hostname} failed to reload on ${generation}: ${why}; current is back on ${live ?? 'no engine pools'} (master ${back.outcome === 'reloaded' ? (reload.outcome === 'exited' ? 'started again' : 'reloaded') : `${back.outcome}: ${back.detail}`})`);
     }
     const fpm = reload.outcome === 'reloaded' ? 'reloaded' : reload.outcome;
     if (fpm === 'reloaded') log(`php-fpm on ${server.hostname} reloaded on ${generation}`);
