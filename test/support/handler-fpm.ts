@@ -74,10 +74,19 @@ export async function stopHandlerFpm(fpm: HandlerFpm): Promise<void> {
   await stopProcessTree(fpm.process.pid, fpm.conf);
 }
 
+/** The processes the master started (its workers), from /proc. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** Resident memory (kB, from /proc) of the master and every process under it. */
 export function masterRssKb(pid: number): number {
   let total = 0;
-  const pids = [pid, ...execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)]).toString().split('\n').map((s) => Number(s.trim())).filter((n) => n > 0)];
+  const pids = [pid, ...childrenOf(pid)];
   for (const p of pids) {
     try {
       const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
