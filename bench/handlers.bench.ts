@@ -115,7 +115,8 @@ async function bench(): Promise<void> {
     log(`seeded ${installs.length} installs in ${seconds(performance.now() - t)} s`);
     t = performance.now();
     for (const install of installs) {
-      createInstallUser(install.id, join(server.homeRoot, install.fsName));
+      // Not --system: Debian's system uid range (100-999) holds fewer than 900 accounts.
+      createInstallUser(install.id, join(server.homeRoot, install.fsName), { system: false });
       users.push(install.id);
     }
     log(`made ${users.length} system users in ${seconds(performance.now() - t)} s`);

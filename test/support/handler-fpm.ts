@@ -144,13 +144,17 @@ export function fastcgiRequest(
   });
 }
 
-/** Creates the install's system user as the build saga does (no home made), unless it exists. */
-export function createInstallUser(id: number, home: string): string {
+/**
+ * Creates the install's system user as the build saga does (no home made),
+ * unless it exists. `system: false` takes a uid from the regular range:
+ * Debian's system range (100-999) holds fewer than 900 accounts.
+ */
+export function createInstallUser(id: number, home: string, options: { system?: boolean } = {}): string {
   const user = `shop${id}`;
   try {
     execFileSync('id', ['-u', user], { stdio: 'ignore' });
   } catch {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--home-dir', home, '--shell', '/usr/sbin/nologin', '--comment', `shop-engine install ${id}`, user]);
+    execFileSync('useradd', [...(options.system === false ? [] : ['--system']), '--user-group', '--no-create-home', '--home-dir', home, '--shell', '/usr/sbin/nologin', '--comment', `shop-engine install ${id}`, user]);
   }
   return user;
 }
