@@ -184,6 +184,21 @@ echo json_encode(['own' => @file_get_contents(__DIR__ . '/secret.txt'), 'other' 
     expect(Number(jobs[0].n)).toBeLessThanOrEqual(2);
   });
 
+  it('says so when no master runs (or the pid file names another process), and leaves the pools in place for its start', async () => {
+    const h3 = await ds.getRepository(Server).save(testServer(join(base, 'h3'), 'h3.example.net', ['cloud'], null, { privateIp: '127.0.105.30', phpFpmPoolDir: join(base, 'h3/srv/php-pools'), phpFpmPidFile: join(base, 'h3/srv/php-pools/php-fpm.pid') }));
+    mkdirSync(h3.phpFpmPoolDir!, { recursive: true });
+    const alpha = await ds.getRepository(Install).findOneByOrFail({ fsName: 'alpha' });
+    await ds.getRepository(InstallServer).insert({ installId: alpha.id, serverId: h3.id, role: 'cloud', weight: 1, poolPort: 22001, state: 'active' });
+    const report = await pipeline.apply(h3);
+    expect(report).toMatchObject({ fpm: 'not-running', filesWritten: 1, written: ['alpha.conf'] });
+    expect(readFileSync(join(h3.phpFpmPoolDir!, 'current/alpha.conf'), 'utf8')).toContain('listen = 127.0.105.30:22001\n');
+    expect((await ds.getRepository(HandlerConfig).findOneByOrFail({ serverId: h3.id })).liveGeneration).toBe(report.generation);
+    // A pid file naming a live process that is no php-fpm master (this one): never signalled.
+    writeFileSync(h3.phpFpmPidFile!, `${process.pid}\n`);
+    await ds.getRepository(InstallServer).update({ installId: alpha.id, serverId: h3.id }, { poolPort: 22002 });
+    expect(await pipeline.apply(h3)).toMatchObject({ fpm: 'stale-pid', filesWritten: 1 });
+  });
+
   it('goes back to the last good pools when the master fails to load the new ones', async () => {
     // A port php-fpm -t cannot know is taken: the reloaded master cannot bind it and exits.
     const blocker: NetServer = createServer();
