@@ -199,27 +199,44 @@ echo json_encode(['own' => @file_get_contents(__DIR__ . '/secret.txt'), 'other' 
     expect(await pipeline.apply(h3)).toMatchObject({ fpm: 'stale-pid', filesWritten: 1 });
   });
 
-  it('goes back to the last good pools when the master fails to load the new ones', async () => {
-    // A port php-fpm -t cannot know is taken: the reloaded master cannot bind it and exits.
+  it('goes back to the last good pools when the master fails to load the new ones (over SSH)', async () => {
+    const before = current(h1);
+    await seed(['delta']);
+    // A directory where delta's socket goes: php-fpm -t cannot know, the reloaded master cannot bind it and exits.
+    mkdirSync(socketOf('delta'));
+    await expect(pipeline.apply(h1)).rejects.toThrow(PoolReloadError);
+    expect(current(h1)).toBe(before);
+    expect((await ds.getRepository(HandlerConfig).findOneByOrFail({ serverId: h1.id })).liveGeneration).toBe(before.replace('generations/', ''));
+    // The master runs again (started by the pipeline), on the last good pools.
+    expect(handlerFpmPid(fpm1)).not.toBeNull();
+    expect(await probe(socketOf('alpha'), h1, 'alpha')).toMatchObject({ own: 'secret of alpha\n' });
+    expect(await probe(socketOf('gamma'), h1, 'gamma')).toMatchObject({ own: 'secret of gamma\n' });
+
+    rmSync(socketOf('delta'), { recursive: true });
+    const report = await pipeline.apply(h1);
+    expect(report).toMatchObject({ fpm: 'reloaded', written: ['delta.conf'] });
+    expect(await probe(socketOf('delta'), h1, 'delta')).toMatchObject({ own: 'secret of delta\n' });
+  });
+
+  it('quarantines a pool whose port another process listens on, before any reload; the others go live', async () => {
     const blocker: NetServer = createServer();
     await new Promise<void>((resolve) => blocker.listen(21500, H2_IP, resolve));
+    const [epsilon] = await seed(['epsilon'], { port: () => 21500 });
     try {
-      const before = current(h2);
-      await seed(['delta'], { port: () => 21500 });
-      await expect(pipeline.apply(h2)).rejects.toThrow(PoolReloadError);
-      expect(current(h2)).toBe(before);
-      expect((await ds.getRepository(HandlerConfig).findOneByOrFail({ serverId: h2.id })).liveGeneration).toBe(before.replace('generations/', ''));
-      // The master runs again, on the last good pools.
-      const alphaPort = (await ds.getRepository(InstallServer).findOneByOrFail({ installId: (await ds.getRepository(Install).findOneByOrFail({ fsName: 'alpha' })).id, serverId: h2.id })).poolPort!;
-      expect(handlerFpmPid(fpm2)).not.toBeNull();
-      expect(await probe({ host: H2_IP, port: alphaPort, localAddress: H1_IP }, h2, 'alpha')).toMatchObject({ own: 'secret of alpha\n' });
+      const report = await pipeline.apply(h2);
+      expect(report.fpm).toBe('reloaded');
+      expect(report.written).toContain('delta.conf');
+      expect(report.quarantined).toEqual([{ installId: epsilon!.id, fsName: 'epsilon', reason: `its port ${H2_IP}:21500 is taken by another process on h2.example.net`, keptLastGood: false }]);
+      expect(existsSync(join(h2.phpFpmPoolDir!, 'current/epsilon.conf'))).toBe(false);
+      const deltaPort = (await ds.getRepository(InstallServer).findOneByOrFail({ installId: (await ds.getRepository(Install).findOneByOrFail({ fsName: 'delta' })).id, serverId: h2.id })).poolPort!;
+      expect(await probe({ host: H2_IP, port: deltaPort, localAddress: H1_IP }, h2, 'delta')).toMatchObject({ own: 'secret of delta\n' });
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
-    // The port free again, the next apply loads delta.
+    // The port free again, the next apply loads it.
     const report = await pipeline.apply(h2);
-    expect(report.fpm).toBe('reloaded');
-    expect(report.written).toContain('delta.conf');
-    expect(await probe({ host: H2_IP, port: 21500, localAddress: H1_IP }, h2, 'delta')).toMatchObject({ own: 'secret of delta\n' });
+    expect(report).toMatchObject({ fpm: 'reloaded', written: ['epsilon.conf'], quarantined: [] });
+    expect(report.released).toEqual([epsilon!.id]);
+    expect(await probe({ host: H2_IP, port: 21500, localAddress: H1_IP }, h2, 'epsilon')).toMatchObject({ own: 'secret of epsilon\n' });
   });
 });

@@ -290,6 +290,50 @@ while (1) {
 }
 `;
 
+/**
+ * Before a reload: which TCP addresses of pools (stdin: `<file> <ip> <port>`
+ * lines) another process listens on (php-fpm -t cannot know; the reloaded
+ * master would fail to bind it and exit, taking every pool down). A
+ * listening socket the master (the pid file's process) holds is its own.
+ * Prints `taken <file> <ip>:<port>` per address taken.
+ */
+const PREFLIGHT_SCRIPT = String.raw`
+use strict; use warnings; use Socket qw(AF_INET6 inet_pton inet_aton);
+my ($pidfile) = @ARGV;
+local $/;
+my @want = grep { $_ ne '' } split(/\n/, <STDIN> // '');
+sub slurp { my ($f) = @_; open(my $h, '<', $f) or return undef; local $/; my $c = <$h>; close($h); return $c; }
+my %mine;
+my $pid = slurp($pidfile) // '';
+$pid =~ s/\s+//g;
+if ($pid =~ /^[0-9]+$/ && opendir(my $fh, "/proc/$pid/fd")) {
+  for my $fd (readdir($fh)) { my $l = readlink("/proc/$pid/fd/$fd") // next; $mine{$1} = 1 if $l =~ /^socket:\[(\d+)\]$/; }
+  closedir($fh);
+}
+my %listen;
+for my $t (['4', '/proc/net/tcp'], ['6', '/proc/net/tcp6']) {
+  for my $line (split /\n/, slurp($t->[1]) // '') {
+    my @f = split ' ', $line;
+    next unless @f > 9 && $f[3] eq '0A';
+    my ($a, $p) = split /:/, $f[1];
+    push @{$listen{hex($p)}}, [$t->[0], $a, $f[9]];
+  }
+}
+for my $w (@want) {
+  my ($file, $ip, $port) = split ' ', $w;
+  my $six = $ip =~ /:/;
+  my $hex = $six ? join('', map { sprintf('%08X', $_) } unpack('L4', inet_pton(AF_INET6, $ip))) : sprintf('%08X', unpack('L', inet_aton($ip)));
+  for my $l (@{$listen{$port} // []}) {
+    my ($fam, $a, $inode) = @$l;
+    next if $mine{$inode};
+    # The same address, or every address of its family (a wildcard bind takes the port on each).
+    my $hit = ($fam eq ($six ? '6' : '4')) && ($a eq $hex || $a =~ /^0+$/);
+    $hit ||= $fam eq '6' && !$six && $a =~ /^0+$/;
+    if ($hit) { print "taken $file $ip:$port\n"; last; }
+  }
+}
+`;
+
 export class PoolFiles {
   constructor(
     private readonly executor: HostExecutor,
@@ -423,6 +467,22 @@ export class PoolFiles {
     const outcome = outcomes[result.exitCode];
     if (!outcome) throw new Error(`reloading php-fpm on ${this.server.hostname} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
     return { outcome, master, detail: result.stderr.trim().slice(0, 500) };
+  }
+
+  /** The pools' TCP addresses another process than the master listens on: `file → ip:port`. */
+  async takenPorts(pidFile: string, listens: readonly { file: string; ip: string; port: number }[]): Promise<Map<string, string>> {
+    const taken = new Map<string, string>();
+    if (listens.length === 0) return taken;
+    const input = listens.map((l) => {
+      if (!POOL_FILE.test(l.file)) throw new Error(`refused pool file name ${JSON.stringify(l.file)}`);
+      return `${l.file} ${checkIp(l.ip)} ${Number(l.port)}`;
+    }).join('\n');
+    const out = await this.executor.mustRun(this.server, ['perl', '-e', PREFLIGHT_SCRIPT, checkPidFile(pidFile)], { input, timeoutMs: 60_000 });
+    for (const line of out.split('\n')) {
+      const m = /^taken (\S+) (\S+)$/.exec(line);
+      if (m) taken.set(m[1]!, m[2]!);
+    }
+    return taken;
   }
 
   /** Removes every generation but `staging` and those kept, and every test file but `staging`'s. */

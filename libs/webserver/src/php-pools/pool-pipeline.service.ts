@@ -43,8 +43,14 @@ export class PoolApplyError extends PermanentJobError {
 }
 
 /** The master did not come back on the new pools: `current` is back on the last good generation (the master started again if it had exited). */
-export class PoolReloadError extends Error {
+export class PoolReloadError extends PermanentJobError {
   override name = 'PoolReloadError';
+  /**
+   * Not retried at once: each try would take the handler's pools down again
+   * while the master restarts. The reconciler requests the handler again
+   * after a while (FAILED_REBUILD_RETRY_MS).
+   */
+  readonly permanent = true;
 }
 
 interface Held {
@@ -223,6 +229,19 @@ export class PoolPipeline {
         await files.patch(generation, live, culprit, keep ? 'link' : 'remove', testConfig);
         blamed = true;
       }
+      // A port another process listens on: php-fpm -t cannot know, and the reloaded master would exit on it (every pool down).
+      const tcp = planned.written.flatMap((file) => {
+        const l = byFile.get(file)?.listen;
+        return l && !('socket' in l) && !held.has(file) ? [{ file, ip: l.ip, port: l.port }] : [];
+      });
+      for (const [file, address] of await files.takenPorts(pidFile, tcp)) {
+        const install = byFile.get(file)!;
+        const keep = live !== null && state.hashes.has(file);
+        held.set(file, { installId: install.id, fsName: install.fsName, reason: `its port ${address} is taken by another process on ${server.hostname}`, keep: true });
+        log(`pool ${file} on ${server.hostname}: port ${address} taken by another process`);
+        await files.patch(generation, live, file, keep ? 'link' : 'remove', testConfig);
+        blamed = true;
+      }
       if (blamed) {
         planned = plan();
         if (live !== null && planned.written.length === 0 && planned.removed.length === 0) {
@@ -326,6 +345,9 @@ export function fpmCulpritOf(output: string, dir: string): string | null {
     const name = `${pool[1]}.conf`;
     return isPoolFile(name) ? name : null;
   }
+  // An access log it could not open: `<pool dir>/logs/<fs>.access.log`.
+  const log = /\/logs\/([a-z][a-z0-9]{0,31})\.access\.log\b/.exec(output);
+  if (log) return `${log[1]}.conf`;
   const escaped = dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const file = new RegExp(`${escaped}/([a-z][a-z0-9]{0,31}\\.conf)\\b`).exec(output);
   return file ? file[1]! : null;

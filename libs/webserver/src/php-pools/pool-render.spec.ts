@@ -114,6 +114,7 @@ describe("php-fpm's verdict", () => {
     expect(fpmFirstError(noUser)).toBe("ERROR: [pool bioexcouk] cannot get uid for user 'shop7'");
     const parse = `[02-Dec-2026 23:23:55] ERROR: [${dir}/zeta.conf:10] error while parsing 'php_admin_flag[display_errors]' : invalid boolean value\n[02-Dec-2026 23:23:55] ERROR: Unable to include ${dir}/zeta.conf from x.conf at line 3`;
     expect(fpmCulpritOf(parse, dir)).toBe('zeta.conf');
+    expect(fpmCulpritOf('[02-Dec-2026 23:45:54] ERROR: failed to open access log (/etc/php/pools/logs/zeta.access.log): Is a directory (21)', dir)).toBe('zeta.conf');
     expect(fpmCulpritOf('[02-Dec-2026 23:23:55] ERROR: [pool engine-test-sentinel] cannot get uid for user \'www-data\'', dir)).toBeNull();
     expect(fpmCulpritOf('[02-Dec-2026 23:23:55] ERROR: failed to load configuration file', dir)).toBeNull();
   });
