@@ -280,13 +280,13 @@ while (1) {
       my $wchan = slurp("/proc/$pid/wchan") // '';
       exit 0 if $wchan =~ /poll|select|wait/ && listening();
     }
-  } elsif (++$dead >= 30) {
+  } elsif (++$dead >= 75) {
     # Gone for 1.5 s (not a daemon handing over to its new process): it died of the config it was loading. Started again once, when told how.
     if ($mexe ne '' && !$restarted) { restart(); $dead = 0; next; }
     print STDERR "the master (pid $pid) exited\n"; exit 13;
   }
   exit 11 if time - $start > $limit;
-  select(undef, undef, undef, 0.05);
+  select(undef, undef, undef, 0.02);
 }
 `;
 
