@@ -241,8 +241,12 @@ sub listening {
   }
   return 1;
 }
+# Its process image before the signal: a re-executed master has a new stack address (ASLR), its pid file rewritten (checked less often: a process each look).
+sub stack_of { my ($p) = @_; my $s = slurp("/proc/$p/stat") // return ''; $s =~ s/^.*\)\s+//s; my @f = split(' ', $s); return $f[25] // ''; }
 my $before = mtime();
 my $pid = pid_of();
+my $first = $pid // '';
+my $stack = defined $pid ? stack_of($pid) : '';
 my $start = time;
 my $restarted = 0;
 # Started again (a reload killed it): as it was, in the background.
@@ -271,12 +275,15 @@ if (!defined $pid || !alive($pid)) {
 }
 # A daemonized master forks again when it re-executes: the master is whoever the pid file names once rewritten.
 my $dead = 0;
+my $looks = 0;
+my $changed = 0;
 while (1) {
   my $now = pid_of();
   $pid = $now if defined $now && $now ne $pid && alive($now);
   if (alive($pid)) {
     $dead = 0;
-    if (mtime() ne $before) {
+    $changed ||= $pid ne $first || stack_of($pid) ne $stack || ($looks++ % 25 == 24 && mtime() ne $before);
+    if ($changed) {
       my $wchan = slurp("/proc/$pid/wchan") // '';
       exit 0 if $wchan =~ /poll|select|wait/ && listening();
     }
