@@ -111,7 +111,7 @@ describe('installs end to end (MariaDB, two SSH dispatchers, SMTP)', () => {
     const view = await settled(installId);
     expect(view).toMatchObject({ status: 'live', codeGroup: 'paid-1', master: 'dispatch1.example.net', dbServer: 'db1.example.net', jobId });
     expect(view.steps.map((s: { name: string; state: string }) => `${s.name}:${s.state}`)).toEqual(
-      ['php-user', 'home', 'tree', 'config', 'database', 'sql-updates', 'sync', 'crons', 'ftp', 'webserver', 'probe', 'mail'].map((n) => `${n}:done`),
+      ['php-user', 'home', 'tree', 'config', 'database', 'sql-updates', 'sync', 'crons', 'ftp', 'pools', 'webserver', 'probe', 'mail'].map((n) => `${n}:done`),
     );
     // Live means the shop answers: its front page, a value read from its own database, through each dispatcher's nginx and PHP.
     for (const ip of view.sites[0].ips.map((i: { ip: string }) => i.ip)) {

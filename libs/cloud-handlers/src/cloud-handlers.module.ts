@@ -12,7 +12,6 @@ import { HandlerRemoveJob } from './handler-remove.job.js';
 import { HandlerSteps } from './handler-steps.js';
 import { InstallHandlersController } from './install-handlers.controller.js';
 import { InstallHandlersService } from './install-handlers.service.js';
-import { PoolRebuilds } from './stand-ins/pool-rebuilds.stand-in.js';
 import { TrafficService } from './traffic.service.js';
 
 /**
@@ -24,7 +23,7 @@ import { TrafficService } from './traffic.service.js';
 @Module({})
 export class CloudHandlersModule {
   static forRoot(options: { http: boolean; jobs: boolean }): DynamicModule {
-    const services = [TrafficService, InstallHandlersService, CloudServersService, CloudServerCheck, PoolRebuilds];
+    const services = [TrafficService, InstallHandlersService, CloudServersService, CloudServerCheck];
     return {
       module: CloudHandlersModule,
       imports: [DatabasesModule, MailModule, WebserverModule],

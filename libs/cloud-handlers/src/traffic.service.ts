@@ -5,8 +5,7 @@ import { HandlerConfig, InstallServer, Server, type Install } from '@app/catalog
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { ServerAccess } from '@app/hosts';
 import { JobDeferredError } from '@app/queue';
-import { managesPhp, NginxRebuilds, poolFileOf } from '@app/webserver';
-import { PoolRebuilds } from './stand-ins/pool-rebuilds.stand-in.js';
+import { awaitPools, managesPhp, NginxRebuilds, poolFileOf, PoolRebuilds } from '@app/webserver';
 
 /** How long a step waits within one run before it defers its job (and frees the worker slot), as the build's webserver step. */
 export const WAIT_IN_RUN_MS = 5_000;
@@ -86,20 +85,7 @@ export class TrafficService {
 
   /** Waits until the handler's live pools carry the install's pool as rendered now (a managed handler only). */
   async awaitPool(install: Install, server: Server, log: (line: string) => void): Promise<void> {
-    const deadline = Date.now() + WAIT_IN_RUN_MS;
-    for (let round = 0; ; round++) {
-      const pool = await this.pools.poolState(install.id, server.id);
-      if (pool.state === 'live') {
-        log(`pool of ${install.fsName} live on ${server.hostname}`);
-        return;
-      }
-      if (pool.state === 'quarantined') throw Object.assign(new Error(`pool of ${install.fsName} on ${server.hostname} quarantined: ${pool.reason}`), { permanent: true });
-      if (pool.state === 'failed') throw new Error(pool.reason);
-      if (pool.state === 'not-served') throw new Error(`${server.hostname} does not serve install ${install.id}'s PHP`);
-      if (round === 0) await this.pools.request([server.id]);
-      if (Date.now() > deadline) throw new JobDeferredError(`waiting for the php-fpm pool rebuild of ${server.hostname}`, RECHECK_MS);
-      await sleep(100);
-    }
+    await awaitPools(this.pools, install, [server], log);
   }
 
   /**

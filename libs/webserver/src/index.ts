@@ -15,3 +15,4 @@ export * from './php-pools/pool-rebuild.job.js';
 export * from './php-pools/pool-rebuilds.service.js';
 export * from './php-pools/pool-reconcile.task.js';
 export * from './php-pools/pool-render.js';
+export * from './php-pools/pool-wait.js';

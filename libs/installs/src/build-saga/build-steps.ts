@@ -9,7 +9,7 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { prepareSql, splitSql, sqlChecksum, TenantDatabases, type TenantLogin, type TenantOwner } from '@app/databases';
 import { checkServerPath, commandLine, PathExistsError, ServerAccess } from '@app/hosts';
 import { MailService } from '@app/mail';
-import { describe as describeAnswer, NginxPipeline, NginxRebuilds, PHP_PRIVATE_DIR, PHP_SESSIONS_DIR, PHP_TMP_DIR, phpUserOf, SiteProbe, type VhostState } from '@app/webserver';
+import { awaitPools, describe as describeAnswer, NginxPipeline, NginxRebuilds, PoolRebuilds, PHP_PRIVATE_DIR, PHP_SESSIONS_DIR, PHP_TMP_DIR, phpUserOf, SiteProbe, type VhostState } from '@app/webserver';
 import { JobDeferredError } from '@app/queue';
 import type { SagaStep, StepIO } from '@app/saga';
 import { decryptSecret } from '../secrets-cipher.js';
@@ -49,6 +49,7 @@ export class InstallBuildSteps {
     private readonly pipeline: NginxPipeline,
     private readonly values: InstallValues,
     private readonly users: InstallUsers,
+    private readonly poolRebuilds: PoolRebuilds,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -88,7 +89,7 @@ export class InstallBuildSteps {
   }
 
   steps(): SagaStep<BuildContext>[] {
-    return [this.phpUser(), this.home(), this.tree(), this.configFiles(), this.database(), this.sqlUpdates(), this.sync(), this.crons(), this.ftp(), this.webServer(), this.probeSites(), this.welcomeMail()];
+    return [this.phpUser(), this.home(), this.tree(), this.configFiles(), this.database(), this.sqlUpdates(), this.sync(), this.crons(), this.ftp(), this.pools(), this.webServer(), this.probeSites(), this.welcomeMail()];
   }
 
   /**
@@ -356,7 +357,28 @@ export class InstallBuildSteps {
   }
 
   /**
-   * 9. The install's vhost on every dispatcher: asks for the dispatcher's
+   * 9. The install's php-fpm pool on each of its servers whose PHP the
+   * engine manages (its own user, its own socket): asks for each handler's
+   * pool rebuild (coalesced) and waits until php-fpm runs the pool as the
+   * catalog has it now; waiting defers the job. A pool php-fpm refuses is
+   * quarantined and fails the build (undone). A server that is down gets
+   * the pool when it is back. The webserver step then points nginx at it.
+   */
+  pools(): SagaStep<BuildContext> {
+    return {
+      name: 'pools',
+      execute: async ({ install, master, replicas }, io) => {
+        const handlers = [master, ...replicas].filter((s) => this.users.managed(s));
+        for (const server of handlers.filter((s) => s.state === 'down')) io.log(`${server.hostname} is down: its php-fpm gets this install's pool when it is back`);
+        await awaitPools(this.poolRebuilds, install, handlers.filter((s) => s.state !== 'down'), io.log);
+      },
+      // Nothing of its own: once the install is released (failed), the pool rebuilds it requests drop the pools.
+      compensate: NOTHING_OF_ITS_OWN,
+    };
+  }
+
+  /**
+   * 10. The install's vhost on every dispatcher: asks for the dispatcher's
    * nginx rebuild (coalesced with every other request) and waits until the
    * generation nginx loaded carries this install's file as the catalog has
    * it now. Waiting frees the worker slot (the job is deferred, no attempt
@@ -412,7 +434,7 @@ export class InstallBuildSteps {
   }
 
   /**
-   * 10. The probe: every site answers through every dispatcher that serves
+   * 11. The probe: every site answers through every dispatcher that serves
    * it (a request to the dispatcher's IP for the site with the site's Host),
    * and PHP answers it with 2xx or 3xx: files, config, database user and
    * grants proven together. Asked again with backoff within a bound; then
@@ -446,7 +468,7 @@ export class InstallBuildSteps {
   }
 
   /**
-   * 11. The welcome mail: the pivot. From here on nothing is compensated; a
+   * 12. The welcome mail: the pivot. From here on nothing is compensated; a
    * failure is retried forward. At least once: a worker killed after the
    * SMTP server accepted the mail and before the journal recorded it sends
    * it again on resume (same Message-ID); that window is the few

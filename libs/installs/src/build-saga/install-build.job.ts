@@ -1,10 +1,11 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, In, Not } from 'typeorm';
-import { Install, InstallSite, InstallSiteIp, SharedCodeGroup, SiteName } from '@app/catalog';
+import { Install, InstallServer, InstallSite, InstallSiteIp, Server, SharedCodeGroup, SiteName } from '@app/catalog';
 import { redactSecrets } from '@app/common';
 import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
 import { SagaRunner, type SagaDefinition } from '@app/saga';
-import { NginxRebuilds } from '@app/webserver';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { managesPhp, NginxRebuilds, PoolRebuilds } from '@app/webserver';
 import type { BuildContext } from './build-context.js';
 import { InstallBuildSteps } from './build-steps.js';
 
@@ -27,6 +28,8 @@ export class InstallBuildJob {
     private readonly steps: InstallBuildSteps,
     private readonly sagas: SagaRunner,
     private readonly rebuilds: NginxRebuilds,
+    private readonly pools: PoolRebuilds,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
   @JobHandler(INSTALL_BUILD)
@@ -50,15 +53,19 @@ export class InstallBuildJob {
   /**
    * The install failed and every step was undone: it gives its hostnames,
    * IPs and code group slot back, once (a repeat after a crash changes
-   * nothing), and keeps its row with the reason. Its dispatchers are
-   * rebuilt without it (in the same transaction: no failed install is left
-   * with a vhost and no rebuild queued).
+   * nothing), and keeps its row with the reason. Its dispatchers and the
+   * handlers running its PHP are rebuilt without it (in the same
+   * transaction: no failed install is left with a vhost or a pool and no
+   * rebuild queued).
    */
   async release(installId: number, failure: string): Promise<void> {
     await this.dataSource.transaction(async (m) => {
       const marked = await m.update(Install, { id: installId, status: Not(In(['failed', 'removed'])) }, { status: 'failed', statusReason: redactSecrets(failure).slice(0, 1024) });
       if ((marked.affected ?? 0) === 0) return;
       await this.rebuilds.requestForInstall(installId, m);
+      const rows = await m.find(InstallServer, { where: { installId } });
+      const handlers = rows.length ? await m.find(Server, { where: { id: In(rows.map((r) => r.serverId)) } }) : [];
+      await this.pools.request(handlers.filter((s) => managesPhp(s, this.config)).map((s) => s.id), m);
       const install = await m.findOneByOrFail(Install, { id: installId });
       const sites = await m.find(InstallSite, { where: { installId } });
       if (sites.length > 0) await m.delete(InstallSiteIp, { installSiteId: In(sites.map((s) => s.id)) });
