@@ -1,17 +1,18 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { ApiTokensService } from '@app/auth';
-import { Install, Job, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
+import { Install, Job, SagaStep, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
 import { buildSampleRepository, SAMPLE_MANIFEST } from '@app/codebases';
-import * as webserver from '@app/webserver';
+import { NginxRebuilds, phpUserOf } from '@app/webserver';
 import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
 import { createTestCatalog, testEngineConfig, type TestCatalog } from '../support/catalog.js';
 import { startNginx, stopNginx } from '../support/nginx.js';
-import { phpFpmBinary } from '../support/php-fpm.js';
+import { startHandlerFpm, stopHandlerFpm, type HandlerFpm } from '../support/handler-fpm.js';
+import { startMountNamespace, stopMountNamespace, type MountNamespace } from '../support/mount-namespace.js';
 import { eventually } from '../support/queue-context.js';
-import { startServerProcess, stopProcessTree, type ServerProcess } from '../support/processes.js';
 import { checkoutGroup, testServer } from '../support/server-roots.js';
 import { startSshd, stopSshd } from '../support/sshd.js';
 import { writeDbOptionsFile } from '../support/tenant-db-server.js';
@@ -24,42 +25,44 @@ const json = async (res: Response): Promise<any> => res.json();
 /**
  * The issue's proof: two dispatchers and a cloud handler as three SSH test
  * servers, each with its engine-managed php-fpm (per-install pools, access
- * log per pool) and the dispatchers with nginx. Needs the pool pipeline
- * (PoolRebuilds in @app/webserver) and the loader's backends per state,
- * weight 0 → backup/down: skipped until they are merged.
+ * log per pool) and the dispatchers with nginx.
  */
-const ready = typeof (webserver as Record<string, unknown>).PoolRebuilds === 'function';
-(ready ? describe : describe.skip)('cloud handlers, end to end (3 SSH servers, nginx, php-fpm, MariaDB)', () => {
+describe('cloud handlers, end to end (3 SSH servers, nginx, php-fpm, MariaDB)', () => {
   let catalog: TestCatalog;
   let engine: RunningEngine;
   let ds: DataSource;
   let token: string;
   let base: string;
   const sshd: Record<string, SshdServer> = {};
+  const machines: Record<string, MountNamespace> = {};
   const nginx: Record<string, NginxServer> = {};
-  const fpm: Record<string, ServerProcess> = {};
+  const fpm: Record<string, HandlerFpm> = {};
   const servers: Record<string, Server> = {};
   let install: Install;
   const HOSTS = { d1: '127.0.106.3', d2: '127.0.106.4', c1: '127.0.106.5' } as const;
   const SITE_IPS = { d1: '127.0.106.131', d2: '127.0.106.132' } as const;
 
-  /** php-fpm as the engine manages it: its own pool (php-fpm refuses none) and the engine's `current/*.conf`. */
+  /** php-fpm as the engine manages it (a root master including the pool dir's `current/*.conf`, a sentinel pool of its own). */
   const startManagedFpm = async (name: string, poolDir: string) => {
-    mkdirSync(join(poolDir, 'current'), { recursive: true });
-    mkdirSync(join(poolDir, 'logs'), { recursive: true });
-    const conf = join(base, `fpm-${name}.conf`);
-    writeFileSync(conf, `[global]\npid = ${join(poolDir, 'php-fpm.pid')}\nerror_log = ${join(poolDir, 'php-fpm.log')}\ndaemonize = no\n[sentinel-${name}]\nuser = www-data\ngroup = www-data\nlisten = ${join(poolDir, 'sentinel.sock')}\npm = ondemand\npm.max_children = 1\ninclude=${join(poolDir, 'current')}/*.conf\n`);
-    fpm[name] = await startServerProcess(phpFpmBinary()!, ['-F', '-y', conf], join(base, `fpm-${name}.out`));
-    await eventually(async () => existsSync(join(poolDir, 'php-fpm.pid')), 15_000, `php-fpm of ${name}`);
+    fpm[name] = await startHandlerFpm(join(base, `fpm-${name}`), poolDir, { mountNamespace: machines[name]!.pid });
   };
   const call = (method: string, path: string, body?: unknown) =>
     fetch(`${engine.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const jobDone = (jobId: number) =>
-    eventually(async () => {
-      const job = await ds.getRepository(Job).findOneByOrFail({ id: jobId });
-      if (job.state === 'dead') throw new Error(`job ${jobId} (${job.kind}) dead: ${job.lastError}`);
-      return job.state === 'done' ? job : null;
-    }, 120_000, `job ${jobId}`);
+  /** The job done; on failure or timeout, the error names its state, last error and saga journal. */
+  const jobDone = async (jobId: number) => {
+    try {
+      return await eventually(async () => {
+        const job = await ds.getRepository(Job).findOneByOrFail({ id: jobId });
+        if (job.state === 'dead') throw new Error(`dead: ${job.lastError}`);
+        return job.state === 'done' ? job : null;
+      }, 120_000, `job ${jobId}`);
+    } catch (error) {
+      const job = await ds.getRepository(Job).findOneBy({ id: jobId });
+      const steps = await ds.getRepository(SagaStep).find({ where: { jobId }, order: { stepIndex: 'ASC' } });
+      const journal = steps.map((s) => `${s.stepName}:${s.state}${s.error ? ` (${s.error})` : ''}`).join(', ');
+      throw new Error(`job ${jobId} (${job?.kind}, ${job?.state}): ${error instanceof Error ? error.message : String(error)}; last error: ${job?.lastError}; journal: ${journal}`);
+    }
+  };
   /** Requests through both dispatchers; each PHP request is one line in the access log of the pool that served it. */
   const requests = async (n: number) => {
     const statuses: number[] = [];
@@ -70,6 +73,12 @@ const ready = typeof (webserver as Record<string, unknown>).PoolRebuilds === 'fu
     const log = join(servers[name]!.phpFpmPoolDir!, 'logs', `${install.fsName}.access.log`);
     return existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).length : 0;
   };
+  /** Both dispatchers' nginx runs the install's vhost (and so its upstream: named by a digest of its backends) as the catalog has it now. */
+  const upstreamsLive = () =>
+    eventually(async () => {
+      const states = await Promise.all(['d1', 'd2'].map(async (name) => (await engine.app.get(NginxRebuilds).vhostState((await ds.getRepository(Server).findOneByOrFail({ id: servers[name]!.id })), install.id)).state));
+      return states.every((state) => state === 'live');
+    }, 60_000, 'the upstreams live on both dispatchers');
   const counts = () => ({ d1: served('d1'), d2: served('d2'), c1: served('c1') });
   const delta = (after: Record<string, number>, before: Record<string, number>) => Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - before[k]!]));
 
@@ -77,27 +86,46 @@ const ready = typeof (webserver as Record<string, unknown>).PoolRebuilds === 'fu
     base = mkdtempSync(join(tmpdir(), 'cloud-proof-'));
     chmodSync(base, 0o755);
     catalog = await createTestCatalog('mariadb', 'cloud_proof');
-    for (const [name, host] of Object.entries(HOSTS)) sshd[name] = await startSshd(join(base, `sshd-${name}`), host);
+    // Three machines with one layout: each its own files behind the same home and shared code roots (a mount namespace each).
+    for (const dir of ['home', 'shared_codes']) mkdirSync(join(base, 'common/srv', dir), { recursive: true });
+    for (const name of Object.keys(HOSTS)) {
+      const binds = ['home', 'shared_codes'].map((dir) => ({ source: join(base, name, 'srv', dir), target: join(base, 'common/srv', dir) }));
+      for (const bind of binds) mkdirSync(bind.source, { recursive: true });
+      if (name === 'c1') {
+        // The cloud's own accounts: the install's user made and removed there must not be the dispatchers' (this machine's) one.
+        execFileSync('cp', ['-a', '/etc', join(base, 'c1/etc')]);
+        binds.push({ source: join(base, 'c1/etc'), target: '/etc' });
+      }
+      machines[name] = await startMountNamespace(join(base, `ns-${name}.log`), binds);
+    }
+    for (const [name, host] of Object.entries(HOSTS)) sshd[name] = await startSshd(join(base, `sshd-${name}`), host, { mountNamespace: machines[name]!.pid });
     const repo = await buildSampleRepository(join(base, 'repo'));
     engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'api,worker' }));
     ds = engine.app.get(DataSource);
     token = (await engine.app.get(ApiTokensService).issue('ops', ['admin', 'orders', 'support'], { actor: 'test', via: 'cli' })).token;
     for (const name of ['d1', 'd2', 'c1'] as const) {
       const dispatcher = name !== 'c1';
-      const row = testServer(join(base, name), `${name}.proof.test`, dispatcher ? ['dispatcher', 'handler'] : ['cloud'], sshd[name]!, { privateIp: HOSTS[name] });
+      // On one machine every loopback connection leaves from 127.0.0.1 (the route's source), so that is the dispatchers' private IP here:
+      // the cloud's pools allow exactly it (listen.allowed_clients), as they allow each dispatcher's own private IP on a real network.
+      const row = testServer(join(base, name), `${name}.proof.test`, dispatcher ? ['dispatcher', 'handler'] : ['cloud'], sshd[name]!, {
+        privateIp: dispatcher ? '127.0.0.1' : HOSTS[name],
+        homeRoot: join(base, 'common/srv/home'),
+        sharedCodeRoot: join(base, 'common/srv/shared_codes'),
+      });
       const poolDir = join(base, name, 'srv/php-pools');
-      if (dispatcher) nginx[name] = await startNginx(join(base, `nginx-${name}`), { include: [join(row.nginxConfDir, 'current/*.conf')] });
+      if (dispatcher) nginx[name] = await startNginx(join(base, `nginx-${name}`), { include: [join(row.nginxConfDir, 'current/*.conf')], mountNamespace: machines[name]!.pid });
       await startManagedFpm(name, poolDir);
-      servers[name] = await ds.getRepository(Server).save({ ...row, phpFpmPoolDir: poolDir, phpFpmPidFile: join(poolDir, 'php-fpm.pid'), nginxPidFile: dispatcher ? join(nginx[name]!.prefix, 'nginx.pid') : null });
-      if (dispatcher) await ds.getRepository(ServerIp).save({ serverId: servers[name]!.id, ip: SITE_IPS[name], kind: 'shared', failoverGroup: null, activeServerId: null });
+      servers[name] = await ds.getRepository(Server).save({ ...row, phpFpmPoolDir: poolDir, phpFpmPidFile: fpm[name]!.pidFile, nginxPidFile: dispatcher ? join(nginx[name]!.prefix, 'nginx.pid') : null });
+      if (dispatcher) await ds.getRepository(ServerIp).save({ serverId: servers[name]!.id, ip: SITE_IPS[name], kind: 'dedicated', failoverGroup: null, activeServerId: null });
     }
     servers.db = await ds.getRepository(Server).save(testServer(join(base, 'db'), 'db.proof.test', ['database'], null, { dbOptionsFile: writeDbOptionsFile(base), privateIp: '127.0.0.1' }));
-    for (const name of ['d1', 'd2'] as const) checkoutGroup(repo.path, servers[name]!.sharedCodeRoot, 'paid-1', repo.revisions[1]!);
+    for (const name of ['d1', 'd2'] as const) checkoutGroup(repo.path, join(base, name, 'srv/shared_codes'), 'paid-1', repo.revisions[1]!);
     await ds.getRepository(SharedCodeGroup).save({
       name: 'paid-1', tier: 'paid', repoUrl: repo.path, revision: repo.revisions[1]!, path: join(servers.d1!.sharedCodeRoot, 'paid-1'), masterServerId: servers.d1!.id,
       installLimit: 10, installCount: 0, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',
     });
-    const order = await json(await call('POST', '/v1/installs', { orderRef: 'PROOF-1', customerEmail: 'owner@example.com', license: 'paid', sites: [{ hostname: 'www.proof.test' }], serverId: servers.d1!.id }));
+    const order = await json(await call('POST', '/v1/installs', { orderRef: 'PROOF-1', customerEmail: 'owner@example.com', license: 'paid', sites: [{ hostname: 'www.proof.test' }] }));
+    expect(order).toMatchObject({ installId: expect.any(Number), jobId: expect.any(Number) });
     await jobDone(order.jobId);
     install = await ds.getRepository(Install).findOneByOrFail({ id: order.installId });
     expect(install.status).toBe('live');
@@ -105,8 +133,11 @@ const ready = typeof (webserver as Record<string, unknown>).PoolRebuilds === 'fu
   afterAll(async () => {
     await engine?.close();
     await catalog?.drop();
-    await Promise.allSettled([...Object.values(nginx).map(stopNginx), ...Object.entries(fpm).map(([name, p]) => stopProcessTree(p.pid, `fpm-${name}.conf`)), ...Object.values(sshd).map(stopSshd)]);
-    rmSync(base, { recursive: true, force: true });
+    await Promise.allSettled([...Object.values(nginx).map(stopNginx), ...Object.values(fpm).map(stopHandlerFpm), ...Object.values(sshd).map(stopSshd)]);
+    await Promise.allSettled(Object.values(machines).map(stopMountNamespace));
+    // The install's account the builds made on the dispatchers (this machine).
+    if (install) execFileSync('sh', ['-c', `userdel --force ${phpUserOf(install)} 2>/dev/null; true`]);
+    if (!process.env.KEEP_TEST_DIRS) rmSync(base, { recursive: true, force: true });
   });
 
   it('answers through both dispatchers, each from its own pool', async () => {
@@ -131,18 +162,14 @@ const ready = typeof (webserver as Record<string, unknown>).PoolRebuilds === 'fu
 
   it('clouds only: every request served by the cloud', async () => {
     expect((await call('PUT', `/v1/installs/${install.id}/handlers/clouds-only`, { enabled: true })).status).toBe(200);
-    await eventually(async () => {
-      const before = counts();
-      await requests(4);
-      return delta(counts(), before).c1 === 4;
-    }, 60_000, 'the clouds-only upstreams live');
+    await upstreamsLive();
     const before = counts();
     expect(new Set(await requests(40))).toEqual(new Set([200]));
     expect(delta(counts(), before)).toEqual({ d1: 0, d2: 0, c1: 40 });
   });
 
   it("the cloud's php-fpm stops: the permanent handlers (backups) serve, no 5xx after nginx's fail window", async () => {
-    await stopProcessTree(fpm.c1!.pid, 'fpm-c1.conf');
+    await stopHandlerFpm(fpm.c1!);
     // max_fails=3 per dispatcher: the first requests may fail while nginx learns the cloud is gone (the fail window).
     await requests(8);
     const before = counts();
@@ -150,7 +177,8 @@ const ready = typeof (webserver as Record<string, unknown>).PoolRebuilds === 'fu
     expect(statuses.filter((s) => s >= 500)).toEqual([]);
     expect(delta(counts(), before)).toMatchObject({ c1: 0 });
     await startManagedFpm('c1', servers.c1!.phpFpmPoolDir!);
-    await call('PUT', `/v1/installs/${install.id}/handlers/clouds-only`, { enabled: false });
+    expect((await call('PUT', `/v1/installs/${install.id}/handlers/clouds-only`, { enabled: false })).status).toBe(200);
+    await upstreamsLive();
   });
 
   it('drains and removes the cloud with no failed request meanwhile', async () => {
@@ -173,6 +201,7 @@ const ready = typeof (webserver as Record<string, unknown>).PoolRebuilds === 'fu
     expect(failures).toEqual([]);
     expect(await ds.getRepository(Server).findOneBy({ id: servers.c1!.id })).toBeNull();
     expect(existsSync(join(base, 'c1/srv/home', install.fsName))).toBe(false);
+    expect(existsSync(join(base, 'd1/srv/home', install.fsName))).toBe(true);
     expect(existsSync(join(servers.c1!.phpFpmPoolDir!, 'current', `${install.fsName}.conf`))).toBe(false);
   });
 });

@@ -139,7 +139,7 @@ describe('tenant isolation on a managed PHP handler (SSH dispatcher, php-fpm as 
     await smtp?.stop();
     await Promise.allSettled([nginx && stopNginx(nginx), fpm && stopHandlerFpm(fpm)]);
     // The accounts the builds made on this machine (the SSH dispatcher is this machine).
-    for (const install of installs) execFileSync('sh', ['-c', `pkill -KILL -u ${phpUserOf(install)}; userdel ${phpUserOf(install)} 2>/dev/null; true`]);
+    for (const install of installs) execFileSync('sh', ['-c', `userdel --force ${phpUserOf(install)} 2>/dev/null; true`]);
     rmSync(base, { recursive: true, force: true });
   });
 

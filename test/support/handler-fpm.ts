@@ -4,7 +4,7 @@ import { EMPTY_POOL_GENERATION } from '@app/webserver';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { phpFpmBinary } from './php-fpm.js';
-import { isAlive, startServerProcess, stopProcessTree, waitUntil, type ServerProcess } from './processes.js';
+import { isAlive, startServerProcess, stopProcessTree, waitUntil, type ServerProcess, type ServerProcessOptions } from './processes.js';
 
 /**
  * A handler's php-fpm master as the engine expects one (run as root): its
@@ -25,7 +25,7 @@ export interface HandlerFpm {
   readonly sentinel: string;
 }
 
-export async function startHandlerFpm(dir: string, poolDir: string, options: { sentinelUser?: string } = {}): Promise<HandlerFpm> {
+export async function startHandlerFpm(dir: string, poolDir: string, options: { sentinelUser?: string } & ServerProcessOptions = {}): Promise<HandlerFpm> {
   const binary = phpFpmBinary();
   if (!binary) throw new Error('php-fpm is not installed (scripts/ensure-system-packages.sh installs it)');
   if (process.getuid?.() !== 0) throw new Error('a handler php-fpm master runs as root (its pools switch to each install user)');
@@ -56,7 +56,7 @@ export async function startHandlerFpm(dir: string, poolDir: string, options: { s
       '',
     ].join('\n'),
   );
-  const server = await startServerProcess(binary, ['-F', '-y', conf], join(dir, 'php-fpm.out'));
+  const server = await startServerProcess(binary, ['-F', '-y', conf], join(dir, 'php-fpm.out'), { mountNamespace: options.mountNamespace });
   await waitUntil('php-fpm to start', async () => existsSync(pidFile) && existsSync(sentinel), { timeoutMs: 15_000, server });
   return { process: server, dir, conf, pidFile, logPath, sentinel };
 }

@@ -8,6 +8,7 @@ import {
   run,
   startFailure,
   startServerProcess,
+  type ServerProcessOptions,
   stopProcessTree,
   waitUntil,
 } from './processes.js';
@@ -22,7 +23,7 @@ const TEMP_PATHS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'] as const
  * `confDir` as `*.conf` (then call reloadNginx); `include` adds include
  * lines to its http block (a dispatcher's `<nginx conf dir>/current/*.conf`).
  */
-export async function startNginx(dir: string, options: { include?: string[] } = {}): Promise<NginxServer> {
+export async function startNginx(dir: string, options: { include?: string[] } & ServerProcessOptions = {}): Promise<NginxServer> {
   const confDir = join(dir, 'conf.d');
   const confPath = join(dir, 'nginx.conf');
   const errorLog = join(dir, 'logs', 'error.log');
@@ -44,6 +45,7 @@ export async function startNginx(dir: string, options: { include?: string[] } = 
     'nginx',
     [...nginxArgs(nginx), '-g', 'daemon off;'],
     outputLog,
+    { mountNamespace: options.mountNamespace },
   );
   nginx.pid = server.pid;
   try {

@@ -11,6 +11,11 @@ export interface ServerProcess {
   exitReason(): string | undefined;
 }
 
+export interface ServerProcessOptions {
+  /** The PID of a process whose mount namespace the server runs in (a test "machine" of its own: see mount-namespace.ts). */
+  mountNamespace?: number;
+}
+
 /**
  * Starts a long-running server with stdout and stderr appended to `logPath`.
  *
@@ -23,11 +28,14 @@ export async function startServerProcess(
   command: string,
   args: readonly string[],
   logPath: string,
+  options: ServerProcessOptions = {},
 ): Promise<ServerProcess> {
   const log = openSync(logPath, 'a');
   let child: ChildProcess;
+  // In another server's mount namespace (see mount-namespace.ts): nsenter joins it and execs, so the PID is still the server's.
+  const enter = options.mountNamespace === undefined ? [] : ['nsenter', `--mount=/proc/${options.mountNamespace}/ns/mnt`, '--'];
   try {
-    child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', command, ...args], {
+    child = spawn(enter.length ? enter[0]! : 'setpriv', [...enter.slice(1), ...(enter.length ? ['setpriv'] : []), '--pdeathsig', 'TERM', '--', command, ...args], {
       detached: false,
       stdio: ['ignore', log, log],
     });

@@ -8,6 +8,7 @@ import {
   run,
   startFailure,
   startServerProcess,
+  type ServerProcessOptions,
   stopProcessTree,
   waitUntil,
 } from './processes.js';
@@ -24,7 +25,7 @@ const SSHD = '/usr/sbin/sshd';
  * client key allowed to log in as the current user. Ready once a real `ssh`
  * login with the pinned host key succeeds.
  */
-export async function startSshd(dir: string, host: string = HOST): Promise<SshdServer> {
+export async function startSshd(dir: string, host: string = HOST, options: ServerProcessOptions = {}): Promise<SshdServer> {
   await mkdir(dir, { recursive: true });
   const log = join(dir, 'sshd.log');
   const hostKey = join(dir, 'host_ed25519');
@@ -70,7 +71,7 @@ export async function startSshd(dir: string, host: string = HOST): Promise<SshdS
     throw startFailure('sshd', error, log);
   }
 
-  const server = await startServerProcess(SSHD, ['-D', '-e', '-f', confPath], log);
+  const server = await startServerProcess(SSHD, ['-D', '-e', '-f', confPath], log, options);
   const sshd: SshdServer = {
     host,
     port,

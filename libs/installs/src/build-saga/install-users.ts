@@ -3,7 +3,7 @@ import type { Install, Server } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { NameConflictError } from '@app/databases';
 import { ServerAccess } from '@app/hosts';
-import { installUserComment, managesPhp, phpUserOf } from '@app/webserver';
+import { installUserComment, managesPhp, phpIdOf, phpUserOf } from '@app/webserver';
 import { homeOn } from './build-context.js';
 
 /** What `ensure` found: the account made now, or one an earlier run of this install made. */
@@ -44,16 +44,25 @@ export class InstallUsers {
   async ensure(server: Server, install: Install): Promise<InstallUserOutcome> {
     const executor = this.access.executorFor(server);
     const name = phpUserOf(install);
+    const id = String(phpIdOf(install));
     const found = await this.lookup(server, install);
     if (found === 'ours') return 'ours';
     if (found === 'foreign') throw new NameConflictError(`${server.hostname} already has a system account ${name} that install ${install.id} did not create: left as it is`);
+    // The group first, with the install's own id: a group of that name with another id is someone else's; with this one, an earlier run's.
     const group = await executor.run(server, ['getent', 'group', name]);
-    if (group.exitCode === 0) throw new NameConflictError(`${server.hostname} already has a group ${name} that install ${install.id} did not create: left as it is`);
-    const made = await executor.run(server, ['useradd', '--system', '--user-group', '--no-create-home', '--home-dir', homeOn(server, install), '--shell', '/usr/sbin/nologin', '--comment', installUserComment(install), name]);
+    if (group.exitCode === 0 && group.stdout.trim().split(':')[2] !== id) {
+      throw new NameConflictError(`${server.hostname} already has a group ${name} that install ${install.id} did not create: left as it is`);
+    }
+    if (group.exitCode !== 0) {
+      const made = await executor.run(server, ['groupadd', '--gid', id, name]);
+      if (made.exitCode !== 0) throw new NameConflictError(`groupadd ${name} (gid ${id}) on ${server.hostname} failed: ${made.stderr.trim()}`);
+    }
+    // Ids of the install's own (not the system range: ~900 accounts; not useradd's choice: the same on every server).
+    const made = await executor.run(server, ['useradd', '--uid', id, '--gid', id, '--no-create-home', '--home-dir', homeOn(server, install), '--shell', '/usr/sbin/nologin', '--comment', installUserComment(install), name]);
     if (made.exitCode !== 0) {
       // Two runs racing, or the name taken between the look and the add: look again before failing.
       if ((await this.lookup(server, install)) === 'ours') return 'ours';
-      throw new Error(`useradd ${name} on ${server.hostname} failed (exit ${made.exitCode}): ${made.stderr.trim()}`);
+      throw new NameConflictError(`useradd ${name} (uid ${id}) on ${server.hostname} failed (exit ${made.exitCode}): ${made.stderr.trim()}`);
     }
     return 'created';
   }
@@ -64,9 +73,9 @@ export class InstallUsers {
     if (found !== 'ours') return found === 'absent' ? 'absent' : 'not-ours';
     const name = phpUserOf(install);
     const executor = this.access.executorFor(server);
-    // The install's PHP workers still alive (ondemand children idling after the last request) would keep the account in use.
-    await executor.run(server, ['pkill', '-KILL', '-u', name]);
-    const gone = await executor.run(server, ['userdel', name]);
+    // --force: the install's PHP workers may still idle (ondemand children after the last request) until the pool rebuild that
+    // follows drops its pool; they hold the uid, which is the install's alone, not the account.
+    const gone = await executor.run(server, ['userdel', '--force', name]);
     if (gone.exitCode !== 0 && (await this.lookup(server, install)) !== 'absent') {
       throw new Error(`userdel ${name} on ${server.hostname} failed (exit ${gone.exitCode}): ${gone.stderr.trim()}`);
     }

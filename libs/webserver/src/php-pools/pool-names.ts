@@ -31,6 +31,15 @@ export function managesPhp(server: Pick<Server, 'phpFpmPoolDir' | 'transport'>, 
  */
 export const phpUserOf = (install: Pick<Install, 'id'>): string => `shop${install.id}`;
 
+/**
+ * The uid and gid of the install's user and group: fixed per install, the
+ * same on every server, above the ranges systems and containers hand out
+ * (useradd's system range holds ~900 accounts; a handler holds thousands)
+ * and below 2^31.
+ */
+export const PHP_ID_BASE = 2_000_000_000;
+export const phpIdOf = (install: Pick<Install, 'id'>): number => PHP_ID_BASE + install.id;
+
 /** The GECOS comment of the install's system user: how the engine knows the account is the install's. */
 export const installUserComment = (install: Pick<Install, 'id'>): string => `shop-engine install ${install.id}`;
 
