@@ -29,6 +29,7 @@ describe('cloud-handler API on MariaDB', () => {
   let cloud: Server;
   let managedCloud: Server;
   let noIp: Server;
+  let elsewhere: Server;
   let dbOnly: Server;
   let install: Install;
   let building: Install;
@@ -43,12 +44,15 @@ describe('cloud-handler API on MariaDB', () => {
     ds = engine.app.get(DataSource);
     const servers = ds.getRepository(Server);
     dispatcher = await servers.save(servers.create(testServer(join(dir, 'd1'), 'd1.cloudapi.test', ['dispatcher', 'handler'], null, { privateIp: '127.0.106.11' })));
-    cloud = await servers.save(servers.create(testServer(join(dir, 'c1'), 'c1.cloudapi.test', ['cloud'], null, { privateIp: '127.0.106.21' })));
+    // A handler holds the install at the dispatcher's paths (nginx passes it the script's path there).
+    const layout = { homeRoot: dispatcher.homeRoot, sharedCodeRoot: dispatcher.sharedCodeRoot };
+    elsewhere = await servers.save(servers.create(testServer(join(dir, 'c4'), 'c4.cloudapi.test', ['cloud'], null, { privateIp: '127.0.106.23' })));
+    cloud = await servers.save(servers.create(testServer(join(dir, 'c1'), 'c1.cloudapi.test', ['cloud'], null, { privateIp: '127.0.106.21', ...layout })));
     // Managed PHP over SSH (the embedded default's local machine never is): its pools listen on TCP ports.
     managedCloud = await servers.save(
-      servers.create(testServer(join(dir, 'c2'), 'c2.cloudapi.test', ['cloud'], null, { privateIp: '127.0.106.22', transport: 'ssh', sshHost: '127.0.106.22', sshPort: 22, sshUser: 'root', phpFpmPoolDir: join(dir, 'c2/pools') })),
+      servers.create(testServer(join(dir, 'c2'), 'c2.cloudapi.test', ['cloud'], null, { privateIp: '127.0.106.22', transport: 'ssh', sshHost: '127.0.106.22', sshPort: 22, sshUser: 'root', phpFpmPoolDir: join(dir, 'c2/pools'), ...layout })),
     );
-    noIp = await servers.save(servers.create(testServer(join(dir, 'c3'), 'c3.cloudapi.test', ['cloud'], null)));
+    noIp = await servers.save(servers.create(testServer(join(dir, 'c3'), 'c3.cloudapi.test', ['cloud'], null, layout)));
     dbOnly = await servers.save(servers.create(testServer(join(dir, 'db'), 'db.cloudapi.test', ['database'], null, { privateIp: '127.0.106.31' })));
     const group = await codeGroupFor(ds, dispatcher);
     [install, building] = await seedWebInstalls(
@@ -112,6 +116,7 @@ describe('cloud-handler API on MariaDB', () => {
     await refused(await call('POST', path, { serverId: 999999 }), 404, 'NOT_FOUND');
     await refused(await call('POST', path, { serverId: dbOnly.id }), 409, 'NOT_A_HANDLER_SERVER');
     await refused(await call('POST', path, { serverId: noIp.id }), 409, 'SERVER_HAS_NO_PRIVATE_IP');
+    await refused(await call('POST', path, { serverId: elsewhere.id }), 409, 'HANDLER_LAYOUT_DIFFERS');
     await refused(await call('POST', path, { serverId: dispatcher.id }), 409, 'HANDLER_EXISTS');
     await ds.getRepository(Server).update({ id: cloud.id }, { state: 'draining' });
     await refused(await call('POST', path, { serverId: cloud.id }), 409, 'SERVER_NOT_ACTIVE');

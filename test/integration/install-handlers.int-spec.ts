@@ -14,6 +14,7 @@ import { SagaModule, type StepIO } from '@app/saga';
 import mysql from 'mysql2/promise';
 import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
 import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../support/dispatcher-web.js';
+import { startMountNamespace, stopMountNamespace, type MountNamespace } from '../support/mount-namespace.js';
 import { startPhpFpm, stopPhpFpm, type PhpFpm } from '../support/php-fpm.js';
 import { eventually, startQueueContext } from '../support/queue-context.js';
 import { checkoutGroup, testServer } from '../support/server-roots.js';
@@ -38,6 +39,7 @@ describe('install handlers: add and remove a cloud (SSH, nginx, php-fpm, MariaDB
   let cloudSshd: SshdServer;
   let web: DispatcherWeb;
   let cloudFpm: PhpFpm;
+  let cloudMachine: MountNamespace;
   const servers: Record<string, Server> = {};
   let install: Install;
   const io: StepIO = { log: () => undefined, signal: new AbortController().signal };
@@ -46,7 +48,15 @@ describe('install handlers: add and remove a cloud (SSH, nginx, php-fpm, MariaDB
   beforeAll(async () => {
     base = mkdtempSync(join(tmpdir(), 'install-handlers-'));
     chmodSync(base, 0o755);
-    [catalog, cloudSshd, repo] = await Promise.all([createTestCatalog('mariadb', 'install_handlers'), startSshd(join(base, 'sshd-c1'), '127.0.106.2'), buildSampleRepository(join(base, 'repo'))]);
+    // The cloud is another machine with the dispatcher's layout: its own home and shared code behind d1's roots (a mount namespace).
+    const binds = ['home', 'shared_codes'].map((dir) => ({ source: join(base, 'c1/srv', dir), target: join(base, 'd1/srv', dir) }));
+    for (const bind of binds) for (const path of [bind.source, bind.target]) mkdirSync(path, { recursive: true });
+    cloudMachine = await startMountNamespace(join(base, 'ns-c1.log'), binds);
+    [catalog, cloudSshd, repo] = await Promise.all([
+      createTestCatalog('mariadb', 'install_handlers'),
+      startSshd(join(base, 'sshd-c1'), '127.0.106.2', { mountNamespace: cloudMachine.pid }),
+      buildSampleRepository(join(base, 'repo')),
+    ]);
     app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [
       InstallsModule.forRoot({ http: false }), HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), SagaModule, CloudHandlersModule.forRoot({ http: false, jobs: true }),
     ] as unknown as Type[]);
@@ -54,8 +64,8 @@ describe('install handlers: add and remove a cloud (SSH, nginx, php-fpm, MariaDB
     const d1 = testServer(join(base, 'd1'), 'd1.handlers.test', ['dispatcher', 'handler'], readTestbed().sshd, { privateIp: '127.0.106.81' });
     web = await startDispatcherWeb(join(base, 'web-d1'), d1.nginxConfDir, '127.0.106.81');
     servers.d1 = await ds.getRepository(Server).save({ ...d1, nginxPidFile: web.pidFile });
-    servers.c1 = await ds.getRepository(Server).save(testServer(join(base, 'c1'), 'c1.handlers.test', ['cloud'], cloudSshd, { privateIp: '127.0.106.82' }));
-    cloudFpm = await startPhpFpm(join(base, 'fpm-c1'), '127.0.106.82', 9000);
+    servers.c1 = await ds.getRepository(Server).save(testServer(join(base, 'c1'), 'c1.handlers.test', ['cloud'], cloudSshd, { privateIp: '127.0.106.82', homeRoot: d1.homeRoot, sharedCodeRoot: d1.sharedCodeRoot }));
+    cloudFpm = await startPhpFpm(join(base, 'fpm-c1'), '127.0.106.82', 9000, { mountNamespace: cloudMachine.pid });
     servers.db = await ds.getRepository(Server).save(testServer(join(base, 'db'), 'db.handlers.test', ['database'], null, { dbOptionsFile: writeDbOptionsFile(base), privateIp: '127.0.0.1' }));
     await ds.getRepository(ServerIp).save({ serverId: servers.d1.id, ip: '127.0.106.91', kind: 'shared', failoverGroup: null, activeServerId: null });
     checkoutGroup(repo.path, servers.d1.sharedCodeRoot, 'paid-1', repo.revisions[1]!);
@@ -76,6 +86,7 @@ describe('install handlers: add and remove a cloud (SSH, nginx, php-fpm, MariaDB
     await app?.close();
     await catalog?.drop();
     await Promise.allSettled([stopDispatcherWeb(web), cloudFpm && stopPhpFpm(cloudFpm), cloudSshd && stopSshd(cloudSshd)]);
+    await stopMountNamespace(cloudMachine);
     rmSync(base, { recursive: true, force: true });
   });
 
@@ -115,11 +126,12 @@ describe('install handlers: add and remove a cloud (SSH, nginx, php-fpm, MariaDB
     const home = join(base, 'c1/srv/home', install.fsName);
     expect(readFileSync(join(home, '.shop-install'), 'utf8')).toContain(`shop-engine install ${install.id}`);
     expect(existsSync(join(base, 'c1/srv/shared_codes/paid-1/heavymetal/lib'))).toBe(true);
-    // The config rendered with the cloud's own paths.
+    // The cloud's own config file, rendered for the paths it shares with the dispatcher (nginx passes PHP the script's path there).
+    const served = join(base, 'd1/srv/home', install.fsName);
     const config = readFileSync(join(home, 'heavymetal/config.php'), 'utf8');
-    expect(config).toContain(home);
-    expect(config).not.toContain(join(base, 'd1/srv/home'));
-    expect(readFileSync(join(base, 'c1/srv/cron.d', `shop-${install.fsName}`), 'utf8')).toContain(`cd ${home} && php heavymetal/cron.php`);
+    expect(config).toContain(`'home' => '${served}'`);
+    expect(config).toContain(`'db_host' => '127.0.0.1'`);
+    expect(readFileSync(join(base, 'c1/srv/cron.d', `shop-${install.fsName}`), 'utf8')).toContain(`cd ${served} && php heavymetal/cron.php`);
     expect((await cloudAccount()).hosts).toContain('127.0.106.82');
     // The upstream names both handlers with their weights.
     const text = upstream();

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { portAnswers, startServerProcess, stopProcessTree, waitUntil, type ServerProcess } from './processes.js';
+import { portAnswers, startServerProcess, stopProcessTree, waitUntil, type ServerProcess, type ServerProcessOptions } from './processes.js';
 
 export interface PhpFpm {
   readonly process: ServerProcess;
@@ -14,14 +14,14 @@ export function phpFpmBinary(): string | null {
 }
 
 /** A private php-fpm pool listening on `host:port`, workers as www-data (as the testbed's nginx workers). */
-export async function startPhpFpm(dir: string, host: string, port: number): Promise<PhpFpm> {
+export async function startPhpFpm(dir: string, host: string, port: number, options: ServerProcessOptions = {}): Promise<PhpFpm> {
   const binary = phpFpmBinary();
   if (!binary) throw new Error('php-fpm is not installed (scripts/ensure-system-packages.sh installs it)');
   mkdirSync(dir, { recursive: true });
   const conf = join(dir, 'php-fpm.conf');
   const user = process.getuid?.() === 0 ? 'user = www-data\ngroup = www-data\n' : '';
   writeFileSync(conf, `[global]\npid = ${dir}/php-fpm.pid\nerror_log = ${dir}/php-fpm.log\ndaemonize = no\n[shops]\n${user}listen = ${host}:${port}\npm = ondemand\npm.max_children = 4\n`);
-  const server = await startServerProcess(binary, ['-F', '-y', conf], join(dir, 'php-fpm.out'));
+  const server = await startServerProcess(binary, ['-F', '-y', conf], join(dir, 'php-fpm.out'), options);
   await waitUntil('php-fpm to listen', () => portAnswers(port, host), { timeoutMs: 15_000, server });
   return { process: server, conf };
 }

@@ -10,6 +10,13 @@ export const handlerErrors = {
     new DomainError('SERVER_NOT_ACTIVE', `${hostname} (server ${serverId}) is ${state}: only an active server takes new installs`, 409, { serverId, state }),
   noPrivateIp: (serverId: number, hostname: string) =>
     new DomainError('SERVER_HAS_NO_PRIVATE_IP', `${hostname} (server ${serverId}) has no private IP: the dispatchers reach a handler's pools there`, 409, { serverId }),
+  layoutDiffers: (serverId: number, hostname: string, dispatcher: string, field: 'homeRoot' | 'sharedCodeRoot', theirs: string, ours: string) =>
+    new DomainError(
+      'HANDLER_LAYOUT_DIFFERS',
+      `${hostname} (server ${serverId}) has ${field} ${theirs}, ${dispatcher} has ${ours}: nginx passes PHP the script's path on the dispatcher, so a handler must hold the install at the same paths`,
+      409,
+      { serverId, field, handler: theirs, dispatcher: ours },
+    ),
   handlerExists: (installId: number, serverId: number) =>
     new DomainError('HANDLER_EXISTS', `server ${serverId} already handles install ${installId}`, 409, { installId, serverId }),
   noSuchHandler: (installId: number, serverId: number) =>

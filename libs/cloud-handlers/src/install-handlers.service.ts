@@ -59,6 +59,12 @@ export class InstallHandlersService {
     if (!server.roles.includes('cloud') && !server.roles.includes('handler')) throw handlerErrors.notAHandlerServer(serverId, server.hostname);
     if (server.state !== 'active') throw handlerErrors.serverNotActive(serverId, server.hostname, server.state);
     if (!server.privateIp) throw handlerErrors.noPrivateIp(serverId, server.hostname);
+    // nginx sends SCRIPT_FILENAME (the dispatcher's path) to whichever handler it picks: every one must hold the files there.
+    for (const dispatcher of await this.rebuilds.dispatchersOf(installId)) {
+      for (const field of ['homeRoot', 'sharedCodeRoot'] as const) {
+        if (server[field] !== dispatcher[field]) throw handlerErrors.layoutDiffers(serverId, server.hostname, dispatcher.hostname, field, server[field], dispatcher[field]);
+      }
+    }
     const tcp = managesPhp(server, this.config) && !poolListensOnSocket(server);
     for (let attempt = 1; ; attempt++) {
       try {
