@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkSetting, parsePhpInfoDirectives } from '@app/codebases';
+import { fastcgi } from '../support/fastcgi.js';
 import { freePort } from '../support/free-port.js';
 import { phpFpmBinary } from '../support/php-fpm.js';
 import { portAnswers, startServerProcess, stopProcessTree, waitUntil, type ServerProcess } from '../support/processes.js';
@@ -11,34 +11,6 @@ import { portAnswers, startServerProcess, stopProcessTree, waitUntil, type Serve
 const HOST = '127.0.102.3';
 /** What php.ini says for every pool (php-fpm's -d): the master's values. */
 const MASTER = ['-d', 'disable_functions=shell_exec', '-d', 'opcache.memory_consumption=128', '-d', 'expose_php=Off'];
-
-/** One FastCGI request (the responder role), answered as the response's headers and body. */
-function fastcgi(port: number, script: string): Promise<string> {
-  const record = (type: number, content: Buffer) => {
-    const header = Buffer.alloc(8);
-    header.writeUInt8(1, 0);
-    header.writeUInt8(type, 1);
-    header.writeUInt16BE(1, 2);
-    header.writeUInt16BE(content.length, 4);
-    return Buffer.concat([header, content]);
-  };
-  const pair = (name: string, value: string) => Buffer.concat([Buffer.from([name.length, value.length]), Buffer.from(name), Buffer.from(value)]);
-  const params = Buffer.concat(Object.entries({ SCRIPT_FILENAME: script, REQUEST_METHOD: 'GET', SCRIPT_NAME: '/t.php', REQUEST_URI: '/t.php', SERVER_PROTOCOL: 'HTTP/1.1' }).map(([k, v]) => pair(k, v)));
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, HOST, () => socket.end(Buffer.concat([record(1, Buffer.from([0, 1, 0, 0, 0, 0, 0, 0])), record(4, params), record(4, Buffer.alloc(0)), record(5, Buffer.alloc(0))])));
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', reject);
-    socket.on('end', () => {
-      const all = Buffer.concat(chunks);
-      let out = '';
-      for (let o = 0; o + 8 <= all.length; o += 8 + all.readUInt16BE(o + 4) + all[o + 6]!) {
-        if (all[o + 1] === 6) out += all.subarray(o + 8, o + 8 + all.readUInt16BE(o + 4)).toString();
-      }
-      resolve(out);
-    });
-  });
-}
 
 /**
  * The ground truth behind php-requirements.ts's verdicts, measured on this
@@ -53,9 +25,8 @@ describe('what a php-fpm pool can set (real php-fpm, private pools)', () => {
   let server: ServerProcess;
   const ports: Record<string, number> = {};
   const ask = async (pool: string) => {
-    const response = await fastcgi(ports[pool]!, script);
-    const [head, body] = response.split('\r\n\r\n');
-    return { head: head!, state: JSON.parse(body!) as Record<string, unknown> };
+    const { head, body } = await fastcgi({ host: HOST, port: ports[pool]! }, script);
+    return { head, state: JSON.parse(body) as Record<string, unknown> };
   };
 
   beforeAll(async () => {

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { EMPTY_POOL_GENERATION } from '@app/webserver';
-import { connect } from 'node:net';
 import { join } from 'node:path';
+import { fastcgi } from './fastcgi.js';
 import { phpFpmBinary } from './php-fpm.js';
 import { isAlive, startServerProcess, stopProcessTree, waitUntil, type ServerProcess, type ServerProcessOptions } from './processes.js';
 
@@ -98,50 +98,14 @@ export function masterRssKb(pid: number): number {
   return total;
 }
 
-/**
- * One FastCGI request (the responder role) to a pool: a unix socket path or
- * `{host, port}` (optionally from `localAddress`); resolves with the
- * response's headers and body as PHP sent them.
- */
+/** One FastCGI request to a pool: a unix socket path or `{host, port}` (optionally from `localAddress`); see fastcgi.ts. */
 export function fastcgiRequest(
   target: string | { host: string; port: number; localAddress?: string },
   script: string,
   params: Record<string, string> = {},
   timeoutMs = 10_000,
 ): Promise<{ head: string; body: string }> {
-  const record = (type: number, content: Buffer) => {
-    const header = Buffer.alloc(8);
-    header.writeUInt8(1, 0);
-    header.writeUInt8(type, 1);
-    header.writeUInt16BE(1, 2);
-    header.writeUInt16BE(content.length, 4);
-    return Buffer.concat([header, content]);
-  };
-  const length = (n: number) => (n < 128 ? Buffer.from([n]) : Buffer.from([((n >> 24) & 0x7f) | 0x80, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]));
-  const pair = (name: string, value: string) => Buffer.concat([length(Buffer.byteLength(name)), length(Buffer.byteLength(value)), Buffer.from(name), Buffer.from(value)]);
-  const all = { SCRIPT_FILENAME: script, REQUEST_METHOD: 'GET', SCRIPT_NAME: '/t.php', REQUEST_URI: '/t.php', SERVER_PROTOCOL: 'HTTP/1.1', GATEWAY_INTERFACE: 'CGI/1.1', ...params };
-  const body = Buffer.concat(Object.entries(all).map(([k, v]) => pair(k, v)));
-  return new Promise((resolve, reject) => {
-    const socket = typeof target === 'string' ? connect(target) : connect({ host: target.host, port: target.port, ...(target.localAddress ? { localAddress: target.localAddress } : {}) });
-    const timer = setTimeout(() => socket.destroy(new Error(`no FastCGI answer within ${timeoutMs} ms`)), timeoutMs);
-    socket.on('connect', () => socket.end(Buffer.concat([record(1, Buffer.from([0, 1, 0, 0, 0, 0, 0, 0])), record(4, body), record(4, Buffer.alloc(0)), record(5, Buffer.alloc(0))])));
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    socket.on('close', () => {
-      clearTimeout(timer);
-      const data = Buffer.concat(chunks);
-      let out = '';
-      for (let o = 0; o + 8 <= data.length; o += 8 + data.readUInt16BE(o + 4) + data[o + 6]!) {
-        if (data[o + 1] === 6) out += data.subarray(o + 8, o + 8 + data.readUInt16BE(o + 4)).toString();
-      }
-      const at = out.indexOf('\r\n\r\n');
-      resolve(at < 0 ? { head: out, body: '' } : { head: out.slice(0, at), body: out.slice(at + 4) });
-    });
-  });
+  return fastcgi(typeof target === 'string' ? { path: target } : target, script, params, timeoutMs);
 }
 
 /**
