@@ -23,7 +23,8 @@ describe('cloud snippets', () => {
     env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, LOG_LEVEL: 'warn' });
     ds = await openCatalog(catalog);
     const d1 = await ds.getRepository(Server).save(testServer(join(cwd, 'd1'), 'd1.cloudcli.test', ['dispatcher', 'handler'], null, { privateIp: '127.0.106.71' }));
-    cloud = await ds.getRepository(Server).save(testServer(join(cwd, 'c1'), 'c1.cloudcli.test', ['cloud'], null, { privateIp: '127.0.106.72' }));
+    // A handler holds the install at the dispatcher's paths.
+    cloud = await ds.getRepository(Server).save(testServer(join(cwd, 'c1'), 'c1.cloudcli.test', ['cloud'], null, { privateIp: '127.0.106.72', homeRoot: d1.homeRoot, sharedCodeRoot: d1.sharedCodeRoot }));
     [install] = await seedWebInstalls(ds, d1, await codeGroupFor(ds, d1), [{ fsName: 'cloudclione', hostname: 'one.cloudcli.test', ip: '127.0.106.121' }], { homes: false });
   });
   afterAll(async () => {

@@ -163,7 +163,11 @@ describe('code groups from repository URLs with credentials', () => {
 
     for (const created of [missing, closed]) {
       expect((await settled(created.body.group.id, 120_000)).state).toBe('failed');
-      const job = await call('GET', `/v1/jobs/${created.body.jobId}`);
+      // The job records its end just after the group's state: wait for it.
+      const job = await eventually(async () => {
+        const answer = await call('GET', `/v1/jobs/${created.body.jobId}`);
+        return answer.body.state === 'running' ? null : answer;
+      }, 30_000, `job ${created.body.jobId} to end`);
       expect(job.body.state).toBe('dead');
       expect(job.body.lastError).toMatch(/code group private-(missing|closed): /);
     }

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext, Type } from '@nestjs/common';
@@ -96,12 +96,18 @@ describe('install handlers: add and remove a cloud (SSH, nginx, php-fpm, MariaDB
       if (job.state === 'dead') throw new Error(`job ${jobId} dead: ${job.lastError}`);
       return job.state === 'done' ? job : null;
     }, 60_000, `job ${jobId}`);
+  /** The install's upstream in d1's live generation ('' while a rebuild swaps it under the reader: a generation pruned between listing and reading). */
   const upstream = () => {
-    const dir = join(base, 'd1/srv/nginx/current');
-    const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => f.startsWith('upstreams/') && f.endsWith('.conf'));
-    const vhost = readFileSync(join(dir, 'shops', `${install.fsName}.conf`), 'utf8');
-    const name = /fastcgi_pass (php_[0-9a-f]+);/.exec(vhost)![1]!;
-    return files.map((f) => readFileSync(join(dir, f), 'utf8')).find((c) => c.includes(`upstream ${name} {`))!;
+    try {
+      const dir = realpathSync(join(base, 'd1/srv/nginx/current'));
+      const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => f.startsWith('upstreams/') && f.endsWith('.conf'));
+      const vhost = readFileSync(join(dir, 'shops', `${install.fsName}.conf`), 'utf8');
+      const name = /fastcgi_pass (php_[0-9a-f]+);/.exec(vhost)![1]!;
+      return files.map((f) => readFileSync(join(dir, f), 'utf8')).find((c) => c.includes(`upstream ${name} {`)) ?? '';
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
+      throw error;
+    }
   };
   const cloudAccount = async () => {
     const { mariadb } = readTestbed();
