@@ -79,6 +79,8 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
       [
         'api_tokens',
         'audit_events',
+        'code_update_items',
+        'code_updates',
         'database_updates',
         'dispatcher_configs',
         'ftp_accounts',

@@ -1,5 +1,7 @@
 import { ApiToken } from './api-token.entity.js';
 import { AuditEvent } from './audit-event.entity.js';
+import { CodeUpdateItem } from './code-update-item.entity.js';
+import { CodeUpdate } from './code-update.entity.js';
 import { DatabaseUpdate } from './database-update.entity.js';
 import { DispatcherConfig } from './dispatcher-config.entity.js';
 import { FtpAccount } from './ftp-account.entity.js';
@@ -23,6 +25,8 @@ import { WebQuarantine } from './web-quarantine.entity.js';
 export * from './api-token.entity.js';
 export * from './audit-event.entity.js';
 export * from './base.entity.js';
+export * from './code-update-item.entity.js';
+export * from './code-update.entity.js';
 export * from './database-update.entity.js';
 export * from './dispatcher-config.entity.js';
 export * from './ftp-account.entity.js';
@@ -61,6 +65,8 @@ export const CATALOG_ENTITIES = [
   WebQuarantine,
   HandlerConfig,
   PoolQuarantine,
+  CodeUpdate,
+  CodeUpdateItem,
   Job,
   JobLog,
   SagaStep,

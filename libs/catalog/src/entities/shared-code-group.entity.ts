@@ -56,4 +56,8 @@ export class SharedCodeGroup extends CatalogEntity {
 
   @Column({ type: 'varchar', length: 16, default: 'pending' })
   state: CodeGroupState;
+
+  /** Locked: no new install lands on it (orders go to other groups of the tier); its installs keep running. */
+  @Column({ type: 'boolean', default: false })
+  locked: boolean;
 }
