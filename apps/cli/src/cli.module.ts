@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
 import { CloudHandlersModule } from '@app/cloud-handlers';
+import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
 import { QueueModule } from '@app/queue';
@@ -24,6 +25,8 @@ export class CliModule {
         WebserverModule,
         // The cloud snippets queue jobs; the sagas run in the engines' workers.
         CloudHandlersModule.forRoot({ http: false, jobs: false }),
+        // sql:apply queues its update; the snippet runs in the engines' workers.
+        CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
       ],
       providers: [...SNIPPET_COMMANDS],
     };

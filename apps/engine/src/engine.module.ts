@@ -3,6 +3,7 @@ import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
 import { CloudHandlersModule } from '@app/cloud-handlers';
+import { CodebaseUpdateModule } from '@app/codebase-update';
 import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
@@ -43,6 +44,7 @@ export class EngineModule {
         InstallsModule.forRoot({ http: api }),
         WebserverModule,
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
+        CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],
