@@ -24,6 +24,7 @@ import {
   ServerShowCommand,
   ServerStateCommand,
 } from './servers.command.js';
+import { SqlApplyCommand } from './sql-apply.command.js';
 import { TokenCreateCommand } from './token-create.command.js';
 import { TokenListCommand } from './token-list.command.js';
 import { TokenRevokeCommand } from './token-revoke.command.js';
@@ -61,4 +62,5 @@ export const SNIPPET_COMMANDS = [
   CloudDrainCommand,
   CloudRemoveCommand,
   CloudLeaseCommand,
+  SqlApplyCommand,
 ];
