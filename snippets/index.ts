@@ -1,4 +1,5 @@
 import { CloudAddInstallCommand, CloudDrainCommand, CloudLeaseCommand, CloudRemoveCommand, CloudRemoveInstallCommand } from './cloud.command.js';
+import { CodeGroupLockCommand, CodeGroupUnlockCommand } from './code-group-lock.command.js';
 import { CodeGroupPhpCheckCommand } from './code-group-php-check.command.js';
 import { CodeGroupRemoveCommand } from './code-group-remove.command.js';
 import {
@@ -57,6 +58,8 @@ export const SNIPPET_COMMANDS = [
   SecretsRotateCommand,
   CodeGroupRemoveCommand,
   CodeGroupPhpCheckCommand,
+  CodeGroupLockCommand,
+  CodeGroupUnlockCommand,
   CloudAddInstallCommand,
   CloudRemoveInstallCommand,
   CloudDrainCommand,

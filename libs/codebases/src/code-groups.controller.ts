@@ -16,11 +16,15 @@ export class CodeGroupsController {
 
   @Post()
   @HttpCode(202)
-  @ApiOperation({ summary: 'Create a shared code group: queued clone at a revision on its master, then synced to the other servers' })
+  @ApiOperation({
+    summary:
+      "Create a shared code group: queued clone at a revision on its master, then synced to the other servers. With pinFor, a customer's own codebase: pinned, limit 1, and a pin rule for that customer, in one transaction",
+  })
   @ApiResponse({ status: 202, type: CodeGroupCreatedView })
+  @ApiResponse({ status: 409, description: 'CODE_GROUP_EXISTS; PIN_RULE_EXISTS (pinFor: a rule already matches that customer; nothing created)' })
   async create(@Body() body: CreateCodeGroupDto, @Req() req: { principal: Principal }): Promise<CodeGroupCreatedView> {
-    const { group, jobId } = await this.groups.create(body, by(req));
-    return { group: CodeGroupView.of(group), jobId, jobUrl: `/v1/jobs/${jobId}` };
+    const { group, jobId, pin } = await this.groups.create(body, by(req));
+    return { group: CodeGroupView.of(group), jobId, jobUrl: `/v1/jobs/${jobId}`, ...(pin ? { pinRuleId: pin.ruleId } : {}) };
   }
 
   @Get()
@@ -45,10 +49,12 @@ export class CodeGroupsController {
   }
 
   @Patch(':id')
-  @ApiOperation({ summary: "Retire a code group ({state: 'retired'}): no new install lands in it; its installs keep it" })
+  @ApiOperation({
+    summary: "Lock ({locked: true}: no new install lands on it, orders go to other groups of the tier; its installs keep running), unlock ({locked: false}) or retire ({state: 'retired'}) a code group",
+  })
   @ApiResponse({ status: 200, type: CodeGroupView })
-  async update(@Param('id', ParseIntPipe) id: number, @Body() _body: UpdateCodeGroupDto, @Req() req: { principal: Principal }): Promise<CodeGroupView> {
-    return CodeGroupView.of(await this.groups.retire(id, by(req)));
+  async update(@Param('id', ParseIntPipe) id: number, @Body() body: UpdateCodeGroupDto, @Req() req: { principal: Principal }): Promise<CodeGroupView> {
+    return CodeGroupView.of(await this.groups.update(id, body, by(req)));
   }
 
   @Delete(':id')

@@ -1,13 +1,14 @@
 import { posix } from 'node:path';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditEventRepository, Job, Server, SharedCodeGroup, type AuditActor } from '@app/catalog';
-import { DomainError, NotFoundError } from '@app/common';
+import { DomainError, NotFoundError, ValidationFailedError } from '@app/common';
 import { ServerAccess } from '@app/hosts';
 import { QueueService } from '@app/queue';
 import { CODE_GROUP_CLONE } from './code-group-clone.job.js';
 import { CODE_GROUP_REMOVE, codeGroupCheckouts, codeGroupUsage, refuseIfUsed, type CodeGroupUsage } from './code-group-remove.job.js';
-import type { CreateCodeGroupDto } from './dto/code-group.dto.js';
+import { CodeGroupPins, type GroupPin, type PinFor } from './code-group-pins.js';
+import type { CreateCodeGroupDto, PinForDto, UpdateCodeGroupDto } from './dto/code-group.dto.js';
 import { parseManifest } from './manifest.js';
 import { checkServerPhp, phpServersOf, type PhpCheckReport } from './php-requirements.js';
 import { redactRepoUrl } from './repo-url.js';
@@ -29,6 +30,8 @@ export class CodeGroupsService {
     private readonly queue: QueueService,
     private readonly audit: AuditEventRepository,
     private readonly access: ServerAccess,
+    // Provided by @app/installs, which owns pin rules; absent, `pinFor` is refused.
+    @Optional() private readonly pins?: CodeGroupPins,
   ) {}
 
   list(): Promise<SharedCodeGroup[]> {
@@ -75,8 +78,16 @@ export class CodeGroupsService {
    * Records the group and queues its clone in one transaction: the group
    * exists exactly when its job does. The checkout goes to
    * `<master's shared code root>/<name>`.
+   *
+   * With `pinFor` (a customer's own codebase): the group is pinned, holds
+   * one install unless told otherwise, and the pin rule sending that
+   * customer's orders to it is written in the same transaction: a refused
+   * rule leaves no group and no job.
    */
-  async create(dto: CreateCodeGroupDto, by: AuditActor): Promise<{ group: SharedCodeGroup; jobId: number }> {
+  async create(dto: CreateCodeGroupDto, by: AuditActor): Promise<{ group: SharedCodeGroup; jobId: number; pin: GroupPin | null }> {
+    const pinFor = dto.pinFor ? this.pinForOf(dto.pinFor, dto.pinned) : null;
+    const installLimit = dto.installLimit ?? (pinFor ? 1 : undefined);
+    if (installLimit === undefined) throw new ValidationFailedError([{ field: 'installLimit', problems: ['installLimit must be an integer number'] }]);
     const manifest = dto.manifest ? await parseManifest(JSON.parse(JSON.stringify(dto.manifest))) : null;
     const result = await this.dataSource.transaction(async (m) => {
       const master = await m.findOne(Server, { where: { id: dto.masterServerId } });
@@ -95,9 +106,9 @@ export class CodeGroupsService {
           revision: null,
           path: posix.join(master.sharedCodeRoot, dto.name),
           masterServerId: master.id,
-          installLimit: dto.installLimit,
+          installLimit,
           installCount: 0,
-          pinned: dto.pinned ?? false,
+          pinned: pinFor !== null || (dto.pinned ?? false),
           manifest: manifest ? (JSON.parse(JSON.stringify(manifest)) as Record<string, unknown>) : null,
           state: 'pending',
         }),
@@ -107,7 +118,9 @@ export class CodeGroupsService {
         { groupId: group.id, revision: dto.revision },
         { manager: m, resourceKey: `codegroup:${group.id}`, idempotencyKey: `codegroup.clone:${group.id}` },
       );
-      return { group, jobId: job.id };
+      // Last: a refused rule rolls the group and its job back.
+      const pin = pinFor ? await this.pins!.pinIn(m, group.id, pinFor) : null;
+      return { group, jobId: job.id, pin };
     });
     this.queue.nudge();
     await this.audit.record({
@@ -115,9 +128,55 @@ export class CodeGroupsService {
       action: 'codegroup.create',
       targetType: 'code_group',
       targetId: result.group.id,
-      details: { name: dto.name, repoUrl: redactRepoUrl(dto.repoUrl), revision: dto.revision, jobId: result.jobId },
+      details: {
+        name: dto.name,
+        repoUrl: redactRepoUrl(dto.repoUrl),
+        revision: dto.revision,
+        jobId: result.jobId,
+        ...(pinFor ? { pinFor, pinRuleId: result.pin!.ruleId } : {}),
+      },
     });
     return result;
+  }
+
+  /** The customer a group of their own is for: an email or an attribute (exactly one); the group is pinned. */
+  private pinForOf(dto: PinForDto, pinned: boolean | undefined): PinFor {
+    if (!this.pins) throw new DomainError('PIN_RULES_UNAVAILABLE', 'pinFor needs the installs module (pin rules), which this engine does not load', 501);
+    if ((dto.email === undefined) === (dto.attribute === undefined)) {
+      throw new ValidationFailedError([{ field: 'pinFor', problems: ['give pinFor.email or pinFor.attribute (one of them)'] }]);
+    }
+    if (pinned === false) throw new ValidationFailedError([{ field: 'pinned', problems: ['a group made with pinFor is pinned (reserved for its customer): leave pinned out'] }]);
+    return dto.email !== undefined ? { email: dto.email.toLowerCase() } : { attribute: { name: dto.attribute!.name, value: dto.attribute!.value } };
+  }
+
+  /** An operator's change: lock or unlock, and/or retire (PATCH /v1/code-groups/:id). */
+  async update(id: number, dto: UpdateCodeGroupDto, by: AuditActor): Promise<SharedCodeGroup> {
+    if (dto.state === undefined && dto.locked === undefined) {
+      throw new ValidationFailedError([{ field: 'state', problems: ["give state: 'retired', locked: true|false, or both"] }]);
+    }
+    if (dto.locked !== undefined) await this.setLocked(id, dto.locked, by);
+    if (dto.state === 'retired') await this.retire(id, by);
+    return this.get(id);
+  }
+
+  /**
+   * Locks a group (prepare places no new install in it: orders go to other
+   * groups of the tier, a customer pinned to it waits) or unlocks it (it
+   * takes orders again, waiting ones first). Its installs keep running.
+   */
+  async setLocked(idOrName: number | string, locked: boolean, by: AuditActor): Promise<SharedCodeGroup> {
+    const group = await this.find(idOrName);
+    const changed = await this.dataSource.getRepository(SharedCodeGroup).update({ id: group.id, locked: !locked }, { locked });
+    if ((changed.affected ?? 0) > 0) {
+      await this.audit.record({
+        ...by,
+        action: locked ? 'codegroup.lock' : 'codegroup.unlock',
+        targetType: 'code_group',
+        targetId: group.id,
+        details: { name: group.name, installCount: group.installCount },
+      });
+    }
+    return this.get(group.id);
   }
 
   /**

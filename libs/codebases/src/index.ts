@@ -8,3 +8,4 @@ export * from './render-template.js';
 export * from './tree-plan.js';
 export * from './php-requirements.js';
 export * from './dto/php-check.view.js';
+export * from './code-group-pins.js';

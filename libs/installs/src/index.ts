@@ -14,3 +14,4 @@ export * from './build-saga/install-values.js';
 export * from './build-saga/install-users.js';
 export * from './build-saga/install-config.job.js';
 export * from './install-credentials.service.js';
+export * from './code-group-pins.adapter.js';

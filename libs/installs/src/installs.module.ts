@@ -1,4 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { CodeGroupPins } from '@app/codebases';
 import { DatabasesModule } from '@app/databases';
 import { MailModule } from '@app/mail';
 import { WebserverModule } from '@app/webserver';
@@ -7,6 +8,7 @@ import { InstallBuildSteps } from './build-saga/build-steps.js';
 import { InstallUsers } from './build-saga/install-users.js';
 import { InstallValues } from './build-saga/install-values.js';
 import { InstallConfigJob } from './build-saga/install-config.job.js';
+import { CustomerCodeGroupPins } from './code-group-pins.adapter.js';
 import { InstallCredentials } from './install-credentials.service.js';
 import { InstallsController } from './installs.controller.js';
 import { InstallsService } from './installs.service.js';
@@ -21,12 +23,12 @@ export class InstallsModule {
   static forRoot(options: { http: boolean }): DynamicModule {
     return {
       module: InstallsModule,
-      // Health reads the installs waiting for a code group.
+      // Health reads the installs waiting for a code group; the code groups' controller pins a group for a customer through CodeGroupPins.
       global: true,
       imports: [DatabasesModule, MailModule, WebserverModule],
       controllers: options.http ? [InstallsController, PinRulesController] : [],
-      providers: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, WaitingInstallsTask],
-      exports: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService],
+      providers: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, WaitingInstallsTask, { provide: CodeGroupPins, useClass: CustomerCodeGroupPins }],
+      exports: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, CodeGroupPins],
     };
   }
 }

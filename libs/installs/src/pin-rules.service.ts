@@ -17,13 +17,19 @@ export class PinRulesService {
   }
 
   async create(dto: CreatePinRuleDto, by: AuditActor): Promise<PinRule> {
+    const rule = await this.createIn(this.dataSource.manager, dto);
+    await this.audit.record({ ...by, action: 'pin-rule.create', targetType: 'pin_rule', targetId: rule.id, details: { ...dto } });
+    return rule;
+  }
+
+  /** Checks and writes a rule with `m` (the caller's transaction, if any); the caller audits it. */
+  async createIn(m: EntityManager, dto: CreatePinRuleDto): Promise<PinRule> {
     if ((dto.matchEmail === undefined) === (dto.matchAttribute === undefined)) {
       throw new ValidationFailedError([{ field: 'matchEmail', problems: ['give matchEmail, or matchAttribute with matchValue (one of them)'] }]);
     }
     if (dto.codeGroupId === undefined && dto.serverId === undefined) {
       throw new ValidationFailedError([{ field: 'codeGroupId', problems: ['give codeGroupId, serverId or both: what the matching orders are pinned to'] }]);
     }
-    const m = this.dataSource.manager;
     if (dto.codeGroupId !== undefined && !(await m.findOne(SharedCodeGroup, { where: { id: dto.codeGroupId } }))) {
       throw new DomainError('CODE_GROUP_NOT_FOUND', `Code group ${dto.codeGroupId} does not exist`, 400, { codeGroupId: dto.codeGroupId });
     }
@@ -31,7 +37,7 @@ export class PinRulesService {
       const server = await m.findOne(Server, { where: { id: dto.serverId } });
       if (!server?.roles.includes('dispatcher')) throw new DomainError('NOT_A_DISPATCHER', `Server ${dto.serverId} is not a dispatcher`, 400, { serverId: dto.serverId });
     }
-    const rule = await m.save(
+    return m.save(
       m.create(PinRule, {
         matchEmail: dto.matchEmail?.toLowerCase() ?? null,
         matchAttribute: dto.matchAttribute ?? null,
@@ -42,8 +48,6 @@ export class PinRulesService {
         note: dto.note ?? null,
       }),
     );
-    await this.audit.record({ ...by, action: 'pin-rule.create', targetType: 'pin_rule', targetId: rule.id, details: { ...dto } });
-    return rule;
   }
 
   async remove(id: number, by: AuditActor): Promise<void> {

@@ -122,7 +122,7 @@ export class PrepareService {
         dynamicIps: false,
         customRewrites: null,
         status: 'preparing',
-        statusReason: group ? null : pin?.codeGroupId ? `waiting for room in the pinned code group ${pin.codeGroupId} (pin rule ${pin.id})` : `waiting for a ${order.license} code group with room`,
+        statusReason: group ? null : pin?.codeGroupId ? await pinnedWaitReason(m, pin.codeGroupId, pin.id) : `waiting for a ${order.license} code group with room`,
       }),
     );
     for (const [i, server] of installServers.entries()) {
@@ -198,7 +198,7 @@ export class PrepareService {
   private async takeGroupSlot(m: EntityManager, tier: License): Promise<SharedCodeGroup | null> {
     const candidates = await m
       .createQueryBuilder(SharedCodeGroup, 'g')
-      .where('g.tier = :tier AND g.pinned = :pinned AND g.installCount < g.installLimit', { tier, pinned: false })
+      .where('g.tier = :tier AND g.pinned = :pinned AND g.locked = :locked AND g.installCount < g.installLimit', { tier, pinned: false, locked: false })
       .andWhere('g.state IN (:...states)', { states: GROUP_STATES_TAKING_INSTALLS })
       .orderBy('g.installCount', 'ASC')
       .addOrderBy('g.id', 'ASC')
@@ -258,14 +258,24 @@ export class PrepareService {
   }
 }
 
+/**
+ * Why an order pinned to a group waits: the group is locked (it takes its
+ * customer's orders again once unlocked), or has no room.
+ */
+async function pinnedWaitReason(m: EntityManager, groupId: number, ruleId: number): Promise<string> {
+  const group = await m.findOne(SharedCodeGroup, { where: { id: groupId } });
+  if (group?.locked) return `waiting: the pinned code group ${groupId} (${group.name}) is locked (pin rule ${ruleId}); the order is placed there when it is unlocked`;
+  return `waiting for room in the pinned code group ${groupId} (pin rule ${ruleId})`;
+}
+
 /** One slot of a group, by a conditional update: false when it is full. Concurrent orders can never overfill it. */
 async function takeSlot(m: EntityManager, groupId: number): Promise<boolean> {
   const result = await m
     .createQueryBuilder()
     .update(SharedCodeGroup)
     .set({ installCount: () => 'install_count + 1' })
-    // A retired, failed or removed group takes nobody, pinned customers included.
-    .where('id = :id AND install_count < install_limit AND state IN (:...states)', { id: groupId, states: GROUP_STATES_TAKING_INSTALLS })
+    // A retired, failed, removed or locked group takes nobody, pinned customers included.
+    .where('id = :id AND install_count < install_limit AND locked = :locked AND state IN (:...states)', { id: groupId, locked: false, states: GROUP_STATES_TAKING_INSTALLS })
     .execute();
   return (result.affected ?? 0) === 1;
 }

@@ -3,6 +3,11 @@ import { CatalogEntity } from './base.entity.js';
 import { Server } from './server.entity.js';
 import { SharedCodeGroup } from './shared-code-group.entity.js';
 
+/** An order attribute a pin rule may match (the order DTO accepts the same names). */
+export const PIN_ATTRIBUTE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+/** The attribute value a pin rule matches. */
+export const PIN_ATTRIBUTE_VALUE = /^[\x20-\x7e]{1,128}$/;
+
 /**
  * A pin rule: orders that match (the customer's email, or an order
  * attribute's value) go to a given code group and/or master server. The

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
-import { LICENSES, type CodeGroupState, type License, type SharedCodeGroup } from '@app/catalog';
+import { Transform, Type } from 'class-transformer';
+import { IsBoolean, IsEmail, IsIn, IsInt, IsObject, IsOptional, Matches, Max, MaxLength, Min, ValidateIf, ValidateNested } from 'class-validator';
+import { LICENSES, PIN_ATTRIBUTE_NAME, PIN_ATTRIBUTE_VALUE, type CodeGroupState, type License, type SharedCodeGroup } from '@app/catalog';
 import { CodebaseManifest } from '../manifest.js';
 import { redactRepoUrl } from '../repo-url.js';
 
@@ -15,6 +15,34 @@ export const REPO_URL = /^((https?|ssh|git|file):\/\/[A-Za-z0-9._~:/?#@!$&'()*+,
 export const REVISION = /^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,128}$/;
 /** The group's directory name under the shared code root. */
 export const GROUP_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/** An order attribute and its value (what a pin rule's matchAttribute and matchValue accept). */
+export class PinAttributeDto {
+  @ApiProperty({ example: 'reseller' })
+  @Matches(PIN_ATTRIBUTE_NAME, { message: 'pinFor.attribute.name must be lower-case letters, digits and _' })
+  name: string;
+
+  @ApiProperty({ example: 'acme' })
+  @Matches(PIN_ATTRIBUTE_VALUE, { message: 'pinFor.attribute.value must be 1-128 printable characters' })
+  value: string;
+}
+
+/** Whose orders a group of their own takes: a customer's email, or an order attribute (one of them). */
+export class PinForDto {
+  @ApiPropertyOptional({ example: 'bigcustomer@example.com' })
+  @ValidateIf((o: PinForDto) => o.attribute === undefined || o.email !== undefined)
+  @Transform(({ value }) => (typeof value === 'string' ? value.toLowerCase() : value))
+  @IsEmail({}, { message: 'pinFor.email must be an email address (or give pinFor.attribute)' })
+  @MaxLength(254)
+  email?: string;
+
+  @ApiPropertyOptional({ type: PinAttributeDto })
+  @ValidateIf((o: PinForDto) => o.email === undefined || o.attribute !== undefined)
+  @IsObject({ message: 'pinFor.attribute must be {name, value} (or give pinFor.email)' })
+  @ValidateNested()
+  @Type(() => PinAttributeDto)
+  attribute?: PinAttributeDto;
+}
 
 export class CreateCodeGroupDto {
   @ApiProperty({ example: 'paid-2026a', description: 'also its directory under the master\'s shared code root' })
@@ -39,16 +67,27 @@ export class CreateCodeGroupDto {
   @Min(1)
   masterServerId: number;
 
-  @ApiProperty({ example: 200, description: 'most installs the group may hold' })
+  @ApiProperty({ example: 200, description: 'most installs the group may hold (with pinFor: optional, 1 by default)' })
+  @ValidateIf((o: CreateCodeGroupDto) => o.pinFor == null || o.installLimit !== undefined)
   @IsInt()
   @Min(1)
   @Max(100_000)
-  installLimit: number;
+  installLimit?: number;
 
   @ApiPropertyOptional({ description: 'reserved for pinned customers: never chosen by the fewest-installs rule' })
   @IsOptional()
   @IsBoolean()
   pinned?: boolean;
+
+  @ApiPropertyOptional({
+    type: PinForDto,
+    description: "a customer's own codebase in one call: the group is created pinned (limit 1 unless given) with a pin rule (priority 0) sending that customer's orders to it, in one transaction",
+  })
+  @IsOptional()
+  @IsObject({ message: 'pinFor must be {email} or {attribute: {name, value}}' })
+  @ValidateNested()
+  @Type(() => PinForDto)
+  pinFor?: PinForDto;
 
   @ApiPropertyOptional({ type: CodebaseManifest, description: `for a codebase that carries no ${'hosting.manifest.json'}` })
   @IsOptional()
@@ -68,20 +107,27 @@ export class CodeGroupView {
   @ApiProperty() installLimit: number;
   @ApiProperty() installCount: number;
   @ApiProperty() pinned: boolean;
+  @ApiProperty({ description: 'locked: no new install lands on it; its installs keep running' }) locked: boolean;
   @ApiProperty() state: CodeGroupState;
   @ApiProperty({ nullable: true, description: 'the manifest in effect (given, or read from the checkout)' }) manifest: Record<string, unknown> | null;
 
   static of(group: SharedCodeGroup): CodeGroupView {
-    const { id, name, tier, repoUrl, revision, path, masterServerId, installLimit, installCount, pinned, state, manifest } = group;
-    return { id, name, tier, repoUrl: redactRepoUrl(repoUrl), revision, path, masterServerId, installLimit, installCount, pinned, state, manifest };
+    const { id, name, tier, repoUrl, revision, path, masterServerId, installLimit, installCount, pinned, locked, state, manifest } = group;
+    return { id, name, tier, repoUrl: redactRepoUrl(repoUrl), revision, path, masterServerId, installLimit, installCount, pinned, locked, state, manifest };
   }
 }
 
-/** The one change a group's state takes from an operator: retired, so no new install lands in it. */
+/** What an operator changes on a group: retire it (for good), or lock / unlock it. At least one. */
 export class UpdateCodeGroupDto {
-  @ApiProperty({ enum: ['retired'], description: 'retired: no new install is placed in the group; its installs keep it' })
+  @ApiPropertyOptional({ enum: ['retired'], description: 'retired: no new install is placed in the group; its installs keep it' })
+  @IsOptional()
   @IsIn(['retired'], { message: "state can only be set to 'retired'" })
-  state: 'retired';
+  state?: 'retired';
+
+  @ApiPropertyOptional({ description: 'locked: no new install lands on it (orders go to other groups of the tier; pinned customers wait); its installs keep running. false unlocks it' })
+  @IsOptional()
+  @IsBoolean({ message: 'locked must be true or false' })
+  locked?: boolean;
 }
 
 export class CodeGroupRemovalView {
@@ -94,4 +140,5 @@ export class CodeGroupCreatedView {
   @ApiProperty({ type: CodeGroupView }) group: CodeGroupView;
   @ApiProperty({ description: 'the queued clone job' }) jobId: number;
   @ApiProperty({ example: '/v1/jobs/12' }) jobUrl: string;
+  @ApiPropertyOptional({ description: 'with pinFor: the pin rule sending that customer\'s orders to the group' }) pinRuleId?: number;
 }

@@ -1,9 +1,9 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsEmail, IsInt, IsOptional, Matches, Max, MaxLength, Min, ValidateIf } from 'class-validator';
-import type { PinRule } from '@app/catalog';
+import { PIN_ATTRIBUTE_NAME, PIN_ATTRIBUTE_VALUE, type PinRule } from '@app/catalog';
 
-export const ATTRIBUTE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+export const ATTRIBUTE_NAME = PIN_ATTRIBUTE_NAME;
 
 export class CreatePinRuleDto {
   @ApiPropertyOptional({ example: 'bigcustomer@example.com', description: 'orders from this customer (give this, or an attribute and value)' })
@@ -20,7 +20,7 @@ export class CreatePinRuleDto {
 
   @ApiPropertyOptional({ example: 'acme' })
   @ValidateIf((o: CreatePinRuleDto) => o.matchAttribute !== undefined)
-  @Matches(/^[\x20-\x7e]{1,128}$/, { message: 'matchValue must be 1-128 printable characters' })
+  @Matches(PIN_ATTRIBUTE_VALUE, { message: 'matchValue must be 1-128 printable characters' })
   matchValue?: string;
 
   @ApiPropertyOptional({ description: 'code group the matching orders use (it may be a pinned group)' })
