@@ -18,8 +18,8 @@ export const codeUpdateErrors = {
     ),
   unknownInstalls: (installIds: number[]) => new DomainError('NOT_FOUND', `install(s) ${installIds.join(', ')} do not exist`, 404, { what: 'install', installIds }),
   noLiveInstalls: (groupId: number) => new DomainError('NO_LIVE_INSTALLS', `code group ${groupId} has no live install: nothing to run the snippet on`, 409, { groupId }),
-  groupNotReady: (groupId: number, installIds: number[]) =>
-    new DomainError('CODE_GROUP_NOT_READY', `the code group of install(s) ${installIds.join(', ')} has no manifest: its SQL settings are unknown`, 409, { groupId, installIds }),
+  groupNotReady: (groupId: number, installIds: number[], why: string) =>
+    new DomainError('CODE_GROUP_NOT_READY', `the SQL settings of the code group of install(s) ${installIds.join(', ')} are unknown: ${why}`, 409, { groupId, installIds }),
   emptySnippet: () => new DomainError('SNIPPET_EMPTY', 'the snippet holds no SQL statement (only comments or blanks)', 400),
   tooLarge: (bytes: number, max: number) => new DomainError('SNIPPET_TOO_LARGE', `the snippet is ${bytes} bytes; at most ${max}`, 400, { bytes, max }),
   refusedSql: (message: string) => new DomainError('SNIPPET_REFUSED', `the snippet cannot be prepared with its group's SQL settings: ${message}`, 400),

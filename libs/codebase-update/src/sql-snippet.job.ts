@@ -21,13 +21,13 @@ export const codeUpdateResourceKey = (updateId: number) => `codeupdate:${updateI
 /** What a snippet is recorded as in database_updates. */
 export const snippetFile = (name: string) => `snippet:${name}`;
 
-/** A group's manifest SQL settings ({} when it declares none); null when the group has no (valid) manifest. */
-export async function codeGroupManifestSql(group: SharedCodeGroup): Promise<Partial<NonNullable<CodebaseManifest['sql']>> | null> {
-  if (!group.manifest) return null;
+/** A group's manifest SQL settings ({} when it declares none), or why there are none (no manifest, or one that does not parse). */
+export async function codeGroupManifestSql(group: SharedCodeGroup): Promise<{ sql: Partial<NonNullable<CodebaseManifest['sql']>> } | { missing: string }> {
+  if (!group.manifest) return { missing: `code group ${group.name} has no manifest` };
   try {
-    return (await parseManifest(group.manifest)).sql ?? {};
-  } catch {
-    return null;
+    return { sql: (await parseManifest(group.manifest)).sql ?? {} };
+  } catch (error) {
+    return { missing: `the manifest of code group ${group.name} does not parse: ${error instanceof Error ? error.message : String(error)}` };
   }
 }
 
@@ -119,9 +119,11 @@ export class SqlSnippetJob {
       job.log(`install ${install.id}: has ${file} already (job ${recorded.jobId ?? '-'}): skipped`);
       return void (await end({ state: 'skipped', error: `already applied ${recorded.appliedAt.toISOString()} (job ${recorded.jobId ?? '-'})` }));
     }
-    const sql = context.sql.get(install.sharedCodeGroupId!);
+    const settings = context.sql.get(install.sharedCodeGroupId!);
     const dbServer = context.servers.get(install.dbServerId!);
-    if (!sql || !dbServer) return void (await end({ state: 'failed', error: `install ${install.id}: its code group has no manifest or it has no database server` }));
+    if (!settings || 'missing' in settings) return void (await end({ state: 'failed', error: `install ${install.id}: ${settings?.missing ?? 'it has no code group'}` }));
+    if (!dbServer) return void (await end({ state: 'failed', error: `install ${install.id}: it has no database server` }));
+    const { sql } = settings;
     const password = decryptSecret(this.config.secretsKey, install.dbPasswordEnc);
     // Nothing this job prints, records or fails with shows it (a statement or server message quoting it).
     registerSecrets(password);

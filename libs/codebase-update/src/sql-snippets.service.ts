@@ -44,8 +44,9 @@ export class SqlSnippetsService {
       const groups = await m.find(SharedCodeGroup, { where: { id: In([...new Set(installs.map((i) => i.sharedCodeGroupId!))]) } });
       const statements = new Map<number, number>();
       for (const group of groups) {
-        const sql = await codeGroupManifestSql(group);
-        if (sql === null) throw codeUpdateErrors.groupNotReady(group.id, installs.filter((i) => i.sharedCodeGroupId === group.id).map((i) => i.id));
+        const settings = await codeGroupManifestSql(group);
+        if ('missing' in settings) throw codeUpdateErrors.groupNotReady(group.id, installs.filter((i) => i.sharedCodeGroupId === group.id).map((i) => i.id), settings.missing);
+        const { sql } = settings;
         let count: number;
         try {
           count = splitSql(prepareSql(dto.sql, sql)).length;

@@ -163,8 +163,9 @@ export class NginxRebuilds {
     if (!row) {
       try {
         await repo.insert({ serverId });
-      } catch {
-        // Another engine made it first.
+      } catch (error) {
+        // Another engine made it first; without its row, the insert's own failure is the answer.
+        if (!(await repo.findOneBy({ serverId }))) throw error;
       }
       row = await repo.findOneByOrFail({ serverId });
     }

@@ -195,6 +195,7 @@ export class PoolPipeline {
         pruned = files.prune(generation, [live, state.lastGood]).then(() => {
           timings.pruneMs = performance.now() - t;
         });
+        // Awaited before the swap (its failure fails the apply there); this only keeps it from counting as unhandled meanwhile.
         pruned.catch(() => undefined);
       }
       const testConfig = files.testConfig(generation, web);
@@ -261,7 +262,8 @@ export class PoolPipeline {
       // Back on what ran before (or on nothing of the engine's), the master started again if the reload killed it.
       const back = await files.swapAndReload(live, live ? state.lastGood : null, pidFile, [], limit, reload.master ?? undefined);
       await this.rebuilds.configRow(server.id, { liveGeneration: live, lastGoodGeneration: live ? state.lastGood : null });
-      await files.prune(null, [live, state.lastGood, generation]).catch(() => undefined);
+      // Cleanup on the way out: a failed prune is said, never put in place of the reload's failure (the next rebuild prunes again).
+      await files.prune(null, [live, state.lastGood, generation]).catch((error: unknown) => log(`pruning ${generation} on ${server.hostname} failed: ${error instanceof Error ? error.message : String(error)}`));
       const why = reload.outcome === 'exited' ? 'the master exited loading it (a port taken, a socket it could not create: see its error log)' : `the master was not back within ${limit} s`;
       throw new PoolReloadError(`php-fpm on ${server.hostname} failed to reload on ${generation}: ${why}; current is back on ${live ?? 'no engine pools'} (master ${back.outcome === 'reloaded' ? (reload.outcome === 'exited' ? 'started again' : 'reloaded') : `${back.outcome}: ${back.detail}`})`);
     }

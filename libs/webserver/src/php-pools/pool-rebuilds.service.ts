@@ -125,6 +125,17 @@ export class PoolRebuilds {
     return live !== null && live === files.get(name) ? { state: 'live' } : { state: 'pending' };
   }
 
+  /**
+   * Per handler, a mark that moves whenever a rebuild could have changed an
+   * install's pool state (live generation, applied generation, last error,
+   * pending): a waiter compares a pool again only when its mark moved.
+   */
+  async progressMarks(serverIds: readonly number[]): Promise<Map<number, string>> {
+    if (serverIds.length === 0) return new Map();
+    const rows = await this.dataSource.getRepository(HandlerConfig).find({ where: { serverId: In([...serverIds]) } });
+    return new Map(rows.map((r) => [r.serverId, `${r.liveGeneration}|${r.appliedGeneration}|${r.pending}|${r.lastError}`]));
+  }
+
   /** The handler's pipeline row, made on first use. */
   async configRow(serverId: number, changes: Partial<HandlerConfig> = {}, manager: EntityManager = this.dataSource.manager): Promise<HandlerConfig> {
     const repo = manager.getRepository(HandlerConfig);
@@ -132,8 +143,9 @@ export class PoolRebuilds {
     if (!row) {
       try {
         await repo.insert({ serverId });
-      } catch {
-        // Another engine made it first.
+      } catch (error) {
+        // Another engine made it first; without its row, the insert's own failure is the answer.
+        if (!(await repo.findOneBy({ serverId }))) throw error;
       }
       row = await repo.findOneByOrFail({ serverId });
     }

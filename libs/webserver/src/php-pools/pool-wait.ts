@@ -19,10 +19,19 @@ export async function awaitPools(pools: PoolRebuilds, install: { id: number; fsN
   if (handlers.length === 0) return;
   const deadline = Date.now() + POOL_WAIT_IN_RUN_MS;
   const live = new Set<number>();
+  /** Per handler, its progress mark when its pool was last compared (rendering and reading it costs queries and a round trip): looked at again once it moves. */
+  const compared = new Map<number, string>();
   for (let round = 0; ; round++) {
     const waiting: Server[] = [];
+    const marks = await pools.progressMarks(handlers.filter((s) => !live.has(s.id)).map((s) => s.id));
     for (const server of handlers.filter((s) => !live.has(s.id))) {
+      const mark = marks.get(server.id);
+      if (mark !== undefined && compared.get(server.id) === mark) {
+        waiting.push(server);
+        continue;
+      }
       const pool = await pools.poolState(install.id, server.id);
+      if (mark !== undefined) compared.set(server.id, mark);
       if (pool.state === 'live') live.add(server.id);
       else if (pool.state === 'quarantined') throw Object.assign(new Error(`the php-fpm pool of ${install.fsName} on ${server.hostname} was refused: ${pool.reason}`), { permanent: true });
       else if (pool.state === 'failed') throw new Error(pool.reason);
