@@ -8,7 +8,7 @@ import { Install, Job, SagaStep, Server, ServerIp, SharedCodeGroup } from '@app/
 import { buildSampleRepository, SAMPLE_MANIFEST } from '@app/codebases';
 import { NginxRebuilds, phpUserOf } from '@app/webserver';
 import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
-import { createTestCatalog, testEngineConfig, type TestCatalog } from '../support/catalog.js';
+import { createTestCatalog, ownInstallIds, testEngineConfig, type TestCatalog } from '../support/catalog.js';
 import { startNginx, stopNginx } from '../support/nginx.js';
 import { startHandlerFpm, stopHandlerFpm, type HandlerFpm } from '../support/handler-fpm.js';
 import { startMountNamespace, stopMountNamespace, type MountNamespace } from '../support/mount-namespace.js';
@@ -102,6 +102,8 @@ describe('cloud handlers, end to end (3 SSH servers, nginx, php-fpm, MariaDB)', 
     const repo = await buildSampleRepository(join(base, 'repo'));
     engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'api,worker' }));
     ds = engine.app.get(DataSource);
+    // Install ids (and so the user shop<id> the dispatchers make on this machine) in this file's own range.
+    await ownInstallIds(ds, 108001);
     token = (await engine.app.get(ApiTokensService).issue('ops', ['admin', 'orders', 'support'], { actor: 'test', via: 'cli' })).token;
     for (const name of ['d1', 'd2', 'c1'] as const) {
       const dispatcher = name !== 'c1';

@@ -8,7 +8,7 @@ import { Install, Server } from '@app/catalog';
 import { buildSampleRepository, type SampleRepository } from '@app/codebases';
 import { installUserComment, phpUserOf, poolSocketOf } from '@app/webserver';
 import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
-import { createTestCatalog, testEngineConfig, type TestCatalog } from '../support/catalog.js';
+import { createTestCatalog, ownInstallIds, testEngineConfig, type TestCatalog } from '../support/catalog.js';
 import { fastcgi } from '../support/fastcgi.js';
 import { startHandlerFpm, stopHandlerFpm, type HandlerFpm } from '../support/handler-fpm.js';
 import { startNginx, stopNginx } from '../support/nginx.js';
@@ -107,6 +107,8 @@ describe('tenant isolation on a managed PHP handler (SSH dispatcher, php-fpm as 
     const roots = { homeRoot: dir('d1/srv/home'), sharedCodeRoot: dir('d1/srv/shared_codes'), nginxConfDir: dir('d1/srv/nginx'), cronDir: dir('d1/srv/cron.d'), certsRoot: dir('d1/srv/certs'), phpFpmPoolDir: dir('d1/srv/php-fpm') };
     [nginx, fpm] = await Promise.all([startNginx(join(base, 'web-d1', 'nginx'), { include: [join(roots.nginxConfDir, 'current/*.conf')] }), startHandlerFpm(join(base, 'web-d1', 'fpm'), roots.phpFpmPoolDir)]);
     engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'api,worker', SMTP_URL: smtp.url }));
+    // Install ids (and so the users shop<id> made on this machine) in this file's own range.
+    await ownInstallIds(ds(), 107001);
     const tokens = engine.app.get(ApiTokensService);
     admin = (await tokens.issue('ops', ['admin'], { actor: 'test', via: 'cli' })).token;
     orders = (await tokens.issue('storefront', ['orders'], { actor: 'test', via: 'cli' })).token;

@@ -9,7 +9,7 @@ import { AuditEvent, HandlerConfig, Install, InstallServer, PoolQuarantine, Serv
 import { CodebasesModule } from '@app/codebases';
 import { HostsModule } from '@app/hosts';
 import { PoolPipeline, PoolRebuilds, PoolReloadError, phpResourceKey, WebserverModule } from '@app/webserver';
-import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
+import { createTestCatalog, ownInstallIds, type TestCatalog } from '../support/catalog.js';
 import { createInstallUser, fastcgiRequest, handlerFpmPid, removeInstallUser, startHandlerFpm, stopHandlerFpm, type HandlerFpm } from '../support/handler-fpm.js';
 import { eventually, startQueueContext } from '../support/queue-context.js';
 import { testServer } from '../support/server-roots.js';
@@ -46,7 +46,7 @@ describe('php-fpm pool pipeline on running masters', () => {
     app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), WebserverModule] as unknown as Type[]);
     ds = app.get(DataSource);
     // Install ids (and so the users shop<id>) in this file's own range: other suites make shop<id> users too.
-    await ds.query('ALTER TABLE installs AUTO_INCREMENT = 105001');
+    await ownInstallIds(ds, 105001);
     const poolDir1 = join(base, 'h1/srv/php-pools');
     const poolDir2 = join(base, 'h2/srv/php-pools');
     fpm1 = await startHandlerFpm(join(base, 'fpm1'), poolDir1);

@@ -41,6 +41,19 @@ export async function openCatalog(test: TestCatalog, options: { migrate?: boolea
   return dataSource;
 }
 
+/**
+ * Starts a MariaDB catalog's install ids at `first`. Builds on a server whose
+ * PHP the engine manages make (and their compensations and the suites' clean-up
+ * remove) the system user `shop<id>` on this machine, shared by every suite
+ * running at once: each such suite takes its own range so two suites never
+ * make or remove one account. Taken: pool-pipeline 105001, php-isolation
+ * 107001, cloud-handlers 108001.
+ */
+export async function ownInstallIds(dataSource: DataSource, first: number): Promise<void> {
+  if (!Number.isSafeInteger(first) || first < 1) throw new Error(`ownInstallIds: ${first} is not a positive integer`);
+  await dataSource.query(`ALTER TABLE installs AUTO_INCREMENT = ${first}`);
+}
+
 /** Engine configuration for a test: quiet logs, a private var dir, any free port. */
 export function testEngineConfig(catalogUrl: string, env: ConfigEnv = {}): EngineConfig {
   const varDir = mkdtempSync(join(tmpdir(), 'engine-var-'));
