@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
@@ -114,7 +114,10 @@ describe('code groups on MariaDB, two SSH dispatchers', () => {
     expect(ready.revision).toBe(repo.revisions[0]);
     expect(ready.manifest).toEqual(JSON.parse(JSON.stringify(SAMPLE_MANIFEST)));
     for (const server of ['d1', 'd2']) {
-      const checkout = join(base, server, 'shared_codes/paid-1');
+      // The release of the revision (code-layout.ts), the same on both; only the master keeps the repository.
+      const checkout = join(base, server, 'shared_codes/paid-1/releases', repo.revisions[0]!);
+      expect(existsSync(join(base, server, 'shared_codes/paid-1/repo.git/HEAD'))).toBe(server === 'd1');
+      expect(existsSync(join(checkout, '.git'))).toBe(false);
       expect(readFileSync(join(checkout, 'heavymetal/lib/shop.php'), 'utf8')).toContain('shop_name');
       // Revision 1 has one SQL update; the second arrives with revision 2.
       expect(existsSync(join(checkout, 'heavymetal/sql/updates/0001_base.sql'))).toBe(true);
@@ -181,11 +184,10 @@ describe('code groups on MariaDB, two SSH dispatchers', () => {
     for (const [i, [name, , commit]] of cases.entries()) {
       const ready = await settled(created[i]!.group.id);
       expect({ name, state: ready.state, revision: ready.revision }).toEqual({ name, state: 'ready', revision: commit });
-      const head = execFileSync('git', ['-C', join(base, 'd2/shared_codes', name), 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
-      expect(head).toBe(commit);
+      expect(readdirSync(join(base, 'd2/shared_codes', name, 'releases'))).toEqual([commit]);
     }
-    // The branch's own file is there: the checkout is the branch's commit, not main's.
-    expect(existsSync(join(base, 'd1/shared_codes/by-branch/heavymetal/sql/updates/0003_broken.sql'))).toBe(true);
+    // The branch's own file is there: the release is the branch's commit, not main's.
+    expect(existsSync(join(base, 'd1/shared_codes/by-branch/releases', repo.broken, 'heavymetal/sql/updates/0003_broken.sql'))).toBe(true);
   });
 
   it('removes a failed group, so its name can be used again', async () => {

@@ -127,11 +127,12 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
 
     for (const server of ['d1', 'd2']) {
       const home = join(base, server, 'srv/home', install.fsName);
-      const code = join(base, server, 'srv/shared_codes/paid-1');
-      // Real only where needed; links relative and resolving into this server's checkout.
+      const code = join(base, server, 'srv/shared_codes/paid-1/releases', repo.revisions[1]!);
+      // Real only where needed; links relative, through the home's one link to its release (.code), resolving into this server's release.
+      expect(readlinkSync(join(home, '.code'))).toBe(`../../shared_codes/paid-1/releases/${repo.revisions[1]!}`);
       expect(lstatSync(join(home, 'heavymetal')).isDirectory()).toBe(true);
       expect(lstatSync(join(home, 'heavymetal/lib')).isSymbolicLink()).toBe(true);
-      expect(readlinkSync(join(home, 'heavymetal/lib'))).toBe('../../../shared_codes/paid-1/heavymetal/lib');
+      expect(readlinkSync(join(home, 'heavymetal/lib'))).toBe('../.code/heavymetal/lib');
       expect(realpathSync(join(home, 'heavymetal/lib'))).toBe(join(code, 'heavymetal/lib'));
       expect(realpathSync(join(home, 'html/lib'))).toBe(join(code, 'heavymetal/lib'));
       expect(lstatSync(join(home, 'html/mas_assets/js')).isSymbolicLink()).toBe(true);
@@ -147,7 +148,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
       const config = statSync(join(home, 'heavymetal/config.php'));
       expect([config.mode & 0o7777, config.uid, config.gid]).toEqual([0o640, 0, Number(execFileSync('id', ['-g', 'www-data']).toString())]);
       const values = JSON.parse(execFileSync('php', ['-r', 'echo json_encode(require $argv[1]);', join(home, 'heavymetal/config.php')]).toString());
-      expect(values).toMatchObject({ db_name: install.dbName, db_user: install.dbUser, hostname: 'www.stepbuild.example.com', home, shared_code: code, memcache_prefix: `${install.fsName}_` });
+      expect(values).toMatchObject({ db_name: install.dbName, db_user: install.dbUser, hostname: 'www.stepbuild.example.com', home, shared_code: join(home, '.code'), memcache_prefix: `${install.fsName}_` });
       expect(values.cookie_key).toMatch(/^[A-Za-z0-9]{32}$/);
       // Crons.
       expect(readFileSync(join(base, server, 'srv/cron.d', `shop-${install.fsName}`), 'utf8')).toContain(`*/5 * * * * www-data cd ${home} && php heavymetal/cron.php`);

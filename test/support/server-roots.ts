@@ -38,10 +38,13 @@ export function testServer(dir: string, hostname: string, roles: NewServer['role
   return { hostname, roles, privateIp: null, ...ssh, ...roots, state: 'active', capacity: null, dbOptionsFile: null, nginxPidFile: join(dir, 'srv/nginx/nginx.pid'), ...extra };
 }
 
-/** Clones `repoPath` into `<sharedCodeRoot>/<name>` and checks out `revision` (a code group made by hand). */
+/** A code group made by hand: `<sharedCodeRoot>/<name>` holding the release of `revision` (as the clone job lays it out). */
 export function checkoutGroup(repoPath: string, sharedCodeRoot: string, name: string, revision: string): string {
   const dir = join(sharedCodeRoot, name);
-  execFileSync('git', ['clone', '--quiet', repoPath, dir]);
-  execFileSync('git', ['-C', dir, '-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', revision]);
+  // The layout the clone job makes (code-layout.ts): the release of `revision` in releases/<commit>.
+  const commit = execFileSync('git', ['-C', repoPath, 'rev-parse', '--verify', `${revision}^{commit}`], { encoding: 'utf8' }).trim();
+  const release = join(dir, 'releases', commit);
+  mkdirSync(release, { recursive: true });
+  execFileSync('sh', ['-c', 'git -C "$1" archive --format=tar "$2" | tar -x -C "$3"', 'sh', repoPath, commit, release]);
   return dir;
 }

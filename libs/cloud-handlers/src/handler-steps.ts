@@ -5,7 +5,7 @@ import { Install, InstallServer, Server } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { TenantDatabases, type TenantLogin } from '@app/databases';
 import { PathExistsError, ServerAccess } from '@app/hosts';
-import { checkoutOn, cronFileOn, decryptSecret, HOME_MARKER, homeMarker, homeOn, InstallBuildSteps, InstallUsers, type BuildContext } from '@app/installs';
+import { checkoutOn, cronFileOn, groupOn, decryptSecret, HOME_MARKER, homeMarker, homeOn, InstallBuildSteps, InstallUsers, type BuildContext } from '@app/installs';
 import type { StepIO } from '@app/saga';
 import { phpUserOf } from '@app/webserver';
 import { TrafficService } from './traffic.service.js';
@@ -89,8 +89,10 @@ export class HandlerSteps {
     const { group } = build;
     const groupMaster = await this.dataSource.getRepository(Server).findOneByOrFail({ id: group.masterServerId });
     if (groupMaster.id === server.id) return io.log(`${server.hostname} is the master of ${group.name}`);
-    await this.access.sync(groupMaster, server, checkoutOn(groupMaster, group));
-    io.log(`synced code group ${group.name} from ${groupMaster.hostname} to ${server.hostname}`);
+    // The install's release (a rollout syncs later ones to every server of the group, this one included).
+    await this.access.executorFor(server).mkdir(server, posix.dirname(checkoutOn(server, group, build.revision)));
+    await this.access.sync(groupMaster, server, checkoutOn(groupMaster, group, build.revision));
+    io.log(`synced release ${build.revision.slice(0, 12)} of code group ${group.name} from ${groupMaster.hostname} to ${server.hostname}`);
   }
 
   /**
@@ -102,7 +104,7 @@ export class HandlerSteps {
     const { build, install, server } = context;
     const { master, group } = build;
     // Links are relative: they resolve on a server whose home and shared code roots sit alike.
-    const layout = (s: Server) => posix.relative(posix.join(s.homeRoot, install.fsName, 'x'), checkoutOn(s, group));
+    const layout = (s: Server) => posix.relative(posix.join(s.homeRoot, install.fsName, 'x'), groupOn(s, group));
     if (layout(server) !== layout(master)) throw permanent(`${server.hostname} places its home and shared code roots differently from ${master.hostname}: the install's links would not resolve there`);
     const home = homeOn(server, install);
     try {

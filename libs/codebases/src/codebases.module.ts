@@ -3,6 +3,7 @@ import { CodeGroupCloneJob } from './code-group-clone.job.js';
 import { CodeGroupRemoveJob } from './code-group-remove.job.js';
 import { CodeGroupsController } from './code-groups.controller.js';
 import { CodeGroupsService } from './code-groups.service.js';
+import { CodeReleases } from './code-releases.js';
 
 /** Shared code groups: checkouts of the shop codebase, their manifests, clone and sync, retirement and removal. */
 @Module({})
@@ -11,8 +12,8 @@ export class CodebasesModule {
     return {
       module: CodebasesModule,
       controllers: options.http ? [CodeGroupsController] : [],
-      providers: [CodeGroupsService, CodeGroupCloneJob, CodeGroupRemoveJob],
-      exports: [CodeGroupsService],
+      providers: [CodeGroupsService, CodeGroupCloneJob, CodeGroupRemoveJob, CodeReleases],
+      exports: [CodeGroupsService, CodeReleases],
     };
   }
 }

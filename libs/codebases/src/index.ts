@@ -9,3 +9,5 @@ export * from './tree-plan.js';
 export * from './php-requirements.js';
 export * from './dto/php-check.view.js';
 export * from './code-group-pins.js';
+export * from './code-layout.js';
+export * from './code-releases.js';

@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { CodeGroupPins } from '@app/codebases';
+import { CodeGroupPins, CodeReleases } from '@app/codebases';
 import { DatabasesModule } from '@app/databases';
 import { MailModule } from '@app/mail';
 import { WebserverModule } from '@app/webserver';
@@ -23,11 +23,12 @@ export class InstallsModule {
   static forRoot(options: { http: boolean }): DynamicModule {
     return {
       module: InstallsModule,
+      // CodeReleases (stateless) is its own here: the build reads a release's manifest without the code groups' module.
       // Health reads the installs waiting for a code group; the code groups' controller pins a group for a customer through CodeGroupPins.
       global: true,
       imports: [DatabasesModule, MailModule, WebserverModule],
       controllers: options.http ? [InstallsController, PinRulesController] : [],
-      providers: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, WaitingInstallsTask, { provide: CodeGroupPins, useClass: CustomerCodeGroupPins }],
+      providers: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, WaitingInstallsTask, CodeReleases, { provide: CodeGroupPins, useClass: CustomerCodeGroupPins }],
       exports: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, CodeGroupPins],
     };
   }

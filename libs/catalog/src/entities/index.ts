@@ -1,5 +1,6 @@
 import { ApiToken } from './api-token.entity.js';
 import { AuditEvent } from './audit-event.entity.js';
+import { CodeRelease } from './code-release.entity.js';
 import { CodeUpdateItem } from './code-update-item.entity.js';
 import { CodeUpdate } from './code-update.entity.js';
 import { DatabaseUpdate } from './database-update.entity.js';
@@ -25,6 +26,7 @@ import { WebQuarantine } from './web-quarantine.entity.js';
 export * from './api-token.entity.js';
 export * from './audit-event.entity.js';
 export * from './base.entity.js';
+export * from './code-release.entity.js';
 export * from './code-update-item.entity.js';
 export * from './code-update.entity.js';
 export * from './database-update.entity.js';
@@ -66,6 +68,7 @@ export const CATALOG_ENTITIES = [
   HandlerConfig,
   PoolQuarantine,
   CodeUpdate,
+  CodeRelease,
   CodeUpdateItem,
   Job,
   JobLog,

@@ -74,6 +74,13 @@ export class Install extends CatalogEntity {
   @Column({ type: 'int', nullable: true })
   masterServerId: number | null;
 
+  /**
+   * The release of its code group the install's home points at (its `.code`
+   * link): set when its tree is built, moved by a rollout's switch.
+   */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  codeRevision: string | null;
+
   /** Served from floating IPs that move between dispatchers on failover. */
   @Column({ type: 'boolean', default: false })
   dynamicIps: boolean;

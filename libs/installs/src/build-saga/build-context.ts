@@ -1,12 +1,15 @@
 import { posix } from 'node:path';
 import type { Install, InstallSite, Server, SharedCodeGroup } from '@app/catalog';
-import type { CodebaseManifest } from '@app/codebases';
+import { groupDirOn, releaseDirOn, type CodebaseManifest } from '@app/codebases';
 
 /** Everything a build step needs, rebuilt from the catalog at every run (never carried in memory). */
 export interface BuildContext {
   install: Install;
   sites: InstallSite[];
   group: SharedCodeGroup;
+  /** The release the install's home points at (or will, once its tree is built): its `code_revision`, else the group's. */
+  revision: string;
+  /** That release's manifest. */
   manifest: CodebaseManifest;
   master: Server;
   /** The install's other servers (second dispatcher of a paid install). */
@@ -21,8 +24,11 @@ export interface BuildContext {
 /** The install's home on a server: `<home root>/<fs name>`. */
 export const homeOn = (server: Server, install: Install): string => posix.join(server.homeRoot, install.fsName);
 
-/** The group's checkout on a server: same name under its shared code root. */
-export const checkoutOn = (server: Server, group: SharedCodeGroup): string => posix.join(server.sharedCodeRoot, posix.basename(group.path));
+/** A release of the group on a server (code-layout.ts). */
+export const checkoutOn = (server: Server, group: SharedCodeGroup, revision: string): string => releaseDirOn(server, group, revision);
+
+/** The group's directory on a server (its releases are below it). */
+export const groupOn = (server: Server, group: SharedCodeGroup): string => groupDirOn(server, group);
 
 /** The cron.d file of an install on a server. */
 export const cronFileOn = (server: Server, install: Install): string => posix.join(server.cronDir, `shop-${install.fsName}`);

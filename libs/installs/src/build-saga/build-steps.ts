@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
 import bcrypt from 'bcryptjs';
 import { DatabaseUpdate, DispatcherConfig, FtpAccount, Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, StartupMount } from '@app/catalog';
-import { parseManifest, planTree, renderTemplate, type CheckoutEntry } from '@app/codebases';
+import { CODE_LINK, CodeReleases, planTree, renderTemplate, type CheckoutEntry, type CodebaseManifest } from '@app/codebases';
 import { registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { prepareSql, splitSql, sqlChecksum, TenantDatabases, type TenantLogin, type TenantOwner } from '@app/databases';
@@ -13,7 +13,7 @@ import { awaitPools, describe as describeAnswer, NginxPipeline, NginxRebuilds, P
 import { JobDeferredError } from '@app/queue';
 import type { SagaStep, StepIO } from '@app/saga';
 import { decryptSecret } from '../secrets-cipher.js';
-import { checkoutOn, cronFileOn, ftpRootOn, homeOn, type BuildContext } from './build-context.js';
+import { checkoutOn, cronFileOn, ftpRootOn, groupOn, homeOn, type BuildContext } from './build-context.js';
 import { InstallUsers } from './install-users.js';
 import { InstallValues, OPTIONAL_PREFIXES, siteValues } from './install-values.js';
 
@@ -50,6 +50,7 @@ export class InstallBuildSteps {
     private readonly values: InstallValues,
     private readonly users: InstallUsers,
     private readonly poolRebuilds: PoolRebuilds,
+    private readonly releases: CodeReleases,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -75,12 +76,15 @@ export class InstallBuildSteps {
     // Whatever this job prints, journals or fails with never shows them (a failing statement quoting a password).
     registerSecrets(decryptSecret(this.config.secretsKey, install.dbPasswordEnc));
     if (install.secretsEnc) registerSecrets(...Object.values(JSON.parse(decryptSecret(this.config.secretsKey, install.secretsEnc)) as Record<string, string>));
+    const revision = install.codeRevision ?? group.revision;
+    if (!revision) throw new Error(`code group ${group.name} has no revision`);
     return {
       install,
       sites,
       siteIps: siteIps.map((r) => ({ siteId: Number(r.siteId), serverId: Number(r.serverId), ip: r.ip })),
       group,
-      manifest: await parseManifest(group.manifest),
+      revision,
+      manifest: await this.releases.recordedManifest(group, revision),
       master: byId.get(install.masterServerId!)!,
       replicas: rows.filter((r) => r.serverId !== install.masterServerId && r.role !== 'cloud').map((r) => byId.get(r.serverId)!),
       dbServer: await m.findOneByOrFail(Server, { id: install.dbServerId! }),
@@ -143,51 +147,81 @@ export class InstallBuildSteps {
   tree(): SagaStep<BuildContext> {
     return {
       name: 'tree',
-      execute: async ({ install, master, group, manifest }, io) => {
+      execute: async (context, io) => {
+        const { install, master, group, revision, manifest } = context;
         const executor = this.access.executorFor(master);
         const home = homeOn(master, install);
-        const checkout = checkoutOn(master, group);
-        const listing = await executor.mustRun(master, ['find', checkout, '-mindepth', '1', '-name', '.git', '-prune', '-o', '-printf', '%y %P\\0'], { timeoutMs: 120_000 });
-        const entries: CheckoutEntry[] = listing
-          .split('\0')
-          .filter(Boolean)
-          .map((e) => ({ type: e[0] as CheckoutEntry['type'], path: e.slice(2) }));
-        const plan = planTree(manifest, entries);
-        const inHome = (p: string) => checkServerPath(master, posix.join(home, p), { allowRoot: false });
-        if (plan.dirs.length > 0) await executor.mkdirs(master, plan.dirs.map(inHome));
-        await executor.symlinkMany(
-          master,
-          plan.links.map((l) => {
-            const path = inHome(l.path);
-            return { path, target: posix.relative(posix.dirname(path), checkServerPath(master, posix.join(checkout, l.target))) };
-          }),
-        );
-        if (plan.copies.length > 0) {
-          await executor.copyTree(master, plan.copies.map((c) => ({ from: checkServerPath(master, posix.join(checkout, c)), to: inHome(c) })));
+        // The home's one way into the code: `.code`, the link a rollout switches.
+        await executor.symlinkMany(master, [{ path: posix.join(home, CODE_LINK), target: posix.relative(home, checkoutOn(master, group, revision)) }]);
+        if (install.codeRevision !== revision) {
+          await this.dataSource.getRepository(Install).update({ id: install.id }, { codeRevision: revision });
+          install.codeRevision = revision;
         }
-        // Where the engine manages PHP: the install's own user writes, nginx's group reads (setgid: what PHP writes keeps that group); else the shared web user.
-        const managed = this.users.managed(master);
-        const owner = managed ? `${phpUserOf(install)}:${this.users.webGroup()}` : this.config.webUser;
-        if (plan.writable.length > 0) {
-          const dirs = plan.writable.map(inHome);
-          await executor.mkdirs(master, dirs);
-          // What the manifest says is writable, and only that, becomes the PHP user's: a writable copy with what is in it.
-          const copied = plan.writable.filter((w) => plan.copies.some((c) => w === c || w.startsWith(`${c}/`) || c.startsWith(`${w}/`)));
-          await executor.chown(master, dirs.filter((_, i) => !copied.includes(plan.writable[i]!)), owner);
-          if (copied.length > 0) await executor.chown(master, copied.map(inHome), owner, { recursive: true });
-          await executor.chmod(master, dirs, managed ? 0o2770 : 0o770);
-        }
-        if (managed) {
-          // The pool's sessions and upload tmp: the install's alone.
-          const own = [PHP_PRIVATE_DIR, PHP_SESSIONS_DIR, PHP_TMP_DIR].map(inHome);
-          await executor.mkdirs(master, own);
-          await executor.chown(master, own, `${phpUserOf(install)}:${phpUserOf(install)}`);
-          await executor.chmod(master, own, 0o700);
-        }
+        const plan = await this.applyTree(context, manifest, { copies: 'all' });
         io.log(`tree: ${plan.dirs.length} directories, ${plan.links.length} links, ${plan.copies.length} copies, ${plan.writable.length} writable`);
       },
       compensate: NOTHING_OF_ITS_OWN,
     };
+  }
+
+  /**
+   * Makes the home on the master what `manifest`'s tree over the release at
+   * `.code` asks (see planTree): directories, links through `.code`, copies
+   * (every one at a build; at a rollout only those the home lacks: a copy is
+   * the customer's), writable directories, the PHP user's own directories.
+   * Idempotent; what it adds to a home that has a tree is what a new
+   * manifest adds. Returns the plan.
+   */
+  async applyTree(context: BuildContext, manifest: CodebaseManifest, options: { copies: 'all' | 'missing'; revision?: string }): Promise<ReturnType<typeof planTree>> {
+    const { install, master, group } = context;
+    const executor = this.access.executorFor(master);
+    const home = homeOn(master, install);
+    const checkout = checkoutOn(master, group, options.revision ?? context.revision);
+    const listing = await executor.mustRun(master, ['find', checkout, '-mindepth', '1', '-printf', '%y %P\\0'], { timeoutMs: 120_000 });
+    const entries: CheckoutEntry[] = listing
+      .split('\0')
+      .filter(Boolean)
+      .map((e) => ({ type: e[0] as CheckoutEntry['type'], path: e.slice(2) }));
+    const plan = planTree(manifest, entries);
+    const inHome = (p: string) => checkServerPath(master, posix.join(home, p), { allowRoot: false });
+    const code = posix.join(home, CODE_LINK);
+    if (plan.dirs.length > 0) await executor.mkdirs(master, plan.dirs.map(inHome));
+    await executor.symlinkMany(
+      master,
+      plan.links.map((l) => {
+        const path = inHome(l.path);
+        checkServerPath(master, posix.join(checkout, l.target));
+        return { path, target: posix.relative(posix.dirname(path), posix.join(code, l.target)) };
+      }),
+    );
+    let copies = plan.copies;
+    if (options.copies === 'missing' && copies.length > 0) {
+      const present = (await executor.mustRun(master, ['sh', '-c', 'for p do [ -e "$p" ] && printf "%s\\n" "$p"; done; exit 0', 'check', ...copies.map(inHome)])).split('\n').filter(Boolean);
+      copies = copies.filter((c) => !present.includes(inHome(c)));
+    }
+    if (copies.length > 0) {
+      await executor.copyTree(master, copies.map((c) => ({ from: checkServerPath(master, posix.join(checkout, c)), to: inHome(c) })));
+    }
+    // Where the engine manages PHP: the install's own user writes, nginx's group reads (setgid: what PHP writes keeps that group); else the shared web user.
+    const managed = this.users.managed(master);
+    const owner = managed ? `${phpUserOf(install)}:${this.users.webGroup()}` : this.config.webUser;
+    if (plan.writable.length > 0) {
+      const dirs = plan.writable.map(inHome);
+      await executor.mkdirs(master, dirs);
+      // What the manifest says is writable, and only that, becomes the PHP user's: a writable copy with what is in it.
+      const copied = plan.writable.filter((w) => plan.copies.some((c) => w === c || w.startsWith(`${c}/`) || c.startsWith(`${w}/`)));
+      await executor.chown(master, dirs.filter((_, i) => !copied.includes(plan.writable[i]!)), owner);
+      if (copied.length > 0) await executor.chown(master, copied.map(inHome), owner, { recursive: true });
+      await executor.chmod(master, dirs, managed ? 0o2770 : 0o770);
+    }
+    if (managed) {
+      // The pool's sessions and upload tmp: the install's alone.
+      const own = [PHP_PRIVATE_DIR, PHP_SESSIONS_DIR, PHP_TMP_DIR].map(inHome);
+      await executor.mkdirs(master, own);
+      await executor.chown(master, own, `${phpUserOf(install)}:${phpUserOf(install)}`);
+      await executor.chmod(master, own, 0o700);
+    }
+    return plan;
   }
 
   /** 3. Config files rendered from the manifest's templates (atomic, 0640, readable by the web user's group). */
@@ -241,7 +275,7 @@ export class InstallBuildSteps {
         const { install, master, group, manifest, dbServer } = context;
         if (!manifest.sql) return;
         const executor = this.access.executorFor(master);
-        const checkout = checkoutOn(master, group);
+        const checkout = checkoutOn(master, group, context.revision);
         const dir = checkServerPath(master, posix.join(checkout, manifest.sql.updates));
         const names = (await executor.mustRun(master, ['find', dir, '-mindepth', '1', '-maxdepth', '1', '-type', 'f', '-name', '*.sql', '-printf', '%f\\0']))
           .split('\0')
@@ -288,7 +322,7 @@ export class InstallBuildSteps {
         const { install, master, group } = context;
         for (const replica of context.replicas) {
           // Links are relative: they resolve on a server whose home and shared code roots sit alike.
-          const layout = (s: Server) => posix.relative(posix.join(s.homeRoot, install.fsName, 'x'), checkoutOn(s, group));
+          const layout = (s: Server) => posix.relative(posix.join(s.homeRoot, install.fsName, 'x'), groupOn(s, group));
           if (layout(replica) !== layout(master)) {
             throw new Error(`${replica.hostname} places its home and shared code roots differently from ${master.hostname}: the install's links would not resolve there`);
           }
@@ -564,13 +598,13 @@ export class InstallBuildSteps {
 
   /** The install's config files on one server, with that server's paths (also after the values changed: install.config). */
   async renderConfig(context: BuildContext, server: Server, io: StepIO): Promise<void> {
-    const { install, group, manifest, master } = context;
+    const { install, group, manifest, master, revision } = context;
     const executor = this.access.executorFor(server);
     const values = await this.values.values(context, server);
     // Readable by the group of the user the install's PHP runs as on that server: its own where the engine manages PHP, never the shared web user's then.
     const { group: group_ } = this.users.phpOwner(server, install);
     for (const template of manifest.templates ?? []) {
-      const source = (await this.access.executorFor(master).readFile(master, posix.join(checkoutOn(master, group), template.source))).toString('utf8');
+      const source = (await this.access.executorFor(master).readFile(master, posix.join(checkoutOn(master, group, revision), template.source))).toString('utf8');
       const text = await renderTemplate(source, template.language, values, template.source, { optionalPrefixes: OPTIONAL_PREFIXES });
       // Owned by the engine's user (root on servers), readable by that group only.
       await executor.writeFile(server, posix.join(homeOn(server, install), template.target), text, { mode: 0o640, owner: `:${group_}` });

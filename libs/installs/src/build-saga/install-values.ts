@@ -1,12 +1,13 @@
+import { posix } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, IsNull } from 'typeorm';
 import { Install, type InstallSite, type Server } from '@app/catalog';
-import { renderTemplate } from '@app/codebases';
+import { CODE_LINK, renderTemplate } from '@app/codebases';
 import { registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { TenantDatabases } from '@app/databases';
 import { decryptSecret, encryptSecret, randomSecret } from '../secrets-cipher.js';
-import { checkoutOn, homeOn, type BuildContext } from './build-context.js';
+import { homeOn, type BuildContext } from './build-context.js';
 
 /** Kept with the install's secrets under a name no manifest secret can take. */
 export const FTP_PASSWORD = '@ftp';
@@ -70,7 +71,8 @@ export class InstallValues {
       table_prefix: manifest.sql?.tablePrefix?.value ?? '',
       // The install on this server.
       home: homeOn(server, install),
-      shared_code: checkoutOn(server, group),
+      // Through the home's `.code` link: the release the install is on, stable across a rollout's switch.
+      shared_code: posix.join(homeOn(server, install), CODE_LINK),
       memcache_prefix: `${install.fsName}_`,
       sphinx_index: `idx_${install.fsName}`,
       fs_name: install.fsName,
