@@ -1,5 +1,6 @@
 import { CloudAddInstallCommand, CloudDrainCommand, CloudLeaseCommand, CloudRemoveCommand, CloudRemoveInstallCommand } from './cloud.command.js';
 import { CodeGroupLockCommand, CodeGroupUnlockCommand } from './code-group-lock.command.js';
+import { CodeGroupRollbackCommand, CodeGroupUpdateCommand } from './code-group-update.command.js';
 import { CodeGroupPhpCheckCommand } from './code-group-php-check.command.js';
 import { CodeGroupRemoveCommand } from './code-group-remove.command.js';
 import {
@@ -66,4 +67,6 @@ export const SNIPPET_COMMANDS = [
   CloudRemoveCommand,
   CloudLeaseCommand,
   SqlApplyCommand,
+  CodeGroupUpdateCommand,
+  CodeGroupRollbackCommand,
 ];

@@ -1,5 +1,5 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -154,12 +154,13 @@ describe('code groups from repository URLs with credentials', () => {
     expect(seen[0]!.auth).toBeUndefined();
     expect(seen.some((r) => r.auth === `Basic ${Buffer.from(`deploy:${TOKEN}`).toString('base64')}`)).toBe(true);
     expect(seen.every((r) => !r.path.includes(TOKEN))).toBe(true);
-    // The checkouts (on the master and the server it was synced to) do not keep the token: their remote is the bare URL.
-    for (const server of ['d1', 'd2']) {
-      const config = readFileSync(join(base, server, 'shared_codes/private/.git/config'), 'utf8');
-      expect(config).toContain(`url = http://${gitUrl}/shop.git`);
-      expect(config).not.toContain(TOKEN);
-    }
+    // The group's repository on the master does not keep the token (its remote is the bare URL); the server it was synced to gets the release alone.
+    const config = readFileSync(join(base, 'd1/shared_codes/private/repo.git/config'), 'utf8');
+    expect(config).toContain(`url = http://${gitUrl}/shop.git`);
+    expect(config).not.toContain(TOKEN);
+    expect(readdirSync(join(base, 'd2/shared_codes/private'))).toEqual(['releases']);
+    // Nowhere under either server's shared code: grep finds nothing (exit 1).
+    expect(spawnSync('grep', ['-rlF', TOKEN, join(base, 'd1/shared_codes'), join(base, 'd2/shared_codes')]).status).toBe(1);
 
     for (const created of [missing, closed]) {
       expect((await settled(created.body.group.id, 120_000)).state).toBe('failed');

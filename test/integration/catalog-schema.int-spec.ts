@@ -79,6 +79,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
       [
         'api_tokens',
         'audit_events',
+        'code_releases',
         'code_update_items',
         'code_updates',
         'database_updates',

@@ -131,7 +131,7 @@ describe('install handlers: add and remove a cloud (SSH, nginx, php-fpm, MariaDB
 
     const home = join(base, 'c1/srv/home', install.fsName);
     expect(readFileSync(join(home, '.shop-install'), 'utf8')).toContain(`shop-engine install ${install.id}`);
-    expect(existsSync(join(base, 'c1/srv/shared_codes/paid-1/heavymetal/lib'))).toBe(true);
+    expect(existsSync(join(base, 'c1/srv/shared_codes/paid-1/releases', repo.revisions[1]!, 'heavymetal/lib'))).toBe(true);
     // The cloud's own config file, rendered for the paths it shares with the dispatcher (nginx passes PHP the script's path there).
     const served = join(base, 'd1/srv/home', install.fsName);
     const config = readFileSync(join(home, 'heavymetal/config.php'), 'utf8');

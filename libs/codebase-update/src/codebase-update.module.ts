@@ -1,5 +1,10 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { CodeReleases } from '@app/codebases';
 import { DatabasesModule } from '@app/databases';
+import { InstallUpdateJob } from './install-update.job.js';
+import { RolloutJob } from './rollout.job.js';
+import { RolloutsController } from './rollouts.controller.js';
+import { RolloutsService } from './rollouts.service.js';
 import { SqlSnippetJob } from './sql-snippet.job.js';
 import { SqlSnippetsController } from './sql-snippets.controller.js';
 import { SqlSnippetsService } from './sql-snippets.service.js';
@@ -7,7 +12,8 @@ import { SqlSnippetsService } from './sql-snippets.service.js';
 /**
  * The design card's codebase-update module: operations on the code and
  * databases of many installs at once, each a parent job with a report per
- * install (code_updates, code_update_items). So far: SQL snippets.
+ * install (code_updates, code_update_items): SQL snippets, and rollouts of
+ * a code group to a revision (canary, per-install switch, rollback).
  * `jobs: false` (the CLI) leaves out the job handlers, which run in engines.
  */
 @Module({})
@@ -16,9 +22,9 @@ export class CodebaseUpdateModule {
     return {
       module: CodebaseUpdateModule,
       imports: [DatabasesModule],
-      controllers: options.http ? [SqlSnippetsController] : [],
-      providers: [SqlSnippetsService, ...(options.jobs ? [SqlSnippetJob] : [])],
-      exports: [SqlSnippetsService],
+      controllers: options.http ? [SqlSnippetsController, RolloutsController] : [],
+      providers: [SqlSnippetsService, RolloutsService, CodeReleases, ...(options.jobs ? [SqlSnippetJob, RolloutJob, InstallUpdateJob] : [])],
+      exports: [SqlSnippetsService, RolloutsService],
     };
   }
 }

@@ -3,3 +3,7 @@ export * from './codebase-update.module.js';
 export * from './dto/sql-snippet.dto.js';
 export * from './sql-snippet.job.js';
 export * from './sql-snippets.service.js';
+export * from './dto/rollout.dto.js';
+export * from './install-update.job.js';
+export * from './rollout.job.js';
+export * from './rollouts.service.js';

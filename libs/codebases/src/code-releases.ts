@@ -71,6 +71,19 @@ export class CodeReleases {
     throw new ReleaseRefused(`revision ${wanted} cannot be checked out: no tag, branch or commit of that name in the repository`);
   }
 
+  /** A file of a commit, from the master's repository (no release made); null when the commit has none. */
+  async fileAt(group: SharedCodeGroup, master: Server, commit: string, path: string): Promise<string | null> {
+    const result = await this.access.executorFor(master).run(master, [...GIT, '-C', repoDirOn(master, group), 'show', `${checkCommit(commit)}:${path}`], { env: GIT_ENV });
+    return result.exitCode === 0 ? result.stdout : null;
+  }
+
+  /** The names of the files directly in a directory of a commit, from the master's repository. */
+  async filesAt(group: SharedCodeGroup, master: Server, commit: string, dir: string): Promise<string[]> {
+    const result = await this.access.executorFor(master).run(master, [...GIT, '-C', repoDirOn(master, group), 'ls-tree', '--name-only', '-z', checkCommit(commit), '--', `${dir.replace(/\/+$/, '')}/`], { env: GIT_ENV });
+    if (result.exitCode !== 0) return [];
+    return result.stdout.split('\0').filter(Boolean).map((p) => posix.basename(p));
+  }
+
   /** The release directory of `commit` on the master, made from the repository unless it is there. */
   async make(group: SharedCodeGroup, master: Server, commit: string, log: Log): Promise<string> {
     const executor = this.access.executorFor(master);

@@ -165,15 +165,16 @@ export class InstallBuildSteps {
   }
 
   /**
-   * Makes the home on the master what `manifest`'s tree over the release at
+   * Makes the home on the master (or `server`) what `manifest`'s tree over the release at
    * `.code` asks (see planTree): directories, links through `.code`, copies
    * (every one at a build; at a rollout only those the home lacks: a copy is
    * the customer's), writable directories, the PHP user's own directories.
    * Idempotent; what it adds to a home that has a tree is what a new
    * manifest adds. Returns the plan.
    */
-  async applyTree(context: BuildContext, manifest: CodebaseManifest, options: { copies: 'all' | 'missing'; revision?: string }): Promise<ReturnType<typeof planTree>> {
-    const { install, master, group } = context;
+  async applyTree(context: BuildContext, manifest: CodebaseManifest, options: { copies: 'all' | 'missing'; revision?: string; server?: Server }): Promise<ReturnType<typeof planTree>> {
+    const { install, group } = context;
+    const master = options.server ?? context.master;
     const executor = this.access.executorFor(master);
     const home = homeOn(master, install);
     const checkout = checkoutOn(master, group, options.revision ?? context.revision);

@@ -1,0 +1,203 @@
+import { posix } from 'node:path';
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource, In } from 'typeorm';
+import { CodeUpdate, CodeUpdateItem, DatabaseUpdate, Install, InstallServer, Server } from '@app/catalog';
+import { CODE_LINK, CodeReleases, releaseDirOn, type CodebaseManifest } from '@app/codebases';
+import { redactSecrets, registerSecrets } from '@app/common';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
+import { prepareSql, splitSql, sqlChecksum, SqlStatementError, TenantDatabases } from '@app/databases';
+import { checkServerPath, ServerAccess } from '@app/hosts';
+import { decryptSecret, homeOn, InstallBuildSteps, type BuildContext } from '@app/installs';
+import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
+import type { StepIO } from '@app/saga';
+
+export interface InstallUpdatePayload {
+  updateId: number;
+  installId: number;
+}
+
+/** One install's part of a rollout or rollback (a child of the update's parent job). */
+export const CODE_UPDATE_INSTALL = defineJobKind<InstallUpdatePayload>('code-update.install', { maxAttempts: 3, backoff: { baseMs: 1_000, maxMs: 30_000 } });
+
+/** The probe's bound within an install's update: the probe of the live check, asked again with backoff. */
+const PROBE_BOUND_MS = 20_000;
+
+const ENDED = new Set(['done', 'failed', 'skipped', 'rolled-back']);
+
+/** What failed, as the report shows it (secrets masked; SQL with its file, line and statement). */
+function failure(e: unknown): Pick<CodeUpdateItem, 'error' | 'errorFile' | 'errorLine' | 'errorStatement'> {
+  const error = e instanceof Error ? e : new Error(String(e));
+  const sqlError = e instanceof SqlStatementError ? e : null;
+  return {
+    error: redactSecrets(error.message).slice(0, 2048),
+    errorFile: sqlError ? sqlError.file.slice(0, 255) : null,
+    errorLine: sqlError?.line ?? null,
+    errorStatement: sqlError ? redactSecrets(sqlError.statement).slice(0, 65_000) : null,
+  };
+}
+
+/**
+ * One install's update in a rollout (issue 16), on every server that has
+ * its home (master, replicas, cloud handlers):
+ * 1. its tree gets what the new release's manifest adds (directories,
+ *    links, copies it lacks, writable directories), its config files are
+ *    rendered from the new release's templates;
+ * 2. the switch: `<home>/.code` points at the new release (one rename per
+ *    server: a request sees one release or the other, never half of two);
+ * 3. its SQL updates not yet in database_updates, in order, as its own
+ *    database user, each recorded when its file committed;
+ * 4. caches: the manifest's `cachePaths` emptied;
+ * 5. the probe of the live check through each dispatcher.
+ * A failure switches it back to the release it was on (configs rendered
+ * again from that release) and the report carries the error. A rollback's
+ * item is the switch back alone.
+ *
+ * Resumable: every step is idempotent, and SQL files already recorded are
+ * not run again. What stays is an at-least-once window of one file: a
+ * worker killed after the tenant database committed a file and before the
+ * catalog recorded it runs that file again on resume.
+ */
+@Injectable()
+export class InstallUpdateJob {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly access: ServerAccess,
+    private readonly steps: InstallBuildSteps,
+    private readonly releases: CodeReleases,
+    private readonly tenants: TenantDatabases,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+  ) {}
+
+  @JobHandler(CODE_UPDATE_INSTALL)
+  async run({ updateId, installId }: InstallUpdatePayload, job: JobContext): Promise<void> {
+    const items = this.dataSource.getRepository(CodeUpdateItem);
+    const item = await items.findOneBy({ updateId, installId });
+    const update = await this.dataSource.getRepository(CodeUpdate).findOneBy({ id: updateId });
+    if (!item || !update) return job.log(`code update ${updateId} has no item for install ${installId}`);
+    if (ENDED.has(item.state)) return job.log(`install ${installId}: ${item.state} already`);
+    if (update.state !== 'running') {
+      await items.update({ id: item.id }, { state: 'skipped', error: `the update is ${update.state}`, finishedAt: new Date() });
+      return job.log(`install ${installId}: skipped (the update is ${update.state})`);
+    }
+    const startedAt = item.startedAt ?? new Date();
+    await items.update({ id: item.id }, { state: 'running', startedAt });
+    const io: StepIO = { log: (line) => job.log(`install ${installId}: ${line}`), signal: job.signal } as StepIO;
+
+    const install = await this.dataSource.getRepository(Install).findOneBy({ id: installId });
+    if (!install || install.status !== 'live') {
+      await items.update({ id: item.id }, { state: 'failed', error: `install ${installId} is ${install?.status ?? 'gone'}: not live`, finishedAt: new Date() });
+      return;
+    }
+    const context = await this.steps.loadContext(installId, job.jobId);
+    const target = update.toRevision!;
+    const from = item.switched ? update.fromRevision! : (install.codeRevision ?? update.fromRevision!);
+    const servers = await this.serversOf(context);
+    const manifest = await this.releases.recordedManifest(context.group, target);
+    const next: BuildContext = { ...context, revision: target, manifest };
+
+    if (update.kind === 'rollback') {
+      await this.switchTo(next, servers, io);
+      await items.update({ id: item.id }, { switched: true });
+      await this.steps.probeSites().execute(next, io);
+      await items.update({ id: item.id }, { state: 'done', probe: 'ok', finishedAt: new Date() });
+      return;
+    }
+
+    let switched = item.switched;
+    try {
+      for (const server of servers) await this.steps.applyTree(next, manifest, { copies: 'missing', server });
+      await this.switchTo(next, servers, io);
+      switched = true;
+      await items.update({ id: item.id }, { switched: true });
+
+      const began = Date.now();
+      const applied = await this.sqlUpdates(next, io);
+      await items.update({ id: item.id }, { sqlApplied: item.sqlApplied + applied, sqlMs: (item.sqlMs ?? 0) + (Date.now() - began) });
+
+      await this.clearCaches(next, servers, io);
+      await items.update({ id: item.id }, { cachesCleared: true });
+
+      await this.steps.probeSites().execute(next, io);
+      await items.update({ id: item.id }, { state: 'done', probe: 'ok', finishedAt: new Date(), error: null, errorFile: null, errorLine: null, errorStatement: null });
+      io.log(`on ${target.slice(0, 12)}`);
+    } catch (e) {
+      // A worker that lost the job (killed, lease gone, shutting down) leaves the item to the run that takes it over.
+      if (job.signal.aborted) throw e;
+      job.error(`install ${installId}: ${redactSecrets(e instanceof Error ? e.message : String(e))}`);
+      const shown = failure(e);
+      let back = '';
+      if (switched && from !== target) {
+        try {
+          const previous: BuildContext = { ...context, revision: from, manifest: await this.releases.recordedManifest(context.group, from) };
+          await this.switchTo(previous, servers, io);
+          back = `; switched back to ${from.slice(0, 12)}`;
+        } catch (again) {
+          back = `; switching back to ${from.slice(0, 12)} failed too: ${redactSecrets(again instanceof Error ? again.message : String(again))}`;
+        }
+      }
+      await items.update({ id: item.id }, { ...shown, error: `${shown.error}${back}`.slice(0, 2048), state: 'failed', switched: back.startsWith('; switched back') ? false : switched, probe: null, finishedAt: new Date() });
+    }
+  }
+
+  /** The servers that hold the install's home: its master and replicas, and its active cloud handlers. */
+  private async serversOf(context: BuildContext): Promise<Server[]> {
+    const clouds = await this.dataSource.getRepository(InstallServer).find({ where: { installId: context.install.id, role: 'cloud', state: In(['active', 'draining']) } });
+    const cloudServers = clouds.length ? await this.dataSource.getRepository(Server).find({ where: { id: In(clouds.map((c) => c.serverId)) } }) : [];
+    return [context.master, ...context.replicas, ...cloudServers].filter((s) => s.state !== 'down');
+  }
+
+  /**
+   * The install onto `context.revision` on every server: its config files
+   * rendered from that release, then its `.code` link renamed onto the
+   * release (atomic per server), then the catalog.
+   */
+  private async switchTo(context: BuildContext, servers: Server[], io: StepIO): Promise<void> {
+    const { install, group, revision } = context;
+    for (const server of servers) {
+      await this.steps.renderConfig(context, server, io);
+      const home = homeOn(server, install);
+      await this.access.executorFor(server).symlinkMany(server, [{ path: posix.join(home, CODE_LINK), target: posix.relative(home, releaseDirOn(server, group, revision)) }]);
+    }
+    await this.dataSource.getRepository(Install).update({ id: install.id }, { codeRevision: revision });
+    install.codeRevision = revision;
+    io.log(`switched to ${revision.slice(0, 12)} on ${servers.map((s) => s.hostname).join(', ')}`);
+  }
+
+  /** The release's SQL updates the install lacks (database_updates), in file order, each recorded once its file committed. Returns how many ran. */
+  private async sqlUpdates(context: BuildContext, io: StepIO): Promise<number> {
+    const { install, master, group, manifest, dbServer, revision } = context;
+    if (!manifest.sql) return 0;
+    const executor = this.access.executorFor(master);
+    const dir = checkServerPath(master, posix.join(releaseDirOn(master, group, revision), manifest.sql.updates));
+    const names = (await executor.mustRun(master, ['find', dir, '-mindepth', '1', '-maxdepth', '1', '-type', 'f', '-name', '*.sql', '-printf', '%f\\0']))
+      .split('\0')
+      .filter(Boolean)
+      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    const updates = this.dataSource.getRepository(DatabaseUpdate);
+    const have = new Set((await updates.find({ where: { installId: install.id } })).map((u) => u.file));
+    const todo = names.filter((n) => !have.has(n));
+    if (todo.length === 0) return 0;
+    const password = decryptSecret(this.config.secretsKey, install.dbPasswordEnc);
+    registerSecrets(password);
+    const session = manifest.sql.session ?? {};
+    for (const name of todo) {
+      const text = (await executor.readFile(master, posix.join(dir, name))).toString('utf8');
+      await this.tenants.runStatements(dbServer, install.dbName, { user: install.dbUser, password }, name, splitSql(prepareSql(text, manifest.sql)), session);
+      await updates.insert({ installId: install.id, file: name, pluginId: null, checksum: sqlChecksum(text), appliedAt: new Date(), jobId: context.jobId });
+      io.log(`applied ${name}`);
+    }
+    return todo.length;
+  }
+
+  /** The manifest's cache directories emptied on every server (the directories kept, with their owners). */
+  private async clearCaches(context: BuildContext, servers: Server[], io: StepIO): Promise<void> {
+    const paths = context.manifest.cachePaths ?? [];
+    if (paths.length === 0) return;
+    for (const server of servers) {
+      const dirs = paths.map((p) => checkServerPath(server, posix.join(homeOn(server, context.install), p), { allowRoot: false }));
+      // Only what is inside each directory, never through a link out of it.
+      await this.access.executorFor(server).mustRun(server, ['sh', '-c', 'for d do [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -xdev -mindepth 1 -delete; done; exit 0', 'clear', ...dirs]);
+    }
+    io.log(`emptied ${paths.join(', ')}`);
+  }
+}
