@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { ApiTokensService } from '@app/auth';
 import { AuditEvent, Install, Job, SharedCodeGroup } from '@app/catalog';
-import { buildSampleRepository, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
+import { buildSampleRepository, RetiredGroupsTask, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
 import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
 import { createTestCatalog, testEngineConfig, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
 import { cleanEnv, runCli } from '../support/processes-engine.js';
@@ -254,8 +254,12 @@ describe('code groups on MariaDB, two SSH dispatchers', () => {
     expect(bad.status).toBe(400);
     expect((await json(bad)).message).toMatch(/state can only be set to 'retired'/);
     expect(await group(created.group.id)).toMatchObject({ state: 'retired' });
-    // Its checkout stays for the installs it has.
+    // Its releases stay while installs use it.
     expect(checkouts('to-retire')).toEqual([true, true]);
+    // A retired group with no install left is removed, with its repository and releases on every server, by the workers' task.
+    expect(await engine.app.get(RetiredGroupsTask).removeUnused()).toContain(created.group.id);
+    await eventually(async () => (await call('GET', `/v1/code-groups/${created.group.id}`)).status === 404, 60_000, 'the retired group removed');
+    expect(checkouts('to-retire')).toEqual([false, false]);
   });
 
   it('codegroup:remove removes a group from the command line and follows the removal', async () => {

@@ -117,6 +117,7 @@ export class RolloutJob {
       if (commit === update.fromRevision) throw new ReleaseRefused(`the group is at ${commit} already`);
       await this.releases.make(group, master, commit, log);
       const manifest = await this.releases.manifestOf(group, master, commit, { fallback: group.manifest });
+      await this.releases.checkPhp(group, master, manifest, { log, error: (line) => job.error(line) });
       await this.releases.sync(group, master, commit, await this.releases.serversOf(group), log);
       await this.releases.record(group, commit, manifest);
       return true;

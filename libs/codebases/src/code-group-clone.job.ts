@@ -4,8 +4,6 @@ import { Server, SharedCodeGroup } from '@app/catalog';
 import { ServerAccess } from '@app/hosts';
 import { defineJobKind, JobHandler, PermanentJobError, type JobContext } from '@app/queue';
 import { CodeReleases, redactedError, ReleaseRefused } from './code-releases.js';
-import type { CodebaseManifest } from './manifest.js';
-import { checkServerPhp, describePhpFailures, phpServersOf } from './php-requirements.js';
 
 export interface CodeGroupClonePayload {
   groupId: number;
@@ -21,8 +19,6 @@ export const CODE_GROUP_CLONE = defineJobKind<CodeGroupClonePayload>('codegroup.
 /** States in which a clone (or a retry of it) may run. */
 const CLONABLE = ['pending', 'cloning', 'failed'] as const;
 
-/** Why a clone can never succeed by trying again (bad revision, bad manifest). */
-class CloneRefused extends Error {}
 
 @Injectable()
 export class CodeGroupCloneJob {
@@ -56,7 +52,7 @@ export class CodeGroupCloneJob {
       await this.releases.make(group, master, revision, log);
       context.log(`checked out ${revision}${revision === payload.revision ? '' : ` (${payload.revision})`}`);
       const manifest = await this.releases.manifestOf(group, master, revision, { given: group.manifest });
-      await this.checkPhp(group, master, manifest, context);
+      await this.releases.checkPhp(group, master, manifest, context);
       await this.releases.sync(group, master, revision, await this.releases.serversOf(group), log);
       await this.releases.record(group, revision, manifest);
       // simple-json: TypeORM's update type does not know a plain object is a whole column value.
@@ -68,7 +64,7 @@ export class CodeGroupCloneJob {
     } catch (error) {
       // git's messages and the commands in errors may show the URL: its credentials never reach the output.
       const shown = redactedError(error, access);
-      const refused = shown instanceof CloneRefused || shown instanceof ReleaseRefused;
+      const refused = shown instanceof ReleaseRefused;
       if (refused || context.attempt >= context.maxAttempts) {
         // Nothing half-made stays on the master.
         await this.access
@@ -80,25 +76,5 @@ export class CodeGroupCloneJob {
       }
       throw shown;
     }
-  }
-
-  /**
-   * Before anything is synced: every server that will run the group's PHP
-   * satisfies the manifest's `php` (version, extensions, settings a pool
-   * cannot set), else the group is refused with each server's problems. A
-   * server that cannot be asked is a failure to retry, not a refusal.
-   */
-  private async checkPhp(group: SharedCodeGroup, master: Server, manifest: CodebaseManifest, context: JobContext): Promise<void> {
-    if (!manifest.php) return;
-    const servers = phpServersOf(await this.dataSource.getRepository(Server).find({ order: { id: 'ASC' } }), { masterServerId: master.id });
-    const checks = await Promise.all(servers.map((s) => checkServerPhp(this.access.executorFor(s), s, manifest.php)));
-    for (const c of checks) {
-      const what = c.binary ? `${c.binary}${c.version ? ` (PHP ${c.version})` : ''}` : 'no PHP';
-      if (c.error) context.error(`PHP check: ${c.hostname} could not be asked: ${c.error}`);
-      else context.log(`PHP check: ${c.hostname}: ${what}: ${c.ok ? 'meets the manifest' : c.problems.join('; ')}`);
-      for (const note of c.notes) context.log(`  ${c.hostname}: ${note}`);
-    }
-    if (checks.some((c) => !c.ok && !c.error)) throw new CloneRefused(`PHP requirements not met: ${describePhpFailures(checks)}`);
-    if (checks.some((c) => c.error)) throw new Error(`PHP requirements could not be checked: ${describePhpFailures(checks)}`);
   }
 }

@@ -6,7 +6,7 @@ import { DomainError } from '@app/common';
 import { CommandFailedError, HostTimeoutError, ServerAccess } from '@app/hosts';
 import { checkCommit, releaseDirOn, RELEASES_DIR, repoDirOn, groupDirOn } from './code-layout.js';
 import { MANIFEST_FILE, manifestSourcePaths, parseManifest, type CodebaseManifest } from './manifest.js';
-import { phpServersOf } from './php-requirements.js';
+import { checkServerPhp, describePhpFailures, phpServersOf } from './php-requirements.js';
 import { repoAccess, type RepoAccess } from './repo-url.js';
 
 const GIT_TIMEOUT_MS = 20 * 60_000;
@@ -139,6 +139,26 @@ export class CodeReleases {
     const missing = (await executor.mustRun(master, ['sh', '-c', 'for p do [ -e "$p" ] || [ -L "$p" ] || printf "%s\\n" "$p"; done', 'check', ...paths])).split('\n').filter(Boolean);
     if (missing.length > 0) throw new ReleaseRefused(`the manifest names paths missing at ${commit}: ${missing.map((p) => posix.relative(dir, p)).join(', ')}`);
     return manifest;
+  }
+
+  /**
+   * Before a release is synced: every server that will run the group's PHP
+   * satisfies the manifest's `php` (version, extensions, settings a pool
+   * cannot set), else the release is refused with each server's problems. A
+   * server that cannot be asked is a failure to retry, not a refusal.
+   */
+  async checkPhp(group: SharedCodeGroup, master: Server, manifest: CodebaseManifest, out: { log: Log; error: Log }): Promise<void> {
+    if (!manifest.php) return;
+    const servers = phpServersOf(await this.dataSource.getRepository(Server).find({ order: { id: 'ASC' } }), { masterServerId: master.id });
+    const checks = await Promise.all(servers.map((s) => checkServerPhp(this.access.executorFor(s), s, manifest.php)));
+    for (const c of checks) {
+      const what = c.binary ? `${c.binary}${c.version ? ` (PHP ${c.version})` : ''}` : 'no PHP';
+      if (c.error) out.error(`PHP check: ${c.hostname} could not be asked: ${c.error}`);
+      else out.log(`PHP check: ${c.hostname}: ${what}: ${c.ok ? 'meets the manifest' : c.problems.join('; ')}`);
+      for (const note of c.notes) out.log(`  ${c.hostname}: ${note}`);
+    }
+    if (checks.some((c) => !c.ok && !c.error)) throw new ReleaseRefused(`PHP requirements not met: ${describePhpFailures(checks)}`);
+    if (checks.some((c) => c.error)) throw new Error(`PHP requirements could not be checked: ${describePhpFailures(checks)}`);
   }
 
   /**

@@ -4,6 +4,7 @@ import { CodeGroupRemoveJob } from './code-group-remove.job.js';
 import { CodeGroupsController } from './code-groups.controller.js';
 import { CodeGroupsService } from './code-groups.service.js';
 import { CodeReleases } from './code-releases.js';
+import { RetiredGroupsTask } from './retired-groups.task.js';
 
 /** Shared code groups: checkouts of the shop codebase, their manifests, clone and sync, retirement and removal. */
 @Module({})
@@ -12,8 +13,8 @@ export class CodebasesModule {
     return {
       module: CodebasesModule,
       controllers: options.http ? [CodeGroupsController] : [],
-      providers: [CodeGroupsService, CodeGroupCloneJob, CodeGroupRemoveJob, CodeReleases],
-      exports: [CodeGroupsService, CodeReleases],
+      providers: [CodeGroupsService, CodeGroupCloneJob, CodeGroupRemoveJob, CodeReleases, RetiredGroupsTask],
+      exports: [CodeGroupsService, CodeReleases, RetiredGroupsTask],
     };
   }
 }

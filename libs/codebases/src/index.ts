@@ -11,3 +11,4 @@ export * from './dto/php-check.view.js';
 export * from './code-group-pins.js';
 export * from './code-layout.js';
 export * from './code-releases.js';
+export * from './retired-groups.task.js';

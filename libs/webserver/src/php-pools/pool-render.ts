@@ -81,7 +81,7 @@ const PLAIN = /^[A-Za-z0-9._\/:,@+-]+$/;
  * to another value (the isolation between tenants rests on them), nor load
  * code into every request.
  */
-const RESERVED = new Set(['open_basedir', 'opcache.use_cwd', 'opcache.validate_root', 'session.save_path', 'upload_tmp_dir', 'sys_temp_dir']);
+const RESERVED = new Set(['open_basedir', 'opcache.use_cwd', 'opcache.validate_root', 'opcache.revalidate_path', 'realpath_cache_size', 'session.save_path', 'upload_tmp_dir', 'sys_temp_dir']);
 const REFUSED = new Set(['extension', 'zend_extension', 'extension_dir', 'auto_prepend_file', 'auto_append_file', 'opcache.restrict_api', 'user_ini.filename']);
 
 export const poolFile = (fsName: string) => `${fsName}.conf`;
@@ -146,6 +146,11 @@ export function renderPool(input: Omit<HandlerPoolsInput, 'installs'>, install: 
     ['open_basedir', `${home}:${codeDir}:${tmp}`],
     ['opcache.use_cwd', '1'],
     ['opcache.validate_root', '1'],
+    // A rollout switches the home's `.code` link (code-layout.ts): each request resolves its paths anew (no per-worker realpath cache,
+    // whose entries would point at the old release for up to realpath_cache_ttl) and opcache keys scripts by their resolved path, so
+    // every release has its own entries and a switch takes effect at the next request, without reloading php-fpm or resetting opcache.
+    ['opcache.revalidate_path', '1'],
+    ['realpath_cache_size', '0'],
     ['session.save_path', posix.join(home, PHP_SESSIONS_DIR)],
     ['upload_tmp_dir', tmp],
     ['sys_temp_dir', tmp],
