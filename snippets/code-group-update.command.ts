@@ -131,7 +131,7 @@ export class CodeGroupRollbackCommand extends CommandRunner {
 /** Follows the report with a live bar (installs ended / total, failures, ETA), prints it, fails when any install failed or the update stopped. */
 async function followAndPrint(rollouts: RolloutsService, groupId: number, updateId: number, timeoutS: number): Promise<void> {
   const bar = new cliProgress.SingleBar(
-    { format: 'installs {bar} {value}/{total} | failed {failed} | ETA {eta_formatted}', hideCursor: true, clearOnComplete: false, stream: process.stdout },
+    { format: 'installs {bar} {value}/{total} | failed {failed} | ETA {eta_formatted}', hideCursor: true, clearOnComplete: false, stream: process.stdout, noTTYOutput: true, notTTYSchedule: 2_000 },
     cliProgress.Presets.shades_classic,
   );
   let report = await rollouts.report(groupId, updateId);

@@ -12,7 +12,7 @@ import { SiteProbe, type ProbeTarget } from '@app/webserver';
 import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
 import { createTestCatalog, TEST_SECRETS_KEY, testEngineConfig, type TestCatalog } from '../support/catalog.js';
 import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../support/dispatcher-web.js';
-import { cleanEnv, spawnWorker, type WorkerProcess } from '../support/processes-engine.js';
+import { cleanEnv, runCli, spawnWorker, type WorkerProcess } from '../support/processes-engine.js';
 import { eventually } from '../support/queue-context.js';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
 import { startSshd, stopSshd } from '../support/sshd.js';
@@ -95,6 +95,7 @@ describe('code group rollouts (two SSH dispatchers, nginx, php-fpm, MariaDB, wor
       const r = await report(groupId, updateId);
       return ['done', 'failed', 'stopped'].includes(r.state) ? r : null;
     }, timeoutMs, `update ${updateId} to end`);
+  const cliEnv = () => cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, LOG_LEVEL: 'warn' });
   const codeLink = (server: string, install: Install) => readlinkSync(join(base, server, 'srv/home', install.fsName, '.code'));
   const releaseOf = (commitId: string) => `../../shared_codes/shop/releases/${commitId}`;
 
@@ -226,6 +227,12 @@ describe('code group rollouts (two SSH dispatchers, nginx, php-fpm, MariaDB, wor
     expect(plan).toMatchObject({ dryRun: true, kind: 'rollout', fromRevision: rev.A, toRevision: rev.B, canaryInstallId: installs.at(-1)!.id, treeChanges: { writable: ['heavymetal/logs'], copies: [], templates: [] } });
     expect(plan.installs.map((i: { sqlFiles: string[] }) => i.sqlFiles)).toEqual(installs.map(() => ['0003_release_b.sql']));
     expect(existsSync(join(base, 'd1/srv/shared_codes/shop/releases', rev.B!))).toBe(false);
+    // The same plan from the command line.
+    const dry = await runCli(['codegroup:update', String(ids.group), '--revision', rev.B!, '--dry-run'], base, cliEnv());
+    expect({ code: dry.code, stderr: dry.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(dry.stdout).toContain(`dry run: rollout of code group ${ids.group} from ${rev.A} to ${rev.B}, ${INSTALLS} install(s)`);
+    expect(dry.stdout).toContain('tree changes: writable heavymetal/logs');
+    expect(dry.stdout.split('\n').filter((l) => l.includes('0003_release_b.sql'))).toHaveLength(INSTALLS);
     // Bad input changes nothing.
     for (const [body, status] of [[{ revision: '--upload-pack=x' }, 400], [{ revision: rev.B, concurrency: 0 }, 400], [{ revision: rev.B, canaryInstallId: 999999 }, 400], [{ revision: 'no-such-branch', dryRun: true }, 409]] as const) {
       expect({ body, status: (await call(admin, 'POST', `/v1/code-groups/${ids.group}/updates`, body)).status }).toEqual({ body, status });
@@ -329,9 +336,14 @@ describe('code group rollouts (two SSH dispatchers, nginx, php-fpm, MariaDB, wor
   }, 400_000);
 
   it('rolls back to the release before (instant: it is still there), then prunes nothing an install uses', async () => {
-    const res = await call(admin, 'POST', `/v1/code-groups/${ids.group}/rollback`, {});
-    expect(res.status).toBe(202);
-    const done = await ended(ids.group!, (await json(res)).updateId);
+    // From the command line: queued, followed with its progress bar, the per-install report printed, exit 0.
+    const run = await runCli(['codegroup:rollback', String(ids.group)], base, cliEnv());
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(/rollback \d+ of code group \d+ queued/);
+    expect(run.stdout).toMatch(new RegExp(`installs .* ${INSTALLS}/${INSTALLS} \\| failed 0`));
+    const updateId = Number(/rollback (\d+) of code group/.exec(run.stdout)![1]);
+    expect(run.stdout).toContain(`rollback ${updateId}: done (${INSTALLS} done, 0 skipped, 0 failed of ${INSTALLS})`);
+    const done = await report(ids.group!, updateId);
     expect({ kind: done.kind, state: done.state, to: done.toRevision, done: done.counts.done }).toEqual({ kind: 'rollback', state: 'done', to: rev.B, done: INSTALLS });
     for (const install of installs) for (const server of ['d1', 'd2']) expect(codeLink(server, install)).toBe(releaseOf(rev.B!));
     expect((await json(await call(admin, 'GET', `/v1/code-groups/${ids.group}`))).revision).toBe(rev.B);

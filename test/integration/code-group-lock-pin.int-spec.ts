@@ -113,6 +113,20 @@ describe.each(CATALOG_KINDS)('code group lock and pinFor (%s)', (kind) => {
     expect(await ds.getRepository(Install).findOneByOrFail({ id: install.id })).toMatchObject({ sharedCodeGroupId: own.id, status: 'building' });
   });
 
+  it('an order an attribute pin rule matches, whose group is full, waits; once room opens it lands on the pinned group and server, never a shared one', async () => {
+    const own = await group('own-full', { pinned: true, installLimit: 1, installCount: 1 });
+    // A shared group of the tier with room: where the order would land if its attributes were forgotten.
+    await group('shared-roomy', { installLimit: 50 });
+    await app.get(PinRulesService).create({ matchAttribute: 'reseller', matchValue: 'full-co', codeGroupId: own.id, serverId: ids.d1 }, by);
+    const { install } = await prepare.prepare(order({ attributes: { reseller: 'full-co' } }));
+    expect(install).toMatchObject({ sharedCodeGroupId: null, statusReason: expect.stringMatching(/^waiting/) });
+    expect(await app.get(InstallsService).queueWaiting()).toBe(0);
+    await ds.getRepository(SharedCodeGroup).update({ id: own.id }, { installLimit: 2 });
+    expect(await app.get(InstallsService).queueWaiting()).toBe(1);
+    expect(await ds.getRepository(Install).findOneByOrFail({ id: install.id })).toMatchObject({ sharedCodeGroupId: own.id, masterServerId: ids.d1, status: 'building' });
+    expect(await slots(own.id)).toBe(2);
+  });
+
   it("pinFor creates the customer's group (pinned, limit 1) and its pin rule at once; the customer's next order lands there", async () => {
     const before = await counts();
     const { group: created, jobId, pin } = await newGroup('own-bigco', { email: 'BigCo@Example.com' });

@@ -90,8 +90,7 @@ export class RolloutJob {
 
     const failed = items.filter((i) => i.state === 'failed').map((i) => i.installId);
     const counts = ['done', 'failed', 'skipped'].map((s) => `${items.filter((i) => i.state === s).length} ${s}`).join(', ');
-    await updates.update({ id: updateId }, { state: failed.length > 0 ? 'failed' : 'done', finishedAt: new Date(), error: failed.length > 0 ? `failed on install(s) ${failed.join(', ')}`.slice(0, 1024) : null });
-    job.log(`${update.kind} of ${group.name} to ${update.toRevision!.slice(0, 12)}: ${counts}`);
+    // Pruned before the update ends (a run killed here prunes again: it is idempotent), so a finished rollout has its releases settled.
     if (failed.length === 0 && update.kind === 'rollout') {
       try {
         await this.releases.prune(await this.dataSource.getRepository(SharedCodeGroup).findOneByOrFail({ id: group.id }), master, RELEASES_KEPT, (line) => job.log(line));
@@ -99,6 +98,8 @@ export class RolloutJob {
         job.error(`pruning old releases failed (the next rollout tries again): ${redactSecrets((e as Error).message)}`);
       }
     }
+    await updates.update({ id: updateId }, { state: failed.length > 0 ? 'failed' : 'done', finishedAt: new Date(), error: failed.length > 0 ? `failed on install(s) ${failed.join(', ')}`.slice(0, 1024) : null });
+    job.log(`${update.kind} of ${group.name} to ${update.toRevision!.slice(0, 12)}: ${counts}`);
   }
 
   /** The new release on every server of the group, recorded (once; a later run finds it ready). False when it can never be made (the update failed). */

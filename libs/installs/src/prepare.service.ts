@@ -181,20 +181,21 @@ export class PrepareService {
   }
 
   /**
-   * Same tier, not reserved for pinned customers, below its limit, fewest
-   * installs first. The slot is taken by a conditional update, so two
-   * orders can never overfill a group. Null when no group has room: the
-   * order is still accepted and the build waits.
-   */
-  /**
-   * A slot for an install that was accepted without one: its pin rule's
-   * group, else the fewest-installs rule of its tier. Null: still no room.
+   * A slot for an install that was accepted without one: the pin rule its
+   * order matches (by email or by the order's attributes, kept with the
+   * install), else the fewest-installs rule of its tier. Null: still no room.
    */
   async slotFor(m: EntityManager, install: Install): Promise<SharedCodeGroup | null> {
     const pin = await matchPinRule(m, install.customerEmail, install.orderAttributes ?? {});
     return pin?.codeGroupId ? this.takePinnedSlot(m, pin.codeGroupId) : this.takeGroupSlot(m, install.license);
   }
 
+  /**
+   * Same tier, not reserved for pinned customers, below its limit, fewest
+   * installs first. The slot is taken by a conditional update, so two
+   * orders can never overfill a group. Null when no group has room: the
+   * order is still accepted and the build waits.
+   */
   private async takeGroupSlot(m: EntityManager, tier: License): Promise<SharedCodeGroup | null> {
     const candidates = await m
       .createQueryBuilder(SharedCodeGroup, 'g')
