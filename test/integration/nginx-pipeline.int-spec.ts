@@ -1,6 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { jest } from '@jest/globals';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext, Type } from '@nestjs/common';
@@ -76,7 +77,7 @@ describe('nginx pipeline on a running nginx', () => {
     ]);
     const report = await pipeline.apply(d1);
     // One file per install, and one upstream for the PHP backends they share.
-    expect(report).toMatchObject({ nginx: 'reloaded', filesWritten: 4, written: ['shops/alpha.conf', 'shops/beta.conf', 'shops/gamma.conf', expect.stringMatching(/^upstreams\/php_[0-9a-f]{16}\.conf$/)], quarantined: [] });
+    expect(report).toMatchObject({ nginx: 'reloaded', filesWritten: 5, written: ['shops/alpha.conf', 'shops/beta.conf', 'shops/gamma.conf', expect.stringMatching(/^upstreams\/php_[0-9a-f]{16}\.conf$/), 'defaults.conf'], quarantined: [] });
     expect(current()).toBe(`generations/${report.generation}`);
 
     expect(await fetchSite(ip(1), 'alpha.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from alpha\n' });
@@ -88,6 +89,29 @@ describe('nginx pipeline on a running nginx', () => {
     // The shops' access log format carries the host first (site accounting).
     expect(readFileSync(join(d1.nginxConfDir, 'current/shops.conf'), 'utf8')).toContain("log_format shop_host '$host ");
     expect((await ds.getRepository(DispatcherConfig).findOneByOrFail({ serverId: d1.id })).liveGeneration).toBe(report.generation);
+  });
+
+  it('answers a request for a host no install has with 404, never a shop: unknown, empty, missing or odd Host, on a shared and a dedicated IP', async () => {
+    const noShop = (answer: { status: number; body: string }) => ({ status: answer.status, shop: /hello from|php:/.test(answer.body) });
+    for (const address of [ip(1), ip(2)]) {
+      expect(noShop(await fetchSite(address, 'stranger.example.com', '/hello.txt'))).toEqual({ status: 404, shop: false });
+      expect(noShop(await fetchSite(address, 'stranger.example.com', '/index.php'))).toEqual({ status: 404, shop: false });
+      expect(noShop(await fetchSite(address, '', '/'))).toEqual({ status: 404, shop: false });
+      // HTTP/1.0 without a Host at all.
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: address, port: 80 }, () => socket.end('GET /hello.txt HTTP/1.0\r\n\r\n'));
+        let data = '';
+        socket.on('data', (c) => (data += c.toString()));
+        socket.on('end', () => resolve(data));
+        socket.on('error', reject);
+      });
+      expect(raw).toMatch(/^HTTP\/1\.1 404 /);
+      expect(raw).not.toMatch(/hello from|php:/);
+      expect(noShop(await fetchSite(address, '.example.org', '/hello.txt'))).toEqual({ status: 404, shop: false });
+    }
+    // The shops themselves still answer by their names.
+    expect(await fetchSite(ip(2), 'beta.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from beta\n' });
+    expect(readFileSync(join(d1.nginxConfDir, 'current/defaults.conf'), 'utf8')).toContain(`listen ${ip(1)}:80 default_server;`);
   });
 
   it('gives PHP the full set of FastCGI parameters (the client, the server, the script, the scheme)', async () => {
@@ -223,7 +247,8 @@ describe('nginx pipeline on a running nginx', () => {
     makeCert(join(base, 'certs'), 'gamma', 'gamma.example.org');
     const report = await pipeline.apply(d1);
     expect(report).toMatchObject({ nginx: 'reloaded', quarantined: [] });
-    expect(report.written.sort()).toEqual(['shops/broken.conf', 'shops/gamma.conf']);
+    // The default servers gain broken's address and the HTTPS ones.
+    expect(report.written.sort()).toEqual(['defaults.conf', 'shops/broken.conf', 'shops/gamma.conf']);
     // No install's file passes PHP to the old upstream any more: it is gone.
     expect(report.removed).toEqual([expect.stringMatching(/^upstreams\//)]);
     expect(readdirSync(join(d1.nginxConfDir, 'current/upstreams'))).toHaveLength(1);
@@ -237,6 +262,8 @@ describe('nginx pipeline on a running nginx', () => {
     expect(env).toContain('HTTPS=on\n');
     expect(env).toContain('REQUEST_SCHEME=https\n');
     expect(env).toContain('SERVER_PORT=443\n');
+    // A name no install has gets no certificate and no shop over TLS: the handshake is refused.
+    await expect(fetchSite(ip(1), 'stranger.example.com', '/hello.txt', { tls: true })).rejects.toThrow(/alert|handshake|unrecognized name|socket hang up|ECONNRESET/i);
   });
 
   it("quarantines an install whose code group's manifest does not parse, keeping its last good vhost (never dropped silently)", async () => {

@@ -6,7 +6,7 @@ import { FASTCGI_PARAMS_DIRECTIVES, LOG_FORMAT_DIRECTIVE, PROBE_MAP_DIRECTIVE } 
 
 /**
  * The nginx files of one dispatcher, as generations under its nginx conf
- * dir: `generations/<name>/{shops.conf,shops/*.conf,upstreams/*.conf}`, with `current` (what
+ * dir: `generations/<name>/{shops.conf,defaults.conf,shops/*.conf,upstreams/*.conf}`, with `current` (what
  * nginx loads: its http block has `include <nginx conf dir>/current/*.conf;`,
  * which matches shops.conf only, and nothing before the first generation)
  * and `last-good` (the generation before, for rollback) as symlinks; the
@@ -19,7 +19,7 @@ import { FASTCGI_PARAMS_DIRECTIVES, LOG_FORMAT_DIRECTIVE, PROBE_MAP_DIRECTIVE } 
 export const GENERATIONS_DIR = 'generations';
 export const TESTS_DIR = 'tests';
 const GENERATION = /^g[0-9a-z]{6,12}-[0-9a-f]{4}$/;
-const FILE_NAME = /^(shops\/[a-z][a-z0-9]{0,31}\.conf|upstreams\/php_[0-9a-f]{16}\.conf|shops\.conf)$/;
+const FILE_NAME = /^(shops\/[a-z][a-z0-9]{0,31}\.conf|upstreams\/php_[0-9a-f]{16}\.conf|shops\.conf|defaults\.conf)$/;
 const SHOP_FILE = /^shops\/[a-z][a-z0-9]{0,31}\.conf$/;
 const UPSTREAM_FILE = /^upstreams\/php_[0-9a-f]{16}\.conf$/;
 
@@ -76,7 +76,7 @@ print "stray-tests\n" if grep { !/^\.\.?$/ } readdir($th);
 closedir($th);
 exit 0 if $cur eq '' || !-d "$cur/shops";
 chdir($cur) or die "cannot enter $cur: $!\n";
-my @files = -f 'shops.conf' ? ('shops.conf') : ();
+my @files = grep { -f $_ } ('shops.conf', 'defaults.conf');
 for my $d ('upstreams', 'shops') {
   opendir(my $sh, $d) or next;
   # The names the engine writes, no other (nor are others linked into a clone).
@@ -378,6 +378,8 @@ export class DispatcherFiles {
       ...FASTCGI_PARAMS_DIRECTIVES.map((d) => `    ${d}`),
       `    include ${dir}/${only?.upstream ?? 'upstreams/*.conf'};`,
       `    include ${dir}/${only?.shop ?? 'shops/*.conf'};`,
+      // A glob: a generation staged before default servers existed has none (nginx takes no match).
+      ...(only ? [] : [`    include ${dir}/defaults*.conf;`]),
       '}',
       '',
     ].join('\n');

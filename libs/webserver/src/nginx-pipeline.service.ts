@@ -8,7 +8,7 @@ import { ServerAccess } from '@app/hosts';
 import { DispatcherInputLoader } from './dispatcher-input.loader.js';
 import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, type PlannedFile, type ReloadOutcome, type StagedGeneration } from './dispatcher-files.js';
 import { NginxRebuilds } from './nginx-rebuilds.service.js';
-import { installFile, MAIN_INCLUDE, renderEach, sha256, type RenderMemo } from './render.js';
+import { DEFAULTS_FILE, installFile, MAIN_INCLUDE, renderDefaults, renderEach, sha256, type RenderMemo } from './render.js';
 
 export interface ApplyOptions {
   /** Stage and diff only: nothing goes live, nothing is recorded. */
@@ -149,6 +149,8 @@ export class NginxPipeline {
     }
     const desired = new Map([...rendered.files].filter(([name]) => isShopFile(name) || isUpstreamFile(name)));
     const mainInclude = rendered.files.get(MAIN_INCLUDE)!;
+    const inputOf = new Map(input.installs.map((i) => [installFile(i.fsName), i]));
+    const ports = { http: input.httpPort ?? 80, https: input.httpsPort ?? 443 };
     const alone = (shop: string) => ({ shop, upstream: rendered.upstreamOf.get(shop)! });
 
     // By content: an install rendered from the memo is the same string as last time, and so is its digest.
@@ -187,6 +189,11 @@ export class NginxPipeline {
       }
       const mainChanged = !(live !== null && state.hashes.get(MAIN_INCLUDE) === sha256(mainInclude));
       list.push(mainChanged ? { name: MAIN_INCLUDE, content: mainInclude } : linked(MAIN_INCLUDE));
+      // The default servers: the addresses of the install files this generation holds (a held-back install's address stays unbound: nginx -t of its address would fail again).
+      const defaults = renderDefaults(list.filter((f) => isShopFile(f.name) && inputOf.has(f.name)).map((f) => inputOf.get(f.name)!), ports);
+      const defaultsChanged = !(live !== null && state.hashes.get(DEFAULTS_FILE) === sha256(defaults));
+      list.push(defaultsChanged ? { name: DEFAULTS_FILE, content: defaults } : linked(DEFAULTS_FILE));
+      if (defaultsChanged) written.push(DEFAULTS_FILE);
       const kept = new Set(list.map((f) => f.name));
       const removed = [...state.hashes.keys()].filter((n) => (isShopFile(n) || isUpstreamFile(n)) && !kept.has(n));
       return { list, written, removed, mainChanged };

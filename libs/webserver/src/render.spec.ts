@@ -32,7 +32,7 @@ describe('renderDispatcher', () => {
     const files = renderDispatcher(dispatcher([shop(), shop({ id: 9, fsName: 'another', rewrites: [], sites: [{ hostname: 'another.example.com', secureHostname: null, ips: ['208.43.48.9'], cert: null }] })]));
     const upstreams = [...files.keys()].filter((n) => n.startsWith('upstreams/'));
     expect(upstreams).toEqual([expect.stringMatching(/^upstreams\/php_[0-9a-f]{16}\.conf$/)]);
-    expect([...files.keys()].sort()).toEqual(['shops.conf', 'shops/another.conf', 'shops/bioexcouk.conf', upstreams[0]]);
+    expect([...files.keys()].sort()).toEqual(['defaults.conf', 'shops.conf', 'shops/another.conf', 'shops/bioexcouk.conf', upstreams[0]]);
     expect(files.get('shops.conf')).toMatchSnapshot();
     expect(files.get('shops/bioexcouk.conf')).toMatchSnapshot();
     expect(files.get(upstreams[0]!)).toMatchSnapshot();
@@ -113,7 +113,7 @@ describe('renderDispatcher', () => {
 describe('renderEach', () => {
   it('refuses only the install it cannot render, naming it, and renders the others', () => {
     const { files, refused } = renderEach(dispatcher([shop(), shop({ id: 9, fsName: 'broken', root: '/usr/home/a b' }), shop({ id: 10, fsName: 'fine' })]));
-    expect([...files.keys()].filter((n) => !n.startsWith('upstreams/')).sort()).toEqual(['shops.conf', 'shops/bioexcouk.conf', 'shops/fine.conf']);
+    expect([...files.keys()].filter((n) => !n.startsWith('upstreams/')).sort()).toEqual(['defaults.conf', 'shops.conf', 'shops/bioexcouk.conf', 'shops/fine.conf']);
     expect(refused).toEqual([{ id: 9, fsName: 'broken', error: expect.stringMatching(/^install 9 \(broken\): refused document root/) }]);
   });
 

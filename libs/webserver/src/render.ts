@@ -96,6 +96,8 @@ const GLOB = /^(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9._*?-]+(\/[A-Za-z0-9._*?-]+)*$/;
 const ROUTE_PARAM = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
 
 export const MAIN_INCLUDE = 'shops.conf';
+/** Default servers of every address the dispatcher listens on (loaded by nginx's own `current/*.conf` include, beside the main include). */
+export const DEFAULTS_FILE = 'defaults.conf';
 export const LOG_FORMAT = 'shop_host';
 export const installFile = (fsName: string) => `shops/${fsName}.conf`;
 export const upstreamFile = (name: string) => `upstreams/${name}.conf`;
@@ -253,7 +255,41 @@ export function renderEach(input: DispatcherInput, memo?: RenderMemo): RenderedD
     }
   }
   files.set(MAIN_INCLUDE, renderMainInclude(input.confDir));
+  files.set(DEFAULTS_FILE, renderDefaults(input.installs, ports));
   return { files, upstreamOf, memo: nextMemo, refused };
+}
+
+/**
+ * A default server for every address and port an install listens on: a
+ * request whose Host no install has (a domain pointed at our IP before its
+ * order, a typo, a scanner; no Host, an empty one) gets 404 over HTTP and
+ * a refused handshake over HTTPS, never whichever shop nginx loaded first
+ * there. A Host nginx finds invalid (one starting with a dot) gets its own
+ * 400. Changes only when the set of addresses does.
+ */
+export function renderDefaults(installs: readonly InstallInput[], ports: { http: number; https: number }): string {
+  const http = new Set<string>();
+  const https = new Set<string>();
+  for (const install of installs) {
+    for (const site of install.sites) {
+      for (const value of site.ips) {
+        // An address an install file would refuse is refused there (that install held back), not here.
+        let address: string;
+        try {
+          address = ip(value, install);
+        } catch {
+          continue;
+        }
+        http.add(address);
+        if (site.cert) https.add(address);
+      }
+    }
+  }
+  const sorted = (set: Set<string>) => [...set].sort();
+  const lines = ['# Written by the provisioning engine from the catalog: do not edit. Unknown hosts get no shop.'];
+  if (http.size > 0) lines.push('', 'server {', ...sorted(http).map((a) => `    listen ${a}:${port(ports.http)} default_server;`), '    server_name _;', '    access_log off;', '    return 404;', '}');
+  if (https.size > 0) lines.push('', 'server {', ...sorted(https).map((a) => `    listen ${a}:${port(ports.https)} ssl default_server;`), '    server_name _;', '    access_log off;', '    ssl_reject_handshake on;', '}');
+  return `${lines.join('\n')}\n`;
 }
 
 /** The files of one dispatcher: relative path → content. Throws on the first install it cannot render. */
