@@ -13,8 +13,8 @@ export const INSTALL_CODEBASE_CHANGE = defineJobKind<ChangeCodebasePayload>('ins
 
 export const INSTALL_CODEBASE_CHANGE_SAGA = 'install-codebase-change';
 
-/** Undone by the switch's compensation, which runs after the catalog is back (see `switch`). */
-const UNDONE_BY_SWITCH = async () => undefined;
+/** Undone by the slot's compensation, which puts the links back only as each pool follows the catalog back (see `switch`). */
+const UNDONE_BY_SLOT = async () => undefined;
 
 /**
  * The seed's "Change codebase" as a saga: every link of the home goes
@@ -24,23 +24,24 @@ const UNDONE_BY_SWITCH = async () => undefined;
  *
  * 1. `release`: every server of the home is up and holds the target
  *    group's release.
- * 2. `switch`: on every server, what the target's manifest adds to the tree,
- *    the config files rendered with it, `.code` renamed onto its release;
- *    then the slot in one transaction (taken in the new group while it has
- *    room and is unlocked, given back in the old, the install's row, the
- *    pool and nginx rebuilds queued). Links before the catalog, both ways:
- *    php-fpm's realpath cache keeps the release a worker resolved, so a pool
- *    reloaded for the new group must only ever see the new link (and a pool
- *    reloaded back for the old group the old link).
- * 3. `pools`: php-fpm runs the install's pool with the new group's
- *    directory in its open_basedir on every managed handler of the home.
- * 4. `webserver`: each dispatcher's nginx has the install's vhost as the
+ * 2. `config`: on every server, what the target's manifest adds to the tree
+ *    and the config files rendered with it (`.code` untouched: same
+ *    revision). Undone by rendering them from the old group again.
+ * 3. `slot`: one transaction: a slot taken in the new group (only while it
+ *    is ready, unlocked and has room), given back in the old, the install's
+ *    row, its pool and nginx rebuilds queued.
+ * 4. `switch`: on each server, as soon as php-fpm runs the install's pool
+ *    with the new group's directory in its open_basedir, `.code` renamed
+ *    onto the new group's release (PHP refuses a real path outside
+ *    open_basedir: link and pool must change together; the gap is the time
+ *    from a reload being recorded to the rename).
+ * 5. `webserver`: each dispatcher's nginx has the install's vhost as the
  *    catalog has it now (rebuilt only when it differs: web rules of the
  *    other group's manifest).
- * 5. `probe`: every site answers through every dispatcher.
- * A failure undoes newest first; the switch's compensation points the links
- * back, moves the slot back, and waits for the pools and vhosts of the old
- * group, so steps 3-4 have nothing of their own to undo.
+ * 6. `probe`: every site answers through every dispatcher.
+ * A failure undoes newest first; the slot's compensation moves the slot
+ * back and re-points each server's link as its pool follows, so `switch`
+ * and `webserver` have nothing of their own to undo.
  */
 @Injectable()
 export class ChangeCodebaseJob {
@@ -64,16 +65,10 @@ export class ChangeCodebaseJob {
       name: INSTALL_CODEBASE_CHANGE_SAGA,
       steps: [
         step('release', (c, io) => s.checkRelease(c, io), async () => undefined),
-        step(
-          'switch',
-          async (c, io) => {
-            await s.pointTo(c.to, c.servers, io);
-            await s.moveSlot(c, io);
-          },
-          (c, io) => s.switchBack(c, io),
-        ),
-        step('pools', (c, io) => s.awaitPools(c.to, c.servers, io), UNDONE_BY_SWITCH),
-        step('webserver', (c, io) => this.builds.webServer().execute(c.to, io), UNDONE_BY_SWITCH),
+        step('config', (c, io) => s.prepareFiles(c.to, c.servers, io, { tree: true }), (c, io) => s.prepareFiles(c.from, c.servers, io, { tree: false })),
+        step('slot', (c, io) => s.moveSlot(c, io), (c, io) => s.slotBack(c, io)),
+        step('switch', (c, io) => s.followPools(c.to, c.servers, io), UNDONE_BY_SLOT),
+        step('webserver', (c, io) => this.builds.webServer().execute(c.to, io), UNDONE_BY_SLOT),
         step('probe', (c, io) => this.builds.probeSites().execute(c.to, io), async () => undefined),
       ],
       loadContext: (payload) => s.loadContext(payload, jobId),

@@ -6,6 +6,7 @@ import { CODE_LINK, CodeReleases, releaseDirOn } from '@app/codebases';
 import { ServerAccess } from '@app/hosts';
 import { homeOn, InstallBuildSteps, InstallUsers, type BuildContext } from '@app/installs';
 import type { StepIO } from '@app/saga';
+import { JobDeferredError } from '@app/queue';
 import { awaitPools, NginxRebuilds, PoolRebuilds } from '@app/webserver';
 import { HomeServers } from './home-servers.js';
 
@@ -72,20 +73,42 @@ export class ChangeCodebaseSteps {
   }
 
   /**
-   * The install's files onto `context.group` on every server of its home:
-   * what that group's manifest adds to the tree (links go through `.code`,
-   * so the existing ones stay right), config files rendered with it, then
-   * `.code` renamed onto its release (atomic per server).
+   * What `context.group`'s manifest adds to the home's tree (its links go
+   * through `.code`, so the existing ones stay right) and the config files
+   * rendered with it, on every server of the home. `.code` is not touched:
+   * both groups hold the same revision, so the files fit either release.
    */
-  async pointTo(context: BuildContext, servers: readonly Server[], io: StepIO): Promise<void> {
-    const { install, group, revision } = context;
-    for (const server of servers) {
-      await this.builds.applyTree(context, context.manifest, { copies: 'missing', server });
+  async prepareFiles(context: BuildContext, servers: readonly Server[], io: StepIO, options: { tree: boolean }): Promise<void> {
+    for (const server of servers.filter((s) => s.state !== 'down')) {
+      if (options.tree) await this.builds.applyTree(context, context.manifest, { copies: 'missing', server });
       await this.builds.renderConfig(context, server, io);
-      const home = homeOn(server, install);
-      await this.access.executorFor(server).symlinkMany(server, [{ path: posix.join(home, CODE_LINK), target: posix.relative(home, releaseDirOn(server, group, revision)) }]);
     }
-    io.log(`${CODE_LINK} of ${install.fsName} -> ${group.name}/releases/${revision.slice(0, 12)} on ${servers.map((s) => s.hostname).join(', ')}`);
+  }
+
+  /**
+   * `.code` renamed onto `context.group`'s release (atomic) on each server
+   * of the home, each as soon as its php-fpm runs the install's pool as the
+   * catalog has it (open_basedir naming that group's directory): PHP
+   * refuses a script whose real path is outside it, so a link ahead of its
+   * pool fails every request until the reload, and a pool ahead of its link
+   * fails them until the rename. Servers in parallel: the errors last from
+   * a pool's reload being recorded to its link's rename, not more.
+   * Waiting longer than a run may defers the job; the links renamed so far
+   * stay (renaming again changes nothing).
+   */
+  async followPools(context: BuildContext, servers: readonly Server[], io: StepIO): Promise<void> {
+    const { install, group, revision } = context;
+    const results = await Promise.allSettled(
+      servers.filter((s) => s.state !== 'down').map(async (server) => {
+        if (this.users.managed(server)) await awaitPools(this.pools, install, [server], io.log);
+        const home = homeOn(server, install);
+        await this.access.executorFor(server).symlinkMany(server, [{ path: posix.join(home, CODE_LINK), target: posix.relative(home, releaseDirOn(server, group, revision)) }]);
+        io.log(`${CODE_LINK} of ${install.fsName} -> ${group.name}/releases/${revision.slice(0, 12)} on ${server.hostname}`);
+      }),
+    );
+    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+    // A real failure before a wait: the saga gives up on that, not on a deferral.
+    if (failures.length > 0) throw failures.find((e) => !(e instanceof JobDeferredError)) ?? failures[0];
   }
 
   /**
@@ -119,15 +142,14 @@ export class ChangeCodebaseSteps {
   }
 
   /**
-   * The compensation of the switch (links and slot together, in the order
-   * that keeps PHP's cached paths right): links and config files back onto
-   * `from` on every server, the slot back (even if `from` filled up
-   * meanwhile: the install is there again, and the count says so), then
-   * its pools and vhosts rebuilt from the catalog as it is again.
+   * The compensation of the slot, and of everything after it: the slot
+   * back (even if `from` filled up meanwhile: the install is there again,
+   * and the count says so) with its pools and vhosts queued, then each
+   * server's `.code` back onto `from`'s release as soon as its pool is
+   * (as forward), then the vhosts as the catalog has them again.
    */
-  async switchBack(context: ChangeCodebaseContext, io: StepIO): Promise<void> {
+  async slotBack(context: ChangeCodebaseContext, io: StepIO): Promise<void> {
     const { from, to, servers } = context;
-    await this.pointTo(from, servers.filter((s) => s.state !== 'down'), io);
     const moved = await this.dataSource.transaction(async (m) => {
       const install = await this.lockInstall(m, to.install.id);
       if (install.sharedCodeGroupId !== to.group.id) return false;
@@ -141,15 +163,8 @@ export class ChangeCodebaseSteps {
       const back = await this.dataSource.getRepository(SharedCodeGroup).findOneByOrFail({ id: from.group.id });
       io.log(`slot back in ${back.name} (${back.installCount} of ${back.installLimit}${back.installCount > back.installLimit ? ': over its limit, an order took the freed slot meanwhile' : ''})`);
     }
-    await this.awaitPools(from, servers, io);
+    await this.followPools(from, servers, io);
     await this.builds.webServer().execute(from, io);
-  }
-
-  /** Waits until php-fpm runs the install's pool as the catalog has it (its open_basedir names the group's directory) on every managed handler of its home that is up. */
-  async awaitPools(context: BuildContext, servers: readonly Server[], io: StepIO): Promise<void> {
-    const handlers = servers.filter((s) => s.state !== 'down' && this.users.managed(s));
-    if (handlers.length === 0) return io.log('no handler of the home runs its own pool (PHP not managed by the engine)');
-    await awaitPools(this.pools, context.install, handlers, io.log);
   }
 
   /** In the slot's transaction: no group moves without its pools and vhosts queued to follow. */

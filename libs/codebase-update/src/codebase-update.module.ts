@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { CodeReleases } from '@app/codebases';
 import { DatabasesModule } from '@app/databases';
+import { WebserverModule } from '@app/webserver';
 import { ChangeCodebaseController } from './change-codebase.controller.js';
 import { ChangeCodebaseJob } from './change-codebase.job.js';
 import { ChangeCodebaseService } from './change-codebase.service.js';
@@ -27,7 +28,7 @@ export class CodebaseUpdateModule {
   static forRoot(options: { http: boolean; jobs: boolean }): DynamicModule {
     return {
       module: CodebaseUpdateModule,
-      imports: [DatabasesModule],
+      imports: [DatabasesModule, WebserverModule],
       controllers: options.http ? [SqlSnippetsController, RolloutsController, ChangeCodebaseController] : [],
       providers: [SqlSnippetsService, RolloutsService, CodeReleases, ChangeCodebaseService, HomeServers, ...(options.jobs ? [SqlSnippetJob, RolloutJob, InstallUpdateJob, ChangeCodebaseSteps, ChangeCodebaseJob] : [])],
       exports: [SqlSnippetsService, RolloutsService, ChangeCodebaseService],
