@@ -9,10 +9,11 @@ import { buildSampleRepository, SAMPLE_MANIFEST, type SampleRepository } from '@
 import { INSTALL_CODEBASE_CHANGE } from '@app/codebase-update';
 import { phpUserOf } from '@app/webserver';
 import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
-import { createTestCatalog, ownInstallIds, testEngineConfig, type TestCatalog } from '../support/catalog.js';
+import { createTestCatalog, ownInstallIds, TEST_SECRETS_KEY, testEngineConfig, type TestCatalog } from '../support/catalog.js';
 import { startHandlerFpm, stopHandlerFpm, type HandlerFpm } from '../support/handler-fpm.js';
 import { startMountNamespace, stopMountNamespace, type MountNamespace } from '../support/mount-namespace.js';
 import { startNginx, stopNginx } from '../support/nginx.js';
+import { cleanEnv, runCli } from '../support/processes-engine.js';
 import { eventually } from '../support/queue-context.js';
 import { checkoutGroup, testServer } from '../support/server-roots.js';
 import { startSshd, stopSshd } from '../support/sshd.js';
@@ -266,5 +267,25 @@ describe('change an install\'s codebase (2 SSH dispatchers, nginx, managed php-f
     await shopAnswers();
     const audit = await ds.getRepository(AuditEvent).find({ where: { targetType: 'install', targetId: String(install.id), action: 'install.codebase.change-failed' } });
     expect(audit).toHaveLength(1);
+  }, 240_000);
+
+  it('install:codebase (the built CLI): a dry run, a refusal (exit 1, nothing changed), and a change followed to its end', async () => {
+    const env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, LOG_LEVEL: 'warn', ALLOW_LOCAL_TRANSPORT: 'true' });
+    const before = await counts();
+    const dry = await runCli(['install:codebase', String(install.id), '--group', String(groups['paid-a']!.id), '--dry-run'], base, env);
+    expect({ code: dry.code, stdout: dry.stdout }).toEqual({ code: 0, stdout: expect.stringContaining('dry run: install') });
+    const refused = await runCli(['install:codebase', String(install.id), '--group', String(groups['paid-c']!.id)], base, env);
+    expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 1, stderr: expect.stringContaining('CODEBASE_REVISION_DIFFERS') });
+    expect((await runCli(['install:codebase', 'x', '--group', '1'], base, env)).code).toBe(1);
+    expect((await runCli(['install:codebase', String(install.id)], base, env)).code).toBe(1);
+    expect(await counts()).toEqual(before);
+
+    // Back to A, followed until the engine's worker is done.
+    const moved = await runCli(['install:codebase', String(install.id), '--group', String(groups['paid-a']!.id), '--timeout', '120'], base, env);
+    expect({ code: moved.code, stderr: moved.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(moved.stdout).toMatch(new RegExp(`job \\d+ done: the install is on group ${groups['paid-a']!.id}`));
+    expect({ d1: codeLink('d1'), d2: codeLink('d2') }).toEqual({ d1: releaseLink('paid-a', repo.revisions[1]!), d2: releaseLink('paid-a', repo.revisions[1]!) });
+    expect(await counts()).toEqual({ ...before, 'paid-a': before['paid-a']! + 1, 'paid-b': before['paid-b']! - 1 });
+    await shopAnswers();
   }, 240_000);
 });
