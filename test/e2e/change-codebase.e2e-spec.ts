@@ -209,8 +209,15 @@ describe('change an install\'s codebase (2 SSH dispatchers, nginx, managed php-f
       }
     })();
     const started = Date.now();
-    const res = await call('POST', `/v1/installs/${install.id}/codebase`, { groupId: groups['paid-b']!.id });
-    const answer = await json(res);
+    // Asked twice at once: one change queued, the other refused.
+    const both = await Promise.all([0, 1].map(async () => {
+      const r = await call('POST', `/v1/installs/${install.id}/codebase`, { groupId: groups['paid-b']!.id });
+      return { status: r.status, body: await json(r) };
+    }));
+    both.sort((a, b) => a.status - b.status);
+    expect(both[1]).toMatchObject({ status: 409, body: { code: 'CODEBASE_CHANGE_RUNNING' } });
+    const res = { status: both[0]!.status };
+    const answer = both[0]!.body;
     expect({ status: res.status, body: answer }).toMatchObject({ status: 202, body: { installId: install.id, fromGroupId: groups['paid-a']!.id, toGroupId: groups['paid-b']!.id, jobId: expect.any(Number), dryRun: false } });
     const job = await jobEnded(answer.jobId);
     const wall = Date.now() - started;

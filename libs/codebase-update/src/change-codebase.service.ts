@@ -43,7 +43,8 @@ export class ChangeCodebaseService {
     if (dto.dryRun) return view(null);
 
     const jobId = await this.dataSource.transaction(async (tx) => {
-      // Again in the transaction: what changed while the servers were asked.
+      // The install's row locked first (two requests for one install queue one change), then again what changed while the servers were asked.
+      if (this.dataSource.options.type !== 'better-sqlite3') await tx.findOne(Install, { where: { id: installId }, lock: { mode: 'pessimistic_write' } });
       await this.refusals(tx, installId, dto.groupId);
       const { job } = await this.queue.enqueue(INSTALL_CODEBASE_CHANGE, { installId, fromGroupId: from.id, toGroupId: to.id }, { manager: tx, resourceKey: installResourceKey(installId) });
       return job.id;

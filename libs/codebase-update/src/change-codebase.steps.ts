@@ -79,6 +79,11 @@ export class ChangeCodebaseSteps {
    * both groups hold the same revision, so the files fit either release.
    */
   async prepareFiles(context: BuildContext, servers: readonly Server[], io: StepIO, options: { tree: boolean }): Promise<void> {
+    const now = await this.dataSource.getRepository(Install).findOneByOrFail({ id: context.install.id });
+    if (!options.tree && now.sharedCodeGroupId !== context.group.id) {
+      io.log(`install ${now.id} is on code group ${now.sharedCodeGroupId}, not ${context.group.name}: its config files are left as they are`);
+      return;
+    }
     for (const server of servers.filter((s) => s.state !== 'down')) {
       if (options.tree) await this.builds.applyTree(context, context.manifest, { copies: 'missing', server });
       await this.builds.renderConfig(context, server, io);
@@ -150,16 +155,22 @@ export class ChangeCodebaseSteps {
    */
   async slotBack(context: ChangeCodebaseContext, io: StepIO): Promise<void> {
     const { from, to, servers } = context;
-    const moved = await this.dataSource.transaction(async (m) => {
+    const outcome = await this.dataSource.transaction(async (m) => {
       const install = await this.lockInstall(m, to.install.id);
-      if (install.sharedCodeGroupId !== to.group.id) return false;
+      if (install.sharedCodeGroupId === from.group.id) return 'never-moved';
+      // Moved by someone else meanwhile (refused at the request, but a catalog can be edited by hand): its files are that change's to keep.
+      if (install.sharedCodeGroupId !== to.group.id) return `on code group ${install.sharedCodeGroupId}`;
       await m.createQueryBuilder().update(SharedCodeGroup).set({ installCount: () => 'install_count + 1' }).where('id = :id', { id: from.group.id }).execute();
       await this.giveBack(m, to.group.id);
       await m.update(Install, { id: install.id }, { sharedCodeGroupId: from.group.id });
       await this.requestRebuilds(m, from.install.id, servers);
-      return true;
+      return 'moved-back';
     });
-    if (moved) {
+    if (outcome !== 'moved-back' && outcome !== 'never-moved') {
+      io.log(`install ${to.install.id} is ${outcome}, neither ${from.group.name} nor ${to.group.name}: its links and slot are left as they are`);
+      return;
+    }
+    if (outcome === 'moved-back') {
       const back = await this.dataSource.getRepository(SharedCodeGroup).findOneByOrFail({ id: from.group.id });
       io.log(`slot back in ${back.name} (${back.installCount} of ${back.installLimit}${back.installCount > back.installLimit ? ': over its limit, an order took the freed slot meanwhile' : ''})`);
     }
