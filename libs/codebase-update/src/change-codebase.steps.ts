@@ -63,8 +63,9 @@ export class ChangeCodebaseSteps {
     return { from, to, servers: await this.homes.of(base.install) };
   }
 
-  /** Step `release`: every server of the home is up and holds the target group's release (checked again: time passed since the request). */
+  /** Step `release`: the install still live, every server of its home up and holding the target group's release (checked again: time passed since the request). */
   async checkRelease({ to, servers }: ChangeCodebaseContext, io: StepIO): Promise<void> {
+    if (to.install.status !== 'live') throw permanent(`install ${to.install.id} is ${to.install.status}: only a live install changes codebase`);
     const down = servers.filter((s) => s.state === 'down');
     if (down.length > 0) throw permanent(`${down.map((s) => s.hostname).join(', ')} (holding the home of ${to.install.fsName}) is down: its link could not be switched`);
     const missing = await this.homes.missingRelease(servers, to.group, to.revision);
