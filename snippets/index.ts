@@ -3,6 +3,7 @@ import { CodeGroupLockCommand, CodeGroupUnlockCommand } from './code-group-lock.
 import { CodeGroupRollbackCommand, CodeGroupUpdateCommand } from './code-group-update.command.js';
 import { CodeGroupPhpCheckCommand } from './code-group-php-check.command.js';
 import { CodeGroupRemoveCommand } from './code-group-remove.command.js';
+import { InstallCodebaseCommand } from './install-codebase.command.js';
 import {
   JobsCancelCommand,
   JobsListCommand,
@@ -69,4 +70,5 @@ export const SNIPPET_COMMANDS = [
   SqlApplyCommand,
   CodeGroupUpdateCommand,
   CodeGroupRollbackCommand,
+  InstallCodebaseCommand,
 ];
