@@ -122,7 +122,7 @@ echo json_encode(['own' => @file_get_contents(__DIR__ . '/secret.txt'), 'other' 
     expect(ownerOf(socketOf('alpha'))).toBe('www-data');
     const a = await probe(socketOf('alpha'), h1, 'alpha', join(h1.homeRoot, 'beta/html/secret.txt'));
     expect(a).toMatchObject({ own: 'secret of alpha\n', other: false, memory_limit: '96M', exec: false, use_cwd: '1' });
-    expect(a.basedir).toBe(`${join(h1.homeRoot, 'alpha')}:${join(h1.sharedCodeRoot, 'web')}:${join(h1.homeRoot, 'alpha/.php/tmp')}`);
+    expect(a.basedir).toBe(`${join(h1.homeRoot, 'alpha')}:${join(h1.sharedCodeRoot, 'web/releases')}:${join(h1.homeRoot, 'alpha/.php/tmp')}`);
     expect(ownerOf(join(h1.homeRoot, 'alpha/data/written.txt'))).toBe(`shop${alpha!.id}`);
     const b = await probe(socketOf('beta'), h1, 'beta', join(h1.homeRoot, 'alpha/data/written.txt'));
     expect(b).toMatchObject({ own: 'secret of beta\n', other: false });

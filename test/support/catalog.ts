@@ -47,7 +47,7 @@ export async function openCatalog(test: TestCatalog, options: { migrate?: boolea
  * remove) the system user `shop<id>` on this machine, shared by every suite
  * running at once: each such suite takes its own range so two suites never
  * make or remove one account. Taken: pool-pipeline 105001, php-isolation
- * 107001, cloud-handlers 108001.
+ * 107001, cloud-handlers 108001, change-codebase 111001.
  */
 export async function ownInstallIds(dataSource: DataSource, first: number): Promise<void> {
   if (!Number.isSafeInteger(first) || first < 1) throw new Error(`ownInstallIds: ${first} is not a positive integer`);

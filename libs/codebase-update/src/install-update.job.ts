@@ -88,6 +88,11 @@ export class InstallUpdateJob {
       await items.update({ id: item.id }, { state: 'failed', error: `install ${installId} is ${install?.status ?? 'gone'}: not live`, finishedAt: new Date() });
       return;
     }
+    if (install.sharedCodeGroupId !== update.groupId) {
+      // Moved to another code group (POST /v1/installs/:id/codebase) since the update began: not this group's to switch.
+      await items.update({ id: item.id }, { state: 'skipped', error: `install ${installId} is no longer in the group (now in group ${install.sharedCodeGroupId ?? 'none'})`, finishedAt: new Date() });
+      return;
+    }
     const context = await this.steps.loadContext(installId, job.jobId);
     const target = update.toRevision!;
     const from = item.switched ? update.fromRevision! : (install.codeRevision ?? update.fromRevision!);

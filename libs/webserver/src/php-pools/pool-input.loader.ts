@@ -12,8 +12,13 @@ const SERVED = ['building', 'live'] as const;
 /** The rows of a handler that get a pool: being added (no traffic yet) and active; a row being removed has none. */
 const POOLED = ['adding', 'active'] as const;
 
-/** The group's checkout on a server: same name under its shared code root (as the build saga's `checkoutOn`). */
-export const codeDirOn = (server: Pick<Server, 'sharedCodeRoot'>, group: Pick<SharedCodeGroup, 'path'>): string => posix.join(server.sharedCodeRoot, posix.basename(group.path));
+/**
+ * What a pool's open_basedir opens of the group on a server: its releases
+ * (`<shared code root>/<group>/releases`, code-layout.ts), every one (a
+ * rollout switches the home's `.code` between them without touching the
+ * pool), never the group's git repository beside them.
+ */
+export const codeDirOn = (server: Pick<Server, 'sharedCodeRoot'>, group: Pick<SharedCodeGroup, 'path'>): string => posix.join(server.sharedCodeRoot, posix.basename(group.path), 'releases');
 
 /** nginx's user and group, from `WEB_USER` (`user` or `user:group`). */
 export function webUserOf(config: Pick<EngineConfig, 'webUser'>): { user: string; group: string } {
