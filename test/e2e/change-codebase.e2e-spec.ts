@@ -148,7 +148,7 @@ describe('change an install\'s codebase (2 SSH dispatchers, nginx, managed php-f
 
   it('is live on group A, reached through .code on both dispatchers', async () => {
     expect({ d1: codeLink('d1'), d2: codeLink('d2') }).toEqual({ d1: releaseLink('paid-a', repo.revisions[1]!), d2: releaseLink('paid-a', repo.revisions[1]!) });
-    expect(pool('d1')).toContain(`/shared_codes/paid-a:`);
+    expect(pool('d1')).toContain(`/shared_codes/paid-a/releases:`);
     await shopAnswers();
   });
 
@@ -231,7 +231,7 @@ describe('change an install\'s codebase (2 SSH dispatchers, nginx, managed php-f
     expect(await counts()).toEqual({ ...before, 'paid-a': before['paid-a']! - 1, 'paid-b': before['paid-b']! + 1 });
     // PHP may read the new group's release (and no longer the old one's).
     for (const name of ['d1', 'd2'] as const) {
-      expect(pool(name)).toContain('/shared_codes/paid-b:');
+      expect(pool(name)).toContain('/shared_codes/paid-b/releases:');
       expect(pool(name)).not.toContain('/shared_codes/paid-a');
     }
     await shopAnswers();
@@ -270,7 +270,7 @@ describe('change an install\'s codebase (2 SSH dispatchers, nginx, managed php-f
     expect({ d1: codeLink('d1'), d2: codeLink('d2') }).toEqual({ d1: releaseLink('paid-b', repo.revisions[1]!), d2: releaseLink('paid-b', repo.revisions[1]!) });
     expect((await ds.getRepository(Install).findOneByOrFail({ id: install.id })).sharedCodeGroupId).toBe(groups['paid-b']!.id);
     expect(await counts()).toEqual(before);
-    for (const name of ['d1', 'd2'] as const) expect(pool(name)).toContain('/shared_codes/paid-b:');
+    for (const name of ['d1', 'd2'] as const) expect(pool(name)).toContain('/shared_codes/paid-b/releases:');
     await shopAnswers();
     const audit = await ds.getRepository(AuditEvent).find({ where: { targetType: 'install', targetId: String(install.id), action: 'install.codebase.change-failed' } });
     expect(audit).toHaveLength(1);
