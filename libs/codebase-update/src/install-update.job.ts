@@ -16,8 +16,13 @@ export interface InstallUpdatePayload {
   installId: number;
 }
 
-/** One install's part of a rollout or rollback (a child of the update's parent job). */
-export const CODE_UPDATE_INSTALL = defineJobKind<InstallUpdatePayload>('code-update.install', { maxAttempts: 3, backoff: { baseMs: 1_000, maxMs: 30_000 } });
+/**
+ * One install's part of a rollout or rollback (a child of the update's parent
+ * job). A failure inside it ends the item (failed, switched back); an
+ * attempt is lost only to a worker that died or stalled, so a few deaths in
+ * a row (a host rebooting its engines) still end in a resumed update.
+ */
+export const CODE_UPDATE_INSTALL = defineJobKind<InstallUpdatePayload>('code-update.install', { maxAttempts: 10, backoff: { baseMs: 1_000, maxMs: 30_000 } });
 
 /** The probe's bound within an install's update: the probe of the live check, asked again with backoff. */
 const PROBE_BOUND_MS = 20_000;
@@ -59,6 +64,9 @@ function failure(e: unknown): Pick<CodeUpdateItem, 'error' | 'errorFile' | 'erro
  */
 @Injectable()
 export class InstallUpdateJob {
+  /** SQL update names per release directory (a release never changes). */
+  private readonly sqlNames = new Map<string, string[]>();
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly access: ServerAccess,
@@ -110,7 +118,15 @@ export class InstallUpdateJob {
 
     let switched = item.switched;
     try {
-      for (const server of servers) await this.steps.applyTree(next, manifest, { copies: 'missing', server });
+      await this.ensureRelease(next, servers, io);
+      // The tree only where the new release asks another one of the home (a new writable dir, copy, link...): most revisions ask the same.
+      const previous = await this.releases.recordedManifest(context.group, from);
+      for (const server of servers) {
+        const after = await this.steps.treePlan(server, context.group, target, manifest);
+        // The old release unreadable there (never synced): the whole tree is applied, which is idempotent.
+        const before = await this.steps.treePlan(server, context.group, from, previous).catch(() => null);
+        if (JSON.stringify(before) !== JSON.stringify(after)) await this.steps.applyTree(next, manifest, { copies: 'missing', server });
+      }
       await this.switchTo(next, servers, io);
       switched = true;
       await items.update({ id: item.id }, { switched: true });
@@ -144,6 +160,22 @@ export class InstallUpdateJob {
     }
   }
 
+  /**
+   * The release on every server of the home: a server that was down (or
+   * not yet a handler of the install) when the rollout synced it gets it now
+   * from the group's master, rather than a link into nothing.
+   */
+  private async ensureRelease(context: BuildContext, servers: Server[], io: StepIO): Promise<void> {
+    const { group, revision } = context;
+    let master: Server | null = null;
+    for (const server of servers) {
+      if (server.id === group.masterServerId) continue;
+      if (await this.access.executorFor(server).exists(server, posix.join(releaseDirOn(server, group, revision), '.'))) continue;
+      master ??= await this.dataSource.getRepository(Server).findOneByOrFail({ id: group.masterServerId });
+      await this.releases.sync(group, master, revision, [server], io.log);
+    }
+  }
+
   /** The servers that hold the install's home: its master and replicas, and its active cloud handlers. */
   private async serversOf(context: BuildContext): Promise<Server[]> {
     const clouds = await this.dataSource.getRepository(InstallServer).find({ where: { installId: context.install.id, role: 'cloud', state: In(['active', 'draining']) } });
@@ -174,10 +206,16 @@ export class InstallUpdateJob {
     if (!manifest.sql) return 0;
     const executor = this.access.executorFor(master);
     const dir = checkServerPath(master, posix.join(releaseDirOn(master, group, revision), manifest.sql.updates));
-    const names = (await executor.mustRun(master, ['find', dir, '-mindepth', '1', '-maxdepth', '1', '-type', 'f', '-name', '*.sql', '-printf', '%f\\0']))
-      .split('\0')
-      .filter(Boolean)
-      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    // A release never changes: its SQL file names are listed once per engine.
+    let names = this.sqlNames.get(`${master.id} ${dir}`);
+    if (!names) {
+      names = (await executor.mustRun(master, ['find', dir, '-mindepth', '1', '-maxdepth', '1', '-type', 'f', '-name', '*.sql', '-printf', '%f\\0']))
+        .split('\0')
+        .filter(Boolean)
+        .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+      this.sqlNames.set(`${master.id} ${dir}`, names);
+      if (this.sqlNames.size > 32) this.sqlNames.delete(this.sqlNames.keys().next().value!);
+    }
     const updates = this.dataSource.getRepository(DatabaseUpdate);
     const have = new Set((await updates.find({ where: { installId: install.id } })).map((u) => u.file));
     const todo = names.filter((n) => !have.has(n));
@@ -186,7 +224,7 @@ export class InstallUpdateJob {
     registerSecrets(password);
     const session = manifest.sql.session ?? {};
     for (const name of todo) {
-      const text = (await executor.readFile(master, posix.join(dir, name))).toString('utf8');
+      const text = (await this.steps.releaseFile(master, posix.join(dir, name))).toString('utf8');
       await this.tenants.runStatements(dbServer, install.dbName, { user: install.dbUser, password }, name, splitSql(prepareSql(text, manifest.sql)), session);
       await updates.insert({ installId: install.id, file: name, pluginId: null, checksum: sqlChecksum(text), appliedAt: new Date(), jobId: context.jobId });
       io.log(`applied ${name}`);

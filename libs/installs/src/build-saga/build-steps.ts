@@ -25,6 +25,12 @@ const WEBSERVER_RECHECK_MS = 1_000;
 /** How many connections a dump's tables are made on at once (each table costs the database server a dozen disk syncs). */
 const SQL_TABLE_CONNECTIONS = 4;
 
+/** How many release listings an engine keeps (a few groups' releases on a few servers). */
+const RELEASE_LISTINGS_KEPT = 32;
+/** How many small release files (templates, SQL updates) an engine keeps, each at most RELEASE_FILE_KEPT_BYTES. */
+const RELEASE_FILES_KEPT = 256;
+const RELEASE_FILE_KEPT_BYTES = 256 * 1024;
+
 /** In a home the engine made: who made it (the home of another install, or a directory nobody's install made, has none or another). */
 export const HOME_MARKER = '.shop-install';
 /** How long the probe asks the sites (with backoff) before the build gives up on them. */
@@ -39,6 +45,11 @@ const NOTHING_OF_ITS_OWN = async () => undefined;
  */
 @Injectable()
 export class InstallBuildSteps {
+  /** Release listings by server and path (releaseEntries). */
+  private readonly listings = new Map<string, CheckoutEntry[]>();
+  /** Small release files by server and path (releaseFile). */
+  private readonly files = new Map<string, Buffer>();
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly access: ServerAccess,
@@ -178,12 +189,7 @@ export class InstallBuildSteps {
     const executor = this.access.executorFor(master);
     const home = homeOn(master, install);
     const checkout = checkoutOn(master, group, options.revision ?? context.revision);
-    const listing = await executor.mustRun(master, ['find', checkout, '-mindepth', '1', '-printf', '%y %P\\0'], { timeoutMs: 120_000 });
-    const entries: CheckoutEntry[] = listing
-      .split('\0')
-      .filter(Boolean)
-      .map((e) => ({ type: e[0] as CheckoutEntry['type'], path: e.slice(2) }));
-    const plan = planTree(manifest, entries);
+    const plan = planTree(manifest, await this.releaseEntries(master, checkout));
     const inHome = (p: string) => checkServerPath(master, posix.join(home, p), { allowRoot: false });
     const code = posix.join(home, CODE_LINK);
     if (plan.dirs.length > 0) await executor.mkdirs(master, plan.dirs.map(inHome));
@@ -543,6 +549,46 @@ export class InstallBuildSteps {
     };
   }
 
+  /** The tree `manifest` asks of a home over a release on a server (its listing kept: see releaseEntries). */
+  async treePlan(server: Server, group: SharedCodeGroup, revision: string, manifest: CodebaseManifest): Promise<ReturnType<typeof planTree>> {
+    return planTree(manifest, await this.releaseEntries(server, checkoutOn(server, group, revision)));
+  }
+
+  /** A file of a release on a server, kept (a release never changes; small files only: templates, SQL updates). */
+  async releaseFile(server: Server, path: string): Promise<Buffer> {
+    const key = `${server.id} ${path}`;
+    const known = this.files.get(key);
+    if (known) return known;
+    const content = await this.access.executorFor(server).readFile(server, path);
+    if (content.length <= RELEASE_FILE_KEPT_BYTES) {
+      this.files.set(key, content);
+      if (this.files.size > RELEASE_FILES_KEPT) this.files.delete(this.files.keys().next().value!);
+    }
+    return content;
+  }
+
+  /**
+   * The entries of a release on a server. A release never changes once made
+   * (code-layout.ts), so its listing is kept (a few, newest last): a
+   * rollout's installs, and a burst of builds, list it once per server.
+   */
+  private async releaseEntries(server: Server, checkout: string): Promise<CheckoutEntry[]> {
+    const key = `${server.id} ${checkout}`;
+    const known = this.listings.get(key);
+    if (known) return known;
+    const listing = await this.access.executorFor(server).mustRun(server, ['find', checkout, '-mindepth', '1', '-printf', '%y %P\\0'], { timeoutMs: 120_000 });
+    const entries: CheckoutEntry[] = listing
+      .split('\0')
+      .filter(Boolean)
+      .map((e) => ({ type: e[0] as CheckoutEntry['type'], path: e.slice(2) }));
+    // An empty listing (a release being synced, a path gone) is never kept.
+    if (entries.length > 0) {
+      this.listings.set(key, entries);
+      if (this.listings.size > RELEASE_LISTINGS_KEPT) this.listings.delete(this.listings.keys().next().value!);
+    }
+    return entries;
+  }
+
   /** The install's cron.d file on one server (also a handler it is added to): each command run in its home as the user its PHP runs as there. */
   async writeCrons({ install, manifest }: BuildContext, server: Server, io: StepIO): Promise<void> {
     const home = homeOn(server, install);
@@ -605,7 +651,7 @@ export class InstallBuildSteps {
     // Readable by the group of the user the install's PHP runs as on that server: its own where the engine manages PHP, never the shared web user's then.
     const { group: group_ } = this.users.phpOwner(server, install);
     for (const template of manifest.templates ?? []) {
-      const source = (await this.access.executorFor(master).readFile(master, posix.join(checkoutOn(master, group, revision), template.source))).toString('utf8');
+      const source = (await this.releaseFile(master, posix.join(checkoutOn(master, group, revision), template.source))).toString('utf8');
       const text = await renderTemplate(source, template.language, values, template.source, { optionalPrefixes: OPTIONAL_PREFIXES });
       // Owned by the engine's user (root on servers), readable by that group only.
       await executor.writeFile(server, posix.join(homeOn(server, install), template.target), text, { mode: 0o640, owner: `:${group_}` });
