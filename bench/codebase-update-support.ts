@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import type { DataSource } from 'typeorm';
 import { fetchSite } from '../test/support/web-installs.js';
 
@@ -189,4 +190,42 @@ export async function phaseBreakdown(ds: DataSource, parentJobId: number, starte
     max_children_running: maxRunning,
     steps_ms: stepsMs,
   };
+}
+
+/** CPU time (ticks) of a process tree: every process's own, plus what its reaped children used (so exits between two reads are counted once). */
+export function treeCpuTicks(root: number): { self: number; children: number } {
+  const procs = new Map<number, { ppid: number; own: number; reaped: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    procs.set(Number(entry), { ppid: Number(f[1]), own: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]) });
+  }
+  const rootProc = procs.get(root);
+  if (!rootProc) return { self: 0, children: 0 };
+  let children = rootProc.reaped;
+  const inTree = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, p] of procs) {
+      if (!inTree.has(pid) && inTree.has(p.ppid)) {
+        inTree.add(pid);
+        children += p.own + p.reaped;
+        grew = true;
+      }
+    }
+  }
+  return { self: rootProc.own, children };
+}
+
+/** The machine's busy CPU time (ticks, all cores), from /proc/stat. */
+export function machineBusyTicks(): number {
+  const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const n = fields.map(Number);
+  return n.slice(0, 8).reduce((a, b) => a + b, 0) - n[3]! - n[4]!;
 }

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,6 +11,7 @@ import { generateToken, hashToken, tokenDisplayPrefix } from '@app/auth';
 import { ApiToken, createCatalogDataSource, Install, Server, ServerIp } from '@app/catalog';
 import { buildSampleRepository } from '@app/codebases';
 import { loadConfig } from '@app/config';
+import { startEngine, type RunningEngine } from '../apps/engine/src/start-engine.js';
 import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../test/support/dispatcher-web.js';
 import { startMariadb, stopMariadb } from '../test/support/mariadb.js';
 import { cleanEnv, spawnApi, spawnWorker, type ApiProcess, type WorkerProcess } from '../test/support/processes-engine.js';
@@ -17,7 +19,8 @@ import { testServer } from '../test/support/server-roots.js';
 import { startSshd, stopSshd } from '../test/support/sshd.js';
 import type { SshdServer } from '../test/support/testbed.js';
 import { fetchSite } from '../test/support/web-installs.js';
-import { phaseBreakdown, RequestLoop, type Phases } from './codebase-update-support.js';
+import { profileRollout, summarize } from './codebase-update-profile.js';
+import { machineBusyTicks, phaseBreakdown, RequestLoop, treeCpuTicks, type Phases } from './codebase-update-support.js';
 
 /**
  * npm run bench -- codebase-update
@@ -31,9 +34,10 @@ import { phaseBreakdown, RequestLoop, type Phases } from './codebase-update-supp
  * makes its repository and release on the master and syncs the release to
  * the other dispatcher), then `BENCH_INSTALLS` (200) orders are placed
  * through the API and built until live. The installs are free ones, spread
- * over both dispatchers by the placement (the master alone serves a free
- * install): a paid install holds a dedicated IP on each dispatcher, and the
- * bench's loopback range (127.0.110.x) cannot hold 400 of them.
+ * over both dispatchers (the master alone serves a free
+ * install; each order names its dispatcher, half on each): a paid install
+ * holds a dedicated IP on each dispatcher, and the bench's loopback range
+ * (127.0.110.x) cannot hold 400 of them.
  *
  * Measured: `POST /v1/code-groups/:id/updates` to the second revision
  * (one SQL update, 0002_orders.sql) at the default concurrency, polled with
@@ -51,6 +55,8 @@ const ORDER_BATCH = 100;
 /** Requests in flight at once in the loop (each dispatcher's php-fpm has 4 children). */
 const LOOP_CONCURRENCY = Number(process.env.BENCH_LOOP_CONCURRENCY ?? 4);
 const SHARED_IPS = 4;
+/** Installs whose update is profiled step by step after the measured rollout (0: none). */
+const PROFILE = Number(process.env.BENCH_PROFILE ?? 20);
 const SECRETS_KEY = '0f'.repeat(32);
 /** Install ids of the bench's own range (no system user is made here: the dispatchers' PHP is the shared pool). */
 const FIRST_ID = 1_110_001;
@@ -79,6 +85,7 @@ let ds: DataSource | null = null;
 let api: ApiProcess | null = null;
 let worker: WorkerProcess | null = null;
 let loop: RequestLoop | null = null;
+let inProcess: RunningEngine | null = null;
 try {
   sshds.push(await startSshd(join(dir, 'sshd-1'), '127.0.110.1'), await startSshd(join(dir, 'sshd-2'), '127.0.110.2'));
   const admin = await mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: mariadb.adminUser, password: mariadb.adminPassword });
@@ -141,7 +148,9 @@ try {
       Array.from({ length: Math.min(ORDER_BATCH, INSTALLS - start) }, async (_, k) => {
         const n = start + k + 1;
         const hostname = `cu${n}-shop.example.com`;
-        const res = await call('POST', '/v1/installs', { orderRef: `CU-${n}`, customerEmail: `cu${n}@example.com`, license: 'free', sites: [{ hostname }] });
+        // Half on each dispatcher (orders placed at once would all see the same counts and pick the same one).
+        const serverId = dispatchers[n % dispatchers.length]!.id;
+        const res = await call('POST', '/v1/installs', { orderRef: `CU-${n}`, customerEmail: `cu${n}@example.com`, license: 'free', sites: [{ hostname }], serverId });
         if (res.status !== 202) throw new Error(`order ${n}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
         return { id: res.body.installId as number, hostname };
       }),
@@ -174,6 +183,17 @@ try {
   const before = loop.snapshot();
   if (before.errors > 0) throw new Error(`the request loop saw errors before the rollout started: ${JSON.stringify(before)}`);
   loop.reset();
+  const cpu = () => ({
+    machine: machineBusyTicks(),
+    bench: process.cpuUsage(),
+    worker: treeCpuTicks(worker!.child.pid!),
+    api: treeCpuTicks(api!.child.pid!),
+    sshd: sshds.map((x) => treeCpuTicks(x.pid)),
+    mariadb: treeCpuTicks(mariadb.pid),
+    nginx: webs.map((w) => treeCpuTicks(w.nginx.pid)),
+    fpm: webs.map((w) => treeCpuTicks(w.fpm.process.pid)),
+  });
+  const cpuBefore = cpu();
   const t0 = performance.now();
   const posted = Date.now();
   const started = await call('POST', `/v1/code-groups/${groupId}/updates`, { revision: repo.revisions[1] });
@@ -192,6 +212,7 @@ try {
     await sleep(100);
   }
   const seenEndS = (performance.now() - t0) / 1000;
+  const cpuAfter = cpu();
   const during = loop.snapshot();
   await loop.stop();
   loop = null;
@@ -202,11 +223,15 @@ try {
   const failedItems = report.items.filter((i: Json) => i.state !== 'done');
   for (const item of failedItems.slice(0, 5)) log(`  install ${item.installId}: ${item.state} ${item.error ?? ''} ${item.errorFile ?? ''} ${item.errorStatement ?? ''}`);
 
-  // Per install: the report's own times.
+  // Per install: the report's own times (its items' startedAt and finishedAt are whole seconds), and the same span
+  // to the millisecond from each install's child job (claimed by the worker to finished).
   const done = report.items.filter((i: Json) => i.startedAt && i.finishedAt);
-  const perMs = done.map((i: Json) => Date.parse(i.finishedAt) - Date.parse(i.startedAt));
-  const canary = report.items.find((i: Json) => i.canary);
-  const canaryMs = canary?.startedAt && canary.finishedAt ? Date.parse(canary.finishedAt) - Date.parse(canary.startedAt) : null;
+  const reportMs = done.map((i: Json) => Date.parse(i.finishedAt) - Date.parse(i.startedAt));
+  const childRows: { installId: number; ms: number }[] = (
+    await ds.query('SELECT payload AS p, TIMESTAMPDIFF(MICROSECOND, started_at, finished_at) / 1000 AS ms FROM jobs WHERE parent_id = ? AND finished_at IS NOT NULL', [jobId])
+  ).map((r: { p: string; ms: string }) => ({ installId: JSON.parse(r.p).installId as number, ms: Number(r.ms) }));
+  const perMs = childRows.map((r) => r.ms);
+  const canaryMs = childRows.find((r) => r.installId === report.canaryInstallId)?.ms ?? null;
 
   // Fetches of the revision per server: the parent job's own output (every attempt), and none by any child.
   const parent = (await call('GET', `/v1/jobs/${jobId}`)).body;
@@ -257,9 +282,46 @@ try {
   }
   log(`after: ${onNew}/${homes.length} homes on ${commit.slice(0, 12)}, 0002_orders.sql recorded for ${recorded[0]?.n} (duplicates ${recorded[0]?.dup}), ${answeringAfter}/${targets.length} answer`);
 
+  // CPU seconds during the rollout, by process tree (ticks of 10 ms), beside the machine's (which includes any other load).
+  const tick = 100;
+  const sum = (xs: { self: number; children: number }[]) => xs.reduce((a, x) => a + x.self + x.children, 0);
+  const cpuS = {
+    wall_s: round(seenEndS, 1),
+    machine: round((cpuAfter.machine - cpuBefore.machine) / tick, 1),
+    worker_node: round((cpuAfter.worker.self - cpuBefore.worker.self) / tick, 1),
+    worker_local_commands: round((cpuAfter.worker.children - cpuBefore.worker.children) / tick, 1),
+    api: round((sum([cpuAfter.api]) - sum([cpuBefore.api])) / tick, 1),
+    sshd_remote_commands: round((sum(cpuAfter.sshd) - sum(cpuBefore.sshd)) / tick, 1),
+    mariadb: round((sum([cpuAfter.mariadb]) - sum([cpuBefore.mariadb])) / tick, 1),
+    nginx: round((sum(cpuAfter.nginx) - sum(cpuBefore.nginx)) / tick, 1),
+    php_fpm: round((sum(cpuAfter.fpm) - sum(cpuBefore.fpm)) / tick, 1),
+    bench_request_loop: round((cpuAfter.bench.user + cpuAfter.bench.system - cpuBefore.bench.user - cpuBefore.bench.system) / 1e6, 1),
+  };
+  log(`CPU seconds during the rollout (2 cores: ${round(seenEndS * 2, 0)} available): ${JSON.stringify(cpuS)}`);
+
   // Where the time went: the child jobs' queue waits and runs, and each install's steps (its job's output).
   const phases: Phases = await phaseBreakdown(ds, jobId, Date.parse(report.startedAt ?? new Date(posted).toISOString()));
   log(`where the time went: ${JSON.stringify(phases)}`);
+
+  // Profile: the engine processes stopped, the same rollout code run in this process for a third revision
+  // (one more small SQL update), one install at a time, every step and server command timed.
+  let profile: ReturnType<typeof summarize> | null = null;
+  if (PROFILE > 0) {
+    for (const p of [api, worker]) {
+      p!.child.kill('SIGTERM');
+      await p!.exited;
+    }
+    api = null;
+    worker = null;
+    const gitEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: repo.path };
+    writeFileSync(join(repo.path, 'heavymetal/sql/updates/0003_notes.sql'), "CREATE TABLE order_notes (\n  id INTEGER PRIMARY KEY,\n  note VARCHAR(255) NOT NULL\n);\nINSERT INTO settings (name, value) VALUES ('notes', 'enabled');\n");
+    execFileSync('git', ['-C', repo.path, 'add', '.'], { env: gitEnv });
+    execFileSync('git', ['-C', repo.path, 'commit', '--quiet', '-m', 'bench: a third revision'], { env: gitEnv });
+    const third = execFileSync('git', ['-C', repo.path, 'rev-parse', 'HEAD'], { env: gitEnv, encoding: 'utf8' }).trim();
+    inProcess = await startEngine(loadConfig({ CATALOG_URL: url, SECRETS_KEY, PORT: '0', LOG_LEVEL: 'warn', ENGINE_ROLES: 'api', VAR_DIR: join(dir, 'var') }));
+    profile = summarize(await profileRollout(inProcess.app, groupId, third, PROFILE));
+    log(`profile, one install at a time in this process (medians over ${profile.installs}): ${JSON.stringify(profile)}`);
+  }
 
   process.stdout.write(
     JSON.stringify({
@@ -274,8 +336,10 @@ try {
       per_install_p50_ms: Math.round(median(perMs)),
       per_install_p10_ms: Math.round(percentile(perMs, 10)),
       per_install_p90_ms: Math.round(percentile(perMs, 90)),
-      per_install_range_ms: [Math.min(...perMs), Math.max(...perMs)],
-      canary_ms: canaryMs,
+      per_install_range_ms: [Math.round(Math.min(...perMs)), Math.round(Math.max(...perMs))],
+      per_install_report_p50_ms: Math.round(median(reportMs)),
+      per_install_report_range_ms: [Math.min(...reportMs), Math.max(...reportMs)],
+      canary_ms: canaryMs === null ? null : Math.round(canaryMs),
       fetches_per_server: fetchesPerServer,
       git_runs_per_server: Object.fromEntries(Object.entries(fetches).map(([h, f]) => [h, f.git])),
       release_syncs_per_server: Object.fromEntries(Object.entries(fetches).map(([h, f]) => [h, f.sync])),
@@ -289,10 +353,13 @@ try {
       sql_update_duplicates: Number(recorded[0]?.dup ?? 0),
       answering_after: answeringAfter,
       phases,
+      cpu_s: cpuS,
+      profile,
     }) + '\n',
   );
 } finally {
   await loop?.stop();
+  await inProcess?.close();
   for (const p of [api, worker]) {
     if (!p) continue;
     p.child.kill('SIGTERM');
