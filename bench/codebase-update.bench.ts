@@ -123,7 +123,8 @@ try {
   const token = generateToken();
   await ds.getRepository(ApiToken).insert({ name: 'bench', tokenHash: hashToken(token), prefix: tokenDisplayPrefix(token), scopes: ['admin'], lastUsedAt: null, revokedAt: null } as never);
   // Production's settings: default poll interval and concurrency (nothing set), api and worker apart.
-  const env = cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'warn', VAR_DIR: join(dir, 'var'), ORDERS_PER_MINUTE: '0' });
+  // BENCH_WORKER_CONCURRENCY: diagnostic runs only (with BENCH_ROLLOUT_CONCURRENCY: is the rollout bound by slots or by CPU?).
+  const env = cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'warn', VAR_DIR: join(dir, 'var'), ORDERS_PER_MINUTE: '0', ...(process.env.BENCH_WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY } : {}) });
   // The worker announces its start at info level.
   [api, worker] = await Promise.all([spawnApi({ ...env, PORT: '0' }), spawnWorker({ ...env, LOG_LEVEL: 'info' }, 120_000)]);
   const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> => {
@@ -363,6 +364,7 @@ try {
       phases,
       cpu_s: cpuS,
       loop_concurrency: LOOP_CONCURRENCY,
+      worker_concurrency: Number(process.env.BENCH_WORKER_CONCURRENCY ?? 4),
       load_avg_1m: [round(loadBefore, 1), round(loadAfter, 1)],
       profile,
     }) + '\n',
