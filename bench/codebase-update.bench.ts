@@ -123,8 +123,7 @@ try {
   const token = generateToken();
   await ds.getRepository(ApiToken).insert({ name: 'bench', tokenHash: hashToken(token), prefix: tokenDisplayPrefix(token), scopes: ['admin'], lastUsedAt: null, revokedAt: null } as never);
   // Production's settings: default poll interval and concurrency (nothing set), api and worker apart.
-  // BENCH_WORKER_CONCURRENCY: diagnostic runs only (with BENCH_ROLLOUT_CONCURRENCY: is the rollout bound by slots or by CPU?).
-  const env = cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'warn', VAR_DIR: join(dir, 'var'), ORDERS_PER_MINUTE: '0', ...(process.env.BENCH_WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY } : {}) });
+  const env = cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'warn', VAR_DIR: join(dir, 'var'), ORDERS_PER_MINUTE: '0' });
   // The worker announces its start at info level.
   [api, worker] = await Promise.all([spawnApi({ ...env, PORT: '0' }), spawnWorker({ ...env, LOG_LEVEL: 'info' }, 120_000)]);
   const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> => {
@@ -181,6 +180,14 @@ try {
   log(`all ${installs.length} installs answer through nginx before the rollout`);
   // The builds are over: let their last rebuilds and the worker settle.
   await sleep(2_000);
+  if (process.env.BENCH_WORKER_CONCURRENCY) {
+    // Diagnostic runs only (with BENCH_ROLLOUT_CONCURRENCY: is the rollout bound by the worker's slots or by CPU?): the
+    // installs are built at the default, then the worker is replaced by one with more slots.
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    worker = await spawnWorker({ ...env, LOG_LEVEL: 'info', WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY }, 120_000);
+    log(`worker restarted with ${process.env.BENCH_WORKER_CONCURRENCY} slots`);
+  }
 
   // Measured: the rollout, with the request loop running throughout.
   loop = new RequestLoop(targets, LOOP_CONCURRENCY);
