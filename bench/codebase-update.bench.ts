@@ -33,28 +33,31 @@ import { machineBusyTicks, phaseBreakdown, RequestLoop, treeCpuTicks, type Phase
  * through the API at the sample codebase's first revision (the clone job
  * makes its repository and release on the master and syncs the release to
  * the other dispatcher), then `BENCH_INSTALLS` (200) orders are placed
- * through the API and built until live. The installs are free ones, spread
- * over both dispatchers (the master alone serves a free
- * install; each order names its dispatcher, half on each): a paid install
- * holds a dedicated IP on each dispatcher, and the bench's loopback range
- * (127.0.110.x) cannot hold 400 of them.
+ * through the API and built until live. The installs are free ones, half on
+ * each dispatcher (the master alone serves a free install; each order names
+ * its dispatcher): a paid install holds a dedicated IP on each dispatcher,
+ * and the bench's loopback range (127.0.110.x) cannot hold 400 of them.
  *
  * Measured: `POST /v1/code-groups/:id/updates` to the second revision
  * (one SQL update, 0002_orders.sql) at the default concurrency, polled with
  * `GET .../updates/:updateId` until it ends; meanwhile a request loop asks
  * every install's front page (from PHP and its database) through nginx on
  * its dispatcher, over and over, and counts 5xx answers and failed
- * connections. Then the per-install times from the report, the fetches and
- * syncs of the release per server from the parent job's output, and where
- * the time went (queue waits and each install's steps from the jobs' own
- * records).
+ * connections. Then the per-install times (each install's child job), the
+ * fetches and syncs of the release per server from the parent job's output,
+ * checks of every install, and where the time went: queue waits and each
+ * install's steps from the jobs' own records, the CPU of each process tree
+ * during the rollout, and a profile of the same rollout code run in this
+ * process one install at a time with every step and server command timed
+ * (codebase-update-profile.ts).
  */
 const INSTALLS = Number(process.env.BENCH_INSTALLS ?? 200);
 /** Orders in flight at once while building (setup). */
 const ORDER_BATCH = 100;
 /**
- * Requests in flight at once in the loop: one, back to back (each install is asked about every 2 s). The loop shares
- * the machine's two cores with the rollout; at 4 it took half of them (`cpu_s`) and slowed the rollout it watches.
+ * Requests in flight at once in the loop: one, back to back (each install is asked about once a second). The loop
+ * shares the machine's two cores with the rollout; at 4 at once it took about half of them and slowed the rollout it
+ * watches (docs/benchmarks.md).
  */
 const LOOP_CONCURRENCY = Number(process.env.BENCH_LOOP_CONCURRENCY ?? 1);
 /** The rollout's concurrency: the engine's default (4) unless set, for a diagnostic run. */
