@@ -43,8 +43,11 @@ missing_packages() {
   if php_fpm=$(find_php_fpm); then
     # php-fpm without the MySQL extensions cannot reach MariaDB; without SQLite's,
     # the embedded default's shops cannot read their (SQLite) databases.
-    "$php_fpm" -m 2>/dev/null | grep -qx pdo_mysql || echo php-mysql
-    "$php_fpm" -m 2>/dev/null | grep -qx pdo_sqlite || echo php-sqlite3
+    # Read whole first: `grep -q` stops at its match, and under pipefail the SIGPIPE php-fpm then gets would read as "missing".
+    local modules
+    modules=$("$php_fpm" -m 2>/dev/null || true)
+    grep -qx pdo_mysql <<<"$modules" || echo php-mysql
+    grep -qx pdo_sqlite <<<"$modules" || echo php-sqlite3
   else
     echo php-fpm
   fi
