@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource, In } from 'typeorm';
+import { DataSource, In, IsNull } from 'typeorm';
 import { CodeUpdate, CodeUpdateItem, DatabaseUpdate, Install, InstallServer, Server } from '@app/catalog';
 import { CODE_LINK, CodeReleases, releaseDirOn, type CodebaseManifest } from '@app/codebases';
 import { redactSecrets, registerSecrets } from '@app/common';
@@ -8,7 +8,7 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { prepareSql, splitSql, sqlChecksum, SqlStatementError, TenantDatabases } from '@app/databases';
 import { checkServerPath, ServerAccess } from '@app/hosts';
 import { decryptSecret, homeOn, InstallBuildSteps, type BuildContext } from '@app/installs';
-import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
+import { defineJobKind, JobHandler, QueueService, type JobContext } from '@app/queue';
 import type { StepIO } from '@app/saga';
 
 export interface InstallUpdatePayload {
@@ -23,6 +23,25 @@ export interface InstallUpdatePayload {
  * a row (a host rebooting its engines) still end in a resumed update.
  */
 export const CODE_UPDATE_INSTALL = defineJobKind<InstallUpdatePayload>('code-update.install', { maxAttempts: 10, backoff: { baseMs: 1_000, maxMs: 30_000 } });
+
+/**
+ * Child jobs for items of an update (one per install; the install's resource
+ * key keeps it apart from the install's other jobs). The idempotency key
+ * names the item as it is now: the parent and a finishing sibling asking for
+ * the same item get one job; an item reset for a retry gets a new one.
+ */
+export async function enqueueItems(dataSource: DataSource, queue: QueueService, update: CodeUpdate, items: CodeUpdateItem[]): Promise<void> {
+  for (const item of items) {
+    if (item.jobId !== null && item.jobId !== update.jobId) continue;
+    const { job } = await queue.enqueue(
+      CODE_UPDATE_INSTALL,
+      { updateId: update.id, installId: item.installId },
+      { idempotencyKey: `codeupdate:${update.id}:install:${item.installId}:${item.id}:${item.updatedAt.getTime()}`, resourceKey: `install:${item.installId}`, parentId: update.jobId ?? undefined },
+    );
+    await dataSource.getRepository(CodeUpdateItem).update({ id: item.id, jobId: item.jobId === null ? IsNull() : item.jobId }, { jobId: job.id });
+    item.jobId = job.id;
+  }
+}
 
 /** The probe's bound within an install's update: the probe of the live check, asked again with backoff. */
 const PROBE_BOUND_MS = 20_000;
@@ -66,6 +85,8 @@ function failure(e: unknown): Pick<CodeUpdateItem, 'error' | 'errorFile' | 'erro
 export class InstallUpdateJob {
   /** SQL update names per release directory (a release never changes). */
   private readonly sqlNames = new Map<string, string[]>();
+  /** Releases seen on a server (`<server id> <dir>`). */
+  private readonly present = new Set<string>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -73,19 +94,48 @@ export class InstallUpdateJob {
     private readonly steps: InstallBuildSteps,
     private readonly releases: CodeReleases,
     private readonly tenants: TenantDatabases,
+    private readonly queue: QueueService,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
   @JobHandler(CODE_UPDATE_INSTALL)
-  async run({ updateId, installId }: InstallUpdatePayload, job: JobContext): Promise<void> {
+  async run(payload: InstallUpdatePayload, job: JobContext): Promise<void> {
+    const canary = await this.update(payload, job);
+    // The next install at once (the parent would only notice at its next look): at most the update's concurrency in flight.
+    if (!canary && !job.signal.aborted) await this.next(payload.updateId);
+  }
+
+  /** The next pending installs of a running update, as many as its concurrency leaves room for (never the canary's turn: the parent decides after it). */
+  private async next(updateId: number): Promise<void> {
+    const update = await this.dataSource.getRepository(CodeUpdate).findOneBy({ id: updateId });
+    if (!update || update.state !== 'running') return;
+    const items = await this.dataSource.getRepository(CodeUpdateItem).find({ where: { updateId }, order: { canary: 'DESC', installId: 'ASC' } });
+    const canary = items.find((i) => i.canary);
+    if (canary && canary.state !== 'done') return;
+    const open = items.filter((i) => !ENDED.has(i.state));
+    const inFlight = open.filter((i) => i.jobId !== null && i.jobId !== update.jobId).length;
+    const room = Math.max(0, update.concurrency - inFlight);
+    const waiting = open.filter((i) => i.jobId === null || i.jobId === update.jobId).slice(0, room);
+    if (waiting.length > 0) await enqueueItems(this.dataSource, this.queue, update, waiting);
+  }
+
+  /** The item's update; true when the item is the canary. */
+  private async update({ updateId, installId }: InstallUpdatePayload, job: JobContext): Promise<boolean> {
     const items = this.dataSource.getRepository(CodeUpdateItem);
     const item = await items.findOneBy({ updateId, installId });
     const update = await this.dataSource.getRepository(CodeUpdate).findOneBy({ id: updateId });
-    if (!item || !update) return job.log(`code update ${updateId} has no item for install ${installId}`);
-    if (ENDED.has(item.state)) return job.log(`install ${installId}: ${item.state} already`);
+    if (!item || !update) {
+      job.log(`code update ${updateId} has no item for install ${installId}`);
+      return true;
+    }
+    if (ENDED.has(item.state)) {
+      job.log(`install ${installId}: ${item.state} already`);
+      return item.canary;
+    }
     if (update.state !== 'running') {
       await items.update({ id: item.id }, { state: 'skipped', error: `the update is ${update.state}`, finishedAt: new Date() });
-      return job.log(`install ${installId}: skipped (the update is ${update.state})`);
+      job.log(`install ${installId}: skipped (the update is ${update.state})`);
+      return true;
     }
     const startedAt = item.startedAt ?? new Date();
     await items.update({ id: item.id }, { state: 'running', startedAt });
@@ -94,12 +144,12 @@ export class InstallUpdateJob {
     const install = await this.dataSource.getRepository(Install).findOneBy({ id: installId });
     if (!install || install.status !== 'live') {
       await items.update({ id: item.id }, { state: 'failed', error: `install ${installId} is ${install?.status ?? 'gone'}: not live`, finishedAt: new Date() });
-      return;
+      return item.canary;
     }
     if (install.sharedCodeGroupId !== update.groupId) {
       // Moved to another code group (POST /v1/installs/:id/codebase) since the update began: not this group's to switch.
       await items.update({ id: item.id }, { state: 'skipped', error: `install ${installId} is no longer in the group (now in group ${install.sharedCodeGroupId ?? 'none'})`, finishedAt: new Date() });
-      return;
+      return item.canary;
     }
     const context = await this.steps.loadContext(installId, job.jobId);
     const target = update.toRevision!;
@@ -113,7 +163,7 @@ export class InstallUpdateJob {
       await items.update({ id: item.id }, { switched: true });
       await this.steps.probeSites().execute(next, io);
       await items.update({ id: item.id }, { state: 'done', probe: 'ok', finishedAt: new Date() });
-      return;
+      return item.canary;
     }
 
     let switched = item.switched;
@@ -158,6 +208,7 @@ export class InstallUpdateJob {
       }
       await items.update({ id: item.id }, { ...shown, error: `${shown.error}${back}`.slice(0, 2048), state: 'failed', switched: back.startsWith('; switched back') ? false : switched, probe: null, finishedAt: new Date() });
     }
+    return item.canary;
   }
 
   /**
@@ -170,9 +221,15 @@ export class InstallUpdateJob {
     let master: Server | null = null;
     for (const server of servers) {
       if (server.id === group.masterServerId) continue;
-      if (await this.access.executorFor(server).exists(server, posix.join(releaseDirOn(server, group, revision), '.'))) continue;
-      master ??= await this.dataSource.getRepository(Server).findOneByOrFail({ id: group.masterServerId });
-      await this.releases.sync(group, master, revision, [server], io.log);
+      const key = `${server.id} ${releaseDirOn(server, group, revision)}`;
+      if (this.present.has(key)) continue;
+      if (!(await this.access.executorFor(server).exists(server, posix.join(releaseDirOn(server, group, revision), '.')))) {
+        master ??= await this.dataSource.getRepository(Server).findOneByOrFail({ id: group.masterServerId });
+        await this.releases.sync(group, master, revision, [server], io.log);
+      }
+      // Seen there once, a release stays until it is pruned (never while an install is on it or being switched to it).
+      this.present.add(key);
+      if (this.present.size > 256) this.present.delete(this.present.values().next().value!);
     }
   }
 

@@ -4,7 +4,7 @@ import { CodeRelease, CodeUpdate, CodeUpdateItem, Job, Server, SharedCodeGroup }
 import { CodeReleases, redactedError, ReleaseRefused } from '@app/codebases';
 import { redactSecrets } from '@app/common';
 import { defineJobKind, JobDeferredError, JobHandler, QueueService, type JobContext } from '@app/queue';
-import { CODE_UPDATE_INSTALL } from './install-update.job.js';
+import { enqueueItems } from './install-update.job.js';
 import type { CodeUpdatePayload } from './sql-snippet.job.js';
 
 /** A rollout's (or rollback's) parent job: the release, then the canary, then the others with bounded concurrency. */
@@ -139,18 +139,8 @@ export class RolloutJob {
     job.log(`code group ${group.name} is at ${revision.slice(0, 12)}: new installs get this release`);
   }
 
-  /** Child jobs for items (one per install; the install's resource key keeps it apart from the install's other jobs). */
   private async enqueue(update: CodeUpdate, items: CodeUpdateItem[]): Promise<void> {
-    for (const item of items) {
-      if (item.jobId !== null && item.jobId !== update.jobId) continue;
-      const { job } = await this.queue.enqueue(
-        CODE_UPDATE_INSTALL,
-        { updateId: update.id, installId: item.installId },
-        { idempotencyKey: `codeupdate:${update.id}:install:${item.installId}:${item.id}:${item.updatedAt.getTime()}`, resourceKey: `install:${item.installId}`, parentId: update.jobId ?? undefined },
-      );
-      await this.dataSource.getRepository(CodeUpdateItem).update({ id: item.id }, { jobId: job.id });
-      item.jobId = job.id;
-    }
+    await enqueueItems(this.dataSource, this.queue, update, items);
   }
 
   /** An item whose child job died (gave up without ending it) fails with the job's last error. */
