@@ -157,14 +157,14 @@ try {
    * process (the raw claimers, the fill and the polling) and mariadbd, and
    * the statements per job the server received (all clients).
    */
-  const profile = async (pids: number[]) => {
+  const profile = async (pids: number[], jobCount = JOBS) => {
     const cpu0 = { workers: pids.reduce((a, pid) => a + cpuMs(pid), 0), bench: cpuMs(process.pid), db: cpuMs(server.pid) };
     const com0 = await statusCounts();
     return async () => {
       const com1 = await statusCounts();
-      const perJob = (ms: number) => (ms / JOBS).toFixed(2);
+      const perJob = (ms: number) => (ms / jobCount).toFixed(2);
       const cpu = `cpu ms/job: workers ${perJob(pids.reduce((a, pid) => a + cpuMs(pid), 0) - cpu0.workers)}, bench ${perJob(cpuMs(process.pid) - cpu0.bench)}, mariadbd ${perJob(cpuMs(server.pid) - cpu0.db)}`;
-      const statements = STATEMENTS.map((name) => `${name.slice(4)} ${((com1.get(name.toLowerCase())! - com0.get(name.toLowerCase())!) / JOBS).toFixed(2)}`).join(', ');
+      const statements = STATEMENTS.map((name) => `${name.slice(4)} ${((com1.get(name.toLowerCase())! - com0.get(name.toLowerCase())!) / jobCount).toFixed(2)}`).join(', ');
       return `${cpu}; statements/job: ${statements}`;
     };
   };
@@ -242,6 +242,7 @@ try {
   await db.query('DELETE FROM jobs');
   await fill(2000);
   const latencies: number[] = [];
+  const loopProfiled = await profile([], 2000);
   const loopStarted = performance.now();
   await Promise.all(
     Array.from({ length: WORKERS }, async (_, w) => {
@@ -258,6 +259,8 @@ try {
     }),
   );
   const claimLoopJobsPerS = 2000 / ((performance.now() - loopStarted) / 1000);
+  log(`claim loop (the engine's JobRepository, ${WORKERS} claimers in this process): ${Math.round(claimLoopJobsPerS)} jobs/s [load ${loadavg()[0]!.toFixed(2)}]`);
+  log(`  ${await loopProfiled()}`);
   latencies.sort((a, b) => a - b);
 
   /**
