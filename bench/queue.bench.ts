@@ -26,7 +26,8 @@ import { RawClaimers } from './raw-claim.js';
  *   connections (bench/raw-claim.ts), the same number of jobs on the same
  *   table, clocked the same way, in rounds alternating with the single-claim
  *   runs; `engine_share` = jobs_per_s / raw_claim_jobs_per_s (medians), and
- *   per round.
+ *   per round. BENCH_RAW_ENGINE_STATEMENTS=1 (an experiment, not the
+ *   baseline): the raw claimers also send the worker's two extra statements.
  * - Claim latency of 4 concurrent claimers running the workers' claim code,
  *   and their rate claiming and completing with no job work.
  * - Recovery after kill -9 of the worker holding a job, nothing
@@ -228,7 +229,7 @@ try {
     return { engine: engineRates, raw: rawRates };
   };
 
-  const rawClaimers = await RawClaimers.open({ host: server.host, port: server.port, user: server.adminUser, password: server.adminPassword, database: 'bench' }, WORKERS);
+  const rawClaimers = await RawClaimers.open({ host: server.host, port: server.port, user: server.adminUser, password: server.adminPassword, database: 'bench' }, WORKERS, process.env.BENCH_RAW_ENGINE_STATEMENTS === '1');
   let singleRuns: { engine: number[]; raw: number[] };
   try {
     singleRuns = await throughput(1, rawClaimers);
@@ -326,6 +327,7 @@ try {
       jobs_per_s: s.median,
       jobs_per_s_min: s.min,
       jobs_per_s_max: s.max,
+      ...(process.env.BENCH_RAW_ENGINE_STATEMENTS === '1' ? { raw_with_engine_statements: true } : {}),
       raw_claim_jobs_per_s: r.median,
       raw_claim_jobs_per_s_min: r.min,
       raw_claim_jobs_per_s_max: r.max,

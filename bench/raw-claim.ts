@@ -21,6 +21,11 @@ import mysql from 'mysql2/promise';
  *   UPDATE jobs SET state = 'done', ... WHERE id = ? AND fence = ? AND state = 'running'
  *   and, for a keyed job, the oldest job blocked on its key becomes ready.
  * Deadlocks and lock wait timeouts run the claim again, as the engine does.
+ *
+ * With `engineStatements` (BENCH_RAW_ENGINE_STATEMENTS=1, an experiment, not
+ * the baseline), it also sends the two statements a worker adds per no-op
+ * job: `SET TRANSACTION ISOLATION LEVEL READ COMMITTED` before each claim
+ * and the INSERT of the job's log line into job_logs.
  */
 
 export interface RawClaimOptions {
@@ -48,15 +53,18 @@ interface Row {
 const errno = (error: unknown) => (error as { errno?: number }).errno ?? 0;
 
 export class RawClaimers {
-  private constructor(private readonly connections: mysql.Connection[]) {}
+  private constructor(
+    private readonly connections: mysql.Connection[],
+    private readonly engineStatements: boolean,
+  ) {}
 
   /** `count` connections, each READ COMMITTED for its session. */
-  static async open(options: RawClaimOptions, count: number): Promise<RawClaimers> {
+  static async open(options: RawClaimOptions, count: number, engineStatements = false): Promise<RawClaimers> {
     const connections = await Promise.all(
       Array.from({ length: count }, () => mysql.createConnection({ ...options, dateStrings: false, supportBigNumbers: true })),
     );
     for (const c of connections) await c.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
-    return new RawClaimers(connections);
+    return new RawClaimers(connections, engineStatements);
   }
 
   async close(): Promise<void> {
@@ -83,6 +91,9 @@ export class RawClaimers {
         continue;
       }
       for (const job of claimed) {
+        if (this.engineStatements) {
+          await c.query(`INSERT INTO job_logs (job_id, attempt, level, line) VALUES (?, ?, 'info', 'noop')`, [job.id, Number(job.attempts) + 1]);
+        }
         if (await this.complete(c, job.id, Number(job.fence) + 1, job.resource_key)) done++;
       }
     }
@@ -91,6 +102,7 @@ export class RawClaimers {
   private async claim(c: mysql.Connection, owner: string, limit: number): Promise<Row[]> {
     for (let attempt = 1; ; attempt++) {
       try {
+        if (this.engineStatements) await c.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
         await c.query('START TRANSACTION');
         try {
           const [candidates] = await c.query<(Row & mysql.RowDataPacket)[]>(
