@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import type { DataSource } from 'typeorm';
@@ -10,6 +10,7 @@ import { loadConfig } from '@app/config';
 import { JobRepository, MAX_LEASE_MS } from '@app/queue';
 import { startMariadb, stopMariadb } from '../test/support/mariadb.js';
 import { cleanEnv, ENGINE_MAIN, spawnWorker, type WorkerProcess } from '../test/support/processes-engine.js';
+import { RawClaimers } from './raw-claim.js';
 
 /**
  * npm run bench -- queue
@@ -20,6 +21,13 @@ import { cleanEnv, ENGINE_MAIN, spawnWorker, type WorkerProcess } from '../test/
  *   ten at a time (WORKER_CONCURRENCY=10): the workers are started and idle,
  *   the clock starts, the jobs are inserted, the clock stops when the last
  *   is done; BENCH_RUNS runs each, median and range.
+ * - Its baseline, in the same run (issue 20): `raw_claim_jobs_per_s`, the
+ *   same claim-and-complete statements as plain SQL over mysql2 on 4
+ *   connections (bench/raw-claim.ts), the same number of jobs on the same
+ *   table, clocked the same way, in rounds alternating with the single-claim
+ *   runs; `engine_share` = jobs_per_s / raw_claim_jobs_per_s (medians), and
+ *   per round. BENCH_RAW_ENGINE_STATEMENTS=1 (an experiment, not the
+ *   baseline): the raw claimers also send the worker's two extra statements.
  * - Claim latency of 4 concurrent claimers running the workers' claim code,
  *   and their rate claiming and completing with no job work.
  * - Recovery after kill -9 of the worker holding a job, nothing
@@ -35,6 +43,8 @@ const JOBS = Number(process.env.BENCH_JOBS ?? 3000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const WORKERS = 4;
 const SECRETS_KEY = '0f'.repeat(32);
+/** Linux's USER_HZ: /proc reports CPU time in these ticks. */
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 /** A worker's start on a busy shared machine can take long; the bench waits for it rather than fail. */
 const BOOT_TIMEOUT_MS = 120_000;
 
@@ -92,6 +102,7 @@ async function spawnWorkerElsewhere(env: NodeJS.ProcessEnv): Promise<WorkerProce
   return { child, owner, output: () => output, exited };
 }
 
+const loadAtStart = Number(loadavg()[0]!.toFixed(2));
 const server = await startMariadb(join(dir, 'mariadb'));
 const workers: WorkerProcess[] = [];
 let db: DataSource | null = null;
@@ -105,7 +116,9 @@ try {
   await db.runMigrations({ transaction: 'each' });
   const jobs = new JobRepository(db);
   // Production settings: the default poll interval (WORKER_POLL_MS unset); info logs, for the worker's start line.
-  const workerEnv = (extra: Record<string, string> = {}) => cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'info', ...extra });
+  // BENCH_WORKER_NODE_OPTIONS: node options for the workers, to profile them (e.g. --cpu-prof).
+  const profiling: Record<string, string> = process.env.BENCH_WORKER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS } : {};
+  const workerEnv = (extra: Record<string, string> = {}) => cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'info', ...profiling, ...extra });
   const stop = async (w: WorkerProcess, signal: NodeJS.Signals = 'SIGTERM') => {
     w.child.kill(signal);
     await w.exited;
@@ -124,36 +137,113 @@ try {
   };
   const count = async (state: string) => Number((await db!.query(`SELECT COUNT(*) AS n FROM jobs WHERE state = ?`, [state]))[0].n);
 
+  /** Start of the first claim and end of the last completion of this round's jobs, by the database clock. */
+  const activeSeconds = async () => {
+    const [row] = await db!.query(`SELECT TIMESTAMPDIFF(MICROSECOND, MIN(started_at), MAX(finished_at)) AS us FROM jobs WHERE state = 'done'`);
+    return Number(row.us) / 1e6;
+  };
+
+  /** CPU time (user + system, ms) a process has used, from /proc. */
+  const cpuMs = (pid: number) => {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  };
+  const STATEMENTS = ['Com_select', 'Com_update', 'Com_insert', 'Com_begin', 'Com_commit', 'Com_set_option', 'Com_delete'];
+  const statusCounts = async () => {
+    const rows: { Variable_name: string; Value: string }[] = await db!.query(`SHOW GLOBAL STATUS WHERE Variable_name IN (${STATEMENTS.map(() => '?').join(', ')})`, STATEMENTS);
+    return new Map(rows.map((r) => [r.Variable_name.toLowerCase(), Number(r.Value)]));
+  };
+  /**
+   * Where a round's time goes: CPU ms per job of the engine's workers, this
+   * process (the raw claimers, the fill and the polling) and mariadbd, and
+   * the statements per job the server received (all clients).
+   */
+  const profile = async (pids: number[], jobCount = JOBS) => {
+    const cpu0 = { workers: pids.reduce((a, pid) => a + cpuMs(pid), 0), bench: cpuMs(process.pid), db: cpuMs(server.pid) };
+    const com0 = await statusCounts();
+    return async () => {
+      const com1 = await statusCounts();
+      const perJob = (ms: number) => (ms / jobCount).toFixed(2);
+      const cpu = `cpu ms/job: workers ${perJob(pids.reduce((a, pid) => a + cpuMs(pid), 0) - cpu0.workers)}, bench ${perJob(cpuMs(process.pid) - cpu0.bench)}, mariadbd ${perJob(cpuMs(server.pid) - cpu0.db)}`;
+      const statements = STATEMENTS.map((name) => `${name.slice(4)} ${((com1.get(name.toLowerCase())! - com0.get(name.toLowerCase())!) / jobCount).toFixed(2)}`).join(', ');
+      return `${cpu}; statements/job: ${statements}`;
+    };
+  };
+
   /**
    * Jobs per second for `WORKERS` worker processes with the given
    * concurrency, one figure per run. The workers are started first and wait
-   * idle; each run's clock starts before its jobs are inserted.
+   * idle; each run's clock starts before its jobs are inserted. With
+   * `raw`, each run also measures the same number of jobs claimed and
+   * completed by plain SQL on `WORKERS` connections (bench/raw-claim.ts),
+   * clocked the same way, the engine's workers stopped (SIGSTOP) meanwhile;
+   * the two alternate which goes first.
    */
-  const throughput = async (concurrency: number): Promise<number[]> => {
+  const throughput = async (concurrency: number, raw?: RawClaimers): Promise<{ engine: number[]; raw: number[] }> => {
     await db!.query('DELETE FROM jobs');
     const started = await Promise.all(Array.from({ length: WORKERS }, () => spawnWorker(workerEnv({ WORKER_CONCURRENCY: String(concurrency) }), BOOT_TIMEOUT_MS)));
     workers.push(...started);
-    const rates: number[] = [];
-    for (let run = 0; run < RUNS; run++) {
+    const engineRates: number[] = [];
+    const rawRates: number[] = [];
+    const engineRun = async (run: number) => {
       await db!.query('DELETE FROM jobs');
+      const profiled = await profile(started.map((w) => w.child.pid!));
       const t0 = performance.now();
       await fill(JOBS);
       while ((await count('done')) < JOBS) await sleep(50);
       const seconds = (performance.now() - t0) / 1000;
-      rates.push(JOBS / seconds);
-      log(`concurrency ${concurrency}, run ${run + 1}: ${JOBS} jobs in ${seconds.toFixed(2)} s (${Math.round(JOBS / seconds)} jobs/s)`);
+      engineRates.push(JOBS / seconds);
+      const active = await activeSeconds();
+      log(`concurrency ${concurrency}, run ${run + 1}: ${JOBS} jobs in ${seconds.toFixed(2)} s (${Math.round(JOBS / seconds)} jobs/s; first claim to last completion ${active.toFixed(2)} s, ${Math.round(JOBS / active)} jobs/s) [load ${loadavg()[0]!.toFixed(2)}]`);
+      log(`  ${await profiled()}`);
+    };
+    const rawRun = async (run: number) => {
+      for (const w of started) w.child.kill('SIGSTOP');
+      try {
+        await db!.query('DELETE FROM jobs');
+        const profiled = await profile([]);
+        const t0 = performance.now();
+        await fill(JOBS);
+        const completed = await raw!.drain(concurrency);
+        const seconds = (performance.now() - t0) / 1000;
+        if (completed !== JOBS || (await count('done')) !== JOBS) throw new Error(`raw claimers completed ${completed} of ${JOBS} jobs`);
+        rawRates.push(JOBS / seconds);
+        const active = await activeSeconds();
+        log(`raw SQL, ${concurrency} a claim, run ${run + 1}: ${JOBS} jobs in ${seconds.toFixed(2)} s (${Math.round(JOBS / seconds)} jobs/s; first claim to last completion ${active.toFixed(2)} s, ${Math.round(JOBS / active)} jobs/s) [load ${loadavg()[0]!.toFixed(2)}]`);
+        log(`  ${await profiled()}`);
+      } finally {
+        for (const w of started) w.child.kill('SIGCONT');
+      }
+    };
+    for (let run = 0; run < RUNS; run++) {
+      if (!raw) await engineRun(run);
+      else if (run % 2 === 0) {
+        await engineRun(run);
+        await rawRun(run);
+      } else {
+        await rawRun(run);
+        await engineRun(run);
+      }
     }
     for (const w of started) await stop(w);
-    return rates;
+    return { engine: engineRates, raw: rawRates };
   };
 
-  const single = await throughput(1);
-  const batched = await throughput(10);
+  const rawClaimers = await RawClaimers.open({ host: server.host, port: server.port, user: server.adminUser, password: server.adminPassword, database: 'bench' }, WORKERS, process.env.BENCH_RAW_ENGINE_STATEMENTS === '1');
+  let singleRuns: { engine: number[]; raw: number[] };
+  try {
+    singleRuns = await throughput(1, rawClaimers);
+  } finally {
+    await rawClaimers.close();
+  }
+  const single = singleRuns.engine;
+  const batched = (await throughput(10)).engine;
 
   // Claim latency: 4 claimers in this process, each on its own connection, claim one job and complete it.
   await db.query('DELETE FROM jobs');
   await fill(2000);
   const latencies: number[] = [];
+  const loopProfiled = await profile([], 2000);
   const loopStarted = performance.now();
   await Promise.all(
     Array.from({ length: WORKERS }, async (_, w) => {
@@ -170,6 +260,8 @@ try {
     }),
   );
   const claimLoopJobsPerS = 2000 / ((performance.now() - loopStarted) / 1000);
+  log(`claim loop (the engine's JobRepository, ${WORKERS} claimers in this process): ${Math.round(claimLoopJobsPerS)} jobs/s [load ${loadavg()[0]!.toFixed(2)}]`);
+  log(`  ${await loopProfiled()}`);
   latencies.sort((a, b) => a - b);
 
   /**
@@ -224,15 +316,23 @@ try {
   const rates = (xs: number[]) => ({ median: Math.round(median(xs)), min: Math.round(Math.min(...xs)), max: Math.round(Math.max(...xs)) });
   const s = rates(single);
   const b = rates(batched);
+  const r = rates(singleRuns.raw);
   process.stdout.write(
     JSON.stringify({
       bench: 'queue',
       jobs: JOBS,
       workers: WORKERS,
       runs: RUNS,
+      load_1m: [loadAtStart, Number(loadavg()[0]!.toFixed(2))],
       jobs_per_s: s.median,
       jobs_per_s_min: s.min,
       jobs_per_s_max: s.max,
+      ...(process.env.BENCH_RAW_ENGINE_STATEMENTS === '1' ? { raw_with_engine_statements: true } : {}),
+      raw_claim_jobs_per_s: r.median,
+      raw_claim_jobs_per_s_min: r.min,
+      raw_claim_jobs_per_s_max: r.max,
+      engine_share: Number((median(single) / median(singleRuns.raw)).toFixed(3)),
+      engine_share_rounds: single.map((e, i) => Number((e / singleRuns.raw[i]!).toFixed(3))),
       jobs_per_s_batched: b.median,
       jobs_per_s_batched_min: b.min,
       jobs_per_s_batched_max: b.max,
