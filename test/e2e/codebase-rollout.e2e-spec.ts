@@ -6,7 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
 import { DataSource, In } from 'typeorm';
 import { ApiTokensService } from '@app/auth';
-import { CodeUpdateItem, DatabaseUpdate, Install } from '@app/catalog';
+import { CodeUpdateItem, DatabaseUpdate, Install, Server } from '@app/catalog';
+import { TenantDatabases } from '@app/databases';
 import { buildSampleRepository, SAMPLE_MANIFEST } from '@app/codebases';
 import { SiteProbe, type ProbeTarget } from '@app/webserver';
 import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
@@ -378,6 +379,11 @@ describe('code group rollouts (two SSH dispatchers, nginx, php-fpm, MariaDB, wor
       expect({ state: done.state, counts: done.counts }).toEqual({ state: 'done', counts: expect.objectContaining({ done: INSTALLS }) });
       for (const server of ['d1', 'd2']) expect(codeLink(server, victim)).toBe(releaseOf(rev.E!));
       expect((await connection.query("SELECT value FROM settings WHERE name = 'release_e'"))[0]).toEqual([{ value: 'E' }]);
+      // Each file's marker, committed with the file's end in the tenant database: what a resumed install reads to never run a file twice.
+      const markers = await engine.app.get(TenantDatabases).updateMarkers(await ds().getRepository(Server).findOneByOrFail({ id: ids.db }), victim.dbName);
+      const recorded = await ds().getRepository(DatabaseUpdate).findOneByOrFail({ installId: victim.id, file: '0005_release_e.sql' });
+      expect(markers.get('0005_release_e.sql')).toBe(recorded.checksum);
+      expect(markers.get('0004_release_d.sql')).toMatch(/^[0-9a-f]{64}$/);
       await allServe('E');
     } finally {
       await connection.end();

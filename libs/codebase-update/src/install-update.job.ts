@@ -5,7 +5,7 @@ import { CodeUpdate, CodeUpdateItem, DatabaseUpdate, Install, InstallServer, Ser
 import { CODE_LINK, CodeReleases, releaseDirOn, type CodebaseManifest } from '@app/codebases';
 import { redactSecrets, registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
-import { prepareSql, splitSql, sqlChecksum, SqlStatementError, TenantDatabases } from '@app/databases';
+import { prepareSql, splitSql, sqlChecksum, SqlStatementError, TenantDatabases, updateMarkerStatements } from '@app/databases';
 import { checkServerPath, ServerAccess } from '@app/hosts';
 import { decryptSecret, homeOn, InstallBuildSteps, type BuildContext } from '@app/installs';
 import { defineJobKind, JobHandler, QueueService, type JobContext } from '@app/queue';
@@ -137,6 +137,8 @@ export class InstallUpdateJob {
       job.log(`install ${installId}: skipped (the update is ${update.state})`);
       return true;
     }
+    // An earlier attempt died with the item running: what it may have committed without recording is looked for (update markers).
+    const resumed = item.state === 'running';
     const startedAt = item.startedAt ?? new Date();
     await items.update({ id: item.id }, { state: 'running', startedAt });
     const io: StepIO = { log: (line) => job.log(`install ${installId}: ${line}`), signal: job.signal } as StepIO;
@@ -159,7 +161,7 @@ export class InstallUpdateJob {
     const next: BuildContext = { ...context, revision: target, manifest };
 
     if (update.kind === 'rollback') {
-      await this.switchTo(next, servers, io);
+      await this.switchTo(next, servers, io, { revision: from, manifest: await this.releases.recordedManifest(context.group, from) });
       await items.update({ id: item.id }, { switched: true });
       await this.steps.probeSites().execute(next, io);
       await items.update({ id: item.id }, { state: 'done', probe: 'ok', finishedAt: new Date() });
@@ -177,12 +179,12 @@ export class InstallUpdateJob {
         const before = await this.steps.treePlan(server, context.group, from, previous).catch(() => null);
         if (JSON.stringify(before) !== JSON.stringify(after)) await this.steps.applyTree(next, manifest, { copies: 'missing', server });
       }
-      await this.switchTo(next, servers, io);
+      await this.switchTo(next, servers, io, { revision: from, manifest: previous });
       switched = true;
       await items.update({ id: item.id }, { switched: true });
 
       const began = Date.now();
-      const applied = await this.sqlUpdates(next, io);
+      const applied = await this.sqlUpdates(next, io, resumed);
       await items.update({ id: item.id }, { sqlApplied: item.sqlApplied + applied, sqlMs: (item.sqlMs ?? 0) + (Date.now() - began) });
 
       await this.clearCaches(next, servers, io);
@@ -200,7 +202,7 @@ export class InstallUpdateJob {
       if (switched && from !== target) {
         try {
           const previous: BuildContext = { ...context, revision: from, manifest: await this.releases.recordedManifest(context.group, from) };
-          await this.switchTo(previous, servers, io);
+          await this.switchTo(previous, servers, io, { revision: target, manifest });
           back = `; switched back to ${from.slice(0, 12)}`;
         } catch (again) {
           back = `; switching back to ${from.slice(0, 12)} failed too: ${redactSecrets(again instanceof Error ? again.message : String(again))}`;
@@ -245,10 +247,12 @@ export class InstallUpdateJob {
    * rendered from that release, then its `.code` link renamed onto the
    * release (atomic per server), then the catalog.
    */
-  private async switchTo(context: BuildContext, servers: Server[], io: StepIO): Promise<void> {
+  private async switchTo(context: BuildContext, servers: Server[], io: StepIO, from?: { revision: string; manifest: CodebaseManifest }): Promise<void> {
     const { install, group, revision } = context;
+    // The install's values do not depend on the release (`shared_code` is the `.code` link): the same templates render the same files.
+    const render = !from || !(await this.sameTemplates(context, from));
     for (const server of servers) {
-      await this.steps.renderConfig(context, server, io);
+      if (render) await this.steps.renderConfig(context, server, io);
       const home = homeOn(server, install);
       await this.access.executorFor(server).symlinkMany(server, [{ path: posix.join(home, CODE_LINK), target: posix.relative(home, releaseDirOn(server, group, revision)) }]);
     }
@@ -257,8 +261,22 @@ export class InstallUpdateJob {
     io.log(`switched to ${revision.slice(0, 12)} on ${servers.map((s) => s.hostname).join(', ')}`);
   }
 
+  /** Whether the release `from` has the same templates (list and sources, read once per engine) as the context's. */
+  private async sameTemplates(context: BuildContext, from: { revision: string; manifest: CodebaseManifest }): Promise<boolean> {
+    const { master, group, manifest, revision } = context;
+    if (JSON.stringify(from.manifest.templates ?? []) !== JSON.stringify(manifest.templates ?? [])) return false;
+    for (const template of manifest.templates ?? []) {
+      const [a, b] = await Promise.all([
+        this.steps.releaseFile(master, posix.join(releaseDirOn(master, group, from.revision), template.source)),
+        this.steps.releaseFile(master, posix.join(releaseDirOn(master, group, revision), template.source)),
+      ]);
+      if (!a.equals(b)) return false;
+    }
+    return true;
+  }
+
   /** The release's SQL updates the install lacks (database_updates), in file order, each recorded once its file committed. Returns how many ran. */
-  private async sqlUpdates(context: BuildContext, io: StepIO): Promise<number> {
+  private async sqlUpdates(context: BuildContext, io: StepIO, resumed: boolean): Promise<number> {
     const { install, master, group, manifest, dbServer, revision } = context;
     if (!manifest.sql) return 0;
     const executor = this.access.executorFor(master);
@@ -280,13 +298,25 @@ export class InstallUpdateJob {
     const password = decryptSecret(this.config.secretsKey, install.dbPasswordEnc);
     registerSecrets(password);
     const session = manifest.sql.session ?? {};
+    // A worker killed after a file's end committed in the tenant database and before the catalog recorded it: the file's marker says it ran.
+    const markers = resumed ? await this.tenants.updateMarkers(dbServer, install.dbName) : new Map<string, string>();
+    let ran = 0;
     for (const name of todo) {
       const text = (await this.steps.releaseFile(master, posix.join(dir, name))).toString('utf8');
-      await this.tenants.runStatements(dbServer, install.dbName, { user: install.dbUser, password }, name, splitSql(prepareSql(text, manifest.sql)), session);
-      await updates.insert({ installId: install.id, file: name, pluginId: null, checksum: sqlChecksum(text), appliedAt: new Date(), jobId: context.jobId });
+      const checksum = sqlChecksum(text);
+      if (markers.get(name) === checksum) {
+        await updates.insert({ installId: install.id, file: name, pluginId: null, checksum, appliedAt: new Date(), jobId: context.jobId });
+        io.log(`${name} ran in an earlier attempt (its marker is in the database): recorded, not run again`);
+        ran += 1;
+        continue;
+      }
+      const marker = updateMarkerStatements(name, checksum);
+      await this.tenants.runStatements(dbServer, install.dbName, { user: install.dbUser, password }, name, [marker.before, ...splitSql(prepareSql(text, manifest.sql)), marker.after], session);
+      await updates.insert({ installId: install.id, file: name, pluginId: null, checksum, appliedAt: new Date(), jobId: context.jobId });
       io.log(`applied ${name}`);
+      ran += 1;
     }
-    return todo.length;
+    return ran;
   }
 
   /** The manifest's cache directories emptied on every server (the directories kept, with their owners). */

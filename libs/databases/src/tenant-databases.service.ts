@@ -114,6 +114,22 @@ export function ownerComment(owner: TenantOwner): string {
   return `shop-engine install ${owner.installId}`;
 }
 
+/** A table the engine keeps in a tenant database: the SQL update files applied, written in the same transaction as each file's end. */
+export const UPDATE_MARKERS = 'shop_engine_updates';
+
+/**
+ * Statements around a file's own: the marker table made if missing (before:
+ * its DDL commits on its own), and the file's marker row (after: it commits
+ * with the file's last transaction, so a file whose end committed is known
+ * to have run even when the catalog never heard of it).
+ */
+export function updateMarkerStatements(file: string, checksum: string): { before: SqlStatement; after: SqlStatement } {
+  return {
+    before: { text: `CREATE TABLE IF NOT EXISTS ${UPDATE_MARKERS} (file VARCHAR(255) NOT NULL PRIMARY KEY, checksum VARCHAR(64) NOT NULL)`, line: 0 },
+    after: { text: `INSERT INTO ${UPDATE_MARKERS} (file, checksum) VALUES (${quoteString(file)}, ${quoteString(checksum)})`, line: 0 },
+  };
+}
+
 /**
  * Tenant databases on a database server of the inventory (MariaDB 10.5+),
  * through the client run on that server by the executor. Creating, dropping
@@ -332,6 +348,27 @@ export class TenantDatabases {
       const [host, whose] = line.split('\t');
       return [host!, whose === 'ours'] as const;
     }));
+  }
+
+  /**
+   * The update markers a tenant database holds (file → checksum): what
+   * `updateMarkerStatements` recorded in the same transaction as a file's
+   * last statements. Empty without the table, and on SQLite tenants (the
+   * embedded default, one process: nothing to resume there).
+   */
+  async updateMarkers(server: Server, database: string): Promise<Map<string, string>> {
+    quoteIdentifier(database);
+    if (this.sqlite(server)) return new Map();
+    const out = await this.admin(
+      server,
+      `SELECT CONCAT(checksum, ' ', file) FROM ${quoteIdentifier(database)}.${UPDATE_MARKERS} WHERE EXISTS (SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${quoteString(database)} AND TABLE_NAME = ${quoteString(UPDATE_MARKERS)});`,
+    ).catch((error: unknown) => {
+      // No such table yet: no marker.
+      if (error instanceof CommandFailedError && /doesn't exist|1146/.test(error.stderr)) return '';
+      throw error;
+    });
+    // The checksum (hex) first, then the name (batch output escapes tabs: a space parts them).
+    return new Map(out.split('\n').filter(Boolean).map((line) => [line.slice(line.indexOf(' ') + 1), line.slice(0, line.indexOf(' '))] as [string, string]));
   }
 
   /**
