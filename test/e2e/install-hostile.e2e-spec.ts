@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { simpleGit } from 'simple-git';
-import { DataSource } from 'typeorm';
+import { DataSource, In } from 'typeorm';
 import { ApiTokensService } from '@app/auth';
 import { AuditEvent, DispatcherConfig, Install, Job, JobLog, SagaStep, Server, SiteName } from '@app/catalog';
 import { buildSampleRepository } from '@app/codebases';
@@ -212,6 +212,8 @@ describe('hostile orders (API and a worker process, SSH dispatcher, MariaDB)', (
 
   it("reports a dispatcher whose nginx rebuild failed on /health (details only with a token)", async () => {
     const server = await ds().getRepository(Server).findOneByOrFail({ hostname: 'hostile1.example.net' });
+    // The failed installs above asked for rebuilds: once they have run, none clears the error set below before /health is asked.
+    await eventually(async () => ((await ds().getRepository(Job).count({ where: { kind: 'nginx.rebuild', state: In(['ready', 'blocked', 'running']) } })) === 0 ? true : null), 60_000, 'queued nginx rebuilds to run');
     const before = await ds().getRepository(DispatcherConfig).findOneByOrFail({ serverId: server.id });
     await ds().getRepository(DispatcherConfig).update({ serverId: server.id }, { lastError: 'nginx is not running on hostile1.example.net (no process for its pid file /x)' });
     try {
