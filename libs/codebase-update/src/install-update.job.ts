@@ -24,6 +24,14 @@ export interface InstallUpdatePayload {
  */
 export const CODE_UPDATE_INSTALL = defineJobKind<InstallUpdatePayload>('code-update.install', { maxAttempts: 10, backoff: { baseMs: 1_000, maxMs: 30_000 } });
 
+/** The items not ended and without a child job yet, as many as the update's concurrency leaves room for beside those in flight. */
+export function itemsToStart(update: CodeUpdate, items: readonly CodeUpdateItem[]): CodeUpdateItem[] {
+  const open = items.filter((i) => !ENDED.has(i.state));
+  const queued = (i: CodeUpdateItem) => i.jobId !== null && i.jobId !== update.jobId;
+  const room = Math.max(0, update.concurrency - open.filter(queued).length);
+  return open.filter((i) => !queued(i)).slice(0, room);
+}
+
 /**
  * Child jobs for items of an update (one per install; the install's resource
  * key keeps it apart from the install's other jobs). The idempotency key
@@ -112,10 +120,7 @@ export class InstallUpdateJob {
     const items = await this.dataSource.getRepository(CodeUpdateItem).find({ where: { updateId }, order: { canary: 'DESC', installId: 'ASC' } });
     const canary = items.find((i) => i.canary);
     if (canary && canary.state !== 'done') return;
-    const open = items.filter((i) => !ENDED.has(i.state));
-    const inFlight = open.filter((i) => i.jobId !== null && i.jobId !== update.jobId).length;
-    const room = Math.max(0, update.concurrency - inFlight);
-    const waiting = open.filter((i) => i.jobId === null || i.jobId === update.jobId).slice(0, room);
+    const waiting = itemsToStart(update, items);
     if (waiting.length > 0) await enqueueItems(this.dataSource, this.queue, update, waiting);
   }
 
@@ -176,7 +181,10 @@ export class InstallUpdateJob {
       for (const server of servers) {
         const after = await this.steps.treePlan(server, context.group, target, manifest);
         // The old release unreadable there (never synced): the whole tree is applied, which is idempotent.
-        const before = await this.steps.treePlan(server, context.group, from, previous).catch(() => null);
+        const before = await this.steps.treePlan(server, context.group, from, previous).catch((error: unknown) => {
+          io.log(`release ${from.slice(0, 12)} cannot be listed on ${server.hostname} (${error instanceof Error ? error.message : String(error)}): the whole tree is applied`);
+          return null;
+        });
         if (JSON.stringify(before) !== JSON.stringify(after)) await this.steps.applyTree(next, manifest, { copies: 'missing', server });
       }
       await this.switchTo(next, servers, io, { revision: from, manifest: previous });

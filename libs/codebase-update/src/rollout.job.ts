@@ -4,7 +4,7 @@ import { CodeRelease, CodeUpdate, CodeUpdateItem, Job, Server, SharedCodeGroup }
 import { CodeReleases, redactedError, ReleaseRefused } from '@app/codebases';
 import { redactSecrets } from '@app/common';
 import { defineJobKind, JobDeferredError, JobHandler, QueueService, type JobContext } from '@app/queue';
-import { enqueueItems } from './install-update.job.js';
+import { enqueueItems, itemsToStart } from './install-update.job.js';
 import type { CodeUpdatePayload } from './sql-snippet.job.js';
 
 /** A rollout's (or rollback's) parent job: the release, then the canary, then the others with bounded concurrency. */
@@ -81,9 +81,7 @@ export class RolloutJob {
 
     const open = items.filter((i) => !ENDED.has(i.state));
     if (open.length > 0) {
-      const inFlight = open.filter((i) => i.jobId !== null && i.jobId !== update.jobId);
-      const room = Math.max(0, update.concurrency - inFlight.length);
-      const next = open.filter((i) => i.jobId === null || i.jobId === update.jobId).slice(0, room);
+      const next = itemsToStart(update, items);
       if (next.length > 0) await this.enqueue(update, next);
       throw new JobDeferredError(`${items.length - open.length} of ${items.length} installs ended`, WATCH_MS);
     }
