@@ -86,6 +86,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'dispatcher_configs',
         'ftp_accounts',
         'handler_configs',
+        'install_backups',
         'install_servers',
         'install_site_ips',
         'install_sites',

@@ -61,6 +61,22 @@ export interface EngineConfig {
    * user) may be added outside the embedded default, which always may.
    */
   allowLocalTransport: boolean;
+  /**
+   * PowerDNS's HTTP API (DNS_API_URL, DNS_API_KEY, DNS_SERVER_ID, DNS_TTL):
+   * a zone that exists there is managed by the engine (sites' A/AAAA
+   * records); null: no zone is, and operations list the records the
+   * customer must set.
+   */
+  dns: { apiUrl: string; apiKey: string; serverId: string; ttl: number } | null;
+  /**
+   * The ACME CA that issues sites' certificates (ACME_DIRECTORY_URL,
+   * ACME_EMAIL, ACME_CA_FILE: an extra CA for the directory's own TLS, as
+   * pebble's; ACME_RENEW_DAYS before expiry the renewal task renews); null:
+   * ACME is off and only uploaded certificates are installed.
+   */
+  acme: { directoryUrl: string; email: string; caFile: string | null; renewDays: number } | null;
+  /** Days a removed install's backup is kept (BACKUP_GRACE_DAYS) before the purge task deletes it. */
+  backupGraceDays: number;
   /** The order hook's limits. */
   orders: {
     /** Orders one token may place per minute, shared by every API instance on the catalog; 0: no limit. */

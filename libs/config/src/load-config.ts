@@ -35,6 +35,15 @@ export const CONFIG_KEYS = [
   'MAX_SITES_FREE',
   'MAX_SITES_PAID',
   'OPS_EMAIL',
+  'DNS_API_URL',
+  'DNS_API_KEY',
+  'DNS_SERVER_ID',
+  'DNS_TTL',
+  'ACME_DIRECTORY_URL',
+  'ACME_EMAIL',
+  'ACME_CA_FILE',
+  'ACME_RENEW_DAYS',
+  'BACKUP_GRACE_DAYS',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 export type ConfigEnv = Partial<Record<ConfigKey, string | undefined>>;
@@ -114,6 +123,10 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     fail('OPS_EMAIL', `must be one e-mail address such as ops@example.net (got "${opsEmail}")`);
   }
 
+  const dns = parseDns(value, fail, integer('DNS_TTL', 300, 30, 86_400));
+  const acme = parseAcme(value, fail, cwd, integer('ACME_RENEW_DAYS', 21, 1, 60));
+  const backupGraceDays = integer('BACKUP_GRACE_DAYS', 14, 0, 3650);
+
   const sshKeyPathText = value('SSH_KEY_PATH');
   let sshKeyPath: string | null = null;
   if (sshKeyPathText !== undefined) {
@@ -143,6 +156,9 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     secretsKeySource: secrets.source,
     smtpUrl,
     opsEmail,
+    dns,
+    acme,
+    backupGraceDays,
     mailDir: resolve(varDir, 'mail'),
     sshKeyPath,
     logLevel: logLevel as LogLevel,
@@ -153,6 +169,48 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     allowLocalTransport,
     orders,
   };
+}
+
+const EMAIL = /^[^\s@<>(),;:"\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** PowerDNS's API: the URL and key together or neither (the key is never echoed). */
+function parseDns(value: (key: ConfigKey) => string | undefined, fail: (key: ConfigKey, problem: string) => void, ttl: number): EngineConfig['dns'] {
+  const apiUrl = value('DNS_API_URL');
+  const apiKey = value('DNS_API_KEY');
+  const serverId = value('DNS_SERVER_ID') ?? 'localhost';
+  if (apiUrl === undefined) {
+    if (apiKey !== undefined) fail('DNS_API_URL', 'must be set when DNS_API_KEY is (the PowerDNS API, such as http://127.0.0.1:8081)');
+    return null;
+  }
+  const parsed = tryUrl(apiUrl);
+  if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || !parsed.hostname || parsed.username || parsed.search || parsed.hash) {
+    fail('DNS_API_URL', `must be the PowerDNS API's base URL such as http://127.0.0.1:8081 (got "${apiUrl}")`);
+  }
+  if (apiKey === undefined) fail('DNS_API_KEY', 'must be set when DNS_API_URL is (the PowerDNS api-key)');
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(serverId)) fail('DNS_SERVER_ID', `must be a PowerDNS server id such as localhost (got "${serverId}")`);
+  return { apiUrl: apiUrl.replace(/\/+$/, ''), apiKey: apiKey ?? '', serverId, ttl };
+}
+
+/** The ACME CA: a directory URL over https and an account e-mail, or neither. */
+function parseAcme(value: (key: ConfigKey) => string | undefined, fail: (key: ConfigKey, problem: string) => void, cwd: string, renewDays: number): EngineConfig['acme'] {
+  const directoryUrl = value('ACME_DIRECTORY_URL');
+  const email = value('ACME_EMAIL');
+  const caFileText = value('ACME_CA_FILE');
+  if (directoryUrl === undefined) {
+    if (email !== undefined || caFileText !== undefined) fail('ACME_DIRECTORY_URL', 'must be set when ACME_EMAIL or ACME_CA_FILE is');
+    return null;
+  }
+  const parsed = tryUrl(directoryUrl);
+  if (!parsed || parsed.protocol !== 'https:' || !parsed.hostname || parsed.username) {
+    fail('ACME_DIRECTORY_URL', `must be the CA's https directory URL such as https://acme-v02.api.letsencrypt.org/directory (got "${directoryUrl}")`);
+  }
+  if (email === undefined || !EMAIL.test(email)) fail('ACME_EMAIL', `must be the ACME account's e-mail address (got "${email ?? ''}")`);
+  let caFile: string | null = null;
+  if (caFileText !== undefined) {
+    caFile = resolve(cwd, caFileText);
+    if (!existsSync(caFile)) fail('ACME_CA_FILE', `no such file: ${caFile}`);
+  }
+  return { directoryUrl, email: email ?? '', caFile, renewDays };
 }
 
 function parseCatalogUrl(url: string, cwd: string, fail: (p: string) => void): CatalogConfig | null {

@@ -7,6 +7,7 @@ import { DatabaseUpdate } from './database-update.entity.js';
 import { DispatcherConfig } from './dispatcher-config.entity.js';
 import { FtpAccount } from './ftp-account.entity.js';
 import { HandlerConfig } from './handler-config.entity.js';
+import { InstallBackup } from './install-backup.entity.js';
 import { InstallServer } from './install-server.entity.js';
 import { InstallSiteIp } from './install-site-ip.entity.js';
 import { InstallSite } from './install-site.entity.js';
@@ -33,6 +34,7 @@ export * from './database-update.entity.js';
 export * from './dispatcher-config.entity.js';
 export * from './ftp-account.entity.js';
 export * from './handler-config.entity.js';
+export * from './install-backup.entity.js';
 export * from './install-server.entity.js';
 export * from './install-site-ip.entity.js';
 export * from './install-site.entity.js';
@@ -59,6 +61,7 @@ export const CATALOG_ENTITIES = [
   InstallSiteIp,
   SiteName,
   InstallServer,
+  InstallBackup,
   DatabaseUpdate,
   StartupMount,
   FtpAccount,

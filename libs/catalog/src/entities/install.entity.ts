@@ -99,6 +99,10 @@ export class Install extends CatalogEntity {
   @Column({ type: 'varchar', length: 16, default: 'preparing' })
   status: InstallStatus;
 
+  /** When a removal finished (status `removed`); the row is kept with its history. */
+  @Column({ type: 'datetime', nullable: true })
+  removedAt: Date | null;
+
   /** Why the install is in its status (waiting for a group, the failing step...). */
   @Column({ type: 'varchar', length: 1024, nullable: true })
   statusReason: string | null;
