@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Makes sure the system packages the integration tests start as real servers
-# (MariaDB, sshd, nginx, php-fpm with its MySQL and SQLite drivers) and the
-# clients they use (mariadb, ssh, rsync) are installed. CI starts from a fresh Debian 12 machine; developer
+# (MariaDB, sshd, nginx, php-fpm with its MySQL and SQLite drivers, PowerDNS
+# with its SQLite backend, the pebble ACME test CA) and the clients they use
+# (mariadb, ssh, rsync, dig, sqlite3) are installed. CI starts from a fresh Debian 12 machine; developer
 # machines usually have them already, so this is a no-op there.
 set -euo pipefail
 
-readonly PACKAGES=(mariadb-server nginx openssh-server openssh-client rsync git php-fpm php-cli php-mysql php-sqlite3)
+readonly PACKAGES=(mariadb-server nginx openssh-server openssh-client rsync git php-fpm php-cli php-mysql php-sqlite3 pdns-server pdns-backend-sqlite3 pebble bind9-dnsutils sqlite3)
 
 # Prints the binary's path. Daemons live in /usr/sbin, which is not on every
 # non-root PATH.
@@ -33,13 +34,16 @@ missing_packages() {
     mariadbd:mariadb-server mariadb-install-db:mariadb-server \
     mariadb-admin:mariadb-client mariadb:mariadb-client \
     sshd:openssh-server ssh:openssh-client ssh-keygen:openssh-client \
-    nginx:nginx rsync:rsync git:git php:php-cli setpriv:util-linux; do
+    nginx:nginx rsync:rsync git:git php:php-cli setpriv:util-linux \
+    pdns_server:pdns-server pebble:pebble pebble-challtestsrv:pebble dig:bind9-dnsutils sqlite3:sqlite3; do
     binary=${pair%%:*}
     package=${pair#*:}
     have "$binary" || echo "$package"
   done
   # sshd must be started by its absolute path (it refuses to re-exec otherwise).
   [[ -x /usr/sbin/sshd ]] || echo openssh-server
+  # PowerDNS's SQLite backend is a library, not a binary.
+  compgen -G '/usr/lib/*/pdns/libgsqlite3backend.so' >/dev/null || echo pdns-backend-sqlite3
   if php_fpm=$(find_php_fpm); then
     # php-fpm without the MySQL extensions cannot reach MariaDB; without SQLite's,
     # the embedded default's shops cannot read their (SQLite) databases.
