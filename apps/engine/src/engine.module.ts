@@ -8,6 +8,7 @@ import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
 import { InstallsModule } from '@app/installs';
+import { MetricsModule } from '@app/metrics';
 import { QueueModule } from '@app/queue';
 import { SagaModule } from '@app/saga';
 import { WebserverModule } from '@app/webserver';
@@ -34,6 +35,7 @@ export class EngineModule {
         ConfigModule.forRoot(config),
         LoggerModule.forRoot(loggerOptions(config)),
         CatalogModule.forRoot({ runMigrations: true }),
+        MetricsModule.forRoot({ http: api }),
         QueueModule.forRoot({
           worker: hasRole(config, 'worker') ? { ...config.worker, reapEveryMs: REAP_EVERY_MS } : null,
           http: api,

@@ -23,7 +23,7 @@ export function loggerOptions(config: Pick<EngineConfig, 'logLevel'>): Params {
         paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
         censor: '[redacted]',
       },
-      autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health/live' },
+      autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health/live' || req.url === '/metrics' },
     },
   };
 }

@@ -75,6 +75,11 @@ export interface EngineConfig {
    * ACME is off and only uploaded certificates are installed.
    */
   acme: { directoryUrl: string; email: string; caFile: string | null; renewDays: number } | null;
+  /**
+   * Bearer token a Prometheus scraper outside the loopback presents on
+   * `GET /metrics` (METRICS_TOKEN); null: /metrics answers the loopback only.
+   */
+  metricsToken: string | null;
   /** Days a removed install's backup is kept (BACKUP_GRACE_DAYS) before the purge task deletes it. */
   backupGraceDays: number;
   /** The order hook's limits. */

@@ -44,6 +44,7 @@ export const CONFIG_KEYS = [
   'ACME_CA_FILE',
   'ACME_RENEW_DAYS',
   'BACKUP_GRACE_DAYS',
+  'METRICS_TOKEN',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 export type ConfigEnv = Partial<Record<ConfigKey, string | undefined>>;
@@ -126,6 +127,8 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
   const dns = parseDns(value, fail, integer('DNS_TTL', 300, 30, 86_400));
   const acme = parseAcme(value, fail, cwd, integer('ACME_RENEW_DAYS', 21, 1, 60));
   const backupGraceDays = integer('BACKUP_GRACE_DAYS', 14, 0, 3650);
+  const metricsToken = value('METRICS_TOKEN') ?? null;
+  if (metricsToken !== null && !/^[\x21-\x7e]{16,256}$/.test(metricsToken)) fail('METRICS_TOKEN', 'must be 16 to 256 printable characters without spaces');
 
   const sshKeyPathText = value('SSH_KEY_PATH');
   let sshKeyPath: string | null = null;
@@ -159,6 +162,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     dns,
     acme,
     backupGraceDays,
+    metricsToken,
     mailDir: resolve(varDir, 'mail'),
     sshKeyPath,
     logLevel: logLevel as LogLevel,

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { currentAbortSignal } from '@app/common';
@@ -84,7 +85,15 @@ const LONG_MS = 600_000;
  * A symlink anywhere below the root is refused (UnsafePathError), including
  * as the last component, except where an operation says otherwise.
  */
+/** Told of every command's end (metrics): the server's hostname, seconds, and whether it exited 0, not 0, or did not run to an end. */
+export type CommandObserver = (server: string, seconds: number, outcome: 'ok' | 'failed' | 'error') => void;
+
 export abstract class HostExecutor {
+  /** How commands reach their servers, for the metrics. */
+  abstract readonly transport: 'ssh' | 'local';
+  /** Set by whoever counts commands (the metrics); null: nobody does. */
+  observer: CommandObserver | null = null;
+
   /**
    * Runs argv on the server, never through a shell of ours, with PATH set to
    * the system directories and LC_ALL=C; a missing program exits 127. Kills
@@ -302,7 +311,21 @@ export abstract class HostExecutor {
   private execute(server: ServerRoots, argv: readonly string[], options: RunOptions): Promise<RawRunResult> {
     const signal = options.signal ?? currentAbortSignal();
     if (signal?.aborted) return Promise.reject(new CommandAbortedError(server.hostname, argv, signal.reason));
-    return this.exec(server, argv, signal ? { ...options, signal } : options);
+    const running = this.exec(server, argv, signal ? { ...options, signal } : options);
+    const observer = this.observer;
+    if (!observer) return running;
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    return running.then(
+      (result) => {
+        observer(server.hostname, seconds(), result.exitCode === 0 ? 'ok' : 'failed');
+        return result;
+      },
+      (error: unknown) => {
+        observer(server.hostname, seconds(), 'error');
+        throw error;
+      },
+    );
   }
 
   /** Runs one operation of PATH_SCRIPT; its failures become UnsafePathError, PathExistsError or CommandFailedError. */

@@ -14,6 +14,7 @@ const ENVIRONMENT = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
  */
 @Injectable()
 export class LocalExecutor extends HostExecutor {
+  readonly transport = 'local' as const;
   protected exec(server: ServerRoots, argv: readonly string[], options: RunOptions): Promise<RawRunResult> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const signal = options.signal;

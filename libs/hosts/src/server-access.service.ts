@@ -1,4 +1,5 @@
-import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Optional, type OnModuleDestroy } from '@nestjs/common';
+import { Metrics } from '@app/metrics';
 import type { Server } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import type { HostExecutor } from './host-executor.port.js';
@@ -12,8 +13,14 @@ export class ServerAccess implements OnModuleDestroy {
   private readonly local = new LocalExecutor();
   private readonly ssh: SshExecutor;
 
-  constructor(@Inject(ENGINE_CONFIG) config: EngineConfig) {
+  constructor(@Inject(ENGINE_CONFIG) config: EngineConfig, @Optional() metrics?: Metrics) {
     this.ssh = new SshExecutor(config.sshKeyPath);
+    if (metrics) {
+      for (const executor of [this.local, this.ssh]) {
+        executor.observer = (server, seconds, outcome) => metrics.commandDuration.observe({ server, transport: executor.transport, outcome }, seconds);
+      }
+      metrics.addCollector(() => metrics.sshConnections.set(this.ssh.pooledConnections));
+    }
   }
 
   executorFor(server: Pick<Server, 'transport'>): HostExecutor {

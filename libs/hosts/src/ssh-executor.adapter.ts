@@ -47,7 +47,13 @@ export function hostKeyFingerprint(key: Buffer): string {
  */
 @Injectable()
 export class SshExecutor extends HostExecutor implements OnModuleDestroy {
+  readonly transport = 'ssh' as const;
   private readonly connections = new Map<string, Promise<SshConnection>>();
+
+  /** Connections held open (or being opened): one per server in use. */
+  get pooledConnections(): number {
+    return this.connections.size;
+  }
 
   constructor(private readonly defaultKeyPath: string | null = null) {
     super();

@@ -464,6 +464,14 @@ export class JobRepository {
     return { byState, oldestReadyAgeSeconds: Math.max(0, Math.round(waited / 1000)) };
   }
 
+  /** Unfinished jobs (ready, blocked, running) per kind and state, for the metrics. */
+  async pendingByKind(): Promise<{ kind: string; state: JobState; count: number }[]> {
+    const rows = await this.rows<{ kind: string; state: JobState; n: number | string }>(
+      `SELECT kind, state, COUNT(*) AS n FROM jobs WHERE state IN ('ready', 'blocked', 'running') GROUP BY kind, state`,
+    );
+    return rows.map((r) => ({ kind: r.kind, state: r.state, count: Number(r.n) }));
+  }
+
   /** Dead jobs waiting for an operator (a saga whose compensation failed), oldest first. */
   async needingAttention(limit = 20): Promise<{ id: number; kind: string; lastError: string }[]> {
     const rows = await this.rows<{ id: number; kind: string; last_error: string }>(

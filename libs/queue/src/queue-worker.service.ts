@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { redactSecrets, withAbortSignal, withSecretScope } from '@app/common';
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Metrics } from '@app/metrics';
 import { retryDelayMs } from './backoff.js';
 import type { JobContext } from './job-handler.decorator.js';
 import { JobHandlerRegistry } from './job-handler.registry.js';
@@ -55,6 +56,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly handlers: JobHandlerRegistry,
     private readonly queue: QueueService,
     @Inject(QUEUE_WORKER_OPTIONS) private readonly options: QueueWorkerOptions,
+    @Optional() private readonly metrics?: Metrics,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -177,18 +179,22 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true }),
     );
     aborted.catch(() => undefined);
+    const started = process.hrtime.bigint();
+    let outcome = 'done';
     try {
       // A handler that ignores its signal cannot hold the slot once the job is lost.
       await Promise.race([handler.run(job.payload, context), aborted]);
       await output.flush();
       if (!(await this.jobs.complete(job.id, job.fence, job.resourceKey))) {
+        outcome = 'lost';
         this.logger.warn({ jobId: job.id }, 'finished, but the lease was lost meanwhile: result discarded');
       }
     } catch (error) {
-      await this.failed(job, error, abort.signal, output, handler.options.backoff);
+      outcome = await this.failed(job, error, abort.signal, output, handler.options.backoff);
     } finally {
       heartbeat.stop();
       await output.close();
+      this.metrics?.jobDuration.observe({ kind: job.kind, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
     }
   }
 
@@ -198,31 +204,32 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     signal: AbortSignal,
     output: JobOutput,
     backoff: { baseMs: number; maxMs: number },
-  ): Promise<void> {
+  ): Promise<'lost' | 'deferred' | 'dead' | 'retry'> {
     const message = redactSecrets(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
     if (signal.aborted && signal.reason instanceof LeaseLostError) {
       // Someone else owns the job now; any write of ours would be refused by the fence anyway.
       this.logger.warn({ jobId: job.id }, message);
-      return;
+      return 'lost';
     }
     if (error instanceof JobDeferredError) {
       output.write('info', `deferred ${error.delayMs} ms: ${error.message}`);
       await output.flush();
       await this.jobs.defer(job.id, job.fence, redactSecrets(`waiting: ${error.message}`), error.delayMs, job.resourceKey);
-      return;
+      return 'deferred';
     }
     output.write('error', message);
     await output.flush();
     if (error instanceof PermanentJobError && error.needsAttention) {
       this.logger.error({ jobId: job.id, kind: job.kind }, `job ${job.id} needs attention: ${message}`);
       await this.jobs.bury(job.id, job.fence, NEEDS_ATTENTION + message, job.resourceKey);
-      return;
+      return 'dead';
     }
     if (error instanceof PermanentJobError || job.attempts >= job.maxAttempts) {
       const why = error instanceof PermanentJobError ? message : `${message} (attempt ${job.attempts} of ${job.maxAttempts})`;
       await this.jobs.bury(job.id, job.fence, why, job.resourceKey);
-      return;
+      return 'dead';
     }
     await this.jobs.retryLater(job.id, job.fence, message, retryDelayMs(job.attempts, backoff), job.resourceKey);
+    return 'retry';
   }
 }

@@ -7,6 +7,7 @@ import { JobsController } from './jobs.controller.js';
 import { NoopJobHandler } from './noop.job.js';
 import { QUEUE_WORKER_OPTIONS, QueueWorker, type QueueWorkerOptions } from './queue-worker.service.js';
 import { QueueService } from './queue.service.js';
+import { QueueGauges } from './queue-gauges.js';
 
 /** The durable queue on the catalog: producers everywhere, a worker where ENGINE_ROLES has `worker`. */
 @Module({})
@@ -21,6 +22,7 @@ export class QueueModule {
         JobRepository,
         QueueService,
         JobsAdminService,
+        QueueGauges,
         ...(options.worker
           ? [JobHandlerRegistry, NoopJobHandler, QueueWorker, { provide: QUEUE_WORKER_OPTIONS, useValue: options.worker }]
           : []),

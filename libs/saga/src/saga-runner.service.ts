@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { Metrics } from '@app/metrics';
 import type { SagaStep as SagaStepRow } from '@app/catalog';
 import { JobDeferredError, LeaseLostError, type JobContext } from '@app/queue';
 import { DEFAULT_STEP_RETRY_DELAYS_MS, type SagaDefinition, type StepIO } from './saga.js';
@@ -14,7 +15,10 @@ const message = (error: unknown) => (error instanceof Error ? error.message : St
  */
 @Injectable()
 export class SagaRunner {
-  constructor(private readonly journal: SagaJournalRepository) {}
+  constructor(
+    private readonly journal: SagaJournalRepository,
+    @Optional() private readonly metrics?: Metrics,
+  ) {}
 
   async run<C, P extends object>(saga: SagaDefinition<C, P>, payload: P, job: JobContext): Promise<void> {
     const lease: JournalLease = { jobId: job.jobId, fence: job.fence };
@@ -96,7 +100,7 @@ export class SagaRunner {
       if (row.state === 'pending' || row.state === 'compensated') continue;
       const step = saga.steps[index]!;
       await this.journal.start(lease, index, 'compensating');
-      const outcome = await this.tries(saga, index, job, (io) => step.compensate(context, io));
+      const outcome = await this.tries(saga, index, job, (io) => step.compensate(context, io), 'compensate');
       if (!outcome.ok) {
         await this.journal.note(lease, index, outcome.error, outcome.output);
         throw new SagaNeedsAttentionError(saga.name, step.name, outcome.error);
@@ -116,7 +120,7 @@ export class SagaRunner {
     effect: (io: StepIO) => Promise<void>,
   ): Promise<{ ok: boolean; error: string; output: string; durationMs: number }> {
     await this.journal.start(lease, index, 'running');
-    return this.tries(saga, index, job, effect);
+    return this.tries(saga, index, job, effect, 'execute');
   }
 
   /** A few tries with pauses within this run; output goes to the job and the journal. */
@@ -125,8 +129,13 @@ export class SagaRunner {
     index: number,
     job: JobContext,
     effect: (io: StepIO) => Promise<void>,
+    direction: 'execute' | 'compensate',
   ): Promise<{ ok: boolean; error: string; output: string; durationMs: number }> {
     const name = saga.steps[index]!.name;
+    const observe = (outcome: 'ok' | 'failed' | 'deferred') => {
+      this.metrics?.sagaStepDuration.observe({ saga: saga.name, step: name, direction, outcome }, (Date.now() - started) / 1000);
+      if (outcome === 'failed') this.metrics?.sagaStepFailures.inc({ saga: saga.name, step: name, direction });
+    };
     const delays = saga.stepRetryDelaysMs ?? DEFAULT_STEP_RETRY_DELAYS_MS;
     const lines: string[] = [];
     const io: StepIO = {
@@ -142,11 +151,13 @@ export class SagaRunner {
       if (job.signal.aborted) throw job.signal.reason instanceof Error ? job.signal.reason : new LeaseLostError(job.jobId);
       try {
         await effect(io);
+        observe('ok');
         return { ok: true, error: '', output: lines.join('\n'), durationMs: Date.now() - started };
       } catch (e) {
         // Lost: nothing of ours may be written. Deferred: the step waits for other work and runs again later.
         if (e instanceof LeaseLostError) throw e;
         if (e instanceof JobDeferredError) {
+          observe('deferred');
           lines.push(`waiting: ${e.message}`);
           throw e;
         }
@@ -158,6 +169,7 @@ export class SagaRunner {
         if (attempt < delays.length) await sleep(delays[attempt]!, job.signal);
       }
     }
+    observe('failed');
     return { ok: false, error, output: lines.join('\n'), durationMs: Date.now() - started };
   }
 }

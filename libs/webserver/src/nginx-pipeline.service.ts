@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { Metrics } from '@app/metrics';
 import { DataSource, In } from 'typeorm';
 import { AuditEventRepository, Server, WebQuarantine } from '@app/catalog';
 import { PermanentJobError } from '@app/queue';
@@ -93,6 +94,7 @@ export class NginxPipeline {
     private readonly rebuilds: NginxRebuilds,
     private readonly audit: AuditEventRepository,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+    @Optional() private readonly metrics?: Metrics,
   ) {}
 
   files(server: Server): DispatcherFiles {
@@ -102,10 +104,19 @@ export class NginxPipeline {
   async apply(server: Server, options: ApplyOptions = {}): Promise<ApplyReport> {
     // Work started alongside (prune, manifest) ends before the apply does, whatever the outcome: the next apply of this dispatcher must not meet it.
     const background: Promise<unknown>[] = [];
+    const started = performance.now();
+    let outcome = 'failed';
     try {
-      return await this.applyOnce(server, options, background);
+      const report = await this.applyOnce(server, options, background);
+      outcome = report.nginx;
+      if (!options.dryRun && report.quarantined.length > 0) this.metrics?.quarantined.inc({ server: server.hostname, kind: 'nginx' }, report.quarantined.length);
+      return report;
     } finally {
       await Promise.allSettled(background);
+      if (!options.dryRun) {
+        this.metrics?.rebuilds.inc({ server: server.hostname, kind: 'nginx', outcome });
+        this.metrics?.rebuildDuration.observe({ server: server.hostname, kind: 'nginx' }, (performance.now() - started) / 1000);
+      }
     }
   }
 

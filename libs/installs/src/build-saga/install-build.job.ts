@@ -1,4 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Metrics } from '@app/metrics';
 import { DataSource, In, Not } from 'typeorm';
 import { Install, InstallServer, InstallSite, InstallSiteIp, Server, SharedCodeGroup, SiteName } from '@app/catalog';
 import { redactSecrets } from '@app/common';
@@ -30,6 +31,7 @@ export class InstallBuildJob {
     private readonly rebuilds: NginxRebuilds,
     private readonly pools: PoolRebuilds,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+    @Optional() private readonly metrics?: Metrics,
   ) {}
 
   @JobHandler(INSTALL_BUILD)
@@ -44,7 +46,9 @@ export class InstallBuildJob {
       pivot: 'mail',
       loadContext: (payload) => this.steps.loadContext(payload.installId, jobId),
       onCompleted: async ({ install }) => {
-        await this.dataSource.getRepository(Install).update({ id: install.id }, { status: 'live', statusReason: null });
+        const changed = await this.dataSource.getRepository(Install).update({ id: install.id, status: Not('live') }, { status: 'live', statusReason: null });
+        // Once per install: a resumed run that finds it live already does not count it again.
+        if ((changed.affected ?? 0) > 0) this.metrics?.orderToLive.observe((Date.now() - install.createdAt.getTime()) / 1000);
       },
       onCompensated: (context, failure) => this.release(context.install.id, failure),
     };

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { Metrics } from '@app/metrics';
 import { DataSource, In } from 'typeorm';
 import { AuditEventRepository, PoolQuarantine, Server } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
@@ -82,6 +83,7 @@ export class PoolPipeline {
     private readonly rebuilds: PoolRebuilds,
     private readonly audit: AuditEventRepository,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+    @Optional() private readonly metrics?: Metrics,
   ) {}
 
   files(server: Server): PoolFiles {
@@ -93,6 +95,22 @@ export class PoolPipeline {
   }
 
   async apply(server: Server, options: PoolApplyOptions = {}): Promise<PoolApplyReport> {
+    const started = performance.now();
+    let outcome = 'failed';
+    try {
+      const report = await this.applyOnce(server, options);
+      outcome = report.fpm;
+      if (report.quarantined.length > 0) this.metrics?.quarantined.inc({ server: server.hostname, kind: 'php-fpm' }, report.quarantined.length);
+      return report;
+    } finally {
+      if (outcome !== 'unmanaged') {
+        this.metrics?.rebuilds.inc({ server: server.hostname, kind: 'php-fpm', outcome });
+        this.metrics?.rebuildDuration.observe({ server: server.hostname, kind: 'php-fpm' }, (performance.now() - started) / 1000);
+      }
+    }
+  }
+
+  private async applyOnce(server: Server, options: PoolApplyOptions): Promise<PoolApplyReport> {
     const started = performance.now();
     const log = options.log ?? (() => undefined);
     const timings = { loadMs: 0, renderMs: 0, inspectMs: 0, stageMs: 0, testMs: 0, reloadMs: 0, pruneMs: 0, totalMs: 0 };
