@@ -28,6 +28,7 @@ import {
   ServerStateCommand,
 } from './servers.command.js';
 import { SqlApplyCommand } from './sql-apply.command.js';
+import { TasksListCommand, TasksRunCommand } from './tasks.command.js';
 import { TokenCreateCommand } from './token-create.command.js';
 import { TokenListCommand } from './token-list.command.js';
 import { TokenRevokeCommand } from './token-revoke.command.js';
@@ -36,6 +37,8 @@ export { SnippetError } from './cli-output.js';
 
 /** Every snippet the CLI offers; one file per admin task. */
 export const SNIPPET_COMMANDS = [
+  TasksListCommand,
+  TasksRunCommand,
   MigrateCommand,
   MigrationGenerateCommand,
   TokenCreateCommand,

@@ -6,6 +6,7 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { JobsAdminService } from '@app/queue';
 import { jobId } from './jobs.command.js';
 import { out, SnippetError } from './cli-output.js';
+import { followJob } from './follow-job.js';
 import { cliActor } from './token-create.command.js';
 
 const FINISHED = ['done', 'dead', 'cancelled'];
@@ -45,34 +46,7 @@ export class RerunQueueItemCommand extends CommandRunner {
       emit(`job ${id} (${job.kind}) is ${job.state}; following its output (also in ${logFile})`);
     }
 
-    const startedAt = Date.now();
-    let after = 0;
-    let warned = false;
-    for (;;) {
-      for (const line of await this.jobs.output(id, after)) {
-        after = line.id;
-        emit(`[attempt ${line.attempt}] ${line.level === 'error' ? 'ERROR ' : ''}${line.line}`);
-      }
-      job = await this.jobs.get(id);
-      if (FINISHED.includes(job.state)) {
-        // Lines written between the last read and the final state.
-        for (const line of await this.jobs.output(id, after)) {
-          after = line.id;
-          emit(`[attempt ${line.attempt}] ${line.level === 'error' ? 'ERROR ' : ''}${line.line}`);
-        }
-        emit(`job ${id} ${job.state} after ${job.attempts} attempt(s)${job.lastError ? `: ${job.lastError}` : ''}`);
-        if (job.state !== 'done') throw new SnippetError(`job ${id} ended ${job.state}; the log is in ${logFile}`);
-        return;
-      }
-      if (!warned && job.state === 'ready' && Date.now() - startedAt > 15_000) {
-        warned = true;
-        emit('no worker has started it yet: is an engine with the worker role running on this catalog?');
-      }
-      if (options.timeout && Date.now() - startedAt > options.timeout * 1000) {
-        throw new SnippetError(`job ${id} still ${job.state} after ${options.timeout} s; it goes on, follow it with --follow`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 300));
-    }
+    await followJob(this.jobs, id, emit, { timeoutS: options.timeout, logFile });
   }
 
   @Option({ flags: '--log-file <path>', description: 'where to write the output too (default var/log/...)' })

@@ -95,6 +95,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'jobs',
         'pin_rules',
         'pool_quarantines',
+        'recurring_tasks',
         'saga_steps',
         'server_ips',
         'servers',

@@ -6,6 +6,7 @@ import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
 import { QueueModule } from '@app/queue';
+import { TaskStatus } from '@app/tasks';
 import { WebserverModule } from '@app/webserver';
 import { SNIPPET_COMMANDS } from '../../../snippets/index.js';
 
@@ -28,7 +29,8 @@ export class CliModule {
         // sql:apply queues its update; the snippet runs in the engines' workers.
         CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
       ],
-      providers: [...SNIPPET_COMMANDS],
+      // The tasks' status only: the scheduler belongs to engines with the cron role, never to a snippet.
+      providers: [...SNIPPET_COMMANDS, TaskStatus],
     };
   }
 }

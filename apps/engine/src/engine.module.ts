@@ -11,6 +11,7 @@ import { InstallsModule } from '@app/installs';
 import { MetricsModule } from '@app/metrics';
 import { QueueModule } from '@app/queue';
 import { SagaModule } from '@app/saga';
+import { TasksModule } from '@app/tasks';
 import { WebserverModule } from '@app/webserver';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
 import { HealthModule } from './health/health.module.js';
@@ -21,8 +22,8 @@ const REAP_EVERY_MS = 5_000;
 
 /**
  * The engine: one NestJS application whose parts are chosen by ENGINE_ROLES.
- * `api` serves HTTP; `worker` runs queue jobs; `cron` adds the recurring tasks
- * (their module joins here when it is built). Every instance shares
+ * `api` serves HTTP; `worker` runs queue jobs; `cron` queues the recurring
+ * tasks' ticks (libs/tasks), which workers run. Every instance shares
  * the catalog: nothing in process memory is the truth.
  */
 @Module({})
@@ -41,6 +42,7 @@ export class EngineModule {
           http: api,
         }),
         SagaModule,
+        TasksModule,
         HostsModule.forRoot({ http: api }),
         CodebasesModule.forRoot({ http: api }),
         InstallsModule.forRoot({ http: api }),

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { ENGINE_CONFIG, hasRole, type EngineConfig } from '@app/config';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { DomainError } from '@app/common';
 import { MailService } from '@app/mail';
 import { RecurringTask } from '@app/queue';
@@ -83,14 +83,13 @@ export class CloudLeases {
   }
 }
 
-/** On engines with the cron role: the leases every minute. */
+/** The leases, every minute (a recurring task). */
 @Injectable()
 export class CloudLeaseTask extends RecurringTask {
   constructor(
     private readonly leases: CloudLeases,
-    @Inject(ENGINE_CONFIG) config: EngineConfig,
   ) {
-    super({ name: 'CloudLeases', everyMs: LEASE_CHECK_EVERY_MS, enabled: hasRole(config, 'cron'), failure: 'looking at the cloud leases failed' });
+    super({ name: 'CloudLeases', everyMs: LEASE_CHECK_EVERY_MS, failure: 'looking at the cloud leases failed' });
   }
 
   protected async tick(): Promise<void> {

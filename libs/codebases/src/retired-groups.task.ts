@@ -1,8 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Job, SharedCodeGroup } from '@app/catalog';
 import { DomainError } from '@app/common';
-import { ENGINE_CONFIG, hasRole, type EngineConfig } from '@app/config';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { RecurringTask } from '@app/queue';
 import { CodeGroupsService } from './code-groups.service.js';
 
@@ -10,7 +10,7 @@ import { CodeGroupsService } from './code-groups.service.js';
 export const RETIRED_GROUPS_EVERY_MS = 60_000;
 
 /**
- * On engines with the worker role: a retired code group with no install
+ * Every minute (a recurring task): a retired code group with no install
  * left (its last install moved, or was removed) is removed with its
  * repository and releases on every server, as `DELETE /v1/code-groups/:id`
  * does (the same checks in one transaction: a group something still uses is
@@ -21,9 +21,8 @@ export class RetiredGroupsTask extends RecurringTask {
   constructor(
     private readonly dataSource: DataSource,
     private readonly groups: CodeGroupsService,
-    @Inject(ENGINE_CONFIG) config: EngineConfig,
   ) {
-    super({ name: 'RetiredGroups', everyMs: RETIRED_GROUPS_EVERY_MS, enabled: hasRole(config, 'worker'), failure: 'removing retired code groups failed' });
+    super({ name: 'RetiredGroups', everyMs: RETIRED_GROUPS_EVERY_MS, failure: 'removing retired code groups failed' });
   }
 
   protected async tick(): Promise<void> {

@@ -1,5 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { ENGINE_CONFIG, hasRole, type EngineConfig } from '@app/config';
+import { Injectable } from '@nestjs/common';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { RecurringTask } from '@app/queue';
 import { InstallsService } from './installs.service.js';
 
@@ -7,7 +7,7 @@ import { InstallsService } from './installs.service.js';
 export const WAITING_INSTALLS_EVERY_MS = 10_000;
 
 /**
- * On engines with the worker role: every few seconds, installs accepted
+ * Every 10 s (queued by the cron role, run by a worker), installs accepted
  * while no code group had room get a slot if one has opened, and their
  * builds are queued. Safe on several engines at once (conditional updates,
  * one build job per install).
@@ -16,9 +16,8 @@ export const WAITING_INSTALLS_EVERY_MS = 10_000;
 export class WaitingInstallsTask extends RecurringTask {
   constructor(
     private readonly installs: InstallsService,
-    @Inject(ENGINE_CONFIG) config: EngineConfig,
   ) {
-    super({ name: 'WaitingInstalls', everyMs: WAITING_INSTALLS_EVERY_MS, enabled: hasRole(config, 'worker'), failure: 'looking for waiting installs failed' });
+    super({ name: 'WaitingInstalls', everyMs: WAITING_INSTALLS_EVERY_MS, failure: 'looking for waiting installs failed' });
   }
 
   protected async tick(): Promise<void> {

@@ -1,72 +1,60 @@
-import { Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 
 export interface RecurringTaskOptions {
-  /** Logger context. */
+  /** Unique among tasks: the schedule's row, the job's keys, the snippets (`tasks:run NAME`) and the metrics use it. */
   name: string;
-  everyMs: number;
-  /** Whether this engine runs it (the worker role). */
-  enabled: boolean;
-  /** Logged, with the error, when a run fails. */
+  /** Every this many milliseconds, whole seconds (ticks at multiples of it since the epoch, the same on every engine). */
+  everyMs?: number;
+  /** Or a cron expression in UTC (five fields, or six with seconds first), read by croner. */
+  schedule?: string;
+  /** False: never scheduled (the default is true). */
+  enabled?: boolean;
+  /** Logged and recorded, with the error, when a run fails. */
   failure: string;
 }
 
-/** What the metrics and /health read of a task running in this process. */
-export interface RecurringTaskState {
-  name: string;
-  everyMs: number;
-  /** When this process started running it (epoch ms). */
-  startedAt: number;
-  lastSuccessAt: number | null;
-  lastFailureAt: number | null;
+/** What a task's run may print: kept with its job (`tasks:run` streams it). */
+export interface TaskRunContext {
+  readonly jobId: number;
+  /** The tick this run is for. */
+  readonly tick: Date;
+  readonly signal: AbortSignal;
+  log(line: string): void;
 }
 
-const running = new Set<RecurringTaskState>();
-
-/** The recurring tasks this process runs now (several engines in one process: each its own). */
-export function recurringTaskStates(): RecurringTaskState[] {
-  return [...running];
-}
+const NAME = /^[A-Za-z][A-Za-z0-9-]{0,63}$/;
 
 /**
- * Work an engine repeats every few seconds: never two runs at once in one
- * process, a failed run logged and tried again next time, the run in
- * progress awaited at shutdown. Safe on several engines when `tick` is.
+ * Work the engine repeats on a schedule (the seed's crons). A task only
+ * declares its schedule and what one run does: engines with the `cron`
+ * role queue each due tick as a queue job (once per tick across every
+ * engine, never two runs of a task at once, a missed tick after downtime
+ * run once), and workers run it (libs/tasks). A failed run is recorded and
+ * the next tick tries again.
  */
-export abstract class RecurringTask implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export abstract class RecurringTask {
   protected readonly logger: Logger;
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-  private readonly state: RecurringTaskState;
 
-  protected constructor(private readonly options: RecurringTaskOptions) {
+  protected constructor(readonly options: RecurringTaskOptions) {
+    if (!NAME.test(options.name)) throw new Error(`recurring task name ${JSON.stringify(options.name)}: letters, digits and dashes, from a letter, at most 64`);
+    if ((options.everyMs === undefined) === (options.schedule === undefined)) {
+      throw new Error(`recurring task ${options.name}: give everyMs or schedule, one of them`);
+    }
+    if (options.everyMs !== undefined && !(Number.isInteger(options.everyMs) && options.everyMs >= 1000 && options.everyMs % 1000 === 0)) {
+      throw new Error(`recurring task ${options.name}: everyMs must be whole seconds (a multiple of 1000), at least 1000`);
+    }
     this.logger = new Logger(options.name);
-    this.state = { name: options.name, everyMs: options.everyMs, startedAt: Date.now(), lastSuccessAt: null, lastFailureAt: null };
   }
 
-  protected abstract tick(): Promise<void>;
-
-  onApplicationBootstrap(): void {
-    if (!this.options.enabled) return;
-    this.state.startedAt = Date.now();
-    running.add(this.state);
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.tick()
-        .then(
-          () => void (this.state.lastSuccessAt = Date.now()),
-          (error: unknown) => {
-            this.state.lastFailureAt = Date.now();
-            this.logger.error({ err: error }, this.options.failure);
-          },
-        )
-        .finally(() => (this.running = null));
-    }, this.options.everyMs);
-    this.timer.unref();
+  get name(): string {
+    return this.options.name;
   }
 
-  async beforeApplicationShutdown(): Promise<void> {
-    running.delete(this.state);
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  /** One run. */
+  protected abstract tick(context: TaskRunContext): Promise<void>;
+
+  /** Called by the task's job: one run, for `context.tick`. */
+  run(context: TaskRunContext): Promise<void> {
+    return this.tick(context);
   }
 }

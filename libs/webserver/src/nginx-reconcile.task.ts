@@ -1,5 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { ENGINE_CONFIG, hasRole, type EngineConfig } from '@app/config';
+import { Injectable } from '@nestjs/common';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { RecurringTask } from '@app/queue';
 import { NginxRebuilds } from './nginx-rebuilds.service.js';
 
@@ -7,7 +7,7 @@ import { NginxRebuilds } from './nginx-rebuilds.service.js';
 export const NGINX_RECONCILE_EVERY_MS = 10_000;
 
 /**
- * On engines with the worker role: dispatchers that are back from `down`,
+ * Every 10 s (a recurring task): dispatchers that are back from `down`,
  * whose rebuild failed a while ago, or whose queued rebuild vanished get a
  * rebuild. Safe on several engines at once (coalesced requests).
  */
@@ -15,9 +15,8 @@ export const NGINX_RECONCILE_EVERY_MS = 10_000;
 export class NginxReconcileTask extends RecurringTask {
   constructor(
     private readonly rebuilds: NginxRebuilds,
-    @Inject(ENGINE_CONFIG) config: EngineConfig,
   ) {
-    super({ name: 'NginxReconcile', everyMs: NGINX_RECONCILE_EVERY_MS, enabled: hasRole(config, 'worker'), failure: 'looking for dispatchers behind the catalog failed' });
+    super({ name: 'NginxReconcile', everyMs: NGINX_RECONCILE_EVERY_MS, failure: 'looking for dispatchers behind the catalog failed' });
   }
 
   protected async tick(): Promise<void> {

@@ -4,7 +4,8 @@ import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthI
 import { ApiTokensService, Public } from '@app/auth';
 import { CatalogStatusService } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
-import { JobRepository, recurringTaskStates } from '@app/queue';
+import { JobRepository } from '@app/queue';
+import { TaskStatus } from '@app/tasks';
 import { FailingDispatchersRepository } from './failing-dispatchers.repository.js';
 import { ReadinessService } from './readiness.service.js';
 import { WaitingInstallsRepository } from './waiting-installs.repository.js';
@@ -25,6 +26,7 @@ export class HealthController {
     private readonly waiting: WaitingInstallsRepository,
     private readonly dispatchers: FailingDispatchersRepository,
     private readonly readiness: ReadinessService,
+    private readonly taskStatus: TaskStatus,
     private readonly tokens: ApiTokensService,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
@@ -41,7 +43,7 @@ export class HealthController {
     summary: 'Readiness: catalog reachable, migrations applied (503 otherwise)',
     description:
       'Without a token: 200 {"status":"ok"} or 503 {"status":"error"}, nothing more. With a support or admin token: each check in detail ' +
-      '(catalog, migrations, queue, installs, nginx, recurring tasks, engine roles), degraded (still 200) while jobs need attention, orders wait for a code group, a dispatcher\'s last nginx rebuild failed or a recurring task of this engine has not succeeded within twice its interval; a bad token is 401.',
+      '(catalog, migrations, queue, installs, nginx, recurring tasks, engine roles), degraded (still 200) while jobs need attention, orders wait for a code group, a dispatcher\'s last nginx rebuild failed or a recurring task has not succeeded within twice its interval; a bad token is 401.',
   })
   async check(
     @Headers('authorization') authorization: string | undefined,
@@ -110,15 +112,20 @@ export class HealthController {
           ? nginx.up({ failingDispatchers: 0 })
           : nginx.degraded({ failingDispatchers: failing.length, dispatchers: failing.map((d) => `${d.hostname}: ${d.error}`).join('; ') });
       },
-      () => {
-        // Degraded while a recurring task of this engine has not succeeded within twice its interval (hung, or failing every run).
+      async () => {
+        // Degraded while a recurring task has not succeeded within twice its interval (hung, failing every run, or no engine with the cron role).
         const tasks = this.indicators.check('tasks');
-        const now = Date.now();
-        const states = recurringTaskStates();
-        const stale = states.filter((t) => now - (t.lastSuccessAt ?? t.startedAt) > 2 * t.everyMs);
+        let states: Awaited<ReturnType<TaskStatus['list']>>;
+        try {
+          states = await this.taskStatus.list();
+        } catch (error) {
+          return tasks.down({ message: error instanceof Error ? error.message : String(error) });
+        }
+        const stale = states.filter((t) => t.stale);
+        const since = (t: (typeof states)[number]) => (t.lastSuccessAt ? `last success ${t.lastSuccessAt.toISOString()}` : 'no success yet');
         return stale.length === 0
-          ? tasks.up({ running: states.length, stale: 0 })
-          : tasks.degraded({ running: states.length, stale: stale.length, tasks: stale.map((t) => `${t.name}: no successful run for ${Math.round((now - (t.lastSuccessAt ?? t.startedAt)) / 1000)} s (every ${t.everyMs / 1000} s)`).join('; ') });
+          ? tasks.up({ tasks: states.length, stale: 0 })
+          : tasks.degraded({ tasks: states.length, stale: stale.length, staleTasks: stale.map((t) => `${t.name} (${t.schedule}): ${since(t)}${t.lastError ? `; last error: ${t.lastError}` : ''}`).join('; ') });
       },
       () => this.indicators.check('engine').up({ roles: this.config.roles.join(',') }),
     ]);

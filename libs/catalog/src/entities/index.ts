@@ -16,6 +16,7 @@ import { JobLog } from './job-log.entity.js';
 import { Job } from './job.entity.js';
 import { PinRule } from './pin-rule.entity.js';
 import { PoolQuarantine } from './pool-quarantine.entity.js';
+import { RecurringTaskRecord } from './recurring-task.entity.js';
 import { SagaStep } from './saga-step.entity.js';
 import { ServerIp } from './server-ip.entity.js';
 import { Server } from './server.entity.js';
@@ -43,6 +44,7 @@ export * from './job-log.entity.js';
 export * from './job.entity.js';
 export * from './pin-rule.entity.js';
 export * from './pool-quarantine.entity.js';
+export * from './recurring-task.entity.js';
 export * from './saga-step.entity.js';
 export * from './server-ip.entity.js';
 export * from './server.entity.js';
@@ -75,6 +77,7 @@ export const CATALOG_ENTITIES = [
   CodeUpdateItem,
   Job,
   JobLog,
+  RecurringTaskRecord,
   SagaStep,
   AuditEvent,
   ApiToken,

@@ -1,5 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { ENGINE_CONFIG, hasRole, type EngineConfig } from '@app/config';
+import { Injectable } from '@nestjs/common';
+import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { RecurringTask } from '@app/queue';
 import { PoolRebuilds } from './pool-rebuilds.service.js';
 
@@ -7,7 +7,7 @@ import { PoolRebuilds } from './pool-rebuilds.service.js';
 export const POOL_RECONCILE_EVERY_MS = 10_000;
 
 /**
- * On engines with the worker role: handlers back from `down`, whose pool
+ * Every 10 s (a recurring task): handlers back from `down`, whose pool
  * rebuild failed a while ago, or whose queued rebuild vanished get a
  * rebuild (as NginxReconcileTask does for dispatchers).
  */
@@ -15,9 +15,8 @@ export const POOL_RECONCILE_EVERY_MS = 10_000;
 export class PoolReconcileTask extends RecurringTask {
   constructor(
     private readonly rebuilds: PoolRebuilds,
-    @Inject(ENGINE_CONFIG) config: EngineConfig,
   ) {
-    super({ name: 'PoolReconcile', everyMs: POOL_RECONCILE_EVERY_MS, enabled: hasRole(config, 'worker'), failure: 'looking for handlers whose pools are behind the catalog failed' });
+    super({ name: 'PoolReconcile', everyMs: POOL_RECONCILE_EVERY_MS, failure: 'looking for handlers whose pools are behind the catalog failed' });
   }
 
   protected async tick(): Promise<void> {
