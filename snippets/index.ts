@@ -5,6 +5,7 @@ import { CodeGroupRollbackCommand, CodeGroupUpdateCommand } from './code-group-u
 import { CodeGroupPhpCheckCommand } from './code-group-php-check.command.js';
 import { CodeGroupRemoveCommand } from './code-group-remove.command.js';
 import { InstallCodebaseCommand } from './install-codebase.command.js';
+import { InstallRewritesCommand } from './install-rewrites.command.js';
 import {
   JobsCancelCommand,
   JobsListCommand,
@@ -73,4 +74,5 @@ export const SNIPPET_COMMANDS = [
   CodeGroupRollbackCommand,
   InstallCodebaseCommand,
   AuditListCommand,
+  InstallRewritesCommand,
 ];

@@ -6,6 +6,7 @@ import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
+import { InstallRewritesModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
 import { WebserverModule } from '@app/webserver';
 import { SNIPPET_COMMANDS } from '../../../snippets/index.js';
@@ -29,6 +30,7 @@ export class CliModule {
         // sql:apply queues its update; the snippet runs in the engines' workers.
         CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
         AuditModule.forRoot({ http: false }),
+        InstallRewritesModule,
       ],
       providers: [...SNIPPET_COMMANDS],
     };
