@@ -1,9 +1,11 @@
+import { AuditListCommand } from './audit-list.command.js';
 import { CloudAddInstallCommand, CloudDrainCommand, CloudLeaseCommand, CloudRemoveCommand, CloudRemoveInstallCommand } from './cloud.command.js';
 import { CodeGroupLockCommand, CodeGroupUnlockCommand } from './code-group-lock.command.js';
 import { CodeGroupRollbackCommand, CodeGroupUpdateCommand } from './code-group-update.command.js';
 import { CodeGroupPhpCheckCommand } from './code-group-php-check.command.js';
 import { CodeGroupRemoveCommand } from './code-group-remove.command.js';
 import { InstallCodebaseCommand } from './install-codebase.command.js';
+import { InstallRewritesCommand } from './install-rewrites.command.js';
 import {
   JobsCancelCommand,
   JobsListCommand,
@@ -74,4 +76,6 @@ export const SNIPPET_COMMANDS = [
   CodeGroupUpdateCommand,
   CodeGroupRollbackCommand,
   InstallCodebaseCommand,
+  AuditListCommand,
+  InstallRewritesCommand,
 ];

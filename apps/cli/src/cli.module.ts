@@ -1,10 +1,12 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { AuditModule } from '@app/audit';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
 import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
+import { InstallRewritesModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
 import { TaskStatus } from '@app/tasks';
 import { WebserverModule } from '@app/webserver';
@@ -28,6 +30,8 @@ export class CliModule {
         CloudHandlersModule.forRoot({ http: false, jobs: false }),
         // sql:apply queues its update; the snippet runs in the engines' workers.
         CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
+        AuditModule.forRoot({ http: false }),
+        InstallRewritesModule,
       ],
       // The tasks' status only: the scheduler belongs to engines with the cron role, never to a snippet.
       providers: [...SNIPPET_COMMANDS, TaskStatus],
