@@ -191,5 +191,5 @@ describe('install rewrites: dry run over HTTP and install:rewrites (MariaDB)', (
       expect(res.stderr).toMatch(message);
     }
     expect(await state()).toEqual(before);
-  });
+  }, 240_000);
 });
