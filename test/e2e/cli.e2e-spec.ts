@@ -75,5 +75,5 @@ describe('CLI snippets on a MariaDB catalog', () => {
     const badCatalog = await runCli(['migrate'], cwd, { ...env, CATALOG_URL: 'postgres://nope' });
     expect(badCatalog.code).toBe(1);
     expect(badCatalog.stderr).toContain('CATALOG_URL');
-   }, 180_000);
+  }, 180_000);
 });
