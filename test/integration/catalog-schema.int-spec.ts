@@ -77,6 +77,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
     }
     expect(tables.sort()).toEqual(
       [
+        'access_log_cursors',
         'api_tokens',
         'audit_events',
         'code_releases',
@@ -101,6 +102,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'servers',
         'shared_code_groups',
         'site_names',
+        'site_usage',
         'startup_mounts',
         'web_quarantines',
       ].sort(),

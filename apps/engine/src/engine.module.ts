@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
+import { AccountingModule } from '@app/accounting';
 import { AuditModule } from '@app/audit';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
@@ -48,6 +49,7 @@ export class EngineModule {
         CodebasesModule.forRoot({ http: api }),
         InstallsModule.forRoot({ http: api }),
         WebserverModule,
+        AccountingModule.forRoot({ http: api }),
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
         AuditModule.forRoot({ http: api }),

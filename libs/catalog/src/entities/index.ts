@@ -22,6 +22,7 @@ import { ServerIp } from './server-ip.entity.js';
 import { Server } from './server.entity.js';
 import { SharedCodeGroup } from './shared-code-group.entity.js';
 import { SiteName } from './site-name.entity.js';
+import { AccessLogCursor, SiteUsage } from './site-usage.entity.js';
 import { StartupMount } from './startup-mount.entity.js';
 import { WebQuarantine } from './web-quarantine.entity.js';
 
@@ -50,6 +51,7 @@ export * from './server-ip.entity.js';
 export * from './server.entity.js';
 export * from './shared-code-group.entity.js';
 export * from './site-name.entity.js';
+export * from './site-usage.entity.js';
 export * from './startup-mount.entity.js';
 export * from './web-quarantine.entity.js';
 
@@ -78,6 +80,8 @@ export const CATALOG_ENTITIES = [
   Job,
   JobLog,
   RecurringTaskRecord,
+  SiteUsage,
+  AccessLogCursor,
   SagaStep,
   AuditEvent,
   ApiToken,
