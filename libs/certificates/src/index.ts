@@ -1,0 +1,2 @@
+export * from './cert-checks.js';
+export * from './certificates.errors.js';
