@@ -17,6 +17,7 @@ import { MigrationGenerateCommand } from './migration-generate.command.js';
 import { RebuildNginxCommand } from './rebuild-nginx.command.js';
 import { RerunQueueItemCommand } from './rerun-queue-item.command.js';
 import { SecretsRotateCommand } from './secrets-rotate.command.js';
+import { SiteAcmeCommand, SiteCertificateCommand } from './site-certificate.command.js';
 import {
   ServerAddCommand,
   ServerCheckCommand,
@@ -71,4 +72,6 @@ export const SNIPPET_COMMANDS = [
   CodeGroupUpdateCommand,
   CodeGroupRollbackCommand,
   InstallCodebaseCommand,
+  SiteCertificateCommand,
+  SiteAcmeCommand,
 ];

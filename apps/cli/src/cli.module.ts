@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { AuthModule } from '@app/auth';
+import { CertificatesModule } from '@app/certificates';
 import { CatalogModule } from '@app/catalog';
 import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
@@ -27,6 +28,7 @@ export class CliModule {
         CloudHandlersModule.forRoot({ http: false, jobs: false }),
         // sql:apply queues its update; the snippet runs in the engines' workers.
         CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
+        CertificatesModule.forRoot({ http: false, jobs: false }),
       ],
       providers: [...SNIPPET_COMMANDS],
     };
