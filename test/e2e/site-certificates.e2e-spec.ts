@@ -127,7 +127,7 @@ describe('site certificates: upload and ACME (2 SSH dispatchers, nginx, php-fpm,
     good = corpus.leaf('good', [NAMES.www, '*.certs.test']);
     catalog = await createTestCatalog('mariadb', 'site_certs');
     smtp = await startSmtp();
-    pebble = await startPebble(join(base, 'pebble'), { defaultIp: SITE_IPS.d1[0], httpPort: 80 });
+    pebble = await startPebble(join(base, 'pebble'), { defaultIp: NOWHERE, httpPort: 80 });
     // Two machines with one layout: each its own files behind the same home, shared code and certificate roots.
     const common = ['home', 'shared_codes', 'certs'];
     for (const dir of common) mkdirSync(join(base, 'common/srv', dir), { recursive: true });
@@ -199,6 +199,7 @@ describe('site certificates: upload and ACME (2 SSH dispatchers, nginx, php-fpm,
   });
 
   it('refuses the hostile corpus (4xx naming what failed), changing nothing: catalog, files, jobs', async () => {
+    const orders = (await engine.app.get(ApiTokensService).issue('orders-only', ['orders'], { actor: 'test', via: 'cli' })).token;
     const before = { site: await certState(site1.id), files: certFiles(), jobs: await ds.getRepository(Job).countBy({ kind: In([SITE_CERTIFICATE.name, ACME_ISSUE.name]) }), audit: await ds.getRepository(AuditEvent).count() };
     const other = corpus.leaf('other', [NAMES.www, '*.certs.test']);
     const expired = corpus.leaf('expired', [NAMES.www, '*.certs.test'], { from: new Date('2020-01-01T00:00:00Z'), to: new Date('2021-01-01T00:00:00Z') });
@@ -241,7 +242,6 @@ describe('site certificates: upload and ACME (2 SSH dispatchers, nginx, php-fpm,
     }
     expect((await call('PUT', `/v1/installs/${install.id}/sites/x/certificate`, { certificate: good.certificate, key: good.key })).status).toBe(400);
     // Without the support scope: 403.
-    const orders = (await engine.app.get(ApiTokensService).issue('orders-only', ['orders'], { actor: 'test', via: 'cli' })).token;
     const forbidden = await fetch(`${engine.url}${certPath(install.id, site1.id)}`, { method: 'PUT', headers: { authorization: `Bearer ${orders}`, 'content-type': 'application/json' }, body: JSON.stringify({ certificate: good.certificate, key: good.key }) });
     expect(forbidden.status).toBe(403);
     expect({ site: await certState(site1.id), files: certFiles(), jobs: await ds.getRepository(Job).countBy({ kind: In([SITE_CERTIFICATE.name, ACME_ISSUE.name]) }), audit: await ds.getRepository(AuditEvent).count() }).toEqual(before);
@@ -372,6 +372,8 @@ describe('site certificates: upload and ACME (2 SSH dispatchers, nginx, php-fpm,
     beforeAll(async () => {
       pebbleCa = join(base, 'pebble-ca.pem');
       writeFileSync(pebbleCa, await pebble.rootPem());
+      // The site's names resolve to its IPs on both dispatchers (DNS round robin): pebble validates through one of them, the pre-flight through each.
+      for (const name of [NAMES.www, NAMES.secure]) await pebble.setA(name, site1Ips());
     });
 
     it('issues from pebble over HTTP-01 answered by the dispatchers: installed like an upload, served by both and verified with openssl s_client against the CA', async () => {
@@ -383,7 +385,7 @@ describe('site certificates: upload and ACME (2 SSH dispatchers, nginx, php-fpm,
       const issue = await jobEnded((await json(res)).jobId);
       const issueLog = (await ds.getRepository(JobLog).find({ where: { jobId: issue.id }, order: { id: 'ASC' } })).map((l) => l.line);
       expect({ state: issue.state, error: issue.lastError }).toEqual({ state: 'done', error: null });
-      expect(issueLog.join('\n')).toContain(`pre-flight: ${NAMES.www} (${SITE_IPS.d1[0]}) reaches the dispatchers`);
+      expect(issueLog.join('\n')).toContain(`pre-flight: ${NAMES.www} (${site1Ips().join(', ')}) reaches the dispatchers`);
       const [installJob] = await jobsAfter(SITE_CERTIFICATE.name, lastJob);
       const installed = await jobEnded(installJob!.id);
       expect({ state: installed.state, journal: await journal(installed.id) }).toEqual({ state: 'done', journal: 'files:done, record:done, webserver:done, probe:done, config:done, cleanup:done' });
@@ -426,7 +428,7 @@ describe('site certificates: upload and ACME (2 SSH dispatchers, nginx, php-fpm,
     it('backs off a failing renewal (pre-flight: the name does not reach us; the CA never asked), keeps the last error, mails operations after 3, the old certificate serving', async () => {
       const old = await siteRow(site2.id);
       expect(old.certSha256).not.toBeNull();
-      await pebble.setA(NAMES.shop2, NOWHERE);
+      await pebble.setA(NAMES.shop2, [NOWHERE]);
       await ds.getRepository(InstallSite).update({ id: site2.id }, { acmeRenew: true });
       const backoffs: number[] = [];
       for (let attempt = 1; attempt <= 3; attempt++) {

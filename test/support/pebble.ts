@@ -15,8 +15,8 @@ export interface Pebble {
   dns: string;
   /** Root and intermediate of this run (new at every start). */
   rootPem(): Promise<string>;
-  /** Answers A queries for `host` with `ip` (instead of the default). */
-  setA(host: string, ip: string): Promise<void>;
+  /** Answers A queries for `host` with `ips` (instead of the default). */
+  setA(host: string, ips: readonly string[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -70,14 +70,14 @@ export async function startPebble(dir: string, options: { defaultIp: string; htt
     listenerCert,
     dns,
     rootPem: async () => (await get(`https://127.0.0.1:${management}/roots/0`)) + (await get(`https://127.0.0.1:${management}/intermediates/0`)),
-    setA: (host, ip) =>
+    setA: (host, ips) =>
       new Promise<void>((resolve, reject) => {
         const req = httpRequest({ host: '127.0.0.1', port: dnsManagement, path: '/add-a', method: 'POST' }, (res) => {
           res.resume();
           res.once('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`add-a: HTTP ${res.statusCode}`))));
         });
         req.once('error', reject);
-        req.end(JSON.stringify({ host: host.endsWith('.') ? host : `${host}.`, addresses: [ip] }));
+        req.end(JSON.stringify({ host: host.endsWith('.') ? host : `${host}.`, addresses: [...ips] }));
       }),
     stop,
   };

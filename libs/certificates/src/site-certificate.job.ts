@@ -60,7 +60,7 @@ export class SiteCertificateJob {
         step('config', (c, io) => s.requestConfig(c, io), NOTHING),
         step('cleanup', (c, io) => s.removePrevious(c, io), NOTHING),
       ],
-      loadContext: (payload) => s.loadContext(payload, jobId),
+      loadContext: (payload) => s.loadContext(payload),
       onCompleted: async (c) => {
         await this.audit.record({ actor: `job:${jobId}`, via: 'worker', action: 'site.certificate.installed', targetType: 'install', targetId: c.install.id, details: change(c) });
       },

@@ -1,12 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource, type EntityManager } from 'typeorm';
-import { Install, InstallSite, type CertSource, Server } from '@app/catalog';
+import { DataSource, In, type EntityManager } from 'typeorm';
+import { Install, InstallSite, Job, type CertSource, Server } from '@app/catalog';
 import { registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { ServerAccess } from '@app/hosts';
-import { decryptSecret, InstallBuildSteps, InstallConfigJob, type BuildContext } from '@app/installs';
+import { decryptSecret, InstallConfigJob } from '@app/installs';
+import { JobDeferredError } from '@app/queue';
 import type { StepIO } from '@app/saga';
-import { NginxRebuilds } from '@app/webserver';
+import { NginxRebuilds, nginxResourceKey } from '@app/webserver';
 import { certDirOn, isOurs, pairFilesOn, rootOwner } from './cert-files.js';
 import { describeServed, ServedCertificateProbe } from './served-certificate.probe.js';
 
@@ -45,11 +46,13 @@ export interface SiteCertificateContext {
   dispatchers: Server[];
   /** The new pair's paths (one layout: the same on every dispatcher). */
   files: { pem: string; key: string };
-  build: BuildContext;
 }
 
 /** How long the served certificate is asked for (with backoff) before the change gives up. */
 const SERVED_BOUND_MS = 20_000;
+/** How long a step waits for nginx within one run before it defers its job; when it looks again. */
+const VHOST_WAIT_IN_RUN_MS = 5_000;
+const VHOST_RECHECK_MS = 1_000;
 const permanent = (message: string) => Object.assign(new Error(message), { permanent: true });
 
 export const certStateOf = (site: InstallSite): SiteCertState => ({
@@ -74,19 +77,18 @@ export class SiteCertificateSteps {
     private readonly dataSource: DataSource,
     private readonly access: ServerAccess,
     private readonly rebuilds: NginxRebuilds,
-    private readonly builds: InstallBuildSteps,
     private readonly served: ServedCertificateProbe,
     private readonly configs: InstallConfigJob,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
-  async loadContext(payload: SiteCertificatePayload, jobId: number | null): Promise<SiteCertificateContext> {
+  async loadContext(payload: SiteCertificatePayload): Promise<SiteCertificateContext> {
     const m = this.dataSource.manager;
     const install = await m.findOneByOrFail(Install, { id: payload.installId });
     const site = await m.findOneByOrFail(InstallSite, { id: payload.siteId, installId: payload.installId });
     const dispatchers = (await this.rebuilds.dispatchersOf(install.id)).filter((s) => s.state !== 'down');
     if (dispatchers.length === 0) throw permanent(`no dispatcher that is up serves install ${install.id}`);
-    return { payload, install, site, dispatchers, files: pairFilesOn(dispatchers[0]!, install, payload.sha256), build: await this.builds.loadContext(install.id, jobId) };
+    return { payload, install, site, dispatchers, files: pairFilesOn(dispatchers[0]!, install, payload.sha256) };
   }
 
   private key(payload: SiteCertificatePayload): string {
@@ -168,17 +170,63 @@ export class SiteCertificateSteps {
       await this.rebuilds.requestForInstall(payload.installId, m);
       return true;
     });
-    if (!restored) {
-      io.log(`site ${site.hostname} does not name certificate ${payload.sha256.slice(0, 16)}: nothing to put back`);
+    const now = await this.dataSource.getRepository(InstallSite).findOneByOrFail({ id: site.id });
+    if (!restored && now.sslPemPath !== p.pem) {
+      io.log(`site ${site.hostname} names neither certificate ${payload.sha256.slice(0, 16)} nor the previous one: changed by someone else, left as it is`);
       return;
     }
-    io.log(`site ${site.hostname} back on ${p.sha256 ? `certificate ${p.sha256.slice(0, 16)}` : 'no certificate'}; waiting for nginx`);
-    await this.builds.webServer().execute(context.build, io);
+    io.log(`site ${site.hostname} ${restored ? 'back' : 'is'} on ${p.sha256 ? `certificate ${p.sha256.slice(0, 16)}` : 'no certificate'}; waiting for nginx`);
+    // Waited for even when put back by an earlier run: the new files go only once no nginx config names them.
+    await this.awaitVhosts(context, io, { restoring: true });
   }
 
-  /** Step `webserver`: each dispatcher's nginx loaded the install's vhost as the catalog has it (the build's step: it waits, deferring the job when long). */
-  async webServer({ build }: SiteCertificateContext, io: StepIO): Promise<void> {
-    await this.builds.webServer().execute(build, io);
+  /** Step `webserver`: each dispatcher's nginx loaded the install's vhost as the catalog has it (a refusal fails the change). */
+  async webServer(context: SiteCertificateContext, io: StepIO): Promise<void> {
+    await this.awaitVhosts(context, io, { restoring: false });
+  }
+
+  /**
+   * Waits until each dispatcher's nginx loaded the install's vhost as the
+   * catalog has it now; waiting long defers the job (the worker slot is
+   * freed). A quarantine is an answer only once the rebuilds asked for have
+   * run (before, it is an earlier apply's: the one this change undoes).
+   * `restoring`: a vhost nginx refuses even now is said, not thrown:
+   * there is nothing older to put back.
+   */
+  private async awaitVhosts({ install, dispatchers }: SiteCertificateContext, io: StepIO, options: { restoring: boolean }): Promise<void> {
+    const deadline = Date.now() + VHOST_WAIT_IN_RUN_MS;
+    const live = new Set<number>();
+    for (let round = 0; ; round++) {
+      const waiting: Server[] = [];
+      for (const server of dispatchers.filter((s) => !live.has(s.id))) {
+        const row = await this.rebuilds.configRow(server.id);
+        // A rebuild asked for has not been applied yet: whatever the live config says, it is not the catalog's answer (a rebuild started before this change may still load the pair it undoes).
+        if (row.wantedGeneration > row.appliedGeneration) {
+          waiting.push(server);
+          const open = await this.dataSource.getRepository(Job).count({ where: { resourceKey: nginxResourceKey(server.id), state: In(['ready', 'blocked', 'running']) } });
+          if (open === 0 && round === 0) await this.rebuilds.request(server.id);
+          continue;
+        }
+        const vhost = await this.rebuilds.vhostState(server, install.id);
+        if (vhost.state === 'live') live.add(server.id);
+        else if (vhost.state === 'quarantined') {
+          if (!options.restoring) throw permanent(vhost.reason);
+          io.log(`nginx on ${server.hostname} still refuses the vhost of ${install.fsName}: ${vhost.reason}`);
+          live.add(server.id);
+        } else if (vhost.state === 'failed') throw new Error(vhost.reason);
+        else if (vhost.state === 'not-served') throw new Error(`${server.hostname} does not serve install ${install.id} (${install.status})`);
+        else {
+          waiting.push(server);
+          if (round === 0) await this.rebuilds.request(server.id);
+        }
+      }
+      if (waiting.length === 0) {
+        io.log(`vhost of ${install.fsName} loaded on ${dispatchers.map((s) => s.hostname).join(', ')}`);
+        return;
+      }
+      if (Date.now() > deadline) throw new JobDeferredError(`waiting for the nginx rebuild of ${waiting.map((s) => s.hostname).join(', ')}`, VHOST_RECHECK_MS);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   /** Step `probe`: every dispatcher serves the new leaf for every name of the site. */
