@@ -380,9 +380,21 @@ describe('site certificates: upload and ACME (2 SSH dispatchers, nginx, php-fpm,
       const lastJob = (await ds.getRepository(Job).find({ order: { id: 'DESC' }, take: 1 }))[0]!.id;
       const dry = await json(await call('POST', `${certPath(install.id, site1.id)}/acme`, { dryRun: true }));
       expect(dry).toMatchObject({ dryRun: true, jobId: null, source: 'acme', names: [NAMES.www, NAMES.secure] });
+      // Refused with nothing queued: unknown install or site, a bad body, no support scope.
+      const refusals = await Promise.all([
+        call('POST', `${certPath(999_999, site1.id)}/acme`, {}),
+        call('POST', `${certPath(install.id, 999_999)}/acme`, {}),
+        call('POST', `${certPath(install.id, site1.id)}/acme`, { dryRun: 'yes' }),
+        call('POST', `${certPath(install.id, site1.id)}/acme`, { names: ['evil.example'] }),
+      ]);
+      expect(await Promise.all(refusals.map(async (r) => `${r.status} ${(await json(r)).code}`))).toEqual(['404 NOT_FOUND', '404 NOT_FOUND', '400 VALIDATION_FAILED', '400 VALIDATION_FAILED']);
+      expect(await ds.getRepository(Job).countBy({ kind: ACME_ISSUE.name })).toBe(0);
       const res = await call('POST', `${certPath(install.id, site1.id)}/acme`, {});
       expect(res.status).toBe(202);
-      const issue = await jobEnded((await json(res)).jobId);
+      const issueId = (await json(res)).jobId;
+      // One certificate change of an install at a time.
+      expect((await json(await call('POST', `${certPath(install.id, site1.id)}/acme`, {}))).code).toBe('CERT_CHANGE_RUNNING');
+      const issue = await jobEnded(issueId);
       const issueLog = (await ds.getRepository(JobLog).find({ where: { jobId: issue.id }, order: { id: 'ASC' } })).map((l) => l.line);
       expect({ state: issue.state, error: issue.lastError }).toEqual({ state: 'done', error: null });
       expect(issueLog.join('\n')).toContain(`pre-flight: ${NAMES.www} (${site1Ips().join(', ')}) reaches the dispatchers`);

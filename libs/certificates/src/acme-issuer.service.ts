@@ -9,6 +9,10 @@ import { registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { AcmeChallenges } from './acme-challenges.js';
 
+/** One request to the CA; a whole order (directory, account, order, challenges, finalize, download). */
+const REQUEST_TIMEOUT_MS = 30_000;
+const ORDER_BOUND_MS = 5 * 60_000;
+
 /** What the CA issued: the chain (leaf first) and the key made for it. */
 export interface IssuedPair {
   certificate: string;
@@ -35,7 +39,11 @@ export class AcmeIssuer {
     const client = this.clientOf();
     const [key, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: [...names] }, await acme.crypto.createPrivateEcdsaKey('P-256'));
     registerSecrets(key.toString());
-    const certificate = await client.auto({
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the ACME order for ${names.join(', ')} did not end within ${ORDER_BOUND_MS / 1000} s`)), ORDER_BOUND_MS);
+    });
+    const order = client.auto({
       csr,
       email: this.config.acme!.email,
       termsOfServiceAgreed: true,
@@ -51,13 +59,22 @@ export class AcmeIssuer {
         await this.challenges.remove(dispatchers, challenge.token);
       },
     });
-    return { certificate, key: key.toString() };
+    // An order still running when the bound passes must not end as an unhandled rejection.
+    order.catch(() => undefined);
+    try {
+      const certificate = await Promise.race([order, bound]);
+      return { certificate, key: key.toString() };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private clientOf(): acme.Client {
     const config = this.config.acme;
     if (!config) throw new Error('ACME is not configured');
     if (this.client) return this.client;
+    // Every request to the CA has a timeout (acme-client's axios has none by default).
+    acme.axios.defaults.timeout = REQUEST_TIMEOUT_MS;
     if (config.caFile) {
       // The CA's own TLS (a test CA's listener): trusted for acme-client's requests only.
       acme.axios.defaults.httpsAgent = new Agent({ ca: readFileSync(config.caFile) });

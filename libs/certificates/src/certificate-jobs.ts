@@ -22,7 +22,8 @@ export interface AcmeIssuePayload {
  * (the CA's rate limits).
  */
 export const ACME_ISSUE = defineJobKind<AcmeIssuePayload>('site.acme-issue', {
-  maxAttempts: 1,
+  // A failure is permanent (PermanentJobError): the second attempt is only for a worker that died mid-issuance.
+  maxAttempts: 2,
   backoff: { baseMs: 60_000, maxMs: 60_000 },
 });
 

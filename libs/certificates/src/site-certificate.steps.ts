@@ -20,6 +20,8 @@ export interface SiteCertState {
   sha256: string | null;
   acmeRenew: boolean;
   acmeNextAttemptAt: string | null;
+  acmeFailures?: number;
+  acmeLastError?: string | null;
 }
 
 export interface SiteCertificatePayload {
@@ -63,6 +65,8 @@ export const certStateOf = (site: InstallSite): SiteCertState => ({
   sha256: site.certSha256,
   acmeRenew: site.acmeRenew,
   acmeNextAttemptAt: site.acmeNextAttemptAt?.toISOString() ?? null,
+  acmeFailures: site.acmeFailures,
+  acmeLastError: site.acmeLastError,
 });
 
 /**
@@ -166,6 +170,8 @@ export class SiteCertificateSteps {
         certSha256: p.sha256,
         acmeRenew: p.acmeRenew,
         acmeNextAttemptAt: p.acmeNextAttemptAt ? new Date(p.acmeNextAttemptAt) : null,
+        // The failure streak as it was (an issued pair that could not be installed counts on it, see the job's onCompensated).
+        ...(p.acmeFailures === undefined ? {} : { acmeFailures: p.acmeFailures, acmeLastError: p.acmeLastError ?? null }),
       });
       await this.rebuilds.requestForInstall(payload.installId, m);
       return true;
