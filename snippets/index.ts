@@ -19,6 +19,7 @@ import { MigrationGenerateCommand } from './migration-generate.command.js';
 import { RebuildNginxCommand } from './rebuild-nginx.command.js';
 import { RerunQueueItemCommand } from './rerun-queue-item.command.js';
 import { SecretsRotateCommand } from './secrets-rotate.command.js';
+import { SiteAcmeCommand, SiteCertificateCommand } from './site-certificate.command.js';
 import {
   ServerAddCommand,
   ServerCheckCommand,
@@ -78,4 +79,6 @@ export const SNIPPET_COMMANDS = [
   InstallCodebaseCommand,
   AuditListCommand,
   InstallRewritesCommand,
+  SiteCertificateCommand,
+  SiteAcmeCommand,
 ];

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { AuditModule } from '@app/audit';
 import { AuthModule } from '@app/auth';
+import { CertificatesModule } from '@app/certificates';
 import { CatalogModule } from '@app/catalog';
 import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
@@ -32,6 +33,7 @@ export class CliModule {
         CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
         AuditModule.forRoot({ http: false }),
         InstallRewritesModule,
+        CertificatesModule.forRoot({ http: false, jobs: false }),
       ],
       // The tasks' status only: the scheduler belongs to engines with the cron role, never to a snippet.
       providers: [...SNIPPET_COMMANDS, TaskStatus],

@@ -3,6 +3,7 @@ import { LoggerModule } from 'nestjs-pino';
 import { AccountingModule } from '@app/accounting';
 import { AuditModule } from '@app/audit';
 import { AuthModule } from '@app/auth';
+import { CertificatesModule } from '@app/certificates';
 import { CatalogModule } from '@app/catalog';
 import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
@@ -53,6 +54,7 @@ export class EngineModule {
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
         AuditModule.forRoot({ http: api }),
+        CertificatesModule.forRoot({ http: api, jobs: true }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

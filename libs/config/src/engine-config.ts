@@ -73,8 +73,10 @@ export interface EngineConfig {
    * ACME_EMAIL, ACME_CA_FILE: an extra CA for the directory's own TLS, as
    * pebble's; ACME_RENEW_DAYS before expiry the renewal task renews); null:
    * ACME is off and only uploaded certificates are installed.
+   * ACME_PREFLIGHT_RESOLVER (`ip:port`): the DNS server the pre-flight
+   * resolves sites' names with (the one the CA uses); null: the system's.
    */
-  acme: { directoryUrl: string; email: string; caFile: string | null; renewDays: number } | null;
+  acme: { directoryUrl: string; email: string; caFile: string | null; renewDays: number; preflightResolver: string | null } | null;
   /**
    * Bearer token a Prometheus scraper outside the loopback presents on
    * `GET /metrics` (METRICS_TOKEN); null: /metrics answers the loopback only.

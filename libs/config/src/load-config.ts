@@ -43,6 +43,7 @@ export const CONFIG_KEYS = [
   'ACME_EMAIL',
   'ACME_CA_FILE',
   'ACME_RENEW_DAYS',
+  'ACME_PREFLIGHT_RESOLVER',
   'BACKUP_GRACE_DAYS',
   'METRICS_TOKEN',
 ] as const;
@@ -201,7 +202,7 @@ function parseAcme(value: (key: ConfigKey) => string | undefined, fail: (key: Co
   const email = value('ACME_EMAIL');
   const caFileText = value('ACME_CA_FILE');
   if (directoryUrl === undefined) {
-    if (email !== undefined || caFileText !== undefined) fail('ACME_DIRECTORY_URL', 'must be set when ACME_EMAIL or ACME_CA_FILE is');
+    if (email !== undefined || caFileText !== undefined || value('ACME_PREFLIGHT_RESOLVER') !== undefined) fail('ACME_DIRECTORY_URL', 'must be set when ACME_EMAIL, ACME_CA_FILE or ACME_PREFLIGHT_RESOLVER is');
     return null;
   }
   const parsed = tryUrl(directoryUrl);
@@ -214,7 +215,16 @@ function parseAcme(value: (key: ConfigKey) => string | undefined, fail: (key: Co
     caFile = resolve(cwd, caFileText);
     if (!existsSync(caFile)) fail('ACME_CA_FILE', `no such file: ${caFile}`);
   }
-  return { directoryUrl, email: email ?? '', caFile, renewDays };
+  // The DNS server the pre-flight resolves sites' names with (ip:port), the one the CA uses (a test CA's); unset: the system resolver.
+  const resolverText = value('ACME_PREFLIGHT_RESOLVER');
+  let preflightResolver: string | null = null;
+  if (resolverText !== undefined) {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(resolverText);
+    if (!m || m[1]!.split('.').some((o) => Number(o) > 255) || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+      fail('ACME_PREFLIGHT_RESOLVER', `must be a DNS server's IPv4 address and port such as 127.0.0.1:53 (got "${resolverText}")`);
+    } else preflightResolver = resolverText;
+  }
+  return { directoryUrl, email: email ?? '', caFile, renewDays, preflightResolver };
 }
 
 function parseCatalogUrl(url: string, cwd: string, fail: (p: string) => void): CatalogConfig | null {

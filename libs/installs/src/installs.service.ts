@@ -115,11 +115,18 @@ export class InstallsService {
       codeGroup: group?.name ?? null,
       master: install.masterServerId ? (servers.get(install.masterServerId) ?? null) : null,
       sites: sites.map((s) => ({
+        id: s.id,
         hostname: s.hostname,
         secureHostname: s.secureHostname,
         relUrl: s.relUrl,
         secureRelUrl: s.secureRelUrl,
         ips: held.filter((h) => h.installSiteId === s.id).map((h) => ({ server: servers.get(h.serverId) ?? String(h.serverId), ip: ips.find((i) => i.id === h.serverIpId)?.ip ?? '?' })),
+        certificate: {
+          notAfter: s.certNotAfter?.toISOString() ?? null,
+          source: s.certSource,
+          sha256: s.certSha256,
+          acme: { renew: s.acmeRenew, nextAttemptAt: s.acmeNextAttemptAt?.toISOString() ?? null, failures: s.acmeFailures, lastAttemptAt: s.acmeLastAttemptAt?.toISOString() ?? null, lastError: s.acmeLastError },
+        },
       })),
       servers: hosting.map((h) => ({ hostname: servers.get(h.serverId) ?? String(h.serverId), role: h.role, weight: h.weight })),
       jobId: job?.id ?? null,

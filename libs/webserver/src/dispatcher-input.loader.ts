@@ -30,6 +30,14 @@ const SERVED = ['building', 'live'] as const;
 export const currentDir = (server: Pick<Server, 'nginxConfDir'>) => posix.join(server.nginxConfDir, 'current');
 
 /**
+ * Where the engine writes ACME HTTP-01 challenge files on a dispatcher, and
+ * its nginx serves them from (`/.well-known/acme-challenge/` of every
+ * site): beside the installs' certificate directories, world-readable
+ * (nginx's workers read it; the certs root must let them through).
+ */
+export const acmeChallengeDirOn = (server: Pick<Server, 'certsRoot'>) => posix.join(server.certsRoot, 'acme-challenge');
+
+/**
  * Reads the catalog into the renderer's input for one dispatcher: every
  * install it serves (building or live, with a ready code group), with its
  * sites' IPs on that dispatcher, certificates, document root from its
@@ -56,8 +64,8 @@ export class DispatcherInputLoader {
     return this.config.embedded && server.transport === 'local' ? posix.join(server.nginxConfDir, 'logs', 'shops-access.log') : SHOPS_ACCESS_LOG;
   }
 
-  private frame(server: Server): Pick<DispatcherInput, 'confDir' | 'accessLog' | 'httpPort' | 'httpsPort'> {
-    return { confDir: currentDir(server), accessLog: this.accessLog(server), httpPort: server.httpPort ?? 80, httpsPort: server.httpsPort ?? 443 };
+  private frame(server: Server): Pick<DispatcherInput, 'confDir' | 'accessLog' | 'httpPort' | 'httpsPort' | 'acmeChallengeDir'> {
+    return { confDir: currentDir(server), accessLog: this.accessLog(server), httpPort: server.httpPort ?? 80, httpsPort: server.httpsPort ?? 443, acmeChallengeDir: acmeChallengeDirOn(server) };
   }
 
   /** The group's manifest; a string when it does not parse (why), null when the group has none yet. */

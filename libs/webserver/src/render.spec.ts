@@ -25,7 +25,32 @@ const shop = (overrides: Partial<InstallInput> = {}): InstallInput => ({
   ...overrides,
 });
 
-const dispatcher = (installs: InstallInput[]): DispatcherInput => ({ confDir: '/etc/nginx/shops/current', accessLog: '/var/log/nginx/shops.access.log', installs });
+const dispatcher = (installs: InstallInput[]): DispatcherInput => ({ confDir: '/etc/nginx/shops/current', accessLog: '/var/log/nginx/shops.access.log', acmeChallengeDir: '/etc/shops/certs/acme-challenge', installs });
+
+describe('the ACME challenge location', () => {
+  const CHALLENGE = '    location ^~ /.well-known/acme-challenge/ { alias /etc/shops/certs/acme-challenge/; default_type text/plain; }';
+
+  it('opens every server block (HTTP and HTTPS), before the rewrites; without a directory, the file is as before minus that line', () => {
+    const withDir = renderDispatcher(dispatcher([shop()])).get('shops/bioexcouk.conf')!;
+    const without = renderDispatcher({ ...dispatcher([shop()]), acmeChallengeDir: null }).get('shops/bioexcouk.conf')!;
+    const blocks = withDir.split('server {').slice(1);
+    expect(blocks).toHaveLength(3);
+    for (const block of blocks) {
+      const lines = block.split('\n');
+      const at = lines.indexOf(CHALLENGE);
+      expect(at).toBeGreaterThan(0);
+      expect(lines.findIndex((l) => l.includes('return 30'))).toBeGreaterThan(at);
+    }
+    expect(withDir.split('\n').filter((l) => l !== CHALLENGE).join('\n')).toBe(without);
+  });
+
+  it('refuses a rewrite of the challenge path, and a challenge directory nginx could not take', () => {
+    for (const from of ['/.well-known/acme-challenge/', '/.well-known/acme-challenge', '/.well-known/acme-challenge/x']) {
+      expect(() => renderDispatcher(dispatcher([shop({ rewrites: [{ match: 'prefix', from, to: '/', code: 301 }] })]))).toThrow(/kept for ACME challenges/);
+    }
+    expect(() => renderDispatcher({ ...dispatcher([shop()]), acmeChallengeDir: '/etc/x; evil' })).toThrow(RenderError);
+  });
+});
 
 describe('renderDispatcher', () => {
   it('renders one file per install and the main include (snapshot)', () => {

@@ -77,6 +77,12 @@ export interface DispatcherInput {
   httpsPort?: number;
   /** Access log of every shop (its format carries the host, for site accounting). */
   accessLog: string;
+  /**
+   * Where the engine writes ACME HTTP-01 challenge files on this dispatcher:
+   * every site's server blocks serve `/.well-known/acme-challenge/` from it,
+   * ahead of any rewrite. Absent: no such location.
+   */
+  acmeChallengeDir?: string | null;
   installs: readonly InstallInput[];
 }
 
@@ -100,6 +106,8 @@ export const MAIN_INCLUDE = 'shops.conf';
 export const DEFAULTS_FILE = 'defaults.conf';
 export const LOG_FORMAT = 'shop_host';
 export const installFile = (fsName: string) => `shops/${fsName}.conf`;
+/** The path ACME CAs fetch HTTP-01 challenges from (RFC 8555, 8.3). */
+export const ACME_CHALLENGE_PATH = '/.well-known/acme-challenge/';
 export const upstreamFile = (name: string) => `upstreams/${name}.conf`;
 export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 /** The access log format every shop's server blocks use: the host first, for site accounting. */
@@ -230,6 +238,7 @@ export function renderEach(input: DispatcherInput, memo?: RenderMemo): RenderedD
   const refused: RenderedDispatcher['refused'] = [];
   const accessLog = check(input.accessLog, ABSOLUTE_PATH, 'access log path');
   const ports = { http: port(input.httpPort ?? 80), https: port(input.httpsPort ?? 443) };
+  const acmeChallengeDir = input.acmeChallengeDir ? check(input.acmeChallengeDir, ABSOLUTE_PATH, 'ACME challenge directory') : null;
   const installs = [...input.installs].sort(byString((i) => `${i.fsName} ${String(i.id).padStart(12, '0')}`));
   const seen = new Set<string>();
   for (const install of installs) {
@@ -238,11 +247,11 @@ export function renderEach(input: DispatcherInput, memo?: RenderMemo): RenderedD
       if (install.refusal) throw new RenderError(`install ${install.id} (${install.fsName}): ${install.refusal}`);
       if (seen.has(install.fsName)) throw new RenderError(`two installs named ${install.fsName}`);
       seen.add(install.fsName);
-      const key = memo ? `${accessLog} ${ports.http} ${ports.https}\n${JSON.stringify(install)}` : '';
+      const key = memo ? `${accessLog} ${ports.http} ${ports.https} ${acmeChallengeDir ?? ''}\n${JSON.stringify(install)}` : '';
       let rendered = memo?.get(key);
       if (!rendered) {
         const upstream = renderUpstream(install, upstreams);
-        rendered = { content: renderInstall(install, accessLog, upstream.name, ports), upstream };
+        rendered = { content: renderInstall(install, accessLog, upstream.name, ports, { acmeChallengeDir }), upstream };
       }
       if (memo) nextMemo.set(key, rendered);
       const { upstream } = rendered;
@@ -335,10 +344,18 @@ export function renderUpstream(install: InstallInput, cache: Map<string, Upstrea
 }
 
 /** One install's file: a server block per site (HTTP, and HTTPS where it has a certificate), passing PHP to `upstream`. */
-export function renderInstall(install: InstallInput, accessLog: string, upstream: string, ports: { http: number; https: number } = { http: 80, https: 443 }): string {
+export function renderInstall(
+  install: InstallInput,
+  accessLog: string,
+  upstream: string,
+  ports: { http: number; https: number } = { http: 80, https: 443 },
+  options: { acmeChallengeDir?: string | null } = {},
+): string {
   const root = check(install.root, ABSOLUTE_PATH, 'document root', install);
   const lines = [`# install ${install.id} (${install.fsName}), written by the provisioning engine from the catalog: do not edit.`];
-  const body = serverBody(install, root, upstream, accessLog);
+  const challenge = options.acmeChallengeDir ? check(options.acmeChallengeDir, ABSOLUTE_PATH, 'ACME challenge directory', install) : null;
+  // First in the block, `^~` (no regex location is tried after it: not `\.` denial, not `\.php$`), before any rewrite: a CA's fetch always reaches the file.
+  const body = [...(challenge ? [`    location ^~ ${ACME_CHALLENGE_PATH} { alias ${challenge}/; default_type text/plain; }`] : []), ...serverBody(install, root, upstream, accessLog)];
   for (const site of [...install.sites].sort(byString((s) => s.hostname))) {
     const names = [...new Set([site.hostname, ...(site.secureHostname ? [site.secureHostname] : [])])].map((n) => hostname(n, install));
     const ips = [...new Set(site.ips)].sort().map((a) => ip(a, install));
@@ -424,6 +441,7 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
   // nginx refuses two locations with the same path: a rule must not take one the manifest's rules or another rule have.
   const taken = new Set(['^/', ...entries.map((e) => `=/${e}`), ...(pathInfo ? entries.map((e) => `^/${e}/`) : []), ...install.deny.map((d) => `^/${d}`), ...deniedFiles.map((f) => `=/${f}`)]);
   for (const r of rewrites) {
+    if (typeof r.from === 'string' && `${r.from}/`.startsWith(ACME_CHALLENGE_PATH)) throw new RenderError(`install ${install.id} (${install.fsName}): refused rewrite ${r.match} ${JSON.stringify(r.from)}: ${ACME_CHALLENGE_PATH} is kept for ACME challenges`);
     const key = `${r.match === 'exact' ? '=' : '^'}${r.from}`;
     if (taken.has(key)) throw new RenderError(`install ${install.id} (${install.fsName}): refused rewrite ${r.match} ${JSON.stringify(r.from)}: another location has that path`);
     taken.add(key);

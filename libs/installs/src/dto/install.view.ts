@@ -11,13 +11,24 @@ export class InstallAcceptedView {
   @ApiProperty({ example: '/v1/installs/42' }) statusUrl: string;
 }
 
+/** A site's certificate as installed (null fields: none) and its ACME state. */
+export class SiteCertificateStateView {
+  @ApiPropertyOptional({ type: String, nullable: true, description: "the leaf's end of validity" }) notAfter: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true, enum: ['upload', 'acme'] }) source: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true, description: "sha256 of the leaf's DER (what the dispatchers serve)" }) sha256: string | null;
+  @ApiProperty({ description: 'ACME: whether the certificate is renewed, the next attempt, failures in a row, the last attempt and error' })
+  acme: { renew: boolean; nextAttemptAt: string | null; failures: number; lastAttemptAt: string | null; lastError: string | null };
+}
+
 export class InstallSiteView {
+  @ApiProperty({ description: 'the site id (PUT /v1/installs/:id/sites/:siteId/certificate)' }) id: number;
   @ApiProperty() hostname: string;
   @ApiPropertyOptional({ type: String, nullable: true }) secureHostname: string | null;
   @ApiProperty() relUrl: string;
   @ApiProperty() secureRelUrl: string;
   @ApiProperty({ description: 'IPs serving the site, per server', example: [{ server: 'dispatch1.example.net', ip: '208.43.48.2' }] })
   ips: { server: string; ip: string }[];
+  @ApiProperty({ type: SiteCertificateStateView }) certificate: SiteCertificateStateView;
 }
 
 export class InstallServerView {
