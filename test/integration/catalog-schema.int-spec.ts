@@ -101,6 +101,8 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'server_ips',
         'servers',
         'shared_code_groups',
+        'site_health',
+        'site_incidents',
         'site_names',
         'site_usage',
         'startup_mounts',

@@ -14,6 +14,7 @@ import { InstallsModule } from '@app/installs';
 import { MetricsModule } from '@app/metrics';
 import { QueueModule } from '@app/queue';
 import { SagaModule } from '@app/saga';
+import { SiteHealthModule } from '@app/site-health';
 import { TasksModule } from '@app/tasks';
 import { WebserverModule } from '@app/webserver';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
@@ -51,6 +52,7 @@ export class EngineModule {
         InstallsModule.forRoot({ http: api }),
         WebserverModule,
         AccountingModule.forRoot({ http: api }),
+        SiteHealthModule.forRoot({ http: api }),
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
         AuditModule.forRoot({ http: api }),

@@ -7,7 +7,7 @@ import { redactSecrets, registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { prepareSql, splitSql, sqlChecksum, SqlStatementError, TenantDatabases, updateMarkerStatements } from '@app/databases';
 import { checkServerPath, ServerAccess } from '@app/hosts';
-import { decryptSecret, homeOn, InstallBuildSteps, type BuildContext } from '@app/installs';
+import { decryptSecret, emptyCaches, homeOn, InstallBuildSteps, type BuildContext } from '@app/installs';
 import { defineJobKind, JobHandler, QueueService, type JobContext } from '@app/queue';
 import type { StepIO } from '@app/saga';
 
@@ -331,11 +331,7 @@ export class InstallUpdateJob {
   private async clearCaches(context: BuildContext, servers: Server[], io: StepIO): Promise<void> {
     const paths = context.manifest.cachePaths ?? [];
     if (paths.length === 0) return;
-    for (const server of servers) {
-      const dirs = paths.map((p) => checkServerPath(server, posix.join(homeOn(server, context.install), p), { allowRoot: false }));
-      // Only what is inside each directory, never through a link out of it.
-      await this.access.executorFor(server).mustRun(server, ['sh', '-c', 'for d do [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -xdev -mindepth 1 -delete; done; exit 0', 'clear', ...dirs]);
-    }
+    for (const server of servers) await emptyCaches(this.access, server, context.install, paths);
     io.log(`emptied ${paths.join(', ')}`);
   }
 }

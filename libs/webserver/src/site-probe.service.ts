@@ -112,6 +112,24 @@ export class SiteProbe {
   }
 }
 
+/**
+ * Asks each target once (no retry), at most `concurrency` at a time: a
+ * health round over thousands of sites, bounded in the connections it opens.
+ * Answers in the targets' order.
+ */
+export async function probeEach(targets: readonly ProbeTarget[], options: { concurrency?: number; requestTimeoutMs?: number; signal?: AbortSignal } = {}): Promise<ProbeAnswer[]> {
+  const answers: ProbeAnswer[] = new Array(targets.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < targets.length && !options.signal?.aborted) {
+      const i = next++;
+      answers[i] = await ask(targets[i]!, options.requestTimeoutMs ?? 5_000);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 32, targets.length)) }, worker));
+  return answers;
+}
+
 /** One answer, for logs and errors: `shop.example.com via dispatch1 (10.0.0.1:80/): HTTP 404 not from PHP`. */
 export function describe(answer: ProbeAnswer): string {
   const where = `${answer.hostname} via ${answer.dispatcher} (${answer.ip}:${answer.port}${answer.path})`;

@@ -21,6 +21,7 @@ import { SagaStep } from './saga-step.entity.js';
 import { ServerIp } from './server-ip.entity.js';
 import { Server } from './server.entity.js';
 import { SharedCodeGroup } from './shared-code-group.entity.js';
+import { SiteIncident, SiteHealthState } from './site-incident.entity.js';
 import { SiteName } from './site-name.entity.js';
 import { AccessLogCursor, SiteUsage } from './site-usage.entity.js';
 import { StartupMount } from './startup-mount.entity.js';
@@ -50,6 +51,7 @@ export * from './saga-step.entity.js';
 export * from './server-ip.entity.js';
 export * from './server.entity.js';
 export * from './shared-code-group.entity.js';
+export * from './site-incident.entity.js';
 export * from './site-name.entity.js';
 export * from './site-usage.entity.js';
 export * from './startup-mount.entity.js';
@@ -82,6 +84,8 @@ export const CATALOG_ENTITIES = [
   RecurringTaskRecord,
   SiteUsage,
   AccessLogCursor,
+  SiteHealthState,
+  SiteIncident,
   SagaStep,
   AuditEvent,
   ApiToken,

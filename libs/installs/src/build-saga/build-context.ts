@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import type { Install, InstallSite, Server, SharedCodeGroup } from '@app/catalog';
 import { groupDirOn, releaseDirOn, type CodebaseManifest } from '@app/codebases';
+import { checkServerPath, type ServerAccess } from '@app/hosts';
 
 /** Everything a build step needs, rebuilt from the catalog at every run (never carried in memory). */
 export interface BuildContext {
@@ -35,3 +36,14 @@ export const cronFileOn = (server: Server, install: Install): string => posix.jo
 
 /** Where the install's FTP account lands: bind mounts of its copied paths appear there. */
 export const ftpRootOn = (server: Server, install: Install): string => posix.join(homeOn(server, install), 'ftp');
+
+/**
+ * Empties the manifest's cache directories of an install's home on a server
+ * (the directories kept, with their owners): only what is inside each, never
+ * through a link out of it, never across a mount.
+ */
+export async function emptyCaches(access: ServerAccess, server: Server, install: Install, paths: readonly string[]): Promise<void> {
+  if (paths.length === 0) return;
+  const dirs = paths.map((p) => checkServerPath(server, posix.join(homeOn(server, install), p), { allowRoot: false }));
+  await access.executorFor(server).mustRun(server, ['sh', '-c', 'for d do [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -xdev -mindepth 1 -delete; done; exit 0', 'clear', ...dirs]);
+}
