@@ -1,3 +1,4 @@
+import { AuditListCommand } from './audit-list.command.js';
 import { CloudAddInstallCommand, CloudDrainCommand, CloudLeaseCommand, CloudRemoveCommand, CloudRemoveInstallCommand } from './cloud.command.js';
 import { CodeGroupLockCommand, CodeGroupUnlockCommand } from './code-group-lock.command.js';
 import { CodeGroupRollbackCommand, CodeGroupUpdateCommand } from './code-group-update.command.js';
@@ -71,4 +72,5 @@ export const SNIPPET_COMMANDS = [
   CodeGroupUpdateCommand,
   CodeGroupRollbackCommand,
   InstallCodebaseCommand,
+  AuditListCommand,
 ];

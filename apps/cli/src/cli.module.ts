@@ -1,4 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { AuditModule } from '@app/audit';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
 import { CloudHandlersModule } from '@app/cloud-handlers';
@@ -27,6 +28,7 @@ export class CliModule {
         CloudHandlersModule.forRoot({ http: false, jobs: false }),
         // sql:apply queues its update; the snippet runs in the engines' workers.
         CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
+        AuditModule.forRoot({ http: false }),
       ],
       providers: [...SNIPPET_COMMANDS],
     };

@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
+import { AuditModule } from '@app/audit';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
 import { CloudHandlersModule } from '@app/cloud-handlers';
@@ -45,6 +46,7 @@ export class EngineModule {
         WebserverModule,
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
+        AuditModule.forRoot({ http: api }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],
