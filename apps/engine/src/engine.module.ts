@@ -11,6 +11,7 @@ import { HostsModule } from '@app/hosts';
 import { InstallsModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
 import { SagaModule } from '@app/saga';
+import { SitesModule } from '@app/sites';
 import { WebserverModule } from '@app/webserver';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
 import { HealthModule } from './health/health.module.js';
@@ -46,6 +47,7 @@ export class EngineModule {
         WebserverModule,
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
+        SitesModule.forRoot({ http: api, jobs: true }),
         AuditModule.forRoot({ http: api }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),

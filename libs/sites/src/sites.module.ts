@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { ChangeCodebaseSteps, HomeServers } from '@app/codebase-update';
 import { CodeReleases } from '@app/codebases';
 import { DatabasesModule } from '@app/databases';
+import { DnsModule } from '@app/dns';
 import { WebserverModule } from '@app/webserver';
 import { DowngradeController } from './downgrade.controller.js';
 import { DowngradeJob } from './downgrade.job.js';
@@ -30,7 +31,7 @@ export class SitesModule {
   static forRoot(options: { http: boolean; jobs: boolean }): DynamicModule {
     return {
       module: SitesModule,
-      imports: [DatabasesModule, WebserverModule],
+      imports: [DatabasesModule, WebserverModule, DnsModule],
       controllers: options.http ? [SitesController, DowngradeController] : [],
       providers: [
         SiteCatalog, SiteEffects, SiteRequests, SiteAddService, SiteRemoveService, HostnameChangeService, DowngradeService, HomeServers, CodeReleases,
