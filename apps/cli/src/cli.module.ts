@@ -6,7 +6,6 @@ import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
-import { InstallsModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
 import { SitesModule } from '@app/sites';
 import { WebserverModule } from '@app/webserver';
@@ -31,8 +30,7 @@ export class CliModule {
         // sql:apply queues its update; the snippet runs in the engines' workers.
         CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
         AuditModule.forRoot({ http: false }),
-        // The site operations' snippets plan with the build's view of an install; their sagas run in the engines' workers.
-        InstallsModule.forRoot({ http: false }),
+        // The site operations' snippets queue their sagas; they run in the engines' workers.
         SitesModule.forRoot({ http: false, jobs: false }),
       ],
       providers: [...SNIPPET_COMMANDS],

@@ -208,6 +208,7 @@ export class DowngradeJob {
   /** Past the pivot: on every former server, what this install made there (its home only with its marker), its cron file and its PHP account. */
   private async removeCopies(p: DowngradePayload, io: StepIO): Promise<void> {
     const install = await this.install(p);
+    const master = await this.dataSource.getRepository(Server).findOneByOrFail({ id: install.masterServerId! });
     for (const server of await this.formerServers(p)) {
       if (server.state === 'down') throw new Error(`${server.hostname} is down: the copy of ${install.fsName} there is removed once it is back`);
       const executor = this.access.executorFor(server);
@@ -222,9 +223,24 @@ export class DowngradeJob {
       }
       await executor.remove(server, cronFileOn(server, install));
       if (this.users.managed(server)) {
+        // Two inventory rows on one machine (one /etc/passwd): the account is still the master's.
+        if (await this.sameMachine(server, master)) {
+          io.log(`${server.hostname} is the same machine as the master ${master.hostname} (one machine-id): the account of ${install.fsName} stays`);
+          continue;
+        }
         const outcome = await this.users.remove(server, install);
         if (outcome === 'not-ours') io.log(`left the account of ${install.fsName} on ${server.hostname}: not created by this install`);
       }
     }
+  }
+
+  /** Whether two servers are one machine (their /etc/machine-id alike); false when either cannot tell. */
+  private async sameMachine(a: Server, b: Server): Promise<boolean> {
+    const id = async (s: Server) => {
+      const r = await this.access.executorFor(s).run(s, ['cat', '/etc/machine-id']);
+      return r.exitCode === 0 ? r.stdout.trim() : null;
+    };
+    const [x, y] = await Promise.all([id(a), id(b)]);
+    return x !== null && x !== '' && x === y;
   }
 }

@@ -7,7 +7,8 @@ import { HomeServers } from '@app/codebase-update';
 import { matchPinRule } from '@app/installs';
 import { DryRunDto, emptyPlan, type SiteOperationPlanView, type SiteOperationView } from './dto/site-ops.dto.js';
 import { SiteCatalog } from './site-catalog.js';
-import { namesOf, SiteEffects } from './site-effects.js';
+import { namesOf } from './site-effects.js';
+import { SitePlans } from './site-plans.js';
 import { INSTALL_DOWNGRADE } from './site-job-kinds.js';
 import type { DowngradePayload } from './site-payloads.js';
 import { operationView, SiteRequests } from './site-requests.js';
@@ -38,7 +39,7 @@ export class DowngradeService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly catalog: SiteCatalog,
-    private readonly effects: SiteEffects,
+    private readonly plans: SitePlans,
     private readonly requests: SiteRequests,
     private readonly homes: HomeServers,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
@@ -143,13 +144,12 @@ export class DowngradeService {
     const sites = await m.find(InstallSite, { where: { installId: install.id }, order: { id: 'ASC' } });
     const siteIps = await this.catalog.ipRows(m, sites.map((s) => s.id));
     const keptBySite = new Map(sites.map((s) => [s.id, siteIps.filter((r) => r.installSiteId === s.id && !payload.releasedIps.some((x) => x.serverIpId === r.serverIpId && x.installSiteId === s.id)).map((r) => r.ip)]));
-    for (const site of sites) plan.dns.push(...(await this.effects.projectDns(namesOf(site), keptBySite.get(site.id) ?? [])));
+    for (const site of sites) plan.dns.push(...(await this.plans.projectDns(namesOf(site), keptBySite.get(site.id) ?? [])));
     plan.vhosts = [
       { server: master.hostname, change: `server blocks on ${[...new Set([...keptBySite.values()].flat())].join(', ')} only` },
       ...others.filter((s) => s.roles.includes('dispatcher')).map((s) => ({ server: s.hostname, change: `vhost of ${install.fsName} removed` })),
     ];
-    const context = await this.effects.context(install.id, null);
-    plan.configFiles = (context.manifest.templates ?? []).map((t) => t.target);
+    plan.configFiles = await this.plans.configFiles(install);
     plan.notes = [
       `code group ${from.name} -> ${to.name} (free, revision ${revision.slice(0, 12)}): links re-pointed on ${master.hostname}`,
       'license paid -> free',

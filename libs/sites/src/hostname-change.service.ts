@@ -4,7 +4,8 @@ import { ServerIp, type AuditActor, type Install, type InstallSite, type Server 
 import { NotFoundError, ValidationFailedError, validateDto } from '@app/common';
 import { ChangeHostnameDto, emptyPlan, type SiteOperationPlanView, type SiteOperationView } from './dto/site-ops.dto.js';
 import { SiteCatalog, type SiteIpRow, type SiteSnapshot } from './site-catalog.js';
-import { namesOf, SiteEffects } from './site-effects.js';
+import { namesOf } from './site-effects.js';
+import { SitePlans } from './site-plans.js';
 import { SITE_HOSTNAME } from './site-job-kinds.js';
 import type { ChangeHostnamePayload } from './site-payloads.js';
 import { operationView, SiteRequests } from './site-requests.js';
@@ -34,7 +35,7 @@ export class HostnameChangeService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly catalog: SiteCatalog,
-    private readonly effects: SiteEffects,
+    private readonly plans: SitePlans,
     private readonly requests: SiteRequests,
   ) {}
 
@@ -48,7 +49,7 @@ export class HostnameChangeService {
     const master = change.dispatchers.find((d) => d.id === change.install.masterServerId) ?? change.dispatchers[0]!;
     const newNames = namesOf(change.to);
     const namesChange = change.added.length > 0 || change.released.length > 0;
-    const dropCertificate = namesChange && (change.from.sslPemPath !== null || change.from.sslKeyPath !== null) && !(await this.effects.certificateCovers(change.site, master, newNames));
+    const dropCertificate = namesChange && (change.from.sslPemPath !== null || change.from.sslKeyPath !== null) && !(await this.plans.certificateCovers(change.site, master, newNames));
     const plan = await this.plan(m, change, dropCertificate);
     if (dto.dryRun) return operationView('site.hostname', installId, siteId, plan, null);
 
@@ -111,7 +112,6 @@ export class HostnameChangeService {
 
   private async plan(m: EntityManager, change: Change, dropCertificate: boolean): Promise<SiteOperationPlanView> {
     const { install, from, to, added, released, dispatchers } = change;
-    const context = await this.effects.context(install.id, null);
     const plan = emptyPlan();
     const after = to.ips ?? from.ips;
     const afterIps = await this.catalog.describeIps(m, after);
@@ -121,13 +121,13 @@ export class HostnameChangeService {
       plan.allocateIps = afterIps.filter((i) => !from.ips.some((f) => f.serverIpId === i.serverIpId));
       plan.releaseIps = await this.catalog.describeIps(m, from.ips.filter((f) => !to.ips!.some((t) => t.serverIpId === f.serverIpId)));
     }
-    plan.dns = [...(await this.effects.projectDns(namesOf(to), afterIps.map((i) => i.ip))), ...(await this.effects.dns.planUnpublish(released))];
+    plan.dns = [...(await this.plans.projectDns(namesOf(to), afterIps.map((i) => i.ip))), ...(await this.plans.planUnpublish(released))];
     plan.vhosts = dispatchers.map((d) => ({
       server: d.hostname,
       change: `server_name ${from.names.join(' ')} -> ${namesOf(to).join(' ')} on ${afterIps.filter((i) => i.server === d.hostname).map((i) => i.ip).join(', ')}${released.length ? ` (the default server answers 404 for ${released.join(', ')})` : ''}`,
     }));
-    plan.sqlTemplates = added.length || released.length ? this.effects.templatesOf(context, 'hostname_change') : [];
-    plan.configFiles = (context.manifest.templates ?? []).map((t) => t.target);
+    plan.sqlTemplates = added.length || released.length ? await this.plans.sqlTemplates(install, 'hostname_change') : [];
+    plan.configFiles = await this.plans.configFiles(install);
     plan.notes.push(`${released.join(', ') || 'no name'} released only once ${to.hostname} answers through ${dispatchers.map((d) => d.hostname).join(', ')}`);
     if (dropCertificate) {
       plan.notes.push(`the installed certificate (${from.sslPemPath}) does not cover ${namesOf(to).join(', ')}: it is dropped and its files removed; the site serves http until a new certificate is installed`);

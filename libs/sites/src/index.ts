@@ -5,6 +5,8 @@ export * from './site-payloads.js';
 export * from './site-job-kinds.js';
 export * from './site-catalog.js';
 export * from './site-effects.js';
+export * from './site-plans.js';
+export * from './site-rules.js';
 export * from './site-add.service.js';
 export * from './site-add.job.js';
 export * from './site-remove.service.js';

@@ -5,7 +5,8 @@ import { ValidationFailedError, validateDto } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { AddSiteDto, emptyPlan, type SiteOperationPlanView, type SiteOperationView } from './dto/site-ops.dto.js';
 import { SiteCatalog } from './site-catalog.js';
-import { namesOf, SiteEffects } from './site-effects.js';
+import { namesOf } from './site-effects.js';
+import { SitePlans } from './site-plans.js';
 import { SITE_ADD } from './site-job-kinds.js';
 import { operationView, SiteRequests } from './site-requests.js';
 import { siteErrors } from './sites.errors.js';
@@ -22,7 +23,7 @@ export class SiteAddService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly catalog: SiteCatalog,
-    private readonly effects: SiteEffects,
+    private readonly plans: SitePlans,
     private readonly requests: SiteRequests,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
@@ -46,7 +47,7 @@ export class SiteAddService {
       return { payload: { installId, siteId: row.id, names, requestedBy: by }, siteId: row.id };
     }, names);
     const siteId = queued.siteId!;
-    plan.dns = await this.effects.projectDns(names, plan.allocateIps.map((i) => i.ip));
+    plan.dns = await this.plans.projectDns(names, plan.allocateIps.map((i) => i.ip));
     await this.requests.record(by, 'site.add', installId, { jobId: queued.jobId, siteId, before: null, after: { siteId, ...site, ips: plan.allocateIps.map((i) => `${i.ip}@${i.server}`) }, plan });
     return operationView('site.add', installId, siteId, plan, queued.jobId);
   }
@@ -69,14 +70,13 @@ export class SiteAddService {
   private async plan(m: EntityManager, install: Install, hostname: string, names: string[]): Promise<SiteOperationPlanView> {
     const dispatchers = await this.catalog.dispatchers(m, install.id);
     const ips = await this.catalog.chooseIps(m, install.license, dispatchers, hostname);
-    const context = await this.effects.context(install.id, null);
     const plan = emptyPlan();
     plan.reserveNames = names;
     plan.allocateIps = ips.map(({ serverIpId, ip, kind, server }) => ({ serverIpId, ip, kind, server }));
-    plan.dns = await this.effects.projectDns(names, ips.map((i) => i.ip));
+    plan.dns = await this.plans.projectDns(names, ips.map((i) => i.ip));
     plan.vhosts = dispatchers.map((d) => ({ server: d.hostname, change: `server block for ${names.join(' ')} on ${ips.filter((i) => i.serverId === d.id).map((i) => i.ip).join(', ')} added` }));
-    plan.sqlTemplates = this.effects.templatesOf(context, 'add_site');
-    plan.configFiles = (context.manifest.templates ?? []).map((t) => t.target);
+    plan.sqlTemplates = await this.plans.sqlTemplates(install, 'add_site');
+    plan.configFiles = await this.plans.configFiles(install);
     plan.notes = [`probed through ${dispatchers.map((d) => d.hostname).join(', ')}`, `${install.license === 'paid' ? 'a dedicated IP on every dispatcher' : 'the shared IP'} (chosen when queued: the IPs above may differ)`];
     return plan;
   }

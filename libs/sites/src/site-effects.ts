@@ -1,9 +1,8 @@
-import { X509Certificate } from 'node:crypto';
 import { posix } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
 import { DatabaseUpdate, DispatcherConfig, InstallSite, type Install, type Server } from '@app/catalog';
-import { renderTemplate, type SQL_EVENTS } from '@app/codebases';
+import { renderTemplate } from '@app/codebases';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { prepareSql, splitSql, sqlChecksum, TenantDatabases } from '@app/databases';
 import { SiteDns, type DnsChange, type DnsLog } from '@app/dns';
@@ -11,6 +10,7 @@ import { ServerAccess } from '@app/hosts';
 import { checkoutOn, decryptSecret, homeOn, InstallBuildSteps, InstallValues, OPTIONAL_PREFIXES, siteValues, type BuildContext } from '@app/installs';
 import { JobDeferredError } from '@app/queue';
 import type { StepIO } from '@app/saga';
+import { templatesOf, type SqlEvent } from './site-rules.js';
 import { describe as describeAnswer, GENERATIONS_DIR, installFile, NginxRebuilds, SiteProbe } from '@app/webserver';
 
 /** How long a vhost wait runs within one run before it defers its job (and frees the worker slot). */
@@ -18,8 +18,6 @@ const VHOST_WAIT_IN_RUN_MS = 5_000;
 const VHOST_RECHECK_MS = 1_000;
 /** How long the probe asks a site (with backoff) before the operation gives up on it. */
 const PROBE_BOUND_MS = 30_000;
-
-export type SqlEvent = (typeof SQL_EVENTS)[number];
 
 /** A site's hostnames and paths as an event's template sees them. */
 export interface SiteAddress {
@@ -55,18 +53,13 @@ export class SiteEffects {
     private readonly tenants: TenantDatabases,
     private readonly rebuilds: NginxRebuilds,
     private readonly probe: SiteProbe,
-    readonly dns: SiteDns,
+    private readonly dns: SiteDns,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
   /** The install as the build sees it, from the catalog now. */
   context(installId: number, jobId: number | null): Promise<BuildContext> {
     return this.builds.loadContext(installId, jobId);
-  }
-
-  /** The manifest's SQL templates of an event (file names; none when the manifest has none). */
-  templatesOf(context: Pick<BuildContext, 'manifest'>, event: SqlEvent): string[] {
-    return (context.manifest.sql?.templates ?? []).filter((t) => t.event === event).map((t) => t.file);
   }
 
   /**
@@ -78,7 +71,7 @@ export class SiteEffects {
    */
   async runSqlTemplates(context: BuildContext, event: SqlEvent, site: SiteAddress, old: SiteAddress | null, tag: string, io: StepIO): Promise<void> {
     const { install, master, group, manifest, dbServer } = context;
-    const files = this.templatesOf(context, event);
+    const files = templatesOf(manifest, event);
     if (!manifest.sql || files.length === 0) {
       io.log(`the manifest has no ${event} SQL template`);
       return;
@@ -186,21 +179,6 @@ export class SiteEffects {
     }
   }
 
-  /**
-   * Whether the site's installed certificate (read from the install's
-   * master) covers every one of `names` as TLS matches them (wildcards
-   * included); false when there is none or it does not read.
-   */
-  async certificateCovers(site: Pick<InstallSite, 'sslPemPath'>, master: Server, names: readonly string[]): Promise<boolean> {
-    if (!site.sslPemPath) return false;
-    try {
-      const pem = await this.access.executorFor(master).readFile(master, site.sslPemPath);
-      return certificateCoversNames(pem, names);
-    } catch {
-      return false;
-    }
-  }
-
   /** DNS: every managed zone serves the install's names at the IPs the catalog has now (logged into the step). */
   async publish(installId: number, io: StepIO): Promise<DnsChange[]> {
     const changes = await this.dns.publish(installId, dnsLog(io));
@@ -213,27 +191,6 @@ export class SiteEffects {
     const changes = await this.dns.unpublish(names, dnsLog(io));
     logUnmanaged(changes, io);
     return changes;
-  }
-
-  /**
-   * What DNS would look like once `names` are served at `ips` (a dry run):
-   * the contract's planUnpublish names each one's zone and what it serves
-   * now; its `after` is what the operation publishes.
-   */
-  async projectDns(names: readonly string[], ips: readonly string[]): Promise<DnsChange[]> {
-    if (names.length === 0) return [];
-    const records = [...new Set(ips)].map((ip) => ({ type: ip.includes(':') ? ('AAAA' as const) : ('A' as const), content: ip }));
-    return (await this.dns.planUnpublish(names)).map((change) => ({ ...change, after: records }));
-  }
-}
-
-/** Whether a PEM certificate covers every name (SAN, wildcards as TLS matches them). */
-export function certificateCoversNames(pem: string | Buffer, names: readonly string[]): boolean {
-  try {
-    const cert = new X509Certificate(pem);
-    return names.every((name) => cert.checkHost(name, { subject: 'never' }) !== undefined);
-  } catch {
-    return false;
   }
 }
 

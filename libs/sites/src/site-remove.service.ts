@@ -4,7 +4,7 @@ import { InstallSite, type AuditActor, type Install } from '@app/catalog';
 import { validateDto } from '@app/common';
 import { DryRunDto, emptyPlan, type SiteOperationPlanView, type SiteOperationView } from './dto/site-ops.dto.js';
 import { SiteCatalog, type SiteSnapshot } from './site-catalog.js';
-import { SiteEffects } from './site-effects.js';
+import { SitePlans } from './site-plans.js';
 import { SITE_REMOVE } from './site-job-kinds.js';
 import { operationView, SiteRequests } from './site-requests.js';
 import { siteErrors } from './sites.errors.js';
@@ -19,7 +19,7 @@ export class SiteRemoveService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly catalog: SiteCatalog,
-    private readonly effects: SiteEffects,
+    private readonly plans: SitePlans,
     private readonly requests: SiteRequests,
   ) {}
 
@@ -52,12 +52,11 @@ export class SiteRemoveService {
   private async plan(m: EntityManager, install: Install, site: SiteSnapshot): Promise<SiteOperationPlanView> {
     const plan = emptyPlan();
     const dispatchers = await this.catalog.dispatchers(m, install.id);
-    const context = await this.effects.context(install.id, null);
     plan.releaseNames = site.names;
     plan.releaseIps = await this.catalog.describeIps(m, site.ips);
-    plan.dns = await this.effects.dns.planUnpublish(site.names);
+    plan.dns = await this.plans.planUnpublish(site.names);
     plan.vhosts = dispatchers.map((d) => ({ server: d.hostname, change: `server blocks for ${site.names.join(' ')} removed (the default server answers 404 for them)` }));
-    plan.configFiles = (context.manifest.templates ?? []).map((t) => t.target);
+    plan.configFiles = await this.plans.configFiles(install);
     if (site.sslPemPath || site.sslKeyPath) plan.notes.push(`certificate files removed from ${dispatchers.map((d) => d.hostname).join(', ')}: ${[site.sslPemPath, site.sslKeyPath].filter(Boolean).join(', ')}`);
     return plan;
   }

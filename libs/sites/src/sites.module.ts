@@ -13,6 +13,7 @@ import { SiteAddJob } from './site-add.job.js';
 import { SiteAddService } from './site-add.service.js';
 import { SiteCatalog } from './site-catalog.js';
 import { SiteEffects } from './site-effects.js';
+import { SitePlans } from './site-plans.js';
 import { SiteRemoveJob } from './site-remove.job.js';
 import { SiteRemoveService } from './site-remove.service.js';
 import { SiteRequests } from './site-requests.js';
@@ -34,8 +35,8 @@ export class SitesModule {
       imports: [DatabasesModule, WebserverModule, DnsModule],
       controllers: options.http ? [SitesController, DowngradeController] : [],
       providers: [
-        SiteCatalog, SiteEffects, SiteRequests, SiteAddService, SiteRemoveService, HostnameChangeService, DowngradeService, HomeServers, CodeReleases,
-        ...(options.jobs ? [ChangeCodebaseSteps, SiteAddJob, SiteRemoveJob, HostnameChangeJob, DowngradeJob] : []),
+        SiteCatalog, SitePlans, SiteRequests, SiteAddService, SiteRemoveService, HostnameChangeService, DowngradeService, HomeServers, CodeReleases,
+        ...(options.jobs ? [SiteEffects, ChangeCodebaseSteps, SiteAddJob, SiteRemoveJob, HostnameChangeJob, DowngradeJob] : []),
       ],
       exports: [SiteAddService, SiteRemoveService, HostnameChangeService, DowngradeService],
     };
