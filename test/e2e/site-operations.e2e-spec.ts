@@ -116,6 +116,16 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
       installLimit: 10, installCount: 0, pinned: false, manifest: JSON.parse(JSON.stringify(MANIFEST)), state: 'ready', locked: false,
     } as SharedCodeGroup);
   };
+  /** Replaces a SQL template of group `name`'s release on d1 (the master, where the engine reads it) for the duration of `run`. */
+  const withTemplate = async <T>(name: string, file: keyof typeof TEMPLATES, text: string, run: () => Promise<T>): Promise<T> => {
+    const path = join(base, 'd1/srv/shared_codes', name, 'releases', repo.revisions[1]!, file);
+    writeFileSync(path, text);
+    try {
+      return await run();
+    } finally {
+      writeFileSync(path, TEMPLATES[file]);
+    }
+  };
   const startWorker = async () => {
     const worker = await spawnWorker(env);
     workers.push(worker);
@@ -196,6 +206,24 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     const audit = await ds.getRepository(AuditEvent).find({ where: { targetId: String(install.id), action: In(['site.add', 'site.added']) }, order: { id: 'ASC' } });
     expect(audit.map((a) => [a.action, a.actor, a.via])).toEqual([['site.add', 'token:support-desk', 'api'], ['site.added', `job:${job.id}`, 'worker']]);
     expect(audit[0]!.details).toMatchObject({ before: null, after: { hostname: `shop2.${ZONE}` } });
+  }, 240_000);
+
+  it('undoes an add whose add_site SQL fails: the row, names and IPs released, no DNS record, nothing served for it', async () => {
+    const before = await state();
+    const res = await withTemplate('paid-a', 'heavymetal/sql/templates/add_site.sql', 'INSERT INTO no_such_table (id) VALUES (1);\n', async () => {
+      const r = await answer('POST', `/v1/installs/${install.id}/sites`, { hostname: `broken.${ZONE}` });
+      expect(r.status).toBe(202);
+      return { r, job: await jobEnded(r.body.jobId) };
+    });
+    expect({ state: res.job.state, journal: await journal(res.job.id) }).toEqual({
+      state: 'dead',
+      journal: expect.stringMatching(/^reserve:compensated, sql:compensated \(.*no_such_table.*\), config:pending, dns:pending, webserver:pending, probe:pending$/),
+    });
+    expect({ ...(await state()), jobs: before.jobs }).toEqual(before);
+    expect(await dig(pdns, `broken.${ZONE}`)).toEqual([]);
+    for (const ip of ips.d1!.concat(ips.d2!).map((i) => i.ip)) await expect(fetchSite(ip, `broken.${ZONE}`, '/').then((a) => a.status, () => 'refused')).resolves.not.toBe(200);
+    const audit = await ds.getRepository(AuditEvent).findOneByOrFail({ targetId: String(install.id), action: 'site.add-failed' });
+    expect(audit.details).toMatchObject({ names: [`broken.${ZONE}`], failure: expect.stringContaining('no_such_table') });
   }, 240_000);
 
   it('refuses a hostile corpus on every endpoint with 4xx and nothing changed', async () => {
@@ -338,6 +366,31 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     expect(await tenant('hostname')).toEqual([`www2.${ZONE}`]);
   }, 300_000);
 
+  it('undoes a hostname change whose hostname_change SQL fails: back to the old name everywhere (catalog, config, nginx, DNS), the new name not claimed', async () => {
+    const [first] = await sites();
+    const firstIps = await siteIps(first!.id);
+    const before = await state();
+    const config = readFileSync(join(base, 'd2/srv/home', install.fsName, 'heavymetal/config.php'), 'utf8');
+    const res = await withTemplate('paid-a', 'heavymetal/sql/templates/hostname_change.sql', 'UPDATE no_such_table SET x = {{site.hostname}};\n', async () => {
+      const r = await answer('PATCH', `/v1/installs/${install.id}/sites/${first!.id}`, { hostname: `never.${ZONE}` });
+      expect(r.status).toBe(202);
+      return { job: await jobEnded(r.body.jobId) };
+    });
+    expect({ state: res.job.state, journal: await journal(res.job.id) }).toEqual({
+      state: 'dead',
+      journal: expect.stringMatching(/^reserve:compensated, switch:compensated, sql:compensated \(.*no_such_table.*\), config:pending, dns:pending, webserver:pending, probe:pending, release:pending$/),
+    });
+    expect({ ...(await state()), jobs: before.jobs }).toEqual(before);
+    expect(readFileSync(join(base, 'd2/srv/home', install.fsName, 'heavymetal/config.php'), 'utf8')).toBe(config);
+    for (const ip of firstIps) {
+      expect(await fetchSite(ip, first!.hostname, '/')).toMatchObject({ status: 200, body: `shop ${first!.hostname}: Welcome; enjoy the shop\n` });
+      expect(await fetchSite(ip, `never.${ZONE}`, '/')).toMatchObject({ status: 404 });
+    }
+    expect(await dig(pdns, first!.hostname)).toEqual(firstIps);
+    expect(await dig(pdns, `never.${ZONE}`)).toEqual([]);
+    expect(await tenant('hostname')).toEqual([first!.hostname]);
+  }, 240_000);
+
   it('removes a site: 404 after, DNS record gone, IPs and names released; the last site is refused', async () => {
     const all = await sites();
     const second = all.find((s) => s.hostname === `shop2.${ZONE}`)!;
@@ -358,6 +411,28 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     // Still served.
     for (const ip of await siteIps(last!.id)) expect(await fetchSite(ip, last!.hostname, '/')).toMatchObject({ status: 200 });
   }, 240_000);
+
+  it('undoes a downgrade whose probe fails (a free group whose release lacks the front page): paid again on both servers, IPs, FTP, mounts, DNS, group as they were', async () => {
+    const [site] = await sites();
+    const before = { state: await state(), ips: await siteIps(site!.id), ftp: (await ds.getRepository(FtpAccount).findOneByOrFail({ installId: install.id })).enabled, mounts: await ds.getRepository(StartupMount).countBy({ installId: install.id }), servers: await ds.getRepository(InstallServer).countBy({ installId: install.id }) };
+    const broken = await group('free-broken', 'free', repo.revisions[1]!, ['d1']);
+    rmSync(join(base, 'd1/srv/shared_codes/free-broken/releases', repo.revisions[1]!, 'html/index.php'));
+    const res = await answer('POST', `/v1/installs/${install.id}/downgrade`, {});
+    expect(res.status).toBe(202);
+    const job = await jobEnded(res.body.jobId);
+    expect(job.state).toBe('dead');
+    expect(await journal(job.id)).toMatch(/^check:compensated, serving:compensated, vhosts:compensated, license:compensated, config:compensated, slot:compensated, switch:compensated, ftp:compensated, dns:compensated, webserver:compensated, probe:compensated .*, copies:pending$/);
+    expect({ state: { ...(await state()), jobs: before.state.jobs }, ips: await siteIps(site!.id), ftp: (await ds.getRepository(FtpAccount).findOneByOrFail({ installId: install.id })).enabled, mounts: await ds.getRepository(StartupMount).countBy({ installId: install.id }), servers: await ds.getRepository(InstallServer).countBy({ installId: install.id }) }).toEqual(before);
+    expect((await ds.getRepository(SharedCodeGroup).findOneByOrFail({ id: broken.id })).installCount).toBe(0);
+    expect(readlinkSync(join(base, 'd1/srv/home', install.fsName, '.code'))).toBe(join('../../shared_codes/paid-a/releases', repo.revisions[1]!));
+    for (const ip of before.ips) expect(await fetchSite(ip, site!.hostname, '/')).toMatchObject({ status: 200, body: expect.stringContaining('Welcome; enjoy the shop') });
+    expect(await dig(pdns, site!.hostname)).toEqual(before.ips);
+    expect(existsSync(join(base, 'd2/srv/home', install.fsName, '.shop-install'))).toBe(true);
+    const failed = await ds.getRepository(AuditEvent).findOneByOrFail({ targetId: String(install.id), action: 'install.downgrade-failed' });
+    expect(failed.details).toMatchObject({ before: { license: 'paid' }, after: { license: 'paid' }, failure: expect.stringContaining('probe') });
+    // Not chosen again.
+    await ds.getRepository(SharedCodeGroup).update({ id: broken.id }, { locked: true });
+  }, 300_000);
 
   it('downgrades the paid install to free: free group, one IP, one server (the copy on d2 removed), FTP off, mounts gone, DNS to the master only', async () => {
     const [site] = await sites();
@@ -396,11 +471,12 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     await expect(fetchSite(gone, site!.hostname, '/').then((a) => a.status, () => 'refused')).resolves.not.toBe(200);
     expect(readlinkSync(join(base, 'd1/srv/home', install.fsName, '.code'))).toBe(join('../../shared_codes/free-a/releases', repo.revisions[1]!));
     const counts = Object.fromEntries((await ds.getRepository(SharedCodeGroup).find()).map((g) => [g.name, g.installCount]));
-    expect(counts).toEqual({ 'paid-a': 0, 'free-a': 1 });
+    expect(counts).toEqual({ 'paid-a': 0, 'free-broken': 0, 'free-a': 1 });
     expect(await answer('POST', `/v1/installs/${install.id}/downgrade`, {})).toMatchObject({ status: 409, body: { code: 'INSTALL_NOT_PAID' } });
     const audit = await ds.getRepository(AuditEvent).find({ where: { targetId: String(install.id), action: In(['install.downgrade', 'install.downgraded']) }, order: { id: 'ASC' } });
-    expect(audit.map((a) => a.action)).toEqual(['install.downgrade', 'install.downgraded']);
-    expect(audit[0]!.details).toMatchObject({ before: { license: 'paid' }, after: { license: 'free', servers: ['d1.sites.test'] } });
+    // The failed attempt above, then this one.
+    expect(audit.map((a) => a.action)).toEqual(['install.downgrade', 'install.downgrade', 'install.downgraded']);
+    expect(audit[1]!.details).toMatchObject({ before: { license: 'paid' }, after: { license: 'free', servers: ['d1.sites.test'] } });
   }, 300_000);
 
   it('the snippets (built CLI): dry runs, refusals (exit 1, nothing changed), then site:add on the free install followed to its end (a shared IP)', async () => {

@@ -7,7 +7,7 @@ import { ServerAccess } from '@app/hosts';
 import { cronFileOn, HOME_MARKER, homeMarker, homeOn, InstallUsers } from '@app/installs';
 import { JobHandler, QueueService, type JobContext } from '@app/queue';
 import { SagaRunner, type SagaDefinition, type StepIO } from '@app/saga';
-import { NginxRebuilds, PoolRebuilds } from '@app/webserver';
+import { awaitPools, NginxRebuilds, PoolRebuilds } from '@app/webserver';
 import { SiteCatalog } from './site-catalog.js';
 import { permanent, SiteEffects } from './site-effects.js';
 import { INSTALL_DOWNGRADE } from './site-job-kinds.js';
@@ -164,6 +164,8 @@ export class DowngradeJob {
     this.queue.nudge();
     io.log(`served again by ${p.replicas.length + 1} server(s)`);
     const context = await this.effects.context(p.installId, jobId);
+    // Their PHP pools first (dropped when they left), then their vhosts pointing at them.
+    await awaitPools(this.pools, context.install, (await this.formerServers(p)).filter((s) => s.state !== 'down' && this.users.managed(s)), io.log);
     await this.effects.awaitVhosts(context, io);
     await this.effects.publish(p.installId, io);
   }
