@@ -395,6 +395,9 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     const all = await sites();
     const second = all.find((s) => s.hostname === `shop2.${ZONE}`)!;
     const secondIps = await siteIps(second.id);
+    // Its certificate files (on d2's certs root): removed with it.
+    const cert = makeCert(servers.d2!.certsRoot, 'shop2', `shop2.${ZONE}`);
+    await ds.getRepository(InstallSite).update({ id: second.id }, { sslPemPath: cert.pem, sslKeyPath: cert.key });
     const dry = await answer('DELETE', `/v1/installs/${install.id}/sites/${second.id}?dryRun=true`);
     expect(dry).toMatchObject({ status: 200, body: { dryRun: true, plan: { releaseNames: [`shop2.${ZONE}`] } } });
     expect(dry.body.plan.releaseIps).toHaveLength(2);
@@ -405,6 +408,8 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     for (const ip of secondIps) await expect(fetchSite(ip, `shop2.${ZONE}`, '/').then((a) => a.status, () => 'refused')).resolves.not.toBe(200);
     expect(await dig(pdns, `shop2.${ZONE}`)).toEqual([]);
     expect(await ds.getRepository(SiteName).countBy({ name: `shop2.${ZONE}` })).toBe(0);
+    expect({ pem: existsSync(cert.pem), key: existsSync(cert.key) }).toEqual({ pem: false, key: false });
+    expect(dry.body.plan.notes.join('\n')).toContain(cert.pem);
     expect(await ds.getRepository(InstallSiteIp).countBy({ serverIpId: In(ips.d1!.concat(ips.d2!).filter((i) => secondIps.includes(i.ip)).map((i) => i.id)) })).toBe(0);
     const [last] = await sites();
     expect(await answer('DELETE', `/v1/installs/${install.id}/sites/${last!.id}`)).toMatchObject({ status: 409, body: { code: 'LAST_SITE' } });
@@ -463,6 +468,9 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     expect((await ds.getRepository(FtpAccount).findOneByOrFail({ installId: install.id })).userid).toBe(install.fsName);
     expect(await ds.getRepository(StartupMount).countBy({ installId: install.id })).toBe(0);
     expect(existsSync(join(base, 'd2/srv/home', install.fsName))).toBe(false);
+    // d2's nginx and php-fpm no longer have it.
+    expect(existsSync(join(servers.d2!.nginxConfDir, 'current/shops', `${install.fsName}.conf`))).toBe(false);
+    await eventually(async () => !existsSync(join(servers.d2!.phpFpmPoolDir!, 'current', `${install.fsName}.conf`)), 30_000, 'the pool gone from d2');
     expect(existsSync(join(base, 'd1/srv/home', install.fsName, '.shop-install'))).toBe(true);
     // d1 and d2 are one machine here (one /etc/passwd): the master's PHP account stays.
     expect(execFileSync('getent', ['passwd', phpUserOf(install)], { encoding: 'utf8' })).toContain(phpUserOf(install));

@@ -14,4 +14,5 @@ export * from './site-remove.job.js';
 export * from './hostname-change.service.js';
 export * from './hostname-change.job.js';
 export * from './downgrade.service.js';
+export * from './downgrade.steps.js';
 export * from './downgrade.job.js';

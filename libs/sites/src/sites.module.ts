@@ -7,6 +7,7 @@ import { WebserverModule } from '@app/webserver';
 import { DowngradeController } from './downgrade.controller.js';
 import { DowngradeJob } from './downgrade.job.js';
 import { DowngradeService } from './downgrade.service.js';
+import { DowngradeSteps } from './downgrade.steps.js';
 import { HostnameChangeJob } from './hostname-change.job.js';
 import { HostnameChangeService } from './hostname-change.service.js';
 import { SiteAddJob } from './site-add.job.js';
@@ -36,7 +37,7 @@ export class SitesModule {
       controllers: options.http ? [SitesController, DowngradeController] : [],
       providers: [
         SiteCatalog, SitePlans, SiteRequests, SiteAddService, SiteRemoveService, HostnameChangeService, DowngradeService, HomeServers, CodeReleases,
-        ...(options.jobs ? [SiteEffects, ChangeCodebaseSteps, SiteAddJob, SiteRemoveJob, HostnameChangeJob, DowngradeJob] : []),
+        ...(options.jobs ? [SiteEffects, ChangeCodebaseSteps, SiteAddJob, SiteRemoveJob, HostnameChangeJob, DowngradeSteps, DowngradeJob] : []),
       ],
       exports: [SiteAddService, SiteRemoveService, HostnameChangeService, DowngradeService],
     };
