@@ -391,6 +391,25 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     expect(await tenant('hostname')).toEqual([first!.hostname]);
   }, 240_000);
 
+  it('moves a site to explicit IPs (one per dispatcher): the new ones serve it and are in DNS, the old ones are released', async () => {
+    const [first] = await sites();
+    const old = await siteIps(first!.id);
+    const held = new Set((await ds.getRepository(InstallSiteIp).find()).map((r) => r.serverIpId));
+    const target = [ips.d1!.find((i) => !held.has(i.id))!, ips.d2!.find((i) => !held.has(i.id))!];
+    const dry = await answer('PATCH', `/v1/installs/${install.id}/sites/${first!.id}`, { ips: target.map((i) => i.id), dryRun: true });
+    expect(dry).toMatchObject({ status: 200, body: { plan: { reserveNames: [], releaseNames: [], sqlTemplates: [] } } });
+    expect(dry.body.plan.allocateIps.map((i: { ip: string }) => i.ip).sort()).toEqual(target.map((i) => i.ip).sort());
+    expect(dry.body.plan.releaseIps.map((i: { ip: string }) => i.ip).sort()).toEqual(old);
+    const res = await answer('PATCH', `/v1/installs/${install.id}/sites/${first!.id}`, { ips: target.map((i) => i.id) });
+    expect(res.status).toBe(202);
+    const job = await jobEnded(res.body.jobId);
+    expect({ state: job.state, journal: await journal(job.id) }).toEqual({ state: 'done', journal: 'reserve:done, switch:done, sql:done, config:done, dns:done, webserver:done, probe:done, release:done' });
+    expect(await siteIps(first!.id)).toEqual(target.map((i) => i.ip).sort());
+    for (const ip of target) expect(await fetchSite(ip.ip, first!.hostname, '/')).toMatchObject({ status: 200, body: expect.stringContaining('Welcome; enjoy the shop') });
+    for (const ip of old) await expect(fetchSite(ip, first!.hostname, '/').then((a) => a.status, () => 'refused')).resolves.not.toBe(200);
+    expect(await dig(pdns, first!.hostname)).toEqual(target.map((i) => i.ip).sort());
+  }, 240_000);
+
   it('removes a site: 404 after, DNS record gone, IPs and names released; the last site is refused', async () => {
     const all = await sites();
     const second = all.find((s) => s.hostname === `shop2.${ZONE}`)!;

@@ -77,7 +77,7 @@ export class SiteAddService {
     plan.vhosts = dispatchers.map((d) => ({ server: d.hostname, change: `server block for ${names.join(' ')} on ${ips.filter((i) => i.serverId === d.id).map((i) => i.ip).join(', ')} added` }));
     plan.sqlTemplates = await this.plans.sqlTemplates(install, 'add_site');
     plan.configFiles = await this.plans.configFiles(install);
-    plan.notes = [`probed through ${dispatchers.map((d) => d.hostname).join(', ')}`, `${install.license === 'paid' ? 'a dedicated IP on every dispatcher' : 'the shared IP'} (chosen when queued: the IPs above may differ)`];
+    plan.notes = [`probed through ${dispatchers.map((d) => d.hostname).join(', ')}`, `${install.license === 'paid' ? 'a dedicated IP on every dispatcher' : 'the shared IP serving the fewest sites'}, taken when the operation is queued`];
     return plan;
   }
 }
