@@ -9,6 +9,7 @@ import { InstallDowngradeCommand } from './install-downgrade.command.js';
 import { SiteAddCommand } from './site-add.command.js';
 import { SiteHostnameCommand } from './site-hostname.command.js';
 import { SiteRemoveCommand } from './site-remove.command.js';
+import { InstallRewritesCommand } from './install-rewrites.command.js';
 import {
   JobsCancelCommand,
   JobsListCommand,
@@ -78,4 +79,5 @@ export const SNIPPET_COMMANDS = [
   InstallCodebaseCommand,
   SiteAddCommand, SiteRemoveCommand, SiteHostnameCommand, InstallDowngradeCommand,
   AuditListCommand,
+  InstallRewritesCommand,
 ];

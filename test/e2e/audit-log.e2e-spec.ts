@@ -128,6 +128,17 @@ describe('audit log: GET /v1/audit and audit:list (MariaDB)', () => {
     expect(await count()).toBe(before);
   });
 
+  it('is documented in OpenAPI (and so is the rewrites dry run)', async () => {
+    const doc: Json = await (await fetch(`${engine.url}/docs-json`)).json();
+    const audit = doc.paths['/v1/audit'].get;
+    expect(audit.parameters.map((p: Json) => p.name).sort()).toEqual(['action', 'actor', 'beforeId', 'installId', 'limit', 'since', 'until']);
+    expect(audit.responses['200'].content['application/json'].schema.$ref).toBe('#/components/schemas/AuditPageView');
+    const rewrites = doc.paths['/v1/installs/{id}/rewrites'].put;
+    expect(rewrites.responses['200'].content['application/json'].schema.oneOf).toHaveLength(2);
+    expect(Object.keys(doc.components.schemas.SetRewritesDto.properties)).toEqual(['rules', 'dryRun']);
+    expect(Object.keys(doc.components.schemas.RewritesPlanView.properties)).toEqual(['installId', 'dryRun', 'changed', 'before', 'after', 'servers']);
+  });
+
   it('audit:list: the same filters as flags, a table or --json, bad input exit 1', async () => {
     const listed = await runCli(['audit:list', '--install-id', '5', '--action', 'install.*'], cwd, env);
     expect(listed).toMatchObject({ code: 0, stderr: '' });

@@ -1,12 +1,14 @@
 import 'reflect-metadata';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import { CatalogModule, Install, InstallSiteIp, Server, ServerIp, SharedCodeGroup, type NewServer } from '@app/catalog';
-import { DomainError } from '@app/common';
+import { DomainError, redactSecrets, withSecretScope } from '@app/common';
 import { ConfigModule } from '@app/config';
 import { DnsModule, PowerDnsClient, PowerDnsSiteDns, SiteDns, SiteRecordsRepository, UnmanagedSiteDns } from '@app/dns';
 import { PrepareService, type CreateInstallDto } from '@app/installs';
@@ -220,6 +222,14 @@ describe('site DNS (PowerDNS HTTP API, MariaDB catalog)', () => {
     expect(await dig(pdns, 'secure-free.dnstest.example', 'A')).toEqual(['10.115.9.9']);
   });
 
+  it("registers the key as a secret of the running job: the job's output masks it", async () => {
+    const masked = await withSecretScope(async () => {
+      await dns.lookup('free.dnstest.example');
+      return redactSecrets(`a step printed ${pdns.apiKey} by mistake`);
+    });
+    expect(masked).toBe('a step printed [redacted] by mistake');
+  });
+
   it('the API down: a clear error after the retries, the key not in it', async () => {
     const port = await freePort();
     const apiUrl = `http://127.0.115.1:${port}`;
@@ -230,6 +240,85 @@ describe('site DNS (PowerDNS HTTP API, MariaDB catalog)', () => {
     expect(error).toMatchObject({ code: 'DNS_API_UNREACHABLE', status: 502 });
     expect(error.message).toBe(`The PowerDNS API at ${apiUrl} did not answer (ECONNREFUSED) after 3 attempts: is pdns_server running with api=yes, and DNS_API_URL right? No DNS record was changed by this call`);
     expect(JSON.stringify({ message: error.message, details: error.details })).not.toContain(pdns.apiKey);
+  });
+
+  /**
+   * An HTTP server in front of the real API that answers 503 to the first
+   * `failures` requests (or never answers), then passes requests on: what a
+   * restarting PowerDNS or a proxy in between looks like to the client.
+   */
+  const flakyApi = async (failures: number | 'hang'): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> => {
+    let seen = 0;
+    const server: HttpServer = createServer((req, res) => {
+      seen++;
+      if (failures === 'hang') return;
+      if (seen <= failures) {
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'backend restarting' }));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        void fetch(`${pdns.apiUrl}${req.url}`, { method: req.method, headers: { 'x-api-key': String(req.headers['x-api-key'] ?? ''), 'content-type': 'application/json' }, body: chunks.length ? Buffer.concat(chunks) : undefined }).then(async (upstream) => {
+          res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(await upstream.text());
+        });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.115.1', resolve));
+    return {
+      url: `http://127.0.115.1:${(server.address() as AddressInfo).port}`,
+      requests: () => seen,
+      close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    };
+  };
+
+  it('retries 5xx answers: two 503s then success publishes; 503 every time is a clear error', async () => {
+    const { install } = await order('DNS-RETRY', 'free', [{ hostname: 'retry.dnstest.example' }]);
+    const flaky = await flakyApi(2);
+    try {
+      const retrying = new PowerDnsSiteDns(new PowerDnsClient({ apiUrl: flaky.url, apiKey: pdns.apiKey, serverId: 'localhost' }, { retryDelayMs: 20 }), app.get(SiteRecordsRepository), { ttl: 60 });
+      const [change] = await retrying.publish(install.id, io);
+      expect(change).toMatchObject({ name: 'retry.dnstest.example', managed: true });
+      expect(await dig(pdns, 'retry.dnstest.example', 'A')).toEqual(change!.after.map((r) => r.content));
+      // 2 refused + the zone list + the name's RRsets + the PATCH.
+      expect(flaky.requests()).toBe(5);
+    } finally {
+      await flaky.close();
+    }
+    const down = await flakyApi(1000);
+    try {
+      const failing = new PowerDnsSiteDns(new PowerDnsClient({ apiUrl: down.url, apiKey: pdns.apiKey, serverId: 'localhost' }, { retryDelayMs: 20 }), app.get(SiteRecordsRepository), { ttl: 60 });
+      const error = await caught(failing.unpublish(['retry.dnstest.example']));
+      expect(error).toMatchObject({ code: 'DNS_API_UNREACHABLE', status: 502 });
+      expect(error.message).toContain('did not answer (HTTP 503: backend restarting) after 3 attempts');
+      expect(down.requests()).toBe(3);
+      expect(await dig(pdns, 'retry.dnstest.example', 'A')).not.toEqual([]);
+    } finally {
+      await down.close();
+    }
+  });
+
+  it('an API that never answers: timed out per request, a clear error', async () => {
+    const hang = await flakyApi('hang');
+    try {
+      const slow = new PowerDnsSiteDns(new PowerDnsClient({ apiUrl: hang.url, apiKey: pdns.apiKey, serverId: 'localhost' }, { timeoutMs: 300, retries: 1, retryDelayMs: 10 }), app.get(SiteRecordsRepository), { ttl: 60 });
+      const started = Date.now();
+      const error = await caught(slow.lookup('free.dnstest.example'));
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(error).toMatchObject({ code: 'DNS_API_UNREACHABLE' });
+      expect(error.message).toContain('did not answer (no answer within 300 ms) after 2 attempts');
+    } finally {
+      await hang.close();
+    }
+  });
+
+  it('a zone created after the zone list was cached is managed at once', async () => {
+    expect(await dns.lookup('www.late-zone.example')).toBeNull();
+    await createZone(pdns, 'late-zone.example');
+    const { install } = await order('DNS-LATE', 'free', [{ hostname: 'www.late-zone.example' }]);
+    const [change] = await dns.publish(install.id, io);
+    expect(change).toMatchObject({ name: 'www.late-zone.example', zone: 'late-zone.example', managed: true });
+    expect(await dig(pdns, 'www.late-zone.example', 'A')).toEqual(change!.after.map((r) => r.content));
   });
 
   it('an unknown install: 404', async () => {

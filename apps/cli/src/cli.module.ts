@@ -6,6 +6,7 @@ import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
+import { InstallRewritesModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
 import { SitesModule } from '@app/sites';
 import { WebserverModule } from '@app/webserver';
@@ -32,6 +33,7 @@ export class CliModule {
         AuditModule.forRoot({ http: false }),
         // The site operations' snippets queue their sagas; they run in the engines' workers.
         SitesModule.forRoot({ http: false, jobs: false }),
+        InstallRewritesModule,
       ],
       providers: [...SNIPPET_COMMANDS],
     };

@@ -56,9 +56,8 @@ export class PowerDnsSiteDns extends SiteDns {
 
   async lookup(name: string): Promise<DnsRecord[] | null> {
     const normalized = dnsName(name);
-    const zone = zoneOfName(normalized, (await this.zones()).map((z) => z.name));
-    if (zone === null) return null;
-    return this.served((await this.zones()).find((z) => z.name === zone)!, normalized);
+    const zone = (await this.zonesOf([normalized])).get(normalized);
+    return zone ? this.served(zone, normalized) : null;
   }
 
   /** Forgets the cached zone list (a zone was just added or removed). */
@@ -67,18 +66,38 @@ export class PowerDnsSiteDns extends SiteDns {
   }
 
   private async plan(wanted: Map<string, DnsRecord[]>): Promise<DnsChange[]> {
-    const zones = await this.zones();
+    const zoneOf = await this.zonesOf([...wanted.keys()]);
     const changes: DnsChange[] = [];
     for (const [name, after] of wanted) {
-      const zoneName = zoneOfName(name, zones.map((z) => z.name));
-      if (zoneName === null) {
+      const zone = zoneOf.get(name);
+      if (!zone) {
         changes.push({ name, zone: null, managed: false, before: [], after });
         continue;
       }
-      const before = await this.served(zones.find((z) => z.name === zoneName)!, name);
-      changes.push({ name, zone: zoneName, managed: true, before, after });
+      changes.push({ name, zone: zone.name, managed: true, before: await this.served(zone, name), after });
     }
     return changes;
+  }
+
+  /**
+   * Each name's zone (the longest suffix PowerDNS has). The cached list is
+   * trusted for names it places in a zone; when it places one nowhere, the
+   * list is asked for again (a zone created a moment ago is managed at once).
+   */
+  private async zonesOf(names: readonly string[]): Promise<Map<string, Zone>> {
+    const place = (zones: Zone[]) => {
+      const found = new Map<string, Zone>();
+      for (const name of names) {
+        const zone = zoneOfName(name, zones.map((z) => z.name));
+        if (zone !== null) found.set(name, zones.find((z) => z.name === zone)!);
+      }
+      return found;
+    };
+    const cached = this.zoneCache !== null;
+    const found = place(await this.zones());
+    if (found.size === names.length || !cached) return found;
+    this.forgetZones();
+    return place(await this.zones());
   }
 
   private async apply(changes: DnsChange[], io?: DnsLog): Promise<DnsChange[]> {
@@ -94,9 +113,10 @@ export class PowerDnsSiteDns extends SiteDns {
       if (rrsets.length) byZone.set(change.zone, [...(byZone.get(change.zone) ?? []), ...rrsets]);
     }
     for (const [zoneName, rrsets] of byZone) {
-      const zone = zones.find((z) => z.name === zoneName)!;
+      // The id PowerDNS listed for it (the name with its dot, escaped where needed).
+      const zoneId = zones.find((z) => z.name === zoneName)?.id ?? `${zoneName}.`;
       try {
-        await this.client.patch(zone.id, rrsets);
+        await this.client.patch(zoneId, rrsets);
       } catch (error) {
         // The zone may have gone away (or come): ask again next time.
         this.forgetZones();
