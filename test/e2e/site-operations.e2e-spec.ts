@@ -311,11 +311,14 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     expect(dry.body.plan.notes.join('\n')).toMatch(/does not cover renamed\.sites\.test: it is dropped .*serves http until a new certificate is installed/);
     expect(dry.body.plan.dns.map((d: { name: string; after: unknown[] }) => [d.name, d.after.length])).toEqual([[`renamed.${ZONE}`, 2], [HOSTNAME, 0]]);
 
+    const started = Date.now();
     const res = await answer('PATCH', `/v1/installs/${install.id}/sites/${first!.id}`, { hostname: `renamed.${ZONE}` });
     expect(res).toMatchObject({ status: 202, body: { jobId: expect.any(Number) } });
     // Asked again while it runs: refused, not stacked.
     expect(await answer('POST', `/v1/installs/${install.id}/sites`, { hostname: `shop3.${ZONE}` })).toMatchObject({ status: 409, body: { code: 'OPERATION_RUNNING' } });
     const job = await jobEnded(res.body.jobId);
+    // eslint-disable-next-line no-console
+    console.log(JSON.stringify({ hostname_change_wall_ms: Date.now() - started }));
     expect({ state: job.state, journal: await journal(job.id) }).toEqual({ state: 'done', journal: 'reserve:done, switch:done, sql:done, config:done, dns:done, webserver:done, probe:done, release:done' });
     for (const ip of firstIps) {
       expect(await fetchSite(ip, `renamed.${ZONE}`, '/')).toMatchObject({ status: 200, body: `shop renamed.${ZONE}: Welcome; enjoy the shop\n` });
@@ -458,7 +461,7 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     await ds.getRepository(SharedCodeGroup).update({ id: broken.id }, { locked: true });
   }, 300_000);
 
-  it('downgrades the paid install to free: free group, one IP, one server (the copy on d2 removed), FTP off, mounts gone, DNS to the master only', async () => {
+  it('downgrades the paid install to free, its worker killed with SIGKILL mid-saga: free group, one IP, one server (the copy on d2 removed), FTP off, mounts gone, DNS to the master only', async () => {
     const [site] = await sites();
     const before = await siteIps(site!.id);
     expect(before).toHaveLength(2);
@@ -471,7 +474,20 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     expect(dry.body.plan.releaseIps).toHaveLength(1);
     const res = await answer('POST', `/v1/installs/${install.id}/downgrade`, {});
     expect(res).toMatchObject({ status: 202, body: { jobId: expect.any(Number) } });
-    const job = await jobEnded(res.body.jobId);
+    // Its worker killed with SIGKILL once the slot moved (links, license, IPs half way through the seven steps); another takes over.
+    const jobId = res.body.jobId as number;
+    await eventually(async () => {
+      const steps = await ds.getRepository(SagaStep).find({ where: { jobId } });
+      return steps.some((st) => st.stepName === 'slot' && st.state === 'done') && !steps.some((st) => st.stepName === 'probe' && st.state === 'done');
+    }, 120_000, 'the slot step done');
+    for (const w of workers.splice(0)) {
+      w.child.kill('SIGKILL');
+      await w.exited;
+    }
+    await ds.query(`UPDATE jobs SET lease_expires_at = '2000-01-01 00:00:00.000' WHERE id = ?`, [jobId]);
+    await startWorker();
+    const job = await jobEnded(jobId);
+    expect(job.attempts).toBeGreaterThanOrEqual(2);
     expect({ state: job.state, journal: await journal(job.id) }).toEqual({
       state: 'done',
       journal: 'check:done, serving:done, vhosts:done, license:done, config:done, slot:done, switch:done, ftp:done, dns:done, webserver:done, probe:done, copies:done',
