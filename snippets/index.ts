@@ -5,6 +5,10 @@ import { CodeGroupRollbackCommand, CodeGroupUpdateCommand } from './code-group-u
 import { CodeGroupPhpCheckCommand } from './code-group-php-check.command.js';
 import { CodeGroupRemoveCommand } from './code-group-remove.command.js';
 import { InstallCodebaseCommand } from './install-codebase.command.js';
+import { InstallDowngradeCommand } from './install-downgrade.command.js';
+import { SiteAddCommand } from './site-add.command.js';
+import { SiteHostnameCommand } from './site-hostname.command.js';
+import { SiteRemoveCommand } from './site-remove.command.js';
 import { InstallRewritesCommand } from './install-rewrites.command.js';
 import {
   JobsCancelCommand,
@@ -77,6 +81,7 @@ export const SNIPPET_COMMANDS = [
   CodeGroupUpdateCommand,
   CodeGroupRollbackCommand,
   InstallCodebaseCommand,
+  SiteAddCommand, SiteRemoveCommand, SiteHostnameCommand, InstallDowngradeCommand,
   AuditListCommand,
   InstallRewritesCommand,
   SiteCertificateCommand,

@@ -1,14 +1,15 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { AuditModule } from '@app/audit';
 import { AuthModule } from '@app/auth';
-import { CertificatesModule } from '@app/certificates';
 import { CatalogModule } from '@app/catalog';
+import { CertificatesModule } from '@app/certificates';
 import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
 import { InstallRewritesModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
+import { SitesModule } from '@app/sites';
 import { TaskStatus } from '@app/tasks';
 import { WebserverModule } from '@app/webserver';
 import { SNIPPET_COMMANDS } from '../../../snippets/index.js';
@@ -32,6 +33,8 @@ export class CliModule {
         // sql:apply queues its update; the snippet runs in the engines' workers.
         CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
         AuditModule.forRoot({ http: false }),
+        // The site operations' snippets queue their sagas; they run in the engines' workers.
+        SitesModule.forRoot({ http: false, jobs: false }),
         InstallRewritesModule,
         CertificatesModule.forRoot({ http: false, jobs: false }),
       ],

@@ -3,8 +3,8 @@ import { LoggerModule } from 'nestjs-pino';
 import { AccountingModule } from '@app/accounting';
 import { AuditModule } from '@app/audit';
 import { AuthModule } from '@app/auth';
-import { CertificatesModule } from '@app/certificates';
 import { CatalogModule } from '@app/catalog';
+import { CertificatesModule } from '@app/certificates';
 import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { CodebasesModule } from '@app/codebases';
@@ -15,6 +15,7 @@ import { MetricsModule } from '@app/metrics';
 import { QueueModule } from '@app/queue';
 import { SagaModule } from '@app/saga';
 import { SiteHealthModule } from '@app/site-health';
+import { SitesModule } from '@app/sites';
 import { TasksModule } from '@app/tasks';
 import { WebserverModule } from '@app/webserver';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
@@ -55,6 +56,7 @@ export class EngineModule {
         SiteHealthModule.forRoot({ http: api }),
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
+        SitesModule.forRoot({ http: api, jobs: true }),
         AuditModule.forRoot({ http: api }),
         CertificatesModule.forRoot({ http: api, jobs: true }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
