@@ -36,6 +36,7 @@ import {
 } from './servers.command.js';
 import { SqlApplyCommand } from './sql-apply.command.js';
 import { TasksListCommand, TasksRunCommand } from './tasks.command.js';
+import { IncidentsListCommand } from './incidents.command.js';
 import { TokenCreateCommand } from './token-create.command.js';
 import { TokenListCommand } from './token-list.command.js';
 import { TokenRevokeCommand } from './token-revoke.command.js';
@@ -46,6 +47,7 @@ export { SnippetError } from './cli-output.js';
 export const SNIPPET_COMMANDS = [
   TasksListCommand,
   TasksRunCommand,
+  IncidentsListCommand,
   MigrateCommand,
   MigrationGenerateCommand,
   TokenCreateCommand,

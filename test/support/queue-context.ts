@@ -12,10 +12,11 @@ export async function startQueueContext(
   handlers: Provider[],
   worker: QueueWorkerOptions | null = { concurrency: 4, pollMs: 20, reapEveryMs: 200 },
   modules: Type[] = [],
+  env: Record<string, string> = {},
 ): Promise<INestApplicationContext> {
   @Module({
     imports: [
-      ConfigModule.forRoot(testEngineConfig(catalogUrl)),
+      ConfigModule.forRoot(testEngineConfig(catalogUrl, env)),
       CatalogModule.forRoot({ runMigrations: true }),
       QueueModule.forRoot({ worker }),
       ...modules,
