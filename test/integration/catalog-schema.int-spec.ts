@@ -92,6 +92,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'install_site_ips',
         'install_sites',
         'installs',
+        'ip_pool_alerts',
         'job_logs',
         'jobs',
         'pin_rules',

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext, Type } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { Install, Server, SharedCodeGroup, SiteHealthState, SiteIncident } from '@app/catalog';
+import { Install, InstallSite, InstallSiteIp, IpPoolAlert, Server, ServerIp, SharedCodeGroup, SiteHealthState, SiteIncident } from '@app/catalog';
 import { CodebasesModule } from '@app/codebases';
 import { HostsModule } from '@app/hosts';
 import { InstallsModule } from '@app/installs';
 import { SagaModule } from '@app/saga';
-import { FAILED_ROUNDS_FOR_INCIDENT, SiteHealth, SiteHealthModule } from '@app/site-health';
+import { FAILED_ROUNDS_FOR_INCIDENT, IpPoolLowWater, SiteHealth, SiteHealthModule } from '@app/site-health';
 import { NginxPipeline, WebserverModule } from '@app/webserver';
 import { ApiTokensService } from '@app/auth';
 import { startEngine } from '../../apps/engine/src/start-engine.js';
@@ -47,7 +47,7 @@ describe('site health rounds (SSH dispatcher, nginx, php-fpm, MariaDB, SMTP)', (
     chmodSync(base, 0o755);
     smtp = await startSmtp();
     catalog = await createTestCatalog('mariadb', 'site_health');
-    app = await startQueueContext(catalog.url, [], null, [HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), WebserverModule, InstallsModule.forRoot({ http: false }), SagaModule, SiteHealthModule.forRoot({ http: false })] as unknown as Type[], { SMTP_URL: smtp.url, OPS_EMAIL: 'ops@example.net' });
+    app = await startQueueContext(catalog.url, [], null, [HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), WebserverModule, InstallsModule.forRoot({ http: false }), SagaModule, SiteHealthModule.forRoot({ http: false })] as unknown as Type[], { SMTP_URL: smtp.url, OPS_EMAIL: 'ops@example.net', IP_POOL_LOW_WATER: '2' });
     ds = app.get(DataSource);
     const row = testServer(join(base, 'd1'), 'health-d1.example.net', ['dispatcher', 'handler'], readTestbed().sshd, { privateIp: ip(200) });
     nginx = await startNginx(join(base, 'nginx'), { include: [join(row.nginxConfDir, 'current/*.conf')] });
@@ -130,7 +130,35 @@ describe('site health rounds (SSH dispatcher, nginx, php-fpm, MariaDB, SMTP)', (
     expect(await incidents()).toHaveLength(1);
   });
 
-  it('lists the incidents over HTTP (GET /v1/site-incidents) and from the CLI (incidents:list)', async () => {
+  it('warns once per crossing when a server runs low on dedicated IPs, and again after a refill and a new crossing', async () => {
+    const low = app.get(IpPoolLowWater);
+    const [x, y] = await ds.getRepository(ServerIp).save([
+      { serverId: d1.id, ip: '198.51.100.51', kind: 'dedicated' as const, failoverGroup: null, activeServerId: null },
+      { serverId: d1.id, ip: '198.51.100.52', kind: 'dedicated' as const, failoverGroup: null, activeServerId: null },
+    ]);
+    expect(await low.check()).toMatchObject({ crossed: [], refilled: 0 });
+    const site = await ds.getRepository(InstallSite).findOneByOrFail({ installId: installs[0]!.id });
+    const hold = () => ds.getRepository(InstallSiteIp).save({ installSiteId: site.id, serverIpId: x!.id, serverId: d1.id, exclusiveIpId: x!.id });
+    const mails = () => smtp.received.filter((m) => /free dedicated IP/.test(m.raw));
+    const held = await hold();
+    const first = await low.check();
+    expect(first.crossed).toEqual([expect.objectContaining({ server: 'health-d1.example.net', kind: 'dedicated', total: 2, free: 1, low: true })]);
+    expect(mails()).toHaveLength(1);
+    expect(mails()[0]!.raw).toMatch(/Subject: \[shop hosting\] health-d1\.example\.net: 1 free dedicated IP\(s\) left/);
+    // Still low: no second mail.
+    expect((await low.check()).crossed).toEqual([]);
+    expect(mails()).toHaveLength(1);
+    expect(await ds.getRepository(IpPoolAlert).count()).toBe(1);
+    // Refilled, then low again: a new crossing, a new mail.
+    await ds.getRepository(InstallSiteIp).delete({ id: held.id });
+    expect(await low.check()).toMatchObject({ crossed: [], refilled: 1 });
+    await hold();
+    expect((await low.check()).crossed).toHaveLength(1);
+    expect(mails()).toHaveLength(2);
+    void y;
+  });
+
+  it('lists the incidents over HTTP (GET /v1/site-incidents) and from the CLI (incidents:list); /health and the metrics name the low IP pool', async () => {
     const engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'api' }));
     try {
       const { token } = await engine.app.get(ApiTokensService).issue('incidents', ['support'], { actor: 'test', via: 'cli' });
@@ -142,6 +170,11 @@ describe('site health rounds (SSH dispatcher, nginx, php-fpm, MariaDB, SMTP)', (
       expect((await get('?open=maybe')).status).toBe(400);
       expect((await get('?limit=0')).status).toBe(400);
       expect((await fetch(`${engine.url}/v1/site-incidents`)).status).toBe(401);
+      // /health names the low pool (this engine's mark is the default, 5).
+      const body = (await (await fetch(`${engine.url}/health`, { headers: { authorization: `Bearer ${token}` } })).json()) as { details: Record<string, Record<string, unknown>> };
+      expect(body.details.ipPools).toMatchObject({ status: 'degraded', low: 1, lowWater: 5, pools: 'health-d1.example.net dedicated: 1 free of 2' });
+      const metrics = await (await fetch(`${engine.url}/metrics`)).text();
+      expect(metrics).toMatch(/shop_ip_pool_low\{server="health-d1\.example\.net",kind="dedicated"\} 1/);
     } finally {
       await engine.close();
     }

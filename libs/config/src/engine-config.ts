@@ -82,6 +82,8 @@ export interface EngineConfig {
    * `GET /metrics` (METRICS_TOKEN); null: /metrics answers the loopback only.
    */
   metricsToken: string | null;
+  /** Free dedicated or floating IPs of a server below which operations are warned (IP_POOL_LOW_WATER); 0: never. */
+  ipPoolLowWater: number;
   /** Days a removed install's backup is kept (BACKUP_GRACE_DAYS) before the purge task deletes it. */
   backupGraceDays: number;
   /** The order hook's limits. */

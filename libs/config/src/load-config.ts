@@ -46,6 +46,7 @@ export const CONFIG_KEYS = [
   'ACME_PREFLIGHT_RESOLVER',
   'BACKUP_GRACE_DAYS',
   'METRICS_TOKEN',
+  'IP_POOL_LOW_WATER',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 export type ConfigEnv = Partial<Record<ConfigKey, string | undefined>>;
@@ -128,6 +129,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
   const dns = parseDns(value, fail, integer('DNS_TTL', 300, 30, 86_400));
   const acme = parseAcme(value, fail, cwd, integer('ACME_RENEW_DAYS', 21, 1, 60));
   const backupGraceDays = integer('BACKUP_GRACE_DAYS', 14, 0, 3650);
+  const ipPoolLowWater = integer('IP_POOL_LOW_WATER', 5, 0, 100_000);
   const metricsToken = value('METRICS_TOKEN') ?? null;
   if (metricsToken !== null && !/^[\x21-\x7e]{16,256}$/.test(metricsToken)) fail('METRICS_TOKEN', 'must be 16 to 256 printable characters without spaces');
 
@@ -164,6 +166,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     acme,
     backupGraceDays,
     metricsToken,
+    ipPoolLowWater,
     mailDir: resolve(varDir, 'mail'),
     sshKeyPath,
     logLevel: logLevel as LogLevel,

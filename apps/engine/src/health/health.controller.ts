@@ -5,6 +5,7 @@ import { ApiTokensService, Public } from '@app/auth';
 import { CatalogStatusService } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { JobRepository } from '@app/queue';
+import { IpPoolLowWater } from '@app/site-health';
 import { TaskStatus } from '@app/tasks';
 import { FailingDispatchersRepository } from './failing-dispatchers.repository.js';
 import { ReadinessService } from './readiness.service.js';
@@ -27,6 +28,7 @@ export class HealthController {
     private readonly dispatchers: FailingDispatchersRepository,
     private readonly readiness: ReadinessService,
     private readonly taskStatus: TaskStatus,
+    private readonly ipPools: IpPoolLowWater,
     private readonly tokens: ApiTokensService,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
@@ -43,7 +45,7 @@ export class HealthController {
     summary: 'Readiness: catalog reachable, migrations applied (503 otherwise)',
     description:
       'Without a token: 200 {"status":"ok"} or 503 {"status":"error"}, nothing more. With a support or admin token: each check in detail ' +
-      '(catalog, migrations, queue, installs, nginx, recurring tasks, engine roles), degraded (still 200) while jobs need attention, orders wait for a code group, a dispatcher\'s last nginx rebuild failed or a recurring task has not succeeded within twice its interval; a bad token is 401.',
+      '(catalog, migrations, queue, installs, nginx, recurring tasks, IP pools, engine roles), degraded (still 200) while jobs need attention, orders wait for a code group, a dispatcher\'s last nginx rebuild failed, a recurring task has not succeeded within twice its interval, or a server\'s dedicated or floating IPs are below IP_POOL_LOW_WATER; a bad token is 401.',
   })
   async check(
     @Headers('authorization') authorization: string | undefined,
@@ -126,6 +128,19 @@ export class HealthController {
         return stale.length === 0
           ? tasks.up({ tasks: states.length, stale: 0 })
           : tasks.degraded({ tasks: states.length, stale: stale.length, staleTasks: stale.map((t) => `${t.name} (${t.schedule}): ${since(t)}${t.lastError ? `; last error: ${t.lastError}` : ''}`).join('; ') });
+      },
+      async () => {
+        // Degraded while a server's dedicated or floating IPs are below IP_POOL_LOW_WATER: paid orders will run out.
+        const pools = this.indicators.check('ipPools');
+        let low: Awaited<ReturnType<IpPoolLowWater['pools']>>;
+        try {
+          low = (await this.ipPools.pools()).filter((p) => p.low);
+        } catch (error) {
+          return pools.down({ message: error instanceof Error ? error.message : String(error) });
+        }
+        return low.length === 0
+          ? pools.up({ low: 0, lowWater: this.config.ipPoolLowWater })
+          : pools.degraded({ low: low.length, lowWater: this.config.ipPoolLowWater, pools: low.map((p) => `${p.server} ${p.kind}: ${p.free} free of ${p.total}`).join('; ') });
       },
       () => this.indicators.check('engine').up({ roles: this.config.roles.join(',') }),
     ]);

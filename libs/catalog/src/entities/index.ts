@@ -8,6 +8,7 @@ import { DispatcherConfig } from './dispatcher-config.entity.js';
 import { FtpAccount } from './ftp-account.entity.js';
 import { HandlerConfig } from './handler-config.entity.js';
 import { InstallBackup } from './install-backup.entity.js';
+import { IpPoolAlert } from './ip-pool-alert.entity.js';
 import { InstallServer } from './install-server.entity.js';
 import { InstallSiteIp } from './install-site-ip.entity.js';
 import { InstallSite } from './install-site.entity.js';
@@ -38,6 +39,7 @@ export * from './dispatcher-config.entity.js';
 export * from './ftp-account.entity.js';
 export * from './handler-config.entity.js';
 export * from './install-backup.entity.js';
+export * from './ip-pool-alert.entity.js';
 export * from './install-server.entity.js';
 export * from './install-site-ip.entity.js';
 export * from './install-site.entity.js';
@@ -86,6 +88,7 @@ export const CATALOG_ENTITIES = [
   AccessLogCursor,
   SiteHealthState,
   SiteIncident,
+  IpPoolAlert,
   SagaStep,
   AuditEvent,
   ApiToken,
