@@ -4,6 +4,9 @@ import { CodeGroupRollbackCommand, CodeGroupUpdateCommand } from './code-group-u
 import { CodeGroupPhpCheckCommand } from './code-group-php-check.command.js';
 import { CodeGroupRemoveCommand } from './code-group-remove.command.js';
 import { InstallCodebaseCommand } from './install-codebase.command.js';
+import { InstallFtpResetCommand } from './install-ftp-reset.command.js';
+import { InstallRemoveCommand } from './install-remove.command.js';
+import { InstallRestoreCommand } from './install-restore.command.js';
 import {
   JobsCancelCommand,
   JobsListCommand,
@@ -71,4 +74,7 @@ export const SNIPPET_COMMANDS = [
   CodeGroupUpdateCommand,
   CodeGroupRollbackCommand,
   InstallCodebaseCommand,
+  InstallRemoveCommand,
+  InstallRestoreCommand,
+  InstallFtpResetCommand,
 ];

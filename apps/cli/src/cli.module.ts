@@ -5,6 +5,7 @@ import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
+import { RemovalModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
 import { WebserverModule } from '@app/webserver';
 import { SNIPPET_COMMANDS } from '../../../snippets/index.js';
@@ -27,6 +28,8 @@ export class CliModule {
         CloudHandlersModule.forRoot({ http: false, jobs: false }),
         // sql:apply queues its update; the snippet runs in the engines' workers.
         CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
+        // install:remove / install:restore queue their sagas; install:ftp-reset plans its dry run here.
+        RemovalModule.forRoot({ http: false, jobs: false }),
       ],
       providers: [...SNIPPET_COMMANDS],
     };

@@ -7,7 +7,7 @@ import { CodebaseUpdateModule } from '@app/codebase-update';
 import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
-import { InstallsModule } from '@app/installs';
+import { InstallsModule, RemovalModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
 import { SagaModule } from '@app/saga';
 import { WebserverModule } from '@app/webserver';
@@ -45,6 +45,7 @@ export class EngineModule {
         WebserverModule,
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
+        RemovalModule.forRoot({ http: api, jobs: true }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

@@ -15,3 +15,4 @@ export * from './build-saga/install-users.js';
 export * from './build-saga/install-config.job.js';
 export * from './install-credentials.service.js';
 export * from './code-group-pins.adapter.js';
+export * from './removal/index.js';

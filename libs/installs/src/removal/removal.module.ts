@@ -1,0 +1,41 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { DatabasesModule } from '@app/databases';
+import { SagaModule } from '@app/saga';
+import { WebserverModule } from '@app/webserver';
+import { InstallsModule } from '../installs.module.js';
+import { BackupPurge, BackupPurgeTask } from './backup-purge.task.js';
+import { FtpPermissions } from './ftp-permissions.js';
+import { FtpResetJob, FtpResetPlanner, FtpResetService } from './ftp-reset.service.js';
+import { InstallBackups } from './install-backups.service.js';
+import { RemovalController } from './removal.controller.js';
+import { RemovalContexts } from './removal-context.js';
+import { RemovalSweep } from './removal-sweep.service.js';
+import { RemoveInstallJob } from './remove-install.job.js';
+import { RemoveInstallService } from './remove-install.service.js';
+import { RemoveInstallSteps } from './remove-install.steps.js';
+import { RestoreInstallJob } from './restore-install.job.js';
+import { RestoreInstallService } from './restore-install.service.js';
+import { TenantDumps } from './tenant-dumps.js';
+
+/**
+ * Issue 17's removal: remove an install (backup, saga, verification sweep),
+ * restore it from its backup, purge expired backups (cron role), reset its
+ * FTP permissions. In engines the installs module (global) is there
+ * already; the CLI (`jobs: false`) imports it for the dry runs' planners.
+ * `SiteDns` is used when a DNS module provides it.
+ */
+@Module({})
+export class RemovalModule {
+  static forRoot(options: { http: boolean; jobs: boolean }): DynamicModule {
+    return {
+      module: RemovalModule,
+      imports: [DatabasesModule, WebserverModule, ...(options.jobs ? [] : [SagaModule, InstallsModule.forRoot({ http: false })])],
+      controllers: options.http ? [RemovalController] : [],
+      providers: [
+        RemoveInstallService, RestoreInstallService, FtpResetService, FtpResetPlanner, FtpPermissions, TenantDumps, InstallBackups, BackupPurge,
+        ...(options.jobs ? [RemovalContexts, RemovalSweep, RemoveInstallSteps, RemoveInstallJob, RestoreInstallJob, FtpResetJob, BackupPurgeTask] : []),
+      ],
+      exports: [RemoveInstallService, RestoreInstallService, FtpResetService, FtpResetPlanner, BackupPurge, InstallBackups],
+    };
+  }
+}
