@@ -294,14 +294,16 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     const dir = join(base, 'd1/srv/home/.install-backups', `install-${shop.id}-${backup.id}`);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     const files = (backup.contents as { files: { name: string }[] }).files.map((f) => f.name).sort();
-    expect(files).toEqual(['catalog.json', `cert-${(await ds.getRepository(InstallSite).findOneByOrFail({ installId: shop.id })).id}.key`, expect.stringMatching(/^cert-\d+\.pem$/), 'database.sql.gz', 'home.tar.gz'].sort());
+    const siteId = (await ds.getRepository(InstallSite).findOneByOrFail({ installId: shop.id })).id;
+    expect(files).toEqual(['catalog.json', `cert-${siteId}.key`, `cert-${siteId}.pem`, 'database.sql.gz', 'home.tar.gz']);
     const listing = execFileSync('tar', ['-tzvf', join(dir, 'home.tar.gz')], { encoding: 'utf8' });
     expect(listing).toContain(`${shop.fsName}/heavymetal/config.php`);
     expect(listing).toContain(`${shop.fsName}/.shop-install`);
     expect(listing).toMatch(new RegExp(`${shop.fsName}/\\.code -> `));
     // The links are links: nothing of the shared checkout is in it.
-    expect(listing).not.toContain(`${shop.fsName}/.code/`);
-    expect(listing).not.toContain('releases/');
+    const entries = execFileSync('tar', ['-tzf', join(dir, 'home.tar.gz')], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    expect(entries.filter((e) => e.startsWith(`${shop.fsName}/.code/`) || e.startsWith(`${shop.fsName}/heavymetal/lib/`) || e.startsWith(`${shop.fsName}/heavymetal/sql/`))).toEqual([]);
+    expect(listing).toMatch(new RegExp(`${shop.fsName}/heavymetal/lib -> \\.\\./\\.code/heavymetal/lib`));
     // The dump restores, with the shop's own data.
     sql('DROP DATABASE IF EXISTS removal_dump_check; CREATE DATABASE removal_dump_check');
     execFileSync('sh', ['-c', 'gzip -dc "$1" | mariadb --defaults-file="$2" removal_dump_check', 'sh', join(dir, 'database.sql.gz'), dbOptions]);
@@ -361,6 +363,8 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
   it('resets the FTP permissions of a chmod-ed and chown-ed tree, reporting each change (a dry run changes nothing)', async () => {
     const shop = installs.shop;
     const d1 = (p: string) => join(home('d1', shop.fsName), p);
+    /** The same path as the server names it (its home root, behind which d1 has its own files). */
+    const at = (p: string) => join(base, 'common/srv/home', shop.fsName, p);
     const owner = (p: string) => execFileSync('stat', ['-c', '%U:%G %a', d1(p)], { encoding: 'utf8' }).trim();
     const before = { ftp: owner('ftp'), tmp: owner('heavymetal/tmp'), uploads: owner('html/mas_assets/uploads'), theme: owner('heavymetal/theme') };
     expect(before.tmp).toBe(`${phpUserOf(shop)}:www-data 2770`);
@@ -375,11 +379,12 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     const plan = await json(dry);
     expect(plan).toMatchObject({ dryRun: true, jobId: null, server: 'd1.removal.test' });
     expect(plan.changes).toEqual(expect.arrayContaining([
-      { path: d1('ftp'), before: `${before.ftp.split(' ')[0]} 0777`, after: `${before.ftp.split(' ')[0]} 0755` },
-      { path: d1('heavymetal/tmp'), before: expect.stringMatching(/^nobody:nogroup \d{4}$/), after: `${phpUserOf(shop)}:www-data 2770` },
-      { path: d1('html/mas_assets/uploads'), before: `${phpUserOf(shop)}:www-data 0700`, after: `${phpUserOf(shop)}:www-data 2770` },
+      { path: at('ftp'), before: `${before.ftp.split(' ')[0]} 0777`, after: `${before.ftp.split(' ')[0]} 0755` },
+      { path: at('heavymetal/tmp'), before: expect.stringMatching(/^nobody:nogroup \d{4}$/), after: `${phpUserOf(shop)}:www-data 2770` },
+      { path: at('html/mas_assets/uploads'), before: `${phpUserOf(shop)}:www-data 0700`, after: `${phpUserOf(shop)}:www-data 2770` },
+      { path: at('heavymetal/theme'), before: expect.stringMatching(/^nobody:nogroup /), after: expect.stringMatching(/^root:root /) },
     ]));
-    expect(plan.changes.filter((c: { path: string }) => c.path.startsWith(d1('heavymetal/theme'))).length).toBeGreaterThan(1);
+    expect(plan.changes.filter((c: { path: string }) => c.path.startsWith(at('heavymetal/theme/'))).length).toBeGreaterThan(1);
     expect({ ftp: owner('ftp'), tmp: owner('heavymetal/tmp'), uploads: owner('html/mas_assets/uploads'), theme: owner('heavymetal/theme') }).toEqual(broken);
 
     const res = await call('POST', `/v1/installs/${shop.id}/ftp/reset`);
@@ -390,7 +395,7 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     expect({ ftp: owner('ftp'), tmp: owner('heavymetal/tmp'), uploads: owner('html/mas_assets/uploads'), theme: owner('heavymetal/theme') }).toEqual(before);
     expect(execFileSync('find', [d1('heavymetal/theme'), '-user', 'nobody'], { encoding: 'utf8' })).toBe('');
     const event = await ds.getRepository(AuditEvent).findOneByOrFail({ targetType: 'install', targetId: String(shop.id), action: 'install.ftp.reset' });
-    expect(event.details).toMatchObject({ jobId: report.jobId, before: expect.arrayContaining([{ path: d1('heavymetal/tmp'), is: expect.stringMatching(/^nobody:nogroup /) }]) });
+    expect(event.details).toMatchObject({ jobId: report.jobId, before: expect.arrayContaining([{ path: at('heavymetal/tmp'), is: expect.stringMatching(/^nobody:nogroup /) }]) });
     // Again: nothing to change.
     expect((await json(await call('POST', `/v1/installs/${shop.id}/ftp/reset`))).changes).toEqual([]);
     for (const ip of await ipsOf(shop.id)) expect(await answers(ip, SHOP, 'Welcome back: data kept')).toBe(true);
@@ -452,4 +457,39 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     expect((await runCli(['install:restore', '--id', String(installs.shop.id)], base, cli)).stderr).toContain('INSTALL_NOT_REMOVED');
     expect((await ds.getRepository(Install).findOneByOrFail({ id: installs.shop.id })).status).toBe('live');
   }, 120_000);
+
+  it('removes a failed install and the junk a crashed clean-up left (its marked home, its database), nothing else', async () => {
+    // A group whose release's SQL update fails: the next order's build fails and is undone.
+    for (const server of ['d1', 'd2']) checkoutGroup(repo.path, join(base, server, 'srv/shared_codes'), 'paid-broken', repo.broken);
+    await ds.getRepository(SharedCodeGroup).update({ name: 'paid-a' }, { locked: true });
+    await ds.getRepository(SharedCodeGroup).save({
+      name: 'paid-broken', tier: 'paid', repoUrl: repo.path, revision: repo.broken, path: join(servers.d1!.sharedCodeRoot, 'paid-broken'), masterServerId: servers.d1!.id,
+      installLimit: 10, installCount: 0, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready', locked: false,
+    } as SharedCodeGroup);
+    const accepted = await json(await call('POST', '/v1/installs', { orderRef: 'RM-3', customerEmail: 'owner@example.com', license: 'paid', sites: [{ hostname: 'www.failed.test' }] }));
+    expect((await jobEnded(accepted.jobId)).state).toBe('dead');
+    await ds.getRepository(SharedCodeGroup).update({ name: 'paid-a' }, { locked: false });
+    const failed = await ds.getRepository(Install).findOneByOrFail({ id: accepted.installId });
+    expect(failed.status).toBe('failed');
+    // The seed's junk: a clean-up that died half-way left the home (with its marker) and the database (with its comment).
+    mkdirSync(join(home('d1', failed.fsName), 'heavymetal'), { recursive: true });
+    writeFileSync(join(home('d1', failed.fsName), '.shop-install'), `shop-engine install ${failed.id} (${failed.fsName}, order ${failed.orderRef})\n`);
+    writeFileSync(join(home('d1', failed.fsName), 'heavymetal/half.txt'), 'junk\n');
+    sql(`CREATE DATABASE \`${failed.dbName}\` COMMENT 'shop-engine install ${failed.id}'`);
+    const res = await call('DELETE', `/v1/installs/${failed.id}`);
+    expect(res.status).toBe(202);
+    const job = await jobEnded((await json(res)).jobId);
+    expect({ state: job.state, journal: await journal(job.id) }).toMatchObject({ state: 'done' });
+    expect((await ds.getRepository(Install).findOneByOrFail({ id: failed.id })).status).toBe('removed');
+    expect(existsSync(home('d1', failed.fsName))).toBe(false);
+    expect(sql(`SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${failed.dbName}'`).trim()).toBe('0');
+    const event = await removalEvent(failed.id);
+    expect(event!.details).toMatchObject({ before: { status: 'failed' }, sweep: { leftovers: [] } });
+    // Its junk is in the backup, like any home.
+    const backup = await ds.getRepository(InstallBackup).findOneByOrFail({ installId: failed.id });
+    expect(execFileSync('tar', ['-tzf', join(base, 'd1/srv/home/.install-backups', `install-${failed.id}-${backup.id}`, 'home.tar.gz')], { encoding: 'utf8' })).toContain(`${failed.fsName}/heavymetal/half.txt`);
+    // The others are as they were.
+    for (const ip of await ipsOf(installs.shop.id)) expect(await answers(ip, SHOP, 'Welcome back: data kept')).toBe(true);
+    expect((await ds.getRepository(SharedCodeGroup).findOneByOrFail({ name: 'paid-broken' })).installCount).toBe(0);
+  }, 300_000);
 });
