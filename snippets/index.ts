@@ -1,3 +1,4 @@
+import { AuditListCommand } from './audit-list.command.js';
 import { CloudAddInstallCommand, CloudDrainCommand, CloudLeaseCommand, CloudRemoveCommand, CloudRemoveInstallCommand } from './cloud.command.js';
 import { CodeGroupLockCommand, CodeGroupUnlockCommand } from './code-group-lock.command.js';
 import { CodeGroupRollbackCommand, CodeGroupUpdateCommand } from './code-group-update.command.js';
@@ -7,6 +8,7 @@ import { InstallCodebaseCommand } from './install-codebase.command.js';
 import { InstallFtpResetCommand } from './install-ftp-reset.command.js';
 import { InstallRemoveCommand } from './install-remove.command.js';
 import { InstallRestoreCommand } from './install-restore.command.js';
+import { InstallRewritesCommand } from './install-rewrites.command.js';
 import {
   JobsCancelCommand,
   JobsListCommand,
@@ -77,4 +79,6 @@ export const SNIPPET_COMMANDS = [
   InstallRemoveCommand,
   InstallRestoreCommand,
   InstallFtpResetCommand,
+  AuditListCommand,
+  InstallRewritesCommand,
 ];

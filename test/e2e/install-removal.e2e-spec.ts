@@ -6,6 +6,7 @@ import { DataSource, In } from 'typeorm';
 import { ApiTokensService } from '@app/auth';
 import { AuditEvent, FtpAccount, Install, InstallBackup, InstallSite, InstallSiteIp, Job, SagaStep, Server, ServerIp, SharedCodeGroup, SiteName } from '@app/catalog';
 import { buildSampleRepository, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
+import { SiteDns } from '@app/dns';
 import { BackupPurge, INSTALL_REMOVE } from '@app/installs';
 import { NginxRebuilds, phpUserOf } from '@app/webserver';
 import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
@@ -13,6 +14,7 @@ import { createTestCatalog, ownInstallIds, TEST_SECRETS_KEY, testEngineConfig, t
 import { startHandlerFpm, stopHandlerFpm, type HandlerFpm } from '../support/handler-fpm.js';
 import { startMountNamespace, stopMountNamespace, type MountNamespace } from '../support/mount-namespace.js';
 import { startNginx, stopNginx } from '../support/nginx.js';
+import { createZone, dig, powerDnsEnv, setRecords, startPowerDns, stopPowerDns, type TestPowerDns } from '../support/powerdns.js';
 import { cleanEnv, runCli, spawnWorker, type WorkerProcess } from '../support/processes-engine.js';
 import { eventually } from '../support/queue-context.js';
 import { checkoutGroup, testServer } from '../support/server-roots.js';
@@ -44,6 +46,7 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
   let env: NodeJS.ProcessEnv;
   let dbOptions: string;
   let worker: WorkerProcess | null = null;
+  let pdns: TestPowerDns;
   const sshd: Record<string, SshdServer> = {};
   const machines: Record<string, MountNamespace> = {};
   const nginx: Record<string, NginxServer> = {};
@@ -111,8 +114,12 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     }
     for (const [name, host] of Object.entries(HOSTS)) sshd[name] = await startSshd(join(base, `sshd-${name}`), host, { mountNamespace: machines[name]!.pid });
     repo = await buildSampleRepository(join(base, 'repo'));
+    // The company's DNS: PowerDNS with the shops' zones (a record of another name in the zone must stay).
+    pdns = await startPowerDns({ address: '127.0.118.53' });
+    for (const zone of ['remove.test', 'neighbour.test', 'failed.test']) await createZone(pdns, zone);
+    await setRecords(pdns, 'remove.test', 'mail.remove.test', 'A', ['127.0.118.250']);
     // The API here; every job (builds, rebuilds, removals) in worker processes.
-    engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'api' }));
+    engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'api', ...powerDnsEnv(pdns) }));
     ds = engine.app.get(DataSource);
     await ownInstallIds(ds, 121001);
     token = (await engine.app.get(ApiTokensService).issue('support-desk', ['admin', 'orders', 'support'], { actor: 'test', via: 'cli' })).token;
@@ -137,10 +144,12 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
       name: 'paid-a', tier: 'paid', repoUrl: repo.path, revision: repo.revisions[1]!, path: join(servers.d1!.sharedCodeRoot, 'paid-a'), masterServerId: servers.d1!.id,
       installLimit: 10, installCount: 0, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready', locked: false,
     } as SharedCodeGroup);
-    env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, WORKER_POLL_MS: '100', VAR_DIR: join(base, 'var'), LOG_LEVEL: 'info', ALLOW_LOCAL_TRANSPORT: 'true' });
+    env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, WORKER_POLL_MS: '100', VAR_DIR: join(base, 'var'), LOG_LEVEL: 'info', ALLOW_LOCAL_TRANSPORT: 'true', ...powerDnsEnv(pdns) });
     await startWorker();
     installs.shop = await order('RM-1', SHOP);
     installs.neighbour = await order('RM-2', NEIGHBOUR);
+    // Their names published (as the sites' operations do).
+    for (const install of Object.values(installs)) await engine.app.get(SiteDns).publish(install.id);
     // The shop's site gets a certificate on both dispatchers (one certs root), served over TLS.
     const cert = makeCert(join(base, 'made-certs'), 'shop', SHOP);
     const pem = join(base, 'common/srv/certs', `${SHOP}.pem`);
@@ -165,6 +174,7 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     await catalog?.drop();
     await Promise.allSettled([...Object.values(nginx).map(stopNginx), ...Object.values(fpm).map(stopHandlerFpm), ...Object.values(sshd).map(stopSshd)]);
     await Promise.allSettled(Object.values(machines).map(stopMountNamespace));
+    if (pdns) await stopPowerDns(pdns);
     for (const install of Object.values(installs)) execFileSync('sh', ['-c', `userdel --force ${phpUserOf(install)} 2>/dev/null; groupdel ${phpUserOf(install)} 2>/dev/null; true`]);
     try {
       sql(`DROP DATABASE IF EXISTS \`${installs.shop?.dbName}_old\`; DROP USER IF EXISTS '${installs.shop?.dbUser}'@'10.9.9.9'`);
@@ -183,6 +193,8 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     }
     for (const ip of await ipsOf(installs.shop.id)) expect(await answers(ip, SHOP, 'Welcome back: data kept')).toBe(true);
     for (const ip of await ipsOf(installs.neighbour.id)) expect(await answers(ip, NEIGHBOUR, 'Welcome; enjoy the shop')).toBe(true);
+    expect(await dig(pdns, SHOP)).toEqual(await ipsOf(installs.shop.id));
+    expect(await dig(pdns, NEIGHBOUR)).toEqual(await ipsOf(installs.neighbour.id));
   });
 
   it('refuses bad input (400), unknown installs (404) and installs it cannot remove (409), changing nothing; a dry run answers the plan', async () => {
@@ -222,6 +234,7 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     expect(dry.status).toBe(200);
     const plan = await json(dry);
     expect(plan).toMatchObject({ installId: installs.shop.id, status: 'live', dryRun: true, jobId: null, servers: ['d1.removal.test', 'd2.removal.test'], names: [SHOP], backup: { server: 'd1.removal.test', graceDays: 14 } });
+    expect(plan.dns).toEqual([{ name: SHOP, zone: 'remove.test', managed: true, before: expect.arrayContaining([{ type: 'A', content: expect.stringMatching(/^127\.0\.118\./) }]), after: [] }]);
     expect(plan.steps.map((s: string) => s.split(':')[0])).toEqual(['offline', 'backup', 'crons', 'mounts', 'ftp', 'php', 'copies', 'home', 'database', 'dns', 'release', 'certificates', 'sweep']);
     expect(await snapshot()).toEqual(before);
   }, 120_000);
@@ -278,6 +291,10 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     expect(sql(`SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${shop.dbName}'`).trim()).toBe('0');
     expect(sql(`SELECT Host FROM mysql.user WHERE User = '${shop.dbUser}'`).trim()).toBe('10.9.9.9');
     expect(existsSync(join(base, 'common/srv/certs', `${SHOP}.pem`))).toBe(false);
+    // Its DNS records are gone (the real protocol); another name of its zone and the neighbour's stay.
+    expect(await dig(pdns, SHOP)).toEqual([]);
+    expect(await dig(pdns, 'mail.remove.test')).toEqual(['127.0.118.250']);
+    expect(await dig(pdns, NEIGHBOUR)).toEqual(await ipsOf(installs.neighbour.id));
     // The look-alikes, the shared checkout and the neighbour's home stay.
     for (const server of ['d1', 'd2'] as const) {
       expect(existsSync(join(home(server, `${shop.fsName}old`), 'html/keep.txt'))).toBe(true);
@@ -321,6 +338,7 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     expect(new Set(details.sweep.items.map((i) => i.what))).toEqual(new Set(['home', 'cron', 'vhost', 'pool', 'system-user', 'database', 'database-user', 'dns', 'certificate', 'catalog']));
     // The other account of that name is reported as not the install's, and left.
     expect(details.sweep.items).toContainEqual(expect.objectContaining({ what: 'database-user', name: `${shop.dbUser}@10.9.9.9`, state: 'foreign' }));
+    expect(details.sweep.items).toContainEqual(expect.objectContaining({ what: 'dns', name: SHOP, state: 'absent' }));
     const view = await json(await call('GET', `/v1/installs/${shop.id}/removal`));
     expect(view).toMatchObject({ installId: shop.id, status: 'removed', sweep: { leftovers: [] }, backups: [{ id: backup.id, state: 'kept' }] });
     const requested = await ds.getRepository(AuditEvent).findOneByOrFail({ targetType: 'install', targetId: String(shop.id), action: 'install.remove' });
@@ -358,6 +376,7 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     expect(existsSync(join(base, 'common/srv/certs', `${SHOP}.pem`))).toBe(true);
     expect(await fetchSite(ips[0]!, SHOP, '/', { tls: true }).then((a) => a.status, () => 0)).toBe(200);
     expect(await ds.getRepository(FtpAccount).countBy({ installId: shop.id })).toBe(1);
+    expect(await dig(pdns, SHOP)).toEqual(ips);
   }, 300_000);
 
   it('resets the FTP permissions of a chmod-ed and chown-ed tree, reporting each change (a dry run changes nothing)', async () => {
@@ -421,6 +440,8 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     expect((event!.details as { sweep: { leftovers: unknown[] } }).sweep.leftovers).toEqual([]);
     expect(await ds.getRepository(InstallBackup).countBy({ installId: neighbour.id, state: 'kept' })).toBe(1);
     for (const server of ['d1', 'd2'] as const) expect(existsSync(home(server, neighbour.fsName))).toBe(false);
+    expect(await dig(pdns, NEIGHBOUR)).toEqual([]);
+    expect(await dig(pdns, SHOP)).toEqual(await ipsOf(installs.shop.id));
     // The restored shop is untouched by its neighbour's removal.
     for (const ip of await ipsOf(installs.shop.id)) expect(await answers(ip, SHOP, 'Welcome back: data kept')).toBe(true);
   }, 300_000);
@@ -444,7 +465,7 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
   }, 60_000);
 
   it('install:remove, install:restore and install:ftp-reset (the built CLI): dry runs, refusals with exit 1, nothing changed', async () => {
-    const cli = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, LOG_LEVEL: 'warn', ALLOW_LOCAL_TRANSPORT: 'true' });
+    const cli = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, LOG_LEVEL: 'warn', ALLOW_LOCAL_TRANSPORT: 'true', ...powerDnsEnv(pdns) });
     const dry = await runCli(['install:remove', '--id', String(installs.shop.id), '--dry-run'], base, cli);
     expect({ code: dry.code, stdout: dry.stdout }).toEqual({ code: 0, stdout: expect.stringContaining('dry run: nothing changed') });
     expect(dry.stdout).toContain('backup: the home');

@@ -1,4 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { AuditModule } from '@app/audit';
 import { AuthModule } from '@app/auth';
 import { CatalogModule } from '@app/catalog';
 import { CloudHandlersModule } from '@app/cloud-handlers';
@@ -6,6 +7,7 @@ import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
 import { RemovalModule } from '@app/installs';
+import { InstallRewritesModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
 import { WebserverModule } from '@app/webserver';
 import { SNIPPET_COMMANDS } from '../../../snippets/index.js';
@@ -30,6 +32,8 @@ export class CliModule {
         CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
         // install:remove / install:restore queue their sagas; install:ftp-reset plans its dry run here.
         RemovalModule.forRoot({ http: false, jobs: false }),
+        AuditModule.forRoot({ http: false }),
+        InstallRewritesModule,
       ],
       providers: [...SNIPPET_COMMANDS],
     };

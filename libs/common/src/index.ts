@@ -5,3 +5,4 @@ export * from './sql-literal.js';
 export * from './hostname.js';
 export * from './abort-scope.js';
 export * from './secret-redaction.js';
+export * from './unified-diff.js';

@@ -1,10 +1,11 @@
 import { Body, Controller, Get, Header, Inject, Param, ParseIntPipe, Post, Put, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiExtraModels, ApiOperation, ApiResponse, ApiTags, getSchemaPath } from '@nestjs/swagger';
 import { LimitOrderRate, RequireScope, type Principal } from '@app/auth';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { checkSitesAllowed, CreateInstallDto } from './dto/create-install.dto.js';
 import { InstallAcceptedView, InstallCredentialsView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
-import { RewriteRuleDto, SetRewritesDto } from './dto/rewrites.dto.js';
+import { RewriteRuleDto, RewritesPlanView, SetRewritesDto } from './dto/rewrites.dto.js';
+import { InstallRewritesService } from './install-rewrites.service.js';
 import { InstallCredentials } from './install-credentials.service.js';
 import { InstallsService } from './installs.service.js';
 
@@ -15,6 +16,7 @@ export class InstallsController {
   constructor(
     private readonly installs: InstallsService,
     private readonly credentialsOf: InstallCredentials,
+    private readonly rewrites: InstallRewritesService,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -59,10 +61,14 @@ export class InstallsController {
 
   @Put(':id/rewrites')
   @RequireScope('support')
-  @ApiOperation({ summary: "Replace the install's rewrite rules (redirects); its dispatchers' nginx is rebuilt" })
-  @ApiResponse({ status: 200, type: RewriteRuleDto, isArray: true, description: 'the rules now stored' })
-  @ApiResponse({ status: 400, description: 'a rule is malformed, or takes a path another location has (nothing changes)' })
-  async setRewrites(@Param('id', ParseIntPipe) id: number, @Body() body: SetRewritesDto, @Req() req: { principal: Principal }): Promise<RewriteRuleDto[]> {
-    return this.installs.setRewrites(id, body.rules, { actor: `token:${req.principal.name}`, via: 'api' });
+  @ApiOperation({ summary: "Replace the install's rewrite rules (redirects); its dispatchers' nginx is rebuilt and the change audited (before/after). dryRun answers the plan: each dispatcher's vhost before and after as a unified diff, nothing stored or rebuilt" })
+  @ApiExtraModels(RewritesPlanView)
+  @ApiResponse({ status: 200, description: 'the rules now stored (an array of rules); with dryRun, the plan (RewritesPlanView)', schema: { oneOf: [{ type: 'array', items: { $ref: getSchemaPath(RewriteRuleDto) } }, { $ref: getSchemaPath(RewritesPlanView) }] } })
+  @ApiResponse({ status: 400, description: 'a rule is malformed, or takes a path another location has (REWRITE_REFUSED): nothing changes' })
+  @ApiResponse({ status: 404, description: 'NOT_FOUND: no such install' })
+  @ApiResponse({ status: 409, description: 'INSTALL_REMOVED: the install is being removed or is removed' })
+  async setRewrites(@Param('id', ParseIntPipe) id: number, @Body() body: SetRewritesDto, @Req() req: { principal: Principal }): Promise<RewriteRuleDto[] | RewritesPlanView> {
+    if (body.dryRun) return this.rewrites.plan(id, body.rules);
+    return (await this.rewrites.set(id, body.rules, { actor: `token:${req.principal.name}`, via: 'api' })).rules;
   }
 }

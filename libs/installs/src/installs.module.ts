@@ -10,6 +10,7 @@ import { InstallValues } from './build-saga/install-values.js';
 import { InstallConfigJob } from './build-saga/install-config.job.js';
 import { CustomerCodeGroupPins } from './code-group-pins.adapter.js';
 import { InstallCredentials } from './install-credentials.service.js';
+import { InstallRewritesModule } from './install-rewrites.module.js';
 import { InstallsController } from './installs.controller.js';
 import { InstallsService } from './installs.service.js';
 import { PinRulesController } from './pin-rules.controller.js';
@@ -26,7 +27,7 @@ export class InstallsModule {
       // CodeReleases (stateless) is its own here: the build reads a release's manifest without the code groups' module.
       // Health reads the installs waiting for a code group; the code groups' controller pins a group for a customer through CodeGroupPins.
       global: true,
-      imports: [DatabasesModule, MailModule, WebserverModule],
+      imports: [DatabasesModule, MailModule, WebserverModule, InstallRewritesModule],
       controllers: options.http ? [InstallsController, PinRulesController] : [],
       providers: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, WaitingInstallsTask, CodeReleases, { provide: CodeGroupPins, useClass: CustomerCodeGroupPins }],
       exports: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, CodeGroupPins],

@@ -1,13 +1,12 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, In, IsNull, LessThan, type FindOptionsWhere } from 'typeorm';
-import { AuditEventRepository, Install, InstallServer, InstallSite, InstallSiteIp, Job, SagaStep, Server, ServerIp, SharedCodeGroup, WebQuarantine, type AuditActor } from '@app/catalog';
-import { DomainError, NotFoundError } from '@app/common';
+import { Install, InstallServer, InstallSite, InstallSiteIp, Job, SagaStep, Server, ServerIp, SharedCodeGroup, WebQuarantine } from '@app/catalog';
+import { NotFoundError } from '@app/common';
 import { QueueService } from '@app/queue';
-import { DispatcherInputLoader, NginxRebuilds, renderEach, type RewriteInput } from '@app/webserver';
+import { NginxRebuilds } from '@app/webserver';
 import { INSTALL_BUILD } from './build-saga/install-build.job.js';
 import type { CreateInstallDto } from './dto/create-install.dto.js';
 import type { InstallAcceptedView, InstallSummaryView, InstallView, ListInstallsQuery } from './dto/install.view.js';
-import type { RewriteRuleDto } from './dto/rewrites.dto.js';
 import { PrepareService } from './prepare.service.js';
 
 const buildKey = (installId: number) => `install.build:${installId}`;
@@ -22,31 +21,7 @@ export class InstallsService {
     private readonly prepare: PrepareService,
     private readonly queue: QueueService,
     private readonly rebuilds: NginxRebuilds,
-    private readonly loader: DispatcherInputLoader,
-    private readonly audit: AuditEventRepository,
   ) {}
-
-  /**
-   * Replaces an install's rewrite rules (support staff). Each of its
-   * dispatchers' render of the install with the new rules must pass (a rule
-   * on a path its manifest already routes is refused here, not quarantined
-   * later); then the rules are stored, audited, and its dispatchers rebuilt.
-   */
-  async setRewrites(id: number, rules: readonly RewriteRuleDto[], by: AuditActor): Promise<RewriteInput[]> {
-    const install = await this.dataSource.getRepository(Install).findOneBy({ id });
-    if (!install) throw new NotFoundError('Install', id);
-    if (install.status === 'removing' || install.status === 'removed') throw new DomainError('INSTALL_REMOVED', `Install ${id} is ${install.status}`, 409, { installId: id });
-    const stored: RewriteInput[] = rules.map((r) => ({ match: r.match, from: r.from, to: r.to, code: r.code }));
-    for (const server of await this.rebuilds.dispatchersOf(id)) {
-      const input = await this.loader.load(server, id);
-      const { refused } = renderEach({ ...input, installs: input.installs.map((i) => ({ ...i, rewrites: stored })) });
-      if (refused.length > 0) throw new DomainError('REWRITE_REFUSED', refused[0]!.error, 400, { installId: id, server: server.hostname });
-    }
-    await this.dataSource.getRepository(Install).update({ id }, { customRewrites: stored });
-    await this.audit.record({ ...by, action: 'install.rewrites', targetType: 'install', targetId: id, details: { rules: stored } });
-    await this.rebuilds.requestForInstall(id);
-    return stored;
-  }
 
   /**
    * Records the order (prepare) and queues its build in the same

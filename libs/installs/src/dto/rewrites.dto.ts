@@ -1,6 +1,6 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsIn, Matches, MaxLength, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsOptional, Matches, MaxLength, ValidateNested } from 'class-validator';
 
 /** A path on the shop's own site: letters, digits and `._~@+/-`, no `..`. */
 const LOCAL_PATH = /^(?!.*\/\.\.?(\/|$))\/[A-Za-z0-9._~@+\/-]*$/;
@@ -36,4 +36,25 @@ export class SetRewritesDto {
   @ValidateNested({ each: true })
   @Type(() => RewriteRuleDto)
   rules!: RewriteRuleDto[];
+
+  @ApiPropertyOptional({ description: "answer the plan (200, RewritesPlanView): the install's vhost on each of its dispatchers before and after, as a unified diff from the real renderer; nothing is stored, audited or rebuilt" })
+  @IsOptional()
+  @IsBoolean()
+  dryRun?: boolean;
+}
+
+/** The vhost of the install on one dispatcher, before and after the rules. */
+export class RewritesServerPlanView {
+  @ApiProperty({ example: 'dispatch1.example.net' }) server: string;
+  @ApiProperty({ example: 'shops/bioexcouk.conf', description: "the file under the dispatcher's nginx directory" }) file: string;
+  @ApiProperty({ description: 'unified diff (diff -u) of the rendered vhost; empty when the rules change nothing' }) diff: string;
+}
+
+export class RewritesPlanView {
+  @ApiProperty() installId: number;
+  @ApiProperty({ enum: [true] }) dryRun: true;
+  @ApiProperty({ description: 'the rules differ from the stored ones' }) changed: boolean;
+  @ApiProperty({ type: RewriteRuleDto, isArray: true, description: 'the rules stored now' }) before: RewriteRuleDto[];
+  @ApiProperty({ type: RewriteRuleDto, isArray: true, description: 'the rules that would be stored' }) after: RewriteRuleDto[];
+  @ApiProperty({ type: RewritesServerPlanView, isArray: true, description: "each dispatcher serving the install now (none while it is not building or live)" }) servers: RewritesServerPlanView[];
 }

@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { DatabasesModule } from '@app/databases';
+import { DnsModule } from '@app/dns';
 import { SagaModule } from '@app/saga';
 import { WebserverModule } from '@app/webserver';
 import { InstallsModule } from '../installs.module.js';
@@ -22,14 +23,14 @@ import { TenantDumps } from './tenant-dumps.js';
  * restore it from its backup, purge expired backups (cron role), reset its
  * FTP permissions. In engines the installs module (global) is there
  * already; the CLI (`jobs: false`) imports it for the dry runs' planners.
- * `SiteDns` is used when a DNS module provides it.
+ * DNS through `SiteDns` (DnsModule: PowerDNS when DNS_API_URL is set).
  */
 @Module({})
 export class RemovalModule {
   static forRoot(options: { http: boolean; jobs: boolean }): DynamicModule {
     return {
       module: RemovalModule,
-      imports: [DatabasesModule, WebserverModule, ...(options.jobs ? [] : [SagaModule, InstallsModule.forRoot({ http: false })])],
+      imports: [DatabasesModule, WebserverModule, DnsModule, ...(options.jobs ? [] : [SagaModule, InstallsModule.forRoot({ http: false })])],
       controllers: options.http ? [RemovalController] : [],
       providers: [
         RemoveInstallService, RestoreInstallService, FtpResetService, FtpResetPlanner, FtpPermissions, TenantDumps, InstallBackups, BackupPurge,

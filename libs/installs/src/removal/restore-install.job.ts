@@ -1,8 +1,9 @@
 import { posix } from 'node:path';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
 import { AuditEventRepository, Install, InstallBackup, InstallSite, InstallSiteIp, Server, SharedCodeGroup, SiteName } from '@app/catalog';
 import { CODE_LINK } from '@app/codebases';
+import { SiteDns } from '@app/dns';
 import { checkServerPath, ServerAccess } from '@app/hosts';
 import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
 import { SagaRunner, type SagaDefinition, type SagaStep, type StepIO } from '@app/saga';
@@ -53,6 +54,7 @@ export class RestoreInstallJob {
     private readonly dumps: TenantDumps,
     private readonly sagas: SagaRunner,
     private readonly audit: AuditEventRepository,
+    @Optional() private readonly dns?: SiteDns,
   ) {}
 
   @JobHandler(INSTALL_RESTORE)
@@ -80,6 +82,7 @@ export class RestoreInstallJob {
         build(b.pools()),
         build(b.webServer()),
         build(b.probeSites()),
+        step('dns', (c, io) => this.publish(c, io), (c, io) => this.unpublish(c, io)),
       ],
       loadContext: (payload) => this.load(payload, jobId),
       onCompleted: async (c) => {
@@ -181,6 +184,19 @@ export class RestoreInstallJob {
       }
       io.log(`certificate of site ${cert.siteId} removed again`);
     }
+  }
+
+  /** Its names' records again, at the IPs it has now (managed zones; the others are the customer's, said so). */
+  private async publish(c: RestoreContext, io: StepIO): Promise<void> {
+    if (!this.dns) return;
+    for (const change of await this.dns.publish(c.build.install.id, io)) {
+      if (change.managed) io.log(`dns ${change.name}: ${change.after.map((r) => r.content).join(', ')}`);
+    }
+  }
+
+  private async unpublish(c: RestoreContext, io: StepIO): Promise<void> {
+    if (!this.dns) return;
+    await this.dns.unpublish([...new Set(c.build.sites.flatMap((s) => [s.hostname, ...(s.secureHostname ? [s.secureHostname] : [])]))], io);
   }
 
   /** The restore was undone: names, IPs and slot given back (once), the install `removed` again, its servers rebuilt without it. */
