@@ -18,7 +18,7 @@ export interface FtpResetPayload {
 export const INSTALL_FTP_RESET = defineJobKind<FtpResetPayload>('install.ftp-reset', { maxAttempts: 3, backoff: { baseMs: 2_000, maxMs: 20_000 } });
 
 /** Said with every reset: the bind mounts are the mounts task's (issue 18), which does not exist yet. */
-export const MOUNTS_NOTE = 'bind mounts are not applied by anything yet (issue 18): the FTP tree (its root and the directories the mounts land in) was re-made as the build makes it; nothing was mounted';
+export const MOUNTS_NOTE = 'bind mounts are not applied by anything yet (issue 18): the FTP tree was re-applied as the build\'s ftp step makes it (its root, the directories the mounts land in, the startup_mounts rows, the account if missing); nothing was mounted';
 
 const ENDED = ['done', 'dead', 'cancelled'];
 
@@ -86,7 +86,10 @@ export class FtpResetJob {
   async run(payload: FtpResetPayload, job: JobContext): Promise<void> {
     const context = await this.builds.loadContext(payload.installId, job.jobId);
     if (context.install.status !== 'live') throw Object.assign(new Error(`install ${payload.installId} is ${context.install.status}, not live`), { permanent: true });
-    const report = await this.permissions.reset(context);
+    // What is wrong, as found; then the FTP tree as the build's ftp step makes it (directories, startup_mounts rows, the account if missing), then owners and modes.
+    const { report } = await this.permissions.plan(context);
+    await this.builds.ftp().execute(context, { log: (line) => job.log(line), signal: job.signal });
+    await this.permissions.reset(context);
     for (const c of report.changes) job.log(`${c.path}: ${c.before} -> ${c.after}`);
     job.log(`${report.changes.length + report.more} change(s), ${report.checked} path(s) checked on ${report.server}; ${MOUNTS_NOTE}`);
     await this.audit.record({

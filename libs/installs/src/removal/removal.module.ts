@@ -13,8 +13,8 @@ import { RemovalContexts } from './removal-context.js';
 import { RemovalSweep } from './removal-sweep.service.js';
 import { RemoveInstallJob } from './remove-install.job.js';
 import { RemoveInstallService } from './remove-install.service.js';
-import { RemoveInstallSteps } from './remove-install.steps.js';
-import { RestoreInstallJob } from './restore-install.job.js';
+import { RemovalRecordSteps, RemovalServing, RemoveInstallSteps } from './remove-install.steps.js';
+import { RestoreInstallJob, RestoreInstallSteps } from './restore-install.job.js';
 import { RestoreInstallService } from './restore-install.service.js';
 import { TenantDumps } from './tenant-dumps.js';
 
@@ -34,7 +34,7 @@ export class RemovalModule {
       controllers: options.http ? [RemovalController] : [],
       providers: [
         RemoveInstallService, RestoreInstallService, FtpResetService, FtpResetPlanner, FtpPermissions, TenantDumps, InstallBackups, BackupPurge,
-        ...(options.jobs ? [RemovalContexts, RemovalSweep, RemoveInstallSteps, RemoveInstallJob, RestoreInstallJob, FtpResetJob, BackupPurgeTask] : []),
+        ...(options.jobs ? [RemovalContexts, RemovalSweep, RemoveInstallSteps, RemovalServing, RemovalRecordSteps, RemoveInstallJob, RestoreInstallSteps, RestoreInstallJob, FtpResetJob, BackupPurgeTask] : []),
       ],
       exports: [RemoveInstallService, RestoreInstallService, FtpResetService, FtpResetPlanner, BackupPurge, InstallBackups],
     };

@@ -1,11 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
-import { AuditEventRepository, Install, type AuditInterface } from '@app/catalog';
 import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
 import { SagaRunner, type SagaDefinition, type SagaStep } from '@app/saga';
-import { InstallBackups, type BackupContents } from './install-backups.service.js';
 import { RemovalContexts, type RemovalContext, type RemoveInstallPayload } from './removal-context.js';
-import { RemoveInstallSteps, siteNamesOf } from './remove-install.steps.js';
+import { RemovalRecordSteps, RemovalServing, RemoveInstallSteps } from './remove-install.steps.js';
 
 /** An install removed (resource key `install:<id>`: never beside its build or another operation on it). */
 export const INSTALL_REMOVE = defineJobKind<RemoveInstallPayload>('install.remove', {
@@ -33,12 +30,11 @@ const NOTHING = async () => undefined;
 @Injectable()
 export class RemoveInstallJob {
   constructor(
-    private readonly dataSource: DataSource,
     private readonly steps: RemoveInstallSteps,
+    private readonly serving: RemovalServing,
+    private readonly records: RemovalRecordSteps,
     private readonly contexts: RemovalContexts,
-    private readonly backups: InstallBackups,
     private readonly sagas: SagaRunner,
-    private readonly audit: AuditEventRepository,
   ) {}
 
   @JobHandler(INSTALL_REMOVE)
@@ -48,12 +44,13 @@ export class RemoveInstallJob {
 
   definition(jobId: number | null): SagaDefinition<RemovalContext, RemoveInstallPayload> {
     const s = this.steps;
+    const r = this.records;
     const step = (name: string, execute: SagaStep<RemovalContext>['execute'], compensate: SagaStep<RemovalContext>['compensate'] = NOTHING): SagaStep<RemovalContext> => ({ name, execute, compensate });
     return {
       name: INSTALL_REMOVE_SAGA,
       steps: [
-        step('offline', (c, io) => s.offline(c, io), (c, io) => s.online(c, io)),
-        step('backup', (c, io) => s.backup(c, io), (c, io) => s.dropBackup(c, io)),
+        step('offline', (c, io) => this.serving.offline(c, io), (c, io) => this.serving.online(c, io)),
+        step('backup', (c, io) => r.backup(c, io), (c, io) => r.dropBackup(c, io)),
         step('crons', (c, io) => s.crons(c, io)),
         step('mounts', (c, io) => s.mounts(c, io)),
         step('ftp', (c, io) => s.ftp(c, io)),
@@ -63,40 +60,13 @@ export class RemoveInstallJob {
         step('database', (c, io) => s.database(c, io)),
         step('dns', (c, io) => s.unpublish(c, io)),
         step('release', (c, io) => s.release(c, io)),
-        step('certificates', (c, io) => s.certificates(c, io)),
-        step('sweep', (c, io) => s.sweep(c, io)),
+        step('certificates', (c, io) => r.certificates(c, io)),
+        step('sweep', (c, io) => r.sweep(c, io)),
       ],
       pivot: 'crons',
       loadContext: (payload) => this.contexts.load(payload, jobId),
-      onCompleted: async (c) => {
-        await this.dataSource.getRepository(Install).update({ id: c.install.id }, { status: 'removed', statusReason: null, removedAt: new Date() });
-        const backup = await this.backups.ofJob(c.install.id, jobId);
-        const contents = backup?.contents as BackupContents | undefined;
-        await this.audit.record({
-          actor: c.payload.actor,
-          via: 'worker',
-          action: 'install.removed',
-          targetType: 'install',
-          targetId: c.install.id,
-          details: {
-            jobId,
-            requestedVia: c.payload.via as AuditInterface,
-            before: { status: c.payload.fromStatus, fsName: c.install.fsName, names: siteNamesOf(c.sites), servers: c.servers.map((x) => x.hostname), groupId: c.install.sharedCodeGroupId, database: c.install.dbName },
-            after: { status: 'removed', backup: backup ? { id: backup.id, server: c.master.hostname, path: backup.path, expiresAt: backup.expiresAt, sizeBytes: backup.sizeBytes } : null },
-            sweep: contents?.sweep ?? null,
-          },
-        });
-      },
-      onCompensated: async (c, failure) => {
-        await this.audit.record({
-          actor: c.payload.actor,
-          via: 'worker',
-          action: 'install.remove-failed',
-          targetType: 'install',
-          targetId: c.install.id,
-          details: { jobId, before: { status: 'removing' }, after: { status: c.payload.fromStatus }, failure: failure.slice(0, 500) },
-        });
-      },
+      onCompleted: (c) => r.completed(c),
+      onCompensated: (c, failure) => r.undone(c, failure),
     };
   }
 }

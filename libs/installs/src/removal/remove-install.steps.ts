@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { DataSource, In, IsNull, type EntityManager } from 'typeorm';
-import { DispatcherConfig, HandlerConfig, Install, InstallBackup, InstallServer, InstallSite, InstallSiteIp, Job, Server, SharedCodeGroup, SiteName, StartupMount } from '@app/catalog';
+import { AuditEventRepository, DispatcherConfig, HandlerConfig, Install, InstallBackup, InstallServer, InstallSite, InstallSiteIp, Job, Server, SharedCodeGroup, SiteName, StartupMount } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { TenantDatabases } from '@app/databases';
 import { SiteDns } from '@app/dns';
@@ -26,26 +26,19 @@ const permanent = (message: string) => Object.assign(new Error(message), { perma
 const up = (servers: readonly Server[]) => servers.filter((s) => s.state !== 'down');
 
 /**
- * The effects of removing an install (issue 17), one method per saga step,
- * each idempotent. The deletes reuse the build saga's compensations (which
- * remove only what the install made: a home with its marker, an account
- * with its comment, a database with its comment, a user with its password),
- * so a removal never touches a shared pool, a shared checkout or another
- * install's files whatever the names.
+ * Taking the install off its servers' nginx and php-fpm before anything is
+ * touched (step `offline`), and putting it back when the removal is undone
+ * before its pivot (a backup that could not be taken).
  */
 @Injectable()
-export class RemoveInstallSteps {
+export class RemovalServing {
   constructor(
     private readonly dataSource: DataSource,
     private readonly access: ServerAccess,
     private readonly builds: InstallBuildSteps,
-    private readonly tenants: TenantDatabases,
     private readonly rebuilds: NginxRebuilds,
     private readonly pools: PoolRebuilds,
-    private readonly backups: InstallBackups,
-    private readonly sweeper: RemovalSweep,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
-    @Optional() private readonly dns?: SiteDns,
   ) {}
 
   /**
@@ -93,6 +86,22 @@ export class RemoveInstallSteps {
     await this.builds.webServer().execute(context, io);
   }
 
+  /** The restore was undone: names, IPs and slot given back (once), the install `removed` again, its servers rebuilt without it. */
+  async backToRemoved(installId: number): Promise<void> {
+    await this.dataSource.transaction(async (m) => {
+      const marked = await m.update(Install, { id: installId, status: In(['building', 'live']) }, { status: 'removed', removedAt: new Date(), statusReason: 'restore failed: removed again' });
+      if ((marked.affected ?? 0) === 0) return;
+      await this.requestRebuilds(m, installId);
+      const sites = await m.find(InstallSite, { where: { installId } });
+      if (sites.length > 0) await m.delete(InstallSiteIp, { installSiteId: In(sites.map((s) => s.id)) });
+      await m.delete(SiteName, { installId });
+      const install = await m.findOneByOrFail(Install, { id: installId });
+      if (install.sharedCodeGroupId !== null) {
+        await m.createQueryBuilder().update(SharedCodeGroup).set({ installCount: () => 'install_count - 1' }).where('id = :id AND install_count > 0', { id: install.sharedCodeGroupId }).execute();
+      }
+    });
+  }
+
   /** In the caller's transaction: the install's dispatchers and the handlers running its PHP rebuilt from the catalog. */
   async requestRebuilds(m: EntityManager, installId: number): Promise<void> {
     await this.rebuilds.requestForInstall(installId, m);
@@ -101,19 +110,48 @@ export class RemoveInstallSteps {
     await this.pools.request(handlers.filter((s) => managesPhp(s, this.config)).map((s) => s.id), m);
   }
 
-  /** Step `backup` (see InstallBackups). */
-  async backup(context: RemovalContext, io: StepIO): Promise<void> {
-    await this.backups.take(context, io);
+  /** The servers whose loaded generation still has the install's vhost (nginx) or pool (php); a failed rebuild with none queued is an error. */
+  private async stillLoaded(servers: readonly Server[], kind: 'nginx' | 'php', install: Install, failures: boolean): Promise<Server[]> {
+    if (servers.length === 0) return [];
+    const rows = kind === 'nginx'
+      ? await this.dataSource.getRepository(DispatcherConfig).find({ where: { serverId: In(servers.map((s) => s.id)) } })
+      : await this.dataSource.getRepository(HandlerConfig).find({ where: { serverId: In(servers.map((s) => s.id)) } });
+    const left: Server[] = [];
+    for (const server of servers) {
+      const row = rows.find((r) => r.serverId === server.id);
+      if (!row?.liveGeneration) continue;
+      const path = kind === 'nginx'
+        ? posix.join(server.nginxConfDir, GENERATIONS_DIR, row.liveGeneration, installFile(install.fsName))
+        : posix.join(server.phpFpmPoolDir!, POOL_GENERATIONS_DIR, row.liveGeneration, poolFileOf(install));
+      if ((await this.access.executorFor(server).run(server, ['test', '-e', path])).exitCode !== 0) continue;
+      if (failures && row.lastError) {
+        const key = kind === 'nginx' ? nginxResourceKey(server.id) : phpResourceKey(server.id);
+        const open = await this.dataSource.getRepository(Job).count({ where: { resourceKey: key, state: In([...OPEN]) } });
+        if (open === 0) throw new Error(`the last ${kind === 'nginx' ? 'nginx' : 'php-fpm'} rebuild of ${server.hostname} failed: ${row.lastError}`);
+      }
+      left.push(server);
+    }
+    return left;
   }
+}
 
-  /** Compensation of `backup`: its files removed, the row `failed` (the install is back as it was). */
-  async dropBackup({ install, jobId }: RemovalContext, io: StepIO): Promise<void> {
-    const row = await this.backups.ofJob(install.id, jobId);
-    if (!row) return;
-    await this.backups.removeFiles(row);
-    await this.dataSource.getRepository(InstallBackup).update({ id: row.id }, { state: 'failed', error: 'the removal was undone before anything was deleted' });
-    io.log(`backup ${row.id} discarded`);
-  }
+/**
+ * The effects of removing an install (issue 17), one method per saga step,
+ * each idempotent. The deletes reuse the build saga's compensations (which
+ * remove only what the install made: a home with its marker, an account
+ * with its comment, a database with its comment, a user with its password),
+ * so a removal never touches a shared pool, a shared checkout or another
+ * install's files whatever the names.
+ */
+@Injectable()
+export class RemoveInstallSteps {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly builds: InstallBuildSteps,
+    private readonly tenants: TenantDatabases,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+    @Optional() private readonly dns?: SiteDns,
+  ) {}
 
   /** Step `crons`: the install's cron.d file on each of its servers (the build's compensation). */
   async crons(context: RemovalContext, io: StepIO): Promise<void> {
@@ -206,6 +244,72 @@ export class RemoveInstallSteps {
     io.log(released ? 'IPs, site names and the code group slot released' : 'released by an earlier run');
   }
 
+  /** The build's view of the install for its compensations: the servers that are up (a down one is said so). */
+  private acting(context: RemovalContext, io: StepIO): RemovalContext['build'] {
+    for (const server of context.servers.filter((s) => s.state === 'down')) io.log(`${server.hostname} is down: what the install has there stays until it is back (the sweep says so)`);
+    return { ...context.build, replicas: up(context.build.replicas) };
+  }
+
+}
+
+/** The steps around the deletes: the backup before, the certificates and the verification sweep after. */
+@Injectable()
+export class RemovalRecordSteps {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly access: ServerAccess,
+    private readonly backups: InstallBackups,
+    private readonly sweeper: RemovalSweep,
+    private readonly audit: AuditEventRepository,
+  ) {}
+
+  /** The removal is done: the install `removed` (its row kept), the audit event with what it was, where its backup is, and the sweep. */
+  async completed(c: RemovalContext): Promise<void> {
+    await this.dataSource.getRepository(Install).update({ id: c.install.id }, { status: 'removed', statusReason: null, removedAt: new Date() });
+    const backup = await this.backups.ofJob(c.install.id, c.jobId);
+    const contents = backup?.contents as BackupContents | undefined;
+    await this.audit.record({
+      actor: c.payload.actor,
+      via: 'worker',
+      action: 'install.removed',
+      targetType: 'install',
+      targetId: c.install.id,
+      details: {
+        jobId: c.jobId,
+        requestedVia: c.payload.via,
+        before: { status: c.payload.fromStatus, fsName: c.install.fsName, names: siteNamesOf(c.sites), servers: c.servers.map((x) => x.hostname), groupId: c.install.sharedCodeGroupId, database: c.install.dbName },
+        after: { status: 'removed', backup: backup ? { id: backup.id, server: c.master.hostname, path: backup.path, expiresAt: backup.expiresAt, sizeBytes: backup.sizeBytes } : null },
+        sweep: contents?.sweep ?? null,
+      },
+    });
+  }
+
+  /** Undone before anything was deleted (the backup failed): the install is as it was. */
+  async undone(c: RemovalContext, failure: string): Promise<void> {
+    await this.audit.record({
+      actor: c.payload.actor,
+      via: 'worker',
+      action: 'install.remove-failed',
+      targetType: 'install',
+      targetId: c.install.id,
+      details: { jobId: c.jobId, before: { status: 'removing' }, after: { status: c.payload.fromStatus }, failure: failure.slice(0, 500) },
+    });
+  }
+
+  /** Step `backup` (see InstallBackups). */
+  async backup(context: RemovalContext, io: StepIO): Promise<void> {
+    await this.backups.take(context, io);
+  }
+
+  /** Compensation of `backup`: its files removed, the row `failed` (the install is back as it was). */
+  async dropBackup({ install, jobId }: RemovalContext, io: StepIO): Promise<void> {
+    const row = await this.backups.ofJob(install.id, jobId);
+    if (!row) return;
+    await this.backups.removeFiles(row);
+    await this.dataSource.getRepository(InstallBackup).update({ id: row.id }, { state: 'failed', error: 'the removal was undone before anything was deleted' });
+    io.log(`backup ${row.id} discarded`);
+  }
+
   /**
    * Step `certificates`: each site's certificate files on the servers that
    * held them (below their certs root), unless another install's site uses
@@ -250,35 +354,6 @@ export class RemoveInstallSteps {
     return this.sweeper.sweep({ install: context.install, servers: context.servers, dbServer: context.dbServer, names: siteNamesOf(context.sites), certificates: contents?.certificates ?? [] });
   }
 
-  /** The build's view of the install for its compensations: the servers that are up (a down one is said so). */
-  private acting(context: RemovalContext, io: StepIO): RemovalContext['build'] {
-    for (const server of context.servers.filter((s) => s.state === 'down')) io.log(`${server.hostname} is down: what the install has there stays until it is back (the sweep says so)`);
-    return { ...context.build, replicas: up(context.build.replicas) };
-  }
-
-  /** The servers whose loaded generation still has the install's vhost (nginx) or pool (php); a failed rebuild with none queued is an error. */
-  private async stillLoaded(servers: readonly Server[], kind: 'nginx' | 'php', install: Install, failures: boolean): Promise<Server[]> {
-    if (servers.length === 0) return [];
-    const rows = kind === 'nginx'
-      ? await this.dataSource.getRepository(DispatcherConfig).find({ where: { serverId: In(servers.map((s) => s.id)) } })
-      : await this.dataSource.getRepository(HandlerConfig).find({ where: { serverId: In(servers.map((s) => s.id)) } });
-    const left: Server[] = [];
-    for (const server of servers) {
-      const row = rows.find((r) => r.serverId === server.id);
-      if (!row?.liveGeneration) continue;
-      const path = kind === 'nginx'
-        ? posix.join(server.nginxConfDir, GENERATIONS_DIR, row.liveGeneration, installFile(install.fsName))
-        : posix.join(server.phpFpmPoolDir!, POOL_GENERATIONS_DIR, row.liveGeneration, poolFileOf(install));
-      if ((await this.access.executorFor(server).run(server, ['test', '-e', path])).exitCode !== 0) continue;
-      if (failures && row.lastError) {
-        const key = kind === 'nginx' ? nginxResourceKey(server.id) : phpResourceKey(server.id);
-        const open = await this.dataSource.getRepository(Job).count({ where: { resourceKey: key, state: In([...OPEN]) } });
-        if (open === 0) throw new Error(`the last ${kind === 'nginx' ? 'nginx' : 'php-fpm'} rebuild of ${server.hostname} failed: ${row.lastError}`);
-      }
-      left.push(server);
-    }
-    return left;
-  }
 }
 
 /** Every hostname and secure hostname of the sites. */

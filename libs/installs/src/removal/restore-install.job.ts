@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { Injectable, Optional } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
-import { AuditEventRepository, Install, InstallBackup, InstallSite, InstallSiteIp, Server, SharedCodeGroup, SiteName } from '@app/catalog';
+import { AuditEventRepository, Install, InstallBackup, InstallSite, Server } from '@app/catalog';
 import { CODE_LINK } from '@app/codebases';
 import { SiteDns } from '@app/dns';
 import { checkServerPath, ServerAccess } from '@app/hosts';
@@ -11,7 +11,7 @@ import { checkoutOn, homeOn, type BuildContext } from '../build-saga/build-conte
 import { HOME_MARKER, homeMarker, InstallBuildSteps } from '../build-saga/build-steps.js';
 import { DATABASE_DUMP, HOME_ARCHIVE, isInside, type BackupContents } from './install-backups.service.js';
 import { backupsRootOn } from './removal-context.js';
-import { RemoveInstallSteps } from './remove-install.steps.js';
+import { RemovalServing, RemoveInstallSteps } from './remove-install.steps.js';
 import { TenantDumps } from './tenant-dumps.js';
 
 export interface RestoreInstallPayload {
@@ -25,7 +25,7 @@ export interface RestoreInstallPayload {
 export const INSTALL_RESTORE = defineJobKind<RestoreInstallPayload>('install.restore', { maxAttempts: 8, backoff: { baseMs: 2_000, maxMs: 60_000 } });
 export const INSTALL_RESTORE_SAGA = 'install-restore';
 
-interface RestoreContext {
+export interface RestoreContext {
   build: BuildContext;
   backup: InstallBackup;
   contents: BackupContents;
@@ -36,72 +36,28 @@ interface RestoreContext {
 
 const permanent = (message: string) => Object.assign(new Error(message), { permanent: true });
 
-/**
- * The restore saga: the build's own steps (system user, config files,
- * database and user, sync to the other servers, crons, FTP, pools, vhosts,
- * probe) around what only a restore does: the home extracted from its
- * archive (never over a directory this install did not make), the dump
- * loaded into the new database, the certificates written back. A failure
- * undoes it all and the install is `removed` again, its backup still kept.
- */
+/** What only a restore does, around the build's own steps. */
 @Injectable()
-export class RestoreInstallJob {
+export class RestoreInstallSteps {
   constructor(
     private readonly dataSource: DataSource,
     private readonly access: ServerAccess,
     private readonly builds: InstallBuildSteps,
-    private readonly removal: RemoveInstallSteps,
     private readonly dumps: TenantDumps,
-    private readonly sagas: SagaRunner,
-    private readonly audit: AuditEventRepository,
     @Optional() private readonly dns?: SiteDns,
   ) {}
 
-  @JobHandler(INSTALL_RESTORE)
-  async run(payload: RestoreInstallPayload, job: JobContext): Promise<void> {
-    await this.sagas.run(this.definition(job.jobId), payload, job);
-  }
-
-  definition(jobId: number | null): SagaDefinition<RestoreContext, RestoreInstallPayload> {
-    const b = this.builds;
-    const build = (s: SagaStep<BuildContext>): SagaStep<RestoreContext> => ({ name: s.name, execute: (c, io) => s.execute(c.build, io), compensate: (c, io) => s.compensate(c.build, io) });
-    const step = (name: string, execute: SagaStep<RestoreContext>['execute'], compensate: SagaStep<RestoreContext>['compensate']): SagaStep<RestoreContext> => ({ name, execute, compensate });
-    return {
-      name: INSTALL_RESTORE_SAGA,
-      steps: [
-        build(b.phpUser()),
-        step('home', (c, io) => this.restoreHome(c, io), (c, io) => b.home().compensate(c.build, io)),
-        step('tree', (c, io) => this.relink(c, io), async () => undefined),
-        build(b.configFiles()),
-        step('database', (c, io) => b.database().execute(c.build, io), (c, io) => this.removal.dropTenant(c.build.install, c.build.dbServer, [c.build.master, ...c.build.replicas], io)),
-        step('restore-database', (c, io) => this.restoreDatabase(c, io), async () => undefined),
-        build(b.sync()),
-        build(b.crons()),
-        build(b.ftp()),
-        step('certificates', (c, io) => this.restoreCertificates(c, io), (c, io) => this.dropCertificates(c, io)),
-        build(b.pools()),
-        build(b.webServer()),
-        build(b.probeSites()),
-        step('dns', (c, io) => this.publish(c, io), (c, io) => this.unpublish(c, io)),
-      ],
-      loadContext: (payload) => this.load(payload, jobId),
-      onCompleted: async (c) => {
-        await this.dataSource.getRepository(Install).update({ id: c.build.install.id }, { status: 'live', statusReason: null });
-        await this.dataSource.getRepository(InstallBackup).update({ id: c.backup.id, state: 'kept' }, { state: 'restored' });
-        await this.audit.record({ actor: c.payload.actor, via: 'worker', action: 'install.restored', targetType: 'install', targetId: c.build.install.id, details: { jobId, backupId: c.backup.id, before: { status: 'removed' }, after: { status: 'live' } } });
-      },
-      onCompensated: async (c, failure) => {
-        await this.backToRemoved(c.build.install.id);
-        await this.audit.record({ actor: c.payload.actor, via: 'worker', action: 'install.restore-failed', targetType: 'install', targetId: c.build.install.id, details: { jobId, backupId: c.backup.id, before: { status: 'building' }, after: { status: 'removed' }, failure: failure.slice(0, 500) } });
-      },
-    };
-  }
-
-  private async load(payload: RestoreInstallPayload, jobId: number | null): Promise<RestoreContext> {
+  async load(payload: RestoreInstallPayload, jobId: number | null): Promise<RestoreContext> {
     const build = await this.builds.loadContext(payload.installId, jobId);
     const backup = await this.dataSource.getRepository(InstallBackup).findOneByOrFail({ id: payload.backupId });
     const backupServer = await this.dataSource.getRepository(Server).findOneByOrFail({ id: backup.serverId });
     return { build, backup, contents: backup.contents as unknown as BackupContents, backupServer, payload };
+  }
+
+  /** Done: the install live, its backup `restored`. */
+  async markLive(c: RestoreContext): Promise<void> {
+    await this.dataSource.getRepository(Install).update({ id: c.build.install.id }, { status: 'live', statusReason: null });
+    await this.dataSource.getRepository(InstallBackup).update({ id: c.backup.id, state: 'kept' }, { state: 'restored' });
   }
 
   /**
@@ -110,7 +66,7 @@ export class RestoreInstallJob {
    * home goes. A home there already is this install's (an earlier run) or a
    * conflict. A backup without a home gets a new one (the build's step).
    */
-  private async restoreHome(c: RestoreContext, io: StepIO): Promise<void> {
+  async restoreHome(c: RestoreContext, io: StepIO): Promise<void> {
     const { install, master } = c.build;
     if (!('entries' in c.contents.home)) {
       await this.builds.home().execute(c.build, io);
@@ -139,7 +95,7 @@ export class RestoreInstallJob {
   }
 
   /** Its links as the manifest has them now (the archive kept them; a release moved since is followed), missing copies added. */
-  private async relink(c: RestoreContext, io: StepIO): Promise<void> {
+  async relink(c: RestoreContext, io: StepIO): Promise<void> {
     const { install, master, group, revision, manifest } = c.build;
     const home = homeOn(master, install);
     await this.access.executorFor(master).symlinkMany(master, [{ path: posix.join(home, CODE_LINK), target: posix.relative(home, checkoutOn(master, group, revision)) }]);
@@ -148,7 +104,7 @@ export class RestoreInstallJob {
   }
 
   /** The dump into the new database (its tables dropped and made again by the dump: a re-run loads it whole again); a backup without a dump runs the build's SQL updates. */
-  private async restoreDatabase(c: RestoreContext, io: StepIO): Promise<void> {
+  async restoreDatabase(c: RestoreContext, io: StepIO): Promise<void> {
     if (!('name' in c.contents.database)) {
       await this.builds.sqlUpdates().execute(c.build, io);
       return;
@@ -158,7 +114,7 @@ export class RestoreInstallJob {
   }
 
   /** Each site's certificate back where it was on the servers that held it (0600), and the sites naming it again. */
-  private async restoreCertificates(c: RestoreContext, io: StepIO): Promise<void> {
+  async restoreCertificates(c: RestoreContext, io: StepIO): Promise<void> {
     const from = this.access.executorFor(c.backupServer);
     const servers = await this.dataSource.getRepository(Server).find({ where: { id: In([c.build.master.id, ...c.build.replicas.map((s) => s.id)]) } });
     for (const cert of c.contents.certificates) {
@@ -176,7 +132,7 @@ export class RestoreInstallJob {
     }
   }
 
-  private async dropCertificates(c: RestoreContext, io: StepIO): Promise<void> {
+  async dropCertificates(c: RestoreContext, io: StepIO): Promise<void> {
     for (const cert of c.contents.certificates) {
       await this.dataSource.getRepository(InstallSite).update({ id: cert.siteId }, { sslPemPath: null, sslKeyPath: null });
       for (const server of [c.build.master, ...c.build.replicas].filter((s) => cert.servers.includes(s.id) && isInside(s.certsRoot, cert.pem))) {
@@ -187,31 +143,75 @@ export class RestoreInstallJob {
   }
 
   /** Its names' records again, at the IPs it has now (managed zones; the others are the customer's, said so). */
-  private async publish(c: RestoreContext, io: StepIO): Promise<void> {
+  async publish(c: RestoreContext, io: StepIO): Promise<void> {
     if (!this.dns) return;
     for (const change of await this.dns.publish(c.build.install.id, io)) {
       if (change.managed) io.log(`dns ${change.name}: ${change.after.map((r) => r.content).join(', ')}`);
     }
   }
 
-  private async unpublish(c: RestoreContext, io: StepIO): Promise<void> {
+  async unpublish(c: RestoreContext, io: StepIO): Promise<void> {
     if (!this.dns) return;
     await this.dns.unpublish([...new Set(c.build.sites.flatMap((s) => [s.hostname, ...(s.secureHostname ? [s.secureHostname] : [])]))], io);
   }
+}
 
-  /** The restore was undone: names, IPs and slot given back (once), the install `removed` again, its servers rebuilt without it. */
-  private async backToRemoved(installId: number): Promise<void> {
-    await this.dataSource.transaction(async (m) => {
-      const marked = await m.update(Install, { id: installId, status: In(['building', 'live']) }, { status: 'removed', removedAt: new Date(), statusReason: 'restore failed: removed again' });
-      if ((marked.affected ?? 0) === 0) return;
-      await this.removal.requestRebuilds(m, installId);
-      const sites = await m.find(InstallSite, { where: { installId } });
-      if (sites.length > 0) await m.delete(InstallSiteIp, { installSiteId: In(sites.map((s) => s.id)) });
-      await m.delete(SiteName, { installId });
-      const install = await m.findOneByOrFail(Install, { id: installId });
-      if (install.sharedCodeGroupId !== null) {
-        await m.createQueryBuilder().update(SharedCodeGroup).set({ installCount: () => 'install_count - 1' }).where('id = :id AND install_count > 0', { id: install.sharedCodeGroupId }).execute();
-      }
-    });
+/**
+ * The restore saga: the build's own steps (system user, config files,
+ * database and user, sync to the other servers, crons, FTP, pools, vhosts,
+ * probe) around what only a restore does: the home extracted from its
+ * archive (never over a directory this install did not make), the dump
+ * loaded into the new database, the certificates written back. A failure
+ * undoes it all and the install is `removed` again, its backup still kept.
+ */
+@Injectable()
+export class RestoreInstallJob {
+  constructor(
+    private readonly builds: InstallBuildSteps,
+    private readonly removal: RemoveInstallSteps,
+    private readonly serving: RemovalServing,
+    private readonly restore: RestoreInstallSteps,
+    private readonly sagas: SagaRunner,
+    private readonly audit: AuditEventRepository,
+  ) {}
+
+  @JobHandler(INSTALL_RESTORE)
+  async run(payload: RestoreInstallPayload, job: JobContext): Promise<void> {
+    await this.sagas.run(this.definition(job.jobId), payload, job);
   }
+
+  definition(jobId: number | null): SagaDefinition<RestoreContext, RestoreInstallPayload> {
+    const b = this.builds;
+    const build = (s: SagaStep<BuildContext>): SagaStep<RestoreContext> => ({ name: s.name, execute: (c, io) => s.execute(c.build, io), compensate: (c, io) => s.compensate(c.build, io) });
+    const step = (name: string, execute: SagaStep<RestoreContext>['execute'], compensate: SagaStep<RestoreContext>['compensate']): SagaStep<RestoreContext> => ({ name, execute, compensate });
+    return {
+      name: INSTALL_RESTORE_SAGA,
+      steps: [
+        build(b.phpUser()),
+        step('home', (c, io) => this.restore.restoreHome(c, io), (c, io) => b.home().compensate(c.build, io)),
+        step('tree', (c, io) => this.restore.relink(c, io), async () => undefined),
+        build(b.configFiles()),
+        step('database', (c, io) => b.database().execute(c.build, io), (c, io) => this.removal.dropTenant(c.build.install, c.build.dbServer, [c.build.master, ...c.build.replicas], io)),
+        step('restore-database', (c, io) => this.restore.restoreDatabase(c, io), async () => undefined),
+        build(b.sync()),
+        build(b.crons()),
+        build(b.ftp()),
+        step('certificates', (c, io) => this.restore.restoreCertificates(c, io), (c, io) => this.restore.dropCertificates(c, io)),
+        build(b.pools()),
+        build(b.webServer()),
+        build(b.probeSites()),
+        step('dns', (c, io) => this.restore.publish(c, io), (c, io) => this.restore.unpublish(c, io)),
+      ],
+      loadContext: (payload) => this.restore.load(payload, jobId),
+      onCompleted: async (c) => {
+        await this.restore.markLive(c);
+        await this.audit.record({ actor: c.payload.actor, via: 'worker', action: 'install.restored', targetType: 'install', targetId: c.build.install.id, details: { jobId, backupId: c.backup.id, before: { status: 'removed' }, after: { status: 'live' } } });
+      },
+      onCompensated: async (c, failure) => {
+        await this.serving.backToRemoved(c.build.install.id);
+        await this.audit.record({ actor: c.payload.actor, via: 'worker', action: 'install.restore-failed', targetType: 'install', targetId: c.build.install.id, details: { jobId, backupId: c.backup.id, before: { status: 'building' }, after: { status: 'removed' }, failure: failure.slice(0, 500) } });
+      },
+    };
+  }
+
 }
