@@ -7,8 +7,10 @@ import { ApiTokensService } from '@app/auth';
 import { AuditEvent, FtpAccount, Install, InstallBackup, InstallSite, InstallSiteIp, Job, SagaStep, Server, ServerIp, SharedCodeGroup, SiteName } from '@app/catalog';
 import { buildSampleRepository, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
 import { SiteDns } from '@app/dns';
-import { BackupPurge, INSTALL_REMOVE } from '@app/installs';
-import { NginxRebuilds, phpUserOf } from '@app/webserver';
+import { BackupPurge, INSTALL_REMOVE, RemoveInstallJob, RemoveInstallService, type RemoveInstallPayload } from '@app/installs';
+import { LeaseLostError, type JobContext } from '@app/queue';
+import { SagaRunner } from '@app/saga';
+import { NginxPipeline, NginxRebuilds, phpUserOf, PoolPipeline } from '@app/webserver';
 import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
 import { createTestCatalog, ownInstallIds, TEST_SECRETS_KEY, testEngineConfig, type TestCatalog } from '../support/catalog.js';
 import { startHandlerFpm, stopHandlerFpm, type HandlerFpm } from '../support/handler-fpm.js';
@@ -478,6 +480,48 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     expect((await runCli(['install:restore', '--id', String(installs.shop.id)], base, cli)).stderr).toContain('INSTALL_NOT_REMOVED');
     expect((await ds.getRepository(Install).findOneByOrFail({ id: installs.shop.id })).status).toBe('live');
   }, 120_000);
+
+  it('resumes after a worker died right after the effect of each step in turn: the step runs again and the removal ends the same (sweep clean)', async () => {
+    const third = await order('RM-4', 'www.third.test');
+    await engine.app.get(SiteDns).publish(third.id);
+    // No worker from here: this process plays the worker that dies, step after step.
+    await killWorker('SIGTERM');
+    const accepted = await engine.app.get(RemoveInstallService).remove(third.id, {}, { actor: 'test', via: 'cli' });
+    const jobId = accepted.jobId!;
+    // The rebuilds a worker would run: nginx and php-fpm without the install (it is `removing`).
+    for (const name of ['d1', 'd2'] as const) {
+      await engine.app.get(NginxPipeline).apply(servers[name]!);
+      await engine.app.get(PoolPipeline).apply(servers[name]!);
+    }
+    const definition = engine.app.get(RemoveInstallJob).definition(jobId);
+    const names = definition.steps.map((step) => step.name);
+    for (const [k, name] of names.entries()) {
+      // Claimed again (a new fence), as a worker takes over an expired lease.
+      await ds.query(`UPDATE jobs SET state = 'running', fence = fence + 1, attempts = attempts + 1, lease_owner = 'doomed', lease_expires_at = '2100-01-01 00:00:00.000' WHERE id = ?`, [jobId]);
+      const [{ fence, attempts }] = await ds.query('SELECT fence, attempts FROM jobs WHERE id = ?', [jobId]);
+      const steps = definition.steps.map((step, i) => (i === k ? { ...step, execute: async (c: Parameters<typeof step.execute>[0], io: Parameters<typeof step.execute>[1]) => {
+        await step.execute(c, io);
+        throw new LeaseLostError(jobId);
+      } } : step));
+      const context: JobContext = { jobId, attempt: Number(attempts), maxAttempts: 100, fence: Number(fence), signal: new AbortController().signal, log: () => undefined, error: () => undefined };
+      const payload = (await ds.getRepository(Job).findOneByOrFail({ id: jobId })).payload as unknown as RemoveInstallPayload;
+      await expect(engine.app.get(SagaRunner).run({ ...definition, steps }, payload, context)).rejects.toBeInstanceOf(LeaseLostError);
+      const row = await ds.getRepository(SagaStep).findOneByOrFail({ jobId, stepName: name });
+      expect({ name, state: row.state }).toEqual({ name, state: 'running' });
+    }
+    // The last one (the sweep) is resumed by a real worker process (the attempts the simulated workers used given back: the queue buries a job past 8).
+    await ds.query(`UPDATE jobs SET fence = fence + 1, attempts = 1, lease_expires_at = '2000-01-01 00:00:00.000' WHERE id = ?`, [jobId]);
+    await startWorker();
+    const job = await jobEnded(jobId);
+    expect({ state: job.state, journal: await journal(jobId) }).toEqual({ state: 'done', journal: names.map((n) => `${n}:done`).join(', ') });
+    // Every step ran twice: its effect done, then again after the "crash" (idempotent); the sweep found nothing.
+    const rows = await ds.getRepository(SagaStep).find({ where: { jobId }, order: { stepIndex: 'ASC' } });
+    expect(rows.map((r) => `${r.stepName}:${r.attempt}`)).toEqual(names.map((n) => `${n}:2`));
+    expect((await removalEvent(third.id))!.details).toMatchObject({ sweep: { leftovers: [] } });
+    expect(await ds.getRepository(InstallBackup).countBy({ installId: third.id, state: 'kept' })).toBe(1);
+    expect(await dig(pdns, 'www.third.test')).toEqual([]);
+    for (const ip of await ipsOf(installs.shop.id)) expect(await answers(ip, SHOP, 'Welcome back: data kept')).toBe(true);
+  }, 300_000);
 
   it('removes a failed install and the junk a crashed clean-up left (its marked home, its database), nothing else', async () => {
     // A group whose release's SQL update fails: the next order's build fails and is undone.
