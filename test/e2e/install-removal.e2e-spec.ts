@@ -481,6 +481,29 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     expect((await ds.getRepository(Install).findOneByOrFail({ id: installs.shop.id })).status).toBe('live');
   }, 120_000);
 
+  it('undoes a removal whose backup cannot be taken: the shop serves again, nothing deleted', async () => {
+    const shop = installs.shop;
+    const backups = join(base, 'd1/srv/home/.install-backups');
+    // Where the backup goes is not a directory: the backup step fails (after its retries).
+    execFileSync('mv', [backups, `${backups}.moved`]);
+    writeFileSync(backups, 'not a directory\n');
+    try {
+      const res = await call('DELETE', `/v1/installs/${shop.id}`);
+      expect(res.status).toBe(202);
+      const job = await jobEnded((await json(res)).jobId);
+      expect({ state: job.state, journal: (await journal(job.id)).replace(/ \([^)]*\)/g, '') }).toEqual({ state: 'dead', journal: ['offline:compensated', 'backup:compensated', ...['crons', 'mounts', 'ftp', 'php', 'copies', 'home', 'database', 'dns', 'release', 'certificates', 'sweep'].map((n) => `${n}:pending`)].join(', ') });
+    } finally {
+      rmSync(backups);
+      execFileSync('mv', [`${backups}.moved`, backups]);
+    }
+    expect((await ds.getRepository(Install).findOneByOrFail({ id: shop.id })).status).toBe('live');
+    for (const ip of await ipsOf(shop.id)) expect(await answers(ip, SHOP, 'Welcome back: data kept')).toBe(true);
+    for (const server of ['d1', 'd2'] as const) expect(existsSync(join(home(server, shop.fsName), 'heavymetal/config.php'))).toBe(true);
+    expect(await dig(pdns, SHOP)).toEqual(await ipsOf(shop.id));
+    expect(await ds.getRepository(InstallBackup).findOne({ where: { installId: shop.id }, order: { id: 'DESC' } })).toMatchObject({ state: 'failed' });
+    expect(await ds.getRepository(AuditEvent).countBy({ targetType: 'install', targetId: String(shop.id), action: 'install.remove-failed' })).toBe(1);
+  }, 180_000);
+
   it('resumes after a worker died right after the effect of each step in turn: the step runs again and the removal ends the same (sweep clean)', async () => {
     const third = await order('RM-4', 'www.third.test');
     await engine.app.get(SiteDns).publish(third.id);

@@ -134,7 +134,10 @@ export class InstallBackups {
     const path = checkServerPath(server, backup.path, { allowRoot: false });
     // Only a directory of the backups' own root, named as the engine names them.
     if (posix.dirname(path) !== backupsRootOn(server) || !/^install-\d+-\d+$/.test(posix.basename(path))) throw new Error(`refused to remove ${path}: not a backup directory the engine made`);
-    await this.access.executorFor(server).remove(server, path);
+    const executor = this.access.executorFor(server);
+    // Gone, or never made (its root not a directory: the failure that undid the removal): nothing to remove.
+    if ((await executor.run(server, ['test', '-d', path])).exitCode !== 0) return;
+    await executor.remove(server, path);
   }
 
   /** The home on the master, when this install made it (its marker): tar of the directory as it is (links as links, one file system). */
