@@ -260,6 +260,9 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     // A second removal while the first runs: refused.
     expect((await call('DELETE', `/v1/installs/${shop.id}`)).status).toBe(409);
     const job = await jobEnded(accepted.jobId);
+    const steps = await ds.getRepository(SagaStep).find({ where: { jobId: job.id }, order: { stepIndex: 'ASC' } });
+    // eslint-disable-next-line no-console
+    console.log(JSON.stringify({ remove_install_s: (job.finishedAt!.getTime() - job.createdAt.getTime()) / 1000, steps_ms: Object.fromEntries(steps.map((s) => [s.stepName, s.durationMs])) }));
     expect({ state: job.state, journal: await journal(job.id) }).toEqual({
       state: 'done',
       journal: ['offline', 'backup', 'crons', 'mounts', 'ftp', 'php', 'copies', 'home', 'database', 'dns', 'release', 'certificates', 'sweep'].map((s) => `${s}:done`).join(', '),
