@@ -549,6 +549,27 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     for (const ip of await ipsOf(installs.shop.id)) expect(await answers(ip, SHOP, 'Welcome back: data kept')).toBe(true);
   }, 300_000);
 
+  it('refuses a restore whose code group has no room (409, dry run too), changing nothing', async () => {
+    const third = await ds.getRepository(Install).findOneByOrFail({ orderRef: 'RM-4' });
+    const group = await ds.getRepository(SharedCodeGroup).findOneByOrFail({ name: 'paid-a' });
+    await ds.getRepository(SharedCodeGroup).update({ id: group.id }, { installLimit: group.installCount });
+    try {
+      for (const path of [`/v1/installs/${third.id}/restore?dryRun=true`, `/v1/installs/${third.id}/restore`]) {
+        const res = await call('POST', path);
+        const body = await json(res);
+        expect({ path, status: res.status, code: body.code }).toEqual({ path, status: 409, code: 'CODE_GROUP_UNAVAILABLE' });
+        expect(body.message).toContain('full');
+      }
+    } finally {
+      await ds.getRepository(SharedCodeGroup).update({ id: group.id }, { installLimit: group.installLimit });
+    }
+    expect(await ds.getRepository(Install).findOneByOrFail({ id: third.id })).toMatchObject({ status: 'removed' });
+    expect(await ds.getRepository(SiteName).countBy({ installId: third.id })).toBe(0);
+    expect(await ipsOf(third.id)).toEqual([]);
+    expect((await ds.getRepository(SharedCodeGroup).findOneByOrFail({ id: group.id })).installCount).toBe(group.installCount);
+    expect(await ds.getRepository(InstallBackup).countBy({ installId: third.id, state: 'kept' })).toBe(1);
+  }, 60_000);
+
   it('removes a failed install and the junk a crashed clean-up left (its marked home, its database), nothing else', async () => {
     // A group whose release's SQL update fails: the next order's build fails and is undone.
     for (const server of ['d1', 'd2']) checkoutGroup(repo.path, join(base, server, 'srv/shared_codes'), 'paid-broken', repo.broken);
