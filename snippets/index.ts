@@ -9,6 +9,9 @@ import { InstallDowngradeCommand } from './install-downgrade.command.js';
 import { SiteAddCommand } from './site-add.command.js';
 import { SiteHostnameCommand } from './site-hostname.command.js';
 import { SiteRemoveCommand } from './site-remove.command.js';
+import { InstallFtpResetCommand } from './install-ftp-reset.command.js';
+import { InstallRemoveCommand } from './install-remove.command.js';
+import { InstallRestoreCommand } from './install-restore.command.js';
 import { InstallRewritesCommand } from './install-rewrites.command.js';
 import {
   JobsCancelCommand,
@@ -84,6 +87,9 @@ export const SNIPPET_COMMANDS = [
   CodeGroupRollbackCommand,
   InstallCodebaseCommand,
   SiteAddCommand, SiteRemoveCommand, SiteHostnameCommand, InstallDowngradeCommand,
+  InstallRemoveCommand,
+  InstallRestoreCommand,
+  InstallFtpResetCommand,
   AuditListCommand,
   InstallRewritesCommand,
   SiteCertificateCommand,

@@ -7,6 +7,7 @@ import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
+import { RemovalModule } from '@app/installs';
 import { InstallRewritesModule } from '@app/installs';
 import { QueueModule } from '@app/queue';
 import { SitesModule } from '@app/sites';
@@ -32,6 +33,8 @@ export class CliModule {
         CloudHandlersModule.forRoot({ http: false, jobs: false }),
         // sql:apply queues its update; the snippet runs in the engines' workers.
         CodebaseUpdateModule.forRoot({ http: false, jobs: false }),
+        // install:remove / install:restore queue their sagas; install:ftp-reset plans its dry run here.
+        RemovalModule.forRoot({ http: false, jobs: false }),
         AuditModule.forRoot({ http: false }),
         // The site operations' snippets queue their sagas; they run in the engines' workers.
         SitesModule.forRoot({ http: false, jobs: false }),

@@ -10,7 +10,7 @@ import { CodebaseUpdateModule } from '@app/codebase-update';
 import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
-import { InstallsModule } from '@app/installs';
+import { InstallsModule, RemovalModule } from '@app/installs';
 import { MetricsModule } from '@app/metrics';
 import { QueueModule } from '@app/queue';
 import { SagaModule } from '@app/saga';
@@ -57,6 +57,7 @@ export class EngineModule {
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
         SitesModule.forRoot({ http: api, jobs: true }),
+        RemovalModule.forRoot({ http: api, jobs: true }),
         AuditModule.forRoot({ http: api }),
         CertificatesModule.forRoot({ http: api, jobs: true }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),

@@ -15,6 +15,7 @@ export * from './build-saga/install-users.js';
 export * from './build-saga/install-config.job.js';
 export * from './install-credentials.service.js';
 export * from './code-group-pins.adapter.js';
+export * from './removal/index.js';
 export * from './dto/rewrites.dto.js';
 export * from './install-rewrites.service.js';
 export * from './install-rewrites.module.js';

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { RecurringTaskRecord } from '@app/catalog';
 import { ENGINE_CONFIG, hasRole, type EngineConfig } from '@app/config';
 import { QueueService, sqlDialect } from '@app/queue';
@@ -51,9 +51,9 @@ export class TaskScheduler implements OnApplicationBootstrap, BeforeApplicationS
         .catch((error: unknown) => this.logger.error({ err: error }, 'scheduling recurring tasks failed; trying again'))
         .finally(() => (this.pass = null));
     };
+    // The first pass a second after boot, not during it (the embedded default seeds and prints its token then).
     this.timer = setInterval(loop, SCHEDULER_PASS_MS);
     this.timer.unref();
-    loop();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
@@ -85,7 +85,12 @@ export class TaskScheduler implements OnApplicationBootstrap, BeforeApplicationS
   private async queueTick({ task, schedule }: RegisteredTask, tick: Date): Promise<TickOutcome> {
     await this.ensureRow(task.name, schedule.describe(), schedule.intervalMs(tick));
     const at = this.dbTime(tick);
-    const outcome = await this.dataSource.transaction(async (manager): Promise<TickOutcome> => {
+    // SQLite (the embedded default, one connection shared by the whole engine) runs the same statements
+    // without a transaction: a transaction there would interleave with the engine's others. One process
+    // schedules there, so the claim's conditional update alone keeps a tick to one job.
+    const sqlite = sqlDialect(this.dataSource).kind === 'sqlite';
+    const inTransaction = <T>(work: (manager: EntityManager) => Promise<T>) => (sqlite ? work(this.dataSource.manager) : this.dataSource.transaction(work));
+    const outcome = await inTransaction(async (manager): Promise<TickOutcome> => {
       const claimed = await manager
         .createQueryBuilder()
         .update(RecurringTaskRecord)

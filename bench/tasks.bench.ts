@@ -1,0 +1,246 @@
+import 'reflect-metadata';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Module, type DynamicModule } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import mysql from 'mysql2/promise';
+import { DataSource } from 'typeorm';
+import { SiteAccounting } from '@app/accounting';
+import { AccessLogCursor, CatalogModule, Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, SiteName, SiteUsage } from '@app/catalog';
+import { SAMPLE_MANIFEST } from '@app/codebases';
+import { ConfigModule, loadConfig, type EngineConfig } from '@app/config';
+import { HostsModule } from '@app/hosts';
+import { QueueModule } from '@app/queue';
+import { SiteHealth, SiteHealthModule } from '@app/site-health';
+import { NginxPipeline, WebserverModule } from '@app/webserver';
+import { CodebasesModule } from '@app/codebases';
+import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../test/support/dispatcher-web.js';
+import { startMariadb, stopMariadb } from '../test/support/mariadb.js';
+import { cleanEnv } from '../test/support/processes-engine.js';
+import { testServer } from '../test/support/server-roots.js';
+import { startSshd, stopSshd } from '../test/support/sshd.js';
+import type { SshdServer } from '../test/support/testbed.js';
+import { writeHome } from '../test/support/web-installs.js';
+
+/**
+ * `npm run bench -- tasks` (issue 18): the recurring tasks' heavy work at
+ * production size.
+ * - accounting_mb_per_s: site accounting of a generated 1 GB shops access
+ *   log (`shop_host` format, 2,000 hosts, chronological) on a dispatcher
+ *   reached over SSH, as production reads it (one `dd` streamed over the
+ *   pooled SSH connection, counted, the counters and cursor written); the
+ *   cursor is reset between rounds; `accounting_rss_mb` is the process's
+ *   peak RSS. Target: at least 100 MB/s, constant memory.
+ * - health_round_2000_s: one site-health round over 2,000 live installs
+ *   served through two SSH dispatchers (nginx and php-fpm, every install on
+ *   both: 4,000 requests, PHP answering), at the task's concurrency.
+ *   Target: at most 30 s.
+ * - scheduler_duplicate_runs: two engine processes with the worker and cron
+ *   roles on one MariaDB catalog run a 1-second task for BENCH_SCHEDULER_S
+ *   (default 20) seconds; ticks run more than once (must be 0).
+ * Medians of BENCH_ROUNDS (default 3) rounds, with their range.
+ */
+const INSTALLS = Number(process.env.BENCH_INSTALLS ?? 2000);
+const LOG_MB = Number(process.env.BENCH_LOG_MB ?? 1024);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SCHEDULER_S = Number(process.env.BENCH_SCHEDULER_S ?? 20);
+const SHARED_IPS = 10;
+const SECRETS_KEY = '0f'.repeat(32);
+const dir = mkdtempSync(join(tmpdir(), 'bench-tasks-'));
+chmodSync(dir, 0o755);
+const log = (line: string) => process.stderr.write(line + '\n');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+@Module({})
+class BenchModule {
+  static forRoot(config: EngineConfig): DynamicModule {
+    return {
+      module: BenchModule,
+      imports: [ConfigModule.forRoot(config), CatalogModule.forRoot({ runMigrations: true }), QueueModule.forRoot({ worker: null }), HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), WebserverModule, SiteHealthModule.forRoot({ http: false })],
+      providers: [SiteAccounting],
+    };
+  }
+}
+
+const mariadb = await startMariadb(join(dir, 'mariadb'));
+const sshds: SshdServer[] = [];
+const webs: DispatcherWeb[] = [];
+const engines: ChildProcess[] = [];
+let app: Awaited<ReturnType<typeof NestFactory.createApplicationContext>> | null = null;
+try {
+  const load0 = loadavg()[0]!;
+  sshds.push(await startSshd(join(dir, 'sshd-1'), '127.0.0.31'), await startSshd(join(dir, 'sshd-2'), '127.0.0.32'));
+  const admin = await mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: mariadb.adminUser, password: mariadb.adminPassword });
+  await admin.query('CREATE DATABASE bench');
+  await admin.query('CREATE DATABASE bench_sched');
+  await admin.end();
+  const url = (db: string) => `mysql://${encodeURIComponent(mariadb.adminUser)}:${encodeURIComponent(mariadb.adminPassword)}@${mariadb.host}:${mariadb.port}/${db}`;
+  const config = loadConfig({ CATALOG_URL: url('bench'), SECRETS_KEY, VAR_DIR: join(dir, 'var'), LOG_LEVEL: 'warn' });
+  app = await NestFactory.createApplicationContext(BenchModule.forRoot(config), { logger: ['error', 'warn'] });
+  const ds = app.get(DataSource);
+
+  const dispatchers: Server[] = [];
+  for (const [i, sshd] of sshds.entries()) {
+    const privateIp = `127.${131 + i}.200.1`;
+    const row = testServer(join(dir, `d${i + 1}`), `tasks${i + 1}.example.net`, ['dispatcher', 'handler'], sshd, { privateIp });
+    const web = await startDispatcherWeb(join(dir, `web-${i + 1}`), row.nginxConfDir, privateIp);
+    webs.push(web);
+    const server = await ds.getRepository(Server).save({ ...row, nginxPidFile: web.pidFile });
+    dispatchers.push(server);
+    await ds.getRepository(ServerIp).save(Array.from({ length: SHARED_IPS }, (_, n) => ({ serverId: server.id, ip: `127.${131 + i}.100.${n + 1}`, kind: 'shared' as const, failoverGroup: null, activeServerId: null })));
+  }
+  const group = await ds.getRepository(SharedCodeGroup).save({
+    name: 'tasks', tier: 'paid', repoUrl: '/nonexistent', revision: null, path: join(dir, 'd1/srv/shared_codes/tasks'), masterServerId: dispatchers[0]!.id,
+    installLimit: 1_000_000, installCount: INSTALLS, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',
+  } as unknown as SharedCodeGroup);
+  const hosts = await seedInstalls(ds, dispatchers, group);
+  for (const d of dispatchers) for (const h of hosts) writeHome(d, h.fsName);
+  let t = performance.now();
+  for (const d of dispatchers) await app.get(NginxPipeline).apply(d);
+  log(`${INSTALLS} live installs on both dispatchers, nginx applied in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+  // Site health: rounds over every live site through both dispatchers.
+  const health = app.get(SiteHealth);
+  const healthS: number[] = [];
+  let requests = 0;
+  let failing = 0;
+  for (let r = 0; r < ROUNDS; r++) {
+    t = performance.now();
+    const result = await health.round();
+    healthS.push((performance.now() - t) / 1000);
+    requests = result.requests;
+    failing = result.failing;
+    log(`health round ${r + 1}: ${result.requests} requests, ${result.failing} failing, ${healthS.at(-1)!.toFixed(2)} s`);
+  }
+  if (failing > 0) throw new Error(`${failing} installs failed the health round: the bench's sites must answer`);
+
+  // Site accounting: a 1 GB log on d1, read over SSH.
+  const logPath = join(dir, 'shops-access.log');
+  t = performance.now();
+  const bytes = await writeLog(logPath, hosts.map((h) => h.hostname), LOG_MB * 1024 * 1024);
+  log(`generated ${(bytes / 1e6).toFixed(0)} MB of access log in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const accounting = app.get(SiteAccounting);
+  const mbps: number[] = [];
+  let lines = 0;
+  for (let r = 0; r < ROUNDS; r++) {
+    await ds.getRepository(AccessLogCursor).clear();
+    await ds.getRepository(SiteUsage).clear();
+    t = performance.now();
+    const pass = await accounting.account(dispatchers[0]!, logPath);
+    const s = (performance.now() - t) / 1000;
+    if (pass.bytes !== bytes) throw new Error(`accounting read ${pass.bytes} of ${bytes} bytes`);
+    lines = pass.lines;
+    mbps.push(bytes / 1e6 / s);
+    log(`accounting round ${r + 1}: ${pass.lines} lines, ${(bytes / 1e6).toFixed(0)} MB in ${s.toFixed(2)} s: ${mbps.at(-1)!.toFixed(1)} MB/s, ${pass.unknownHostLines} for no install`);
+  }
+  const counted = await ds.getRepository(SiteUsage).sum('hits' as never);
+  if (Number(counted) !== lines) throw new Error(`accounting counted ${counted} hits for ${lines} lines`);
+  const rssMb = process.resourceUsage().maxRSS / 1024;
+
+  // The scheduler: two engines, one catalog, a 1-second task.
+  const taskLog = join(dir, 'tasks.log');
+  const engine = join(process.cwd(), 'dist/test/support/task-engine.js');
+  for (let i = 0; i < 2; i++) {
+    const child = spawn(process.execPath, [engine], { env: cleanEnv({ CATALOG_URL: url('bench_sched'), SECRETS_KEY, ENGINE_ROLES: 'worker,cron', TASK_LOG: taskLog, VAR_DIR: join(dir, `sched-${i}`), TASK_SLOW_MS: '2500' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    engines.push(child);
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`no task engine in 60 s: ${out}`)), 60_000);
+      const on = (c: Buffer) => {
+        out += c.toString();
+        if (/task engine \d+ ready/.test(out)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', on);
+      child.stderr!.on('data', on);
+    });
+  }
+  await sleep(SCHEDULER_S * 1000);
+  const events = existsSync(taskLog) ? readFileSync(taskLog, 'utf8').trim().split('\n').map((l) => l.split(' ')) : [];
+  const counterTicks = events.filter((e) => e[0] === 'TestCounter').map((e) => e[1]!);
+  const slowStarts = events.filter((e) => e[0] === 'TestSlow' && e[3] === 'start').map((e) => e[1]!);
+  const duplicates = counterTicks.length - new Set(counterTicks).size + (slowStarts.length - new Set(slowStarts).size);
+  log(`scheduler: ${counterTicks.length} runs of a 1 s task in ${SCHEDULER_S} s on two engines (${new Set(events.filter((e) => e[0] === 'TestCounter').map((e) => e[2])).size} ran it), ${slowStarts.length} of the 2.5 s task, ${duplicates} duplicate(s)`);
+
+  process.stdout.write(
+    JSON.stringify({
+      bench: 'tasks',
+      installs: INSTALLS,
+      rounds: ROUNDS,
+      load_start: round(load0, 2),
+      load_end: round(loadavg()[0]!, 2),
+      accounting_log_mb: round(bytes / 1e6, 0),
+      accounting_lines: lines,
+      accounting_mb_per_s: round(median(mbps), 1),
+      accounting_mb_per_s_range: [round(Math.min(...mbps), 1), round(Math.max(...mbps), 1)],
+      accounting_rss_mb: round(rssMb, 1),
+      health_requests: requests,
+      health_round_2000_s: round(median(healthS)),
+      health_round_range_s: [round(Math.min(...healthS)), round(Math.max(...healthS))],
+      scheduler_runs: counterTicks.length,
+      scheduler_duplicate_runs: duplicates,
+    }) + '\n',
+  );
+} finally {
+  for (const child of engines) child.kill('SIGKILL');
+  await app?.close();
+  for (const web of webs) await stopDispatcherWeb(web);
+  for (const sshd of sshds) await stopSshd(sshd);
+  await stopMariadb(mariadb);
+  if (process.env.BENCH_KEEP) log(`kept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
+}
+
+/** Live installs, one site each, served by both dispatchers (on a shared IP of each). */
+async function seedInstalls(ds: DataSource, dispatchers: Server[], group: SharedCodeGroup): Promise<{ fsName: string; hostname: string }[]> {
+  const shared = await ds.getRepository(ServerIp).find({ where: { kind: 'shared' }, order: { id: 'ASC' } });
+  const ipsOf = new Map(dispatchers.map((d) => [d.id, shared.filter((ip) => ip.serverId === d.id)]));
+  const all: { fsName: string; hostname: string }[] = [];
+  for (let start = 0; start < INSTALLS; start += 500) {
+    const names = Array.from({ length: Math.min(500, INSTALLS - start) }, (_, k) => `task${start + k}`);
+    await ds.transaction(async (m) => {
+      await m.insert(Install, names.map((fs) => ({
+        orderRef: `TASK-${fs}`, customerEmail: `${fs}@example.com`, license: 'paid', fsName: fs, dbName: `shop_${fs}`, dbUser: fs, dbPasswordEnc: 'unused',
+        dbServerId: null, sharedCodeGroupId: group.id, masterServerId: dispatchers[0]!.id, status: 'live', statusReason: null,
+      })) as never);
+      const installs = await m.getRepository(Install).createQueryBuilder('i').where('i.fsName IN (:...names)', { names }).getMany();
+      await m.insert(InstallServer, installs.flatMap((i) => dispatchers.map((d, k) => ({ installId: i.id, serverId: d.id, role: k === 0 ? 'master' : 'replica', weight: 1 }))) as never);
+      await m.insert(InstallSite, installs.map((i) => ({ installId: i.id, hostname: `${i.fsName}.example.org`, secureHostname: null })) as never);
+      const sites = await m.getRepository(InstallSite).createQueryBuilder('s').where('s.installId IN (:...ids)', { ids: installs.map((i) => i.id) }).getMany();
+      await m.insert(SiteName, sites.map((s) => ({ installId: s.installId, installSiteId: s.id, name: s.hostname })) as never);
+      await m.insert(InstallSiteIp, sites.flatMap((s, k) => dispatchers.map((d) => ({ installSiteId: s.id, serverIpId: ipsOf.get(d.id)![k % SHARED_IPS]!.id, serverId: d.id, exclusiveIpId: null }))) as never);
+      all.push(...installs.map((i) => ({ fsName: i.fsName, hostname: `${i.fsName}.example.org` })));
+    });
+  }
+  return all;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** A chronological `shop_host` access log of about `size` bytes over the hosts (and 1 % strangers). */
+async function writeLog(path: string, hosts: string[], size: number): Promise<number> {
+  const out = createWriteStream(path);
+  let written = 0;
+  let n = 0;
+  const start = Date.parse('2026-11-20T00:00:00Z');
+  while (written < size) {
+    let chunk = '';
+    for (let k = 0; k < 5000; k++, n++) {
+      const at = new Date(start + n * 60);
+      const stamp = `${String(at.getUTCDate()).padStart(2, '0')}/${MONTHS[at.getUTCMonth()]}/${at.getUTCFullYear()}:${String(at.getUTCHours()).padStart(2, '0')}:${String(at.getUTCMinutes()).padStart(2, '0')}:${String(at.getUTCSeconds()).padStart(2, '0')} +0000`;
+      const host = n % 100 === 0 ? 'scanner.invalid' : hosts[(n * 7919) % hosts.length]!;
+      chunk += `${host} 198.51.100.${n % 250} [${stamp}] "GET /index.php?route=product/product&product_id=${n % 977} HTTP/1.1" ${n % 13 === 0 ? 404 : 200} ${(n * 31) % 60000}\n`;
+    }
+    const buf = Buffer.from(chunk);
+    written += buf.length;
+    if (!out.write(buf)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+  }
+  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  return written;
+}

@@ -1,0 +1,120 @@
+import { Injectable } from '@nestjs/common';
+import type { Server } from '@app/catalog';
+import { CommandFailedError, ServerAccess, checkServerPath, type StreamingCommand } from '@app/hosts';
+import { ownerComment, quoteIdentifier, quoteString, TenantDatabases, type TenantLogin } from '@app/databases';
+
+/** How long a dump or a load may take (a shop's database: minutes at most). */
+const DUMP_TIMEOUT_MS = 30 * 60_000;
+
+/** Finds the dump client (`mariadb-dump`, else `mysqldump`) and dumps one database with the admin's option file (never on argv: a password). */
+const DUMP_SCRIPT = String.raw`
+d=$(command -v mariadb-dump || command -v mysqldump) || { echo 'no mariadb-dump or mysqldump on this server' >&2; exit 20; }
+if [ -n "$1" ]; then exec "$d" --defaults-extra-file="$1" --single-transaction --routines --events --triggers --hex-blob --skip-lock-tables -- "$2"; fi
+exec "$d" --single-transaction --routines --events --triggers --hex-blob --skip-lock-tables -- "$2"
+`;
+
+/**
+ * What the removal needs of a tenant database beyond TenantDatabases (which
+ * it reuses for create, drop and accounts): whose a database is (its
+ * comment), whether the install's accounts remain, and a dump streamed from
+ * the database server into a file on the backup's server (gzip there), and
+ * back. SQL on stdin, names checked and quoted, passwords only on stdin.
+ */
+@Injectable()
+export class TenantDumps {
+  constructor(
+    private readonly access: ServerAccess,
+    private readonly tenants: TenantDatabases,
+  ) {}
+
+  /** 'ours' (its comment names the install), 'foreign' (another's or none), 'absent'. */
+  async databaseOwner(server: Server, name: string, installId: number): Promise<'ours' | 'foreign' | 'absent'> {
+    if (this.tenants.sqlite(server)) return (await this.tenants.databaseExists(server, name)) ? 'ours' : 'absent';
+    quoteIdentifier(name);
+    const out = await this.admin(server, `SELECT CONCAT('=', SCHEMA_COMMENT) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${quoteString(name)};`);
+    if (out === '') return 'absent';
+    return out.replace(/\n$/, '').slice(1) === ownerComment({ installId }) ? 'ours' : 'foreign';
+  }
+
+  /** The accounts named `login.user`: host → whether it is the install's (its password). */
+  async accounts(server: Server, login: TenantLogin): Promise<Map<string, boolean>> {
+    if (this.tenants.sqlite(server)) return new Map((await this.tenants.userExists(server, login.user)) ? [['localhost', true]] : []);
+    quoteIdentifier(login.user, /^[a-z][a-z0-9_]{0,31}$/);
+    const out = await this.admin(
+      server,
+      `SELECT Host, IF(plugin IN ('mysql_native_password', '') AND authentication_string = PASSWORD(${quoteString(login.password)}), 'ours', 'theirs') FROM mysql.user WHERE User = ${quoteString(login.user)};`,
+      [login.password],
+    );
+    return new Map(out.split('\n').filter(Boolean).map((line) => {
+      const [host, whose] = line.split('\t');
+      return [host!, whose === 'ours'] as const;
+    }));
+  }
+
+  /** Streams a dump of `name` from the database server into `to.path` (gzip, 0600) on `to.server`. */
+  async dump(dbServer: Server, name: string, to: { server: Server; path: string }): Promise<void> {
+    quoteIdentifier(name);
+    if (this.tenants.sqlite(dbServer)) throw new Error(`${dbServer.hostname} keeps SQLite tenant databases: no dump`);
+    const path = checkServerPath(to.server, to.path, { allowRoot: false });
+    const sender = await this.access.executorFor(dbServer).stream(dbServer, ['sh', '-c', DUMP_SCRIPT, 'dump', dbServer.dbOptionsFile ?? '', name]);
+    await relay(sender, dbServer, () => this.access.executorFor(to.server).stream(to.server, ['sh', '-c', 'umask 077; exec gzip -c > "$1"', 'write-dump', path]), to.server, `dump of ${name}`);
+  }
+
+  /** Loads a dump made by `dump` into `name` (which must exist) as the admin. */
+  async load(from: { server: Server; path: string }, dbServer: Server, name: string): Promise<void> {
+    quoteIdentifier(name);
+    const path = checkServerPath(from.server, from.path, { allowRoot: false });
+    const { client } = await this.tenants.connection(dbServer);
+    const sender = await this.access.executorFor(from.server).stream(from.server, ['gzip', '-dc', '--', path]);
+    const argv = [client, ...(dbServer.dbOptionsFile ? [`--defaults-extra-file=${dbServer.dbOptionsFile}`] : []), '--batch', '--binary-mode', '--default-character-set=utf8mb4', `--database=${name}`];
+    await relay(sender, from.server, () => this.access.executorFor(dbServer).stream(dbServer, argv), dbServer, `load of ${name}`);
+  }
+
+  private async admin(server: Server, sql: string, secrets: readonly string[] = []): Promise<string> {
+    const { client } = await this.tenants.connection(server);
+    const argv = [client, ...(server.dbOptionsFile ? [`--defaults-extra-file=${server.dbOptionsFile}`] : []), '--batch', '--skip-column-names', '--sandbox', '--binary-mode'];
+    const result = await this.access.executorFor(server).run(server, argv, { input: sql, timeoutMs: 60_000 });
+    if (result.exitCode !== 0) {
+      let stderr = result.stderr;
+      for (const s of secrets) if (s) stderr = stderr.split(s).join('***');
+      throw new CommandFailedError(server.hostname, [client, 'admin'], result.exitCode, stderr);
+    }
+    return result.stdout;
+  }
+}
+
+/** One-way relay: the sender's stdout into the receiver's stdin; both must exit 0. */
+async function relay(sender: StreamingCommand, from: Server, start: () => Promise<StreamingCommand>, to: Server, what: string): Promise<void> {
+  let receiver: StreamingCommand | undefined;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    sender.kill();
+    receiver?.kill();
+  }, DUMP_TIMEOUT_MS);
+  try {
+    receiver = await start();
+    sender.stdout.pipe(receiver.stdin);
+    receiver.stdout.resume();
+    const [sent, received] = await Promise.all([
+      sender.done.then((r) => {
+        if (r.exitCode !== 0) receiver!.kill();
+        return r;
+      }),
+      receiver.done.then((r) => {
+        if (r.exitCode !== 0) sender.kill();
+        return r;
+      }),
+    ]);
+    if (timedOut) throw new Error(`${what} from ${from.hostname} to ${to.hostname} timed out after ${DUMP_TIMEOUT_MS / 1000} s`);
+    if (sent.exitCode !== 0 || received.exitCode !== 0) {
+      throw new Error(`${what} from ${from.hostname} to ${to.hostname} failed (exit ${sent.exitCode}/${received.exitCode}): ${[sent.stderr.trim(), received.stderr.trim()].filter(Boolean).join('; ')}`);
+    }
+  } catch (error) {
+    sender.kill();
+    receiver?.kill();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
