@@ -47,6 +47,7 @@ const LOG_MB = Number(process.env.BENCH_LOG_MB ?? 1024);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SCHEDULER_S = Number(process.env.BENCH_SCHEDULER_S ?? 20);
 const SHARED_IPS = 10;
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const SECRETS_KEY = '0f'.repeat(32);
 const dir = mkdtempSync(join(tmpdir(), 'bench-tasks-'));
 chmodSync(dir, 0o755);
@@ -221,7 +222,6 @@ async function seedInstalls(ds: DataSource, dispatchers: Server[], group: Shared
   return all;
 }
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /** A chronological `shop_host` access log of about `size` bytes over the hosts (and 1 % strangers). */
 async function writeLog(path: string, hosts: string[], size: number): Promise<number> {

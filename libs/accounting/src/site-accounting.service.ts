@@ -6,7 +6,7 @@ import { AccessLogCursor, Server } from '@app/catalog';
 import { ServerAccess } from '@app/hosts';
 import { sqlDialect } from '@app/queue';
 import { DispatcherInputLoader } from '@app/webserver';
-import { AccessLogTally, type HostDayUsage } from './access-log-tally.js';
+import { COUNT_SCRIPT, parseCount, type HostDayUsage, type LogCount } from './access-log-count.js';
 
 /** What one dispatcher's pass counted. */
 export interface AccountingPass {
@@ -33,8 +33,10 @@ const ROWS_PER_STATEMENT = 500;
 
 /**
  * The seed's cron_site_accounting: each dispatcher's shops access log
- * (format `shop_host`, host first) read from where the last pass stopped,
- * into hits and bytes per install, hostname and UTC day. A pass reads up to
+ * (format `shop_host`, host first) counted from where the last pass
+ * stopped, on the dispatcher itself (COUNT_SCRIPT: only the counts per host
+ * and hour cross the network), into hits and bytes per install, hostname
+ * and UTC day. A pass reads up to
  * the file's size when it started and counts whole lines only; the counters
  * and the new cursor are written in one transaction, guarded by the old
  * cursor, so a line is counted once even when a pass dies midway or two
@@ -79,7 +81,7 @@ export class SiteAccounting {
     const current = await this.stat(server, path);
     if (!current) return pass;
     const from = { inode: cursor?.inode ?? null, offset: Number(cursor?.offset ?? 0) };
-    const tallies: AccessLogTally[] = [];
+    const counts: LogCount[] = [];
     let start = 0;
     if (from.inode === current.inode) {
       start = from.offset;
@@ -93,24 +95,22 @@ export class SiteAccounting {
       const old = await this.stat(server, previous);
       if (old && old.inode === from.inode) {
         // The rest of the rotated file (nginx writes to it until it reopens its logs).
-        const rest = new AccessLogTally();
-        await this.read(server, previous, from.offset, old.size, rest);
+        const rest = await this.count(server, previous, from.offset, old.size);
         // A line the old file ends without a newline is not joined to the new file's first.
         if (rest.pending > 0) pass.notes.push(`${previous} ends inside a line: ${rest.pending} byte(s) not counted`);
-        tallies.push(rest);
+        counts.push(rest);
       } else {
         pass.notes.push(`${path} was rotated more than once since the last pass (or ${previous} is gone): the old file's lines after byte ${from.offset} are not counted`);
       }
     }
-    const tally = new AccessLogTally();
-    await this.read(server, path, start, current.size, tally);
-    tallies.push(tally);
-    for (const t of tallies) {
-      pass.lines += t.lines;
-      pass.malformed += t.malformed;
-      pass.bytes += t.consumed;
+    const count = await this.count(server, path, start, current.size);
+    counts.push(count);
+    for (const c of counts) {
+      pass.lines += c.lines;
+      pass.malformed += c.malformed;
+      pass.bytes += c.consumed;
     }
-    await this.save(server, path, cursor, { inode: current.inode, offset: start + tally.consumed }, tallies.flatMap((t) => t.usage()), pass);
+    await this.save(server, path, cursor, { inode: current.inode, offset: start + count.consumed }, counts.flatMap((c) => c.usage), pass);
     return pass;
   }
 
@@ -126,14 +126,12 @@ export class SiteAccounting {
     return { inode: inode!, size: Number(size) };
   }
 
-  /** Bytes [start, end) of the file, streamed into the tally (one `dd`, no shell). */
-  private async read(server: Server, path: string, start: number, end: number, tally: AccessLogTally): Promise<void> {
-    if (end <= start) return;
-    const command = await this.access.executorFor(server).stream(server, ['dd', `if=${path}`, 'bs=1M', `skip=${start}`, `count=${end - start}`, 'iflag=skip_bytes,count_bytes', 'status=none']);
-    command.stdin.end();
-    for await (const chunk of command.stdout) tally.feed(chunk as Buffer);
-    const { exitCode, stderr } = await command.done;
-    if (exitCode !== 0) throw new Error(`reading ${path} on ${server.hostname}: ${stderr.trim() || `dd exited ${exitCode}`}`);
+  /** Bytes [start, end) of the file counted where it is (COUNT_SCRIPT: one Perl process, only the counts come back). */
+  private async count(server: Server, path: string, start: number, end: number): Promise<LogCount> {
+    if (end <= start) return { consumed: 0, lines: 0, malformed: 0, pending: 0, usage: [] };
+    const result = await this.access.executorFor(server).run(server, ['perl', '-e', COUNT_SCRIPT, path, String(start), String(end)], { timeoutMs: 30 * 60_000 });
+    if (result.exitCode !== 0) throw new Error(`counting ${path} on ${server.hostname}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
+    return parseCount(result.stdout);
   }
 
   /** The counters and the cursor, in one transaction guarded by the cursor read at the start. */

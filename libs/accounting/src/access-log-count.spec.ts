@@ -1,0 +1,57 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { COUNT_SCRIPT, parseCount, utcDay } from './access-log-count.js';
+
+const line = (host: string, time: string, request: string, status: number, bytes: number) => `${host} 203.0.113.7 [${time}] "${request}" ${status} ${bytes}\n`;
+
+describe('counting an access log in the shop_host format (the Perl counter, run here)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'log-count-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const count = (text: string, start = 0, end = Buffer.byteLength(text)) => {
+    const file = join(dir, 'access.log');
+    writeFileSync(file, text);
+    return parseCount(execFileSync('perl', ['-e', COUNT_SCRIPT, file, String(start), String(end)], { encoding: 'utf8' }));
+  };
+  const sorted = (u: { host: string; day: string }[]) => [...u].sort((x, y) => `${x.host} ${x.day}`.localeCompare(`${y.host} ${y.day}`));
+
+  it('counts hits and bytes per host and UTC day, whatever the request holds', () => {
+    const c = count(
+      line('a.example', '03/Dec/2026:10:00:00 +0000', 'GET / HTTP/1.1', 200, 512) +
+        line('a.example', '03/Dec/2026:23:59:59 +0000', 'GET /a b "c" ] [x] HTTP/1.1', 404, 0) +
+        line('b.example', '03/Dec/2026:01:30:00 +0200', 'POST /x HTTP/1.1', 200, 10) +
+        line('b.example', '02/Dec/2026:22:00:00 -0300', 'GET / HTTP/1.0', 301, 7),
+    );
+    expect(sorted(c.usage)).toEqual([
+      { host: 'a.example', day: '2026-12-03', hits: 2, bytes: 512 },
+      { host: 'b.example', day: '2026-12-02', hits: 1, bytes: 10 },
+      { host: 'b.example', day: '2026-12-03', hits: 1, bytes: 7 },
+    ]);
+    expect(c).toMatchObject({ lines: 4, malformed: 0, pending: 0 });
+  });
+
+  it('counts only whole lines inside the range: a line cut by the writer or by the end waits', () => {
+    const one = line('a.example', '03/Dec/2026:10:00:00 +0000', 'GET / HTTP/1.1', 200, 123456);
+    const text = one.repeat(50);
+    const cut = count(text.slice(0, text.length - 5));
+    expect(cut).toMatchObject({ lines: 49, consumed: one.length * 49, pending: one.length - 5 });
+    const bounded = count(text, one.length * 10, one.length * 20 + 3);
+    expect(bounded).toMatchObject({ lines: 10, consumed: one.length * 10, pending: 3 });
+    expect(bounded.usage).toEqual([{ host: 'a.example', day: '2026-12-03', hits: 10, bytes: 1234560 }]);
+  });
+
+  it('skips lines that are not in the format, and counts them', () => {
+    const c = count('garbage\n\n' + 'a.example 1.2.3.4 [03/Dec/2026:10:00:00 +0000] "GET /" 200 -\n' + 'a.example 1.2.3.4 [bad date here........] "GET /" 200 5\n' + line('a.example', '03/Dec/2026:10:00:00 +0000', 'GET /', 200, 5));
+    expect(c.usage).toEqual([{ host: 'a.example', day: '2026-12-03', hits: 1, bytes: 5 }]);
+    expect(c.malformed).toBe(4);
+  });
+
+  it('places an hour and its zone in its UTC day', () => {
+    expect(utcDay('03/Dec/2026:01', '+0200')).toBe('2026-12-02');
+    expect(utcDay('31/Dec/2026:22', '-0300')).toBe('2027-01-01');
+    expect(utcDay('03/Dec/2026:10', '+0000')).toBe('2026-12-03');
+    expect(utcDay('03/Foo/2026:10', '+0000')).toBeNull();
+    expect(utcDay('03/Dec/2026:10', 'UTC')).toBeNull();
+  });
+});

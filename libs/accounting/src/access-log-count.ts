@@ -1,0 +1,90 @@
+/** Hits and bytes of one host on one (UTC) day. */
+export interface HostDayUsage {
+  host: string;
+  /** YYYY-MM-DD, UTC. */
+  day: string;
+  hits: number;
+  bytes: number;
+}
+
+/** What counting a byte range of an access log found. */
+export interface LogCount {
+  /** Bytes of whole lines read (counted or malformed): the cursor may advance exactly this far. */
+  consumed: number;
+  lines: number;
+  malformed: number;
+  /** Bytes after the last whole line (a line still being written). */
+  pending: number;
+  usage: HostDayUsage[];
+}
+
+/**
+ * Counts bytes [start, end) of an access log in the `shop_host` format
+ * (`$host $remote_addr [$time_local] "$request" $status $body_bytes_sent`)
+ * where the log is, on the dispatcher: one Perl process (perl-base is on
+ * every Debian system, as the path operations already need), reading the
+ * file once, keeping a counter per host and hour, printing only the counts.
+ * No log line crosses the network and the engine does no per-line work;
+ * each dispatcher counts its own log. Only whole lines are counted: a line
+ * not ended by `end` waits for the next pass. Arguments: file, start, end.
+ * Output: `consumed lines malformed pending`, then one line per host and
+ * hour: `host<TAB>dd/Mon/yyyy:HH<TAB>zone<TAB>hits<TAB>bytes`.
+ */
+export const COUNT_SCRIPT = String.raw`
+use strict; use warnings;
+my ($file, $start, $end) = @ARGV;
+open(my $f, '<', $file) or die "cannot open $file: $!\n"; binmode $f;
+seek($f, $start, 0) or die "cannot seek $file: $!\n";
+my ($pos, $lines, $bad, %hits, %bytes) = ($start, 0, 0);
+while (defined(my $l = <$f>)) {
+  my $next = $pos + length($l);
+  last if $next > $end || substr($l, -1) ne "\n";
+  $pos = $next; $lines++;
+  my $h = index($l, ' ');
+  my $o = $h > 0 ? index($l, '[', $h) : -1;
+  my $s = rindex($l, ' ');
+  if ($o < 0 || $s < $o + 28 || substr($l, $o + 27, 1) ne ']' || substr($l, $s + 1, -1) !~ /^\d{1,15}\z/) { $bad++; next; }
+  my $k = substr($l, 0, $h) . "\t" . substr($l, $o + 1, 14) . "\t" . substr($l, $o + 22, 5);
+  $hits{$k}++; $bytes{$k} += substr($l, $s + 1, -1);
+}
+print join(' ', $pos - $start, $lines, $bad, $end - $pos), "\n";
+print "$_\t$hits{$_}\t$bytes{$_}\n" for keys %hits;
+`;
+
+const MONTHS: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 };
+
+/** `dd/Mon/yyyy:HH` and `+zzzz` (nginx's `$time_local`) to the UTC day of that hour, or null when they are not. */
+export function utcDay(stampHour: string, zone: string): string | null {
+  const m = /^(\d\d)\/(\w{3})\/(\d{4}):(\d\d)$/.exec(stampHour);
+  const z = /^([+-])(\d\d)(\d\d)$/.exec(zone);
+  const month = m ? MONTHS[m[2]!] : undefined;
+  if (!m || !z || month === undefined) return null;
+  const offsetMin = (z[1] === '-' ? -1 : 1) * (Number(z[2]) * 60 + Number(z[3]));
+  // The hour's start decides (a zone with odd minutes puts part of an hour in that hour's day).
+  return new Date(Date.UTC(Number(m[3]), month, Number(m[1]), Number(m[4])) - offsetMin * 60_000).toISOString().slice(0, 10);
+}
+
+/** The script's output to counts per host and UTC day; an hour line it cannot place is counted malformed. */
+export function parseCount(stdout: string): LogCount {
+  const lines = stdout.split('\n');
+  const head = /^(\d+) (\d+) (\d+) (\d+)$/.exec(lines[0] ?? '');
+  if (!head) throw new Error(`unexpected output of the log counter: ${JSON.stringify((lines[0] ?? '').slice(0, 200))}`);
+  const count: LogCount = { consumed: Number(head[1]), lines: Number(head[2]), malformed: Number(head[3]), pending: Number(head[4]), usage: [] };
+  const byKey = new Map<string, HostDayUsage>();
+  for (const line of lines.slice(1)) {
+    if (line === '') continue;
+    const [host, stampHour, zone, hits, bytes] = line.split('\t');
+    const day = utcDay(stampHour ?? '', zone ?? '');
+    if (!host || day === null || !/^\d+$/.test(hits ?? '') || !/^\d+$/.test(bytes ?? '')) {
+      count.malformed += Number(hits) || 0;
+      continue;
+    }
+    const key = `${host}\t${day}`;
+    const usage = byKey.get(key) ?? { host, day, hits: 0, bytes: 0 };
+    usage.hits += Number(hits);
+    usage.bytes += Number(bytes);
+    byKey.set(key, usage);
+  }
+  count.usage = [...byKey.values()];
+  return count;
+}
