@@ -82,6 +82,12 @@ export interface EngineConfig {
    * `GET /metrics` (METRICS_TOKEN); null: /metrics answers the loopback only.
    */
   metricsToken: string | null;
+  /**
+   * Where searchd listens for SphinxQL on every search server (SEARCH_LISTEN,
+   * `ip:port` list; default 127.0.0.1:9306): written into the sphinx.conf
+   * the SearchIndexConfig task renders.
+   */
+  searchListen: string[];
   /** Days a removed install's backup is kept (BACKUP_GRACE_DAYS) before the purge task deletes it. */
   backupGraceDays: number;
   /** The order hook's limits. */
