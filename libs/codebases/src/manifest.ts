@@ -326,6 +326,13 @@ export class ManifestSearch {
   @ArrayMaxSize(32)
   @Matches(NAME, { each: true, message: 'search.stringFields must be lower-case letters, digits and _ (columns of the query)' })
   stringFields?: string[];
+
+  @ApiPropertyOptional({ example: 60, description: 'minutes after which an index is rebuilt even when nothing about it changed (new products reach the search at least this often); default 1,440 (daily)' })
+  @IsOptional()
+  @IsInt()
+  @Min(5)
+  @Max(10_080)
+  refreshMinutes?: number;
 }
 
 /** The codebase manifest (SPEC.md): how a home is built from a shared checkout. */

@@ -26,8 +26,8 @@ import {
   type SphinxLayout,
 } from './sphinx-conf.js';
 
-/** An index not rebuilt for this long is rebuilt (new products reach the index at least this often). */
-export const SEARCH_REFRESH_MS = 24 * 60 * 60_000;
+/** An index not rebuilt for this long is rebuilt (new products reach the index at least this often), unless the manifest says otherwise. */
+export const DEFAULT_REFRESH_MINUTES = 1440;
 const INDEXER_TIMEOUT_MS = 30 * 60_000;
 
 /** What one run did on one search server. */
@@ -49,7 +49,7 @@ type Log = (line: string) => void;
  * section. Each run renders the server's sphinx.conf from the catalog,
  * writes it only when it changed (atomically), makes the read-only account
  * of each new or changed index, runs `indexer --rotate` for those indexes
- * only (and for indexes older than SEARCH_REFRESH_MS), and takes away the
+ * only (and for those older than the manifest's `refreshMinutes`), and takes away the
  * indexes of installs that went: their block, their files, their account.
  * What was built from which block is kept beside the config (indexed.json),
  * so an index whose build failed is tried again next run.
@@ -101,11 +101,11 @@ export class SearchIndexes {
     const oldConf = (await exec.exists(server, confPath(layout))) ? (await exec.readFile(server, confPath(layout))).toString() : '';
     const state = (await exec.exists(server, statePath(layout))) ? parseIndexedState((await exec.readFile(server, statePath(layout))).toString()) : {};
     const oldBlocks = indexBlocks(oldConf);
-    const { blocks, readers } = await this.wantedBlocks(server, layout, connection, oldBlocks, log);
+    const { blocks, readers, refreshMs } = await this.wantedBlocks(server, layout, connection, oldBlocks, log);
 
     const stale = (name: string) => {
       const entry = state[name];
-      return !entry || entry.digest !== blockDigest(blocks.get(name)!) || now.getTime() - Date.parse(entry.at) >= SEARCH_REFRESH_MS;
+      return !entry || entry.digest !== blockDigest(blocks.get(name)!) || now.getTime() - Date.parse(entry.at) >= (refreshMs.get(name) ?? DEFAULT_REFRESH_MINUTES * 60_000);
     };
     const toBuild = [...blocks.keys()].filter(stale);
     const removed = [...new Set([...oldBlocks.keys(), ...Object.keys(state)])].filter((name) => !blocks.has(name));
@@ -170,6 +170,7 @@ export class SearchIndexes {
     }
     const blocks = new Map<string, string>();
     const readers = new Map<string, { login: { user: string; password: string }; database: string }>();
+    const refreshMs = new Map<string, number>();
     for (const install of installs) {
       const name = indexName(install.id);
       const manifest = install.sharedCodeGroupId === null ? undefined : manifests.get(install.sharedCodeGroupId);
@@ -200,13 +201,14 @@ export class SearchIndexes {
           stringFields: manifest.search.stringFields ?? [],
         }));
         readers.set(name, { login, database: install.dbName });
+        refreshMs.set(name, (manifest.search.refreshMinutes ?? DEFAULT_REFRESH_MINUTES) * 60_000);
       } catch (error) {
         const kept = oldBlocks.get(name);
         if (kept) blocks.set(name, kept);
         log(`${name}: ${kept ? 'kept as it was' : 'skipped'}: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
-    return { blocks, readers };
+    return { blocks, readers, refreshMs };
   }
 
   /** The files of a removed index (`<name>.*`, the `.new` and `.old` ones of a rotation too), in one command; nothing else. */
