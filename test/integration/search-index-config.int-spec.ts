@@ -7,7 +7,7 @@ import { DataSource } from 'typeorm';
 import { Install, Server, SharedCodeGroup } from '@app/catalog';
 import { HostsModule } from '@app/hosts';
 import { encryptSecret } from '@app/installs';
-import { confPath, SearchIndexes, searchReader, SearchModule, type SphinxLayout } from '@app/search';
+import { confPath, SearchIndexConfigTask, SearchIndexes, searchReader, SearchModule, type SphinxLayout } from '@app/search';
 import { createTestCatalog, ownInstallIds, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
 import { freePort } from '../support/free-port.js';
 import { portAnswers, startServerProcess, stopProcessTree, waitUntil, type ServerProcess } from '../support/processes.js';
@@ -38,6 +38,7 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
   let searchd: ServerProcess | null = null;
   let sqlPort: number;
   const shops: Install[] = [];
+  let noSearch: Install;
   const suffix = Math.random().toString(36).slice(2, 7);
   const passwords = [`pw-one-${suffix}-0123456789`, `pw-two-${suffix}-0123456789`];
   const key = Buffer.from(TEST_SECRETS_KEY, 'hex');
@@ -93,6 +94,12 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
         dbPasswordEnc: encryptSecret(key, passwords[i]!), dbServerId: server.id, sharedCodeGroupId: group.id, masterServerId: server.id, status: 'live',
       } as unknown as Install));
     }
+    // A live install of a group whose manifest has no search section: no index.
+    const plain = await codeGroupFor(ds, server, 'plain');
+    noSearch = await ds.getRepository(Install).save({
+      orderRef: `SEARCH-plain-${suffix}`, customerEmail: 'plain@example.com', license: 'paid', fsName: `srchplain${suffix}`, dbName: `srch_plain_${suffix}`, dbUser: `splain${suffix}`,
+      dbPasswordEnc: encryptSecret(key, 'unused-password'), dbServerId: server.id, sharedCodeGroupId: plain.id, masterServerId: server.id, status: 'live',
+    } as unknown as Install);
     await admin(
       `INSERT INTO ${shops[0]!.dbName}.shop_products VALUES (1, 'Red wool scarf', 'Warm merino wool', 2500, 1), (2, 'Hidden wool hat', 'not for sale', 900, 0);` +
         `INSERT INTO ${shops[1]!.dbName}.shop_products VALUES (7, 'Linen shirt', 'Light summer linen', 4000, 1);`,
@@ -113,11 +120,12 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
   });
 
   it('renders one index per live install of a group with search, builds them with the real indexer, and searchd serves each shop its own products', async () => {
-    const [run] = await indexes.apply({ log });
-    expect(run).toMatchObject({ server: 'search-db1.example.net', indexes: 2, confWritten: true, failed: [], removed: [] });
-    expect(run!.built).toEqual(shops.map((s) => `install_${s.id}`));
+    // Through the task, as a worker runs it: its lines are the job's output.
+    await app.get(SearchIndexConfigTask).run({ jobId: 1, tick: new Date(), signal: new AbortController().signal, log });
+    expect(lines.at(-1)).toBe(`search-db1.example.net: 2 index(es); config written; built ${shops.map((s) => `install_${s.id}`).join(', ')}; removed none`);
 
     const conf = readFileSync(confPath(layout), 'utf8');
+    expect(conf).not.toContain(`install_${noSearch.id}`);
     // The table prefix applied as for the shop's SQL files; each source its own database and reader.
     expect(conf).toContain('sql_query = SELECT id, title, body, price FROM shop_products WHERE status = 1');
     expect(conf).toContain(`sql_db = ${shops[0]!.dbName}`);
@@ -173,7 +181,7 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
     expect(await ids(shops[0]!, 'alpaca')).toEqual([]);
   });
 
-  it('rebuilds an index whose query changed with the manifest, and only that group\'s', async () => {
+  it('rebuilds the indexes whose query changed with their group\'s manifest', async () => {
     const manifest = (await ds.getRepository(SharedCodeGroup).findOneByOrFail({ id: group.id })).manifest as Record<string, any>;
     manifest.search.query = 'SELECT id, title, body, price FROM oc_products';
     await ds.getRepository(SharedCodeGroup).update({ id: group.id }, { manifest });

@@ -60,6 +60,7 @@ describe('parseManifest', () => {
     ['a search attribute of an unknown type', (m: any) => (m.search = { query: 'SELECT id, price FROM oc_product', attributes: [{ name: 'price', type: 'money' }] }), /type must be one of/],
     ['a search attribute the query does not select', (m: any) => (m.search = { query: 'SELECT id, title FROM oc_product', attributes: [{ name: 'price', type: 'uint' }] }), /price not among the columns the query selects/],
     ['a search column declared twice', (m: any) => (m.search = { query: 'SELECT id, title FROM oc_product', attributes: [{ name: 'title', type: 'string' }], stringFields: ['title'] }), /title declared twice/],
+    ['a search refresh of a minute', (m: any) => (m.search = { query: 'SELECT id, title FROM oc_product', refreshMinutes: 1 }), /refreshMinutes must not be less than 5/],
   ])('refuses %s', async (_what, change, message) => {
     const manifest = plain();
     change(manifest);
