@@ -8,7 +8,9 @@ import { Install, Server, SharedCodeGroup } from '@app/catalog';
 import { HostsModule } from '@app/hosts';
 import { encryptSecret } from '@app/installs';
 import { confPath, SearchIndexConfigTask, SearchIndexes, searchReader, SearchModule, type SphinxLayout } from '@app/search';
-import { createTestCatalog, ownInstallIds, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
+import { startEngine } from '../../apps/engine/src/start-engine.js';
+import { createTestCatalog, ownInstallIds, TEST_SECRETS_KEY, testEngineConfig, type TestCatalog } from '../support/catalog.js';
+import { cleanEnv, runCli } from '../support/processes-engine.js';
 import { freePort } from '../support/free-port.js';
 import { portAnswers, startServerProcess, stopProcessTree, waitUntil, type ServerProcess } from '../support/processes.js';
 import { startQueueContext } from '../support/queue-context.js';
@@ -219,4 +221,20 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
     expect(run).toMatchObject({ confWritten: false, built: [`install_${other.id}`], failed: [] });
     await waitUntil('the index back', async () => (await ids(other, 'linen')).length === 1, { timeoutMs: 5_000 });
   });
+
+  it('runs as the SearchIndexConfig task of an engine (cron and worker): tasks:run streams its output, without a password', async () => {
+    const engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'worker,cron', SEARCH_LISTEN: `${LISTEN_IP}:${sqlPort}`, WORKER_POLL_MS: '50' }));
+    try {
+      const env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, VAR_DIR: join(base, 'cli-var'), LOG_LEVEL: 'silent' });
+      const run = await runCli(['tasks:run', 'SearchIndexConfig'], process.cwd(), env);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('search-db1.example.net: 2 index(es); config unchanged; built none; removed none');
+      expect(run.stdout).toMatch(/job \d+ done after 1 attempt/);
+      for (const [i, install] of shops.entries()) expect(run.stdout).not.toContain(searchReader(install, passwords[i]!).password);
+    } finally {
+      await engine.close();
+    }
+  }, 120_000);
 });
+
