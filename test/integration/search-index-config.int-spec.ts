@@ -65,18 +65,18 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
       await connection.end();
     }
   };
-  const ids = async (install: Install, words: string) => (await sphinxql(`SELECT id FROM install_${install.id} WHERE MATCH('${words}')`)).map((r) => Number(r.id));
-  const dataFiles = (install: Install) => readdirSync(join(layout.dir, 'data')).filter((f) => f.startsWith(`install_${install.id}.`));
+  const ids = async (install: Install, words: string) => (await sphinxql(`SELECT id FROM idx_${install.fsName} WHERE MATCH('${words}')`)).map((r) => Number(r.id));
+  const dataFiles = (install: Install) => readdirSync(join(layout.dir, 'data')).filter((f) => f.startsWith(`idx_${install.fsName}.`));
 
   beforeAll(async () => {
     base = mkdtempSync(join(tmpdir(), 'search-index-'));
     chmodSync(base, 0o755);
     sqlPort = await freePort();
     catalog = await createTestCatalog('mariadb', 'search_index');
-    app = await startQueueContext(catalog.url, [], null, [HostsModule.forRoot({ http: false }), SearchModule] as unknown as Type[], { SEARCH_LISTEN: `${LISTEN_IP}:${sqlPort}` });
+    app = await startQueueContext(catalog.url, [], null, [HostsModule.forRoot({ http: false }), SearchModule] as unknown as Type[], { SEARCH_PORT: String(sqlPort) });
     ds = app.get(DataSource);
     await ownInstallIds(ds, 123001);
-    server = await ds.getRepository(Server).save(testServer(join(base, 'db1'), 'search-db1.example.net', ['database', 'search'], readTestbed().sshd, { dbOptionsFile: writeDbOptionsFile(base) }));
+    server = await ds.getRepository(Server).save(testServer(join(base, 'db1'), 'search-db1.example.net', ['database', 'search'], readTestbed().sshd, { privateIp: LISTEN_IP, dbOptionsFile: writeDbOptionsFile(base) }));
     group = await codeGroupFor(ds, server, 'searchable');
     const manifest = group.manifest as Record<string, any>;
     manifest.sql = { ...manifest.sql, tablePrefix: { placeholder: 'oc_', value: 'shop_' } };
@@ -124,15 +124,16 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
   it('renders one index per live install of a group with search, builds them with the real indexer, and searchd serves each shop its own products', async () => {
     // Through the task, as a worker runs it: its lines are the job's output.
     await app.get(SearchIndexConfigTask).run({ jobId: 1, tick: new Date(), signal: new AbortController().signal, log });
-    expect(lines.at(-1)).toBe(`search-db1.example.net: 2 index(es); config written; built ${shops.map((s) => `install_${s.id}`).join(', ')}; removed none`);
+    expect(lines.at(-1)).toBe(`search-db1.example.net: 2 index(es); config written; built ${shops.map((s) => `idx_${s.fsName}`).join(', ')}; removed none`);
 
     const conf = readFileSync(confPath(layout), 'utf8');
-    expect(conf).not.toContain(`install_${noSearch.id}`);
+    expect(conf).not.toContain(`idx_${noSearch.fsName}`);
     // The table prefix applied as for the shop's SQL files; each source its own database and reader.
     expect(conf).toContain('sql_query = SELECT id, title, body, price FROM shop_products WHERE status = 1');
     expect(conf).toContain(`sql_db = ${shops[0]!.dbName}`);
     expect(conf).toContain(`sql_user = ${shops[0]!.dbUser}_ro`);
-    expect(conf).toContain(`listen = ${LISTEN_IP}:${sqlPort}:mysql41`);
+    // On the loopback and on the private IP, where the shops on other servers reach it.
+    expect(conf).toContain(`listen = 127.0.0.1:${sqlPort}:mysql41\n  listen = ${LISTEN_IP}:${sqlPort}:mysql41\n`);
     expect(statSync(confPath(layout)).mode & 0o777).toBe(0o600);
     // Passwords never in the run's output.
     const readers = shops.map((s, i) => searchReader(s, passwords[i]!));
@@ -144,7 +145,7 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
     expect(await ids(shops[0]!, 'wool')).toEqual([1]);
     expect(await ids(shops[1]!, 'wool')).toEqual([]);
     expect(await ids(shops[1]!, 'linen')).toEqual([7]);
-    const [row] = await sphinxql(`SELECT id, title, price FROM install_${shops[0]!.id} WHERE MATCH('scarf')`);
+    const [row] = await sphinxql(`SELECT id, title, price FROM idx_${shops[0]!.fsName} WHERE MATCH('scarf')`);
     expect(row).toEqual({ id: 1, title: 'Red wool scarf', price: 2500 });
   });
 
@@ -177,7 +178,7 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
     // The manifest's refreshMinutes (default a day) later: rebuilt and rotated into the running searchd, the config untouched.
     const later = new Date(Date.now() + 24 * 60 * 60_000 + 1000);
     const [run] = await indexes.apply({ log, now: later });
-    expect(run).toMatchObject({ confWritten: false, built: shops.map((s) => `install_${s.id}`) });
+    expect(run).toMatchObject({ confWritten: false, built: shops.map((s) => `idx_${s.fsName}`) });
     await waitUntil('the rotated index', async () => (await ids(shops[1]!, 'alpaca')).length === 1, { timeoutMs: 5_000 });
     expect(await ids(shops[1]!, 'wool')).toEqual([8]);
     expect(await ids(shops[0]!, 'alpaca')).toEqual([]);
@@ -188,7 +189,7 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
     manifest.search.query = 'SELECT id, title, body, price FROM oc_products';
     await ds.getRepository(SharedCodeGroup).update({ id: group.id }, { manifest });
     const [run] = await indexes.apply({ log });
-    expect(run).toMatchObject({ confWritten: true, built: shops.map((s) => `install_${s.id}`) });
+    expect(run).toMatchObject({ confWritten: true, built: shops.map((s) => `idx_${s.fsName}`) });
     await waitUntil('the hidden product indexed', async () => (await ids(shops[0]!, 'hat')).length === 1, { timeoutMs: 5_000 });
   });
 
@@ -199,11 +200,11 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
     await ds.getRepository(Install).update({ id: gone.id }, { status: 'removed', removedAt: new Date() });
 
     const [run] = await indexes.apply({ log });
-    expect(run).toMatchObject({ indexes: 1, confWritten: true, built: [], removed: [`install_${gone.id}`], failed: [] });
-    expect(readFileSync(confPath(layout), 'utf8')).not.toContain(`install_${gone.id}`);
+    expect(run).toMatchObject({ indexes: 1, confWritten: true, built: [], removed: [`idx_${gone.fsName}`], failed: [] });
+    expect(readFileSync(confPath(layout), 'utf8')).not.toContain(`idx_${gone.fsName}`);
     expect(dataFiles(gone)).toEqual([]);
     expect(await admin<{ n: number }[]>(`SELECT COUNT(*) AS n FROM mysql.user WHERE User = '${reader.user}'`)).toEqual([{ n: 0 }]);
-    await waitUntil('searchd dropping the index', async () => !(await sphinxql('SHOW TABLES')).some((t) => t.Index === `install_${gone.id}`), { timeoutMs: 5_000 });
+    await waitUntil('searchd dropping the index', async () => !(await sphinxql('SHOW TABLES')).some((t) => t.Index === `idx_${gone.fsName}`), { timeoutMs: 5_000 });
     expect(await ids(shops[0]!, 'wool')).toEqual([1, 2]);
     // The other shop's reader is still there.
     expect(await admin<{ n: number }[]>(`SELECT COUNT(*) AS n FROM mysql.user WHERE User = '${searchReader(shops[0]!, passwords[0]!).user}'`)).toEqual([{ n: 1 }]);
@@ -214,16 +215,16 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
     await ds.getRepository(Install).update({ id: other.id }, { status: 'live', removedAt: null });
     const reader = searchReader(other, passwords[1]!);
     await admin(`CREATE USER '${reader.user}'@'127.0.0.1' IDENTIFIED BY 'someone-elses-password'`);
-    await expect(indexes.apply({ log })).rejects.toThrow(new RegExp(`search indexes failed on search-db1.example.net: install_${other.id}`));
+    await expect(indexes.apply({ log })).rejects.toThrow(new RegExp(`search indexes failed on search-db1.example.net: idx_${other.fsName}`));
     expect(lines.at(-1)).toMatch(/its read-only account: database user .* already exists .* not created by this install/);
     await admin(`DROP USER '${reader.user}'@'127.0.0.1'`);
     const [run] = await indexes.apply({ log });
-    expect(run).toMatchObject({ confWritten: false, built: [`install_${other.id}`], failed: [] });
+    expect(run).toMatchObject({ confWritten: false, built: [`idx_${other.fsName}`], failed: [] });
     await waitUntil('the index back', async () => (await ids(other, 'linen')).length === 1, { timeoutMs: 5_000 });
   });
 
   it('runs as the SearchIndexConfig task of an engine (cron and worker): tasks:run streams its output, without a password', async () => {
-    const engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'worker,cron', SEARCH_LISTEN: `${LISTEN_IP}:${sqlPort}`, WORKER_POLL_MS: '50' }));
+    const engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'worker,cron', SEARCH_PORT: String(sqlPort), WORKER_POLL_MS: '50' }));
     try {
       const env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, VAR_DIR: join(base, 'cli-var'), LOG_LEVEL: 'silent' });
       const run = await runCli(['tasks:run', 'SearchIndexConfig'], process.cwd(), env);

@@ -83,11 +83,11 @@ export interface EngineConfig {
    */
   metricsToken: string | null;
   /**
-   * Where searchd listens for SphinxQL on every search server (SEARCH_LISTEN,
-   * `ip:port` list; default 127.0.0.1:9306): written into the sphinx.conf
-   * the SearchIndexConfig task renders.
+   * The SphinxQL port searchd listens on on every search server
+   * (SEARCH_PORT, default 9306), on 127.0.0.1 and the server's private IP:
+   * written into the sphinx.conf the SearchIndexConfig task renders.
    */
-  searchListen: string[];
+  searchPort: number;
   /** Days a removed install's backup is kept (BACKUP_GRACE_DAYS) before the purge task deletes it. */
   backupGraceDays: number;
   /** The order hook's limits. */

@@ -193,13 +193,9 @@ describe('loadConfig: local transport and order limits', () => {
 });
 
 describe('loadConfig: search', () => {
-  it("defaults searchd's SphinxQL to 127.0.0.1:9306 and takes a list", () => {
-    expect(loadConfig({}, { cwd: tmp() }).searchListen).toEqual(['127.0.0.1:9306']);
-    expect(loadConfig({ SEARCH_LISTEN: '10.0.0.5:9306, 127.0.0.1:9307' }, { cwd: tmp() }).searchListen).toEqual(['10.0.0.5:9306', '127.0.0.1:9307']);
-  });
-
-  it('refuses a listener that is not ip:port', () => {
-    expect(() => loadConfig({ SEARCH_LISTEN: '127.0.0.1:9306:mysql41' }, { cwd: tmp() })).toThrow(/SEARCH_LISTEN: must be comma-separated IPv4:port/);
-    expect(() => loadConfig({ SEARCH_LISTEN: '127.0.0.1:70000' }, { cwd: tmp() })).toThrow(/SEARCH_LISTEN/);
+  it("defaults searchd's SphinxQL port to 9306 and refuses one that is no port", () => {
+    expect(loadConfig({}, { cwd: tmp() }).searchPort).toBe(9306);
+    expect(loadConfig({ SEARCH_PORT: '19306' }, { cwd: tmp() }).searchPort).toBe(19306);
+    expect(() => loadConfig({ SEARCH_PORT: '70000' }, { cwd: tmp() })).toThrow(/SEARCH_PORT: must be an integer from 1 to 65535/);
   });
 });

@@ -46,7 +46,7 @@ export const CONFIG_KEYS = [
   'ACME_PREFLIGHT_RESOLVER',
   'BACKUP_GRACE_DAYS',
   'METRICS_TOKEN',
-  'SEARCH_LISTEN',
+  'SEARCH_PORT',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 export type ConfigEnv = Partial<Record<ConfigKey, string | undefined>>;
@@ -132,10 +132,8 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
   const metricsToken = value('METRICS_TOKEN') ?? null;
   if (metricsToken !== null && !/^[\x21-\x7e]{16,256}$/.test(metricsToken)) fail('METRICS_TOKEN', 'must be 16 to 256 printable characters without spaces');
 
-  // searchd's SphinxQL listeners on each search server (the engine renders its sphinx.conf).
-  const searchListen = (value('SEARCH_LISTEN') ?? '127.0.0.1:9306').split(',').map((s) => s.trim());
-  const badListen = searchListen.filter((l) => !/^(\d{1,3}(\.\d{1,3}){3}|localhost):\d{1,5}$/.test(l) || Number(l.slice(l.lastIndexOf(':') + 1)) < 1 || Number(l.slice(l.lastIndexOf(':') + 1)) > 65535);
-  if (badListen.length > 0) fail('SEARCH_LISTEN', `must be comma-separated IPv4:port addresses such as 127.0.0.1:9306 (got "${badListen.join(',')}")`);
+  // searchd's SphinxQL port on each search server (the engine renders its sphinx.conf).
+  const searchPort = integer('SEARCH_PORT', 9306, 1, 65535);
 
   const sshKeyPathText = value('SSH_KEY_PATH');
   let sshKeyPath: string | null = null;
@@ -170,7 +168,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     acme,
     backupGraceDays,
     metricsToken,
-    searchListen,
+    searchPort,
     mailDir: resolve(varDir, 'mail'),
     sshKeyPath,
     logLevel: logLevel as LogLevel,

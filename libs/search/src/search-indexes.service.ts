@@ -63,8 +63,11 @@ export class SearchIndexes {
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
+  /** `<home root>/.search`; SphinxQL on 127.0.0.1 and on the private IP (where the shops on other servers reach it, as they reach the database). */
   layoutOf(server: Server): SphinxLayout {
-    return { dir: `${server.homeRoot.replace(/\/+$/, '')}/${SEARCH_DIR_NAME}`, listen: this.config.searchListen };
+    const port = this.config.searchPort;
+    const ips = ['127.0.0.1', ...(server.privateIp && /^\d{1,3}(\.\d{1,3}){3}$/.test(server.privateIp) ? [server.privateIp] : [])];
+    return { dir: `${server.homeRoot.replace(/\/+$/, '')}/${SEARCH_DIR_NAME}`, listen: [...new Set(ips)].map((ip) => `${ip}:${port}`) };
   }
 
   /** One run over every search server; one server failing does not stop the others (the run fails at the end, naming it). */
@@ -144,7 +147,7 @@ export class SearchIndexes {
 
     for (const name of removed) {
       await this.removeIndexFiles(server, layout, name);
-      await this.dropReader(server, connection, Number(name.slice('install_'.length)), log);
+      await this.dropReader(server, connection, name, log);
       delete state[name];
     }
     for (const name of failed.keys()) delete state[name];
@@ -172,7 +175,7 @@ export class SearchIndexes {
     const readers = new Map<string, { login: { user: string; password: string }; database: string }>();
     const refreshMs = new Map<string, number>();
     for (const install of installs) {
-      const name = indexName(install.id);
+      const name = indexName(install.fsName);
       const manifest = install.sharedCodeGroupId === null ? undefined : manifests.get(install.sharedCodeGroupId);
       if (typeof manifest === 'string') {
         const kept = oldBlocks.get(name);
@@ -188,7 +191,7 @@ export class SearchIndexes {
         const login = searchReader(install, password);
         registerSecrets(password, login.password);
         blocks.set(name, renderIndexBlock(layout, {
-          installId: install.id,
+          name,
           host: connection.host,
           port: connection.port,
           socket: connection.socket,
@@ -220,17 +223,17 @@ export class SearchIndexes {
   }
 
   /** Drops the removed install's read-only account, if it is the one the engine made (its derived password); another is left. */
-  private async dropReader(server: Server, connection: DatabaseConnection, installId: number, log: Log): Promise<void> {
-    const install = await this.dataSource.getRepository(Install).findOneBy({ id: installId });
+  private async dropReader(server: Server, connection: DatabaseConnection, name: string, log: Log): Promise<void> {
+    const install = await this.dataSource.getRepository(Install).findOneBy({ fsName: name.slice('idx_'.length) });
     if (!install) return;
     try {
       const password = decryptSecret(this.config.secretsKey, install.dbPasswordEnc);
       const login = searchReader(install, password);
       registerSecrets(password, login.password);
       const left = await this.tenants.dropUser(server, login, install.dbName, [connection.localHost]);
-      if (left.length > 0) log(`${indexName(installId)}: ${left.join(', ')} is not the engine's: left as it is`);
+      if (left.length > 0) log(`${name}: ${left.join(', ')} is not the engine's: left as it is`);
     } catch (error) {
-      log(`${indexName(installId)}: its read-only account was not dropped: ${error instanceof Error ? error.message : String(error)}`);
+      log(`${name}: its read-only account was not dropped: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
 
@@ -251,5 +254,5 @@ export function documentsQuery(search: ManifestSearch, manifest: Pick<CodebaseMa
 }
 
 function sortState(state: IndexedState): IndexedState {
-  return Object.fromEntries(Object.entries(state).sort(([a], [b]) => Number(a.slice(8)) - Number(b.slice(8))));
+  return Object.fromEntries(Object.entries(state).sort(([a], [b]) => a.localeCompare(b)));
 }

@@ -7,13 +7,14 @@ export const SEARCH_DIR_NAME = '.search';
 /** A search server's layout: everything below one directory, so the engine's path checks cover it. */
 export interface SphinxLayout {
   dir: string;
-  /** SphinxQL listeners (`ip:port`). */
+  /** SphinxQL listeners (`ip:port`): 127.0.0.1 and the server's private IP, where shops reach it. */
   listen: readonly string[];
 }
 
 /** One install's index: its source reads the install's own database with its read-only account. */
 export interface SearchIndexSpec {
-  installId: number;
+  /** indexName(fsName). */
+  name: string;
   host: string | null;
   port: number | null;
   socket: string | null;
@@ -27,7 +28,9 @@ export interface SearchIndexSpec {
   stringFields: readonly string[];
 }
 
-export const indexName = (installId: number) => `install_${installId}`;
+/** The index of an install: what its templates already call `sphinx_index` (the fs name is unique forever). */
+export const indexName = (fsName: string) => `idx_${fsName}`;
+export const INDEX_NAME = /^idx_[a-z][a-z0-9]{0,31}$/;
 
 /** What may go into a value of sphinx.conf: one line, no `#` (a comment there) and no backslash (a continuation). */
 const SAFE_VALUE = /^[\x20-\x22\x24-\x5b\x5d-\x7e]*$/;
@@ -52,7 +55,7 @@ export const statePath = (layout: SphinxLayout) => `${layout.dir}/indexed.json`;
  * checked: nothing can end a line, open a comment or continue a value.
  */
 export function renderIndexBlock(layout: SphinxLayout, spec: SearchIndexSpec): string {
-  const name = indexName(spec.installId);
+  const name = value('index name', spec.name, INDEX_NAME);
   const lines = [
     `# index ${name} begin`,
     `source ${name}_src`,
@@ -87,7 +90,7 @@ export function renderIndexBlock(layout: SphinxLayout, spec: SearchIndexSpec): s
  */
 export function renderSphinxConf(layout: SphinxLayout, blocks: ReadonlyMap<string, string>): string {
   value('directory', layout.dir, PATH);
-  const names = [...blocks.keys()].sort((a, b) => Number(a.slice(8)) - Number(b.slice(8)) || a.localeCompare(b));
+  const names = [...blocks.keys()].sort();
   return [
     '# Written by the shop engine (SearchIndexConfig task) from its catalog: edits here are overwritten.',
     '',
@@ -116,7 +119,7 @@ export function renderSphinxConf(layout: SphinxLayout, blocks: ReadonlyMap<strin
 /** The index blocks of a sphinx.conf this module wrote (name → block text, markers included); anything else is ignored. */
 export function indexBlocks(conf: string): Map<string, string> {
   const blocks = new Map<string, string>();
-  for (const match of conf.matchAll(/^# index (install_\d+) begin\n[\s\S]*?^# index \1 end\n/gm)) blocks.set(match[1]!, match[0]);
+  for (const match of conf.matchAll(/^# index (idx_[a-z][a-z0-9]*) begin\n[\s\S]*?^# index \1 end\n/gm)) blocks.set(match[1]!, match[0]);
   return blocks;
 }
 
@@ -134,7 +137,7 @@ export function parseIndexedState(text: string): IndexedState {
     const state: IndexedState = {};
     for (const [name, entry] of Object.entries(parsed as Record<string, unknown>)) {
       const e = entry as { digest?: unknown; at?: unknown };
-      if (/^install_\d+$/.test(name) && typeof e?.digest === 'string' && typeof e.at === 'string') state[name] = { digest: e.digest, at: e.at };
+      if (INDEX_NAME.test(name) && typeof e?.digest === 'string' && typeof e.at === 'string') state[name] = { digest: e.digest, at: e.at };
     }
     return state;
   } catch {
@@ -150,8 +153,8 @@ export function parseIndexedState(text: string): IndexedState {
  */
 export function indexerOutcome(stdout: string, names: readonly string[]): { built: string[]; failed: Map<string, string> } {
   const failed = new Map<string, string>();
-  for (const match of stdout.matchAll(/^(?:ERROR|FATAL): index '(install_\d+)': (.*)$/gm)) if (!failed.has(match[1]!)) failed.set(match[1]!, match[2]!.trim());
-  const started = new Set([...stdout.matchAll(/^indexing index '(install_\d+)'\.\.\.$/gm)].map((m) => m[1]!));
+  for (const match of stdout.matchAll(/^(?:ERROR|FATAL): index '(idx_[a-z0-9]+)': (.*)$/gm)) if (!failed.has(match[1]!)) failed.set(match[1]!, match[2]!.trim());
+  const started = new Set([...stdout.matchAll(/^indexing index '(idx_[a-z0-9]+)'\.\.\.$/gm)].map((m) => m[1]!));
   for (const name of names) if (!started.has(name) && !failed.has(name)) failed.set(name, 'not indexed (see the indexer output)');
   return { built: names.filter((n) => !failed.has(n)), failed };
 }
