@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext, Type } from '@nestjs/common';
 import mysql from 'mysql2/promise';
-import { DataSource } from 'typeorm';
+import { DataSource, In } from 'typeorm';
 import { Install, Server, SharedCodeGroup } from '@app/catalog';
+import { parseManifest } from '@app/codebases';
 import { HostsModule } from '@app/hosts';
 import { encryptSecret } from '@app/installs';
 import { confPath, SearchIndexConfigTask, SearchIndexes, searchReader, SearchModule, type SphinxLayout } from '@app/search';
@@ -121,7 +122,17 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
     rmSync(base, { recursive: true, force: true });
   });
 
-  it('renders one index per live install of a group with search, builds them with the real indexer, and searchd serves each shop its own products', async () => {
+  it('gives a search server with no shop index yet a config searchd starts on', async () => {
+    await ds.getRepository(Install).update({ id: In(shops.map((s) => s.id)) }, { status: 'building' });
+    const [run] = await indexes.apply({ log });
+    expect(run).toMatchObject({ indexes: 0, confWritten: true, built: [], removed: [] });
+    searchd = await startServerProcess('searchd', ['--config', confPath(layout), '--nodetach'], join(base, 'searchd.log'));
+    await waitUntil('searchd on SphinxQL', () => portAnswers(sqlPort, LISTEN_IP), { timeoutMs: 10_000, server: searchd });
+    expect((await sphinxql('SHOW TABLES')).map((t) => t.Index)).toEqual(['engine_placeholder']);
+    await ds.getRepository(Install).update({ id: In(shops.map((s) => s.id)) }, { status: 'live' });
+  });
+
+  it('renders one index per live install of a group with search, builds them with the real indexer, and the running searchd serves each shop its own products', async () => {
     // Through the task, as a worker runs it: its lines are the job's output.
     await app.get(SearchIndexConfigTask).run({ jobId: 1, tick: new Date(), signal: new AbortController().signal, log });
     expect(lines.at(-1)).toBe(`search-db1.example.net: 2 index(es); config written; built ${shops.map((s) => `idx_${s.fsName}`).join(', ')}; removed none`);
@@ -139,9 +150,8 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
     const readers = shops.map((s, i) => searchReader(s, passwords[i]!));
     for (const secret of [...passwords, ...readers.map((r) => r.password)]) expect(lines.join('\n')).not.toContain(secret);
 
-    searchd = await startServerProcess('searchd', ['--config', confPath(layout), '--nodetach'], join(base, 'searchd.log'));
-    await waitUntil('searchd on SphinxQL', () => portAnswers(sqlPort, LISTEN_IP), { timeoutMs: 10_000, server: searchd });
-
+    // New indexes join the running searchd (indexer --rotate: SIGHUP, the config read again).
+    await waitUntil('the new indexes served', async () => (await sphinxql('SHOW TABLES')).length === 3, { timeoutMs: 5_000 });
     expect(await ids(shops[0]!, 'wool')).toEqual([1]);
     expect(await ids(shops[1]!, 'wool')).toEqual([]);
     expect(await ids(shops[1]!, 'linen')).toEqual([7]);
@@ -221,6 +231,24 @@ describe('search index config (Sphinx indexer and searchd over MariaDB, SSH sear
     const [run] = await indexes.apply({ log });
     expect(run).toMatchObject({ confWritten: false, built: [`idx_${other.fsName}`], failed: [] });
     await waitUntil('the index back', async () => (await ids(other, 'linen')).length === 1, { timeoutMs: 5_000 });
+  });
+
+  it('refuses a bad search section with a clear error, and keeps the indexes it had meanwhile', async () => {
+    const good = (await ds.getRepository(SharedCodeGroup).findOneByOrFail({ id: group.id })).manifest as Record<string, any>;
+    const bad = JSON.parse(JSON.stringify(good));
+    bad.search = { query: 'SELECT id, title FROM oc_products; DROP TABLE oc_products', attributes: [{ name: 'price', type: 'money' }] };
+    await expect(parseManifest(bad)).rejects.toThrow(/search.query must be one line starting with SELECT, printable ASCII without # ; or backslash/);
+    await expect(parseManifest(bad)).rejects.toThrow(/type must be one of the following values: uint, bigint, float, bool, timestamp, string/);
+    await ds.getRepository(SharedCodeGroup).update({ id: group.id }, { manifest: bad });
+    try {
+      const before = readFileSync(confPath(layout), 'utf8');
+      const [run] = await indexes.apply({ log });
+      expect(run).toMatchObject({ indexes: 2, confWritten: false, built: [], removed: [] });
+      expect(readFileSync(confPath(layout), 'utf8')).toBe(before);
+      expect(lines).toContainEqual(expect.stringMatching(new RegExp(`idx_${shops[0]!.fsName}: kept as it was: the manifest of code group searchable does not parse: .*search.query must be one line`)));
+    } finally {
+      await ds.getRepository(SharedCodeGroup).update({ id: group.id }, { manifest: good });
+    }
   });
 
   it('runs as the SearchIndexConfig task of an engine (cron and worker): tasks:run streams its output, without a password', async () => {

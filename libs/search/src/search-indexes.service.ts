@@ -73,9 +73,10 @@ export class SearchIndexes {
   /** One run over every search server; one server failing does not stop the others (the run fails at the end, naming it). */
   async apply(options: { log?: Log; now?: Date } = {}): Promise<SearchServerRun[]> {
     const log = options.log ?? (() => undefined);
-    const servers = (await this.dataSource.getRepository(Server).find({ order: { id: 'ASC' } })).filter(
-      (s) => s.roles.includes('search') && s.roles.includes('database') && s.state !== 'down',
-    );
+    const all = await this.dataSource.getRepository(Server).find({ order: { id: 'ASC' } });
+    // searchd indexes the databases a server holds: `search` means something on a database server only.
+    for (const s of all.filter((s) => s.roles.includes('search') && !s.roles.includes('database'))) log(`${s.hostname}: has the search role but not database: ignored`);
+    const servers = all.filter((s) => s.roles.includes('search') && s.roles.includes('database') && s.state !== 'down');
     const runs: SearchServerRun[] = [];
     const failures: string[] = [];
     for (const server of servers) {

@@ -21,6 +21,7 @@ describe('sphinx.conf rendering', () => {
     expect(conf.indexOf('idx_shopthree_src')).toBeLessThan(conf.indexOf('idx_shoptwelve_src'));
     expect(conf).toContain('listen = 127.0.0.1:9306:mysql41\n  log = /srv/home/.search/log/searchd.log');
     expect(conf).toContain('pid_file = /srv/home/.search/searchd.pid');
+    expect(renderSphinxConf(layout, new Map())).toContain('index engine_placeholder\n{\n  type = rt\n');
     expect([...indexBlocks(conf)]).toEqual([['idx_shopthree', other], ['idx_shoptwelve', block]]);
   });
 

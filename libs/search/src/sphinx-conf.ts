@@ -31,6 +31,8 @@ export interface SearchIndexSpec {
 /** The index of an install: what its templates already call `sphinx_index` (the fs name is unique forever). */
 export const indexName = (fsName: string) => `idx_${fsName}`;
 export const INDEX_NAME = /^idx_[a-z][a-z0-9]{0,31}$/;
+/** Never an install's (no `idx_` prefix). */
+export const PLACEHOLDER_INDEX = 'engine_placeholder';
 
 /** What may go into a value of sphinx.conf: one line, no `#` (a comment there) and no backslash (a continuation). */
 const SAFE_VALUE = /^[\x20-\x22\x24-\x5b\x5d-\x7e]*$/;
@@ -95,6 +97,15 @@ export function renderSphinxConf(layout: SphinxLayout, blocks: ReadonlyMap<strin
     '# Written by the shop engine (SearchIndexConfig task) from its catalog: edits here are overwritten.',
     '',
     ...names.map((n) => blocks.get(n)!),
+    // searchd refuses to start without an index ("no indexes found"): an empty real-time one keeps a server with no shop index yet startable.
+    `index ${PLACEHOLDER_INDEX}`,
+    '{',
+    '  type = rt',
+    `  path = ${dataPath(layout, PLACEHOLDER_INDEX)}`,
+    '  rt_field = unused',
+    '  rt_attr_uint = unused_attr',
+    '}',
+    '',
     'indexer',
     '{',
     '  mem_limit = 128M',
