@@ -137,7 +137,7 @@ export class SearchIndexes {
       // --rotate: built as .new files, swapped in by searchd on SIGHUP (or when it starts, if it is not running).
       const result = await exec.run(server, ['indexer', '--config', confPath(layout), '--rotate', '--noprogress', ...building], { timeoutMs: INDEXER_TIMEOUT_MS });
       if (result.exitCode === 127) throw new Error('indexer is not installed (Debian package sphinxsearch)');
-      const outcome = indexerOutcome(result.stdout, building);
+      const outcome = indexerOutcome(`${result.stdout}\n${result.stderr}`, building);
       for (const [name, problem] of outcome.failed) failed.set(name, problem);
       for (const name of outcome.built) state[name] = { digest: blockDigest(blocks.get(name)!), at: now.toISOString() };
       built.push(...outcome.built);

@@ -50,6 +50,8 @@ describe('sphinx.conf rendering', () => {
     expect(outcome.built).toEqual(['idx_twelve']);
     expect([...outcome.failed.keys()]).toEqual(['idx_three', 'idx_forty']);
     expect(outcome.failed.get('idx_three')).toMatch(/doesn't exist/);
+    const fatal = indexerOutcome("using config file 'x'...\nFATAL: failed to parse config file 'x': unknown key name 'y'", ['idx_one']);
+    expect(fatal.failed.get('idx_one')).toBe("failed to parse config file 'x': unknown key name 'y'");
   });
 
   it('reads its state file, and starts afresh from one it cannot read', () => {

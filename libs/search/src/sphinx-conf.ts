@@ -166,6 +166,8 @@ export function indexerOutcome(stdout: string, names: readonly string[]): { buil
   const failed = new Map<string, string>();
   for (const match of stdout.matchAll(/^(?:ERROR|FATAL): index '(idx_[a-z0-9]+)': (.*)$/gm)) if (!failed.has(match[1]!)) failed.set(match[1]!, match[2]!.trim());
   const started = new Set([...stdout.matchAll(/^indexing index '(idx_[a-z0-9]+)'\.\.\.$/gm)].map((m) => m[1]!));
-  for (const name of names) if (!started.has(name) && !failed.has(name)) failed.set(name, 'not indexed (see the indexer output)');
+  // Nothing of an index's own: the run stopped before it (a config it could not read...), whose first error says why.
+  const general = /^(?:FATAL|ERROR): (?!index ')(.*)$/m.exec(stdout)?.[1]?.trim();
+  for (const name of names) if (!started.has(name) && !failed.has(name)) failed.set(name, general ?? 'not indexed (indexer said nothing of it)');
   return { built: names.filter((n) => !failed.has(n)), failed };
 }
