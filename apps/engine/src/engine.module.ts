@@ -14,6 +14,7 @@ import { InstallsModule, RemovalModule } from '@app/installs';
 import { MetricsModule } from '@app/metrics';
 import { QueueModule } from '@app/queue';
 import { SagaModule } from '@app/saga';
+import { SearchModule } from '@app/search';
 import { SiteHealthModule } from '@app/site-health';
 import { SitesModule } from '@app/sites';
 import { TasksModule } from '@app/tasks';
@@ -54,6 +55,7 @@ export class EngineModule {
         WebserverModule,
         AccountingModule.forRoot({ http: api }),
         SiteHealthModule.forRoot({ http: api }),
+        SearchModule,
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
         SitesModule.forRoot({ http: api, jobs: true }),

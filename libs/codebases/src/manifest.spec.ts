@@ -52,6 +52,15 @@ describe('parseManifest', () => {
     ['a PHP version that is not one', (m: any) => (m.php = { minVersion: '8' }), /php.minVersion must be a version/],
     ['a table prefix value that is not an identifier', (m: any) => (m.sql.tablePrefix = { placeholder: 'oc_', value: 'x`; DROP' }), /sql.tablePrefix.value must be/],
     ['a line prefix that is a letter', (m: any) => (m.sql.stripLinePrefixes = ['IN']), /sql.stripLinePrefixes must be/],
+    ['a search query that is two statements', (m: any) => (m.search = { query: 'SELECT id, title FROM oc_product; DROP TABLE oc_product' }), /search.query must be one line starting with SELECT/],
+    ['a search query with a sphinx.conf comment', (m: any) => (m.search = { query: 'SELECT id, title FROM oc_product # x' }), /search.query must be one line/],
+    ['a search query that is not a SELECT', (m: any) => (m.search = { query: 'DELETE FROM oc_product' }), /search.query must be one line starting with SELECT/],
+    ['a search query of *', (m: any) => (m.search = { query: 'SELECT * FROM oc_product' }), /search.query.*must name its columns/],
+    ['a search attribute that is not a name', (m: any) => (m.search = { query: 'SELECT id, price FROM oc_product', attributes: [{ name: 'price`', type: 'uint' }] }), /search.attributes.name must be/],
+    ['a search attribute of an unknown type', (m: any) => (m.search = { query: 'SELECT id, price FROM oc_product', attributes: [{ name: 'price', type: 'money' }] }), /type must be one of/],
+    ['a search attribute the query does not select', (m: any) => (m.search = { query: 'SELECT id, title FROM oc_product', attributes: [{ name: 'price', type: 'uint' }] }), /price not among the columns the query selects/],
+    ['a search column declared twice', (m: any) => (m.search = { query: 'SELECT id, title FROM oc_product', attributes: [{ name: 'title', type: 'string' }], stringFields: ['title'] }), /title declared twice/],
+    ['a search refresh of a minute', (m: any) => (m.search = { query: 'SELECT id, title FROM oc_product', refreshMinutes: 1 }), /refreshMinutes must not be less than 5/],
   ])('refuses %s', async (_what, change, message) => {
     const manifest = plain();
     change(manifest);
@@ -71,6 +80,12 @@ describe('parseManifest', () => {
     const manifest = await parseManifest(m);
     expect(manifest.web.routing).toEqual({ pass: 'query', param: '_route_', notFound: ['*.png', '*.css'] });
     expect(manifest.secrets!.map((s) => s.length)).toEqual([32, 16, 1024, 4096, 8]);
+  });
+
+  it('accepts a search section: the query, attributes and string fields', async () => {
+    const m = plain();
+    m.search = { query: 'SELECT p.id, p.title, p.body, p.price, UNIX_TIMESTAMP(p.updated_at) AS updated_at FROM oc_products p WHERE p.status = 1', attributes: [{ name: 'price', type: 'uint' }, { name: 'updated_at', type: 'timestamp' }], stringFields: ['title'] };
+    expect((await parseManifest(m)).search).toEqual(m.search);
   });
 
   it('refuses what is not an object', async () => {

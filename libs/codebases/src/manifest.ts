@@ -281,6 +281,60 @@ export class ManifestWeb {
   probePath?: string;
 }
 
+export const SEARCH_ATTRIBUTE_TYPES = ['uint', 'bigint', 'float', 'bool', 'timestamp', 'string'] as const;
+export type SearchAttributeType = (typeof SEARCH_ATTRIBUTE_TYPES)[number];
+/**
+ * The documents query: one line of printable ASCII starting with SELECT, no
+ * `#` (a comment in sphinx.conf), backslash (a line continuation there) or
+ * `;` (one statement).
+ */
+const SEARCH_QUERY = /^SELECT\s[\x20-\x22\x24-\x3a\x3c-\x5b\x5d-\x7e]+$/i;
+
+export class ManifestSearchAttribute {
+  @ApiProperty({ example: 'price', description: 'a column of the query (its name or alias)' })
+  @Matches(NAME, { message: 'search.attributes.name must be lower-case letters, digits and _ (a column of the query)' })
+  name: string;
+
+  @ApiProperty({ enum: SEARCH_ATTRIBUTE_TYPES, description: 'Sphinx attribute type (sql_attr_<type>)' })
+  @IsIn(SEARCH_ATTRIBUTE_TYPES)
+  type: SearchAttributeType;
+}
+
+/** A full-text index of the shop's documents (Sphinx), one per install, read with the install's own read-only account. */
+export class ManifestSearch {
+  @ApiProperty({
+    example: 'SELECT p.product_id, d.name, d.description, p.price, UNIX_TIMESTAMP(p.date_modified) AS updated_at FROM oc_product p JOIN oc_product_description d ON d.product_id = p.product_id',
+    description: 'one SELECT whose first column is the document id (unique, non-zero integer); the table prefix is applied as for the SQL files',
+  })
+  @IsString()
+  @MaxLength(4000)
+  @Matches(SEARCH_QUERY, { message: 'search.query must be one line starting with SELECT, printable ASCII without # ; or backslash' })
+  query: string;
+
+  @ApiPropertyOptional({ type: [ManifestSearchAttribute], description: 'columns stored as attributes (filtering, sorting, returned)' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(32)
+  @ValidateNested({ each: true })
+  @Type(() => ManifestSearchAttribute)
+  attributes?: ManifestSearchAttribute[];
+
+  @ApiPropertyOptional({ example: ['name'], description: 'full-text fields also returned as strings (sql_field_string)' })
+  @IsOptional()
+  @IsArray()
+  @ArrayUnique()
+  @ArrayMaxSize(32)
+  @Matches(NAME, { each: true, message: 'search.stringFields must be lower-case letters, digits and _ (columns of the query)' })
+  stringFields?: string[];
+
+  @ApiPropertyOptional({ example: 60, description: 'minutes after which an index is rebuilt even when nothing about it changed (new products reach the search at least this often); default 1,440 (daily)' })
+  @IsOptional()
+  @IsInt()
+  @Min(5)
+  @Max(10_080)
+  refreshMinutes?: number;
+}
+
 /** The codebase manifest (SPEC.md): how a home is built from a shared checkout. */
 export class CodebaseManifest {
   @ApiProperty({ example: 1 })
@@ -375,6 +429,12 @@ export class CodebaseManifest {
   @Type(() => ManifestPhp)
   php?: ManifestPhp;
 
+  @ApiPropertyOptional({ type: ManifestSearch, description: 'a search index per install (Sphinx); none without it' })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ManifestSearch)
+  search?: ManifestSearch;
+
   @ApiProperty({ type: ManifestWeb })
   @IsDefined({ message: 'web must be given (document root, PHP entry points)' })
   @ValidateNested()
@@ -427,6 +487,7 @@ export async function parseManifest(plain: unknown): Promise<CodebaseManifest> {
   if (secretChars > MAX_SECRET_CHARS) problems.push({ field: 'secrets', problems: [`${secretChars} characters in all; at most ${MAX_SECRET_CHARS}`] });
   const labels = duplicate((manifest.credentials ?? []).map((c) => c.label));
   if (labels.length > 0) problems.push({ field: 'credentials', problems: [`${[...new Set(labels)].join(', ')} declared twice`] });
+  if (manifest.search) problems.push(...searchProblems(manifest.search));
   if (problems.length > 0) throw new ValidationFailedError(problems);
   return manifest;
 }
@@ -440,4 +501,18 @@ export function manifestSourcePaths(manifest: CodebaseManifest): string[] {
     ...(manifest.sql ? [manifest.sql.updates, ...(manifest.sql.templates ?? []).map((t) => t.file)] : []),
     manifest.web.documentRoot,
   ];
+}
+
+/** The search section's rules between fields: each name once, each a column the query names. */
+function searchProblems(search: ManifestSearch): { field: string; problems: string[] }[] {
+  const problems: { field: string; problems: string[] }[] = [];
+  const names = [...(search.attributes ?? []).map((a) => a.name), ...(search.stringFields ?? [])];
+  const twice = [...new Set(names.filter((n, i) => names.indexOf(n) !== i))];
+  if (twice.length > 0) problems.push({ field: 'search', problems: [`${twice.join(', ')} declared twice (an attribute and a string field are distinct columns)`] });
+  const select = /^SELECT\s+(.*?)\s+FROM\s/is.exec(search.query)?.[1];
+  if (select === undefined) problems.push({ field: 'search.query', problems: ['must be SELECT <document id>, <columns> FROM ...'] });
+  else if (/^\*|^[A-Za-z_][A-Za-z0-9_]*\.\*/.test(select.trim())) problems.push({ field: 'search.query', problems: ['must name its columns, the document id first (not *)'] });
+  const missing = names.filter((n) => !new RegExp(`\\b${n}\\b`, 'i').test(select ?? ''));
+  if (missing.length > 0) problems.push({ field: 'search', problems: [`${missing.join(', ')} not among the columns the query selects`] });
+  return problems;
 }

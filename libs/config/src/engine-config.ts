@@ -84,6 +84,12 @@ export interface EngineConfig {
   metricsToken: string | null;
   /** Free dedicated or floating IPs of a server below which operations are warned (IP_POOL_LOW_WATER); 0: never. */
   ipPoolLowWater: number;
+  /**
+   * The SphinxQL port searchd listens on on every search server
+   * (SEARCH_PORT, default 9306), on 127.0.0.1 and the server's private IP:
+   * written into the sphinx.conf the SearchIndexConfig task renders.
+   */
+  searchPort: number;
   /** Days a removed install's backup is kept (BACKUP_GRACE_DAYS) before the purge task deletes it. */
   backupGraceDays: number;
   /** The order hook's limits. */

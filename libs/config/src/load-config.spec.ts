@@ -191,3 +191,11 @@ describe('loadConfig: local transport and order limits', () => {
     expect((error as ConfigError).message).toContain('MAX_SITES_PAID: must be an integer from 1 to 20 (got "21")');
   });
 });
+
+describe('loadConfig: search', () => {
+  it("defaults searchd's SphinxQL port to 9306 and refuses one that is no port", () => {
+    expect(loadConfig({}, { cwd: tmp() }).searchPort).toBe(9306);
+    expect(loadConfig({ SEARCH_PORT: '19306' }, { cwd: tmp() }).searchPort).toBe(19306);
+    expect(() => loadConfig({ SEARCH_PORT: '70000' }, { cwd: tmp() })).toThrow(/SEARCH_PORT: must be an integer from 1 to 65535/);
+  });
+});

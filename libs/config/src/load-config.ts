@@ -47,6 +47,7 @@ export const CONFIG_KEYS = [
   'BACKUP_GRACE_DAYS',
   'METRICS_TOKEN',
   'IP_POOL_LOW_WATER',
+  'SEARCH_PORT',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 export type ConfigEnv = Partial<Record<ConfigKey, string | undefined>>;
@@ -133,6 +134,9 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
   const metricsToken = value('METRICS_TOKEN') ?? null;
   if (metricsToken !== null && !/^[\x21-\x7e]{16,256}$/.test(metricsToken)) fail('METRICS_TOKEN', 'must be 16 to 256 printable characters without spaces');
 
+  // searchd's SphinxQL port on each search server (the engine renders its sphinx.conf).
+  const searchPort = integer('SEARCH_PORT', 9306, 1, 65535);
+
   const sshKeyPathText = value('SSH_KEY_PATH');
   let sshKeyPath: string | null = null;
   if (sshKeyPathText !== undefined) {
@@ -167,6 +171,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     backupGraceDays,
     metricsToken,
     ipPoolLowWater,
+    searchPort,
     mailDir: resolve(varDir, 'mail'),
     sshKeyPath,
     logLevel: logLevel as LogLevel,

@@ -299,11 +299,12 @@ export class TenantDatabases {
 
   /**
    * The user for each client host, with every privilege on its database
-   * only. An account that exists already is the install's only if it has
-   * the install's password (a run that crashed after creating it): any
-   * other is a conflict, never taken over (no `IF NOT EXISTS`, no `ALTER USER`).
+   * only (`readOnly`: SELECT only, as the search indexer reads). An account
+   * that exists already is the install's only if it has the install's
+   * password (a run that crashed after creating it): any other is a
+   * conflict, never taken over (no `IF NOT EXISTS`, no `ALTER USER`).
    */
-  async createUser(server: Server, { user, password }: TenantLogin, database: string, hosts: readonly string[]): Promise<void> {
+  async createUser(server: Server, { user, password }: TenantLogin, database: string, hosts: readonly string[], options: { readOnly?: boolean } = {}): Promise<void> {
     quoteIdentifier(user, USER);
     quoteIdentifier(database);
     for (const host of hosts) if (!USER_HOST.test(host)) throw new Error(`refused client host ${JSON.stringify(host)}`);
@@ -319,7 +320,7 @@ export class TenantDatabases {
     const statements = hosts.flatMap((host) => {
       const account = `${quoteString(user)}@${quoteString(host)}`;
       // Passwords go on stdin only: never in ps, never in an error message.
-      return [...(existing.has(host) ? [] : [`CREATE USER ${account} IDENTIFIED BY ${quoteString(password)};`]), `GRANT ALL PRIVILEGES ON ${grantDatabase(database)}.* TO ${account};`];
+      return [...(existing.has(host) ? [] : [`CREATE USER ${account} IDENTIFIED BY ${quoteString(password)};`]), `GRANT ${options.readOnly ? 'SELECT' : 'ALL PRIVILEGES'} ON ${grantDatabase(database)}.* TO ${account};`];
     });
     if (statements.length > 0) await this.admin(server, statements.join('\n'), { secrets: [password] });
   }

@@ -1,7 +1,8 @@
 import { Column, Entity, Index } from 'typeorm';
 import { CatalogEntity, wordList } from './base.entity.js';
 
-export const SERVER_ROLES = ['dispatcher', 'handler', 'cloud', 'database'] as const;
+/** `search`: a database server that also runs Sphinx (searchd) for the installs whose databases it holds. */
+export const SERVER_ROLES = ['dispatcher', 'handler', 'cloud', 'database', 'search'] as const;
 export type ServerRole = (typeof SERVER_ROLES)[number];
 export const SERVER_STATES = ['active', 'draining', 'down'] as const;
 export type ServerState = (typeof SERVER_STATES)[number];
