@@ -17,6 +17,7 @@ import { SagaModule } from '@app/saga';
 import { SiteHealthModule } from '@app/site-health';
 import { SitesModule } from '@app/sites';
 import { TasksModule } from '@app/tasks';
+import { ThemeSyncModule } from '@app/theme-sync';
 import { WebserverModule } from '@app/webserver';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
 import { HealthModule } from './health/health.module.js';
@@ -54,6 +55,7 @@ export class EngineModule {
         WebserverModule,
         AccountingModule.forRoot({ http: api }),
         SiteHealthModule.forRoot({ http: api }),
+        ThemeSyncModule,
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
         SitesModule.forRoot({ http: api, jobs: true }),
