@@ -19,6 +19,12 @@ export interface SyncOptions {
    * They are never followed either way.
    */
   safeLinks?: boolean;
+  /**
+   * Compare files by content (rsync --checksum), not by size and mtime: for
+   * trees whose files may change without either (an FTP client putting the
+   * old mtime back). Reads every file on both sides.
+   */
+  checksum?: boolean;
 }
 
 export class SyncFailedError extends Error {
@@ -77,7 +83,7 @@ export async function syncTree(from: SyncEnd, to: SyncEnd, path: string, options
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const what = `sync ${source} from ${from.server.hostname} to ${to.server.hostname}`;
   // Extra rsync options come from this fixed list only.
-  const extra = options.safeLinks ? ['--safe-links'] : [];
+  const extra = [...(options.safeLinks ? ['--safe-links'] : []), ...(options.checksum ? ['--checksum'] : [])];
   const sender = await from.executor.stream(from.server, ['sh', '-c', SOURCE_SCRIPT, 'sync', srcArg, `relay:${destArg}`, RELAY_SHELL, RELAY, ...extra]);
   let receiver: StreamingCommand | undefined;
   let timedOut = false;

@@ -57,3 +57,13 @@ describe('the digest script\'s input and output', () => {
     expect(() => parseDigests('x\n')).toThrow(/unexpected/);
   });
 });
+
+describe('planSyncs retries', () => {
+  it('asks a pair that failed or was refused again only after the retry delay', () => {
+    const candidates: SyncCandidate[] = [{ installId: 1, masterId: 10, targetIds: [11] }];
+    const states = new Map<string, PairState>([[pairKey(1, 11), { digest: null, syncedAt: null, failedAt: new Date(10_000) }]]);
+    const digests = new Map([[1, digest(1, 'a')]]);
+    expect(planSyncs(candidates, digests, marker, states, () => false, { now: 20_000, afterMs: 60_000 })).toMatchObject({ pending: [], retrying: 1 });
+    expect(planSyncs(candidates, digests, marker, states, () => false, { now: 80_000, afterMs: 60_000 }).pending).toHaveLength(1);
+  });
+});

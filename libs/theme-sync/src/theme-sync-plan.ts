@@ -25,6 +25,8 @@ export interface SyncPlan {
   /** Pairs whose master tree changed since it was last synced there, oldest sync first. */
   pending: SyncPair[];
   unchanged: number;
+  /** Pairs whose last attempt failed or was refused a short while ago: tried again once `retryAfterMs` passed. */
+  retrying: number;
   /** Pairs left for a later run: the server is down (caught up then). */
   down: { installId: number; targetId: number }[];
   /** Installs not synced anywhere: their master is down or did not answer, or its home lacks the install's marker. */
@@ -39,7 +41,8 @@ export { pairKey };
  * differs from the one last synced there. A down server's pairs wait (their
  * recorded digest stays, so they are synced once it is back); an install
  * whose master home was not fingerprinted, or is not the install's, is
- * synced nowhere. Oldest sync (never first) leads, so a run cut short by its
+ * synced nowhere. A pair that failed (or was refused) is tried again after
+ * `retry.afterMs`. Oldest sync (never first) leads, so a run cut short by its
  * budget does not starve the same pairs every time.
  */
 export function planSyncs(
@@ -48,8 +51,9 @@ export function planSyncs(
   expectedMarker: (installId: number) => string,
   states: ReadonlyMap<string, PairState>,
   isDown: (serverId: number) => boolean,
+  retry: { now: number; afterMs: number } = { now: 0, afterMs: 0 },
 ): SyncPlan {
-  const plan: SyncPlan = { pending: [], unchanged: 0, down: [], notLooked: [] };
+  const plan: SyncPlan = { pending: [], unchanged: 0, retrying: 0, down: [], notLooked: [] };
   for (const c of candidates) {
     const found = digests.get(c.installId);
     if (found === undefined || typeof found === 'string') {
@@ -64,6 +68,11 @@ export function planSyncs(
       const state = states.get(pairKey(c.installId, targetId));
       if (state?.digest === found.digest) {
         plan.unchanged++;
+        continue;
+      }
+      // A home that is not the install's, or a relay that failed, is not asked again every minute.
+      if (state?.failedAt && retry.afterMs > 0 && retry.now - state.failedAt.getTime() < retry.afterMs) {
+        plan.retrying++;
         continue;
       }
       if (isDown(targetId)) {

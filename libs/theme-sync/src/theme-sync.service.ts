@@ -13,6 +13,8 @@ import { DIGEST_SCRIPT, digestInput, markerMd5, parseDigests, type DigestRequest
 export const THEME_SYNC_CONCURRENCY = 4;
 /** A run starts no new relay after this long: what is left waits for the next run (a run must end well within its minute). */
 export const THEME_SYNC_BUDGET_MS = 40_000;
+/** A pair whose last attempt failed, or whose home there lacks the marker, is tried again after this long. */
+export const THEME_SYNC_RETRY_AFTER_MS = 5 * 60_000;
 /** One relay of one path: a first sync of a large theme takes a while. */
 const RELAY_TIMEOUT_MS = 10 * 60_000;
 /** The fingerprint of every home of one server. */
@@ -24,6 +26,8 @@ export interface ThemeSyncRun {
   /** Servers fingerprinted (one command each). */
   fingerprinted: number;
   unchanged: number;
+  /** Pairs that failed or were refused a short while ago, not tried in this run. */
+  retrying: number;
   synced: number;
   /** rsync relays run (one per copied path of a synced pair). */
   relays: number;
@@ -41,6 +45,8 @@ export interface ThemeSyncOptions {
   signal?: AbortSignal;
   log?: (line: string) => void;
   budgetMs?: number;
+  /** Default THEME_SYNC_RETRY_AFTER_MS. */
+  retryAfterMs?: number;
 }
 
 interface CandidateRow {
@@ -57,10 +63,11 @@ interface CandidateRow {
  * digest differs from the one last synced there is synced with the rsync
  * relay, path by path, after one command per other server checked the
  * home there is this install's (its marker). Per copied directory the relay
- * is `rsync -a --delete --safe-links`: the directory is the install's, so
+ * is `rsync -a --delete --safe-links --checksum`: the directory is the install's, so
  * what the master no longer has is deleted inside it and nowhere else;
  * links are copied as links, never followed, and links pointing out of the
- * directory are not copied. A path the master lacks is left alone on the
+ * directory are not copied; files are compared by content, as the digest
+ * (ctime) sees changes that keep size and mtime. A path the master lacks is left alone on the
  * others. A server that is down keeps its old digest and is caught up
  * when it is back.
  */
@@ -76,7 +83,7 @@ export class ThemeSync {
   async run(options: ThemeSyncOptions = {}): Promise<ThemeSyncRun> {
     const started = Date.now();
     const log = options.log ?? (() => undefined);
-    const result: ThemeSyncRun = { installs: 0, fingerprinted: 0, unchanged: 0, synced: 0, relays: 0, skipped: 0, refused: 0, failed: 0, deferred: 0, ms: 0 };
+    const result: ThemeSyncRun = { installs: 0, fingerprinted: 0, unchanged: 0, retrying: 0, synced: 0, relays: 0, skipped: 0, refused: 0, failed: 0, deferred: 0, ms: 0 };
     const rows = (await this.dataSource.query(
       `SELECT i.id AS installId, s.server_id AS serverId
          FROM installs i
@@ -121,8 +128,12 @@ export class ThemeSync {
 
     const states = new Map<string, ThemeSyncState>();
     for (const s of await this.dataSource.getRepository(ThemeSyncState).find({ where: { installId: In(candidates.map((c) => c.installId)) } })) states.set(pairKey(s.installId, s.serverId), s);
-    const plan = planSyncs(candidates, digests, (id) => markerMd5(homeMarker(installs.get(id)!)), states as Map<string, PairState>, (id) => servers.get(id)?.state === 'down');
+    const plan = planSyncs(candidates, digests, (id) => markerMd5(homeMarker(installs.get(id)!)), states as Map<string, PairState>, (id) => servers.get(id)?.state === 'down', {
+      now: Date.now(),
+      afterMs: options.retryAfterMs ?? THEME_SYNC_RETRY_AFTER_MS,
+    });
     result.unchanged = plan.unchanged;
+    result.retrying = plan.retrying;
     result.skipped = plan.down.length;
     for (const { installId, why } of plan.notLooked) {
       log(`install ${installId}: not synced (${why})`);
@@ -199,7 +210,7 @@ export class ThemeSync {
       for (const path of paths.filter((p) => !skipped.has(p))) {
         if (signal?.aborted) throw new Error('the run was stopped');
         result.relays++;
-        await this.access.sync(master, target, posix.join(home, path), { safeLinks: true, timeoutMs: RELAY_TIMEOUT_MS });
+        await this.access.sync(master, target, posix.join(home, path), { safeLinks: true, checksum: true, timeoutMs: RELAY_TIMEOUT_MS });
       }
       result.synced++;
       log(`install ${install.id} (${install.fsName}): ${paths.length - skipped.size} copied path(s) synced from ${master.hostname} to ${target.hostname}`);
@@ -219,7 +230,7 @@ export class ThemeSync {
     const now = new Date();
     const fields: Pick<Partial<ThemeSyncState>, 'digest' | 'syncedAt' | 'lastError' | 'failedAt'> =
       outcome.digest !== undefined
-        ? { digest: outcome.digest, syncedAt: now, lastError: outcome.error?.slice(0, 1024) ?? null, failedAt: outcome.error ? now : null }
+        ? { digest: outcome.digest, syncedAt: now, lastError: outcome.error?.slice(0, 1024) ?? null, failedAt: null }
         : { lastError: outcome.error!.slice(0, 1024), failedAt: now };
     const key = pairKey(pair.installId, pair.targetId);
     const known = states.get(key);
@@ -263,7 +274,7 @@ export class ThemeSync {
   private done(result: ThemeSyncRun, started: number, log: (line: string) => void): ThemeSyncRun {
     result.ms = Date.now() - started;
     log(
-      `${result.installs} install(s) on several servers, ${result.fingerprinted} server(s) fingerprinted; ${result.unchanged} unchanged, ${result.synced} synced (${result.relays} relays), ` +
+      `${result.installs} install(s) on several servers, ${result.fingerprinted} server(s) fingerprinted; ${result.unchanged} unchanged, ${result.retrying} retried later, ${result.synced} synced (${result.relays} relays), ` +
         `${result.skipped} waiting for a server, ${result.refused} refused, ${result.failed} failed, ${result.deferred} deferred in ${result.ms} ms`,
     );
     return result;
