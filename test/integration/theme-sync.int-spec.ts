@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import type { INestApplicationContext, Type } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { Install, InstallServer, Server, ThemeSyncState } from '@app/catalog';
+import { Install, InstallServer, RecurringTaskRecord, Server, ThemeSyncState } from '@app/catalog';
 import { HostsModule, ServerAccess } from '@app/hosts';
 import { homeMarker } from '@app/installs';
 import { ThemeSync, ThemeSyncModule, type DigestRequest, type ThemeSyncRun } from '@app/theme-sync';
-import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
+import { createTestCatalog, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
+import { cleanEnv, runCli, spawnWorker } from '../support/processes-engine.js';
 import { portAnswers, startServerProcess, waitUntil } from '../support/processes.js';
 import { startQueueContext } from '../support/queue-context.js';
 import { testServer } from '../support/server-roots.js';
@@ -278,6 +279,27 @@ describe('theme sync (two SSH servers, MariaDB catalog)', () => {
     expect(result).toMatchObject({ synced: 1, failed: 0 });
     expect(readFileSync(css(d2), 'utf8')).toBe('body { color: purple }\n');
     expect(copiedTree(d2, one)['heavymetal/snippets']).toEqual(copiedTree(d1, one)['heavymetal/snippets']);
+  }, 120_000);
+
+  it('runs from the CLI (tasks:run ThemeSync) in a built engine\'s worker, its output streamed', async () => {
+    // The task's row, as an engine with the cron role makes it on first sight (no scheduler here: only this run).
+    await ds.getRepository(RecurringTaskRecord).insert({ name: 'ThemeSync', schedule: 'every 60 s', intervalMs: 60_000 });
+    const env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, LOG_LEVEL: 'silent', VAR_DIR: join(base, 'engine-var') });
+    const worker = await spawnWorker({ ...env, LOG_LEVEL: 'info' });
+    try {
+      const one = byName('tsone');
+      writeFileSync(join(homeOf(d1, one), 'heavymetal/snippets/cli.php'), '<?php // from the CLI run\n');
+      const ran = await runCli(['tasks:run', 'ThemeSync'], process.cwd(), env);
+      expect(ran.stderr).toBe('');
+      expect(ran.code).toBe(0);
+      expect(ran.stdout).toMatch(/task ThemeSync: run queued as job \d+; output follows/);
+      expect(ran.stdout).toMatch(/install \d+ \(tsone\): 3 copied path\(s\) synced from ts-d1\.example\.net to ts-d2\.example\.net/);
+      expect(ran.stdout).toMatch(/4 install\(s\) on several servers, 1 server\(s\) fingerprinted; .*1 synced \(3 relays\)/);
+      expect(readFileSync(join(homeOf(d2, one), 'heavymetal/snippets/cli.php'), 'utf8')).toBe('<?php // from the CLI run\n');
+    } finally {
+      worker.child.kill('SIGTERM');
+      await worker.exited;
+    }
   }, 120_000);
 
   it('measures one fingerprint command over 500 homes against a command or a relay per install (printed)', async () => {
