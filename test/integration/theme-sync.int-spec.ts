@@ -178,6 +178,20 @@ describe('theme sync (two SSH servers, MariaDB catalog)', () => {
     utimesSync(css(d1), before.atime, before.mtime);
     expect((await run()).synced).toBe(1);
     expect(readFileSync(css(d2), 'utf8')).toBe('body { color: blue}\n');
+
+    // A copied path the master no longer has is left as it is on the other server (only inside a synced directory is anything deleted).
+    writeFileSync(join(homeOf(d1, two), 'heavymetal/snippets/keep.php'), '<?php\n');
+    expect((await run()).synced).toBe(1);
+    rmSync(join(homeOf(d1, two), 'heavymetal/snippets'), { recursive: true });
+    writeFileSync(css(d1), 'body { color: gray }\n');
+    const gone = await run();
+    expect(gone).toMatchObject({ synced: 1, relays: 2, failed: 0 });
+    expect(gone.lines.join('\n')).toMatch(/heavymetal\/snippets is not on ts-d1\.example\.net: left as it is on ts-d2\.example\.net/);
+    expect(readFileSync(join(homeOf(d2, two), 'heavymetal/snippets/keep.php'), 'utf8')).toBe('<?php\n');
+    expect(readFileSync(css(d2), 'utf8')).toBe('body { color: gray }\n');
+    mkdirSync(join(homeOf(d1, two), 'heavymetal/snippets'));
+    writeFileSync(join(homeOf(d1, two), 'heavymetal/snippets/keep.php'), '<?php\n');
+    expect((await run()).synced).toBe(1);
   });
 
   it('never follows a symlink out of the home: a link planted in the theme is not copied, a copied path that is a link is not synced', async () => {

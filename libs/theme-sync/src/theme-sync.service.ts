@@ -206,6 +206,7 @@ export class ThemeSync {
     // A path the master lacks is left as it is elsewhere (never deleted for being absent); one reached through a link is never synced.
     const skipped = new Set([...digest.missing, ...digest.unsafe]);
     for (const p of digest.unsafe) log(`install ${install.id}: ${p} on ${master.hostname} is reached through a link or a non-directory: not synced`);
+    for (const p of digest.missing) log(`install ${install.id}: ${p} is not on ${master.hostname}: left as it is on ${target.hostname}`);
     try {
       for (const path of paths.filter((p) => !skipped.has(p))) {
         if (signal?.aborted) throw new Error('the run was stopped');
