@@ -90,7 +90,7 @@ describe('theme sync (two SSH servers, MariaDB catalog)', () => {
   const copiedTree = (server: Server, install: Install) => Object.fromEntries(COPIED.map((p) => [p, tree(join(homeOf(server, install), p))]));
 
   /** One run, with its counters, the relays and commands it made, and what it logged. */
-  async function run(options: { retryAfterMs?: number } = {}): Promise<ThemeSyncRun & { lines: string[] }> {
+  async function run(options: { retryAfterMs?: number; budgetMs?: number } = {}): Promise<ThemeSyncRun & { lines: string[] }> {
     relays = [];
     commands = [];
     const lines: string[] = [];
@@ -294,6 +294,15 @@ describe('theme sync (two SSH servers, MariaDB catalog)', () => {
     expect(readFileSync(css(d2), 'utf8')).toBe('body { color: purple }\n');
     expect(copiedTree(d2, one)['heavymetal/snippets']).toEqual(copiedTree(d1, one)['heavymetal/snippets']);
   }, 120_000);
+
+  it('a run whose budget is spent leaves the rest for the next run, which catches up', async () => {
+    for (const fsName of ['tsone', 'tstwo']) writeFileSync(join(homeOf(d1, byName(fsName)), 'heavymetal/theme/default/late.css'), `/* ${fsName} */\n`);
+    const spent = await run({ budgetMs: 0 });
+    expect(spent).toMatchObject({ synced: 0, relays: 0, deferred: 2 });
+    expect(spent.lines.join('\n')).toMatch(/2 install\(s\) left for the next run/);
+    expect(await run()).toMatchObject({ synced: 2, deferred: 0, failed: 0 });
+    for (const fsName of ['tsone', 'tstwo']) expect(readFileSync(join(homeOf(d2, byName(fsName)), 'heavymetal/theme/default/late.css'), 'utf8')).toBe(`/* ${fsName} */\n`);
+  });
 
   it('runs from the CLI (tasks:run ThemeSync) in a built engine\'s worker, its output streamed', async () => {
     // The task's row, as an engine with the cron role makes it on first sight (no scheduler here: only this run).
