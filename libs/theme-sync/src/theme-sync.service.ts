@@ -49,6 +49,18 @@ export interface ThemeSyncOptions {
   retryAfterMs?: number;
 }
 
+/** What a run's relays share. */
+interface RunState {
+  installs: Map<number, Install>;
+  servers: Map<number, Server>;
+  digests: Map<number, HomeDigest | string>;
+  copies: Map<number, string[]>;
+  states: Map<string, ThemeSyncState>;
+  result: ThemeSyncRun;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
 interface CandidateRow {
   installId: number;
   serverId: number;
@@ -173,7 +185,7 @@ export class ThemeSync {
       while (next < verified.length) {
         if (Date.now() > deadline || options.signal?.aborted) return;
         const pair = verified[next++]!;
-        await this.syncPair(pair, installs.get(pair.installId)!, servers, digests.get(pair.installId) as HomeDigest, copies.get(pair.installId)!, states, result, log, options.signal);
+        await this.syncPair(pair, { installs, servers, digests, copies, states, result, log, signal: options.signal });
       }
     };
     await Promise.all(Array.from({ length: THEME_SYNC_CONCURRENCY }, worker));
@@ -189,20 +201,20 @@ export class ThemeSync {
     return parseDigests(output);
   }
 
-  private async syncPair(
-    pair: SyncPair,
-    install: Install,
-    servers: Map<number, Server>,
-    digest: HomeDigest,
-    paths: readonly string[],
-    states: Map<string, ThemeSyncState>,
-    result: ThemeSyncRun,
-    log: (line: string) => void,
-    signal?: AbortSignal,
-  ): Promise<void> {
+  private async syncPair(pair: SyncPair, run: RunState): Promise<void> {
+    const { installs, servers, digests, copies, states, result, log, signal } = run;
+    const install = installs.get(pair.installId)!;
+    const digest = digests.get(pair.installId) as HomeDigest;
+    const paths = copies.get(pair.installId)!;
     const master = servers.get(pair.masterId)!;
     const target = servers.get(pair.targetId)!;
     const home = homeOn(master, install);
+    // A home inside the shared code (a misconfigured server) is never a place to sync from or into.
+    if ([master, target].some((s) => isUnder(homeOn(s, install), s.sharedCodeRoot))) {
+      result.refused++;
+      log(`install ${install.id}: its home lies inside the shared code on ${master.hostname} or ${target.hostname}: not synced`);
+      return;
+    }
     // A path the master lacks is left as it is elsewhere (never deleted for being absent); one reached through a link is never synced.
     const skipped = new Set([...digest.missing, ...digest.unsafe]);
     for (const p of digest.unsafe) log(`install ${install.id}: ${p} on ${master.hostname} is reached through a link or a non-directory: not synced`);
@@ -280,6 +292,11 @@ export class ThemeSync {
     );
     return result;
   }
+}
+
+function isUnder(path: string, root: string): boolean {
+  const r = posix.normalize(root).replace(/\/+$/, '');
+  return path === r || path.startsWith(`${r}/`);
 }
 
 function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
