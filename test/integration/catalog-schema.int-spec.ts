@@ -107,6 +107,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'site_names',
         'site_usage',
         'startup_mounts',
+        'theme_syncs',
         'web_quarantines',
       ].sort(),
     );

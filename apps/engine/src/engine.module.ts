@@ -18,6 +18,7 @@ import { SearchModule } from '@app/search';
 import { SiteHealthModule } from '@app/site-health';
 import { SitesModule } from '@app/sites';
 import { TasksModule } from '@app/tasks';
+import { ThemeSyncModule } from '@app/theme-sync';
 import { WebserverModule } from '@app/webserver';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
 import { HealthModule } from './health/health.module.js';
@@ -56,6 +57,7 @@ export class EngineModule {
         AccountingModule.forRoot({ http: api }),
         SiteHealthModule.forRoot({ http: api }),
         SearchModule,
+        ThemeSyncModule,
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
         SitesModule.forRoot({ http: api, jobs: true }),

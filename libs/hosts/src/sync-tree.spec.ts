@@ -6,6 +6,7 @@ const asked = (...middle: string[]) => ['relay', 'rsync', '--server', ...middle,
 describe('receivingCommand (what a source server may make the destination run)', () => {
   it('passes rsync --server with its own flags and the destination the engine chose', () => {
     expect(receivingCommand(asked('-logDtpre.iLsfxCIvu', '--delete'), dest)).toEqual(['rsync', '--server', '-logDtpre.iLsfxCIvu', '--delete', '.', dest]);
+    expect(receivingCommand(asked('-logDtpre.iLsfxCIvu', '--delete', '--safe-links'), dest)).toEqual(['rsync', '--server', '-logDtpre.iLsfxCIvu', '--delete', '--safe-links', '.', dest]);
   });
 
   it.each([

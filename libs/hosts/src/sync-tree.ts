@@ -13,6 +13,18 @@ export interface SyncEnd {
 export interface SyncOptions {
   /** Default 30 minutes: a shared checkout is large. */
   timeoutMs?: number;
+  /**
+   * Symlinks that point out of the synced path (absolute, or climbing above
+   * it) are not copied (rsync --safe-links): for trees a customer writes.
+   * They are never followed either way.
+   */
+  safeLinks?: boolean;
+  /**
+   * Compare files by content (rsync --checksum), not by size and mtime: for
+   * trees whose files may change without either (an FTP client putting the
+   * old mtime back). Reads every file on both sides.
+   */
+  checksum?: boolean;
 }
 
 export class SyncFailedError extends Error {
@@ -23,7 +35,7 @@ const DEFAULT_TIMEOUT_MS = 30 * 60_000;
 /** Words rsync passes to a remote shell unescaped; anything else is refused rather than quoted. */
 const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
 /** rsync's flags for the receiving side of `-a --delete`: short options with capabilities, and the delete modes. */
-const SERVER_FLAG = /^-[A-Za-z0-9.]+$|^--delete(-before|-during|-after|-delay)?$/;
+const SERVER_FLAG = /^-[A-Za-z0-9.]+$|^--delete(-before|-during|-after|-delay)?$|^--safe-links$/;
 const ROOT_KEYS = ['homeRoot', 'sharedCodeRoot', 'nginxConfDir', 'cronDir', 'certsRoot', 'phpFpmPoolDir'] as const;
 const MAX_HEADER = 4096;
 
@@ -37,7 +49,7 @@ const MAX_HEADER = 4096;
  * writing: rsync waits for its remote shell before closing its own end.
  * No server holds a key to another.
  */
-const SOURCE_SCRIPT = 'exec 3<&0 4>&1 0</dev/null 1>&2; SYNC_RELAY=$4; export SYNC_RELAY; exec rsync -a --delete -e "$3" -- "$1" "$2"';
+const SOURCE_SCRIPT = 'exec 3<&0 4>&1 0</dev/null 1>&2; SYNC_RELAY=$4; export SYNC_RELAY; src=$1 dest=$2 shell=$3; shift 4; exec rsync -a --delete "$@" -e "$shell" -- "$src" "$dest"';
 const RELAY_SHELL = `sh -c 'eval "$SYNC_RELAY"' relay`;
 const RELAY = 'printf "%s\\0" "$@" >&4; printf "\\0" >&4; exec 5<&0; cat <&5 >&4 5<&- & exec cat <&3 5<&-';
 
@@ -70,7 +82,9 @@ export async function syncTree(from: SyncEnd, to: SyncEnd, path: string, options
 
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const what = `sync ${source} from ${from.server.hostname} to ${to.server.hostname}`;
-  const sender = await from.executor.stream(from.server, ['sh', '-c', SOURCE_SCRIPT, 'sync', srcArg, `relay:${destArg}`, RELAY_SHELL, RELAY]);
+  // Extra rsync options come from this fixed list only.
+  const extra = [...(options.safeLinks ? ['--safe-links'] : []), ...(options.checksum ? ['--checksum'] : [])];
+  const sender = await from.executor.stream(from.server, ['sh', '-c', SOURCE_SCRIPT, 'sync', srcArg, `relay:${destArg}`, RELAY_SHELL, RELAY, ...extra]);
   let receiver: StreamingCommand | undefined;
   let timedOut = false;
   const timer = setTimeout(() => {

@@ -26,6 +26,7 @@ import { SiteIncident, SiteHealthState } from './site-incident.entity.js';
 import { SiteName } from './site-name.entity.js';
 import { AccessLogCursor, SiteUsage } from './site-usage.entity.js';
 import { StartupMount } from './startup-mount.entity.js';
+import { ThemeSyncState } from './theme-sync.entity.js';
 import { WebQuarantine } from './web-quarantine.entity.js';
 
 export * from './api-token.entity.js';
@@ -57,6 +58,7 @@ export * from './site-incident.entity.js';
 export * from './site-name.entity.js';
 export * from './site-usage.entity.js';
 export * from './startup-mount.entity.js';
+export * from './theme-sync.entity.js';
 export * from './web-quarantine.entity.js';
 
 /** Every catalog entity, passed to TypeORM explicitly (globs load a second copy under Jest). */
@@ -89,6 +91,7 @@ export const CATALOG_ENTITIES = [
   SiteHealthState,
   SiteIncident,
   IpPoolAlert,
+  ThemeSyncState,
   SagaStep,
   AuditEvent,
   ApiToken,
