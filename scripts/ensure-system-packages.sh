@@ -6,7 +6,7 @@
 # machines usually have them already, so this is a no-op there.
 set -euo pipefail
 
-readonly PACKAGES=(mariadb-server nginx openssh-server openssh-client rsync git php-fpm php-cli php-mysql php-sqlite3 pdns-server pdns-backend-sqlite3 pebble bind9-dnsutils sqlite3 sphinxsearch)
+readonly PACKAGES=(mariadb-server nginx openssh-server openssh-client rsync git php-fpm php-cli php-mysql php-sqlite3 pdns-server pdns-backend-sqlite3 pebble bind9-dnsutils sqlite3 sphinxsearch proftpd-core proftpd-mod-mysql proftpd-mod-crypto)
 
 # Prints the binary's path. Daemons live in /usr/sbin, which is not on every
 # non-root PATH.
@@ -36,7 +36,7 @@ missing_packages() {
     sshd:openssh-server ssh:openssh-client ssh-keygen:openssh-client \
     nginx:nginx rsync:rsync git:git php:php-cli setpriv:util-linux \
     pdns_server:pdns-server pebble:pebble pebble-challtestsrv:pebble dig:bind9-dnsutils sqlite3:sqlite3 \
-    indexer:sphinxsearch searchd:sphinxsearch; do
+    indexer:sphinxsearch searchd:sphinxsearch proftpd:proftpd-core; do
     binary=${pair%%:*}
     package=${pair#*:}
     have "$binary" || echo "$package"
@@ -45,6 +45,9 @@ missing_packages() {
   [[ -x /usr/sbin/sshd ]] || echo openssh-server
   # PowerDNS's SQLite backend is a library, not a binary.
   compgen -G '/usr/lib/*/pdns/libgsqlite3backend.so' >/dev/null || echo pdns-backend-sqlite3
+  # ProFTPD's SQL modules are libraries too.
+  [[ -e /usr/lib/proftpd/mod_sql_mysql.so ]] || echo proftpd-mod-mysql
+  [[ -e /usr/lib/proftpd/mod_sql_passwd.so ]] || echo proftpd-mod-crypto
   if php_fpm=$(find_php_fpm); then
     # php-fpm without the MySQL extensions cannot reach MariaDB; without SQLite's,
     # the embedded default's shops cannot read their (SQLite) databases.
