@@ -29,6 +29,7 @@ describe('counting an access log in the shop_host format (the Perl counter, run 
       { host: 'b.example', day: '2026-12-03', hits: 1, bytes: 7 },
     ]);
     expect(c).toMatchObject({ lines: 4, malformed: 0, pending: 0 });
+    expect(c.peakKib).toBeGreaterThan(0);
   });
 
   it('counts only whole lines inside the range: a line cut by the writer or by the end waits', () => {

@@ -15,6 +15,8 @@ export interface LogCount {
   malformed: number;
   /** Bytes after the last whole line (a line still being written). */
   pending: number;
+  /** The counter's peak memory on the dispatcher, KiB (0 where /proc is not there). */
+  peakKib: number;
   usage: HostDayUsage[];
 }
 
@@ -27,7 +29,7 @@ export interface LogCount {
  * No log line crosses the network and the engine does no per-line work;
  * each dispatcher counts its own log. Only whole lines are counted: a line
  * not ended by `end` waits for the next pass. Arguments: file, start, end.
- * Output: `consumed lines malformed pending`, then one line per host and
+ * Output: `consumed lines malformed pending peak-memory-KiB`, then one line per host and
  * hour: `host<TAB>dd/Mon/yyyy:HH<TAB>zone<TAB>hits<TAB>bytes`.
  */
 export const COUNT_SCRIPT = String.raw`
@@ -47,7 +49,9 @@ while (defined(my $l = <$f>)) {
   my $k = substr($l, 0, $h) . "\t" . substr($l, $o + 1, 14) . "\t" . substr($l, $o + 22, 5);
   $hits{$k}++; $bytes{$k} += substr($l, $s + 1, -1);
 }
-print join(' ', $pos - $start, $lines, $bad, $end - $pos), "\n";
+my $hwm = 0;
+if (open(my $st, '<', '/proc/self/status')) { while (<$st>) { $hwm = $1 if /^VmHWM:\s+(\d+)/ } }
+print join(' ', $pos - $start, $lines, $bad, $end - $pos, $hwm), "\n";
 print "$_\t$hits{$_}\t$bytes{$_}\n" for keys %hits;
 `;
 
@@ -67,9 +71,9 @@ export function utcDay(stampHour: string, zone: string): string | null {
 /** The script's output to counts per host and UTC day; an hour line it cannot place is counted malformed. */
 export function parseCount(stdout: string): LogCount {
   const lines = stdout.split('\n');
-  const head = /^(\d+) (\d+) (\d+) (\d+)$/.exec(lines[0] ?? '');
+  const head = /^(\d+) (\d+) (\d+) (\d+)(?: (\d+))?$/.exec(lines[0] ?? '');
   if (!head) throw new Error(`unexpected output of the log counter: ${JSON.stringify((lines[0] ?? '').slice(0, 200))}`);
-  const count: LogCount = { consumed: Number(head[1]), lines: Number(head[2]), malformed: Number(head[3]), pending: Number(head[4]), usage: [] };
+  const count: LogCount = { consumed: Number(head[1]), lines: Number(head[2]), malformed: Number(head[3]), pending: Number(head[4]), peakKib: Number(head[5] ?? 0), usage: [] };
   const byKey = new Map<string, HostDayUsage>();
   for (const line of lines.slice(1)) {
     if (line === '') continue;

@@ -19,6 +19,8 @@ export interface AccountingPass {
   /** Lines whose host is no install's name (a scanner, a removed site): read, not counted. */
   unknownHostLines: number;
   rotated: boolean;
+  /** The counter's peak memory on the dispatcher (KiB): bounded by hosts x hours, not by the log's size. */
+  counterPeakKib: number;
   /** What was lost (a log rotated twice between passes, a truncated one), said plainly. */
   notes: string[];
 }
@@ -76,7 +78,7 @@ export class SiteAccounting {
   /** One dispatcher's log, from its cursor (`path`: the shops' access log unless given, for tests of other paths). */
   async account(server: Server, path = this.loader.accessLog(server)): Promise<AccountingPass> {
     if (!SAFE_PATH.test(path) || path.split('/').includes('..')) throw new Error(`refused access log path ${JSON.stringify(path)}`);
-    const pass: AccountingPass = { server: server.hostname, path, bytes: 0, lines: 0, malformed: 0, unknownHostLines: 0, rotated: false, notes: [] };
+    const pass: AccountingPass = { server: server.hostname, path, bytes: 0, lines: 0, malformed: 0, unknownHostLines: 0, rotated: false, counterPeakKib: 0, notes: [] };
     const cursor = await this.dataSource.getRepository(AccessLogCursor).findOne({ where: { serverId: server.id, path } });
     const current = await this.stat(server, path);
     if (!current) return pass;
@@ -109,6 +111,7 @@ export class SiteAccounting {
       pass.lines += c.lines;
       pass.malformed += c.malformed;
       pass.bytes += c.consumed;
+      pass.counterPeakKib = Math.max(pass.counterPeakKib, c.peakKib);
     }
     await this.save(server, path, cursor, { inode: current.inode, offset: start + count.consumed }, counts.flatMap((c) => c.usage), pass);
     return pass;
@@ -128,7 +131,7 @@ export class SiteAccounting {
 
   /** Bytes [start, end) of the file counted where it is (COUNT_SCRIPT: one Perl process, only the counts come back). */
   private async count(server: Server, path: string, start: number, end: number): Promise<LogCount> {
-    if (end <= start) return { consumed: 0, lines: 0, malformed: 0, pending: 0, usage: [] };
+    if (end <= start) return { consumed: 0, lines: 0, malformed: 0, pending: 0, peakKib: 0, usage: [] };
     const result = await this.access.executorFor(server).run(server, ['perl', '-e', COUNT_SCRIPT, path, String(start), String(end)], { timeoutMs: 30 * 60_000 });
     if (result.exitCode !== 0) throw new Error(`counting ${path} on ${server.hostname}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
     return parseCount(result.stdout);
