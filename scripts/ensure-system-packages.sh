@@ -6,7 +6,7 @@
 # machines usually have them already, so this is a no-op there.
 set -euo pipefail
 
-readonly PACKAGES=(mariadb-server nginx openssh-server openssh-client rsync git php-fpm php-cli php-mysql php-sqlite3 pdns-server pdns-backend-sqlite3 pebble bind9-dnsutils sqlite3 sphinxsearch proftpd-core proftpd-mod-mysql proftpd-mod-crypto)
+readonly PACKAGES=(mariadb-server nginx openssh-server openssh-client rsync git php-fpm php-cli php-mysql php-sqlite3 pdns-server pdns-backend-sqlite3 pebble bind9-dnsutils sqlite3 sphinxsearch proftpd-core proftpd-mod-mysql proftpd-mod-crypto keepalived iputils-ping arping)
 
 # Prints the binary's path. Daemons live in /usr/sbin, which is not on every
 # non-root PATH.
@@ -36,7 +36,8 @@ missing_packages() {
     sshd:openssh-server ssh:openssh-client ssh-keygen:openssh-client \
     nginx:nginx rsync:rsync git:git php:php-cli setpriv:util-linux \
     pdns_server:pdns-server pebble:pebble pebble-challtestsrv:pebble dig:bind9-dnsutils sqlite3:sqlite3 \
-    indexer:sphinxsearch searchd:sphinxsearch proftpd:proftpd-core; do
+    indexer:sphinxsearch searchd:sphinxsearch proftpd:proftpd-core \
+    keepalived:keepalived ping:iputils-ping arping:arping; do
     binary=${pair%%:*}
     package=${pair#*:}
     have "$binary" || echo "$package"
