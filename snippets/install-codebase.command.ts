@@ -3,6 +3,7 @@ import { ChangeCodebaseService } from '@app/codebase-update';
 import { DomainError } from '@app/common';
 import { JobsAdminService } from '@app/queue';
 import { out, SnippetError } from './cli-output.js';
+import { followJob } from './follow-job.js';
 import { cliActor } from './token-create.command.js';
 
 interface CodebaseOptions {
@@ -12,7 +13,6 @@ interface CodebaseOptions {
   timeout?: number;
 }
 
-const ENDED = ['done', 'dead', 'cancelled'];
 
 /**
  * The seed's "Change codebase" (POST /v1/installs/:id/codebase): moves a
@@ -50,30 +50,8 @@ export class InstallCodebaseCommand extends CommandRunner {
     }
     out(`moving ${what}: job ${result.jobId} queued`);
     if (options.wait === false) return;
-    await this.follow(result.jobId, options.timeout ?? 600);
-  }
-
-  /** Prints the job's output as it comes until it ends; a change that did not end done is an error. */
-  private async follow(jobId: number, timeoutS: number): Promise<void> {
-    const deadline = Date.now() + timeoutS * 1000;
-    let after = 0;
-    const print = async () => {
-      for (const line of await this.jobs.output(jobId, after)) {
-        after = line.id;
-        out(`${line.level === 'error' ? 'ERROR ' : ''}${line.line}`);
-      }
-    };
-    for (;;) {
-      const job = await this.jobs.get(jobId);
-      await print();
-      if (ENDED.includes(job.state)) {
-        if (job.state !== 'done') throw new SnippetError(`job ${jobId} ended ${job.state}: ${job.lastError ?? 'no error recorded'}`);
-        out(`job ${jobId} done: the install is on group ${(job.payload as { toGroupId: number }).toGroupId}`);
-        return;
-      }
-      if (Date.now() > deadline) throw new SnippetError(`job ${jobId} still ${job.state} after ${timeoutS} s (is a worker running?); follow it with rerun-queue-item ${jobId} --follow`);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-    }
+    await followJob(this.jobs, result.jobId, { timeoutS: options.timeout ?? 600 });
+    out(`the install is on group ${result.toGroupId}`);
   }
 
   @Option({ flags: '--group <id>', description: 'the code group to move to (ready, unlocked, not full, same tier and revision)' })

@@ -45,7 +45,7 @@ export class InstallRemoveCommand extends CommandRunner {
     }
     out(`removing: job ${plan.jobId} queued`);
     if (options.wait === false) return;
-    await followJob(this.jobs, plan.jobId, options.timeout ?? 900);
+    await followJob(this.jobs, plan.jobId, { timeoutS: options.timeout ?? 900 });
     const view = await this.removals.view(plan.installId);
     const sweep = view.sweep as { checked: number; leftovers: unknown[] } | null;
     out(`job ${plan.jobId} done: install ${plan.installId} is ${view.status}; sweep: ${sweep?.checked ?? 0} item(s) checked, ${sweep?.leftovers.length ?? '?'} left`);

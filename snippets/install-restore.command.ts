@@ -31,7 +31,7 @@ export class InstallRestoreCommand extends CommandRunner {
     }
     out(`restoring install ${view.installId} from backup ${view.backupId}: job ${view.jobId} queued`);
     if (options.wait === false) return;
-    await followJob(this.jobs, view.jobId, options.timeout ?? 900);
+    await followJob(this.jobs, view.jobId, { timeoutS: options.timeout ?? 900 });
     out(`job ${view.jobId} done: install ${view.installId} is live`);
   }
 

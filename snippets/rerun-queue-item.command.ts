@@ -46,7 +46,7 @@ export class RerunQueueItemCommand extends CommandRunner {
       emit(`job ${id} (${job.kind}) is ${job.state}; following its output (also in ${logFile})`);
     }
 
-    await followJob(this.jobs, id, emit, { timeoutS: options.timeout, logFile });
+    await followJob(this.jobs, id, { timeoutS: options.timeout, logFile, attempts: true }, emit);
   }
 
   @Option({ flags: '--log-file <path>', description: 'where to write the output too (default var/log/...)' })

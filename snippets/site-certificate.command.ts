@@ -4,6 +4,7 @@ import { AcmeRequests, SiteCertificateService, type SiteCertificateView } from '
 import { DomainError } from '@app/common';
 import { JobsAdminService } from '@app/queue';
 import { out, SnippetError } from './cli-output.js';
+import { followJob } from './follow-job.js';
 import { cliActor } from './token-create.command.js';
 
 interface SiteOptions {
@@ -17,7 +18,6 @@ interface SiteOptions {
   timeout?: number;
 }
 
-const ENDED = ['done', 'dead', 'cancelled'];
 const id = (flag: string) => (value: string): number => {
   if (!/^\d{1,9}$/.test(value) || Number(value) < 1) throw new SnippetError(`${flag} is a number`);
   return Number(value);
@@ -29,26 +29,6 @@ const readPem = (path: string, what: string): string => {
     throw new SnippetError(`cannot read the ${what} file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
 };
-
-/** Prints a job's output as it comes until it ends; exit 1 unless it ended done. */
-async function follow(jobs: JobsAdminService, jobId: number, timeoutS: number): Promise<void> {
-  const deadline = Date.now() + timeoutS * 1000;
-  let after = 0;
-  for (;;) {
-    const job = await jobs.get(jobId);
-    for (const line of await jobs.output(jobId, after)) {
-      after = line.id;
-      out(`${line.level === 'error' ? 'ERROR ' : ''}${line.line}`);
-    }
-    if (ENDED.includes(job.state)) {
-      if (job.state !== 'done') throw new SnippetError(`job ${jobId} ended ${job.state}: ${job.lastError ?? 'no error recorded'}`);
-      out(`job ${jobId} done`);
-      return;
-    }
-    if (Date.now() > deadline) throw new SnippetError(`job ${jobId} still ${job.state} after ${timeoutS} s (is a worker running?); follow it with rerun-queue-item ${jobId} --follow`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
-}
 
 function describe(v: SiteCertificateView): string {
   return `site ${v.siteId} (${v.names.join(', ')}) of install ${v.installId}${v.sha256 ? `: certificate ${v.sha256.slice(0, 16)} by ${v.issuer}, valid until ${v.notAfter}` : ''}, on ${v.servers.join(', ')}; serving now: ${v.previous.sha256 ? `${v.previous.sha256.slice(0, 16)} (${v.previous.source}, until ${v.previous.notAfter})` : 'none'}`;
@@ -116,7 +96,7 @@ export class SiteCertificateCommand extends SiteCommand {
       return;
     }
     out(`installing ${describe(result)}: job ${result.jobId} queued`);
-    if (options.wait !== false) await follow(this.jobs, result.jobId, options.timeout ?? 600);
+    if (options.wait !== false) await followJob(this.jobs, result.jobId, { timeoutS: options.timeout ?? 600 });
   }
 
   @Option({ flags: '--cert <file>', description: 'PEM chain, the leaf first' })
@@ -162,6 +142,6 @@ export class SiteAcmeCommand extends SiteCommand {
       return;
     }
     out(`issuing ${describe(result)} through ACME: job ${result.jobId} queued (then an install job)`);
-    if (options.wait !== false) await follow(this.jobs, result.jobId, options.timeout ?? 600);
+    if (options.wait !== false) await followJob(this.jobs, result.jobId, { timeoutS: options.timeout ?? 600 });
   }
 }

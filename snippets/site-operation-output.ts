@@ -2,8 +2,9 @@ import { DomainError } from '@app/common';
 import type { JobsAdminService } from '@app/queue';
 import type { SiteOperationView } from '@app/sites';
 import { out, SnippetError } from './cli-output.js';
+import { followJob } from './follow-job.js';
 
-const ENDED = ['done', 'dead', 'cancelled'];
+export { parseTimeout } from './follow-job.js';
 
 /** Options every site operation snippet takes. */
 export interface FollowOptions {
@@ -50,32 +51,10 @@ export async function followOperation(view: SiteOperationView, what: string, job
   out(`${what}: job ${view.jobId} queued`);
   printPlan(view);
   if (options.wait === false) return;
-  const jobId = view.jobId;
-  const deadline = Date.now() + (options.timeout ?? 600) * 1000;
-  let after = 0;
-  for (;;) {
-    const job = await jobs.get(jobId);
-    for (const line of await jobs.output(jobId, after)) {
-      after = line.id;
-      out(`${line.level === 'error' ? 'ERROR ' : ''}${line.line}`);
-    }
-    if (ENDED.includes(job.state)) {
-      if (job.state !== 'done') throw new SnippetError(`job ${jobId} ended ${job.state}: ${job.lastError ?? 'no error recorded'}`);
-      out(`job ${jobId} done`);
-      return;
-    }
-    if (Date.now() > deadline) throw new SnippetError(`job ${jobId} still ${job.state} after ${options.timeout ?? 600} s (is a worker running?); follow it with rerun-queue-item ${jobId} --follow`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
+  await followJob(jobs, view.jobId, { timeoutS: options.timeout ?? 600 });
 }
 
 export function parseId(value: string | undefined, what: string): number {
   if (!/^\d{1,9}$/.test(value ?? '') || Number(value) < 1) throw new SnippetError(`the ${what} id is a number`);
   return Number(value);
-}
-
-export function parseTimeout(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 86_400) throw new SnippetError('--timeout must be a number of seconds');
-  return n;
 }

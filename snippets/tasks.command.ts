@@ -73,7 +73,7 @@ export class TasksRunCommand extends CommandRunner {
     await this.audit.record({ actor: cliActor(), via: 'cli', action: 'task.run', targetType: 'task', targetId: name, details: { jobId: job.id } });
     out(`task ${name}: run queued as job ${job.id}${options.wait === false ? '' : '; output follows'}`);
     if (options.wait === false) return;
-    await followJob(this.jobs, job.id, out, { timeoutS: options.timeout });
+    await followJob(this.jobs, job.id, { timeoutS: options.timeout });
   }
 
   @Option({ flags: '--timeout <seconds>', description: 'stop following after this long (the run goes on)' })

@@ -290,7 +290,7 @@ describe('change an install\'s codebase (2 SSH dispatchers, nginx, managed php-f
     // Back to A, followed until the engine's worker is done.
     const moved = await runCli(['install:codebase', String(install.id), '--group', String(groups['paid-a']!.id), '--timeout', '120'], base, env);
     expect({ code: moved.code, stderr: moved.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(moved.stdout).toMatch(new RegExp(`job \\d+ done: the install is on group ${groups['paid-a']!.id}`));
+    expect(moved.stdout).toMatch(new RegExp(`job \\d+ done after \\d+ attempt\\(s\\)\\nthe install is on group ${groups['paid-a']!.id}`));
     expect({ d1: codeLink('d1'), d2: codeLink('d2') }).toEqual({ d1: releaseLink('paid-a', repo.revisions[1]!), d2: releaseLink('paid-a', repo.revisions[1]!) });
     expect(await counts()).toEqual({ ...before, 'paid-a': before['paid-a']! + 1, 'paid-b': before['paid-b']! - 1 });
     await shopAnswers();
