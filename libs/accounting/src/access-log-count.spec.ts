@@ -2,17 +2,18 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COUNT_SCRIPT, parseCount, utcDay } from './access-log-count.js';
+import { COUNT_SCRIPT, mergeCounts, parseCount, utcDay } from './access-log-count.js';
 
 const line = (host: string, time: string, request: string, status: number, bytes: number) => `${host} 203.0.113.7 [${time}] "${request}" ${status} ${bytes}\n`;
 
 describe('counting an access log in the shop_host format (the Perl counter, run here)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'log-count-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'access.log');
+  const run = (from: number, to: number, end: number) => parseCount(execFileSync('perl', ['-e', COUNT_SCRIPT, file, String(from), String(to), String(end)], { encoding: 'utf8' }));
   const count = (text: string, start = 0, end = Buffer.byteLength(text)) => {
-    const file = join(dir, 'access.log');
     writeFileSync(file, text);
-    return parseCount(execFileSync('perl', ['-e', COUNT_SCRIPT, file, String(start), String(end)], { encoding: 'utf8' }));
+    return run(start, end, end);
   };
   const sorted = (u: { host: string; day: string }[]) => [...u].sort((x, y) => `${x.host} ${x.day}`.localeCompare(`${y.host} ${y.day}`));
 
@@ -28,7 +29,7 @@ describe('counting an access log in the shop_host format (the Perl counter, run 
       { host: 'b.example', day: '2026-12-02', hits: 1, bytes: 10 },
       { host: 'b.example', day: '2026-12-03', hits: 1, bytes: 7 },
     ]);
-    expect(c).toMatchObject({ lines: 4, malformed: 0, pending: 0 });
+    expect(c).toMatchObject({ lines: 4, malformed: 0, first: 0 });
     expect(c.peakKib).toBeGreaterThan(0);
   });
 
@@ -36,10 +37,26 @@ describe('counting an access log in the shop_host format (the Perl counter, run 
     const one = line('a.example', '03/Dec/2026:10:00:00 +0000', 'GET / HTTP/1.1', 200, 123456);
     const text = one.repeat(50);
     const cut = count(text.slice(0, text.length - 5));
-    expect(cut).toMatchObject({ lines: 49, consumed: one.length * 49, pending: one.length - 5 });
+    expect(cut).toMatchObject({ lines: 49, first: 0, stop: one.length * 49 });
     const bounded = count(text, one.length * 10, one.length * 20 + 3);
-    expect(bounded).toMatchObject({ lines: 10, consumed: one.length * 10, pending: 3 });
+    expect(bounded).toMatchObject({ lines: 10, first: one.length * 10, stop: one.length * 20 });
     expect(bounded.usage).toEqual([{ host: 'a.example', day: '2026-12-03', hits: 10, bytes: 1234560 }]);
+  });
+
+  it('splits a range into pieces counted apart: each line in exactly one, the pieces meeting', () => {
+    const lines = Array.from({ length: 300 }, (_, i) => line(`h${i % 7}.example`, `03/Dec/2026:${String(i % 24).padStart(2, '0')}:00:00 +0000`, `GET /${'x'.repeat(i % 50)} HTTP/1.1`, 200, i));
+    const text = lines.join('');
+    const size = Buffer.byteLength(text);
+    const whole = count(text);
+    for (const cuts of [[1000], [1, 2, 3], [size - 1], [137, 5000, 9999, size - 10]]) {
+      const bounds = [0, ...cuts, size];
+      const pieces = bounds.slice(0, -1).map((from, i) => run(from, bounds[i + 1]!, size));
+      pieces.forEach((p, i) => pieces[i + 1] && expect(p.stop).toBe(pieces[i + 1]!.first));
+      const merged = mergeCounts(pieces);
+      expect({ lines: merged.lines, stop: merged.stop }).toEqual({ lines: 300, stop: size });
+      const order = (u: { host: string; day: string }[]) => [...u].sort((x, y) => `${x.host} ${x.day}`.localeCompare(`${y.host} ${y.day}`));
+      expect(order(merged.usage)).toEqual(order(whole.usage));
+    }
   });
 
   it('skips lines that are not in the format, and counts them', () => {

@@ -9,12 +9,11 @@ export interface HostDayUsage {
 
 /** What counting a byte range of an access log found. */
 export interface LogCount {
-  /** Bytes of whole lines read (counted or malformed): the cursor may advance exactly this far. */
-  consumed: number;
+  /** Where the first line counted starts, and where the next line to count starts: a piece covers [first, stop). */
+  first: number;
+  stop: number;
   lines: number;
   malformed: number;
-  /** Bytes after the last whole line (a line still being written). */
-  pending: number;
   /** The counter's peak memory on the dispatcher, KiB (0 where /proc is not there). */
   peakKib: number;
   usage: HostDayUsage[];
@@ -27,32 +26,51 @@ export interface LogCount {
  * every Debian system, as the path operations already need), reading the
  * file once, keeping a counter per host and hour, printing only the counts.
  * No log line crosses the network and the engine does no per-line work;
- * each dispatcher counts its own log. Only whole lines are counted: a line
- * not ended by `end` waits for the next pass. Arguments: file, start, end.
- * Output: `consumed lines malformed pending peak-memory-KiB`, then one line per host and
- * hour: `host<TAB>dd/Mon/yyyy:HH<TAB>zone<TAB>hits<TAB>bytes`.
+ * each dispatcher counts its own log. Arguments: file, from, to, end: it
+ * counts the whole lines that start in [from, to) (from moved to the next
+ * line's start unless a line starts there) and end by `end`, so a long range
+ * splits into pieces counted at once, each line in exactly one; a line not
+ * ended by `end` waits for the next pass. Output: `first stop lines
+ * malformed peak-memory-KiB` (the first line counted starts at `first`, the
+ * next one to count at `stop`), then one line per host and hour:
+ * `host<TAB>dd/Mon/yyyy:HH<TAB>zone<TAB>hits<TAB>bytes`.
  */
 export const COUNT_SCRIPT = String.raw`
 use strict; use warnings;
-my ($file, $start, $end) = @ARGV;
-open(my $f, '<', $file) or die "cannot open $file: $!\n"; binmode $f;
-seek($f, $start, 0) or die "cannot seek $file: $!\n";
-my ($pos, $lines, $bad, %hits, %bytes) = ($start, 0, 0);
-while (defined(my $l = <$f>)) {
+my ($file, $from, $to, $end) = @ARGV;
+open(my $f, '<', $file) or die "cannot open $file: $!
+"; binmode $f;
+my $pos = $from;
+if ($from > 0) {
+  # Start at a line's start: the line that straddles $from is the previous range's.
+  seek($f, $from - 1, 0) or die "cannot seek $file: $!
+";
+  my $before; read($f, $before, 1);
+  if ($before ne "
+") { my $rest = <$f>; $pos += length($rest // ''); }
+} else {
+  seek($f, 0, 0);
+}
+my ($first, $lines, $bad, %hits, %bytes) = ($pos, 0, 0);
+while ($pos < $to && defined(my $l = <$f>)) {
   my $next = $pos + length($l);
-  last if $next > $end || substr($l, -1) ne "\n";
+  last if $next > $end || substr($l, -1) ne "
+";
   $pos = $next; $lines++;
   my $h = index($l, ' ');
   my $o = $h > 0 ? index($l, '[', $h) : -1;
   my $s = rindex($l, ' ');
-  if ($o < 0 || $s < $o + 28 || substr($l, $o + 27, 1) ne ']' || substr($l, $s + 1, -1) !~ /^\d{1,15}\z/) { $bad++; next; }
-  my $k = substr($l, 0, $h) . "\t" . substr($l, $o + 1, 14) . "\t" . substr($l, $o + 22, 5);
-  $hits{$k}++; $bytes{$k} += substr($l, $s + 1, -1);
+  my $b = substr($l, $s + 1, -1);
+  if ($o < 0 || $s < $o + 28 || substr($l, $o + 27, 1) ne ']' || $b eq '' || $b =~ tr/0-9//c || length($b) > 15) { $bad++; next; }
+  my $k = substr($l, 0, $h) . "	" . substr($l, $o + 1, 14) . "	" . substr($l, $o + 22, 5);
+  $hits{$k}++; $bytes{$k} += $b;
 }
 my $hwm = 0;
 if (open(my $st, '<', '/proc/self/status')) { while (<$st>) { $hwm = $1 if /^VmHWM:\s+(\d+)/ } }
-print join(' ', $pos - $start, $lines, $bad, $end - $pos, $hwm), "\n";
-print "$_\t$hits{$_}\t$bytes{$_}\n" for keys %hits;
+print join(' ', $first, $pos, $lines, $bad, $hwm), "
+";
+print "$_	$hits{$_}	$bytes{$_}
+" for keys %hits;
 `;
 
 const MONTHS: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 };
@@ -71,9 +89,9 @@ export function utcDay(stampHour: string, zone: string): string | null {
 /** The script's output to counts per host and UTC day; an hour line it cannot place is counted malformed. */
 export function parseCount(stdout: string): LogCount {
   const lines = stdout.split('\n');
-  const head = /^(\d+) (\d+) (\d+) (\d+)(?: (\d+))?$/.exec(lines[0] ?? '');
+  const head = /^(\d+) (\d+) (\d+) (\d+) (\d+)$/.exec(lines[0] ?? '');
   if (!head) throw new Error(`unexpected output of the log counter: ${JSON.stringify((lines[0] ?? '').slice(0, 200))}`);
-  const count: LogCount = { consumed: Number(head[1]), lines: Number(head[2]), malformed: Number(head[3]), pending: Number(head[4]), peakKib: Number(head[5] ?? 0), usage: [] };
+  const count: LogCount = { first: Number(head[1]), stop: Number(head[2]), lines: Number(head[3]), malformed: Number(head[4]), peakKib: Number(head[5]), usage: [] };
   const byKey = new Map<string, HostDayUsage>();
   for (const line of lines.slice(1)) {
     if (line === '') continue;
@@ -91,4 +109,26 @@ export function parseCount(stdout: string): LogCount {
   }
   count.usage = [...byKey.values()];
   return count;
+}
+
+/** Adds pieces' counts of one file (each host and day summed). */
+export function mergeCounts(pieces: readonly LogCount[]): LogCount {
+  const byKey = new Map<string, HostDayUsage>();
+  for (const piece of pieces) {
+    for (const u of piece.usage) {
+      const key = `${u.host}\t${u.day}`;
+      const sum = byKey.get(key) ?? { host: u.host, day: u.day, hits: 0, bytes: 0 };
+      sum.hits += u.hits;
+      sum.bytes += u.bytes;
+      byKey.set(key, sum);
+    }
+  }
+  return {
+    first: pieces[0]?.first ?? 0,
+    stop: pieces.at(-1)?.stop ?? 0,
+    lines: pieces.reduce((n, p) => n + p.lines, 0),
+    malformed: pieces.reduce((n, p) => n + p.malformed, 0),
+    peakKib: Math.max(0, ...pieces.map((p) => p.peakKib)),
+    usage: [...byKey.values()],
+  };
 }

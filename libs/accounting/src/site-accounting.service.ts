@@ -6,7 +6,7 @@ import { AccessLogCursor, Server } from '@app/catalog';
 import { ServerAccess } from '@app/hosts';
 import { sqlDialect } from '@app/queue';
 import { DispatcherInputLoader } from '@app/webserver';
-import { COUNT_SCRIPT, parseCount, type HostDayUsage, type LogCount } from './access-log-count.js';
+import { COUNT_SCRIPT, mergeCounts, parseCount, type HostDayUsage, type LogCount } from './access-log-count.js';
 
 /** What one dispatcher's pass counted. */
 export interface AccountingPass {
@@ -31,6 +31,9 @@ interface FileState {
 }
 
 const SAFE_PATH = /^\/[A-Za-z0-9._/-]+$/;
+/** A log range is counted in up to this many pieces at once (a dispatcher's cores), each of at least PIECE_BYTES. */
+const COUNT_PIECES = 4;
+const PIECE_BYTES = 128 * 1024 * 1024;
 const ROWS_PER_STATEMENT = 500;
 
 /**
@@ -83,7 +86,7 @@ export class SiteAccounting {
     const current = await this.stat(server, path);
     if (!current) return pass;
     const from = { inode: cursor?.inode ?? null, offset: Number(cursor?.offset ?? 0) };
-    const counts: LogCount[] = [];
+    const counts: (LogCount & { pending: number })[] = [];
     let start = 0;
     if (from.inode === current.inode) {
       start = from.offset;
@@ -110,10 +113,10 @@ export class SiteAccounting {
     for (const c of counts) {
       pass.lines += c.lines;
       pass.malformed += c.malformed;
-      pass.bytes += c.consumed;
+      pass.bytes += c.stop - c.first;
       pass.counterPeakKib = Math.max(pass.counterPeakKib, c.peakKib);
     }
-    await this.save(server, path, cursor, { inode: current.inode, offset: start + count.consumed }, counts.flatMap((c) => c.usage), pass);
+    await this.save(server, path, cursor, { inode: current.inode, offset: count.stop }, counts.flatMap((c) => c.usage), pass);
     return pass;
   }
 
@@ -129,12 +132,31 @@ export class SiteAccounting {
     return { inode: inode!, size: Number(size) };
   }
 
-  /** Bytes [start, end) of the file counted where it is (COUNT_SCRIPT: one Perl process, only the counts come back). */
-  private async count(server: Server, path: string, start: number, end: number): Promise<LogCount> {
-    if (end <= start) return { consumed: 0, lines: 0, malformed: 0, pending: 0, peakKib: 0, usage: [] };
-    const result = await this.access.executorFor(server).run(server, ['perl', '-e', COUNT_SCRIPT, path, String(start), String(end)], { timeoutMs: 30 * 60_000 });
-    if (result.exitCode !== 0) throw new Error(`counting ${path} on ${server.hostname}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
-    return parseCount(result.stdout);
+  /**
+   * The whole lines of bytes [start, end) counted where the file is
+   * (COUNT_SCRIPT: only the counts come back). A long range is split into
+   * pieces of at least PIECE_BYTES counted at once (up to COUNT_PIECES
+   * processes): each line lands in exactly one piece, and the pieces must
+   * meet, or nothing is counted.
+   */
+  private async count(server: Server, path: string, start: number, end: number): Promise<LogCount & { pending: number }> {
+    if (end <= start) return { first: start, stop: start, lines: 0, malformed: 0, peakKib: 0, usage: [], pending: 0 };
+    const pieces = Math.max(1, Math.min(COUNT_PIECES, Math.floor((end - start) / PIECE_BYTES)));
+    const bounds = Array.from({ length: pieces + 1 }, (_, i) => (i === pieces ? end : start + Math.floor(((end - start) * i) / pieces)));
+    const executor = this.access.executorFor(server);
+    const counted = await Promise.all(
+      bounds.slice(0, -1).map(async (from, i) => {
+        const result = await executor.run(server, ['perl', '-e', COUNT_SCRIPT, path, String(from), String(bounds[i + 1]), String(end)], { timeoutMs: 30 * 60_000 });
+        if (result.exitCode !== 0) throw new Error(`counting ${path} on ${server.hostname}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
+        return parseCount(result.stdout);
+      }),
+    );
+    counted.forEach((piece, i) => {
+      const next = counted[i + 1];
+      if (next && piece.stop !== next.first) throw new Error(`counting ${path} on ${server.hostname}: its pieces do not meet (${piece.stop} and ${next.first}); nothing counted`);
+    });
+    const total = mergeCounts(counted);
+    return { ...total, pending: end - total.stop };
   }
 
   /** The counters and the cursor, in one transaction guarded by the cursor read at the start. */
