@@ -11,6 +11,8 @@ import { LISTING_SCRIPT, parseListing, type CronListing } from './cron-listing.j
 
 /** Servers listed at once. */
 export const CRON_FILES_CONCURRENCY = 4;
+/** Repairs (a write or a removal, one command each) at once: a server's pooled SSH connection carries them as channels. */
+export const CRON_REPAIR_CONCURRENCY = 4;
 /** One server's listing (one process, however many installs it holds). */
 const LISTING_TIMEOUT_MS = 60_000;
 /** Statuses whose files a job is making or unmaking (the build, a restore, the removal): the task keeps out of them. */
@@ -41,6 +43,18 @@ export interface CronFilesOptions {
 interface CatalogView {
   wanted: Map<number, WantedCronFile[]>;
   held: Map<number, Set<string>>;
+}
+
+/** What a run's repairs share. */
+interface RunState {
+  result: CronFilesRun;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+  /** The installs and rows the repairs are about, read again just before them. */
+  installs: Map<number, Install>;
+  rows: InstallServer[];
+  /** Servers not listed in this run (down, not answering): a directory they might share is not known. */
+  unlisted: Server[];
 }
 
 /** One cron directory: the servers naming it (several rows of one machine can) and what it holds. */
@@ -123,8 +137,9 @@ export class CronFiles {
 
     if (restores.length > 0 || strays.length > 0) {
       const fresh = await this.freshRead([...restores.map((r) => r.restore.installId), ...strays.map((s) => s.stray.installId)]);
-      for (const { directory, restore } of restores) await this.restore(directory, restore, fresh, result, log, options.signal);
-      for (const { directory, stray } of strays) await this.removeStray(directory, stray, fresh, result, log, options.signal);
+      const state: RunState = { result, log, signal: options.signal, ...fresh, unlisted: servers.filter((s) => !listings.has(s.id)) };
+      const repairs = [...restores.map(({ directory, restore }) => () => this.restore(state, directory, restore)), ...strays.map(({ directory, stray }) => () => this.removeStray(state, directory, stray))];
+      await eachLimit(repairs, CRON_REPAIR_CONCURRENCY, (repair) => repair());
     }
     return this.done(result, started, log);
   }
@@ -206,17 +221,17 @@ export class CronFiles {
   }
 
   /** The installs and rows the repairs are about, as the catalog has them now (a build or a removal may have started since the run's first read). */
-  private async freshRead(installIds: number[]): Promise<{ installs: Map<number, Install>; rows: InstallServer[] }> {
+  private async freshRead(installIds: number[]): Promise<Pick<RunState, 'installs' | 'rows'>> {
     const ids = [...new Set(installIds)];
     const installs = new Map((await this.dataSource.getRepository(Install).find({ where: { id: In(ids) } })).map((i) => [i.id, i]));
     const rows = await this.dataSource.getRepository(InstallServer).find({ where: { installId: In(ids) } });
     return { installs, rows };
   }
 
-  private async restore(directory: Directory, restore: CronRestore, fresh: { installs: Map<number, Install>; rows: InstallServer[] }, result: CronFilesRun, log: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  private async restore({ result, log, signal, installs, rows }: RunState, directory: Directory, restore: CronRestore): Promise<void> {
     const server = directory.servers.find((s) => s.id === restore.serverId)!;
-    const install = fresh.installs.get(restore.installId);
-    const row = fresh.rows.find((r) => r.installId === restore.installId && r.serverId === server.id);
+    const install = installs.get(restore.installId);
+    const row = rows.find((r) => r.installId === restore.installId && r.serverId === server.id);
     if (install?.status !== 'live' || row?.state !== 'active') {
       result.held++;
       return log(`${server.hostname}: ${restore.name} not restored: install ${restore.installId} changed meanwhile (${install?.status ?? 'gone'}), left to its job`);
@@ -237,19 +252,25 @@ export class CronFiles {
     });
   }
 
-  private async removeStray(directory: Directory, stray: CronStray, fresh: { installs: Map<number, Install>; rows: InstallServer[] }, result: CronFilesRun, log: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  private async removeStray({ result, log, signal, installs, rows, unlisted }: RunState, directory: Directory, stray: CronStray): Promise<void> {
     const server = directory.servers[0]!;
     const path = posix.join(server.cronDir, stray.name);
-    const install = fresh.installs.get(stray.installId);
+    const install = installs.get(stray.installId);
     // A marker naming an install this catalog does not have (or with another name) is not this engine's: another catalog's, or a copy.
     if (!install || install.fsName !== stray.fsName) {
       result.foreign++;
       return log(`${server.hostname}: ${path} names install ${stray.installId} (${stray.fsName}), which this catalog does not have: left alone`);
     }
-    const onServer = fresh.rows.some((r) => r.installId === install.id && directory.servers.some((s) => s.id === r.serverId));
+    const onServer = rows.some((r) => r.installId === install.id && directory.servers.some((s) => s.id === r.serverId));
     if (IN_FLIGHT.includes(install.status) || (install.status === 'live' && onServer)) {
       result.held++;
       return log(`${server.hostname}: ${path} kept: install ${install.id} is ${install.status}${onServer ? ' here' : ''} now`);
+    }
+    // A server of the install not listed this run may be another row of this machine naming this very directory: unknown, so kept.
+    const maybeShared = unlisted.find((s) => s.cronDir === server.cronDir && rows.some((r) => r.installId === install.id && r.serverId === s.id));
+    if (install.status === 'live' && maybeShared) {
+      result.held++;
+      return log(`${server.hostname}: ${path} kept: ${maybeShared.hostname} (not listed this run) runs install ${install.id} and names the same cron directory`);
     }
     const why = install.status === 'live' ? `install ${install.id} is no longer on ${server.hostname}` : `install ${install.id} is ${install.status}`;
     try {
