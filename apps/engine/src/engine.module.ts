@@ -9,6 +9,7 @@ import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
+import { CronFilesModule } from '@app/cron-files';
 import { HostsModule } from '@app/hosts';
 import { InstallsModule, RemovalModule } from '@app/installs';
 import { MetricsModule } from '@app/metrics';
@@ -58,6 +59,7 @@ export class EngineModule {
         SiteHealthModule.forRoot({ http: api }),
         SearchModule,
         ThemeSyncModule,
+        CronFilesModule,
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
         SitesModule.forRoot({ http: api, jobs: true }),

@@ -3,6 +3,7 @@ export * from './naming.js';
 export * from './prepare.service.js';
 export * from './secrets-cipher.js';
 export * from './build-saga/build-context.js';
+export * from './build-saga/cron-file.js';
 export * from './build-saga/build-steps.js';
 export * from './installs.module.js';
 export * from './build-saga/install-build.job.js';

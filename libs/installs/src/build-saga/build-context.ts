@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import type { Install, InstallSite, Server, SharedCodeGroup } from '@app/catalog';
 import { groupDirOn, releaseDirOn, type CodebaseManifest } from '@app/codebases';
 import { checkServerPath, type ServerAccess } from '@app/hosts';
+import { cronFileName } from './cron-file.js';
 
 /** Everything a build step needs, rebuilt from the catalog at every run (never carried in memory). */
 export interface BuildContext {
@@ -32,7 +33,7 @@ export const checkoutOn = (server: Server, group: SharedCodeGroup, revision: str
 export const groupOn = (server: Server, group: SharedCodeGroup): string => groupDirOn(server, group);
 
 /** The cron.d file of an install on a server. */
-export const cronFileOn = (server: Server, install: Install): string => posix.join(server.cronDir, `shop-${install.fsName}`);
+export const cronFileOn = (server: Server, install: Pick<Install, 'fsName'>): string => posix.join(server.cronDir, cronFileName(install));
 
 /** Where the install's FTP account lands: bind mounts of its copied paths appear there. */
 export const ftpRootOn = (server: Server, install: Install): string => posix.join(homeOn(server, install), 'ftp');

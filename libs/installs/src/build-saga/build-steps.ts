@@ -7,13 +7,14 @@ import { CODE_LINK, CodeReleases, planTree, renderTemplate, type CheckoutEntry, 
 import { registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { prepareSql, splitSql, sqlChecksum, TenantDatabases, type TenantLogin, type TenantOwner } from '@app/databases';
-import { checkServerPath, commandLine, PathExistsError, ServerAccess } from '@app/hosts';
+import { checkServerPath, PathExistsError, ServerAccess } from '@app/hosts';
 import { MailService } from '@app/mail';
 import { awaitPools, describe as describeAnswer, NginxPipeline, NginxRebuilds, PoolRebuilds, PHP_PRIVATE_DIR, PHP_SESSIONS_DIR, PHP_TMP_DIR, phpUserOf, SiteProbe, type VhostState } from '@app/webserver';
 import { JobDeferredError } from '@app/queue';
 import type { SagaStep, StepIO } from '@app/saga';
 import { decryptSecret } from '../secrets-cipher.js';
 import { checkoutOn, cronFileOn, ftpRootOn, groupOn, homeOn, type BuildContext } from './build-context.js';
+import { CRON_FILE_MODE, renderCronFile } from './cron-file.js';
 import { InstallUsers } from './install-users.js';
 import { InstallValues, OPTIONAL_PREFIXES, siteValues } from './install-values.js';
 
@@ -591,16 +592,8 @@ export class InstallBuildSteps {
 
   /** The install's cron.d file on one server (also a handler it is added to): each command run in its home as the user its PHP runs as there. */
   async writeCrons({ install, manifest }: BuildContext, server: Server, io: StepIO): Promise<void> {
-    const home = homeOn(server, install);
-    const { user } = this.users.phpOwner(server, install);
-    const lines = [
-      `# shop ${install.fsName} (install ${install.id}), written by the provisioning engine: do not edit`,
-      'SHELL=/bin/sh',
-      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      ...(manifest.crons ?? []).map((c) => `${c.schedule} ${user} cd ${commandLine([home])} && ${commandLine(c.command)}`),
-      '',
-    ];
-    await this.access.executorFor(server).writeFile(server, cronFileOn(server, install), lines.join('\n'), { mode: 0o644 });
+    const content = renderCronFile(install, manifest.crons ?? [], homeOn(server, install), this.users.phpOwner(server, install).user);
+    await this.access.executorFor(server).writeFile(server, cronFileOn(server, install), content, { mode: CRON_FILE_MODE });
     io.log(`crons on ${server.hostname}`);
   }
 
