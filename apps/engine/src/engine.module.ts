@@ -9,6 +9,7 @@ import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
+import { FtpModule } from '@app/ftp';
 import { HostsModule } from '@app/hosts';
 import { InstallsModule, RemovalModule } from '@app/installs';
 import { MetricsModule } from '@app/metrics';
@@ -57,6 +58,7 @@ export class EngineModule {
         AccountingModule.forRoot({ http: api }),
         SiteHealthModule.forRoot({ http: api }),
         SearchModule,
+        FtpModule,
         ThemeSyncModule,
         CloudHandlersModule.forRoot({ http: api, jobs: true }),
         CodebaseUpdateModule.forRoot({ http: api, jobs: true }),
