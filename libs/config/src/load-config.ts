@@ -386,7 +386,7 @@ function parseFtp(value: (key: ConfigKey) => string | undefined, fail: (key: Con
   const range = value('FTP_PASSIVE_PORTS') ?? '49152-49407';
   const m = /^(\d{4,5})-(\d{4,5})$/.exec(range);
   const passivePorts: [number, number] = m ? [Number(m[1]), Number(m[2])] : [49152, 49407];
-  if (!m || passivePorts[0] < 1024 || passivePorts[1] > 65535 || passivePorts[0] > passivePorts[1]) fail('FTP_PASSIVE_PORTS', `must be a port range low-high within 1024-65535 (got "${range}")`);
+  if (!m || passivePorts[0] < 1024 || passivePorts[1] > 65535 || passivePorts[0] >= passivePorts[1]) fail('FTP_PASSIVE_PORTS', `must be a port range low-high (low below high: ProFTPD refuses one port) within 1024-65535 (got "${range}")`);
   const address = value('FTP_ADDRESS') ?? null;
   if (address !== null && !/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(address)) fail('FTP_ADDRESS', `must be an IPv4 address (got "${address}")`);
   const hostText = value('FTP_CATALOG_HOST');

@@ -52,7 +52,7 @@ export class FtpServers {
     registerSecrets(reader.password);
     const servers = (await this.dataSource.getRepository(Server).find({ order: { id: 'ASC' } })).filter((s) => s.roles.includes('dispatcher') && s.state !== 'down');
     if (servers.length === 0) return [];
-    await this.ensureReader(catalog.database, reader, servers);
+    await this.ensureReader(catalog.database, reader, readerHosts(ftp.catalogHost.host, servers));
     const runs: FtpServerRun[] = [];
     const failures: string[] = [];
     for (const server of servers) {
@@ -114,12 +114,11 @@ export class FtpServers {
   }
 
   /**
-   * The read-only account, from each dispatcher's private IP (loopback for
-   * one without): SELECT on the columns mod_sql reads and nothing else.
+   * The read-only account, from where the dispatchers connect (see
+   * readerHosts): SELECT on the columns mod_sql reads and nothing else.
    * Needs an engine catalog user with CREATE USER and GRANT OPTION.
    */
-  private async ensureReader(database: string, reader: { user: string; password: string }, servers: Server[]): Promise<void> {
-    const hosts = [...new Set(servers.map((s) => (s.privateIp && IPV4.test(s.privateIp) ? s.privateIp : '127.0.0.1')))].sort();
+  private async ensureReader(database: string, reader: { user: string; password: string }, hosts: string[]): Promise<void> {
     const key = `${reader.user} ${reader.password} ${hosts.join(',')}`;
     if (this.readerReady === key) return;
     if (!/^[A-Za-z0-9_]+$/.test(database)) throw new Error(`catalog database name ${database} cannot be granted safely`);
@@ -136,4 +135,15 @@ export class FtpServers {
     }
     this.readerReady = key;
   }
+}
+
+/**
+ * Where the dispatchers' ProFTPD connects to the catalog from: a catalog on
+ * the loopback is reached from 127.0.0.1 (every dispatcher on that machine);
+ * else each dispatcher's private IP (its SSH address when it has none).
+ */
+export function readerHosts(catalogHost: string, servers: readonly Pick<Server, 'privateIp' | 'sshHost'>[]): string[] {
+  if (catalogHost === 'localhost' || catalogHost.startsWith('127.')) return ['127.0.0.1'];
+  const hosts = servers.map((s) => [s.privateIp, s.sshHost].find((ip) => ip && IPV4.test(ip))).filter((ip): ip is string => !!ip);
+  return [...new Set(hosts)].sort();
 }
