@@ -6,7 +6,7 @@ import { Server } from '@app/catalog';
 import { registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { ServerAccess } from '@app/hosts';
-import { ftpReader } from './ftp-reader.js';
+import { ftpReader, readerHosts } from './ftp-reader.js';
 import { proftpdConfPath, proftpdLayoutOf, proftpdPidPath, renderProftpdConf } from './proftpd-conf.js';
 
 type Log = (line: string) => void;
@@ -18,8 +18,6 @@ export interface FtpServerRun {
   /** `reloaded` (SIGHUP), `not running` (no pid file or no such process), `unchanged`. */
   proftpd: 'reloaded' | 'not running' | 'unchanged';
 }
-
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 /**
  * The FTP service: ProFTPD on every dispatcher (where the installs' homes,
@@ -137,13 +135,3 @@ export class FtpServers {
   }
 }
 
-/**
- * Where the dispatchers' ProFTPD connects to the catalog from: a catalog on
- * the loopback is reached from 127.0.0.1 (every dispatcher on that machine);
- * else each dispatcher's private IP (its SSH address when it has none).
- */
-export function readerHosts(catalogHost: string, servers: readonly Pick<Server, 'privateIp' | 'sshHost'>[]): string[] {
-  if (catalogHost === 'localhost' || catalogHost.startsWith('127.')) return ['127.0.0.1'];
-  const hosts = servers.map((s) => [s.privateIp, s.sshHost].find((ip) => ip && IPV4.test(ip))).filter((ip): ip is string => !!ip);
-  return [...new Set(hosts)].sort();
-}
