@@ -142,7 +142,7 @@ describe('bind mounts (startup_mounts applied in private mount namespaces)', () 
     const [other] = await seedWebInstalls(ds, local, await codeGroupFor(ds, local, 'local'), [{ fsName: 'mlocal', hostname: 'local.mounts.example', ip: '127.0.123.11' }], { homes: false });
     const pairs = writeHomeWithCopies(local, 'mlocal');
     for (const p of pairs) await ds.getRepository(StartupMount).insert({ installId: other!.id, serverId: local.id, ...p });
-    const env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, LOG_LEVEL: 'info', VAR_DIR: join(base, 'engine-var'), ENGINE_ROLES: 'worker,cron', ALLOW_LOCAL_TRANSPORT: 'true', WORKER_POLL_MS: '100' });
+    const env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, LOG_LEVEL: 'info', VAR_DIR: join(base, 'engine-var'), ENGINE_ROLES: 'worker,cron', ALLOW_LOCAL_TRANSPORT: 'true', WORKER_POLL_MS: '100', FTP_ENABLED: 'true' });
     const engine = spawn('nsenter', [`--mount=/proc/${machine.pid}/ns/mnt`, '--', process.execPath, ENGINE_MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     engine.stdout.on('data', (c: Buffer) => (output += c.toString()));

@@ -74,7 +74,7 @@ describe('FTP service (ProFTPD over the catalog, bind mounts, a built install)',
     app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [
       // The removal module too: the worker refuses to start with job kinds (the removal's) it has no handler for.
       InstallsModule.forRoot({ http: false }), RemovalModule.forRoot({ http: false, jobs: true }), HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), SagaModule,
-    ] as unknown as Type[], { FTP_PORT: String(ftpPort), FTP_PASSIVE_PORTS: `${passive}-${passive + 1}`, FTP_ADDRESS: FTP_IP });
+    ] as unknown as Type[], { FTP_ENABLED: 'true', FTP_PORT: String(ftpPort), FTP_PASSIVE_PORTS: `${passive}-${passive + 1}`, FTP_ADDRESS: FTP_IP });
     ds = app.get(DataSource);
     // The dispatcher: its own mount namespace (what it mounts stays there), reached over SSH; nginx and php-fpm on its private IP.
     ns = await startMountNamespace(join(base, 'ns-d1.log'), []);

@@ -48,6 +48,7 @@ export const CONFIG_KEYS = [
   'METRICS_TOKEN',
   'IP_POOL_LOW_WATER',
   'SEARCH_PORT',
+  'FTP_ENABLED',
   'FTP_PORT',
   'FTP_PASSIVE_PORTS',
   'FTP_ADDRESS',
@@ -396,5 +397,8 @@ function parseFtp(value: (key: ConfigKey) => string | undefined, fail: (key: Con
     if (!h || Number(h[2] ?? 3306) > 65535) fail('FTP_CATALOG_HOST', `must be host or host:port (got "${hostText}")`);
     else catalogHost = { host: h[1]!, port: Number(h[2] ?? 3306) };
   }
-  return { port, passivePorts, address, catalogHost };
+  const enabledText = value('FTP_ENABLED') ?? (catalog?.kind === 'mysql' ? 'true' : 'false');
+  const enabled = parseBoolean(enabledText, (p) => fail('FTP_ENABLED', p));
+  if (enabled && catalog && catalog.kind !== 'mysql') fail('FTP_ENABLED', 'needs a MySQL/MariaDB catalog (ProFTPD reads the accounts from it)');
+  return { enabled: enabled && catalog?.kind === 'mysql', port, passivePorts, address, catalogHost };
 }
