@@ -414,7 +414,7 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     const res = await call('POST', `/v1/installs/${shop.id}/ftp/reset`);
     expect(res.status).toBe(200);
     const report = await json(res);
-    expect(report).toMatchObject({ state: 'done', dryRun: false, jobId: expect.any(Number), mounts: expect.stringContaining('issue 18') });
+    expect(report).toMatchObject({ state: 'done', dryRun: false, jobId: expect.any(Number), mounts: expect.stringContaining('BindMounts') });
     expect(report.changes).toEqual(plan.changes);
     expect({ ftp: owner('ftp'), tmp: owner('heavymetal/tmp'), uploads: owner('html/mas_assets/uploads'), theme: owner('heavymetal/theme') }).toEqual(before);
     expect(execFileSync('find', [d1('heavymetal/theme'), '-user', 'nobody'], { encoding: 'utf8' })).toBe('');

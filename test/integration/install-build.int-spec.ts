@@ -11,7 +11,7 @@ import { buildSampleRepository, CodebasesModule, SAMPLE_MANIFEST, type SampleRep
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { SqlStatementError, TenantDatabases } from '@app/databases';
 import { HostsModule } from '@app/hosts';
-import { decryptSecret, InstallBuildSteps, InstallConfigJob, InstallsModule, PrepareService, type BuildContext, type CreateInstallDto } from '@app/installs';
+import { decryptSecret, InstallBuildSteps, InstallConfigJob, InstallsModule, PrepareService, RemovalModule, type BuildContext, type CreateInstallDto } from '@app/installs';
 import { SagaModule, type StepIO } from '@app/saga';
 import { NginxRebuilds } from '@app/webserver';
 import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
@@ -47,7 +47,8 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     [catalog, second, repo] = await Promise.all([createTestCatalog('mariadb', 'install_build'), startSshd(join(base, 'sshd-2'), '127.0.0.7'), buildSampleRepository(join(base, 'repo'))]);
     // A worker: the webserver step waits for the nginx rebuild jobs it asks for.
     app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [
-      InstallsModule.forRoot({ http: false }), HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), SagaModule,
+      // The removal module too: the worker refuses to start with job kinds (the removal's) it has no handler for.
+      InstallsModule.forRoot({ http: false }), RemovalModule.forRoot({ http: false, jobs: true }), HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), SagaModule,
     ] as unknown as Type[]);
     ds = app.get(DataSource);
     // Each dispatcher runs nginx and php-fpm (on its private IP): the probe asks the shop through both.

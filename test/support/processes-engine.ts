@@ -6,7 +6,8 @@ export const CLI_MAIN = join(process.cwd(), 'dist/apps/cli/src/main.js');
 
 /** A clean environment: what a new user's shell has, nothing of this test run's. */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...extra };
+  // FTP off (its BindMounts task would mount in this machine's own mount table) unless a suite turns it on.
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', FTP_ENABLED: 'false', ...extra };
 }
 
 export interface EngineProcess {

@@ -10,6 +10,7 @@ import { CodebaseUpdateModule } from '@app/codebase-update';
 import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
 import { CronFilesModule } from '@app/cron-files';
+import { FtpModule } from '@app/ftp';
 import { HostsModule } from '@app/hosts';
 import { InstallsModule, RemovalModule } from '@app/installs';
 import { MetricsModule } from '@app/metrics';
@@ -58,6 +59,7 @@ export class EngineModule {
         AccountingModule.forRoot({ http: api }),
         SiteHealthModule.forRoot({ http: api }),
         SearchModule,
+        FtpModule,
         ThemeSyncModule,
         CronFilesModule,
         CloudHandlersModule.forRoot({ http: api, jobs: true }),

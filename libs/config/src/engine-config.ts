@@ -90,6 +90,16 @@ export interface EngineConfig {
    * written into the sphinx.conf the SearchIndexConfig task renders.
    */
   searchPort: number;
+  /**
+   * FTP (FTP_ENABLED, default on with a MySQL catalog, off with SQLite):
+   * the BindMounts and FtpConfig tasks run only when on. ProFTPD on the
+   * dispatchers (the FtpConfig task renders its config):
+   * the control port (FTP_PORT, default 21) and passive range
+   * (FTP_PASSIVE_PORTS, default 49152-49407) on FTP_ADDRESS (default: every
+   * address); the catalog database as the dispatchers reach it
+   * (FTP_CATALOG_HOST `host[:port]`, default: the catalog URL's).
+   */
+  ftp: { enabled: boolean; port: number; passivePorts: [number, number]; address: string | null; catalogHost: { host: string; port: number } | null };
   /** Days a removed install's backup is kept (BACKUP_GRACE_DAYS) before the purge task deletes it. */
   backupGraceDays: number;
   /** The order hook's limits. */

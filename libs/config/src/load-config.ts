@@ -48,6 +48,11 @@ export const CONFIG_KEYS = [
   'METRICS_TOKEN',
   'IP_POOL_LOW_WATER',
   'SEARCH_PORT',
+  'FTP_ENABLED',
+  'FTP_PORT',
+  'FTP_PASSIVE_PORTS',
+  'FTP_ADDRESS',
+  'FTP_CATALOG_HOST',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 export type ConfigEnv = Partial<Record<ConfigKey, string | undefined>>;
@@ -136,6 +141,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
 
   // searchd's SphinxQL port on each search server (the engine renders its sphinx.conf).
   const searchPort = integer('SEARCH_PORT', 9306, 1, 65535);
+  const ftp = parseFtp(value, fail, integer('FTP_PORT', 21, 1, 65535), catalog);
 
   const sshKeyPathText = value('SSH_KEY_PATH');
   let sshKeyPath: string | null = null;
@@ -172,6 +178,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     metricsToken,
     ipPoolLowWater,
     searchPort,
+    ftp,
     mailDir: resolve(varDir, 'mail'),
     sshKeyPath,
     logLevel: logLevel as LogLevel,
@@ -373,4 +380,25 @@ function primaryGroup(): string {
   } catch {
     return userInfo().username;
   }
+}
+
+/** ProFTPD's addresses (FTP_PASSIVE_PORTS `low-high`, FTP_ADDRESS an IPv4 address, FTP_CATALOG_HOST `host[:port]`). */
+function parseFtp(value: (key: ConfigKey) => string | undefined, fail: (key: ConfigKey, problem: string) => void, port: number, catalog: CatalogConfig | null | undefined): EngineConfig['ftp'] {
+  const range = value('FTP_PASSIVE_PORTS') ?? '49152-49407';
+  const m = /^(\d{4,5})-(\d{4,5})$/.exec(range);
+  const passivePorts: [number, number] = m ? [Number(m[1]), Number(m[2])] : [49152, 49407];
+  if (!m || passivePorts[0] < 1024 || passivePorts[1] > 65535 || passivePorts[0] >= passivePorts[1]) fail('FTP_PASSIVE_PORTS', `must be a port range low-high (low below high: ProFTPD refuses one port) within 1024-65535 (got "${range}")`);
+  const address = value('FTP_ADDRESS') ?? null;
+  if (address !== null && !/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(address)) fail('FTP_ADDRESS', `must be an IPv4 address (got "${address}")`);
+  const hostText = value('FTP_CATALOG_HOST');
+  let catalogHost: EngineConfig['ftp']['catalogHost'] = catalog?.kind === 'mysql' ? { host: catalog.host, port: catalog.port } : null;
+  if (hostText !== undefined) {
+    const h = /^([A-Za-z0-9.-]{1,253})(?::(\d{1,5}))?$/.exec(hostText);
+    if (!h || Number(h[2] ?? 3306) > 65535) fail('FTP_CATALOG_HOST', `must be host or host:port (got "${hostText}")`);
+    else catalogHost = { host: h[1]!, port: Number(h[2] ?? 3306) };
+  }
+  const enabledText = value('FTP_ENABLED') ?? (catalog?.kind === 'mysql' ? 'true' : 'false');
+  const enabled = parseBoolean(enabledText, (p) => fail('FTP_ENABLED', p));
+  if (enabled && catalog && catalog.kind !== 'mysql') fail('FTP_ENABLED', 'needs a MySQL/MariaDB catalog (ProFTPD reads the accounts from it)');
+  return { enabled: enabled && catalog?.kind === 'mysql', port, passivePorts, address, catalogHost };
 }

@@ -1,3 +1,4 @@
+import { FtpModule } from '@app/ftp';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { CodeGroupPins, CodeReleases } from '@app/codebases';
 import { DatabasesModule } from '@app/databases';
@@ -27,7 +28,7 @@ export class InstallsModule {
       // CodeReleases (stateless) is its own here: the build reads a release's manifest without the code groups' module.
       // Health reads the installs waiting for a code group; the code groups' controller pins a group for a customer through CodeGroupPins.
       global: true,
-      imports: [DatabasesModule, MailModule, WebserverModule, InstallRewritesModule],
+      imports: [DatabasesModule, MailModule, WebserverModule, InstallRewritesModule, FtpModule],
       controllers: options.http ? [InstallsController, PinRulesController] : [],
       providers: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, WaitingInstallsTask, CodeReleases, { provide: CodeGroupPins, useClass: CustomerCodeGroupPins }],
       exports: [PrepareService, InstallBuildSteps, InstallValues, InstallUsers, InstallConfigJob, InstallBuildJob, InstallsService, InstallCredentials, PinRulesService, CodeGroupPins],

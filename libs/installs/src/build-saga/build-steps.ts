@@ -7,6 +7,7 @@ import { CODE_LINK, CodeReleases, planTree, renderTemplate, type CheckoutEntry, 
 import { registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { prepareSql, splitSql, sqlChecksum, TenantDatabases, type TenantLogin, type TenantOwner } from '@app/databases';
+import { BindMounts } from '@app/ftp';
 import { checkServerPath, PathExistsError, ServerAccess } from '@app/hosts';
 import { MailService } from '@app/mail';
 import { awaitPools, describe as describeAnswer, NginxPipeline, NginxRebuilds, PoolRebuilds, PHP_PRIVATE_DIR, PHP_SESSIONS_DIR, PHP_TMP_DIR, phpUserOf, SiteProbe, type VhostState } from '@app/webserver';
@@ -37,6 +38,34 @@ export const HOME_MARKER = '.shop-install';
 /** How long the probe asks the sites (with backoff) before the build gives up on them. */
 const PROBE_BOUND_MS = 30_000;
 
+/**
+ * The targets of an install's bind mounts in its FTP tree, made to match
+ * their sources: a directory for a directory; for a file (an image) an
+ * empty file (`mount --bind` of a file needs a file), replacing the empty
+ * directory an earlier build made there. A source that does not exist (yet)
+ * gets a directory. Prints `d|f <target>` per pair. Never follows a link.
+ */
+const MOUNT_TARGETS_SCRIPT = String.raw`
+while [ $# -gt 1 ]; do
+  src=$1; tgt=$2; shift 2
+  if [ -f "$src" ] && [ ! -L "$src" ]; then
+    if [ -d "$tgt" ] && [ ! -L "$tgt" ]; then rmdir -- "$tgt" || exit 1; fi
+    [ -e "$tgt" ] || [ -L "$tgt" ] || : > "$tgt" || exit 1
+    printf 'f %s
+' "$tgt"
+  else
+    mkdir -p -- "$tgt" || exit 1
+    printf 'd %s
+' "$tgt"
+  fi
+done
+`;
+
+/** The bind mounts of an install's copied paths into its FTP tree: `<home>/<copy>` on `<ftp root>/<copy with / as _>`. */
+export function ftpMountsOf(home: string, ftpRoot: string, copies: readonly string[]): { source: string; target: string }[] {
+  return copies.map((c) => ({ source: posix.join(home, c), target: posix.join(ftpRoot, c.replace(/\//g, '_')) }));
+}
+
 /** Build steps whose effects all live under the home are undone by removing the home (step `home`). */
 const NOTHING_OF_ITS_OWN = async () => undefined;
 
@@ -64,6 +93,7 @@ export class InstallBuildSteps {
     private readonly poolRebuilds: PoolRebuilds,
     private readonly releases: CodeReleases,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+    private readonly mounts: BindMounts,
   ) {}
 
   async loadContext(installId: number, jobId: number | null = null): Promise<BuildContext> {
@@ -373,8 +403,11 @@ export class InstallBuildSteps {
         const executor = this.access.executorFor(master);
         const home = homeOn(master, install);
         const ftpRoot = ftpRootOn(master, install);
-        const mounts = manifest.copy.map((c) => ({ source: posix.join(home, c), target: posix.join(ftpRoot, c.replace(/\//g, '_')) }));
-        await executor.mkdirs(master, [ftpRoot, ...mounts.map((m) => checkServerPath(master, m.target))]);
+        const mounts = ftpMountsOf(home, ftpRoot, manifest.copy);
+        await executor.mkdirs(master, [ftpRoot]);
+        // A bind mount lands on what its source is: a copied directory on a directory, a copied file (an image) on an empty file.
+        const kinds = await executor.mustRun(master, ['sh', '-c', MOUNT_TARGETS_SCRIPT, 'ftp-targets', ...mounts.flatMap((m) => [checkServerPath(master, m.source), checkServerPath(master, m.target)])]);
+        const files = kinds.split('\n').filter((l) => l.startsWith('f ')).length;
         // The copies keep the owners the tree step gave them: only what the manifest says is writable is the PHP user's.
         const { user, group } = this.users.phpOwner(master, install);
         const uid = Number((await executor.mustRun(master, ['id', '-u', user])).trim());
@@ -389,13 +422,37 @@ export class InstallBuildSteps {
             await m.save(m.create(FtpAccount, { installId: install.id, userid: install.fsName, passwd: await bcrypt.hash(password, 10), uid, gid, homedir: ftpRoot, shell: '/usr/sbin/nologin', enabled: true }));
           }
         });
-        io.log(`ftp account ${install.fsName}, ${mounts.length} mounts on ${master.hostname}`);
+        io.log(`ftp account ${install.fsName}, ${mounts.length} mounts (${files} of a file) on ${master.hostname}`);
       },
-      compensate: async ({ install }) => {
+      compensate: async (context, io) => {
+        const { install } = context;
         await this.dataSource.getRepository(FtpAccount).delete({ installId: install.id });
-        await this.dataSource.getRepository(StartupMount).delete({ installId: install.id });
+        await this.unmountFtp(context, io);
       },
     };
+  }
+
+  /**
+   * Deletes the install's startup_mounts rows and unmounts the bind mounts
+   * the mounts task made of them (only the engine's: see BindMounts), so
+   * its home can go (a mount point cannot be removed).
+   */
+  async unmountFtp({ install, master, manifest }: BuildContext, io: StepIO): Promise<void> {
+    const rows = await this.dataSource.getRepository(StartupMount).find({ where: { installId: install.id } });
+    await this.dataSource.getRepository(StartupMount).delete({ installId: install.id });
+    const servers = new Map<number, Server>([[master.id, master]]);
+    for (const id of new Set(rows.map((r) => r.serverId).filter((id) => !servers.has(id)))) servers.set(id, await this.dataSource.getRepository(Server).findOneByOrFail({ id }));
+    for (const server of servers.values()) {
+      if (server.state === 'down') {
+        io.log(`${server.hostname} is down: its bind mounts of ${install.fsName} (if any) are unmounted by the mounts task once it is back`);
+        continue;
+      }
+      const targets = new Set(rows.filter((r) => r.serverId === server.id).map((r) => r.target));
+      if (server.id === master.id) for (const m of ftpMountsOf(homeOn(server, install), ftpRootOn(server, install), manifest.copy)) targets.add(m.target);
+      const run = await this.mounts.applyServer(server, { only: targets });
+      for (const target of run.unmounted) io.log(`unmounted ${target} on ${server.hostname}`);
+      if (run.failed.length > 0) throw new Error(`could not unmount on ${server.hostname}: ${run.failed.map((f) => `${f.target} (${f.problem})`).join('; ')}`);
+    }
   }
 
   /**

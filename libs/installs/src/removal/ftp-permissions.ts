@@ -41,8 +41,8 @@ done
 
 /**
  * The FTP tree and the writable directories of an install as the build
- * makes them (the ftp step: the FTP root and the directories its bind
- * mounts land in, made by the engine; the tree step: the copies as copied
+ * makes them (the ftp step: the FTP root, made by the engine (the targets
+ * its bind mounts land in are the ftp step's, covered once mounted); the tree step: the copies as copied
  * from the release (the engine's), the writable directories the PHP user's
  * (setgid, 2770 where the engine manages PHP), its private PHP directories
  * 0700), compared with what is on the master, and put back.
@@ -108,8 +108,8 @@ export class FtpPermissions {
     const inHome = (p: string) => posix.join(home, p);
     const copiedWritable = plan.writable.filter((w) => plan.copies.some((c) => w === c || w.startsWith(`${c}/`) || c.startsWith(`${w}/`)));
     return [
+      // Not the mount targets inside it: placeholders the ftp step makes (a file or a directory, as their source), covered by the mounts.
       { path: ftpRoot, owner: engine, mode: 0o755, recursive: false },
-      ...manifest.copy.map((c) => ({ path: posix.join(ftpRoot, c.replace(/\//g, '_')), owner: engine, mode: 0o755, recursive: false })),
       // Copies as the release has them (the engine's), except what the manifest says is writable.
       ...plan.copies.filter((c) => !copiedWritable.includes(c)).map((c) => ({ path: inHome(c), owner: engine, mode: null, recursive: true })),
       ...plan.writable.map((w) => ({ path: inHome(w), owner: writableOwner, mode: managed ? 0o2770 : 0o770, recursive: copiedWritable.includes(w) })),

@@ -17,8 +17,8 @@ export interface FtpResetPayload {
 /** An install's FTP permissions reset (resource key `install:<id>`: never beside another operation on it). */
 export const INSTALL_FTP_RESET = defineJobKind<FtpResetPayload>('install.ftp-reset', { maxAttempts: 3, backoff: { baseMs: 2_000, maxMs: 20_000 } });
 
-/** Said with every reset: the bind mounts are the mounts task's (issue 18), which does not exist yet. */
-export const MOUNTS_NOTE = 'bind mounts are not applied by anything yet (issue 18): the FTP tree was re-applied as the build\'s ftp step makes it (its root, the directories the mounts land in, the startup_mounts rows, the account if missing); nothing was mounted';
+/** Said with every reset: the bind mounts are the BindMounts task's. */
+export const MOUNTS_NOTE = 'the FTP tree was re-applied as the build\'s ftp step makes it (its root, the targets its bind mounts land in, the startup_mounts rows, the account if missing); the BindMounts task mounts what is missing within a minute';
 
 const ENDED = ['done', 'dead', 'cancelled'];
 

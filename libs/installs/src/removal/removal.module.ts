@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { DatabasesModule } from '@app/databases';
 import { DnsModule } from '@app/dns';
 import { CodeReleases } from '@app/codebases';
+import { FtpModule } from '@app/ftp';
 import { MailModule } from '@app/mail';
 import { WebserverModule } from '@app/webserver';
 import { InstallBuildSteps } from '../build-saga/build-steps.js';
@@ -33,7 +34,7 @@ export class RemovalModule {
   static forRoot(options: { http: boolean; jobs: boolean }): DynamicModule {
     return {
       module: RemovalModule,
-      imports: [DatabasesModule, WebserverModule, DnsModule, ...(options.jobs ? [] : [MailModule])],
+      imports: [DatabasesModule, WebserverModule, DnsModule, FtpModule, ...(options.jobs ? [] : [MailModule])],
       controllers: options.http ? [RemovalController] : [],
       providers: [
         RemoveInstallService, RestoreInstallService, FtpResetService, FtpResetPlanner, FtpPermissions, TenantDumps, InstallBackups, BackupPurge,

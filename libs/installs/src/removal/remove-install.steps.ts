@@ -159,14 +159,11 @@ export class RemoveInstallSteps {
     io.log(`cron files removed on ${up(context.servers).map((s) => s.hostname).join(', ')}`);
   }
 
-  /**
-   * Step `mounts`: the install's startup_mounts rows. Nothing applies bind
-   * mounts yet (issue 18), so there is nothing mounted to undo; once the
-   * mounts task does, it unmounts what has no row.
-   */
-  async mounts({ install }: RemovalContext, io: StepIO): Promise<void> {
-    const gone = await this.dataSource.getRepository(StartupMount).delete({ installId: install.id });
-    io.log(`${gone.affected ?? 0} startup mount row(s) removed (bind mounts are not applied by anything yet: nothing to unmount)`);
+  /** Step `mounts`: the install's startup_mounts rows, and the bind mounts the mounts task made of them unmounted (the home can go then). */
+  async mounts(context: RemovalContext, io: StepIO): Promise<void> {
+    const gone = await this.dataSource.getRepository(StartupMount).count({ where: { installId: context.install.id } });
+    await this.builds.unmountFtp(this.acting(context, io), io);
+    io.log(`${gone} startup mount row(s) removed, their bind mounts unmounted`);
   }
 
   /** Step `ftp`: the FTP account (the build's compensation). */
