@@ -9,6 +9,7 @@ import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
+import { DatabaseMoveModule } from '@app/database-move';
 import { HostsModule } from '@app/hosts';
 import { InstallsModule, RemovalModule } from '@app/installs';
 import { MetricsModule } from '@app/metrics';
@@ -64,6 +65,7 @@ export class EngineModule {
         RemovalModule.forRoot({ http: api, jobs: true }),
         AuditModule.forRoot({ http: api }),
         CertificatesModule.forRoot({ http: api, jobs: true }),
+        DatabaseMoveModule.forRoot({ http: api, jobs: true }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

@@ -337,6 +337,16 @@ export class TenantDatabases {
     return hosts.filter((h) => existing.get(h) === false).map((h) => `${user}@${h}`);
   }
 
+  /** The hosts among `hosts` for which `login` has no account on the server, or one with another password (a replica checked before a database move). */
+  async accountsLacking(server: Server, login: TenantLogin, hosts: readonly string[]): Promise<string[]> {
+    quoteIdentifier(login.user, USER);
+    for (const host of hosts) if (!USER_HOST.test(host)) throw new Error(`refused client host ${JSON.stringify(host)}`);
+    const sqlite = this.sqlite(server);
+    if (sqlite) return sqlite.userExists(login.user) ? [] : [...hosts];
+    const existing = await this.accounts(server, login.user, login.password, hosts);
+    return hosts.filter((h) => existing.get(h) !== true);
+  }
+
   /** The accounts of `user` for these hosts that exist: host → whether it has the install's password (mysql_native_password). */
   private async accounts(server: Server, user: string, password: string, hosts: readonly string[]): Promise<Map<string, boolean>> {
     if (hosts.length === 0) return new Map();
