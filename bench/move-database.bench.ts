@@ -104,7 +104,7 @@ try {
       .map((n) => {
         const host = dispatchers[n % 2]!.privateIp!;
         const accounts = [`'mvb_${n}'@'${host}'`, `'mvb_${n}'@'127.0.0.1'`];
-        return [`CREATE DATABASE mvb_${n};`, `CREATE TABLE mvb_${n}.settings (name varchar(64) PRIMARY KEY, value text);`, ...accounts.map((acc) => `CREATE USER ${acc} IDENTIFIED BY '${password(n)}'; GRANT ALL PRIVILEGES ON mvb\\_${n}.* TO ${acc};`)].join('\n');
+        return [`CREATE DATABASE mvb_${n};`, `CREATE TABLE mvb_${n}.settings (name varchar(64) PRIMARY KEY, value text);`, ...accounts.map((acc) => `CREATE USER ${acc} IDENTIFIED BY '${password(n)}'; GRANT ALL PRIVILEGES ON \`mvb\\_${n}\`.* TO ${acc};`)].join('\n');
       })
       .join('\n');
     await Promise.all([adminA.query(sql), adminB.query(sql)]);
@@ -139,6 +139,15 @@ try {
   const moveS = (performance.now() - t) / 1000;
   if (report.state !== 'done') throw new Error(`the move ${report.state}: ${report.error} ${JSON.stringify(report.items.filter((i: { error: string | null }) => i.error).slice(0, 3))}`);
   log(`moved ${INSTALLS} installs in ${moveS.toFixed(2)} s (preconditions and queueing ${accepted.toFixed(2)} s), concurrency ${CONCURRENCY}`);
+
+  // Where the time went: the children's queue waits and runs, each saga step's mean.
+  const children: { wait: number; run: number }[] = await ds.query(
+    'SELECT TIMESTAMPDIFF(MICROSECOND, created_at, started_at) / 1000 AS wait, TIMESTAMPDIFF(MICROSECOND, started_at, finished_at) / 1000 AS run FROM jobs WHERE parent_id = ?',
+    [report.jobId],
+  );
+  const mean = (xs: number[]) => (xs.length ? Math.round(xs.reduce((x, y) => x + y, 0) / xs.length) : null);
+  const steps: { step: string; ms: number }[] = await ds.query('SELECT s.step_name AS step, AVG(s.duration_ms) AS ms FROM saga_steps s JOIN jobs j ON j.id = s.job_id WHERE j.parent_id = ? GROUP BY s.step_name', [report.jobId]);
+  log(`children: ${children.length}, mean queue wait ${mean(children.map((c) => Number(c.wait)))} ms, mean run ${mean(children.map((c) => Number(c.run)))} ms; saga steps (mean ms): ${steps.map((x) => `${x.step} ${Math.round(Number(x.ms))}`).join(', ')}`);
 
   // Checked: every install's row and config file point at B.
   const onB = await ds.getRepository(Install).countBy({ dbServerId: dbB.id });

@@ -4,20 +4,21 @@ import { redactSecrets, registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { TenantDatabases, type TenantLogin } from '@app/databases';
 import { decryptSecret } from '@app/installs';
-import { clientHosts, InstallHomes, mapLimited } from './install-homes.js';
+import { clientHosts, InstallHomes } from './install-homes.js';
 
-/** Database servers asked at once: each check is a client process on the target server. */
-const CHECKS_AT_ONCE = 6;
+/** Installs per admin query (the statements carry a name, a password and hosts each). */
+const CHECK_CHUNK = 200;
 
 const message = (e: unknown) => redactSecrets(e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
 
 /**
  * The preconditions of a database move, checked before anything changes:
- * the target answers, and for every install its tenant database is there,
- * its account exists for every host its shop connects from with the
- * install's password, and that login can use the database (what a replica
- * or a dump and restore with the accounts gives). Each problem is one line
- * naming the install.
+ * the target answers, and for every install its tenant database is there
+ * and its account exists, with the install's password, for every host its
+ * shop connects from (what a replica, or a dump and restore with the
+ * accounts, gives). A few admin queries for any number of installs; each
+ * problem is one line naming the install. Each install's saga proves its
+ * login again on the target (`loginProblem`) before it changes anything.
  */
 @Injectable()
 export class DatabaseMoveChecks {
@@ -30,28 +31,39 @@ export class DatabaseMoveChecks {
   async problems(installs: readonly Install[], to: Server): Promise<string[]> {
     try {
       await this.tenants.connection(to);
-      // One admin query: the server answers (a down server, a wrong option file).
-      await this.tenants.databaseExists(to, 'mysql');
+      // An admin query: the server answers (a down server, a wrong option file).
+      await this.tenants.databasesPresent(to, ['mysql']);
     } catch (e) {
       return [`${to.hostname} does not answer: ${message(e)}`];
     }
     const homes = await this.homes.of(installs);
-    const found = await mapLimited(installs, CHECKS_AT_ONCE, (install) => this.installProblems(install, homes.get(install.id) ?? [], to));
-    return found.flat();
+    const problems: string[] = [];
+    for (let start = 0; start < installs.length; start += CHECK_CHUNK) {
+      const chunk = installs.slice(start, start + CHECK_CHUNK);
+      const present = await this.tenants.databasesPresent(to, chunk.map((i) => i.dbName));
+      const withDatabase = chunk.filter((i) => present.has(i.dbName));
+      const wanted = await Promise.all(withDatabase.map(async (i) => ({ login: this.login(i), hosts: await this.tenants.accountHosts(to, clientHosts(homes.get(i.id) ?? [])) })));
+      const lacking = await this.tenants.accountsLacking(to, wanted);
+      for (const install of chunk) {
+        const who = `install ${install.id} (${install.fsName})`;
+        if (!present.has(install.dbName)) {
+          problems.push(`${who}: database ${install.dbName} is missing on ${to.hostname}`);
+          continue;
+        }
+        const hosts = lacking[withDatabase.indexOf(install)]!;
+        if (hosts.length > 0) problems.push(`${who}: user ${install.dbUser} is missing on ${to.hostname} (or has another password) for ${hosts.join(', ')}`);
+      }
+    }
+    return problems;
   }
 
-  /** What keeps one install from using `to` (empty: nothing). */
-  async installProblems(install: Install, servers: readonly Server[], to: Server): Promise<string[]> {
-    const who = `install ${install.id} (${install.fsName})`;
+  /** Whether the install's own login uses its database on `to` (null: it does), as its shop will. */
+  async loginProblem(install: Install, to: Server): Promise<string | null> {
     try {
-      if (!(await this.tenants.databaseExists(to, install.dbName))) return [`${who}: database ${install.dbName} is missing on ${to.hostname}`];
-      const login = this.login(install);
-      const hosts = await this.tenants.accountsLacking(to, login, await this.tenants.accountHosts(to, clientHosts(servers)));
-      if (hosts.length > 0) return [`${who}: user ${install.dbUser} is missing on ${to.hostname} (or has another password) for ${hosts.join(', ')}`];
-      await this.tenants.runStatements(to, install.dbName, login, 'database-move-check', [{ text: 'SELECT 1', line: 1 }]);
-      return [];
+      await this.tenants.runStatements(to, install.dbName, this.login(install), 'database-move-check', [{ text: 'SELECT 1', line: 1 }]);
+      return null;
     } catch (e) {
-      return [`${who}: ${install.dbUser} cannot use ${install.dbName} on ${to.hostname}: ${message(e)}`];
+      return `install ${install.id} (${install.fsName}): ${install.dbUser} cannot use ${install.dbName} on ${to.hostname}: ${message(e)}`;
     }
   }
 

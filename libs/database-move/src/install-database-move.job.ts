@@ -143,10 +143,10 @@ export class InstallDatabaseMoveJob {
     return { move, itemId: item.id, build, from, to, servers: homes.filter((s) => s.state !== 'down') };
   }
 
-  private async check({ build, to, servers }: InstallMoveContext, io: StepIO): Promise<void> {
-    const problems = await this.checks.installProblems(build.install, servers, to);
+  private async check({ build, to }: InstallMoveContext, io: StepIO): Promise<void> {
+    const problem = await this.checks.loginProblem(build.install, to);
     // The target lacks what the install needs: trying again within the run cannot help.
-    if (problems.length > 0) throw Object.assign(new Error(problems.join('; ')), { permanent: true });
+    if (problem) throw Object.assign(new Error(problem), { permanent: true });
     io.log(`${build.install.dbUser} uses ${build.install.dbName} on ${to.hostname}`);
   }
 
