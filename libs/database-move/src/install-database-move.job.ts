@@ -8,6 +8,9 @@ import { defineJobKind, JobHandler, QueueService, type JobContext } from '@app/q
 import { SagaCompensatedError, SagaNeedsAttentionError, SagaRunner, type SagaDefinition, type StepIO } from '@app/saga';
 import { DatabaseMoveChecks } from './database-move.checks.js';
 import { InstallHomes } from './install-homes.js';
+import { ITEM_ENDED, itemsToStart } from './move-items.js';
+
+export { ITEM_ENDED, itemsToStart } from './move-items.js';
 
 export interface InstallDatabaseMovePayload {
   moveId: number;
@@ -18,15 +21,6 @@ export interface InstallDatabaseMovePayload {
 export const DATABASE_MOVE_INSTALL = defineJobKind<InstallDatabaseMovePayload>('database-move.install', { maxAttempts: 10, backoff: { baseMs: 1_000, maxMs: 30_000 } });
 
 export const INSTALL_DATABASE_MOVE_SAGA = 'install-database-move';
-
-export const ITEM_ENDED = new Set(['done', 'failed', 'skipped']);
-
-/** The items not ended and without a child job yet, as many as the move's concurrency leaves room for beside those in flight. */
-export function itemsToStart(move: DatabaseMove, items: readonly DatabaseMoveItem[]): DatabaseMoveItem[] {
-  const open = items.filter((i) => !ITEM_ENDED.has(i.state));
-  const room = Math.max(0, move.concurrency - open.filter((i) => i.jobId !== null).length);
-  return open.filter((i) => i.jobId === null).slice(0, room);
-}
 
 /** Child jobs for items of a move (the idempotency key names the item: the parent and a finishing sibling asking for the same item get one job). */
 export async function enqueueItems(dataSource: DataSource, queue: QueueService, move: DatabaseMove, items: DatabaseMoveItem[]): Promise<void> {
