@@ -25,7 +25,7 @@ import type { MariadbServer, SshdServer } from '../test/support/testbed.js';
  * private MariaDB (A, also the catalog) to another (B) holding the same
  * tenant databases and accounts (made on both, as a replica would have
  * them). The API and a worker run as separate engine processes at their
- * defaults. Setup (not measured): the code group laid out by hand on both
+ * defaults (4 worker slots; BENCH_WORKER_CONCURRENCY for a diagnostic run). Setup (not measured): the code group laid out by hand on both
  * dispatchers (its release of the sample codebase), the installs written
  * into the catalog with an empty home each (the move renders their config
  * files), their databases and accounts on A and B. Measured
@@ -116,7 +116,7 @@ try {
   const token = generateToken();
   await ds.getRepository(ApiToken).insert({ name: 'bench', tokenHash: hashToken(token), prefix: tokenDisplayPrefix(token), scopes: ['admin'], lastUsedAt: null, revokedAt: null } as never);
   const env = cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'warn', VAR_DIR: join(dir, 'var'), ORDERS_PER_MINUTE: '0', ALLOW_LOCAL_TRANSPORT: 'true' });
-  [api, worker] = await Promise.all([spawnApi({ ...env, PORT: '0' }), spawnWorker({ ...env, LOG_LEVEL: 'info' }, 120_000)]);
+  [api, worker] = await Promise.all([spawnApi({ ...env, PORT: '0' }), spawnWorker({ ...env, LOG_LEVEL: 'info', ...(process.env.BENCH_WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY } : {}) }, 120_000)]);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
     const res = await fetch(`${api!.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -158,7 +158,7 @@ try {
     if (!config.includes(`port=${b.port};dbname=mvb_${n}`)) throw new Error(`mvb${n}'s config.php does not point at B`);
   }
   process.stdout.write(
-    JSON.stringify({ bench: 'move-database', installs: INSTALLS, dispatchers: 2, concurrency: CONCURRENCY, move_db_500_s: Number(moveS.toFixed(3)), preconditions_and_queue_s: Number(accepted.toFixed(3)), target_s: 20 }) + '\n',
+    JSON.stringify({ bench: 'move-database', installs: INSTALLS, dispatchers: 2, concurrency: CONCURRENCY, worker_concurrency: Number(process.env.BENCH_WORKER_CONCURRENCY ?? 4), move_db_500_s: Number(moveS.toFixed(3)), preconditions_and_queue_s: Number(accepted.toFixed(3)), target_s: 20 }) + '\n',
   );
 } finally {
   if (worker) {
