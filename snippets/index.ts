@@ -22,6 +22,7 @@ import {
   QueueStatsCommand,
 } from './jobs.command.js';
 import { MigrateCommand } from './migrate.command.js';
+import { MoveDatabaseCommand } from './move-database.command.js';
 import { MigrationGenerateCommand } from './migration-generate.command.js';
 import { RebuildNginxCommand } from './rebuild-nginx.command.js';
 import { RerunQueueItemCommand } from './rerun-queue-item.command.js';
@@ -94,4 +95,5 @@ export const SNIPPET_COMMANDS = [
   InstallRewritesCommand,
   SiteCertificateCommand,
   SiteAcmeCommand,
+  MoveDatabaseCommand,
 ];

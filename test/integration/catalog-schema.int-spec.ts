@@ -83,6 +83,8 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'code_releases',
         'code_update_items',
         'code_updates',
+        'database_move_items',
+        'database_moves',
         'database_updates',
         'dispatcher_configs',
         'ftp_accounts',

@@ -10,6 +10,7 @@ import { CodebaseUpdateModule } from '@app/codebase-update';
 import { CodebasesModule } from '@app/codebases';
 import { ConfigModule, hasRole, type EngineConfig } from '@app/config';
 import { CronFilesModule } from '@app/cron-files';
+import { DatabaseMoveModule } from '@app/database-move';
 import { FtpModule } from '@app/ftp';
 import { HostsModule } from '@app/hosts';
 import { InstallsModule, RemovalModule } from '@app/installs';
@@ -68,6 +69,7 @@ export class EngineModule {
         RemovalModule.forRoot({ http: api, jobs: true }),
         AuditModule.forRoot({ http: api }),
         CertificatesModule.forRoot({ http: api, jobs: true }),
+        DatabaseMoveModule.forRoot({ http: api, jobs: true }),
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

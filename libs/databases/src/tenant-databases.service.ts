@@ -337,6 +337,40 @@ export class TenantDatabases {
     return hosts.filter((h) => existing.get(h) === false).map((h) => `${user}@${h}`);
   }
 
+  /** Which of `names` exist on the server (one query: a database move checks hundreds). */
+  async databasesPresent(server: Server, names: readonly string[]): Promise<Set<string>> {
+    for (const name of names) quoteIdentifier(name);
+    const sqlite = this.sqlite(server);
+    if (sqlite) return new Set(names.filter((n) => sqlite.databaseExists(n)));
+    if (names.length === 0) return new Set();
+    const out = await this.admin(server, `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (${names.map(quoteString).join(', ')});`);
+    return new Set(out.split('\n').filter(Boolean));
+  }
+
+  /**
+   * Per login, the hosts among its `hosts` for which it has no account on the
+   * server, or one with another password (a replica checked before a
+   * database move): one query for all of them.
+   */
+  async accountsLacking(server: Server, wanted: readonly { login: TenantLogin; hosts: readonly string[] }[]): Promise<string[][]> {
+    for (const { login, hosts } of wanted) {
+      quoteIdentifier(login.user, USER);
+      for (const host of hosts) if (!USER_HOST.test(host)) throw new Error(`refused client host ${JSON.stringify(host)}`);
+    }
+    const sqlite = this.sqlite(server);
+    if (sqlite) return wanted.map(({ login, hosts }) => (sqlite.userExists(login.user) ? [] : [...hosts]));
+    const asked = wanted.filter((w) => w.hosts.length > 0);
+    if (asked.length === 0) return wanted.map(() => []);
+    // Each user's password hashed by the server itself (PASSWORD()), compared with what its accounts hold.
+    const hashes = asked.map(({ login }) => `WHEN ${quoteString(login.user)} THEN PASSWORD(${quoteString(login.password)})`).join(' ');
+    const where = asked.map(({ login, hosts }) => `(User = ${quoteString(login.user)} AND Host IN (${hosts.map(quoteString).join(', ')}))`).join(' OR ');
+    const out = await this.admin(server, `SELECT User, Host FROM mysql.user WHERE (${where}) AND plugin IN ('mysql_native_password', '') AND authentication_string = CASE User ${hashes} END;`, {
+      secrets: asked.map((w) => w.login.password),
+    });
+    const ours = new Set(out.split('\n').filter(Boolean).map((line) => line.replace('\t', '@')));
+    return wanted.map(({ login, hosts }) => hosts.filter((h) => !ours.has(`${login.user}@${h}`)));
+  }
+
   /** The accounts of `user` for these hosts that exist: host → whether it has the install's password (mysql_native_password). */
   private async accounts(server: Server, user: string, password: string, hosts: readonly string[]): Promise<Map<string, boolean>> {
     if (hosts.length === 0) return new Map();

@@ -27,6 +27,8 @@ import { SiteName } from './site-name.entity.js';
 import { AccessLogCursor, SiteUsage } from './site-usage.entity.js';
 import { StartupMount } from './startup-mount.entity.js';
 import { ThemeSyncState } from './theme-sync.entity.js';
+import { DatabaseMove } from './database-move.entity.js';
+import { DatabaseMoveItem } from './database-move-item.entity.js';
 import { WebQuarantine } from './web-quarantine.entity.js';
 
 export * from './api-token.entity.js';
@@ -59,6 +61,8 @@ export * from './site-name.entity.js';
 export * from './site-usage.entity.js';
 export * from './startup-mount.entity.js';
 export * from './theme-sync.entity.js';
+export * from './database-move.entity.js';
+export * from './database-move-item.entity.js';
 export * from './web-quarantine.entity.js';
 
 /** Every catalog entity, passed to TypeORM explicitly (globs load a second copy under Jest). */
@@ -92,6 +96,8 @@ export const CATALOG_ENTITIES = [
   SiteIncident,
   IpPoolAlert,
   ThemeSyncState,
+  DatabaseMove,
+  DatabaseMoveItem,
   SagaStep,
   AuditEvent,
   ApiToken,

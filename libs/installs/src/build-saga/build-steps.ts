@@ -695,18 +695,27 @@ export class InstallBuildSteps {
 
   /** The install's config files on one server, with that server's paths (also after the values changed: install.config). */
   async renderConfig(context: BuildContext, server: Server, io: StepIO): Promise<void> {
-    const { install, group, manifest, master, revision } = context;
     const executor = this.access.executorFor(server);
-    const values = await this.values.values(context, server);
     // Readable by the group of the user the install's PHP runs as on that server: its own where the engine manages PHP, never the shared web user's then.
-    const { group: group_ } = this.users.phpOwner(server, install);
+    const { group } = this.users.phpOwner(server, context.install);
+    for (const file of await this.renderedConfig(context, server)) {
+      // Owned by the engine's user (root on servers), readable by that group only.
+      await executor.writeFile(server, file.path, file.text, { mode: 0o640, owner: `:${group}` });
+      io.log(`rendered ${file.target} on ${server.hostname}`);
+    }
+  }
+
+  /** The install's config files on one server as the context renders them (nothing written: a dry run compares them with what is there). */
+  async renderedConfig(context: BuildContext, server: Server): Promise<{ target: string; path: string; text: string }[]> {
+    const { install, group, manifest, master, revision } = context;
+    const values = await this.values.values(context, server);
+    const files: { target: string; path: string; text: string }[] = [];
     for (const template of manifest.templates ?? []) {
       const source = (await this.releaseFile(master, posix.join(checkoutOn(master, group, revision), template.source))).toString('utf8');
       const text = await renderTemplate(source, template.language, values, template.source, { optionalPrefixes: OPTIONAL_PREFIXES });
-      // Owned by the engine's user (root on servers), readable by that group only.
-      await executor.writeFile(server, posix.join(homeOn(server, install), template.target), text, { mode: 0o640, owner: `:${group_}` });
-      io.log(`rendered ${template.target} on ${server.hostname}`);
+      files.push({ target: template.target, path: posix.join(homeOn(server, install), template.target), text });
     }
+    return files;
   }
 }
 
