@@ -85,6 +85,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'code_updates',
         'database_updates',
         'dispatcher_configs',
+        'failover_nodes',
         'ftp_accounts',
         'handler_configs',
         'install_backups',

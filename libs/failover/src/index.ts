@@ -1,0 +1,5 @@
+export * from './keepalived-render.js';
+export * from './ip-manager/node-state.js';
+export * from './ip-manager/ip-manager.js';
+export * from './ip-manager/journal.js';
+export * from './ip-manager/holder-recorder.js';
