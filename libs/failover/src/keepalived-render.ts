@@ -28,7 +28,7 @@ export interface KeepalivedNodeInput {
   /** The other nodes' private IPs (unicast peers). */
   peers: readonly string[];
   groups: readonly FailoverGroupInput[];
-  /** Absolute path of the notify script (`<script> <group> MASTER|BACKUP|FAULT`). */
+  /** Absolute path of the notify script (`<script> <group> MASTER|BACKUP|FAULT|STOP`). */
   notifyScript: string;
   /** Priority of this node in the groups it does not own; the owner gets OWNER_PRIORITY. */
   peerPriority: number;
@@ -84,7 +84,7 @@ export function renderKeepalived(node: KeepalivedNodeInput): string {
       '  unicast_peer {',
       ...peers.map((p) => `    ${p}`),
       '  }',
-      ...(['MASTER', 'BACKUP', 'FAULT'] as const).map((event) => `  notify_${event.toLowerCase()} "${script} ${name} ${event}"`),
+      ...(['MASTER', 'BACKUP', 'FAULT', 'STOP'] as const).map((event) => `  notify_${event.toLowerCase()} "${script} ${name} ${event}"`),
       '}',
     );
   }

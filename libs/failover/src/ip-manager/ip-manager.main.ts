@@ -1,11 +1,8 @@
-import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createCatalogDataSource } from '@app/catalog';
-import { loadConfig, type ConfigEnv } from '@app/config';
-import { recordIpActions } from './holder-recorder.js';
+import type { ConfigEnv } from '@app/config';
 import { IpManager, VRRP_EVENTS, type VrrpEvent } from './ip-manager.js';
 import { IpJournal } from './journal.js';
 import { LinuxNetwork } from './linux-network.adapter.js';
@@ -41,6 +38,9 @@ async function main(argv: string[]): Promise<number> {
 
 async function recordJournal(journal: IpJournal): Promise<void> {
   try {
+    // Loaded after the IPs moved: TypeORM and the entities take seconds to load on a busy node, the takeover must not wait for them.
+    await import('reflect-metadata');
+    const [{ createCatalogDataSource }, { loadConfig }, { recordIpActions }] = await Promise.all([import('@app/catalog'), import('@app/config'), import('./holder-recorder.js')]);
     // Only the catalog is read from the configuration; a throwaway key keeps loadConfig from generating a key file on the node.
     const env = { ...process.env, SECRETS_KEY: process.env.SECRETS_KEY ?? randomBytes(32).toString('hex') } as ConfigEnv;
     const ds = await createCatalogDataSource(loadConfig(env).catalog);

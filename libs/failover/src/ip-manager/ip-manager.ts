@@ -67,8 +67,8 @@ export class IpManager {
   ) {
     this.attempts = options.attempts ?? 3;
     this.retryDelayMs = options.retryDelayMs ?? 200;
-    this.probes = options.probes ?? 3;
-    this.probeGapMs = options.probeGapMs ?? 300;
+    this.probes = options.probes ?? 5;
+    this.probeGapMs = options.probeGapMs ?? 400;
     this.log = options.log ?? (() => undefined);
     this.now = options.now ?? (() => new Date());
   }
