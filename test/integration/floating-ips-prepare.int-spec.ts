@@ -3,10 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext, Type } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { Install, InstallSiteIp, Server, ServerIp, SharedCodeGroup, type NewServer } from '@app/catalog';
+import { FailoverNode, Install, InstallSiteIp, Server, ServerIp, SharedCodeGroup, type NewServer } from '@app/catalog';
 import { DomainError } from '@app/common';
 import { HostsModule } from '@app/hosts';
 import { PrepareService, type CreateInstallDto } from '@app/installs';
+import { DispatcherInputLoader, WebserverModule } from '@app/webserver';
+import { THIRD_PARTY_SHOP_MANIFEST } from '../support/third-party-shop.js';
 import { CATALOG_KINDS, createTestCatalog, type TestCatalog } from '../support/catalog.js';
 import { startQueueContext } from '../support/queue-context.js';
 import { testServer } from '../support/server-roots.js';
@@ -35,7 +37,7 @@ describe.each(CATALOG_KINDS)('floating IPs at prepare (%s)', (kind) => {
 
   beforeAll(async () => {
     catalog = await createTestCatalog(kind, 'floatprep');
-    app = await startQueueContext(catalog.url, [PrepareService], null, [HostsModule.forRoot({ http: false })] as unknown as Type[]);
+    app = await startQueueContext(catalog.url, [PrepareService], null, [HostsModule.forRoot({ http: false }), WebserverModule] as unknown as Type[]);
     ds = app.get(DataSource);
     prepare = app.get(PrepareService);
     for (const [name, roles] of [
@@ -51,7 +53,7 @@ describe.each(CATALOG_KINDS)('floating IPs at prepare (%s)', (kind) => {
     await addIps(ids.d1!, 'dedicated', '10.0.1', 3, null);
     await addIps(ids.d2!, 'dedicated', '10.0.2', 3, null);
     await addIps(ids.d1!, 'shared', '10.0.9', 1, null);
-    await ds.getRepository(SharedCodeGroup).save({ name: 'paid-1', tier: 'paid', repoUrl: '/srv/repo', revision: 'abc', path: '/srv/paid-1', masterServerId: ids.d1!, installLimit: 10, installCount: 0, pinned: false, manifest: null, state: 'ready' });
+    await ds.getRepository(SharedCodeGroup).save({ name: 'paid-1', tier: 'paid', repoUrl: '/srv/repo', revision: 'abc', path: '/srv/paid-1', masterServerId: ids.d1!, installLimit: 10, installCount: 0, pinned: false, manifest: THIRD_PARTY_SHOP_MANIFEST as never, state: 'ready' });
     await ds.getRepository(SharedCodeGroup).save({ name: 'free-1', tier: 'free', repoUrl: '/srv/repo', revision: 'abc', path: '/srv/free-1', masterServerId: ids.d1!, installLimit: 10, installCount: 0, pinned: false, manifest: null, state: 'ready' });
   });
   afterAll(async () => {
@@ -90,5 +92,21 @@ describe.each(CATALOG_KINDS)('floating IPs at prepare (%s)', (kind) => {
     const free = await prepare.prepare({ ...order('F-4', 'free', ['www.free-one.com']), serverId: ids.d1 } as CreateInstallDto);
     expect(free.install.dynamicIps).toBe(false);
     expect((await ipsOf(free.install.id)).map((r) => [r.kind, r.ip])).toEqual([['shared', '10.0.9.1']]);
+  });
+
+  it('has nginx on a failover node listen on the install’s floating IPs of the other dispatchers too, so a moved IP serves without a rebuild', async () => {
+    const install = await ds.getRepository(Install).findOneByOrFail({ orderRef: 'F-1' });
+    await ds.getRepository(Install).update({ id: install.id }, { status: 'live' });
+    const loader = app.get(DispatcherInputLoader);
+    const ipsOn = async (serverId: number) => {
+      const input = await loader.load(await ds.getRepository(Server).findOneByOrFail({ id: serverId }), install.id);
+      return [...input.installs[0]!.sites[0]!.ips].sort();
+    };
+    const own = (await ipsOf(install.id)).map((r) => r.ip);
+    expect(await ipsOn(ids.d1!)).toEqual([own[0]]);
+    await ds.getRepository(FailoverNode).save({ serverId: ids.d1!, interface: 'eth0', confDir: '/etc/keepalived', pidFile: null });
+    expect(await ipsOn(ids.d1!)).toEqual([...own].sort());
+    // d2 is no failover node: only its own IP.
+    expect(await ipsOn(ids.d2!)).toEqual([own[1]]);
   });
 });

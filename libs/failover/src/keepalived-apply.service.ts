@@ -40,6 +40,8 @@ export interface KeepalivedApplied {
   groups: string[];
   /** Journal lines the node had not recorded (its catalog was unreachable), recorded now. */
   collected: number;
+  /** What will not stop keepalived but will stop a moved IP from serving (ip_nonlocal_bind off). */
+  warnings: string[];
 }
 
 /**
@@ -125,8 +127,13 @@ export class KeepalivedApplyService {
         throw error;
       }
     }
-    this.logger.log({ msg: `keepalived of ${server.hostname}: ${changed ? (reloaded ? 'applied and reloaded' : 'applied') : 'unchanged'}`, groups: groups.map((g) => g.name), collected });
-    return { server: server.hostname, changed, reloaded, groups: groups.map((g) => g.name), collected };
+    const warnings: string[] = [];
+    const nonlocal = await executor.run(target, ['sysctl', '-n', 'net.ipv4.ip_nonlocal_bind']);
+    if (nonlocal.stdout.trim() !== '1') {
+      warnings.push(`net.ipv4.ip_nonlocal_bind is not 1 on ${server.hostname}: nginx cannot listen on the peers' floating IPs before they move here (set it in /etc/sysctl.d)`);
+    }
+    this.logger.log({ msg: `keepalived of ${server.hostname}: ${changed ? (reloaded ? 'applied and reloaded' : 'applied') : 'unchanged'}`, groups: groups.map((g) => g.name), collected, warnings });
+    return { server: server.hostname, changed, reloaded, groups: groups.map((g) => g.name), collected, warnings };
   }
 
   /** The configuration and ip-manager state of one node, from the catalog. */
