@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { INestApplicationContext, Type } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditEvent, Server, ServerIp } from '@app/catalog';
-import { FLOATING_IP_LEFT, FLOATING_IP_TAKEOVER, KeepalivedApplyService } from '@app/failover';
+import { FailoverStatus, FLOATING_IP_LEFT, FLOATING_IP_TAKEOVER, KeepalivedApplyService } from '@app/failover';
 import { HostsModule } from '@app/hosts';
 import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
 import { KaNetwork, stopByPidFile, waitFor, writeDispatcherNginx } from '../support/ka-netns.js';
@@ -65,7 +65,7 @@ describe('floating IP failover with keepalived in network namespaces', () => {
       net.addHost(name, ip);
     }
     catalog = await createTestCatalog('sqlite', 'ka-proof');
-    app = await startQueueContext(catalog.url, [KeepalivedApplyService], null, [HostsModule.forRoot({ http: false })] as unknown as Type[]);
+    app = await startQueueContext(catalog.url, [KeepalivedApplyService, FailoverStatus], null, [HostsModule.forRoot({ http: false })] as unknown as Type[]);
     ds = app.get(DataSource);
     apply = app.get(KeepalivedApplyService);
     for (const [name, privateIp] of [
@@ -144,6 +144,12 @@ describe('floating IP failover with keepalived in network namespaces', () => {
     await waitFor(async () => (await holder(SHOP_D1)) === ids.d2, 10_000, 'd2 recorded as the holder');
     await waitFor(async () => (await ds.getRepository(AuditEvent).countBy({ action: FLOATING_IP_LEFT })) >= 1, 10_000, 'the skipped IP audited');
     expect(await ds.getRepository(AuditEvent).countBy({ action: FLOATING_IP_TAKEOVER })).toBe(1);
+    // What /health reports: who holds which IP.
+    expect(await app.get(FailoverStatus).holders()).toEqual([
+      { ip: SHOP_D1, group: 'carp1', owner: 'd1.floating-proof.net', holder: 'd2.floating-proof.net' },
+      { ip: SPARE_D1, group: 'carp1', owner: 'd1.floating-proof.net', holder: null },
+      { ip: SHOP_D2, group: 'carp2', owner: 'd2.floating-proof.net', holder: 'd2.floating-proof.net' },
+    ]);
     process.stdout.write(`ka-proof: takeover ${takeoverS.toFixed(2)} s (waited ${takeover.toFixed(2)} s), ${failed}/${sent} client rounds failed during it\n`);
     expect(takeoverS).toBeLessThan(6);
 

@@ -6,6 +6,7 @@ import { CertificatesModule } from '@app/certificates';
 import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
+import { FailoverModule } from '@app/failover';
 import { HostsModule } from '@app/hosts';
 import { RemovalModule } from '@app/installs';
 import { InstallRewritesModule } from '@app/installs';
@@ -40,6 +41,7 @@ export class CliModule {
         SitesModule.forRoot({ http: false, jobs: false }),
         InstallRewritesModule,
         CertificatesModule.forRoot({ http: false, jobs: false }),
+        FailoverModule,
       ],
       // The tasks' status only: the scheduler belongs to engines with the cron role, never to a snippet.
       providers: [...SNIPPET_COMMANDS, TaskStatus],

@@ -6,3 +6,6 @@ export * from './ip-manager/holder-recorder.js';
 export * from './failover-plan.js';
 export * from './keepalived-apply.service.js';
 export * from './failover.module.js';
+export * from './ip-manager/linux-network.adapter.js';
+export * from './failover-metrics.js';
+export * from './failover-status.service.js';
