@@ -4,6 +4,7 @@ import { CodeGroupLockCommand, CodeGroupUnlockCommand } from './code-group-lock.
 import { CodeGroupRollbackCommand, CodeGroupUpdateCommand } from './code-group-update.command.js';
 import { CodeGroupPhpCheckCommand } from './code-group-php-check.command.js';
 import { CodeGroupRemoveCommand } from './code-group-remove.command.js';
+import { IpManagerCommand, KeepalivedApplyCommand, KeepalivedNodeCommand } from './failover.command.js';
 import { InstallCodebaseCommand } from './install-codebase.command.js';
 import { InstallDowngradeCommand } from './install-downgrade.command.js';
 import { SiteAddCommand } from './site-add.command.js';
@@ -96,4 +97,5 @@ export const SNIPPET_COMMANDS = [
   SiteCertificateCommand,
   SiteAcmeCommand,
   MoveDatabaseCommand,
+  KeepalivedNodeCommand, KeepalivedApplyCommand, IpManagerCommand,
 ];

@@ -87,6 +87,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'database_moves',
         'database_updates',
         'dispatcher_configs',
+        'failover_nodes',
         'ftp_accounts',
         'handler_configs',
         'install_backups',

@@ -7,6 +7,7 @@ import { CloudHandlersModule } from '@app/cloud-handlers';
 import { CodebaseUpdateModule } from '@app/codebase-update';
 import { ConfigModule, type EngineConfig } from '@app/config';
 import { DatabaseMoveModule } from '@app/database-move';
+import { FailoverModule } from '@app/failover';
 import { HostsModule } from '@app/hosts';
 import { RemovalModule } from '@app/installs';
 import { InstallRewritesModule } from '@app/installs';
@@ -43,6 +44,7 @@ export class CliModule {
         CertificatesModule.forRoot({ http: false, jobs: false }),
         // move-database queues its move (its dry run renders here); the sagas run in the engines' workers.
         DatabaseMoveModule.forRoot({ http: false, jobs: false }),
+        FailoverModule,
       ],
       // The tasks' status only: the scheduler belongs to engines with the cron role, never to a snippet.
       providers: [...SNIPPET_COMMANDS, TaskStatus],

@@ -24,6 +24,7 @@ import { TasksModule } from '@app/tasks';
 import { ThemeSyncModule } from '@app/theme-sync';
 import { WebserverModule } from '@app/webserver';
 import { EmbeddedSetupService } from './embedded/embedded-setup.service.js';
+import { FailoverModule } from '@app/failover';
 import { HealthModule } from './health/health.module.js';
 import { loggerOptions } from './logging.js';
 
@@ -70,6 +71,7 @@ export class EngineModule {
         AuditModule.forRoot({ http: api }),
         CertificatesModule.forRoot({ http: api, jobs: true }),
         DatabaseMoveModule.forRoot({ http: api, jobs: true }),
+        FailoverModule,
         api ? AuthModule.forHttp() : AuthModule.forCli(),
         ...(api ? [HealthModule] : []),
       ],

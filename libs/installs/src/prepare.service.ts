@@ -103,6 +103,8 @@ export class PrepareService {
     for (const server of servers) for (const name of namesInHomeRoot({ homeRoot: server.homeRoot, roots: rootsOf(server) })) taken.add(name);
     const fsName = nextFsName(base, taken);
 
+    // A paid install takes, on each dispatcher owning a failover group, a floating IP of that group (it moves with keepalived); elsewhere a dedicated one.
+    const floatingOf = order.license === 'paid' ? await this.floatingServers(m, installServers) : new Set<number>();
     const install = await m.save(
       m.create(Install, {
         orderRef: order.orderRef,
@@ -119,7 +121,7 @@ export class PrepareService {
         dbServerId: dbServer.id,
         sharedCodeGroupId: group?.id ?? null,
         masterServerId: master.id,
-        dynamicIps: false,
+        dynamicIps: floatingOf.size > 0,
         customRewrites: null,
         status: 'preparing',
         statusReason: group ? null : pin?.codeGroupId ? await pinnedWaitReason(m, pin.codeGroupId, pin.id) : `waiting for a ${order.license} code group with room`,
@@ -145,7 +147,7 @@ export class PrepareService {
         await m.insert(SiteName, { installId: install.id, installSiteId: row.id, name });
       }
       for (const server of installServers) {
-        const ip = order.license === 'paid' ? await this.freeDedicatedIp(m, server, site.hostname) : await this.sharedIp(m, server, site.hostname);
+        const ip = order.license === 'paid' ? await this.freeExclusiveIp(m, server, site.hostname, floatingOf) : await this.sharedIp(m, server, site.hostname);
         await m.save(
           m.create(InstallSiteIp, { installSiteId: row.id, serverIpId: ip.id, serverId: server.id, exclusiveIpId: ip.kind === 'shared' ? null : ip.id }),
         );
@@ -213,24 +215,36 @@ export class PrepareService {
     return (await takeSlot(m, groupId)) ? m.findOneByOrFail(SharedCodeGroup, { id: groupId }) : null;
   }
 
+  /** The servers whose pool has floating IPs (a failover group they own): paid installs take those there. */
+  private async floatingServers(m: EntityManager, servers: Server[]): Promise<Set<number>> {
+    const rows = await m
+      .createQueryBuilder(ServerIp, 'ip')
+      .select('DISTINCT ip.serverId', 'serverId')
+      .where('ip.serverId IN (:...ids) AND ip.kind = :kind', { ids: servers.map((s) => s.id), kind: 'floating' })
+      .getRawMany<{ serverId: number }>();
+    return new Set(rows.map((r) => Number(r.serverId)));
+  }
+
   /**
-   * A dedicated IP of the server that no site holds (the unique
-   * exclusive_ip_id settles races). One of the first free ones at random:
-   * concurrent orders taking the lowest would all collide on the same IP.
+   * A dedicated (or, for a server owning a failover group, floating) IP of
+   * the server that no site holds (the unique exclusive_ip_id settles races).
+   * One of the first free ones at random: concurrent orders taking the
+   * lowest would all collide on the same IP.
    */
-  private async freeDedicatedIp(m: EntityManager, server: Server, hostname: string): Promise<ServerIp> {
+  private async freeExclusiveIp(m: EntityManager, server: Server, hostname: string, floatingOf: ReadonlySet<number>): Promise<ServerIp> {
+    const kind = floatingOf.has(server.id) ? 'floating' : 'dedicated';
     const free = await m
       .createQueryBuilder(ServerIp, 'ip')
       .leftJoin(InstallSiteIp, 'held', 'held.exclusiveIpId = ip.id')
-      .where('ip.serverId = :server AND ip.kind = :kind AND held.id IS NULL', { server: server.id, kind: 'dedicated' })
+      .where('ip.serverId = :server AND ip.kind = :kind AND held.id IS NULL', { server: server.id, kind })
       .orderBy('ip.id', 'ASC')
       .limit(IP_CHOICES)
       .getMany();
     const ip = free[Math.floor(Math.random() * free.length)];
     if (!ip) {
-      throw new DomainError('IP_POOL_EXHAUSTED', `No free dedicated IP left in the pool of ${server.hostname} for ${hostname}: add IPs to the pool`, 409, {
+      throw new DomainError('IP_POOL_EXHAUSTED', `No free ${kind} IP left in the pool of ${server.hostname} for ${hostname}: add IPs to the pool`, 409, {
         server: server.hostname,
-        kind: 'dedicated',
+        kind,
       });
     }
     return ip;

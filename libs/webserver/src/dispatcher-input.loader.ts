@@ -150,8 +150,12 @@ export class DispatcherInputLoader {
         .createQueryBuilder(InstallSiteIp, 'h')
         .innerJoin(ServerIp, 'ip', 'ip.id = h.serverIpId')
         .innerJoin(InstallSite, 'site', 'site.id = h.installSiteId')
+        .innerJoin(InstallServer, 'mine', mine('site.installId'), { serverId: server.id })
         .select(['h.installSiteId AS siteId', 'ip.ip AS ip'])
-        .where('h.serverId = :serverId', { serverId: server.id })
+        // On a failover node, the site's floating IPs of the other dispatchers too: one may move here (keepalived) and must
+        // serve at once, without a rebuild. nginx listens on it before it arrives thanks to net.ipv4.ip_nonlocal_bind=1,
+        // which registering the node presumes (the keepalived apply warns when it is off).
+        .where('(h.serverId = :serverId OR (ip.kind = :floating AND EXISTS (SELECT 1 FROM failover_nodes fn WHERE fn.server_id = :serverId)))', { serverId: server.id, floating: 'floating' })
         .andWhere(only('site.installId'), { only: onlyInstallId })
         .getRawMany<{ siteId: number; ip: string }>(),
       m

@@ -1,4 +1,5 @@
 import { Controller, Get, Headers, Inject, Res } from '@nestjs/common';
+import { FailoverStatus } from '@app/failover';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator, type HealthCheckResult } from '@nestjs/terminus';
 import { ApiTokensService, Public } from '@app/auth';
@@ -29,6 +30,7 @@ export class HealthController {
     private readonly readiness: ReadinessService,
     private readonly taskStatus: TaskStatus,
     private readonly ipPools: IpPoolLowWater,
+    private readonly failover: FailoverStatus,
     private readonly tokens: ApiTokensService,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
@@ -45,7 +47,7 @@ export class HealthController {
     summary: 'Readiness: catalog reachable, migrations applied (503 otherwise)',
     description:
       'Without a token: 200 {"status":"ok"} or 503 {"status":"error"}, nothing more. With a support or admin token: each check in detail ' +
-      '(catalog, migrations, queue, installs, nginx, recurring tasks, IP pools, engine roles), degraded (still 200) while jobs need attention, orders wait for a code group, a dispatcher\'s last nginx rebuild failed, a recurring task has not succeeded within twice its interval, or a server\'s dedicated or floating IPs are below IP_POOL_LOW_WATER; a bad token is 401.',
+      '(catalog, migrations, queue, installs, nginx, recurring tasks, IP pools, floating IP holders, engine roles), degraded (still 200) while jobs need attention, orders wait for a code group, a dispatcher\'s last nginx rebuild failed, a recurring task has not succeeded within twice its interval, a server\'s dedicated or floating IPs are below IP_POOL_LOW_WATER, or a floating IP is away from its owner (failover in effect) or a keepalived apply failed; a bad token is 401.',
   })
   async check(
     @Headers('authorization') authorization: string | undefined,
@@ -141,6 +143,22 @@ export class HealthController {
         return low.length === 0
           ? pools.up({ low: 0, lowWater: this.config.ipPoolLowWater })
           : pools.degraded({ low: low.length, lowWater: this.config.ipPoolLowWater, pools: low.map((p) => `${p.server} ${p.kind}: ${p.free} free of ${p.total}`).join('; ') });
+      },
+      async () => {
+        // Which node holds which floating IP; degraded while one is away from its owner (a failover in effect), held by nobody, or a keepalived apply failed.
+        const floating = this.indicators.check('floatingIps');
+        let holders: Awaited<ReturnType<FailoverStatus['holders']>>;
+        let failing: Awaited<ReturnType<FailoverStatus['failingNodes']>>;
+        try {
+          [holders, failing] = await Promise.all([this.failover.holders(), this.failover.failingNodes()]);
+        } catch (error) {
+          return floating.down({ message: error instanceof Error ? error.message : String(error) });
+        }
+        const held = holders.map((h) => `${h.ip} (${h.group}, ${h.owner}): ${h.holder ?? 'nobody'}`).join('; ');
+        const away = holders.filter((h) => h.holder !== h.owner);
+        return away.length === 0 && failing.length === 0
+          ? floating.up({ floatingIps: holders.length, holders: held })
+          : floating.degraded({ floatingIps: holders.length, awayFromOwner: away.length, holders: held, keepalived: failing.map((f) => `${f.hostname}: ${f.error}`).join('; ') });
       },
       () => this.indicators.check('engine').up({ roles: this.config.roles.join(',') }),
     ]);

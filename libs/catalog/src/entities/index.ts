@@ -5,6 +5,7 @@ import { CodeUpdateItem } from './code-update-item.entity.js';
 import { CodeUpdate } from './code-update.entity.js';
 import { DatabaseUpdate } from './database-update.entity.js';
 import { DispatcherConfig } from './dispatcher-config.entity.js';
+import { FailoverNode } from './failover-node.entity.js';
 import { FtpAccount } from './ftp-account.entity.js';
 import { HandlerConfig } from './handler-config.entity.js';
 import { InstallBackup } from './install-backup.entity.js';
@@ -39,6 +40,7 @@ export * from './code-update-item.entity.js';
 export * from './code-update.entity.js';
 export * from './database-update.entity.js';
 export * from './dispatcher-config.entity.js';
+export * from './failover-node.entity.js';
 export * from './ftp-account.entity.js';
 export * from './handler-config.entity.js';
 export * from './install-backup.entity.js';
@@ -98,6 +100,7 @@ export const CATALOG_ENTITIES = [
   ThemeSyncState,
   DatabaseMove,
   DatabaseMoveItem,
+  FailoverNode,
   SagaStep,
   AuditEvent,
   ApiToken,
