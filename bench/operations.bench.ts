@@ -17,6 +17,7 @@ import { startSshd, stopSshd } from '../test/support/sshd.js';
 import type { SshdServer } from '../test/support/testbed.js';
 import { fetchSite } from '../test/support/web-installs.js';
 import { seedBaseInstalls } from './base-installs.js';
+import { plainReload, quiesce } from './nginx-reload.js';
 import { answersFromPhp, opensslLeaf, servedLeaf, sha256OfPem, untilAll } from './served-probes.js';
 
 /**
@@ -45,6 +46,10 @@ import { answersFromPhp, opensslLeaf, servedLeaf, sha256OfPem, untilAll } from '
  *   its certificate files on both dispatchers).
  * Where the time goes (stderr): each job's pickup, its steps, and the
  * nginx rebuilds' applies (nginx -t and reload of the 2,000 installs).
+ * The run's baseline (the machine is shared: load moves every figure):
+ * nginx's own `nginx -s reload` of the 2,000 installs, alone and on both
+ * dispatchers at once, three times each before the operations; the
+ * operations' p50 over the latter is printed beside it.
  */
 const BASE = Number(process.env.BENCH_BASE_INSTALLS ?? 2000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
@@ -124,6 +129,19 @@ try {
   if (rebuilt.code !== 0) throw new Error(`rebuild-nginx failed: ${rebuilt.stderr}${rebuilt.stdout}`);
   log(`first rebuild of ${BASE} installs on both dispatchers: ${((performance.now() - t) / 1000).toFixed(2)} s`);
 
+  // The baseline of this run (the machine is shared: its load moves every figure): nginx's own reload of these 2,000 installs,
+  // on one dispatcher alone and on both at once (as every operation makes them), three times each, after the previous workers left.
+  const reloadOne: number[] = [];
+  const reloadBoth: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    await Promise.all(webs.map((w) => quiesce(w.nginx)));
+    reloadOne.push(await plainReload(webs[0]!.nginx));
+    await Promise.all(webs.map((w) => quiesce(w.nginx)));
+    reloadBoth.push(Math.max(...(await Promise.all(webs.map((w) => plainReload(w.nginx))))));
+  }
+  await Promise.all(webs.map((w) => quiesce(w.nginx, 500)));
+  log(`nginx -s reload with ${BASE} installs: alone ${reloadOne.map((r) => (r / 1000).toFixed(3)).join(', ')} s; both dispatchers at once ${reloadBoth.map((r) => (r / 1000).toFixed(3)).join(', ')} s`);
+
   const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
     const res = await fetch(`${apiUrl}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
     return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, unknown> };
@@ -162,12 +180,23 @@ try {
     );
     return rows.map((r) => r.ip);
   };
-  /** Where a job's time went: from the call to its claim (queue poll), each step (attempts when deferred), to its end. */
-  const profile = async (jobId: number, calledAt: number) => {
+  /** When a worker first claimed the job (its startedAt is the last claim's once it was deferred): watched from the call on. */
+  const firstClaim = async (jobId: number): Promise<number | null> => {
+    const started = performance.now();
+    while (performance.now() - started < 300_000) {
+      const job = await db.getRepository(Job).findOne({ where: { id: jobId }, select: { id: true, startedAt: true, state: true } });
+      if (job?.startedAt) return job.startedAt.getTime();
+      if (job && job.state !== 'ready' && job.state !== 'blocked') return null;
+      await sleep(20);
+    }
+    return null;
+  };
+  /** Where a job's time went: from the call to its first claim (queue poll), each step (its last attempt; the attempts when deferred), to its end. */
+  const profile = async (jobId: number, calledAt: number, claimedAt: number | null) => {
     const job = await db.getRepository(Job).findOneByOrFail({ id: jobId });
     const steps = await db.getRepository(SagaStep).find({ where: { jobId }, order: { stepIndex: 'ASC' } });
     return {
-      pickupMs: job.startedAt ? job.startedAt.getTime() - calledAt : null,
+      pickupMs: claimedAt !== null ? claimedAt - calledAt : null,
       totalMs: job.finishedAt ? job.finishedAt.getTime() - calledAt : null,
       attempts: job.attempts,
       steps: Object.fromEntries(steps.map((s) => [s.stepName, s.durationMs ?? 0])),
@@ -181,8 +210,8 @@ try {
       const xs = profiles.map(f).filter((x): x is number => x !== null);
       return xs.length ? median(xs) : NaN;
     };
-    log(`${what}: job claimed ${med((p) => p.pickupMs)} ms after the call, ended ${med((p) => p.totalMs)} ms after it (medians); job attempts ${profiles.map((p) => p.attempts).join(' ')}`);
-    log(`${what}: steps (median ms): ${names.map((n) => `${n} ${med((p) => p.steps[n] ?? null)}`).join(', ')}`);
+    log(`${what}: job first claimed ${med((p) => p.pickupMs)} ms after the call, ended ${med((p) => p.totalMs)} ms after it (medians); job attempts ${profiles.map((p) => p.attempts).join(' ')}`);
+    log(`${what}: steps, their last run (median ms): ${names.map((n) => `${n} ${med((p) => p.steps[n] ?? null)}`).join(', ')}`);
     const deferred = profiles.map((p) => JSON.stringify(p.stepAttempts)).filter((s) => s !== '{}');
     if (deferred.length) log(`${what}: steps run more than once (deferred): ${deferred.join(' ')}`);
   };
@@ -241,6 +270,7 @@ try {
     const res = await call('PATCH', `/v1/installs/${hostShop.id}/sites/${hostShop.siteId}`, { hostname: to });
     if (res.status !== 202) throw new Error(`change hostname ${from} -> ${to}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
     const jobId = res.body.jobId as number;
+    const claimed = firstClaim(jobId);
     const ms = await untilAll(hostShop.ips, (ip) => answersFromPhp(ip, to), t, `${to} answering`, { failure: () => deadReason(jobId) });
     await jobDone(jobId);
     await idle(hostShop.id);
@@ -255,7 +285,7 @@ try {
       continue;
     }
     hostnameMs.push(ms);
-    hostnameProfiles.push(await profile(jobId, calledAt));
+    hostnameProfiles.push(await profile(jobId, calledAt, await claimed));
     hostnameApplies = hostnameApplies.concat(await applies(before));
     log(`change hostname ${k}: ${(ms / 1000).toFixed(3)} s`);
   }
@@ -278,6 +308,7 @@ try {
     const res = await call('PUT', `/v1/installs/${sslShop.id}/sites/${sslShop.siteId}/certificate`, { certificate: pair.certificate, key: pair.key });
     if (res.status !== 202) throw new Error(`change SSL (${sha.slice(0, 16)}): HTTP ${res.status} ${JSON.stringify(res.body)}`);
     const jobId = res.body.jobId as number;
+    const claimed = firstClaim(jobId);
     const ms = await untilAll(sslShop.ips, async (ip) => (await servedLeaf(ip, sslShop.hostname)) === sha, t, `certificate ${sha.slice(0, 16)} served`, { failure: () => deadReason(jobId) });
     await jobDone(jobId);
     await idle(sslShop.id);
@@ -291,7 +322,7 @@ try {
       continue;
     }
     sslMs.push(ms);
-    sslProfiles.push(await profile(jobId, calledAt));
+    sslProfiles.push(await profile(jobId, calledAt, await claimed));
     sslApplies = sslApplies.concat(await applies(before));
     log(`change SSL ${k}: ${(ms / 1000).toFixed(3)} s`);
   }
@@ -310,6 +341,7 @@ try {
     const res = await call('DELETE', `/v1/installs/${shop.id}`);
     if (res.status !== 202) throw new Error(`remove install ${shop.id}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
     const jobId = res.body.jobId as number;
+    const claimed = firstClaim(jobId);
     for (;;) {
       const install = await db.getRepository(Install).findOneByOrFail({ id: shop.id });
       if (install.status === 'removed') break;
@@ -335,7 +367,7 @@ try {
       if (page.status !== 404 && page.status !== 0) throw new Error(`removed install ${shop.id}: ${shop.hostname} on ${ip} still answers ${page.status}`);
     }
     removeMs.push(ms);
-    removeProfiles.push(await profile(jobId, calledAt));
+    removeProfiles.push(await profile(jobId, calledAt, await claimed));
     log(`remove install ${shop.id} (${shop.hostname}): ${(ms / 1000).toFixed(3)} s, sweep checked ${sweep.checked}, leftovers ${sweep.leftovers.length}`);
   }
   describe('remove install', removeProfiles);
@@ -356,6 +388,12 @@ try {
       sweep_leftovers: leftovers,
       sweep_checked: checked,
       target_3s_met: median(hostnameMs) <= 3000 && median(sslMs) <= 3000,
+      nginx_reload_2000_s: round(median(seconds(reloadOne))),
+      nginx_reload_2000_range_s: range(seconds(reloadOne)),
+      nginx_reload_both_2000_s: round(median(seconds(reloadBoth))),
+      nginx_reload_both_2000_range_s: range(seconds(reloadBoth)),
+      hostname_change_over_reload_both: round(median(hostnameMs) / median(reloadBoth), 2),
+      ssl_change_over_reload_both: round(median(sslMs) / median(reloadBoth), 2),
       rebuild_apply_p50_s: hostnameApplies.length + sslApplies.length ? round(median([...hostnameApplies, ...sslApplies].map((x) => x.totalMs / 1000))) : null,
       rebuild_nginx_in_apply_p50_s: hostnameApplies.length + sslApplies.length ? round(median([...hostnameApplies, ...sslApplies].map((x) => (x.testMs + x.reloadMs) / 1000))) : null,
       loadavg_start: loadStart.map((x) => round(x, 2)),
