@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { CodeReleases } from '@app/codebases';
 import { DatabasesModule } from '@app/databases';
+import { FtpModule } from '@app/ftp';
 import { InstallBuildSteps, InstallUsers, InstallValues } from '@app/installs';
 import { MailModule } from '@app/mail';
 import { WebserverModule } from '@app/webserver';
@@ -23,7 +24,7 @@ export class DatabaseMoveModule {
   static forRoot(options: { http: boolean; jobs: boolean }): DynamicModule {
     return {
       module: DatabaseMoveModule,
-      imports: [DatabasesModule, WebserverModule, ...(options.jobs ? [] : [MailModule])],
+      imports: [DatabasesModule, WebserverModule, ...(options.jobs ? [] : [MailModule, FtpModule])],
       controllers: options.http ? [DatabaseMovesController] : [],
       providers: [
         DatabaseMovesService, DatabaseMoveChecks, InstallHomes,
