@@ -74,8 +74,9 @@ describe('GET /metrics (MariaDB catalog, api + worker + cron)', () => {
     expect(sample(text, 'shop_job_duration_seconds_count', { kind: 'engine.noop', outcome: 'done' })).toBe(1);
     expect(sample(text, 'shop_jobs', { state: 'done' })).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'shop_jobs_oldest_due_age_seconds')).toBeLessThanOrEqual(1);
-    expect(sample(text, 'shop_server_command_duration_seconds_count', { server: 'metrics-d1.example.net', transport: 'local', outcome: 'ok' })).toBe(1);
-    expect(sample(text, 'shop_server_command_duration_seconds_count', { server: 'metrics-d1.example.net', transport: 'local', outcome: 'failed' })).toBe(1);
+    // At least ours: the recurring tasks of the cron role run commands on the dispatcher too.
+    expect(sample(text, 'shop_server_command_duration_seconds_count', { server: 'metrics-d1.example.net', transport: 'local', outcome: 'ok' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'shop_server_command_duration_seconds_count', { server: 'metrics-d1.example.net', transport: 'local', outcome: 'failed' })).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'shop_ip_pool_free', { server: 'metrics-d1.example.net', kind: 'dedicated' })).toBe(2);
     expect(sample(text, 'shop_ip_pool_free', { server: 'metrics-d1.example.net', kind: 'shared' })).toBe(1);
     expect(sample(text, 'shop_ssh_pool_connections')).toBe(0);

@@ -8,7 +8,7 @@ import { CloudHandlersModule, InstallHandlersService } from '@app/cloud-handlers
 import { buildSampleRepository, CodebasesModule, SAMPLE_MANIFEST, type SampleRepository } from '@app/codebases';
 import { TenantDatabases } from '@app/databases';
 import { HostsModule } from '@app/hosts';
-import { decryptSecret, InstallBuildSteps, InstallsModule, PrepareService, type CreateInstallDto } from '@app/installs';
+import { type CreateInstallDto, decryptSecret, InstallBuildSteps, InstallsModule, PrepareService, RemovalModule } from '@app/installs';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { SagaModule, type StepIO } from '@app/saga';
 import mysql from 'mysql2/promise';
@@ -58,7 +58,7 @@ describe('install handlers: add and remove a cloud (SSH, nginx, php-fpm, MariaDB
       buildSampleRepository(join(base, 'repo')),
     ]);
     app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [
-      InstallsModule.forRoot({ http: false }), HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), SagaModule, CloudHandlersModule.forRoot({ http: false, jobs: true }),
+      InstallsModule.forRoot({ http: false }), RemovalModule.forRoot({ http: false, jobs: true }), HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), SagaModule, CloudHandlersModule.forRoot({ http: false, jobs: true }),
     ] as unknown as Type[]);
     ds = app.get(DataSource);
     const d1 = testServer(join(base, 'd1'), 'd1.handlers.test', ['dispatcher', 'handler'], readTestbed().sshd, { privateIp: '127.0.106.81' });

@@ -9,7 +9,7 @@ import { DataSource, In } from 'typeorm';
 import { AuditEvent, DispatcherConfig, Install, InstallServer, InstallSite, Job, Server, SharedCodeGroup, WebQuarantine } from '@app/catalog';
 import { CodebasesModule } from '@app/codebases';
 import { HostsModule } from '@app/hosts';
-import { InstallsModule, InstallsService } from '@app/installs';
+import { InstallsModule, InstallsService, RemovalModule } from '@app/installs';
 import { SagaModule } from '@app/saga';
 import { DispatcherFiles, NGINX_REBUILD, NginxNotRunningError, NginxPipeline, NginxRebuilds, WebserverModule } from '@app/webserver';
 import { createTestCatalog, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
@@ -45,7 +45,7 @@ describe('nginx pipeline on a running nginx', () => {
     base = mkdtempSync(join(tmpdir(), 'nginx-pipeline-'));
     chmodSync(base, 0o755);
     catalog = await createTestCatalog('mariadb', 'nginx_pipeline');
-    app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), WebserverModule, InstallsModule.forRoot({ http: false }), SagaModule] as unknown as Type[]);
+    app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), WebserverModule, InstallsModule.forRoot({ http: false }), RemovalModule.forRoot({ http: false, jobs: true }), SagaModule] as unknown as Type[]);
     ds = app.get(DataSource);
     const serverRow = testServer(join(base, 'd1'), 'web1.example.net', ['dispatcher', 'handler'], readTestbed().sshd, { privateIp: '127.0.95.200' });
     nginx = await startNginx(join(base, 'nginx'), { include: [join(serverRow.nginxConfDir, 'current/*.conf')] });

@@ -11,7 +11,7 @@ import { DomainError, sqlStringLiteral } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { splitSql, TenantDatabases } from '@app/databases';
 import { HostsModule } from '@app/hosts';
-import { encryptSecret, InstallsModule } from '@app/installs';
+import { encryptSecret, InstallsModule, RemovalModule } from '@app/installs';
 import { SagaModule } from '@app/saga';
 import { createTestCatalog, type TestCatalog } from '../support/catalog.js';
 import { eventually, startQueueContext } from '../support/queue-context.js';
@@ -60,7 +60,7 @@ describe('SQL snippets (real MariaDB tenant databases, a real worker)', () => {
     catalog = await createTestCatalog('mariadb', 'sql_snippets');
     // The engine's job kinds are declared by the libs the module imports: the worker wants each handled.
     app = await startQueueContext(catalog.url, [], { concurrency: 2, pollMs: 20, reapEveryMs: 500 }, [
-      InstallsModule.forRoot({ http: false }), HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), SagaModule,
+      InstallsModule.forRoot({ http: false }), RemovalModule.forRoot({ http: false, jobs: true }), HostsModule.forRoot({ http: false }), CodebasesModule.forRoot({ http: false }), SagaModule,
       CodebaseUpdateModule.forRoot({ http: false, jobs: true }),
     ] as unknown as Type[]);
     ds = app.get(DataSource);
