@@ -7,17 +7,18 @@ import { Install, InstallServer, InstallSite, InstallSiteIp, ServerIp, SiteName,
  * every dispatcher (as free installs share them: nginx binds one socket per
  * address), written in chunks straight into the catalog. Their homes do not
  * exist: they stand for the vhosts nginx loads, tests and reloads.
- * (The same rows as bench/install.bench.ts seeds.)
+ * Names are `<prefix><n>`, hostnames `<prefix><n>.example.org`; returned in order.
  */
-export async function seedBaseInstalls(ds: DataSource, dispatchers: Server[], group: SharedCodeGroup, count: number): Promise<void> {
+export async function seedBaseInstalls(ds: DataSource, dispatchers: Server[], group: SharedCodeGroup, count: number, prefix = 'base'): Promise<{ fsName: string; hostname: string }[]> {
+  const seeded: { fsName: string; hostname: string }[] = [];
   const shared = await ds.getRepository(ServerIp).find({ where: { kind: 'shared' }, order: { id: 'ASC' } });
   const ipsOf = new Map(dispatchers.map((d) => [d.id, shared.filter((ip) => ip.serverId === d.id)]));
   for (const d of dispatchers) if (!ipsOf.get(d.id)!.length) throw new Error(`seedBaseInstalls: ${d.hostname} has no shared IP`);
   for (let start = 0; start < count; start += 500) {
-    const names = Array.from({ length: Math.min(500, count - start) }, (_, k) => `base${start + k}`);
+    const names = Array.from({ length: Math.min(500, count - start) }, (_, k) => `${prefix}${start + k}`);
     await ds.transaction(async (m) => {
       await m.insert(Install, names.map((fs) => ({
-        orderRef: `BASE-${fs}`, customerEmail: `${fs}@example.com`, license: 'paid', fsName: fs, dbName: `shop_${fs}`, dbUser: fs, dbPasswordEnc: 'unused',
+        orderRef: `${prefix.toUpperCase()}-${fs}`, customerEmail: `${fs}@example.com`, license: 'paid', fsName: fs, dbName: `shop_${fs}`, dbUser: fs, dbPasswordEnc: 'unused',
         dbServerId: null, sharedCodeGroupId: group.id, masterServerId: dispatchers[0]!.id, status: 'live', statusReason: null,
       })) as never);
       const installs = await m.getRepository(Install).createQueryBuilder('i').where('i.fsName IN (:...names)', { names }).getMany();
@@ -29,6 +30,8 @@ export async function seedBaseInstalls(ds: DataSource, dispatchers: Server[], gr
         const ips = ipsOf.get(d.id)!;
         return { installSiteId: s.id, serverIpId: ips[k % ips.length]!.id, serverId: d.id, exclusiveIpId: null };
       })) as never);
+      seeded.push(...installs.map((i) => ({ fsName: i.fsName, hostname: `${i.fsName}.example.org` })));
     });
   }
+  return seeded;
 }

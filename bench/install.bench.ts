@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { DataSource } from 'typeorm';
 import { generateToken, hashToken, tokenDisplayPrefix } from '@app/auth';
-import { ApiToken, createCatalogDataSource, Install, InstallServer, InstallSite, InstallSiteIp, PinRule, Server, ServerIp, SharedCodeGroup, SiteName } from '@app/catalog';
+import { ApiToken, createCatalogDataSource, Install, PinRule, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
 import { buildSampleRepository, SAMPLE_MANIFEST } from '@app/codebases';
 import { loadConfig } from '@app/config';
 import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../test/support/dispatcher-web.js';
@@ -15,6 +15,7 @@ import { checkoutGroup, testServer } from '../test/support/server-roots.js';
 import { startSshd, stopSshd } from '../test/support/sshd.js';
 import type { SshdServer } from '../test/support/testbed.js';
 import { fetchSite } from '../test/support/web-installs.js';
+import { seedBaseInstalls } from './base-installs.js';
 import { buildLargeSqlRepository } from './large-shop-dump.js';
 import { plainReload, quiesce } from './nginx-reload.js';
 
@@ -101,7 +102,7 @@ try {
   });
   await ds.getRepository(PinRule).save({ matchEmail: null, matchAttribute: 'codebase', matchValue: 'large', codeGroupId: largeGroup.id, serverId: null, priority: 100, note: 'bench: the large dump' });
   log(`large install dump: ${large.statements} statements, ${(large.bytes / 1024).toFixed(0)} KiB`);
-  await seedBaseInstalls(ds, dispatchers, group);
+  await seedBaseInstalls(ds, dispatchers, group, BASE);
   log(`${BASE} live installs on both dispatchers`);
 
   const token = generateToken();
@@ -255,25 +256,4 @@ try {
   await stopMariadb(mariadb);
   if (process.env.BENCH_KEEP) log(`kept ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
-}
-
-/** The installs already on both dispatchers: live, paid, one site each on a shared IP of each dispatcher, written in chunks. */
-async function seedBaseInstalls(ds: DataSource, dispatchers: Server[], group: SharedCodeGroup): Promise<void> {
-  const shared = await ds.getRepository(ServerIp).find({ where: { kind: 'shared' }, order: { id: 'ASC' } });
-  const ipsOf = new Map(dispatchers.map((d) => [d.id, shared.filter((ip) => ip.serverId === d.id)]));
-  for (let start = 0; start < BASE; start += 500) {
-    const names = Array.from({ length: Math.min(500, BASE - start) }, (_, k) => `base${start + k}`);
-    await ds.transaction(async (m) => {
-      await m.insert(Install, names.map((fs) => ({
-        orderRef: `BASE-${fs}`, customerEmail: `${fs}@example.com`, license: 'paid', fsName: fs, dbName: `shop_${fs}`, dbUser: fs, dbPasswordEnc: 'unused',
-        dbServerId: null, sharedCodeGroupId: group.id, masterServerId: dispatchers[0]!.id, status: 'live', statusReason: null,
-      })) as never);
-      const installs = await m.getRepository(Install).createQueryBuilder('i').where('i.fsName IN (:...names)', { names }).getMany();
-      await m.insert(InstallServer, installs.flatMap((i) => dispatchers.map((d, k) => ({ installId: i.id, serverId: d.id, role: k === 0 ? 'master' : 'replica', weight: 1 }))) as never);
-      await m.insert(InstallSite, installs.map((i) => ({ installId: i.id, hostname: `${i.fsName}.example.org`, secureHostname: null })) as never);
-      const sites = await m.getRepository(InstallSite).createQueryBuilder('s').where('s.installId IN (:...ids)', { ids: installs.map((i) => i.id) }).getMany();
-      await m.insert(SiteName, sites.map((s) => ({ installId: s.installId, installSiteId: s.id, name: s.hostname })) as never);
-      await m.insert(InstallSiteIp, sites.flatMap((s, k) => dispatchers.map((d) => ({ installSiteId: s.id, serverIpId: ipsOf.get(d.id)![k % SHARED_IPS]!.id, serverId: d.id, exclusiveIpId: null }))) as never);
-    });
-  }
 }

@@ -8,7 +8,7 @@ import { NestFactory } from '@nestjs/core';
 import mysql from 'mysql2/promise';
 import { DataSource } from 'typeorm';
 import { SiteAccounting } from '@app/accounting';
-import { AccessLogCursor, CatalogModule, Install, InstallServer, InstallSite, InstallSiteIp, Server, ServerIp, SharedCodeGroup, SiteName, SiteUsage } from '@app/catalog';
+import { AccessLogCursor, CatalogModule, Server, ServerIp, SharedCodeGroup, SiteUsage } from '@app/catalog';
 import { SAMPLE_MANIFEST } from '@app/codebases';
 import { ConfigModule, loadConfig, type EngineConfig } from '@app/config';
 import { HostsModule } from '@app/hosts';
@@ -23,6 +23,7 @@ import { testServer } from '../test/support/server-roots.js';
 import { startSshd, stopSshd } from '../test/support/sshd.js';
 import type { SshdServer } from '../test/support/testbed.js';
 import { writeHome } from '../test/support/web-installs.js';
+import { seedBaseInstalls } from './base-installs.js';
 
 /**
  * `npm run bench -- tasks` (issue 18): the recurring tasks' heavy work at
@@ -99,7 +100,7 @@ try {
     name: 'tasks', tier: 'paid', repoUrl: '/nonexistent', revision: null, path: join(dir, 'd1/srv/shared_codes/tasks'), masterServerId: dispatchers[0]!.id,
     installLimit: 1_000_000, installCount: INSTALLS, pinned: false, manifest: JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), state: 'ready',
   } as unknown as SharedCodeGroup);
-  const hosts = await seedInstalls(ds, dispatchers, group);
+  const hosts = await seedBaseInstalls(ds, dispatchers, group, INSTALLS, 'task');
   for (const d of dispatchers) for (const h of hosts) writeHome(d, h.fsName);
   // Site accounting: a 1 GB log on d1, counted there over SSH (first: the engine process's peak RSS is then its own).
   const logPath = join(dir, 'shops-access.log');
@@ -206,30 +207,6 @@ try {
   await stopMariadb(mariadb);
   if (process.env.BENCH_KEEP) log(`kept ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
-}
-
-/** Live installs, one site each, served by both dispatchers (on a shared IP of each). */
-async function seedInstalls(ds: DataSource, dispatchers: Server[], group: SharedCodeGroup): Promise<{ fsName: string; hostname: string }[]> {
-  const shared = await ds.getRepository(ServerIp).find({ where: { kind: 'shared' }, order: { id: 'ASC' } });
-  const ipsOf = new Map(dispatchers.map((d) => [d.id, shared.filter((ip) => ip.serverId === d.id)]));
-  const all: { fsName: string; hostname: string }[] = [];
-  for (let start = 0; start < INSTALLS; start += 500) {
-    const names = Array.from({ length: Math.min(500, INSTALLS - start) }, (_, k) => `task${start + k}`);
-    await ds.transaction(async (m) => {
-      await m.insert(Install, names.map((fs) => ({
-        orderRef: `TASK-${fs}`, customerEmail: `${fs}@example.com`, license: 'paid', fsName: fs, dbName: `shop_${fs}`, dbUser: fs, dbPasswordEnc: 'unused',
-        dbServerId: null, sharedCodeGroupId: group.id, masterServerId: dispatchers[0]!.id, status: 'live', statusReason: null,
-      })) as never);
-      const installs = await m.getRepository(Install).createQueryBuilder('i').where('i.fsName IN (:...names)', { names }).getMany();
-      await m.insert(InstallServer, installs.flatMap((i) => dispatchers.map((d, k) => ({ installId: i.id, serverId: d.id, role: k === 0 ? 'master' : 'replica', weight: 1 }))) as never);
-      await m.insert(InstallSite, installs.map((i) => ({ installId: i.id, hostname: `${i.fsName}.example.org`, secureHostname: null })) as never);
-      const sites = await m.getRepository(InstallSite).createQueryBuilder('s').where('s.installId IN (:...ids)', { ids: installs.map((i) => i.id) }).getMany();
-      await m.insert(SiteName, sites.map((s) => ({ installId: s.installId, installSiteId: s.id, name: s.hostname })) as never);
-      await m.insert(InstallSiteIp, sites.flatMap((s, k) => dispatchers.map((d) => ({ installSiteId: s.id, serverIpId: ipsOf.get(d.id)![k % SHARED_IPS]!.id, serverId: d.id, exclusiveIpId: null }))) as never);
-      all.push(...installs.map((i) => ({ fsName: i.fsName, hostname: `${i.fsName}.example.org` })));
-    });
-  }
-  return all;
 }
 
 /** The generator (bench/generate-access-log.ts) in its own process; returns the log's size. */
