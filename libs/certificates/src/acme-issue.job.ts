@@ -49,7 +49,11 @@ export class AcmeIssueJob {
       log(`install queued: job ${jobId}`);
     } catch (error) {
       const message = error instanceof DomainError ? `${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);
-      const outcome = await this.outcomes.failed(payload.siteId, message).catch(() => null);
+      // Recording the failure (backoff, last error, mail) must not hide the failure itself: said, then the failure thrown.
+      const outcome = await this.outcomes.failed(payload.siteId, message).catch((recording: unknown) => {
+        job.error(`the failure could not be recorded on the site (no backoff set, no mail): ${recording instanceof Error ? recording.message : String(recording)}`);
+        return null;
+      });
       if (outcome) job.error(`ACME failure ${outcome.failures} in a row; next attempt ${outcome.nextAttemptAt.toISOString()}${outcome.mailed ? '; operations mailed' : ''}`);
       throw new PermanentJobError(message);
     }

@@ -6,7 +6,7 @@ import { IpPoolAlert, type ServerIpKind } from '@app/catalog';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { MailService } from '@app/mail';
 import { Metrics } from '@app/metrics';
-import { RecurringTask, type TaskRunContext } from '@app/queue';
+import { RecurringTask, sqlDialect, type TaskRunContext } from '@app/queue';
 
 /** One server's pool of one kind: how many IPs it has and how many no site holds. */
 export interface IpPool {
@@ -78,8 +78,9 @@ export class IpPoolLowWater {
       if (known.has(key(pool.serverId, pool.kind))) continue;
       try {
         await alerts.insert({ serverId: pool.serverId, kind: pool.kind, free: pool.free, mailed: false });
-      } catch {
-        // Another engine made it: that one mails.
+      } catch (error) {
+        // Another engine made it: that one mails. Any other failure is this check's.
+        if (!sqlDialect(this.dataSource).isDuplicateKey(error)) throw error;
         continue;
       }
       crossed.push(pool);

@@ -7,6 +7,7 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { ServerAccess } from '@app/hosts';
 import { emptyCaches } from '@app/installs';
 import { MailService } from '@app/mail';
+import { sqlDialect } from '@app/queue';
 import { describe as describeAnswer, httpPortOf, probeEach, type ProbeTarget } from '@app/webserver';
 
 /** Rounds in a row a site must fail before an incident opens (one bad minute is not an incident). */
@@ -151,8 +152,9 @@ export class SiteHealth {
     const states = this.dataSource.getRepository(SiteHealthState);
     try {
       await states.insert({ installId, failures: 0 });
-    } catch {
-      // Another round made it meanwhile.
+    } catch (error) {
+      // Another round made it meanwhile; any other failure is this round's.
+      if (!sqlDialect(this.dataSource).isDuplicateKey(error)) throw error;
     }
     return states.findOneByOrFail({ installId });
   }
@@ -208,8 +210,9 @@ export class SiteHealth {
       try {
         const probePath = (await parseManifest(group.manifest)).web.probePath;
         if (probePath) paths.set(group.id, probePath);
-      } catch {
-        // A manifest that does not parse: the site's own path.
+      } catch (error) {
+        // A manifest that does not parse: the site's own path, and said (the group's other problems show elsewhere too).
+        this.logger.warn(`code group ${group.name}: its manifest does not parse (${error instanceof Error ? error.message : String(error)}); its sites are probed at their own path`);
       }
     }
     return paths;
