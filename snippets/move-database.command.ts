@@ -3,6 +3,7 @@ import { Command, CommandRunner, Option } from 'nest-commander';
 import { DomainError } from '@app/common';
 import { DatabaseMovesService, type DatabaseMovePlanView, type DatabaseMoveReportView } from '@app/database-move';
 import { err, out, SnippetError, table } from './cli-output.js';
+import { parseTimeout } from './follow-job.js';
 import { cliActor } from './token-create.command.js';
 
 interface MoveOptions {
@@ -79,9 +80,7 @@ export class MoveDatabaseCommand extends CommandRunner {
 
   @Option({ flags: '--timeout <seconds>', description: 'how long to follow it (default 3600)' })
   parseTimeout(value: string): number {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1 || n > 86_400) throw new SnippetError('--timeout must be a number of seconds');
-    return n;
+    return parseTimeout(value);
   }
 }
 

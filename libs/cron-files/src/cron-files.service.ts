@@ -2,8 +2,8 @@ import { posix } from 'node:path';
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, In } from 'typeorm';
-import { AuditEventRepository, CodeRelease, Install, InstallServer, Server, SharedCodeGroup, type InstallStatus } from '@app/catalog';
-import { parseManifest, type CodebaseManifest } from '@app/codebases';
+import { AuditEventRepository, Install, InstallServer, Server, SharedCodeGroup, type InstallStatus } from '@app/catalog';
+import { CodeReleases, type CodebaseManifest } from '@app/codebases';
 import { ServerAccess } from '@app/hosts';
 import { CRON_FILE_MODE, cronFileName, homeOn, InstallUsers, renderCronFile } from '@app/installs';
 import { planCronDirectory, type CronRestore, type CronStray, type WantedCronFile } from './cron-files-plan.js';
@@ -86,6 +86,7 @@ export class CronFiles {
     private readonly access: ServerAccess,
     private readonly users: InstallUsers,
     private readonly audit: AuditEventRepository,
+    private readonly releases: CodeReleases,
   ) {}
 
   async run(options: CronFilesOptions = {}): Promise<CronFilesRun> {
@@ -189,19 +190,23 @@ export class CronFiles {
   /** Each live install's manifest: its release's (`code_revision`, else its group's), parsed once per release; an install without one is logged and left out. */
   private async manifestsOf(installs: Install[], log: (line: string) => void): Promise<Map<number, CodebaseManifest>> {
     const groups = new Map((await this.dataSource.getRepository(SharedCodeGroup).find()).map((g) => [g.id, g]));
-    const parsed = new Map<string, Promise<CodebaseManifest | null>>();
-    const manifestOf = (group: SharedCodeGroup, revision: string) =>
-      getOrSet(parsed, `${group.id}\0${revision}`, async () => {
-        const plain = revision === group.revision && group.manifest ? group.manifest : (await this.dataSource.getRepository(CodeRelease).findOneBy({ groupId: group.id, revision }))?.manifest;
-        return plain ? parseManifest(plain) : null;
-      });
+    const parsed = new Map<string, Promise<CodebaseManifest>>();
+    const manifestOf = (group: SharedCodeGroup, revision: string) => getOrSet(parsed, `${group.id}\0${revision}`, () => this.releases.recordedManifest(group, revision));
     const out = new Map<number, CodebaseManifest>();
     for (const install of installs) {
       const group = install.sharedCodeGroupId === null ? undefined : groups.get(install.sharedCodeGroupId);
       const revision = install.codeRevision ?? group?.revision ?? null;
-      const manifest = group && revision ? await manifestOf(group, revision).catch(() => null) : null;
+      let manifest: CodebaseManifest | null = null;
+      let why = 'no code group or release';
+      if (group && revision) {
+        try {
+          manifest = await manifestOf(group, revision);
+        } catch (error) {
+          why = error instanceof Error ? error.message : String(error);
+        }
+      }
       if (manifest) out.set(install.id, manifest);
-      else log(`install ${install.id} (${install.fsName}): no recorded manifest for its release ${revision ?? '(none)'}: its cron files are left as they are`);
+      else log(`install ${install.id} (${install.fsName}): no manifest for its release ${revision ?? '(none)'} (${why}): its cron files are left as they are`);
     }
     return out;
   }

@@ -2,8 +2,8 @@ import { posix } from 'node:path';
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, In } from 'typeorm';
-import { CodeRelease, Install, Server, SharedCodeGroup, ThemeSyncState } from '@app/catalog';
-import { parseManifest, type CodebaseManifest } from '@app/codebases';
+import { Install, Server, SharedCodeGroup, ThemeSyncState } from '@app/catalog';
+import { CodeReleases, parseManifest, type CodebaseManifest } from '@app/codebases';
 import { ServerAccess } from '@app/hosts';
 import { HOME_MARKER, homeMarker, homeOn } from '@app/installs';
 import { pairKey, planSyncs, type PairState, type SyncCandidate, type SyncPair } from './theme-sync-plan.js';
@@ -90,6 +90,7 @@ export class ThemeSync {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly access: ServerAccess,
+    private readonly releases: CodeReleases,
   ) {}
 
   async run(options: ThemeSyncOptions = {}): Promise<ThemeSyncRun> {
@@ -107,7 +108,7 @@ export class ThemeSync {
     const installIds = [...new Set(rows.map((r) => Number(r.installId)))];
     const installs = new Map((await this.dataSource.getRepository(Install).find({ where: { id: In(installIds) } })).map((i) => [i.id, i]));
     const servers = new Map((await this.dataSource.getRepository(Server).find()).map((s) => [s.id, s]));
-    const copies = await this.copiedPaths([...installs.values()]);
+    const copies = await this.copiedPaths([...installs.values()], log);
 
     const targetsOf = groupBy(rows, (r) => Number(r.installId));
     const candidates: SyncCandidate[] = [];
@@ -256,30 +257,23 @@ export class ThemeSync {
     states.set(key, await repo.save(row));
   }
 
-  /** Each install's copied paths, from the manifest of the release its home points at. */
-  private async copiedPaths(installs: readonly Install[]): Promise<Map<number, string[]>> {
+  /** Each install's copied paths, from the manifest of the release its home points at; an install whose manifest cannot be read is said and left out. */
+  private async copiedPaths(installs: readonly Install[], log: (line: string) => void): Promise<Map<number, string[]>> {
     const groups = new Map((await this.dataSource.getRepository(SharedCodeGroup).find({ where: { id: In([...new Set(installs.map((i) => i.sharedCodeGroupId).filter((g): g is number => g !== null))]) } })).map((g) => [g.id, g]));
-    const manifests = new Map<string, Promise<CodebaseManifest | null>>();
-    const manifestOf = (group: SharedCodeGroup, revision: string | null) => {
-      const key = `${group.id} ${revision}`;
-      if (!manifests.has(key)) {
-        manifests.set(
-          key,
-          (async () => {
-            if (revision === null || revision === group.revision) return group.manifest ? parseManifest(group.manifest) : null;
-            const release = await this.dataSource.getRepository(CodeRelease).findOneBy({ groupId: group.id, revision });
-            return release?.manifest ? parseManifest(release.manifest) : null;
-          })().catch(() => null),
-        );
-      }
-      return manifests.get(key)!;
-    };
+    const manifests = new Map<string, Promise<CodebaseManifest>>();
     const paths = new Map<number, string[]>();
     for (const install of installs) {
       const group = install.sharedCodeGroupId !== null ? groups.get(install.sharedCodeGroupId) : undefined;
       if (!group) continue;
-      const manifest = await manifestOf(group, install.codeRevision ?? group.revision);
-      if (manifest) paths.set(install.id, [...manifest.copy]);
+      const revision = install.codeRevision ?? group.revision;
+      const key = `${group.id} ${revision}`;
+      // A group not cloned through the release layout (no revision yet) has only its own manifest.
+      if (!manifests.has(key)) manifests.set(key, revision === null ? parseGroupManifest(group) : this.releases.recordedManifest(group, revision));
+      try {
+        paths.set(install.id, [...(await manifests.get(key)!).copy]);
+      } catch (error) {
+        log(`install ${install.id} (${install.fsName}): its release's manifest cannot be read (${error instanceof Error ? error.message : String(error)}): not synced`);
+      }
     }
     return paths;
   }
@@ -308,4 +302,9 @@ function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
     groups.set(k, list);
   }
   return groups;
+}
+
+async function parseGroupManifest(group: SharedCodeGroup): Promise<CodebaseManifest> {
+  if (!group.manifest) throw new Error(`code group ${group.name} has no manifest`);
+  return parseManifest(group.manifest);
 }
