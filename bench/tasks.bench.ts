@@ -3,6 +3,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import mysql from 'mysql2/promise';
@@ -34,7 +36,10 @@ import { seedBaseInstalls } from './base-installs.js';
  *   with the engine's Perl counter, the counts come back over the pooled
  *   SSH connection, the counters and cursor are written); the cursor is
  *   reset between rounds; `accounting_rss_mb` is the engine process's peak
- *   RSS, `accounting_counter_rss_mb` the counter's on the dispatcher.
+ *   RSS (the whole application), `accounting_rss_growth_mb` how much a pass
+ *   adds to it, `accounting_counter_rss_mb` the counter's peak on the
+ *   dispatcher; the `accounting_small_*` figures are the same for a log an
+ *   eighth of the size (constant memory: they match).
  *   Target: at least 100 MB/s, constant memory.
  * - health_round_2000_s: one site-health round over 2,000 live installs
  *   served through two SSH dispatchers (nginx and php-fpm, every install on
@@ -109,22 +114,53 @@ try {
   const bytes = writeLog(logPath, hosts.length, LOG_MB * 1024 * 1024);
   log(`generated ${(bytes / 1e6).toFixed(0)} MB of access log in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   const accounting = app.get(SiteAccounting);
+  /**
+   * One accounting pass from a reset cursor, with the engine process's RSS
+   * sampled every 10 ms: its growth over the RSS before the pass (after a
+   * GC) is what the pass holds, whatever the rest of the application holds.
+   */
+  const pass = async (path: string) => {
+    await ds.getRepository(AccessLogCursor).clear();
+    await ds.getRepository(SiteUsage).clear();
+    collectGarbage();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
+    const started = performance.now();
+    try {
+      const result = await accounting.account(dispatchers[0]!, path);
+      return { result, s: (performance.now() - started) / 1000, growthMb: (Math.max(peak, process.memoryUsage().rss) - before) / 1024 / 1024 };
+    } finally {
+      clearInterval(sampler);
+    }
+  };
+  // Constant memory: a log an eighth of the size first, the same passes.
+  const smallPath = join(dir, 'shops-access-small.log');
+  const smallBytes = writeLog(smallPath, hosts.length, Math.round((LOG_MB * 1024 * 1024) / 8));
+  const smallGrowth: number[] = [];
+  let smallCounterKib = 0;
+  for (let r = 0; r < ROUNDS; r++) {
+    const { result, s, growthMb } = await pass(smallPath);
+    if (result.bytes !== smallBytes) throw new Error(`accounting read ${result.bytes} of ${smallBytes} bytes`);
+    smallGrowth.push(growthMb);
+    smallCounterKib = Math.max(smallCounterKib, result.counterPeakKib);
+    log(`accounting of the small log, round ${r + 1}: ${(smallBytes / 1e6).toFixed(0)} MB in ${s.toFixed(2)} s, engine RSS +${growthMb.toFixed(1)} MB, counter ${(result.counterPeakKib / 1024).toFixed(1)} MB`);
+  }
+  rmSync(smallPath, { force: true });
   const mbps: number[] = [];
+  const growth: number[] = [];
   let lines = 0;
   let unknown = 0;
   let counterKib = 0;
   for (let r = 0; r < ROUNDS; r++) {
-    await ds.getRepository(AccessLogCursor).clear();
-    await ds.getRepository(SiteUsage).clear();
-    t = performance.now();
-    const pass = await accounting.account(dispatchers[0]!, logPath);
-    const s = (performance.now() - t) / 1000;
-    if (pass.bytes !== bytes) throw new Error(`accounting read ${pass.bytes} of ${bytes} bytes`);
-    lines = pass.lines;
-    unknown = pass.unknownHostLines;
-    counterKib = Math.max(counterKib, pass.counterPeakKib);
+    const { result, s, growthMb } = await pass(logPath);
+    if (result.bytes !== bytes) throw new Error(`accounting read ${result.bytes} of ${bytes} bytes`);
+    lines = result.lines;
+    unknown = result.unknownHostLines;
+    counterKib = Math.max(counterKib, result.counterPeakKib);
+    growth.push(growthMb);
     mbps.push(bytes / 1e6 / s);
-    log(`accounting round ${r + 1}: ${pass.lines} lines, ${(bytes / 1e6).toFixed(0)} MB in ${s.toFixed(2)} s: ${mbps.at(-1)!.toFixed(1)} MB/s, ${pass.unknownHostLines} for no install`);
+    log(`accounting round ${r + 1}: ${result.lines} lines, ${(bytes / 1e6).toFixed(0)} MB in ${s.toFixed(2)} s: ${mbps.at(-1)!.toFixed(1)} MB/s, ${result.unknownHostLines} for no install, engine RSS +${growthMb.toFixed(1)} MB, counter ${(result.counterPeakKib / 1024).toFixed(1)} MB`);
   }
   const counted = await ds.getRepository(SiteUsage).sum('hits' as never);
   if (Number(counted) !== lines - unknown) throw new Error(`accounting counted ${counted} hits for ${lines} lines (${unknown} for no install)`);
@@ -156,7 +192,7 @@ try {
   const taskLog = join(dir, 'tasks.log');
   const engine = join(process.cwd(), 'dist/test/support/task-engine.js');
   for (let i = 0; i < 2; i++) {
-    const child = spawn(process.execPath, [engine], { env: cleanEnv({ CATALOG_URL: url('bench_sched'), SECRETS_KEY, ENGINE_ROLES: 'worker,cron', TASK_LOG: taskLog, VAR_DIR: join(dir, `sched-${i}`), TASK_SLOW_MS: '2500' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [engine], { env: cleanEnv({ CATALOG_URL: url('bench_sched'), SECRETS_KEY, ENGINE_ROLES: 'api,worker,cron', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', TASK_LOG: taskLog, VAR_DIR: join(dir, `sched-${i}`), TASK_SLOW_MS: '2500' }), stdio: ['ignore', 'pipe', 'pipe'] });
     engines.push(child);
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -191,7 +227,11 @@ try {
       accounting_mb_per_s: round(median(mbps), 1),
       accounting_mb_per_s_range: [round(Math.min(...mbps), 1), round(Math.max(...mbps), 1)],
       accounting_rss_mb: round(rssMb, 1),
+      accounting_rss_growth_mb: round(median(growth), 1),
       accounting_counter_rss_mb: round(counterKib / 1024, 1),
+      accounting_small_log_mb: round(smallBytes / 1e6, 0),
+      accounting_small_rss_growth_mb: round(median(smallGrowth), 1),
+      accounting_small_counter_rss_mb: round(smallCounterKib / 1024, 1),
       health_requests: requests,
       health_round_2000_s: round(median(healthS)),
       health_round_range_s: [round(Math.min(...healthS)), round(Math.max(...healthS))],
@@ -210,6 +250,12 @@ try {
 }
 
 /** The generator (bench/generate-access-log.ts) in its own process; returns the log's size. */
+/** A full GC before measuring what a pass adds (the flag set at run time, as `--expose-gc` would). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
 function writeLog(path: string, hosts: number, size: number): number {
   execFileSync(process.execPath, [join(process.cwd(), 'dist/bench/generate-access-log.js'), path, String(hosts), String(size)], { stdio: ['ignore', 'ignore', 'inherit'] });
   return statSync(path).size;

@@ -3,10 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { ApiTokensService } from '@app/auth';
 import { RecurringTaskRecord } from '@app/catalog';
-import { startEngine, type RunningEngine } from '../../apps/engine/src/start-engine.js';
-import { createTestCatalog, TEST_SECRETS_KEY, testEngineConfig, type TestCatalog } from '../support/catalog.js';
+import { createTestCatalog, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
 import { cleanEnv, runCli } from '../support/processes-engine.js';
 
 const TASK_ENGINE = join(process.cwd(), 'dist/test/support/task-engine.js');
@@ -14,6 +12,8 @@ const TASK_ENGINE = join(process.cwd(), 'dist/test/support/task-engine.js');
 interface TaskProcess {
   child: ChildProcess;
   pid: number;
+  /** Its HTTP API (every engine here has the api role). */
+  url: string;
   exited: Promise<unknown>;
 }
 
@@ -28,41 +28,44 @@ interface Event {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Recurring tasks on the queue (issue 18): engine processes with the worker
- * and cron roles on one MariaDB catalog, running test tasks that log what
+ * Recurring tasks on the queue (issue 18): engine processes with the api,
+ * worker and cron roles (every module, production's poll and reap) on one MariaDB catalog, running test tasks that log what
  * they do. Each tick runs once across the engines, a task's runs never
  * overlap, a killed holder's run is taken over (once) by the other engine,
  * missed ticks after downtime run once, and a hung task makes /health
  * degraded, naming it.
  */
-describe('recurring tasks: two engines on one catalog (worker + cron each)', () => {
+describe('recurring tasks: two engines on one catalog (api + worker + cron each)', () => {
   let catalog: TestCatalog;
   let scratch: string;
   let log: string;
   const processes: TaskProcess[] = [];
 
   const startTaskEngine = async (extra: Record<string, string> = {}): Promise<TaskProcess> => {
-    const env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, ENGINE_ROLES: 'worker,cron', TASK_LOG: log, VAR_DIR: join(scratch, 'var'), ...extra });
+    const env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, ENGINE_ROLES: 'api,worker,cron', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', TASK_LOG: log, VAR_DIR: join(scratch, 'var'), ...extra });
     const child = spawn(process.execPath, [TASK_ENGINE], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    await new Promise<void>((resolve, reject) => {
+    const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no task engine in 30 s:\n${output}`)), 30_000);
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
-        if (/task engine \d+ ready/.test(output)) {
+        const ready = /task engine \d+ ready (http:\/\/\S+)/.exec(output);
+        if (ready) {
           clearTimeout(timer);
-          resolve();
+          resolve(ready[1]!);
         }
       };
       child.stdout!.on('data', onData);
       child.stderr!.on('data', onData);
       void exited.then(() => reject(new Error(`the task engine exited:\n${output}`)));
     });
-    const started = { child, pid: child.pid!, exited };
+    const started = { child, pid: child.pid!, url, exited };
     processes.push(started);
     return started;
   };
+
+  const cliEnv = () => cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, VAR_DIR: join(scratch, 'cli-var'), LOG_LEVEL: 'silent' });
 
   const events = (): Event[] =>
     existsSync(log)
@@ -160,12 +163,13 @@ describe('recurring tasks: two engines on one catalog (worker + cron each)', () 
   }, 60_000);
 
   it('reports a task that hangs as stale in /health within twice its interval, naming it', async () => {
-    await startTaskEngine({ TASK_HANG: '1' });
-    let engine: RunningEngine | undefined;
-    try {
-      engine = await startEngine(testEngineConfig(catalog.url, { ENGINE_ROLES: 'api' }));
-      const { token } = await engine.app.get(ApiTokensService).issue('tasks-health', ['support'], { actor: 'test', via: 'cli' });
-      const health = async () => (await (await fetch(`${engine!.url}/health`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string; info?: Record<string, { status: string }>; error?: unknown; details: Record<string, Record<string, unknown>> };
+    const engine = await startTaskEngine({ TASK_HANG: '1' });
+    const created = await runCli(['token:create', '--scope', 'support', '--name', 'tasks-health'], process.cwd(), cliEnv());
+    expect(created.code).toBe(0);
+    const token = created.stdout.trim().split('\n').pop()!;
+    // Both engines answer for the whole fleet: the one running the hung task and the other.
+    for (const { url } of processes.filter((p) => p.child.exitCode === null && p.child.signalCode === null)) {
+      const health = async () => (await (await fetch(`${url}/health`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string; details: Record<string, Record<string, unknown>> };
       const started = Date.now();
       let body = await health();
       while (!String(body.details.tasks?.staleTasks ?? '').includes('TestHang') && Date.now() - started < 10_000) {
@@ -178,13 +182,12 @@ describe('recurring tasks: two engines on one catalog (worker + cron each)', () 
       expect(String(body.details.tasks!.staleTasks)).toContain('TestHang (every 2 s): no success yet');
       expect(String(body.details.tasks!.staleTasks)).not.toContain('TestCounter');
       expect(Date.now() - started).toBeLessThan(8_000);
-    } finally {
-      await engine?.close();
     }
+    expect(engine.url).toMatch(/^http:/);
   }, 60_000);
 
   it('lists the tasks and runs one now from the CLI, streaming its output', async () => {
-    const env = cleanEnv({ CATALOG_URL: catalog.url, SECRETS_KEY: TEST_SECRETS_KEY, VAR_DIR: join(scratch, 'cli-var'), LOG_LEVEL: 'silent' });
+    const env = cliEnv();
     const list = await runCli(['tasks:list'], process.cwd(), env);
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(/TestCounter\s+every 1 s\s+\d{4}-/);
@@ -203,7 +206,8 @@ describe('recurring tasks: two engines on one catalog (worker + cron each)', () 
 
     const unknown = await runCli(['tasks:run', 'NoSuchTask'], process.cwd(), env);
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toContain('no recurring task "NoSuchTask"; tasks: TestCounter, TestHang, TestSlow');
+    // The engines' own tasks are there too: these engines are the production engine with test tasks added.
+    expect(unknown.stderr).toMatch(/no recurring task "NoSuchTask"; tasks: BackupPurge, .*SiteHealth, TestCounter, TestHang, TestSlow, ThemeSync, WaitingInstalls/);
   }, 60_000);
 
   let ds: DataSource | null = null;

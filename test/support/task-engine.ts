@@ -1,15 +1,18 @@
 import 'reflect-metadata';
 import { appendFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { Injectable, Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { CatalogModule } from '@app/catalog';
-import { ConfigModule, loadConfig, type ConfigEnv, type EngineConfig } from '@app/config';
-import { QueueModule, RecurringTask, type TaskRunContext } from '@app/queue';
-import { TasksModule } from '@app/tasks';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Logger } from 'nestjs-pino';
+import { hasRole, loadConfig, type ConfigEnv, type EngineConfig } from '@app/config';
+import { RecurringTask, type TaskRunContext } from '@app/queue';
+import { EngineModule } from '../../apps/engine/src/engine.module.js';
+import { configureHttpApp } from '../../apps/engine/src/http-app.js';
 
 /**
- * An engine process for the recurring-tasks test: the real queue, worker,
- * scheduler and task run job, with test tasks that write what they do to
+ * An engine process for the recurring-tasks test: the real engine (every
+ * module, the roles of ENGINE_ROLES, production's reap and poll), with test tasks that write what they do to
  * TASK_LOG (one line per event, appended: `task tick pid event time`).
  * Started from dist by test/e2e/recurring-tasks.e2e-spec.ts.
  */
@@ -56,20 +59,25 @@ class HangTask extends RecurringTask {
 @Module({})
 class TaskEngineModule {
   static forRoot(config: EngineConfig): DynamicModule {
-    return {
-      module: TaskEngineModule,
-      imports: [
-        ConfigModule.forRoot(config),
-        CatalogModule.forRoot({ runMigrations: true }),
-        QueueModule.forRoot({ worker: { ...config.worker, reapEveryMs: 1_000 } }),
-        TasksModule,
-      ],
-      providers: [CounterTask, SlowTask, HangTask],
-    };
+    // The engine as production runs it (every module, the roles of ENGINE_ROLES, production's reap and poll), plus the test tasks.
+    return { module: TaskEngineModule, imports: [EngineModule.forRoot(config)], providers: [CounterTask, SlowTask, HangTask] };
   }
 }
 
 const config = loadConfig(process.env as ConfigEnv);
-const app = await NestFactory.createApplicationContext(TaskEngineModule.forRoot(config), { logger: ['error', 'warn'] });
+const module = TaskEngineModule.forRoot(config);
+const api = hasRole(config, 'api');
+const app = api
+  ? await NestFactory.create<NestExpressApplication>(module, { bufferLogs: true, bodyParser: false })
+  : await NestFactory.createApplicationContext(module, { bufferLogs: true });
+app.useLogger(app.get(Logger));
 app.enableShutdownHooks();
-process.stdout.write(`task engine ${process.pid} ready\n`);
+if (api) configureHttpApp(app as NestExpressApplication);
+await app.init();
+let url = '';
+if (api) {
+  const http = app as NestExpressApplication;
+  await http.listen(config.port, config.host);
+  url = `http://${config.host}:${(http.getHttpServer().address() as AddressInfo).port}`;
+}
+process.stdout.write(`task engine ${process.pid} ready ${url}\n`);
