@@ -165,5 +165,5 @@ describe('audit log: GET /v1/audit and audit:list (MariaDB)', () => {
       expect(res.stderr).toMatch(/^error: The request is invalid: /);
     }
     expect(await count()).toBe(before);
-  });
+  }, 120_000);
 });

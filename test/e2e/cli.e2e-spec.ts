@@ -56,7 +56,7 @@ describe('CLI snippets on a MariaDB catalog', () => {
     } finally {
       await engine.close();
     }
-  });
+  }, 120_000);
 
   it('fails with a clear message and a non-zero exit on bad input', async () => {
     const scope = await runCli(['token:create', '--scope', 'root'], cwd, env);

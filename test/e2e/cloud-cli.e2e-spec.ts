@@ -65,5 +65,5 @@ describe('cloud snippets', () => {
     expect(adding.stderr).toContain('wait for its job');
     const kinds = (await ds.getRepository(Job).find({ order: { id: 'ASC' } })).map((j) => j.kind);
     expect(kinds).toEqual(expect.arrayContaining(['install.handler-add', 'cloud-server.drain']));
-  });
+  }, 120_000);
 });

@@ -140,5 +140,5 @@ describe('code group lock and pinFor over HTTP and the CLI (mariadb)', () => {
     expect(missing.stderr).toContain('Code group no-such-group does not exist');
     const bad = await runCli(['codegroup:unlock', '../etc'], base, cliEnv());
     expect(bad.code).toBe(1);
-  });
+  }, 120_000);
 });

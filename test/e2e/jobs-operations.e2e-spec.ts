@@ -131,5 +131,5 @@ describe('queue operations (API and snippets) on MariaDB', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('Job 999999 does not exist');
     expect((await runCli(['jobs:list', '--state', 'nope'], cwd, env)).code).not.toBe(0);
-  });
+  }, 120_000);
 });

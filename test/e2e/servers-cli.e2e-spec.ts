@@ -64,7 +64,7 @@ describe('server snippets', () => {
     expect((await runCli(['server:ips:remove', id!, '203.0.113.6'], cwd, env)).code).toBe(0);
     expect((await runCli(['server:remove', id!], cwd, env)).code).toBe(0);
     expect((await runCli(['server:show', id!], cwd, env)).stderr).toContain(`Server ${id} does not exist`);
-  });
+  }, 180_000);
 
   it('refuses a bad server file with every problem listed, adding nothing', async () => {
     const file = join(cwd, 'bad.json');
@@ -87,5 +87,5 @@ describe('server snippets', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('ALLOW_LOCAL_TRANSPORT=true');
     expect((await runCli(['server:list'], cwd, env)).stdout.trim().split('\n')).toHaveLength(1);
-  });
+  }, 180_000);
 });

@@ -130,5 +130,5 @@ describe('SQL snippets: API and sql:apply', () => {
     const [, updateId, jobId] = /update (\d+) queued \(job (\d+)\)/.exec(queued.stdout)!;
     expect(await ds.getRepository(CodeUpdate).findOneByOrFail({ id: Number(updateId) })).toMatchObject({ snippetName: 'price-fix', jobId: Number(jobId), requestedBy: expect.stringMatching(/^cli:/) });
     expect(await ds.getRepository(CodeUpdateItem).count({ where: { updateId: Number(updateId) } })).toBe(3);
-  });
+  }, 120_000);
 });
