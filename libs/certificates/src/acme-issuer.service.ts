@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
-import * as acme from 'acme-client';
+import type * as AcmeClient from 'acme-client';
 import type { Server } from '@app/catalog';
 import { registerSecrets } from '@app/common';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
@@ -12,6 +12,11 @@ import { AcmeChallenges } from './acme-challenges.js';
 /** One request to the CA; a whole order (directory, account, order, challenges, finalize, download). */
 const REQUEST_TIMEOUT_MS = 30_000;
 const ORDER_BOUND_MS = 5 * 60_000;
+
+type Acme = typeof AcmeClient;
+/** acme-client (with node-forge and its crypto) loaded at the first order: a fifth of a CLI run's start-up otherwise. */
+let loaded: Promise<Acme> | null = null;
+const loadAcme = (): Promise<Acme> => (loaded ??= import('acme-client'));
 
 /** What the CA issued: the chain (leaf first) and the key made for it. */
 export interface IssuedPair {
@@ -28,7 +33,7 @@ export interface IssuedPair {
  */
 @Injectable()
 export class AcmeIssuer {
-  private client: acme.Client | null = null;
+  private client: AcmeClient.Client | null = null;
 
   constructor(
     private readonly challenges: AcmeChallenges,
@@ -36,7 +41,8 @@ export class AcmeIssuer {
   ) {}
 
   async issue(names: readonly string[], dispatchers: readonly Server[], log: (line: string) => void): Promise<IssuedPair> {
-    const client = this.clientOf();
+    const acme = await loadAcme();
+    const client = this.clientOf(acme);
     const [key, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: [...names] }, await acme.crypto.createPrivateEcdsaKey('P-256'));
     registerSecrets(key.toString());
     let timer: NodeJS.Timeout | undefined;
@@ -69,7 +75,7 @@ export class AcmeIssuer {
     }
   }
 
-  private clientOf(): acme.Client {
+  private clientOf(acme: Acme): AcmeClient.Client {
     const config = this.config.acme;
     if (!config) throw new Error('ACME is not configured');
     if (this.client) return this.client;
