@@ -36,23 +36,35 @@ async function main(argv: string[]): Promise<number> {
   return records.some((r) => r.action === 'failed') ? 1 : 0;
 }
 
+/** Recording is retried this many times, 1, 2, 4 then 8 s apart: a STOP run is the last run until keepalived starts again. */
+const RECORD_ATTEMPTS = 5;
+
 async function recordJournal(journal: IpJournal): Promise<void> {
-  try {
-    // Loaded after the IPs moved: TypeORM and the entities take seconds to load on a busy node, the takeover must not wait for them.
-    await import('reflect-metadata');
-    const [{ createCatalogDataSource }, { loadConfig }, { recordIpActions }] = await Promise.all([import('@app/catalog'), import('@app/config'), import('./holder-recorder.js')]);
-    // Only the catalog is read from the configuration; a throwaway key keeps loadConfig from generating a key file on the node.
-    const env = { ...process.env, SECRETS_KEY: process.env.SECRETS_KEY ?? randomBytes(32).toString('hex') } as ConfigEnv;
-    const ds = await createCatalogDataSource(loadConfig(env).catalog);
-    await ds.initialize();
+  for (let attempt = 1; ; attempt++) {
     try {
-      const n = await journal.flush((records) => recordIpActions(ds, records));
-      log({ msg: `ip-manager recorded ${n} action(s) to the catalog` });
-    } finally {
-      await ds.destroy();
+      // Loaded after the IPs moved: TypeORM and the entities take seconds to load on a busy node, the takeover must not wait for them.
+      await import('reflect-metadata');
+      const [{ createCatalogDataSource }, { loadConfig }, { recordIpActions }] = await Promise.all([import('@app/catalog'), import('@app/config'), import('./holder-recorder.js')]);
+      // Only the catalog is read from the configuration; a throwaway key keeps loadConfig from generating a key file on the node.
+      const env = { ...process.env, SECRETS_KEY: process.env.SECRETS_KEY ?? randomBytes(32).toString('hex') } as ConfigEnv;
+      const ds = await createCatalogDataSource(loadConfig(env).catalog);
+      await ds.initialize();
+      try {
+        const n = await journal.flush((records) => recordIpActions(ds, records));
+        log({ msg: `ip-manager recorded ${n} action(s) to the catalog` });
+        return;
+      } finally {
+        await ds.destroy();
+      }
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (attempt >= RECORD_ATTEMPTS) {
+        log({ msg: 'ip-manager could not record to the catalog: kept in the journal', journal: journal.path, attempts: attempt, error: message });
+        return;
+      }
+      log({ msg: `ip-manager could not record to the catalog (attempt ${attempt}), retrying`, error: message });
+      await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** (attempt - 1)));
     }
-  } catch (error) {
-    log({ msg: 'ip-manager could not record to the catalog: kept in the journal', journal: journal.path, error: error instanceof Error ? error.message : String(error) });
   }
 }
 
