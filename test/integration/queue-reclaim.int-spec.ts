@@ -14,7 +14,7 @@ import { createTestCatalog, openCatalog, type TestCatalog } from '../support/cat
 import { eventually, sleep, startQueueContext } from '../support/queue-context.js';
 
 const STEP = defineJobKind<{ name: string }>('test.reclaim-step', { maxAttempts: 3 });
-const LONG = defineJobKind<{ ms: number }>('test.reclaim-long', { leaseMs: 600 });
+const LONG = defineJobKind<{ ms: number }>('test.reclaim-long', { leaseMs: 1_500 });
 
 const ran: string[] = [];
 
@@ -178,7 +178,7 @@ describe('queue workers take back the jobs of dead holders', () => {
   it('a job that runs for many lease lengths keeps its lease through the heartbeat', async () => {
     await startWorker({ reapEveryMs: 100 });
     await startWorker({ reapEveryMs: 100 });
-    const { job } = await jobs.enqueue({ kind: LONG.name, payload: { ms: 3_000 }, maxAttempts: 3 });
+    const { job } = await jobs.enqueue({ kind: LONG.name, payload: { ms: 7_500 }, maxAttempts: 3 });
     const done = await finished(job.id);
     expect(done).toMatchObject({ state: 'done', attempts: 1, fence: 1 });
   });
