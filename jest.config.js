@@ -23,11 +23,12 @@ export default {
   // Integration tests talk to real servers; a slow CI machine must not turn that into flakes.
   testTimeout: 60000,
   // Once its last file is done and nothing of it is left open, a worker still
-  // has to tear down Node's heap, which holds every test file's ES module
-  // graph: 0.6-0.8 s for a ~500 MB worker on the busy two-core machine,
-  // beyond Jest's 0.5 s, so Jest reported a leak where there was none. A worker
-  // kept alive by an open handle never exits and is still reported (after this wait).
-  workerGracefulExitTimeout: 5000,
+  // has to tear down Node's heap, which holds the ES modules of every file it
+  // ran: measured 0.6-0.8 s for a unit worker (~500 MB) and 1.5 s after 18-23
+  // integration files (0.9-1.2 GB), beyond Jest's default 0.5 s, so Jest
+  // reported a leak where there was none. A worker kept alive by an open
+  // handle never exits, and is still reported after this wait.
+  workerGracefulExitTimeout: 10000,
   projects: [
     {
       ...common,
