@@ -12,7 +12,9 @@ const common = {
     '^@app/(.*)$': '<rootDir>/libs/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
-  testEnvironment: 'node',
+  // JEST_OPEN_HANDLES=1 names each test file that leaves a handle, timer or
+  // child process open (see the environment for why not --detectOpenHandles).
+  testEnvironment: process.env.JEST_OPEN_HANDLES === '1' ? '<rootDir>/test/support/open-handles-environment.cjs' : 'node',
 };
 
 /** @type {import('jest').Config} */
