@@ -63,6 +63,7 @@ describe.each(['mariadb', 'sqlite'] as const)('site accounting on %s (MariaDB: a
   let ds: DataSource;
   let scratch: string;
   let server: Server;
+  let access: ServerAccess;
   let accounting: SiteAccounting;
   let log: string;
   const writer = new LogWriter();
@@ -88,9 +89,12 @@ describe.each(['mariadb', 'sqlite'] as const)('site accounting on %s (MariaDB: a
     };
     installA = await install('accta', ['a.shop.example', 'secure.a.shop.example']);
     installB = await install('acctb', ['b.shop.example']);
-    accounting = new SiteAccounting(ds, new ServerAccess(config), new DispatcherInputLoader(ds, config));
+    access = new ServerAccess(config);
+    accounting = new SiteAccounting(ds, access, new DispatcherInputLoader(ds, config));
   });
   afterAll(async () => {
+    // Built outside Nest, so no module destroy closes its pooled SSH connection: left open, it kept the Jest worker alive.
+    access?.onModuleDestroy();
     await ds?.destroy();
     await catalog?.drop();
     rmSync(scratch, { recursive: true, force: true });
