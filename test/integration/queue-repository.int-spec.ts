@@ -201,6 +201,13 @@ describe.each(CATALOG_KINDS)('job repository on %s', (kind) => {
     expect(all.every((l) => l.jobId === job.id && l.attempt === 1 && l.createdAt instanceof Date && !Number.isNaN(l.createdAt.getTime()))).toBe(true);
   });
 
+  it('writes a large batch of output lines (more than one statement holds) in order', async () => {
+    const job = await add();
+    const lines = Array.from({ length: 1201 }, (_, i) => ({ level: 'info' as const, line: `line ${i}` }));
+    await jobs.appendLogs(job.id, 1, lines);
+    expect((await jobs.logs(job.id, 0, 2000)).map((l) => l.line)).toEqual(lines.map((l) => l.line));
+  });
+
   it('claims on after the server dropped a claim connection (restart, idle timeout), and at READ COMMITTED', async () => {
     if (kind !== 'mariadb') return;
     const ids = async (): Promise<number[]> =>

@@ -432,13 +432,19 @@ export class JobRepository {
     return { requeued, buried };
   }
 
-  /** One plain INSERT: a job's output is written on the worker's hot path (the entity's insert read back its defaults). */
+  /**
+   * Plain INSERTs of up to 500 lines each: a job's output is written on the
+   * worker's hot path (the entity's insert also read back its defaults), and
+   * a chatty step's batch stays under SQLite's limit on parameters.
+   */
   async appendLogs(jobId: number, attempt: number, entries: LogEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    await this.statement(
-      `INSERT INTO job_logs (job_id, attempt, level, line) VALUES ${entries.map(() => '(?, ?, ?, ?)').join(', ')}`,
-      entries.flatMap((e) => [jobId, attempt, e.level, e.line]),
-    );
+    for (let from = 0; from < entries.length; from += 500) {
+      const chunk = entries.slice(from, from + 500);
+      await this.statement(
+        `INSERT INTO job_logs (job_id, attempt, level, line) VALUES ${chunk.map(() => '(?, ?, ?, ?)').join(', ')}`,
+        chunk.flatMap((e) => [jobId, attempt, e.level, e.line]),
+      );
+    }
   }
 
   /** Output lines after `afterId`, in order: tail a job by passing the last id seen. */
