@@ -27,7 +27,8 @@ import { RawClaimers } from './raw-claim.js';
  *   table, clocked the same way, in rounds alternating with the single-claim
  *   runs; `engine_share` = jobs_per_s / raw_claim_jobs_per_s (medians), and
  *   per round. BENCH_RAW_ENGINE_STATEMENTS=1 (an experiment, not the
- *   baseline): the raw claimers also send the worker's two extra statements.
+ *   baseline): the raw claimers also send the worker's extra statement (the
+ *   job's log line).
  * - Claim latency of 4 concurrent claimers running the workers' claim code,
  *   and their rate claiming and completing with no job work.
  * - Recovery after kill -9 of the worker holding a job, nothing

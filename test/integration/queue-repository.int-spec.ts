@@ -198,5 +198,39 @@ describe.each(CATALOG_KINDS)('job repository on %s', (kind) => {
     const all = await jobs.logs(job.id);
     expect(all.map((l) => l.line)).toEqual(['one', 'two', 'three']);
     expect((await jobs.logs(job.id, all[1]!.id)).map((l) => [l.level, l.line])).toEqual([['error', 'three']]);
+    expect(all.every((l) => l.jobId === job.id && l.attempt === 1 && l.createdAt instanceof Date && !Number.isNaN(l.createdAt.getTime()))).toBe(true);
+  });
+
+  it('writes a large batch of output lines (more than one statement holds) in order', async () => {
+    const job = await add();
+    const lines = Array.from({ length: 1201 }, (_, i) => ({ level: 'info' as const, line: `line ${i}` }));
+    await jobs.appendLogs(job.id, 1, lines);
+    expect((await jobs.logs(job.id, 0, 2000)).map((l) => l.line)).toEqual(lines.map((l) => l.line));
+  });
+
+  it('claims on after the server dropped a claim connection (restart, idle timeout), and at READ COMMITTED', async () => {
+    if (kind !== 'mariadb') return;
+    const ids = async (): Promise<number[]> =>
+      (await db.query(`SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = DATABASE()`)).map((r: { id: number }) => Number(r.id));
+    const before = new Set(await ids());
+    const other = await openCatalog(test, { migrate: false });
+    try {
+      const repository = new JobRepository(other);
+      const first = await add();
+      expect((await repository.claim('w1', 1, lease)).map((j) => j.id)).toEqual([first.id]);
+      const [{ id: pooled }] = await other.query('SELECT CONNECTION_ID() AS id');
+      const sessions = (await ids()).filter((id) => !before.has(id) && id !== Number(pooled));
+      expect(sessions).toHaveLength(1);
+      const [variable] = await db.query(
+        `SELECT VARIABLE_VALUE AS v FROM information_schema.SESSION_VARIABLES WHERE VARIABLE_NAME IN ('TX_ISOLATION', 'TRANSACTION_ISOLATION') LIMIT 1`,
+      );
+      expect(variable.v).toBe('REPEATABLE-READ'); // the pool's other connections keep the server's default
+      await db.query(`KILL CONNECTION ${sessions[0]}`);
+      const second = await add();
+      expect((await repository.claim('w1', 1, lease)).map((j) => j.id)).toEqual([second.id]);
+      expect(await repository.complete(second.id, 1, null)).toBe(true);
+    } finally {
+      await other.destroy();
+    }
   });
 });

@@ -141,3 +141,38 @@ describe('queue workers on MariaDB', () => {
     expect((await jobs.logs(job.id)).map((l) => l.line)).toEqual(['noop: probe']);
   });
 });
+
+describe('a queue worker at a long poll interval', () => {
+  // A catalog of its own: no other worker here claims its jobs.
+  let catalog: TestCatalog;
+  let worker: INestApplicationContext;
+  let producer: INestApplicationContext;
+  let jobs: JobRepository;
+
+  beforeAll(async () => {
+    catalog = await createTestCatalog('mariadb', 'idlepoll');
+    worker = await startQueueContext(catalog.url, [TestHandlers], { concurrency: 1, pollMs: 5_000, reapEveryMs: 60_000 });
+    // Another process's producer: its enqueues cannot wake the worker, which learns of them by polling.
+    producer = await startQueueContext(catalog.url, [], null);
+    jobs = producer.get(JobRepository);
+  });
+  afterAll(async () => {
+    await worker?.close();
+    await producer?.close();
+    await catalog?.drop();
+  });
+
+  const finished = (id: number, timeoutMs: number) =>
+    eventually(async () => (await jobs.findById(id))?.state === 'done', timeoutMs, `job ${id} to be done`);
+
+  it('looks again soon after a busy spell: a job enqueued elsewhere just after is claimed well before the next poll', async () => {
+    const first = await jobs.enqueue({ kind: NOOP_JOB.name, payload: {}, maxAttempts: 3 });
+    await finished(first.job.id, 10_000);
+    await sleep(300);
+    const enqueuedAt = Date.now();
+    const second = await jobs.enqueue({ kind: NOOP_JOB.name, payload: {}, maxAttempts: 3 });
+    await finished(second.job.id, 10_000);
+    // The poll interval is 5 s (3.75 s at the soonest); after work the idle pauses start at 50 ms and double.
+    expect(Date.now() - enqueuedAt).toBeLessThan(2_000);
+  });
+});

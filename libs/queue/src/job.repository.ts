@@ -4,6 +4,7 @@ import { DataSource, type EntityManager, type QueryResult, type QueryRunner } fr
 import type { IsolationLevel } from 'typeorm/driver/types/IsolationLevel.js';
 
 import { Job, JOB_STATES, JobLog, type JobState } from '@app/catalog';
+import { MysqlStatements, type StatementRunner } from './mysql-statements.js';
 import { NEEDS_ATTENTION } from './queue.errors.js';
 import { sqlDialect, type SqlDialect } from './sql-dialect.js';
 
@@ -92,6 +93,8 @@ export interface LogEntry {
   line: string;
 }
 
+const statementsOf = (runner: QueryRunner): StatementRunner => ({ run: (sql, params) => runner.query(sql, params, true) });
+
 const FINISHED: readonly JobState[] = ['done', 'dead', 'cancelled'];
 const MAX_CONFLICT_RETRIES = 5;
 
@@ -103,10 +106,13 @@ const MAX_CONFLICT_RETRIES = 5;
 @Injectable()
 export class JobRepository {
   private readonly sql: SqlDialect;
+  /** MySQL/MariaDB only: statements and claims straight on mysql2 (SQLite goes through TypeORM's runner). */
+  private readonly mysql: MysqlStatements | null;
   private sqliteClaims: Promise<void> = Promise.resolve();
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {
     this.sql = sqlDialect(dataSource);
+    this.mysql = MysqlStatements.of(dataSource);
   }
 
   /**
@@ -170,25 +176,29 @@ export class JobRepository {
     // READ COMMITTED: under REPEATABLE READ, InnoDB's locks on the claim index
     // entries a claimer has just rewritten made a concurrent SKIP LOCKED scan
     // return nothing at all (measured on MariaDB 10.11), starving other workers.
-    return this.inTransaction('READ COMMITTED', async (runner) => {
+    // The claim sessions are READ COMMITTED for good; TypeORM's runner, with a
+    // SET TRANSACTION first, when they are all busy.
+    const work = async (runner: StatementRunner): Promise<ClaimedJob[]> => {
       // Ordered on the full claim index (state, priority, run_after, id), and
       // forced to it: left to choose, MariaDB weighed the indexes starting with
       // `state` over pages full of just-claimed jobs' delete-marked entries,
       // which made a claim cost 6 ms instead of 0.3 ms while the queue was busy.
       // The rows stay locked until commit, so what is read here is what gets claimed.
-      const candidates: ClaimRow[] = await runner.query(
-        `SELECT id, kind, payload, attempts, max_attempts, fence, resource_key FROM jobs FORCE INDEX (ix_jobs_claim)
-         WHERE state = 'ready' AND run_after <= ${this.sql.now}
-         ORDER BY priority, run_after, id LIMIT ? ${this.sql.skipLocked}`,
-        [limit],
-      );
+      const candidates = (
+        await runner.run(
+          `SELECT id, kind, payload, attempts, max_attempts, fence, resource_key FROM jobs FORCE INDEX (ix_jobs_claim)
+           WHERE state = 'ready' AND run_after <= ${this.sql.now}
+           ORDER BY priority, run_after, id LIMIT ? ${this.sql.skipLocked}`,
+          [limit],
+        )
+      ).records as ClaimRow[];
       const claimed: ClaimRow[] = [];
       // Jobs without a resource key cannot collide: one statement per lease length.
       const free = candidates.filter((c) => c.resource_key === null);
       for (const leaseMs of new Set(free.map((c) => leaseMsOf(c.kind)))) {
         const group = free.filter((c) => leaseMsOf(c.kind) === leaseMs);
         const lease = this.sql.nowPlus(leaseMs);
-        await runner.query(
+        await runner.run(
           `UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ${lease.sql},
              fence = fence + 1, attempts = attempts + 1, started_at = ${this.sql.now}, finished_at = NULL
            WHERE id IN (${group.map(() => '?').join(', ')})`,
@@ -204,7 +214,8 @@ export class JobRepository {
       return claimed
         .sort((a, b) => order.get(a.id)! - order.get(b.id)!)
         .map((r) => ({ ...toClaimed(r), attempts: Number(r.attempts) + 1, fence: Number(r.fence) + 1 }));
-    });
+    };
+    return (await this.mysql?.inClaimTransaction(work)) ?? this.inTransaction('READ COMMITTED', (runner) => work(statementsOf(runner)));
   }
 
   /**
@@ -220,6 +231,7 @@ export class JobRepository {
     await previous;
     const runner = this.dataSource.createQueryRunner();
     try {
+      const statements = statementsOf(runner);
       const candidates: { id: number; kind: string }[] = await runner.query(
         `SELECT id, kind FROM jobs WHERE state = 'ready' AND run_after <= ${this.sql.now}
          ORDER BY state, priority, run_after, id LIMIT ?`,
@@ -227,7 +239,7 @@ export class JobRepository {
       );
       const claimed: number[] = [];
       for (const candidate of candidates) {
-        if (await this.markRunning(runner, candidate.id, owner, leaseMsOf(candidate.kind))) claimed.push(candidate.id);
+        if (await this.markRunning(statements, candidate.id, owner, leaseMsOf(candidate.kind))) claimed.push(candidate.id);
       }
       return this.readClaimed(runner, claimed);
     } finally {
@@ -237,21 +249,20 @@ export class JobRepository {
   }
 
   /** Running, or blocked when its resource key is taken (the unique running_key refuses it). */
-  private async markRunning(runner: QueryRunner, id: number, owner: string, leaseMs: number): Promise<boolean> {
+  private async markRunning(runner: StatementRunner, id: number, owner: string, leaseMs: number): Promise<boolean> {
     const lease = this.sql.nowPlus(leaseMs);
     try {
-      const result = await runner.query(
+      const result = await runner.run(
         `UPDATE jobs SET state = 'running', running_key = resource_key, lease_owner = ?,
            lease_expires_at = ${lease.sql}, fence = fence + 1, attempts = attempts + 1,
            started_at = ${this.sql.now}, finished_at = NULL
          WHERE id = ? AND state = 'ready'`,
         [owner, lease.param, id],
-        true,
       );
       return (result.affected ?? 0) === 1;
     } catch (error) {
       if (!this.sql.isDuplicateKey(error)) throw error;
-      await runner.query(`UPDATE jobs SET state = 'blocked' WHERE id = ? AND state = 'ready'`, [id]);
+      await runner.run(`UPDATE jobs SET state = 'blocked' WHERE id = ? AND state = 'ready'`, [id]);
       return false;
     }
   }
@@ -421,11 +432,19 @@ export class JobRepository {
     return { requeued, buried };
   }
 
+  /**
+   * Plain INSERTs of up to 500 lines each: a job's output is written on the
+   * worker's hot path (the entity's insert also read back its defaults), and
+   * a chatty step's batch stays under SQLite's limit on parameters.
+   */
   async appendLogs(jobId: number, attempt: number, entries: LogEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    await this.dataSource
-      .getRepository(JobLog)
-      .insert(entries.map((e) => ({ jobId, attempt, level: e.level, line: e.line })));
+    for (let from = 0; from < entries.length; from += 500) {
+      const chunk = entries.slice(from, from + 500);
+      await this.statement(
+        `INSERT INTO job_logs (job_id, attempt, level, line) VALUES ${chunk.map(() => '(?, ?, ?, ?)').join(', ')}`,
+        chunk.flatMap((e) => [jobId, attempt, e.level, e.line]),
+      );
+    }
   }
 
   /** Output lines after `afterId`, in order: tail a job by passing the last id seen. */
@@ -528,6 +547,8 @@ export class JobRepository {
    */
   private async statement(sql: string, params: unknown[] = [], manager?: EntityManager): Promise<QueryResult> {
     if (manager?.queryRunner) return manager.queryRunner.query(sql, params, true);
+    const mysql = this.mysql;
+    if (mysql) return this.retryConflicts(() => mysql.run(sql, params));
     return this.retryConflicts(async () => {
       const runner = this.dataSource.createQueryRunner();
       try {

@@ -27,6 +27,14 @@ export interface QueueWorkerOptions {
 
 export const QUEUE_WORKER_OPTIONS = Symbol('QUEUE_WORKER_OPTIONS');
 
+/**
+ * The first idle poll after a claim that found work: work comes in bursts
+ * (another process enqueueing a saga's next jobs, a batch of orders), so a
+ * worker that was just busy looks again soon, then less often (doubling) up
+ * to the poll interval. A handful of empty claims per busy spell.
+ */
+const FIRST_IDLE_POLL_MS = 50;
+
 /** Owners of the workers of this process that have not stopped: a holder with this pid but not in here is a predecessor. */
 const workersOfThisProcess = new Set<string>();
 
@@ -50,6 +58,8 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private lastReap = 0;
+  /** The next idle pause when shorter than the poll interval (after work); 0 once it has grown back to it. */
+  private idlePollMs = 0;
 
   constructor(
     private readonly jobs: JobRepository,
@@ -96,11 +106,13 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
         this.logger.error({ err: error }, 'claiming jobs failed; retrying');
       }
       for (const job of claimed) this.start(job, claimedAt);
+      if (claimed.length > 0) this.idlePollMs = Math.min(FIRST_IDLE_POLL_MS, this.options.pollMs);
       if (this.stopping) break;
       // Sleep when idle or full; a finishing job wakes the loop at once.
       if (claimed.length === 0 || this.active.size >= this.options.concurrency) {
+        const pauseMs = claimed.length === 0 ? this.nextIdlePause() : this.options.pollMs;
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.options.pollMs * (0.75 + Math.random() / 2));
+          const timer = setTimeout(resolve, pauseMs * (0.75 + Math.random() / 2));
           this.wake = () => {
             clearTimeout(timer);
             resolve();
@@ -110,6 +122,13 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       }
     }
     await Promise.allSettled([...this.active.values()].map((j) => j.done));
+  }
+
+  /** The pause after a claim that found nothing: short right after work, then doubling up to the poll interval. */
+  private nextIdlePause(): number {
+    const pauseMs = this.idlePollMs || this.options.pollMs;
+    this.idlePollMs = this.idlePollMs && this.idlePollMs * 2 < this.options.pollMs ? this.idlePollMs * 2 : 0;
+    return pauseMs;
   }
 
   private async reap(): Promise<void> {

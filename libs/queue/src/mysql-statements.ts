@@ -1,0 +1,137 @@
+import { QueryFailedError, QueryResult, type DataSource } from 'typeorm';
+
+/** A statement's structured result, as TypeORM's query runner gives it. */
+export interface StatementRunner {
+  run(sql: string, params: unknown[]): Promise<QueryResult>;
+}
+
+/** The callback API of a mysql2 connection or pool, the part used here. */
+interface Mysql2Queryable {
+  query(sql: string, values: unknown[], callback: (error: (Error & { fatal?: boolean }) | null, result: unknown) => void): unknown;
+}
+
+interface Mysql2PoolConnection extends Mysql2Queryable {
+  destroy(): void;
+}
+
+interface MysqlDriverInternals {
+  pool?: Mysql2Queryable & { getConnection: unknown };
+  poolCluster?: unknown;
+  obtainMasterConnection(): Promise<Mysql2PoolConnection>;
+}
+
+/** Claims run at once in one process (a worker claims one batch at a time; tests and benches run a few claimers). */
+const MAX_CLAIM_SESSIONS = 4;
+
+/**
+ * The queue's hot path on MySQL/MariaDB, on the mysql2 pool TypeORM already
+ * holds (so the catalog's settings and lifetime are the data source's: its
+ * destroy ends these connections too), through mysql2's callback API: a
+ * claim, its completion and a job's output are a few statements each, and
+ * TypeORM's query runner per statement (a runner object, a pool round trip,
+ * `connection.promise()` with a `require` inside it, the broadcaster)
+ * cost the workers more CPU than the statements themselves.
+ *
+ * Claims run on connections set to READ COMMITTED for their session once,
+ * held aside (never given back to the pool, whose other users keep the
+ * server's default level), instead of a `SET TRANSACTION` before each claim.
+ * Errors are TypeORM's `QueryFailedError`, as through a query runner.
+ */
+export class MysqlStatements implements StatementRunner {
+  private readonly idleSessions: Mysql2PoolConnection[] = [];
+  private sessions = 0;
+
+  private constructor(private readonly driver: MysqlDriverInternals & { pool: Mysql2Queryable }) {}
+
+  /** Null unless the catalog is MySQL/MariaDB on a single pool (no replication cluster). */
+  static of(dataSource: DataSource): MysqlStatements | null {
+    if (dataSource.options.type !== 'mysql' && dataSource.options.type !== 'mariadb') return null;
+    const driver = dataSource.driver as unknown as MysqlDriverInternals;
+    if (driver.poolCluster || typeof driver.obtainMasterConnection !== 'function') return null;
+    return new MysqlStatements(driver as MysqlDriverInternals & { pool: Mysql2Queryable });
+  }
+
+  /** One autocommit statement on a connection of the pool. */
+  run(sql: string, params: unknown[]): Promise<QueryResult> {
+    const pool = this.driver.pool;
+    // Not initialized yet (or destroyed): TypeORM's own message, as a runner would give.
+    if (!pool) return Promise.reject(new QueryFailedError(sql, params, new Error('the catalog connection is not established')));
+    return send(pool, sql, params);
+  }
+
+  /**
+   * `work` in one READ COMMITTED transaction on a held connection; rolled
+   * back when it throws. A connection that broke (server restart, idle
+   * timeout) is dropped, and the transaction, rolled back with it, is run
+   * once more on a new one. Null when every session is busy: the caller
+   * uses its own path.
+   */
+  async inClaimTransaction<T>(work: (statements: StatementRunner) => Promise<T>): Promise<T | null> {
+    for (let attempt = 1; ; attempt++) {
+      const session = await this.takeSession();
+      if (!session) return null;
+      const statements: StatementRunner = { run: (sql, params) => send(session, sql, params) };
+      try {
+        await statements.run('START TRANSACTION', []);
+        const result = await work(statements);
+        await statements.run('COMMIT', []);
+        this.idleSessions.push(session);
+        return result;
+      } catch (error) {
+        const broken = isFatal(error) || !(await rolledBack(statements));
+        if (broken) {
+          this.sessions--;
+          session.destroy();
+          if (attempt === 1 && isFatal(error)) continue;
+        } else {
+          this.idleSessions.push(session);
+        }
+        throw error;
+      }
+    }
+  }
+
+  private async takeSession(): Promise<Mysql2PoolConnection | null> {
+    const idle = this.idleSessions.pop();
+    if (idle) return idle;
+    if (this.sessions >= MAX_CLAIM_SESSIONS || !this.driver.pool) return null;
+    this.sessions++;
+    try {
+      const connection = await this.driver.obtainMasterConnection();
+      try {
+        await send(connection, 'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', []);
+      } catch (error) {
+        connection.destroy();
+        throw error;
+      }
+      return connection;
+    } catch (error) {
+      this.sessions--;
+      throw error;
+    }
+  }
+}
+
+function send(target: Mysql2Queryable, sql: string, params: unknown[]): Promise<QueryResult> {
+  return new Promise((resolve, reject) => {
+    target.query(sql, params, (error, raw) => {
+      if (error) return reject(new QueryFailedError(sql, params, error));
+      const result = new QueryResult();
+      result.raw = raw;
+      if (Array.isArray(raw)) result.records = raw;
+      else if (raw && typeof raw === 'object' && 'affectedRows' in raw) result.affected = (raw as { affectedRows: number }).affectedRows;
+      resolve(result);
+    });
+  });
+}
+
+const isFatal = (error: unknown) => ((error as { driverError?: { fatal?: boolean } }).driverError?.fatal ?? false) === true;
+
+async function rolledBack(statements: StatementRunner): Promise<boolean> {
+  try {
+    await statements.run('ROLLBACK', []);
+    return true;
+  } catch {
+    return false;
+  }
+}
