@@ -11,6 +11,9 @@ import { DatabaseMovesController } from './database-moves.controller.js';
 import { DatabaseMovesService } from './database-moves.service.js';
 import { InstallDatabaseMoveJob } from './install-database-move.job.js';
 import { InstallHomes } from './install-homes.js';
+import { CacheClears } from './cache-clears.js';
+import { MoveChildJobs } from './move-child-jobs.repository.js';
+import { MoveSagasRunner } from './move-sagas.runner.js';
 
 /**
  * Issue 19's database failover: `move-database` (the API and the snippet),
@@ -28,7 +31,7 @@ export class DatabaseMoveModule {
       controllers: options.http ? [DatabaseMovesController] : [],
       providers: [
         DatabaseMovesService, DatabaseMoveChecks, InstallHomes,
-        ...(options.jobs ? [DatabaseMoveJob, InstallDatabaseMoveJob] : [InstallBuildSteps, InstallValues, InstallUsers, CodeReleases]),
+        ...(options.jobs ? [DatabaseMoveJob, InstallDatabaseMoveJob, MoveSagasRunner, MoveChildJobs, CacheClears] : [InstallBuildSteps, InstallValues, InstallUsers, CodeReleases]),
       ],
       exports: [DatabaseMovesService],
     };
