@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -41,6 +41,11 @@ const NET = '127.0.125';
 const dir = mkdtempSync(join(tmpdir(), 'bench-move-database-'));
 chmodSync(dir, 0o755);
 const log = (line: string) => process.stderr.write(line + '\n');
+/** A process's CPU seconds so far (user + system), from /proc. */
+const cpuSeconds = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
 
 const optionFile = (name: string, db: MariadbServer) => {
   const path = join(dir, `${name}.cnf`);
@@ -116,7 +121,7 @@ try {
   const token = generateToken();
   await ds.getRepository(ApiToken).insert({ name: 'bench', tokenHash: hashToken(token), prefix: tokenDisplayPrefix(token), scopes: ['admin'], lastUsedAt: null, revokedAt: null } as never);
   const env = cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'warn', VAR_DIR: join(dir, 'var'), ORDERS_PER_MINUTE: '0', ALLOW_LOCAL_TRANSPORT: 'true' });
-  [api, worker] = await Promise.all([spawnApi({ ...env, PORT: '0' }), spawnWorker({ ...env, LOG_LEVEL: 'info', ...(process.env.BENCH_WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY } : {}) }, 120_000)]);
+  [api, worker] = await Promise.all([spawnApi({ ...env, PORT: '0' }), spawnWorker({ ...env, LOG_LEVEL: 'info', ...(process.env.BENCH_WORKER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS } : {}), ...(process.env.BENCH_WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY } : {}) }, 120_000)]);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
     const res = await fetch(`${api!.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -127,6 +132,10 @@ try {
 
   // Measured: the move, from the request to its report saying done.
   const loadStart = loadavg()[0]!;
+  const cpuOf = () => ({ worker: cpuSeconds(worker!.child.pid!), api: cpuSeconds(api!.child.pid!), catalogAndA: cpuSeconds(a!.pid), b: cpuSeconds(b!.pid) });
+  const cpuStart = cpuOf();
+  const questions = async () => Number(((await ds!.query(`SHOW GLOBAL STATUS LIKE 'Questions'`)) as { Value: string }[])[0]!.Value);
+  const questionsStart = await questions();
   t = performance.now();
   const started = await call('POST', '/v1/database-servers/move', { from: dbA.id, to: dbB.id, ...(CONCURRENCY ? { concurrency: CONCURRENCY } : {}) });
   if (started.status !== 202) throw new Error(`POST /v1/database-servers/move: HTTP ${started.status} ${JSON.stringify(started.body).slice(0, 2000)}`);
@@ -139,6 +148,14 @@ try {
   }
   const moveS = (performance.now() - t) / 1000;
   const loadEnd = loadavg()[0]!;
+  const cpuEnd = cpuOf();
+  const catalogQueries = (await questions()) - questionsStart;
+  log(`catalog statements during the move: ${catalogQueries} (${(catalogQueries / INSTALLS).toFixed(1)} per install, the report polls included)`);
+  if (process.env.BENCH_WORKER_NODE_OPTIONS) {
+    worker!.child.kill('SIGUSR2');
+    await sleep(3_000);
+  }
+  log(`CPU seconds during the move: ${Object.entries(cpuEnd).map(([k, v]) => `${k} ${(v - cpuStart[k as keyof typeof cpuStart]).toFixed(1)}`).join(', ')}`);
   if (report.state !== 'done') throw new Error(`the move ${report.state}: ${report.error} ${JSON.stringify(report.items.filter((i: { error: string | null }) => i.error).slice(0, 3))}`);
   log(`moved ${INSTALLS} installs in ${moveS.toFixed(2)} s (preconditions and queueing ${accepted.toFixed(2)} s), concurrency ${report.concurrency}`);
 
@@ -154,7 +171,6 @@ try {
   // Checked: every install's row and config file point at B.
   const onB = await ds.getRepository(Install).countBy({ dbServerId: dbB.id });
   if (onB !== INSTALLS) throw new Error(`${onB} of ${INSTALLS} installs on B in the catalog`);
-  const { readFileSync } = await import('node:fs');
   for (let n = 1; n <= INSTALLS; n++) {
     const config = readFileSync(join(dispatchers[n % 2]!.homeRoot, `mvb${n}`, 'heavymetal/config.php'), 'utf8');
     if (!config.includes(`port=${b.port};dbname=mvb_${n}`)) throw new Error(`mvb${n}'s config.php does not point at B`);

@@ -12,6 +12,7 @@ import { DatabaseMovesService } from './database-moves.service.js';
 import { InstallDatabaseMoveJob } from './install-database-move.job.js';
 import { InstallHomes } from './install-homes.js';
 import { CacheClears } from './cache-clears.js';
+import { LoginChecks } from './login-checks.js';
 import { MoveChildJobs } from './move-child-jobs.repository.js';
 import { MoveSagasRunner } from './move-sagas.runner.js';
 
@@ -30,7 +31,7 @@ export class DatabaseMoveModule {
       imports: [DatabasesModule, WebserverModule, ...(options.jobs ? [] : [MailModule, FtpModule])],
       controllers: options.http ? [DatabaseMovesController] : [],
       providers: [
-        DatabaseMovesService, DatabaseMoveChecks, InstallHomes,
+        DatabaseMovesService, DatabaseMoveChecks, LoginChecks, InstallHomes,
         ...(options.jobs ? [DatabaseMoveJob, InstallDatabaseMoveJob, MoveSagasRunner, MoveChildJobs, CacheClears] : [InstallBuildSteps, InstallValues, InstallUsers, CodeReleases]),
       ],
       exports: [DatabaseMovesService],

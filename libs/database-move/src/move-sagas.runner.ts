@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
 import { DatabaseMove, DatabaseMoveItem, Install, Server } from '@app/catalog';
-import { redactSecrets, withAbortSignal } from '@app/common';
+import { redactSecrets, withAbortSignal, withSecretScope } from '@app/common';
 import { JobDeferredError, JobRepository, LeaseLostError, NEEDS_ATTENTION, PermanentJobError, retryDelayMs, type JobContext, type LogEntry } from '@app/queue';
 import { DATABASE_MOVE_INSTALL, InstallDatabaseMoveJob, type MoveShared } from './install-database-move.job.js';
 import { InstallHomes, mapLimited } from './install-homes.js';
@@ -65,7 +65,12 @@ export class MoveSagasRunner {
     }
   }
 
-  private async runChild(item: DatabaseMoveItem, child: HeldChild, abort: AbortController, shared: MoveShared, parent: JobContext): Promise<void> {
+  /** In its own secret scope, as a worker runs each job: its install's secrets are masked in what it writes, and the scope stays small. */
+  private runChild(item: DatabaseMoveItem, child: HeldChild, abort: AbortController, shared: MoveShared, parent: JobContext): Promise<void> {
+    return withSecretScope(() => this.runChildInScope(item, child, abort, shared, parent));
+  }
+
+  private async runChildInScope(item: DatabaseMoveItem, child: HeldChild, abort: AbortController, shared: MoveShared, parent: JobContext): Promise<void> {
     const stop = () => abort.abort(parent.signal.reason);
     parent.signal.addEventListener('abort', stop, { once: true });
     const output: LogEntry[] = [];
