@@ -79,9 +79,9 @@ export class InstallDatabaseMoveJob {
   }
 
   /** The install's saga under `job` (a worker's claim, or the parent holding the child), with what the move shares when the parent has it. */
-  async move({ moveId, installId }: InstallDatabaseMovePayload, job: JobContext, shared?: MoveShared): Promise<void> {
+  async move({ moveId, installId }: InstallDatabaseMovePayload, job: JobContext, shared?: MoveShared & { item: DatabaseMoveItem }): Promise<void> {
     const items = this.dataSource.getRepository(DatabaseMoveItem);
-    const item = await items.findOneBy({ moveId, installId });
+    const item = shared?.item ?? (await items.findOneBy({ moveId, installId }));
     const move = shared?.move ?? (await this.dataSource.getRepository(DatabaseMove).findOneBy({ id: moveId }));
     if (!item || !move) return job.log(`database move ${moveId} has no item for install ${installId}`);
     if (ITEM_ENDED.has(item.state)) return job.log(`install ${installId}: ${item.state} already`);
@@ -117,8 +117,10 @@ export class InstallDatabaseMoveJob {
         { name: 'caches', execute: (c, io) => this.clearCaches(c, io), compensate: nothing },
       ],
       loadContext: (payload) => this.loadContext(payload, job.jobId, itemId, shared),
+      // What the report shows of a done install, written with its end (one statement instead of one per step).
       onCompleted: async (c) => {
-        await this.dataSource.getRepository(DatabaseMoveItem).update({ id: c.itemId }, { state: 'done', error: null, finishedAt: new Date() });
+        const filesRendered = c.servers.length * (c.build.manifest.templates?.length ?? 0);
+        await this.dataSource.getRepository(DatabaseMoveItem).update({ id: c.itemId }, { state: 'done', error: null, finishedAt: new Date(), filesRendered, cachesCleared: true });
       },
     };
   }
@@ -149,7 +151,6 @@ export class InstallDatabaseMoveJob {
     const pointed: BuildContext = { ...build, dbServer: db };
     await Promise.all(servers.map((server) => this.steps.renderConfig(pointed, server, { ...io, log: () => undefined })));
     const files = servers.length * (pointed.manifest.templates?.length ?? 0);
-    await this.dataSource.getRepository(DatabaseMoveItem).update({ id: context.itemId }, { filesRendered: files });
     io.log(`${files} config file(s) point at ${db.hostname} on ${servers.map((s) => s.hostname).join(', ') || 'no server that is up'}`);
   }
 
@@ -158,10 +159,9 @@ export class InstallDatabaseMoveJob {
     io.log(`catalog: database server ${to.hostname}`);
   }
 
-  private async clearCaches({ build, servers, itemId }: InstallMoveContext, io: StepIO): Promise<void> {
+  private async clearCaches({ build, servers }: InstallMoveContext, io: StepIO): Promise<void> {
     const paths = build.manifest.cachePaths ?? [];
     await Promise.all(servers.map((server) => this.caches.empty(server, build.install, paths)));
-    await this.dataSource.getRepository(DatabaseMoveItem).update({ id: itemId }, { cachesCleared: true });
     io.log(paths.length ? `emptied ${paths.join(', ')}` : 'no cache paths in the manifest');
   }
 }

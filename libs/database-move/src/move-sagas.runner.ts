@@ -79,7 +79,7 @@ export class MoveSagasRunner {
     };
     const context: JobContext = { jobId: child.jobId, attempt: child.attempt, maxAttempts: child.maxAttempts, fence: child.fence, signal: abort.signal, log: write('info'), error: write('error') };
     try {
-      await withAbortSignal(abort.signal, () => this.sagas.move({ moveId: shared.move.id, installId: item.installId }, context, shared));
+      await withAbortSignal(abort.signal, () => this.sagas.move({ moveId: shared.move.id, installId: item.installId }, context, { ...shared, item }));
       await this.jobs.appendLogs(child.jobId, child.attempt, output).catch(() => undefined);
       if (!(await this.jobs.complete(child.jobId, child.fence, child.resourceKey))) parent.log(`install ${item.installId}: its job ${child.jobId} was taken back meanwhile`);
     } catch (error) {
