@@ -25,14 +25,19 @@ import type { MariadbServer, SshdServer } from '../test/support/testbed.js';
  * private MariaDB (A, also the catalog) to another (B) holding the same
  * tenant databases and accounts (made on both, as a replica would have
  * them). The API and a worker run as separate engine processes at their
- * defaults (4 worker slots; BENCH_WORKER_CONCURRENCY for a diagnostic run). Setup (not measured): the code group laid out by hand on both
+ * defaults (4 worker slots, the move's default concurrency;
+ * BENCH_WORKER_CONCURRENCY and BENCH_MOVE_CONCURRENCY for diagnostic runs,
+ * BENCH_WORKER_NODE_OPTIONS to preload a profiler into the worker, which
+ * gets SIGUSR2 once the move ended). Setup (not measured): the code group laid out by hand on both
  * dispatchers (its release of the sample codebase), the installs written
  * into the catalog with an empty home each (the move renders their config
  * files), their databases and accounts on A and B. Measured
  * (`move_db_500_s`): `POST /v1/database-servers/move` until its report says
  * done (preconditions, 500 sagas: check, config rendered over SSH, catalog,
  * caches). Then every install is checked: its catalog row and its
- * config.php point at B.
+ * config.php point at B. Reported beside it: the CPU seconds of the worker,
+ * the API and both MariaDB servers during the move, the catalog statements
+ * it took, and the 1-minute load average at its start and end.
  */
 const INSTALLS = Number(process.env.BENCH_INSTALLS ?? 500);
 const CONCURRENCY = process.env.BENCH_MOVE_CONCURRENCY ? Number(process.env.BENCH_MOVE_CONCURRENCY) : undefined;
@@ -145,7 +150,7 @@ try {
     const moves: { id: number; state: string }[] = (await call('GET', '/v1/database-servers/moves')).body;
     const state = moves.find((m) => m.id === started.body.moveId)?.state;
     if (state === 'done' || state === 'failed') break;
-    await sleep(100);
+    await sleep(200);
   }
   const moveS = (performance.now() - t) / 1000;
   const report = (await call('GET', `/v1/database-servers/moves/${started.body.moveId}`)).body;

@@ -22,7 +22,7 @@ push @logins, [splice(@F, 0, 3)] while @F;
 my (@out, %running);
 my $next = 0;
 while ($next < @logins || %running) {
-  while ($next < @logins && keys(%running) < 8) {
+  while ($next < @logins && keys(%running) < 16) {
     my ($user, $password, $database) = @{ $logins[$next] };
     pipe(my $r, my $w) or die "pipe: $!";
     my $pid = fork();

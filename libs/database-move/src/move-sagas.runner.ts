@@ -4,7 +4,7 @@ import { DatabaseMove, DatabaseMoveItem, Install, Server } from '@app/catalog';
 import { redactSecrets, withAbortSignal, withSecretScope } from '@app/common';
 import { JobDeferredError, JobRepository, LeaseLostError, NEEDS_ATTENTION, PermanentJobError, retryDelayMs, type JobContext, type LogEntry } from '@app/queue';
 import { DATABASE_MOVE_INSTALL, InstallDatabaseMoveJob, type MoveShared } from './install-database-move.job.js';
-import { InstallHomes, mapLimited } from './install-homes.js';
+import { InstallHomes } from './install-homes.js';
 import { MoveChildJobs, type HeldChild } from './move-child-jobs.repository.js';
 
 /** Installs whose homes are looked up at once, ahead of their sagas. */
@@ -47,21 +47,60 @@ export class MoveSagasRunner {
         const chunk = items.slice(start, start + HOMES_CHUNK);
         const installs = await this.dataSource.getRepository(Install).find({ where: { id: In(chunk.map((i) => i.installId)) } });
         const shared: MoveShared = { move, from, to, homes: await this.homes.of(installs) };
-        await mapLimited(chunk, move.concurrency, async (item) => {
-          if (parent.signal.aborted) return;
-          const child = await this.children.take(move, item, owner, leaseMs);
-          if (!child) return parent.log(`install ${item.installId}: its job ${item.jobId} is left to the queue (its install is busy, or the job was there already)`);
-          const abort = new AbortController();
-          held.set(child.jobId, { child, abort });
-          try {
-            await this.runChild(item, child, abort, shared, parent);
-          } finally {
-            held.delete(child.jobId);
-          }
-        });
+        await this.runChunk(move, chunk, owner, leaseMs, held, shared, parent);
       }
     } finally {
       clearInterval(renewals);
+    }
+  }
+
+  /**
+   * The chunk's sagas, `move.concurrency` at once: their jobs taken a group
+   * at a time (one transaction) when the lanes have none left to run. Jobs
+   * taken but not started when the parent stops go back to the queue.
+   */
+  private async runChunk(move: DatabaseMove, chunk: readonly DatabaseMoveItem[], owner: string, leaseMs: number, held: Map<number, { child: HeldChild; abort: AbortController }>, shared: MoveShared, parent: JobContext): Promise<void> {
+    const untaken = [...chunk];
+    const ready: { item: DatabaseMoveItem; child: HeldChild; abort: AbortController }[] = [];
+    let taking: Promise<void> | null = null;
+    const refill = () =>
+      (taking ??= (async () => {
+        const group = untaken.splice(0, move.concurrency);
+        const children = await this.children.take(move, group, owner, leaseMs);
+        for (const item of group) {
+          const child = children.get(item.id);
+          if (!child) {
+            parent.log(`install ${item.installId}: its job ${item.jobId} is left to the queue (its install is busy, or the job was there already)`);
+            continue;
+          }
+          const entry = { item, child, abort: new AbortController() };
+          held.set(child.jobId, entry);
+          ready.push(entry);
+        }
+      })().finally(() => (taking = null)));
+    try {
+      await Promise.all(
+        Array.from({ length: move.concurrency }, async () => {
+          while (!parent.signal.aborted) {
+            const next = ready.shift();
+            if (!next) {
+              if (untaken.length === 0 && !taking) return;
+              await refill();
+              continue;
+            }
+            try {
+              await this.runChild(next.item, next.child, next.abort, shared, parent);
+            } finally {
+              held.delete(next.child.jobId);
+            }
+          }
+        }),
+      );
+    } finally {
+      for (const { child } of ready.splice(0)) {
+        held.delete(child.jobId);
+        await this.jobs.defer(child.jobId, child.fence, 'its parent stopped', 0, child.resourceKey).catch(() => undefined);
+      }
     }
   }
 
