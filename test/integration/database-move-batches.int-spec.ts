@@ -17,8 +17,9 @@ import { readTestbed } from '../support/testbed.js';
 /**
  * The batching units of move-database on real servers: cache directories
  * of many installs emptied over SSH (the testbed sshd) in one command, and
- * many installs' logins checked on a real MariaDB (the testbed's) in one
- * command on the database server; each caller gets its own outcome.
+ * many installs' logins checked on a real MariaDB (the testbed's): in one
+ * command on a database server reached over SSH, or by connections from
+ * the engine to one on its own host; each caller gets its own outcome.
  */
 describe('move-database batches (SSH server, MariaDB)', () => {
   let base: string;
@@ -26,6 +27,7 @@ describe('move-database batches (SSH server, MariaDB)', () => {
   let app: INestApplicationContext;
   let d1: Server;
   let db: Server;
+  let dbOverSsh: Server;
   const commands: string[] = [];
   const INSTALLS = 40;
   const install = (n: number) => ({ id: 900 + n, fsName: `mvb${n}` }) as Install;
@@ -42,8 +44,10 @@ describe('move-database batches (SSH server, MariaDB)', () => {
     app = await startQueueContext(catalog.url, [CacheClears, LoginChecks], null, [HostsModule.forRoot({ http: false }), DatabasesModule] as unknown as Type[]);
     const servers = app.get(DataSource).getRepository(Server);
     d1 = await servers.save(testServer(join(base, 'd1'), 'mvb-d1.example.net', ['dispatcher', 'handler'], readTestbed().sshd));
+    // The testbed's MariaDB twice: as a server on the engine's host (local), and as one reached over SSH (the testbed sshd).
     db = await servers.save(testServer(join(base, 'db'), 'mvb-db.example.net', ['database'], null, { dbOptionsFile: writeDbOptionsFile(base), privateIp: '127.0.0.1' }));
-    for (const server of [d1, db]) app.get(ServerAccess).executorFor(server).observer = (hostname) => void commands.push(hostname);
+    dbOverSsh = await servers.save(testServer(join(base, 'dbssh'), 'mvb-dbssh.example.net', ['database'], readTestbed().sshd, { dbOptionsFile: writeDbOptionsFile(base), privateIp: '127.0.0.1' }));
+    for (const server of [d1, db, dbOverSsh]) app.get(ServerAccess).executorFor(server).observer = (hostname) => void commands.push(hostname);
     const a = await admin();
     try {
       for (let n = 1; n <= 22; n++) {
@@ -94,26 +98,34 @@ describe('move-database batches (SSH server, MariaDB)', () => {
     await expect(clears.empty(d1, install(1), ['../../../etc'])).rejects.toThrow();
   });
 
-  it("checks 22 installs' logins on the database server in one command: each its own answer, no password in a failure", async () => {
+  it.each([
+    ['over SSH: one command on the database server', () => dbOverSsh, 1],
+    ["on the engine's host: connections from the engine, no command", () => db, 0],
+  ])("checks 22 installs' logins %s; each its own answer, no password in a failure", async (_how, server, expectedCommands) => {
     // How the server is reached is read once per server (and kept): not part of the checks.
-    await app.get(TenantDatabases).connection(db);
+    await app.get(TenantDatabases).connection(server());
     commands.length = 0;
     const logins = app.get(LoginChecks);
     const outcomes = await Promise.allSettled(
       Array.from({ length: 22 }, (_, k) => {
         const n = k + 1;
         // The 21st gives a wrong password.
-        return logins.check(db, `mvbt_${n}`, { user: `mvbt_${n}`, password: n === 21 ? 'wrong-password-xyz' : pw(n) });
+        return logins.check(server(), `mvbt_${n}`, { user: `mvbt_${n}`, password: n === 21 ? 'wrong-password-xyz' : pw(n) });
       }),
     );
-    expect(commands).toEqual([db.hostname]);
+    expect(commands).toEqual(Array(expectedCommands).fill(server().hostname));
     expect(outcomes.slice(0, 20).map((o) => o.status)).toEqual(Array(20).fill('fulfilled'));
     const [wrong, ungranted] = outcomes.slice(20).map((o) => (o.status === 'rejected' ? (o.reason as Error).message : 'fulfilled'));
     expect(wrong).toMatch(/Access denied for user 'mvbt_21'/);
     expect(wrong).not.toContain('wrong-password-xyz');
     expect(ungranted).toMatch(/Access denied for user 'mvbt_22'.*to database 'mvbt_22'/);
     expect(ungranted).not.toContain(pw(22));
+  });
+
+  it('refuses a database or user name that is not one, before anything runs', async () => {
+    const logins = app.get(LoginChecks);
     // A name that is not one is refused before anything runs.
     await expect(logins.check(db, 'mvbt_1; DROP', { user: 'mvbt_1', password: pw(1) })).rejects.toThrow(/refused/);
+    await expect(logins.check(dbOverSsh, 'mvbt_1', { user: "mvbt_1'@'%", password: pw(1) })).rejects.toThrow(/refused/);
   });
 });

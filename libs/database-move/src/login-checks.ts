@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
+import mysql from 'mysql2/promise';
 import type { Server } from '@app/catalog';
 import { ServerAccess } from '@app/hosts';
 import { TenantDatabases, type TenantLogin } from '@app/databases';
+import { mapLimited } from './install-homes.js';
 import { ServerBatches } from './server-batches.js';
 
 /**
@@ -59,11 +61,19 @@ interface LoginCheck {
 
 const IDENTIFIER = /^[A-Za-z0-9_$]{1,64}$/;
 
+/** Logins checked at once from the engine (a database server on the engine's own host). */
+const CONNECTIONS_AT_ONCE = 16;
+
 /**
  * Whether installs' own logins use their databases on a server, as their
- * shops will: each login really connects, the checks of the installs whose
- * sagas reach their `check` step within a few ms sent to the database
- * server as one command (CHECK_LOGINS) instead of one client run each.
+ * shops will: each login really connects to its database and runs
+ * `SELECT 1`, from the database server's host, as runStatements' client
+ * does. The checks of the installs whose sagas reach their `check` step
+ * within a few ms go together: to a server over SSH as one command
+ * (CHECK_LOGINS: its client, a few at once); to a server on the engine's
+ * own host (`local`) as connections from the engine itself, a few at once,
+ * to the same address (the same account answers; no client to start per
+ * login).
  */
 @Injectable()
 export class LoginChecks {
@@ -86,6 +96,22 @@ export class LoginChecks {
 
   private async checkMany(server: Server, items: readonly LoginCheck[]): Promise<(Error | null)[]> {
     const connection = await this.tenants.connection(server);
+    if (server.transport === 'local' && (connection.socket || connection.host)) {
+      const at = connection.socket ? { socketPath: connection.socket } : { host: connection.host!, port: connection.port ?? 3306 };
+      return mapLimited(items, CONNECTIONS_AT_ONCE, async ({ database, login }) => {
+        try {
+          const c = await mysql.createConnection({ ...at, user: login.user, password: login.password, database, connectTimeout: 10_000 });
+          try {
+            await c.query('SELECT 1');
+          } finally {
+            await c.end().catch(() => undefined);
+          }
+          return null;
+        } catch (e) {
+          return new Error(mask(e instanceof Error ? e.message : String(e), items).split('\n')[0]!);
+        }
+      });
+    }
     const connect = connection.socket ? [`--socket=${connection.socket}`] : [...(connection.host ? [`--host=${connection.host}`] : []), ...(connection.port ? [`--port=${connection.port}`] : [])];
     const fields = [connection.client, String(connect.length), ...connect, ...items.flatMap((i) => [i.login.user, i.login.password, i.database])];
     const result = await this.access.executorFor(server).run(server, ['perl', '-e', CHECK_LOGINS], { input: encodeFields(fields), timeoutMs: 120_000, signal: NEVER });
