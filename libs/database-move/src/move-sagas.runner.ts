@@ -133,11 +133,12 @@ export class MoveSagasRunner {
 
   /** A failed run ends its job as a worker would; one stopped with the parent goes back to the queue at once, its attempt given back. */
   private async end(child: HeldChild, error: unknown, message: string, signal: AbortSignal, parent: JobContext): Promise<void> {
-    if (signal.aborted && signal.reason instanceof LeaseLostError) return;
     if (parent.signal.aborted) {
+      // Fenced: a child whose own lease was lost meanwhile is not touched.
       await this.jobs.defer(child.jobId, child.fence, 'its parent stopped', 0, child.resourceKey).catch(() => undefined);
       return;
     }
+    if (signal.aborted && signal.reason instanceof LeaseLostError) return;
     if (error instanceof JobDeferredError) {
       await this.jobs.defer(child.jobId, child.fence, redactSecrets(`waiting: ${error.message}`), error.delayMs, child.resourceKey);
       return;
