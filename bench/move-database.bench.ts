@@ -197,5 +197,6 @@ try {
   await ds?.destroy().catch(() => undefined);
   for (const sshd of sshds) await stopSshd(sshd).catch(() => undefined);
   for (const db of [a, b]) if (db) await stopMariadb(db).catch(() => undefined);
-  if (!process.env.KEEP_BENCH_DIRS) rmSync(dir, { recursive: true, force: true });
+  // A server still writing as it stops must not hide the bench's own failure behind ENOTEMPTY.
+  if (!process.env.KEEP_BENCH_DIRS) rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 }
