@@ -17,7 +17,7 @@ const HOMES_CHUNK = 500;
  * worker had claimed it, so a killed worker's children resume like any
  * child job. Compared with one queued job per install, no worker slot, claim
  * or queue wait per install, and the sagas' remote work is coalesced across
- * installs (CacheClears). A child ends as a worker would end it: done, dead
+ * installs (LoginChecks, CacheClears). A child ends as a worker would end it: done, dead
  * (a compensated or permanent failure), or given back to the queue to retry.
  */
 @Injectable()
