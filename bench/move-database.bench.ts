@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,22 +25,32 @@ import type { MariadbServer, SshdServer } from '../test/support/testbed.js';
  * private MariaDB (A, also the catalog) to another (B) holding the same
  * tenant databases and accounts (made on both, as a replica would have
  * them). The API and a worker run as separate engine processes at their
- * defaults (4 worker slots; BENCH_WORKER_CONCURRENCY for a diagnostic run). Setup (not measured): the code group laid out by hand on both
+ * defaults (4 worker slots, the move's default concurrency;
+ * BENCH_WORKER_CONCURRENCY and BENCH_MOVE_CONCURRENCY for diagnostic runs,
+ * BENCH_WORKER_NODE_OPTIONS to preload a profiler into the worker, which
+ * gets SIGUSR2 once the move ended). Setup (not measured): the code group laid out by hand on both
  * dispatchers (its release of the sample codebase), the installs written
  * into the catalog with an empty home each (the move renders their config
  * files), their databases and accounts on A and B. Measured
  * (`move_db_500_s`): `POST /v1/database-servers/move` until its report says
  * done (preconditions, 500 sagas: check, config rendered over SSH, catalog,
  * caches). Then every install is checked: its catalog row and its
- * config.php point at B.
+ * config.php point at B. Reported beside it: the CPU seconds of the worker,
+ * the API and both MariaDB servers during the move, the catalog statements
+ * it took, and the 1-minute load average at its start and end.
  */
 const INSTALLS = Number(process.env.BENCH_INSTALLS ?? 500);
-const CONCURRENCY = Number(process.env.BENCH_MOVE_CONCURRENCY ?? 8);
+const CONCURRENCY = process.env.BENCH_MOVE_CONCURRENCY ? Number(process.env.BENCH_MOVE_CONCURRENCY) : undefined;
 const SECRETS_KEY = '0f'.repeat(32);
 const NET = '127.0.125';
 const dir = mkdtempSync(join(tmpdir(), 'bench-move-database-'));
 chmodSync(dir, 0o755);
 const log = (line: string) => process.stderr.write(line + '\n');
+/** A process's CPU seconds so far (user + system), from /proc. */
+const cpuSeconds = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
 
 const optionFile = (name: string, db: MariadbServer) => {
   const path = join(dir, `${name}.cnf`);
@@ -116,7 +126,7 @@ try {
   const token = generateToken();
   await ds.getRepository(ApiToken).insert({ name: 'bench', tokenHash: hashToken(token), prefix: tokenDisplayPrefix(token), scopes: ['admin'], lastUsedAt: null, revokedAt: null } as never);
   const env = cleanEnv({ CATALOG_URL: url, SECRETS_KEY, LOG_LEVEL: 'warn', VAR_DIR: join(dir, 'var'), ORDERS_PER_MINUTE: '0', ALLOW_LOCAL_TRANSPORT: 'true' });
-  [api, worker] = await Promise.all([spawnApi({ ...env, PORT: '0' }), spawnWorker({ ...env, LOG_LEVEL: 'info', ...(process.env.BENCH_WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY } : {}) }, 120_000)]);
+  [api, worker] = await Promise.all([spawnApi({ ...env, PORT: '0' }), spawnWorker({ ...env, LOG_LEVEL: 'info', ...(process.env.BENCH_WORKER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS } : {}), ...(process.env.BENCH_WORKER_CONCURRENCY ? { WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY } : {}) }, 120_000)]);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
     const res = await fetch(`${api!.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -126,21 +136,37 @@ try {
   await sleep(1_000);
 
   // Measured: the move, from the request to its report saying done.
+  const loadStart = loadavg()[0]!;
+  const cpuOf = () => ({ worker: cpuSeconds(worker!.child.pid!), api: cpuSeconds(api!.child.pid!), catalogAndA: cpuSeconds(a!.pid), b: cpuSeconds(b!.pid) });
+  const cpuStart = cpuOf();
+  const questions = async () => Number(((await ds!.query(`SHOW GLOBAL STATUS LIKE 'Questions'`)) as { Value: string }[])[0]!.Value);
+  const questionsStart = await questions();
   t = performance.now();
-  const started = await call('POST', '/v1/database-servers/move', { from: dbA.id, to: dbB.id, concurrency: CONCURRENCY });
+  const started = await call('POST', '/v1/database-servers/move', { from: dbA.id, to: dbB.id, ...(CONCURRENCY ? { concurrency: CONCURRENCY } : {}) });
   if (started.status !== 202) throw new Error(`POST /v1/database-servers/move: HTTP ${started.status} ${JSON.stringify(started.body).slice(0, 2000)}`);
   const accepted = (performance.now() - t) / 1000;
-  let report;
+  // Polled by the list (its counts), not the full report: 500 items read ten times a second would be the bench's own load.
   for (;;) {
-    report = (await call('GET', `/v1/database-servers/moves/${started.body.moveId}`)).body;
-    if (report.state === 'done' || report.state === 'failed') break;
-    await sleep(100);
+    const moves: { id: number; state: string }[] = (await call('GET', '/v1/database-servers/moves')).body;
+    const state = moves.find((m) => m.id === started.body.moveId)?.state;
+    if (state === 'done' || state === 'failed') break;
+    await sleep(200);
   }
   const moveS = (performance.now() - t) / 1000;
+  const report = (await call('GET', `/v1/database-servers/moves/${started.body.moveId}`)).body;
+  const loadEnd = loadavg()[0]!;
+  const cpuEnd = cpuOf();
+  const catalogQueries = (await questions()) - questionsStart;
+  log(`catalog statements during the move: ${catalogQueries} (${(catalogQueries / INSTALLS).toFixed(1)} per install, the report polls included)`);
+  if (process.env.BENCH_WORKER_NODE_OPTIONS) {
+    worker!.child.kill('SIGUSR2');
+    await sleep(3_000);
+  }
+  log(`CPU seconds during the move: ${Object.entries(cpuEnd).map(([k, v]) => `${k} ${(v - cpuStart[k as keyof typeof cpuStart]).toFixed(1)}`).join(', ')}`);
   if (report.state !== 'done') throw new Error(`the move ${report.state}: ${report.error} ${JSON.stringify(report.items.filter((i: { error: string | null }) => i.error).slice(0, 3))}`);
-  log(`moved ${INSTALLS} installs in ${moveS.toFixed(2)} s (preconditions and queueing ${accepted.toFixed(2)} s), concurrency ${CONCURRENCY}`);
+  log(`moved ${INSTALLS} installs in ${moveS.toFixed(2)} s (preconditions and queueing ${accepted.toFixed(2)} s), concurrency ${report.concurrency}`);
 
-  // Where the time went: the children's queue waits and runs, each saga step's mean.
+  // Where the time went: the children's waits (made and held by the parent: none, unless one was taken back) and runs, each saga step's mean.
   const children: { wait: number; run: number }[] = await ds.query(
     'SELECT TIMESTAMPDIFF(MICROSECOND, created_at, started_at) / 1000 AS wait, TIMESTAMPDIFF(MICROSECOND, started_at, finished_at) / 1000 AS run FROM jobs WHERE parent_id = ?',
     [report.jobId],
@@ -152,13 +178,12 @@ try {
   // Checked: every install's row and config file point at B.
   const onB = await ds.getRepository(Install).countBy({ dbServerId: dbB.id });
   if (onB !== INSTALLS) throw new Error(`${onB} of ${INSTALLS} installs on B in the catalog`);
-  const { readFileSync } = await import('node:fs');
   for (let n = 1; n <= INSTALLS; n++) {
     const config = readFileSync(join(dispatchers[n % 2]!.homeRoot, `mvb${n}`, 'heavymetal/config.php'), 'utf8');
     if (!config.includes(`port=${b.port};dbname=mvb_${n}`)) throw new Error(`mvb${n}'s config.php does not point at B`);
   }
   process.stdout.write(
-    JSON.stringify({ bench: 'move-database', installs: INSTALLS, dispatchers: 2, concurrency: CONCURRENCY, worker_concurrency: Number(process.env.BENCH_WORKER_CONCURRENCY ?? 4), move_db_500_s: Number(moveS.toFixed(3)), preconditions_and_queue_s: Number(accepted.toFixed(3)), target_s: 20 }) + '\n',
+    JSON.stringify({ bench: 'move-database', installs: INSTALLS, dispatchers: 2, concurrency: report.concurrency, worker_concurrency: Number(process.env.BENCH_WORKER_CONCURRENCY ?? 4), move_db_500_s: Number(moveS.toFixed(3)), preconditions_and_queue_s: Number(accepted.toFixed(3)), load_1m_start: Number(loadStart.toFixed(2)), load_1m_end: Number(loadEnd.toFixed(2)), target_s: 20 }) + '\n',
   );
 } finally {
   if (worker) {
@@ -172,5 +197,6 @@ try {
   await ds?.destroy().catch(() => undefined);
   for (const sshd of sshds) await stopSshd(sshd).catch(() => undefined);
   for (const db of [a, b]) if (db) await stopMariadb(db).catch(() => undefined);
-  if (!process.env.KEEP_BENCH_DIRS) rmSync(dir, { recursive: true, force: true });
+  // A server still writing as it stops must not hide the bench's own failure behind ENOTEMPTY.
+  if (!process.env.KEEP_BENCH_DIRS) rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 }

@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { DomainError } from '@app/common';
-import { DatabaseMovesService, type DatabaseMovePlanView, type DatabaseMoveReportView } from '@app/database-move';
+import { DatabaseMovesService, DEFAULT_MOVE_CONCURRENCY, MAX_MOVE_CONCURRENCY, type DatabaseMovePlanView, type DatabaseMoveReportView } from '@app/database-move';
 import { err, out, SnippetError, table } from './cli-output.js';
 import { parseTimeout } from './follow-job.js';
 import { cliActor } from './token-create.command.js';
@@ -66,10 +66,10 @@ export class MoveDatabaseCommand extends CommandRunner {
     return true;
   }
 
-  @Option({ flags: '--concurrency <n>', description: 'installs moved at once (default 8)' })
+  @Option({ flags: '--concurrency <n>', description: `installs moved at once (default ${DEFAULT_MOVE_CONCURRENCY})` })
   parseConcurrency(value: string): number {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 1 || n > 32) throw new SnippetError('--concurrency is 1 to 32');
+    if (!Number.isInteger(n) || n < 1 || n > MAX_MOVE_CONCURRENCY) throw new SnippetError(`--concurrency is 1 to ${MAX_MOVE_CONCURRENCY}`);
     return n;
   }
 

@@ -5,6 +5,7 @@ import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { TenantDatabases, type TenantLogin } from '@app/databases';
 import { decryptSecret } from '@app/installs';
 import { clientHosts, InstallHomes } from './install-homes.js';
+import { LoginChecks } from './login-checks.js';
 
 /** Installs per admin query (the statements carry a name, a password and hosts each). */
 const CHECK_CHUNK = 200;
@@ -25,6 +26,7 @@ export class DatabaseMoveChecks {
   constructor(
     private readonly tenants: TenantDatabases,
     private readonly homes: InstallHomes,
+    private readonly logins: LoginChecks,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
   ) {}
 
@@ -57,10 +59,10 @@ export class DatabaseMoveChecks {
     return problems;
   }
 
-  /** Whether the install's own login uses its database on `to` (null: it does), as its shop will. */
+  /** Whether the install's own login uses its database on `to` (null: it does), as its shop will (checked with other installs' at once: LoginChecks). */
   async loginProblem(install: Install, to: Server): Promise<string | null> {
     try {
-      await this.tenants.runStatements(to, install.dbName, this.login(install), 'database-move-check', [{ text: 'SELECT 1', line: 1 }]);
+      await this.logins.check(to, install.dbName, this.login(install));
       return null;
     } catch (e) {
       return `install ${install.id} (${install.fsName}): ${install.dbUser} cannot use ${install.dbName} on ${to.hostname}: ${message(e)}`;

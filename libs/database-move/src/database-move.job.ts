@@ -2,14 +2,15 @@ import { Injectable } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
 import { AuditEventRepository, DatabaseMove, DatabaseMoveItem, Job } from '@app/catalog';
 import { redactSecrets } from '@app/common';
-import { defineJobKind, JobDeferredError, JobHandler, QueueService, type JobContext } from '@app/queue';
-import { enqueueItems, ITEM_ENDED, itemsToStart } from './install-database-move.job.js';
+import { defineJobKind, JobDeferredError, JobHandler, type JobContext } from '@app/queue';
+import { ITEM_ENDED } from './move-items.js';
+import { MoveSagasRunner } from './move-sagas.runner.js';
 
 export interface DatabaseMovePayload {
   moveId: number;
 }
 
-/** A database move's parent job: its installs' sagas, `concurrency` at once, then the end. */
+/** A database move's parent job: its installs' sagas (run by it, `concurrency` at once), then the end. */
 export const DATABASE_MOVE = defineJobKind<DatabaseMovePayload>('database-move.run', { maxAttempts: 5, backoff: { baseMs: 2_000, maxMs: 60_000 } });
 
 /** One move at a time (two moves of the same installs would race on their files). */
@@ -20,17 +21,19 @@ const WATCH_MS = 250;
 
 /**
  * The parent job of a database move. Each run does what is left and defers
- * itself while children run, so a killed worker's job resumes where the
- * catalog says it is: children are queued (their own sagas resume from
- * their journals), an item whose child job gave up is failed with its
- * error, and once every item ended the move is done, or failed with the
+ * itself while children it does not hold run, so a killed worker's job
+ * resumes where the catalog says it is: the items without a child job get
+ * one, held and run here (MoveSagasRunner); children taken back from a dead
+ * worker, or given back to retry, run as queued jobs (their sagas resume
+ * from their journals); an item whose child job gave up is failed with its
+ * error; and once every item ended the move is done, or failed with the
  * failed installs named.
  */
 @Injectable()
 export class DatabaseMoveJob {
   constructor(
     private readonly dataSource: DataSource,
-    private readonly queue: QueueService,
+    private readonly runner: MoveSagasRunner,
     private readonly audit: AuditEventRepository,
   ) {}
 
@@ -40,15 +43,18 @@ export class DatabaseMoveJob {
     const move = await moves.findOneBy({ id: moveId });
     if (!move) return job.log(`database move ${moveId} is gone`);
     if (move.state !== 'running') return job.log(`database move ${moveId} is ${move.state} already`);
-    const items = await this.dataSource.getRepository(DatabaseMoveItem).find({ where: { moveId }, order: { installId: 'ASC' } });
+    const itemRows = () => this.dataSource.getRepository(DatabaseMoveItem).find({ where: { moveId }, order: { installId: 'ASC' } });
+    let items = await itemRows();
     await this.reapDeadChildren(items, job);
+    const fresh = items.filter((i) => !ITEM_ENDED.has(i.state) && i.jobId === null);
+    if (fresh.length > 0) {
+      await this.runner.run(move, fresh, job);
+      items = await itemRows();
+      await this.reapDeadChildren(items, job);
+    }
 
     const open = items.filter((i) => !ITEM_ENDED.has(i.state));
-    if (open.length > 0) {
-      const next = itemsToStart(move, items);
-      if (next.length > 0) await enqueueItems(this.dataSource, this.queue, move, next);
-      throw new JobDeferredError(`${items.length - open.length} of ${items.length} installs ended`, WATCH_MS);
-    }
+    if (open.length > 0) throw new JobDeferredError(`${items.length - open.length} of ${items.length} installs ended`, WATCH_MS);
 
     const failed = items.filter((i) => i.state === 'failed').map((i) => i.installId);
     const counts = ['done', 'failed', 'skipped'].map((s) => `${items.filter((i) => i.state === s).length} ${s}`).join(', ');

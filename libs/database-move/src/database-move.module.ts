@@ -11,6 +11,10 @@ import { DatabaseMovesController } from './database-moves.controller.js';
 import { DatabaseMovesService } from './database-moves.service.js';
 import { InstallDatabaseMoveJob } from './install-database-move.job.js';
 import { InstallHomes } from './install-homes.js';
+import { CacheClears } from './cache-clears.js';
+import { LoginChecks } from './login-checks.js';
+import { MoveChildJobs } from './move-child-jobs.repository.js';
+import { MoveSagasRunner } from './move-sagas.runner.js';
 
 /**
  * Issue 19's database failover: `move-database` (the API and the snippet),
@@ -27,8 +31,8 @@ export class DatabaseMoveModule {
       imports: [DatabasesModule, WebserverModule, ...(options.jobs ? [] : [MailModule, FtpModule])],
       controllers: options.http ? [DatabaseMovesController] : [],
       providers: [
-        DatabaseMovesService, DatabaseMoveChecks, InstallHomes,
-        ...(options.jobs ? [DatabaseMoveJob, InstallDatabaseMoveJob] : [InstallBuildSteps, InstallValues, InstallUsers, CodeReleases]),
+        DatabaseMovesService, DatabaseMoveChecks, LoginChecks, InstallHomes,
+        ...(options.jobs ? [DatabaseMoveJob, InstallDatabaseMoveJob, MoveSagasRunner, MoveChildJobs, CacheClears] : [InstallBuildSteps, InstallValues, InstallUsers, CodeReleases]),
       ],
       exports: [DatabaseMovesService],
     };

@@ -4,3 +4,6 @@ export * from './database-move.checks.js';
 export * from './database-move.job.js';
 export * from './install-database-move.job.js';
 export * from './dto/database-move.dto.js';
+export * from './server-batches.js';
+export * from './cache-clears.js';
+export * from './login-checks.js';

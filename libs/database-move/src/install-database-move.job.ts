@@ -1,39 +1,39 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource, IsNull } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { DatabaseMove, DatabaseMoveItem, Install, Server } from '@app/catalog';
 import { redactSecrets } from '@app/common';
-import { ServerAccess } from '@app/hosts';
-import { emptyCaches, InstallBuildSteps, type BuildContext } from '@app/installs';
-import { defineJobKind, JobHandler, QueueService, type JobContext } from '@app/queue';
+import { InstallBuildSteps, type BuildContext } from '@app/installs';
+import { defineJobKind, JobHandler, type JobContext } from '@app/queue';
 import { SagaCompensatedError, SagaNeedsAttentionError, SagaRunner, type SagaDefinition, type StepIO } from '@app/saga';
+import { CacheClears } from './cache-clears.js';
 import { DatabaseMoveChecks } from './database-move.checks.js';
 import { InstallHomes } from './install-homes.js';
-import { ITEM_ENDED, itemsToStart } from './move-items.js';
+import { ITEM_ENDED } from './move-items.js';
 
-export { ITEM_ENDED, itemsToStart } from './move-items.js';
+export { ITEM_ENDED } from './move-items.js';
 
 export interface InstallDatabaseMovePayload {
   moveId: number;
   installId: number;
 }
 
-/** One install's part of a database move (a child of the move's parent job; resource key `install:<id>`). */
+/**
+ * One install's part of a database move (a child of the move's parent job;
+ * resource key `install:<id>`). The parent runs these sagas itself, holding
+ * their jobs (MoveChildJobs); a worker runs one through this kind's handler
+ * only when it was taken back (its holder died) or given back for a retry.
+ */
 export const DATABASE_MOVE_INSTALL = defineJobKind<InstallDatabaseMovePayload>('database-move.install', { maxAttempts: 10, backoff: { baseMs: 1_000, maxMs: 30_000 } });
 
 export const INSTALL_DATABASE_MOVE_SAGA = 'install-database-move';
 
-/** Child jobs for items of a move (the idempotency key names the item: the parent and a finishing sibling asking for the same item get one job). */
-export async function enqueueItems(dataSource: DataSource, queue: QueueService, move: DatabaseMove, items: DatabaseMoveItem[]): Promise<void> {
-  for (const item of items) {
-    if (item.jobId !== null) continue;
-    const { job } = await queue.enqueue(
-      DATABASE_MOVE_INSTALL,
-      { moveId: move.id, installId: item.installId },
-      { idempotencyKey: `databasemove:${move.id}:install:${item.installId}`, resourceKey: `install:${item.installId}`, parentId: move.jobId ?? undefined },
-    );
-    await dataSource.getRepository(DatabaseMoveItem).update({ id: item.id, jobId: IsNull() }, { jobId: job.id });
-    item.jobId = job.id;
-  }
+/** What every install of a move shares, read once per run of the parent. */
+export interface MoveShared {
+  move: DatabaseMove;
+  from: Server;
+  to: Server;
+  /** The servers with a copy of each install's home (down ones included). */
+  homes: Map<number, Server[]>;
 }
 
 /** Rebuilt from the catalog at every run. */
@@ -45,6 +45,7 @@ export interface InstallMoveContext {
   to: Server;
   /** The servers with a copy of the home that are up (a down one is said so in the output: it keeps its old files). */
   servers: Server[];
+  down: Server[];
 }
 
 /**
@@ -65,28 +66,23 @@ export interface InstallMoveContext {
 export class InstallDatabaseMoveJob {
   constructor(
     private readonly dataSource: DataSource,
-    private readonly access: ServerAccess,
     private readonly steps: InstallBuildSteps,
     private readonly checks: DatabaseMoveChecks,
     private readonly homes: InstallHomes,
     private readonly sagas: SagaRunner,
-    private readonly queue: QueueService,
+    private readonly caches: CacheClears,
   ) {}
 
   @JobHandler(DATABASE_MOVE_INSTALL)
   async run(payload: InstallDatabaseMovePayload, job: JobContext): Promise<void> {
-    try {
-      await this.move(payload, job);
-    } finally {
-      // The next install at once (the parent would only notice at its next look).
-      if (!job.signal.aborted) await this.next(payload.moveId);
-    }
+    await this.move(payload, job);
   }
 
-  private async move({ moveId, installId }: InstallDatabaseMovePayload, job: JobContext): Promise<void> {
+  /** The install's saga under `job` (a worker's claim, or the parent holding the child), with what the move shares when the parent has it. */
+  async move({ moveId, installId }: InstallDatabaseMovePayload, job: JobContext, shared?: MoveShared & { item: DatabaseMoveItem }): Promise<void> {
     const items = this.dataSource.getRepository(DatabaseMoveItem);
-    const item = await items.findOneBy({ moveId, installId });
-    const move = await this.dataSource.getRepository(DatabaseMove).findOneBy({ id: moveId });
+    const item = shared?.item ?? (await items.findOneBy({ moveId, installId }));
+    const move = shared?.move ?? (await this.dataSource.getRepository(DatabaseMove).findOneBy({ id: moveId }));
     if (!item || !move) return job.log(`database move ${moveId} has no item for install ${installId}`);
     if (ITEM_ENDED.has(item.state)) return job.log(`install ${installId}: ${item.state} already`);
     const skip = async (why: string) => {
@@ -100,7 +96,7 @@ export class InstallDatabaseMoveJob {
     if (item.state === 'pending' && install.dbServerId !== move.fromServerId) return skip(`its database server is ${install.dbServerId} now, not ${move.fromServerId}`);
     await items.update({ id: item.id }, { state: 'running', startedAt: item.startedAt ?? new Date() });
     try {
-      await this.sagas.run(this.definition(job), { moveId, installId }, job);
+      await this.sagas.run(this.definition(job, item.id, shared), { moveId, installId }, job);
     } catch (e) {
       if (!(e instanceof SagaCompensatedError || e instanceof SagaNeedsAttentionError)) throw e;
       await items.update({ id: item.id }, { state: 'failed', error: redactSecrets(e.message).slice(0, 2048), finishedAt: new Date() });
@@ -108,7 +104,7 @@ export class InstallDatabaseMoveJob {
     }
   }
 
-  definition(job: JobContext): SagaDefinition<InstallMoveContext, InstallDatabaseMovePayload> {
+  definition(job: JobContext, itemId: number, shared?: MoveShared): SagaDefinition<InstallMoveContext, InstallDatabaseMovePayload> {
     const nothing = async () => undefined;
     return {
       name: INSTALL_DATABASE_MOVE_SAGA,
@@ -120,21 +116,25 @@ export class InstallDatabaseMoveJob {
         { name: 'catalog', execute: (c, io) => this.point(c, c.from, c.to, io), compensate: (c, io) => this.point(c, c.to, c.from, io) },
         { name: 'caches', execute: (c, io) => this.clearCaches(c, io), compensate: nothing },
       ],
-      loadContext: (payload) => this.loadContext(payload, job.jobId),
+      loadContext: (payload) => this.loadContext(payload, job.jobId, itemId, shared),
+      // What the report shows of a done install, written with its end (one statement instead of one per step).
       onCompleted: async (c) => {
-        await this.dataSource.getRepository(DatabaseMoveItem).update({ id: c.itemId }, { state: 'done', error: null, finishedAt: new Date() });
+        const filesRendered = c.servers.length * (c.build.manifest.templates?.length ?? 0);
+        await this.dataSource.getRepository(DatabaseMoveItem).update({ id: c.itemId }, { state: 'done', error: null, finishedAt: new Date(), filesRendered, cachesCleared: true });
       },
     };
   }
 
-  private async loadContext({ moveId, installId }: InstallDatabaseMovePayload, jobId: number): Promise<InstallMoveContext> {
-    const move = await this.dataSource.getRepository(DatabaseMove).findOneByOrFail({ id: moveId });
-    const item = await this.dataSource.getRepository(DatabaseMoveItem).findOneByOrFail({ moveId, installId });
+  private async loadContext({ moveId, installId }: InstallDatabaseMovePayload, jobId: number, itemId: number, shared?: MoveShared): Promise<InstallMoveContext> {
     const build = await this.steps.loadContext(installId, jobId);
-    const servers = this.dataSource.getRepository(Server);
-    const [from, to] = await Promise.all([servers.findOneByOrFail({ id: move.fromServerId }), servers.findOneByOrFail({ id: move.toServerId })]);
-    const homes = (await this.homes.of([build.install])).get(installId) ?? [];
-    return { move, itemId: item.id, build, from, to, servers: homes.filter((s) => s.state !== 'down') };
+    let { move, from, to } = shared ?? {};
+    if (!move || !from || !to) {
+      move = await this.dataSource.getRepository(DatabaseMove).findOneByOrFail({ id: moveId });
+      const servers = this.dataSource.getRepository(Server);
+      [from, to] = await Promise.all([servers.findOneByOrFail({ id: move.fromServerId }), servers.findOneByOrFail({ id: move.toServerId })]);
+    }
+    const homes = shared?.homes.get(installId) ?? (await this.homes.of([build.install])).get(installId) ?? [];
+    return { move, itemId, build, from, to, servers: homes.filter((s) => s.state !== 'down'), down: homes.filter((s) => s.state === 'down') };
   }
 
   private async check({ build, to }: InstallMoveContext, io: StepIO): Promise<void> {
@@ -144,18 +144,13 @@ export class InstallDatabaseMoveJob {
     io.log(`${build.install.dbUser} uses ${build.install.dbName} on ${to.hostname}`);
   }
 
-  /** Every config file of the install on every server with a copy, rendered with `db` as its database server. */
+  /** Every config file of the install on every server with a copy, rendered with `db` as its database server (the servers at once). */
   private async render(context: InstallMoveContext, db: Server, io: StepIO): Promise<void> {
     const { build, servers } = context;
-    const homes = await this.homes.of([build.install]);
-    for (const server of (homes.get(build.install.id) ?? []).filter((s) => s.state === 'down')) io.log(`${server.hostname} is down: its config files are left as they are (render them when it is back: install.config)`);
-    let files = 0;
+    for (const server of context.down) io.log(`${server.hostname} is down: its config files are left as they are (render them when it is back: install.config)`);
     const pointed: BuildContext = { ...build, dbServer: db };
-    for (const server of servers) {
-      await this.steps.renderConfig(pointed, server, { ...io, log: () => undefined });
-      files += pointed.manifest.templates?.length ?? 0;
-    }
-    await this.dataSource.getRepository(DatabaseMoveItem).update({ id: context.itemId }, { filesRendered: files });
+    await Promise.all(servers.map((server) => this.steps.renderConfig(pointed, server, { ...io, log: () => undefined })));
+    const files = servers.length * (pointed.manifest.templates?.length ?? 0);
     io.log(`${files} config file(s) point at ${db.hostname} on ${servers.map((s) => s.hostname).join(', ') || 'no server that is up'}`);
   }
 
@@ -164,18 +159,9 @@ export class InstallDatabaseMoveJob {
     io.log(`catalog: database server ${to.hostname}`);
   }
 
-  private async clearCaches({ build, servers, itemId }: InstallMoveContext, io: StepIO): Promise<void> {
+  private async clearCaches({ build, servers }: InstallMoveContext, io: StepIO): Promise<void> {
     const paths = build.manifest.cachePaths ?? [];
-    for (const server of servers) await emptyCaches(this.access, server, build.install, paths);
-    await this.dataSource.getRepository(DatabaseMoveItem).update({ id: itemId }, { cachesCleared: true });
+    await Promise.all(servers.map((server) => this.caches.empty(server, build.install, paths)));
     io.log(paths.length ? `emptied ${paths.join(', ')}` : 'no cache paths in the manifest');
-  }
-
-  private async next(moveId: number): Promise<void> {
-    const move = await this.dataSource.getRepository(DatabaseMove).findOneBy({ id: moveId });
-    if (!move || move.state !== 'running') return;
-    const items = await this.dataSource.getRepository(DatabaseMoveItem).find({ where: { moveId }, order: { installId: 'ASC' } });
-    const waiting = itemsToStart(move, items);
-    if (waiting.length > 0) await enqueueItems(this.dataSource, this.queue, move, waiting);
   }
 }

@@ -2,8 +2,8 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsInt, IsOptional, Max, Min } from 'class-validator';
 import { DATABASE_MOVE_ITEM_STATES, DATABASE_MOVE_STATES, type DatabaseMove, type DatabaseMoveItem } from '@app/catalog';
 
-export const MAX_MOVE_CONCURRENCY = 32;
-export const DEFAULT_MOVE_CONCURRENCY = 8;
+export const MAX_MOVE_CONCURRENCY = 128;
+export const DEFAULT_MOVE_CONCURRENCY = 64;
 
 export class MoveDatabaseDto {
   @ApiProperty({ description: 'the database server the installs are on now (server id)' })
