@@ -53,6 +53,7 @@ export async function catalogDataSourceOptions(catalog: CatalogConfig): Promise<
     timezone: 'Z',
     migrations: MYSQL_MIGRATIONS,
     connectTimeout: 10_000,
+    poolSize: catalog.poolSize ?? 20,
   };
 }
 

@@ -16,6 +16,8 @@ export type CatalogConfig =
       user: string;
       password: string;
       database: string;
+      /** Connections per engine process (CATALOG_POOL_SIZE, default 20). */
+      poolSize?: number;
     };
 
 /**

@@ -53,6 +53,7 @@ describe('loadConfig', () => {
       user: 'engine',
       password: 'p@ss:w',
       database: 'catalog',
+      poolSize: 20,
     });
     expect(config.embedded).toBe(false);
   });

@@ -17,6 +17,7 @@ import { SecretsKeyring } from './secrets-keyring.js';
 /** Every environment variable the engine reads; the README documents each. */
 export const CONFIG_KEYS = [
   'CATALOG_URL',
+  'CATALOG_POOL_SIZE',
   'MIGRATIONS_RUN',
   'HOST',
   'PORT',
@@ -105,6 +106,8 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     return n;
   };
   const workerConcurrency = integer('WORKER_CONCURRENCY', 4, 1, 256);
+  // Connections per engine process to a MySQL/MariaDB catalog: the queue holds up to 4 of them for its claims, a database move runs up to 128 sagas.
+  const catalogPoolSize = integer('CATALOG_POOL_SIZE', 20, 2, 1000);
   const workerPollMs = integer('WORKER_POLL_MS', 1000, 10, 60_000);
   const allowLocalTransport = parseBoolean(value('ALLOW_LOCAL_TRANSPORT') ?? 'false', (p) => fail('ALLOW_LOCAL_TRANSPORT', p));
   const orders = {
@@ -163,7 +166,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
   if (problems.length > 0 || !catalog || !secrets) throw new ConfigError(problems);
 
   return {
-    catalog,
+    catalog: catalog.kind === 'mysql' ? { ...catalog, poolSize: catalogPoolSize } : catalog,
     migrationsRun,
     host,
     port,
