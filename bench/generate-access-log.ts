@@ -3,12 +3,13 @@ import { createWriteStream } from 'node:fs';
 /**
  * A chronological `shop_host` access log of about SIZE bytes over HOSTS
  * hosts (`task<n>.example.org`, as bench/tasks seeds them) and 1 % strangers,
- * a line every 60 ms: `node generate-access-log.js PATH HOSTS SIZE`.
+ * a line every GAP_MS (default 60) ms: `node generate-access-log.js PATH HOSTS SIZE [GAP_MS]`.
  */
-const [path, hostsText, sizeText] = process.argv.slice(2);
+const [path, hostsText, sizeText, gapText] = process.argv.slice(2);
 const hosts = Number(hostsText);
 const size = Number(sizeText);
-if (!path || !(hosts > 0) || !(size > 0)) throw new Error('usage: generate-access-log PATH HOSTS SIZE');
+const gapMs = Number(gapText ?? 60);
+if (!path || !(hosts > 0) || !(size > 0) || !(gapMs > 0)) throw new Error('usage: generate-access-log PATH HOSTS SIZE [GAP_MS]');
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const pad = (n: number) => String(n).padStart(2, '0');
 const out = createWriteStream(path);
@@ -18,7 +19,7 @@ let n = 0;
 while (written < size) {
   let chunk = '';
   for (let k = 0; k < 5000; k++, n++) {
-    const at = new Date(start + n * 60);
+    const at = new Date(start + n * gapMs);
     const stamp = `${pad(at.getUTCDate())}/${MONTHS[at.getUTCMonth()]}/${at.getUTCFullYear()}:${pad(at.getUTCHours())}:${pad(at.getUTCMinutes())}:${pad(at.getUTCSeconds())} +0000`;
     const host = n % 100 === 0 ? 'scanner.invalid' : `task${(n * 7919) % hosts}.example.org`;
     chunk += `${host} 198.51.100.${n % 250} [${stamp}] "GET /index.php?route=product/product&product_id=${n % 977} HTTP/1.1" ${n % 13 === 0 ? 404 : 200} ${(n * 31) % 60000}\n`;

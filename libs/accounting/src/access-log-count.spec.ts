@@ -65,6 +65,25 @@ describe('counting an access log in the shop_host format (the Perl counter, run 
     expect(c.malformed).toBe(4);
   });
 
+  it('places every hour and zone in the UTC day utcDay gives (the counter does it on the dispatcher)', () => {
+    const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+    const zones = ['+0000', '+0200', '-0300', '+0530', '-0945', '+1400', '-1200'];
+    const stamps: [string, string][] = [];
+    for (const year of [1999, 2000, 2024, 2026, 2100]) {
+      for (const [i, month] of months.entries()) {
+        for (const d of ['01', '28', '29', '31']) {
+          for (const hour of ['00', '01', '12', '22', '23']) stamps.push([`${d}/${month}/${year}:${hour}`, zones[(i + Number(hour)) % zones.length]!]);
+        }
+      }
+    }
+    const text = stamps.map(([stamp, zone], i) => line(`h${i}.example`, `${stamp}:30:00 ${zone}`, 'GET /', 200, 1)).join('');
+    const c = count(text);
+    expect(c.malformed).toBe(0);
+    const got = new Map(c.usage.map((u) => [u.host, u.day]));
+    const wrong = stamps.filter(([stamp, zone], i) => got.get(`h${i}.example`) !== utcDay(stamp, zone));
+    expect(wrong).toEqual([]);
+  });
+
   it('places an hour and its zone in its UTC day', () => {
     expect(utcDay('03/Dec/2026:01', '+0200')).toBe('2026-12-02');
     expect(utcDay('31/Dec/2026:22', '-0300')).toBe('2027-01-01');

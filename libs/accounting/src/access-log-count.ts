@@ -32,8 +32,11 @@ export interface LogCount {
  * splits into pieces counted at once, each line in exactly one; a line not
  * ended by `end` waits for the next pass. Output: `first stop lines
  * malformed peak-memory-KiB` (the first line counted starts at `first`, the
- * next one to count at `stop`), then one line per host and hour:
- * `host<TAB>dd/Mon/yyyy:HH<TAB>zone<TAB>hits<TAB>bytes`.
+ * next one to count at `stop`), then one line per host and UTC day:
+ * `host<TAB>yyyy-mm-dd<TAB>hits<TAB>bytes`. The counter places each hour of
+ * `$time_local` and its zone in its UTC day itself (once per hour seen, as
+ * utcDay does), so what it holds, and what comes back, is bounded by hosts
+ * and days, not by the hours a long backlog spans.
  */
 export const COUNT_SCRIPT = String.raw`
 use strict; use warnings;
@@ -51,7 +54,22 @@ if ($from > 0) {
 } else {
   seek($f, 0, 0);
 }
-my ($first, $lines, $bad, %hits, %bytes) = ($pos, 0, 0);
+my %M = (Jan => 1, Feb => 2, Mar => 3, Apr => 4, May => 5, Jun => 6, Jul => 7, Aug => 8, Sep => 9, Oct => 10, Nov => 11, Dec => 12);
+# 'dd/Mon/yyyy:HH+zzzz' to the UTC day of that hour's start ('' when it is not one); days from the civil date as in utcDay.
+sub utc_day {
+  my ($hz) = @_;
+  return '' unless $hz =~ m{^(\d\d)/(\w\w\w)/(\d{4}):(\d\d)([+-])(\d\d)(\d\d)$} && exists $M{$2};
+  my ($d, $m, $y, $hour) = ($1, $M{$2}, $3, $4);
+  my $offset = ($5 eq '-' ? -1 : 1) * ($6 * 60 + $7);
+  $y -= 1 if $m <= 2;
+  my $era = int($y / 400);
+  my $yoe = $y - $era * 400;
+  my $doy = int((153 * ($m > 2 ? $m - 3 : $m + 9) + 2) / 5) + $d - 1;
+  my $days = $era * 146097 + $yoe * 365 + int($yoe / 4) - int($yoe / 100) + $doy - 719468;
+  my @g = gmtime($days * 86400 + $hour * 3600 - $offset * 60);
+  return sprintf('%04d-%02d-%02d', $g[5] + 1900, $g[4] + 1, $g[3]);
+}
+my ($first, $lines, $bad, %hits, %bytes, %day) = ($pos, 0, 0);
 while ($pos < $to && defined(my $l = <$f>)) {
   my $next = $pos + length($l);
   last if $next > $end || substr($l, -1) ne "
@@ -62,7 +80,10 @@ while ($pos < $to && defined(my $l = <$f>)) {
   my $s = rindex($l, ' ');
   my $b = substr($l, $s + 1, -1);
   if ($o < 0 || $s < $o + 28 || substr($l, $o + 27, 1) ne ']' || $b eq '' || $b =~ tr/0-9//c || length($b) > 15) { $bad++; next; }
-  my $k = substr($l, 0, $h) . "	" . substr($l, $o + 1, 14) . "	" . substr($l, $o + 22, 5);
+  my $hz = substr($l, $o + 1, 14) . substr($l, $o + 22, 5);
+  my $d = $day{$hz} //= utc_day($hz);
+  if ($d eq '') { $bad++; next; }
+  my $k = substr($l, 0, $h) . "	" . $d;
   $hits{$k}++; $bytes{$k} += $b;
 }
 my $hwm = 0;
@@ -75,7 +96,7 @@ print "$_	$hits{$_}	$bytes{$_}
 
 const MONTHS: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 };
 
-/** `dd/Mon/yyyy:HH` and `+zzzz` (nginx's `$time_local`) to the UTC day of that hour, or null when they are not. */
+/** `dd/Mon/yyyy:HH` and `+zzzz` (nginx's `$time_local`) to the UTC day of that hour, or null when they are not (the counter's utc_day, in TypeScript: the reference its tests compare it with). */
 export function utcDay(stampHour: string, zone: string): string | null {
   const m = /^(\d\d)\/(\w{3})\/(\d{4}):(\d\d)$/.exec(stampHour);
   const z = /^([+-])(\d\d)(\d\d)$/.exec(zone);
@@ -86,7 +107,7 @@ export function utcDay(stampHour: string, zone: string): string | null {
   return new Date(Date.UTC(Number(m[3]), month, Number(m[1]), Number(m[4])) - offsetMin * 60_000).toISOString().slice(0, 10);
 }
 
-/** The script's output to counts per host and UTC day; an hour line it cannot place is counted malformed. */
+/** The script's output to counts per host and UTC day; a line of it that is not one is counted malformed. */
 export function parseCount(stdout: string): LogCount {
   const lines = stdout.split('\n');
   const head = /^(\d+) (\d+) (\d+) (\d+) (\d+)$/.exec(lines[0] ?? '');
@@ -95,9 +116,8 @@ export function parseCount(stdout: string): LogCount {
   const byKey = new Map<string, HostDayUsage>();
   for (const line of lines.slice(1)) {
     if (line === '') continue;
-    const [host, stampHour, zone, hits, bytes] = line.split('\t');
-    const day = utcDay(stampHour ?? '', zone ?? '');
-    if (!host || day === null || !/^\d+$/.test(hits ?? '') || !/^\d+$/.test(bytes ?? '')) {
+    const [host, day, hits, bytes] = line.split('\t');
+    if (!host || !day || !/^\d{4}-\d\d-\d\d$/.test(day) || !/^\d+$/.test(hits ?? '') || !/^\d+$/.test(bytes ?? '')) {
       count.malformed += Number(hits) || 0;
       continue;
     }
