@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ConfigEnv } from '@app/config';
+import { withFileLock } from './file-lock.js';
 import { IpManager, VRRP_EVENTS, type VrrpEvent } from './ip-manager.js';
 import { IpJournal } from './journal.js';
 import { LinuxNetwork } from './linux-network.adapter.js';
@@ -30,14 +31,26 @@ async function main(argv: string[]): Promise<number> {
   }
   const state = parseNodeState(readFileSync(values.state, 'utf8'));
   const journal = new IpJournal(join(dirname(values.state), 'ip-manager.journal'));
-  const records = await new IpManager(new LinuxNetwork(state.interface), { log }).handle(state, group, event);
-  journal.append(records);
+  // One run acts at a time on a node, and journals before the next acts: the journal's order is the order of the actions.
+  const records = (await withFileLock(
+    join(dirname(values.state), 'ip-manager.lock'),
+    ACT_LOCK_WAIT_MS,
+    async () => {
+      const done = await new IpManager(new LinuxNetwork(state.interface), { log }).handle(state, group, event);
+      journal.append(done);
+      return done;
+    },
+    { orRunAnyway: true, onTimeout: () => log({ msg: `ip-manager ${event} ${group}: another run held the node's lock for ${ACT_LOCK_WAIT_MS / 1000} s; acting anyway` }) },
+  ))!;
   if (!values['no-record']) await recordJournal(journal);
   return records.some((r) => r.action === 'failed') ? 1 : 0;
 }
 
 /** Recording is retried this many times, 1, 2, 4 then 8 s apart: a STOP run is the last run until keepalived starts again. */
 const RECORD_ATTEMPTS = 5;
+/** How long a run waits for the previous run's actions (a takeover's probes take about 2 s) or its recording. */
+const ACT_LOCK_WAIT_MS = 30_000;
+const FLUSH_LOCK_WAIT_MS = 30_000;
 
 async function recordJournal(journal: IpJournal): Promise<void> {
   for (let attempt = 1; ; attempt++) {
@@ -50,7 +63,9 @@ async function recordJournal(journal: IpJournal): Promise<void> {
       const ds = await createCatalogDataSource(loadConfig(env).catalog);
       await ds.initialize();
       try {
-        const n = await journal.flush((records) => recordIpActions(ds, records));
+        // One flush at a time on a node: a later run's records never reach the catalog before an earlier run's.
+        const n = await withFileLock(join(dirname(journal.path), 'ip-manager.flush.lock'), FLUSH_LOCK_WAIT_MS, () => journal.flush((records) => recordIpActions(ds, records)), { orRunAnyway: false });
+        if (n === null) throw new Error(`another run held the journal for ${FLUSH_LOCK_WAIT_MS / 1000} s`);
         log({ msg: `ip-manager recorded ${n} action(s) to the catalog` });
         return;
       } finally {
