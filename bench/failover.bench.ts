@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +15,10 @@ import { KaNetwork, stopByPidFile, waitFor, writeDispatcherNginx } from '../test
 import { testServer } from '../test/support/server-roots.js';
 
 /**
- * `npm run bench -- failover` (issue 19), the floating IP figures (the
- * movedb bench adds move_db_500_s in its own file): two dispatchers as
+ * `npm run bench -- failover` (issue 19): the floating IP figures, then
+ * `move_db_500_s` from bench/move-database.bench.ts run as a child (also
+ * `npm run bench -- move-database` alone; `BENCH_FAILOVER_MOVE=0` skips it
+ * here). Two dispatchers as
  * network namespaces with real keepalived (configuration applied by the
  * engine, advert_int 1) calling the engine's ip-manager, real nginx on every
  * floating IP, a client namespace requesting the shop on both IPs every
@@ -58,6 +60,8 @@ const request = (ip: string): Promise<string | null> =>
 
 const net = KaNetwork.create('ka0');
 let app: Awaited<ReturnType<typeof NestFactory.createApplicationContext>> | null = null;
+/** The JSON line, once the rounds ran. */
+let figures: Record<string, unknown> | null = null;
 const confDir = (name: string) => join(dir, name, 'keepalived');
 const kaPid = (name: string) => join(dir, name, 'keepalived.pid');
 const startKeepalived = (name: string) =>
@@ -122,8 +126,7 @@ try {
     givebacks.push((Date.now() - started) / 1000);
     log(`round ${r}: takeover ${takeovers.at(-1)!.toFixed(2)} s, giveback ${givebacks.at(-1)!.toFixed(2)} s, ${failed} request(s) failed during the takeover`);
   }
-  process.stdout.write(
-    `${JSON.stringify({
+  figures = {
       bench: 'failover',
       ip_takeover_s: round(median(takeovers)),
       ip_takeover_s_range: [round(Math.min(...takeovers)), round(Math.max(...takeovers))],
@@ -133,11 +136,24 @@ try {
       requests_failed_during_takeover_range: [Math.min(...failures), Math.max(...failures)],
       rounds: ROUNDS,
       load_avg_1m: [round(load0), round(loadavg()[0]!)],
-    })}\n`,
-  );
+    };
 } finally {
   for (const name of ['d1', 'd2']) await stopByPidFile(kaPid(name)).catch(() => undefined);
   await net.destroy();
   await app?.close();
   rmSync(dir, { recursive: true, force: true });
 }
+
+// The database move (bench/move-database.bench.ts, its own servers), run after the namespaces are gone: its figure joins this line.
+if (figures && process.env.BENCH_FAILOVER_MOVE !== '0') {
+  const moved = spawnSync(process.execPath, [join(process.cwd(), 'dist/bench/move-database.bench.js')], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', timeout: 30 * 60_000 });
+  const last = moved.stdout?.trim().split('\n').pop() ?? '';
+  let move: { move_db_500_s?: number; load_1m_start?: number; load_1m_end?: number } = {};
+  try {
+    move = JSON.parse(last) as typeof move;
+  } catch {
+    throw new Error(`the move-database bench gave no figures (exit ${moved.status}): ${last.slice(0, 300)}`);
+  }
+  figures = { ...figures, move_db_500_s: move.move_db_500_s, move_db_load_1m: [move.load_1m_start, move.load_1m_end] };
+}
+if (figures) process.stdout.write(`${JSON.stringify(figures)}\n`);
