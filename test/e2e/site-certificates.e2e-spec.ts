@@ -101,12 +101,16 @@ describe('site certificates: upload and ACME (2 SSH dispatchers, nginx, php-fpm,
   const site2Ips = () => [SITE_IPS.d1.find((ip) => ipsOf(site2).includes(ip))!, SITE_IPS.d2.find((ip) => ipsOf(site2).includes(ip))!];
   const siteIps: Record<number, string[]> = {};
   const ipsOf = (site: InstallSite) => siteIps[site.id]!;
-  /** Every file under each dispatcher's own certificate directory, with its mode. */
+  /** Every file under each dispatcher's own certificate directory, with its mode (not a file being written: its temporary name, renamed over at once, can be gone by its stat). */
   const certFiles = () =>
     Object.fromEntries(
       (['d1', 'd2'] as const).map((name) => {
         const root = join(base, name, 'srv/certs', install.fsName);
-        return [name, existsSync(root) ? readdirSync(root).sort().map((f) => `${f}:${(statSync(join(root, f)).mode & 0o777).toString(8)}:${statSync(join(root, f)).uid}`) : []];
+        const files = existsSync(root) ? readdirSync(root).filter((f) => !f.includes('.tmp-')).sort() : [];
+        return [name, files.flatMap((f) => {
+          const st = statSync(join(root, f), { throwIfNoEntry: false });
+          return st ? [`${f}:${(st.mode & 0o777).toString(8)}:${st.uid}`] : [];
+        })];
       }),
     );
   const siteRow = (id: number) => ds.getRepository(InstallSite).findOneByOrFail({ id });
