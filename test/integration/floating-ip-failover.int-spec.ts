@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { jest } from '@jest/globals';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplicationContext, Type } from '@nestjs/common';
@@ -32,6 +32,31 @@ const SHOP_D2 = '10.200.0.111'; // carp2 (d2's group)
 const HOST = 'shop.floating-proof.com';
 
 jest.setTimeout(120_000);
+
+/** The ip-manager processes of this test (their state file is under `root`): waited for up to 30 s, then killed. */
+async function endIpManagers(root: string): Promise<void> {
+  const running = () =>
+    readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+          return cmd.includes('ip-manager') && cmd.includes(root);
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  const deadline = Date.now() + 30_000;
+  while (running().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  for (const pid of running()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
 
 describe('floating IP failover with keepalived in network namespaces', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ka-proof-'));
@@ -88,6 +113,8 @@ describe('floating IP failover with keepalived in network namespaces', () => {
 
   afterAll(async () => {
     for (const name of ['d1', 'd2']) await stopByPidFile(kaPid(name)).catch(() => undefined);
+    // The STOP runs keepalived started on its way out record to the catalog from their own sessions: let them end first.
+    await endIpManagers(dir);
     await net?.destroy();
     await app?.close();
     await catalog?.drop();
