@@ -1,14 +1,10 @@
 import 'reflect-metadata';
 import { appendFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { Injectable, Module, type DynamicModule } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import { Logger } from 'nestjs-pino';
-import { hasRole, loadConfig, type ConfigEnv, type EngineConfig } from '@app/config';
+import { loadConfig, type ConfigEnv, type EngineConfig } from '@app/config';
 import { RecurringTask, type TaskRunContext } from '@app/queue';
 import { EngineModule } from '../../apps/engine/src/engine.module.js';
-import { configureHttpApp } from '../../apps/engine/src/http-app.js';
+import { startEngine } from '../../apps/engine/src/start-engine.js';
 
 /**
  * An engine process for the recurring-tasks test: the real engine (every
@@ -65,19 +61,5 @@ class TaskEngineModule {
 }
 
 const config = loadConfig(process.env as ConfigEnv);
-const module = TaskEngineModule.forRoot(config);
-const api = hasRole(config, 'api');
-const app = api
-  ? await NestFactory.create<NestExpressApplication>(module, { bufferLogs: true, bodyParser: false })
-  : await NestFactory.createApplicationContext(module, { bufferLogs: true });
-app.useLogger(app.get(Logger));
-app.enableShutdownHooks();
-if (api) configureHttpApp(app as NestExpressApplication);
-await app.init();
-let url = '';
-if (api) {
-  const http = app as NestExpressApplication;
-  await http.listen(config.port, config.host);
-  url = `http://${config.host}:${(http.getHttpServer().address() as AddressInfo).port}`;
-}
-process.stdout.write(`task engine ${process.pid} ready ${url}\n`);
+const engine = await startEngine(config, TaskEngineModule.forRoot(config));
+process.stdout.write(`task engine ${process.pid} ready ${engine.url ?? ''}\n`);

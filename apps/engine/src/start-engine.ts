@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
-import type { INestApplicationContext } from '@nestjs/common';
+import type { DynamicModule, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger } from 'nestjs-pino';
@@ -21,9 +21,12 @@ export interface RunningEngine {
   close(): Promise<void>;
 }
 
-/** Boots an engine instance with the roles of its configuration. */
-export async function startEngine(config: EngineConfig): Promise<RunningEngine> {
-  const module = EngineModule.forRoot(config);
+/**
+ * Boots an engine instance with the roles of its configuration. `module` is
+ * the engine's own unless given (a test boots the engine with providers of
+ * its own added: a module importing `EngineModule.forRoot(config)`).
+ */
+export async function startEngine(config: EngineConfig, module: DynamicModule = EngineModule.forRoot(config)): Promise<RunningEngine> {
   const api = hasRole(config, 'api');
   const app = api
     ? await NestFactory.create<NestExpressApplication>(module, { bufferLogs: true, bodyParser: false })
