@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
 import { DatabaseMove, DatabaseMoveItem, Install, Server } from '@app/catalog';
 import { redactSecrets, withAbortSignal, withSecretScope } from '@app/common';
-import { JobDeferredError, JobRepository, LeaseLostError, NEEDS_ATTENTION, PermanentJobError, retryDelayMs, type JobContext, type LogEntry } from '@app/queue';
+import { JobDeferredError, JobOutput, JobRepository, LeaseLostError, settleFailedRun, type JobContext } from '@app/queue';
 import { DATABASE_MOVE_INSTALL, InstallDatabaseMoveJob, type MoveShared } from './install-database-move.job.js';
 import { InstallHomes } from './install-homes.js';
 import { MoveChildJobs, type HeldChild } from './move-child-jobs.repository.js';
@@ -99,7 +99,7 @@ export class MoveSagasRunner {
     } finally {
       for (const { child } of ready.splice(0)) {
         held.delete(child.jobId);
-        await this.jobs.defer(child.jobId, child.fence, 'its parent stopped', 0, child.resourceKey).catch(() => undefined);
+        await this.giveBack(child);
       }
     }
   }
@@ -112,44 +112,48 @@ export class MoveSagasRunner {
   private async runChildInScope(item: DatabaseMoveItem, child: HeldChild, abort: AbortController, shared: MoveShared, parent: JobContext): Promise<void> {
     const stop = () => abort.abort(parent.signal.reason);
     parent.signal.addEventListener('abort', stop, { once: true });
-    const output: LogEntry[] = [];
-    const write = (level: LogEntry['level']) => (text: string) => {
-      for (const line of redactSecrets(text).split('\n')) output.push({ level, line: line.slice(0, 8000) });
+    const output = new JobOutput(this.jobs, child.jobId, child.attempt, (error) => this.logger.warn({ err: error, jobId: child.jobId }, 'output lines of a held child could not be written'));
+    const context: JobContext = {
+      jobId: child.jobId,
+      attempt: child.attempt,
+      maxAttempts: child.maxAttempts,
+      fence: child.fence,
+      signal: abort.signal,
+      log: (line) => output.write('info', line),
+      error: (line) => output.write('error', line),
     };
-    const context: JobContext = { jobId: child.jobId, attempt: child.attempt, maxAttempts: child.maxAttempts, fence: child.fence, signal: abort.signal, log: write('info'), error: write('error') };
     try {
       await withAbortSignal(abort.signal, () => this.sagas.move({ moveId: shared.move.id, installId: item.installId }, context, { ...shared, item }));
-      await this.jobs.appendLogs(child.jobId, child.attempt, output).catch(() => undefined);
+      await output.flush();
       if (!(await this.jobs.complete(child.jobId, child.fence, child.resourceKey))) parent.log(`install ${item.installId}: its job ${child.jobId} was taken back meanwhile`);
     } catch (error) {
       const message = redactSecrets(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
       context.error(message);
-      await this.jobs.appendLogs(child.jobId, child.attempt, output).catch(() => undefined);
+      await output.flush();
       await this.end(child, error, message, abort.signal, parent);
     } finally {
+      await output.close();
       parent.signal.removeEventListener('abort', stop);
     }
   }
 
-  /** A failed run ends its job as a worker would; one stopped with the parent goes back to the queue at once, its attempt given back. */
+  /** A failed run ends its job as a worker would (settleFailedRun); one stopped with the parent goes back to the queue at once, its attempt given back. */
   private async end(child: HeldChild, error: unknown, message: string, signal: AbortSignal, parent: JobContext): Promise<void> {
     if (parent.signal.aborted) {
-      // Fenced: a child whose own lease was lost meanwhile is not touched.
-      await this.jobs.defer(child.jobId, child.fence, 'its parent stopped', 0, child.resourceKey).catch(() => undefined);
+      await this.giveBack(child);
       return;
     }
     if (signal.aborted && signal.reason instanceof LeaseLostError) return;
-    if (error instanceof JobDeferredError) {
-      await this.jobs.defer(child.jobId, child.fence, redactSecrets(`waiting: ${error.message}`), error.delayMs, child.resourceKey);
-      return;
-    }
-    parent.error(`install job ${child.jobId}: ${message}`);
-    if (error instanceof PermanentJobError && error.needsAttention) {
-      await this.jobs.bury(child.jobId, child.fence, NEEDS_ATTENTION + message, child.resourceKey);
-    } else if (error instanceof PermanentJobError || child.attempt >= child.maxAttempts) {
-      await this.jobs.bury(child.jobId, child.fence, error instanceof PermanentJobError ? message : `${message} (attempt ${child.attempt} of ${child.maxAttempts})`, child.resourceKey);
-    } else {
-      await this.jobs.retryLater(child.jobId, child.fence, message, retryDelayMs(child.attempt, DATABASE_MOVE_INSTALL.options.backoff), child.resourceKey);
+    if (!(error instanceof JobDeferredError)) parent.error(`install job ${child.jobId}: ${message}`);
+    await settleFailedRun(this.jobs, { id: child.jobId, fence: child.fence, attempts: child.attempt, maxAttempts: child.maxAttempts, resourceKey: child.resourceKey }, error, message, DATABASE_MOVE_INSTALL.options.backoff);
+  }
+
+  /** Back to the queue, its attempt given back (fenced: a child whose lease was lost meanwhile is not touched); a failure is reported, and the reaper takes it back when its lease runs out. */
+  private async giveBack(child: HeldChild): Promise<void> {
+    try {
+      await this.jobs.defer(child.jobId, child.fence, 'its parent stopped', 0, child.resourceKey);
+    } catch (error) {
+      this.logger.warn({ err: error, jobId: child.jobId }, 'a held child could not be given back to the queue; the reaper takes it back when its lease runs out');
     }
   }
 

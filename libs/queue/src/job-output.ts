@@ -14,6 +14,8 @@ export class JobOutput {
     private readonly jobs: JobRepository,
     private readonly jobId: number,
     private readonly attempt: number,
+    /** Told when a batch could not be written (the job goes on: its output is best effort, and the loss is reported here). */
+    private readonly onError: (error: unknown) => void,
     flushEveryMs = 250,
   ) {
     this.timer = setInterval(() => void this.flush(), flushEveryMs);
@@ -31,9 +33,8 @@ export class JobOutput {
     this.pending = [];
     this.flushing = this.flushing
       .then(() => this.jobs.appendLogs(this.jobId, this.attempt, batch))
-      .catch(() => {
-        // Output is best effort: a catalog hiccup must not fail the job itself.
-      });
+      // Output is best effort: a catalog hiccup must not fail the job itself, but it is reported.
+      .catch((error: unknown) => this.onError(error));
     return this.flushing;
   }
 

@@ -2,15 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { redactSecrets, withAbortSignal, withSecretScope } from '@app/common';
 import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap, type BeforeApplicationShutdown } from '@nestjs/common';
 import { Metrics } from '@app/metrics';
-import { retryDelayMs } from './backoff.js';
 import type { JobContext } from './job-handler.decorator.js';
+import { settleFailedRun } from './job-failure.js';
 import { JobHandlerRegistry } from './job-handler.registry.js';
 import { JobOutput } from './job-output.js';
 import { JobRepository, type ClaimedJob } from './job.repository.js';
 import { LeaseHeartbeat, leaseTimings } from './lease-heartbeat.js';
 import { currentProcessPlace, formatLeaseOwner, isDeadHolderHere, processAlive } from './lease-owner.js';
 import { QueueService } from './queue.service.js';
-import { JobDeferredError, LeaseLostError, NEEDS_ATTENTION, PermanentJobError } from './queue.errors.js';
+import { JobDeferredError, LeaseLostError, PermanentJobError } from './queue.errors.js';
 
 export interface QueueWorkerOptions {
   /** Jobs run at once by this process; never more are claimed. */
@@ -173,7 +173,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       return;
     }
     const { leaseMs } = handler.options;
-    const output = new JobOutput(this.jobs, job.id, job.attempts);
+    const output = new JobOutput(this.jobs, job.id, job.attempts, (error) => this.logger.warn({ err: error, jobId: job.id }, 'output lines of the job could not be written'));
     const heartbeat = new LeaseHeartbeat(
       () => this.jobs.renew(job.id, job.fence, leaseMs),
       (why) =>
@@ -232,23 +232,11 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
     if (error instanceof JobDeferredError) {
       output.write('info', `deferred ${error.delayMs} ms: ${error.message}`);
-      await output.flush();
-      await this.jobs.defer(job.id, job.fence, redactSecrets(`waiting: ${error.message}`), error.delayMs, job.resourceKey);
-      return 'deferred';
+    } else {
+      output.write('error', message);
+      if (error instanceof PermanentJobError && error.needsAttention) this.logger.error({ jobId: job.id, kind: job.kind }, `job ${job.id} needs attention: ${message}`);
     }
-    output.write('error', message);
     await output.flush();
-    if (error instanceof PermanentJobError && error.needsAttention) {
-      this.logger.error({ jobId: job.id, kind: job.kind }, `job ${job.id} needs attention: ${message}`);
-      await this.jobs.bury(job.id, job.fence, NEEDS_ATTENTION + message, job.resourceKey);
-      return 'dead';
-    }
-    if (error instanceof PermanentJobError || job.attempts >= job.maxAttempts) {
-      const why = error instanceof PermanentJobError ? message : `${message} (attempt ${job.attempts} of ${job.maxAttempts})`;
-      await this.jobs.bury(job.id, job.fence, why, job.resourceKey);
-      return 'dead';
-    }
-    await this.jobs.retryLater(job.id, job.fence, message, retryDelayMs(job.attempts, backoff), job.resourceKey);
-    return 'retry';
+    return settleFailedRun(this.jobs, job, error, message, backoff);
   }
 }
