@@ -2,7 +2,19 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COUNT_SCRIPT, mergeCounts, parseCount, utcDay } from './access-log-count.js';
+import { COUNT_SCRIPT, mergeCounts, parseCount } from './access-log-count.js';
+
+const MONTHS: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 };
+
+/** The reference for the counter's utc_day: `dd/Mon/yyyy:HH` and `+zzzz` to the UTC day of that hour's start, by Date's arithmetic, or null. */
+function utcDay(stampHour: string, zone: string): string | null {
+  const m = /^(\d\d)\/(\w{3})\/(\d{4}):(\d\d)$/.exec(stampHour);
+  const z = /^([+-])(\d\d)(\d\d)$/.exec(zone);
+  const month = m ? MONTHS[m[2]!] : undefined;
+  if (!m || !z || month === undefined) return null;
+  const offsetMin = (z[1] === '-' ? -1 : 1) * (Number(z[2]) * 60 + Number(z[3]));
+  return new Date(Date.UTC(Number(m[3]), month, Number(m[1]), Number(m[4])) - offsetMin * 60_000).toISOString().slice(0, 10);
+}
 
 const line = (host: string, time: string, request: string, status: number, bytes: number) => `${host} 203.0.113.7 [${time}] "${request}" ${status} ${bytes}\n`;
 

@@ -34,8 +34,8 @@ export interface LogCount {
  * malformed peak-memory-KiB` (the first line counted starts at `first`, the
  * next one to count at `stop`), then one line per host and UTC day:
  * `host<TAB>yyyy-mm-dd<TAB>hits<TAB>bytes`. The counter places each hour of
- * `$time_local` and its zone in its UTC day itself (once per hour seen, as
- * utcDay does), so what it holds, and what comes back, is bounded by hosts
+ * `$time_local` and its zone in its UTC day itself (once per hour seen;
+ * its unit test compares it with Date's arithmetic), so what it holds, and what comes back, is bounded by hosts
  * and days, not by the hours a long backlog spans.
  */
 export const COUNT_SCRIPT = String.raw`
@@ -55,7 +55,7 @@ if ($from > 0) {
   seek($f, 0, 0);
 }
 my %M = (Jan => 1, Feb => 2, Mar => 3, Apr => 4, May => 5, Jun => 6, Jul => 7, Aug => 8, Sep => 9, Oct => 10, Nov => 11, Dec => 12);
-# 'dd/Mon/yyyy:HH+zzzz' to the UTC day of that hour's start ('' when it is not one); days from the civil date as in utcDay.
+# 'dd/Mon/yyyy:HH+zzzz' to the UTC day of that hour's start ('' when it is not one); days from the civil date.
 sub utc_day {
   my ($hz) = @_;
   return '' unless $hz =~ m{^(\d\d)/(\w\w\w)/(\d{4}):(\d\d)([+-])(\d\d)(\d\d)$} && exists $M{$2};
@@ -93,19 +93,6 @@ print join(' ', $first, $pos, $lines, $bad, $hwm), "
 print "$_	$hits{$_}	$bytes{$_}
 " for keys %hits;
 `;
-
-const MONTHS: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 };
-
-/** `dd/Mon/yyyy:HH` and `+zzzz` (nginx's `$time_local`) to the UTC day of that hour, or null when they are not (the counter's utc_day, in TypeScript: the reference its tests compare it with). */
-export function utcDay(stampHour: string, zone: string): string | null {
-  const m = /^(\d\d)\/(\w{3})\/(\d{4}):(\d\d)$/.exec(stampHour);
-  const z = /^([+-])(\d\d)(\d\d)$/.exec(zone);
-  const month = m ? MONTHS[m[2]!] : undefined;
-  if (!m || !z || month === undefined) return null;
-  const offsetMin = (z[1] === '-' ? -1 : 1) * (Number(z[2]) * 60 + Number(z[3]));
-  // The hour's start decides (a zone with odd minutes puts part of an hour in that hour's day).
-  return new Date(Date.UTC(Number(m[3]), month, Number(m[1]), Number(m[4])) - offsetMin * 60_000).toISOString().slice(0, 10);
-}
 
 /** The script's output to counts per host and UTC day; a line of it that is not one is counted malformed. */
 export function parseCount(stdout: string): LogCount {
