@@ -5,6 +5,10 @@ import { ownerComment, quoteIdentifier, quoteString, TenantDatabases, type Tenan
 
 /** How long a dump or a load may take (a shop's database: minutes at most). */
 const DUMP_TIMEOUT_MS = 30 * 60_000;
+/** A relay through which no byte has passed for this long is stuck (a session waiting on a lock, a channel that never ends): it fails, and the step with it. */
+const STALL_MS = 120_000;
+/** A load waits this long for a table lock, not the server's default of a day: a held lock fails the step with the server's own error. */
+const LOAD_LOCK_WAIT_S = 60;
 
 /** Finds the dump client (`mariadb-dump`, else `mysqldump`) and dumps one database with the admin's option file (never on argv: a password). */
 const DUMP_SCRIPT = String.raw`
@@ -66,7 +70,7 @@ export class TenantDumps {
     const path = checkServerPath(from.server, from.path, { allowRoot: false });
     const { client } = await this.tenants.connection(dbServer);
     const sender = await this.access.executorFor(from.server).stream(from.server, ['gzip', '-dc', '--', path]);
-    const argv = [client, ...(dbServer.dbOptionsFile ? [`--defaults-extra-file=${dbServer.dbOptionsFile}`] : []), '--batch', '--binary-mode', '--default-character-set=utf8mb4', `--database=${name}`];
+    const argv = [client, ...(dbServer.dbOptionsFile ? [`--defaults-extra-file=${dbServer.dbOptionsFile}`] : []), '--batch', '--binary-mode', '--default-character-set=utf8mb4', `--init-command=SET SESSION lock_wait_timeout = ${LOAD_LOCK_WAIT_S}`, `--database=${name}`];
     await relay(sender, from.server, () => this.access.executorFor(dbServer).stream(dbServer, argv), dbServer, `load of ${name}`);
   }
 
@@ -86,15 +90,23 @@ export class TenantDumps {
 /** One-way relay: the sender's stdout into the receiver's stdin; both must exit 0. */
 async function relay(sender: StreamingCommand, from: Server, start: () => Promise<StreamingCommand>, to: Server, what: string): Promise<void> {
   let receiver: StreamingCommand | undefined;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
+  let stopped: string | null = null;
+  const stop = (why: string) => {
+    stopped ??= why;
     sender.kill();
     receiver?.kill();
-  }, DUMP_TIMEOUT_MS);
+  };
+  const timer = setTimeout(() => stop(`timed out after ${DUMP_TIMEOUT_MS / 1000} s`), DUMP_TIMEOUT_MS);
+  let moved = Date.now();
+  const watchdog = setInterval(() => {
+    if (Date.now() - moved >= STALL_MS) stop(`stalled: no data moved for ${STALL_MS / 1000} s`);
+  }, 5_000);
+  watchdog.unref();
   try {
     receiver = await start();
     sender.stdout.pipe(receiver.stdin);
+    // After the pipe: a listener before it would start the flow with nowhere to go.
+    sender.stdout.on('data', () => (moved = Date.now()));
     receiver.stdout.resume();
     const [sent, received] = await Promise.all([
       sender.done.then((r) => {
@@ -106,7 +118,7 @@ async function relay(sender: StreamingCommand, from: Server, start: () => Promis
         return r;
       }),
     ]);
-    if (timedOut) throw new Error(`${what} from ${from.hostname} to ${to.hostname} timed out after ${DUMP_TIMEOUT_MS / 1000} s`);
+    if (stopped) throw new Error(`${what} from ${from.hostname} to ${to.hostname} ${stopped}${received.stderr.trim() ? `: ${received.stderr.trim()}` : ''}`);
     if (sent.exitCode !== 0 || received.exitCode !== 0) {
       throw new Error(`${what} from ${from.hostname} to ${to.hostname} failed (exit ${sent.exitCode}/${received.exitCode}): ${[sent.stderr.trim(), received.stderr.trim()].filter(Boolean).join('; ')}`);
     }
@@ -116,5 +128,6 @@ async function relay(sender: StreamingCommand, from: Server, start: () => Promis
     throw error;
   } finally {
     clearTimeout(timer);
+    clearInterval(watchdog);
   }
 }
