@@ -303,8 +303,8 @@ describe('nginx pipeline on a running nginx', () => {
   it('leaves the live config valid when the engine dies between staging and swap, and cleans up after it', async () => {
     const live = current();
     await ds.getRepository(Install).update({ fsName: 'alpha' }, { customRewrites: [{ match: 'exact', from: '/sale', to: '/category/sale', code: 302 }] });
-    // The process dies right after staging: nginx -t never runs, nothing is swapped.
-    const died = jest.spyOn(DispatcherFiles.prototype, 'testStaged').mockRejectedValueOnce(new Error('killed'));
+    // The process dies right after staging and testing: nothing is swapped.
+    const died = jest.spyOn(DispatcherFiles.prototype, 'swapAndReload').mockRejectedValueOnce(new Error('killed'));
     await expect(pipeline.apply(d1)).rejects.toThrow('killed');
     died.mockRestore();
     expect(current()).toBe(live);
@@ -323,6 +323,41 @@ describe('nginx pipeline on a running nginx', () => {
     expect(generations()).toEqual([lastGood, live, `generations/${report.generation}`].map((g) => g.replace('generations/', '')).sort());
     expect(await fetchSite(ip(1), 'alpha.example.org', '/sale')).toMatchObject({ status: 302, location: 'http://alpha.example.org/category/sale' });
     expect(readdirSync(join(d1.nginxConfDir, 'tests'))).toEqual([]);
+  });
+
+  it('learns at once when nginx refuses at reload a change that passed alone: current goes back, the whole is tested, the culprit quarantined, the rest applied', async () => {
+    const live = current();
+    // A file that passes nginx -t alone but not beside the others (a conflict only the whole shows) stands here as one whose alone test is
+    // answered "ok": its certificate does not exist, which the reload then meets.
+    const [clash] = await seedWebInstalls(ds, d1, group, [{ fsName: 'clash', hostname: 'clash.example.org', ip: ip(7), cert: { pem: join(base, 'certs/clash.pem'), key: join(base, 'certs/clash.key') } }]);
+    const [plain] = await seedWebInstalls(ds, d1, group, [{ fsName: 'plain', hostname: 'plain.example.org', ip: ip(7) }]);
+    const realTest = DispatcherFiles.prototype.test;
+    let passed = false;
+    const alone = jest.spyOn(DispatcherFiles.prototype, 'test').mockImplementation(async function (this: DispatcherFiles, generation, only) {
+      if (only?.shop === 'shops/clash.conf' && !passed) {
+        passed = true;
+        return { ok: true, untestable: false, stderr: '' };
+      }
+      return realTest.call(this, generation, only);
+    });
+    const logged: string[] = [];
+    try {
+      const started = Date.now();
+      const report = await pipeline.apply(d1, { log: (line) => logged.push(line) });
+      // Not the wait for new workers that never come (a minute).
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(logged.join('\n')).toMatch(new RegExp(`refused the new config at reload: \\[emerg\\] \\d+#\\d+: cannot load certificate ".*clash\\.pem".*; current is back on ${live.replace('generations/', '')}, the whole config is tested next`));
+      expect(report).toMatchObject({ nginx: 'reloaded', quarantined: [expect.objectContaining({ installId: clash!.id, fsName: 'clash', keptLastGood: false })] });
+      expect(passed).toBe(true);
+      expect(await fetchSite(ip(7), 'plain.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from plain\n' });
+      expect(await fetchSite(ip(1), 'alpha.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from alpha\n' });
+      expect(existsSync(join(d1.nginxConfDir, 'current/shops/clash.conf'))).toBe(false);
+      await testNginxConfig(nginx);
+    } finally {
+      alone.mockRestore();
+      await ds.getRepository(Install).delete({ id: In([clash!.id, plain!.id]) });
+    }
+    expect((await pipeline.apply(d1)).quarantined).toEqual([]);
   });
 
   it('loads and records a generation that a run killed after its swap left in place unrecorded', async () => {

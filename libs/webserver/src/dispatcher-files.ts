@@ -189,7 +189,8 @@ rename("$dir/.manifest.$$", "$dir/manifest") or die "cannot write $dir/manifest:
  * every old worker is gone or shutting down (the master tells them to quit
  * about 100 ms after starting the new ones; until then they still accept).
  * Exit 0 reloaded, 10 not running (no pid file or no process), 11 not in
- * time, 12 the pid file names a process that is not an nginx master (stale).
+ * time, 12 the pid file names a process that is not an nginx master (stale),
+ * 13 refused (the master's [emerg] line on stderr).
  */
 const NGINX_MASTER = String.raw`
 pidfile=$1; limit=$2
@@ -213,6 +214,13 @@ children() {
 }
 old=$(children | tr -s ' 
 ' '  ')
+# The master's error log (its stderr once started): a config it refuses at
+# load is an [emerg] line of its own there, while the old workers go on.
+# Read from where it ends now; a log that is no file (syslog, /dev/null)
+# leaves only the wait for new workers.
+log=/proc/$master/fd/2
+off=
+[ -f "$log" ] && off=$(stat -L -c %s "$log" 2>/dev/null)
 kill -HUP "$master" || exit 10
 start=$(date +%s)
 fresh=0
@@ -221,6 +229,10 @@ while :; do
     for p in $(children); do
       case " $old " in *" $p "*) ;; *) fresh=1;; esac
     done
+  fi
+  if [ $fresh = 0 ] && [ -n "$off" ]; then
+    refused=$(tail -c +$((off + 1)) "$log" 2>/dev/null | grep -m1 "\[emerg\] $master#")
+    [ -n "$refused" ] && { printf '%s\n' "$refused" >&2; exit 13; }
   fi
   if [ $fresh = 1 ]; then
     busy=0
@@ -278,9 +290,21 @@ exec('sh', '-c', @reload) or die "cannot run sh: $!\n" if @reload;
 /**
  * What a reload found: done and verified, no nginx (no pid file or no such
  * process), a pid file naming a process that is not an nginx master (never
- * signalled), or no new workers in time (nginx refused the config at load).
+ * signalled), the config refused at load (the master logged why; the old
+ * workers serve on), or no new workers in time.
  */
 export type ReloadOutcome = 'reloaded' | 'not-running' | 'stale-pid' | 'no-new-workers';
+
+/** The master refused the config at load (its own [emerg] line, the reason): the old workers serve on, `current` names a config nginx does not run. */
+export class NginxReloadRefusedError extends Error {
+  override name = 'NginxReloadRefusedError';
+  constructor(
+    readonly server: string,
+    readonly reason: string,
+  ) {
+    super(`nginx on ${server} refused the new config at reload: ${reason}`);
+  }
+}
 
 export class DispatcherFiles {
   constructor(
@@ -430,6 +454,11 @@ export class DispatcherFiles {
     return this.reloaded(await this.executor.run(this.server, argv, { timeoutMs: (limitSeconds + 30) * 1000 }));
   }
 
+  /** Points `current` back (and `last-good`) without a reload: after nginx refused a config, what it runs is already `generation`. */
+  async swap(generation: string, previous: string | null): Promise<void> {
+    await this.executor.mustRun(this.server, ['perl', '-e', SWAP_SCRIPT, this.root, checkGeneration(generation), previous ? checkGeneration(previous) : '']);
+  }
+
   private reloadArgs(limitSeconds: number): string[] {
     return [RELOAD_SCRIPT, 'reload', this.pidFile(), String(Math.ceil(limitSeconds))];
   }
@@ -445,6 +474,7 @@ export class DispatcherFiles {
     if (result.exitCode === 10) return 'not-running';
     if (result.exitCode === 12) return 'stale-pid';
     if (result.exitCode === 11) return 'no-new-workers';
+    if (result.exitCode === 13) throw new NginxReloadRefusedError(this.server.hostname, result.stderr.trim().replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d /, '').slice(0, 900));
     throw new Error(`reloading nginx on ${this.server.hostname} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
   }
 

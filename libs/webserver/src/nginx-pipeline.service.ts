@@ -7,7 +7,7 @@ import { PermanentJobError } from '@app/queue';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { ServerAccess } from '@app/hosts';
 import { DispatcherInputLoader } from './dispatcher-input.loader.js';
-import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, type PlannedFile, type ReloadOutcome, type StagedGeneration } from './dispatcher-files.js';
+import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, NginxReloadRefusedError, type PlannedFile, type ReloadOutcome, type StagedGeneration } from './dispatcher-files.js';
 import { NginxRebuilds } from './nginx-rebuilds.service.js';
 import { DEFAULTS_FILE, installFile, MAIN_INCLUDE, renderDefaults, renderEach, sha256, type RenderMemo } from './render.js';
 
@@ -16,6 +16,9 @@ export interface ApplyOptions {
   dryRun?: boolean;
   log?: (line: string) => void;
 }
+
+/** At most this many changed install files go to a reload without a test of the whole config (each is tested alone). */
+const UNTESTED_RELOAD_MAX_FILES = 8;
 
 export interface ApplyReport {
   server: string;
@@ -212,6 +215,11 @@ export class NginxPipeline {
 
     let generation = '';
     let planned = plan();
+    const reloadLimit = 60 + Math.ceil(desired.size / 100);
+    /** Reloaded by the untested path (below), which ended the rounds. */
+    let untestedReload: ReloadOutcome | null = null;
+    /** nginx refused what the untested path gave it: every later round tests the whole first. */
+    let reloadRefused = false;
     for (let round = 1; ; round++) {
       if (round > 100) throw new NginxApplyError(`nginx on ${server.hostname}: gave up after 100 rounds of finding refused installs`);
       // Each round after the first leaves out what the previous one found refused.
@@ -281,6 +289,43 @@ export class NginxPipeline {
         continue;
       }
 
+      if (live !== null && !reloadRefused && !planned.mainChanged && planned.written.filter(isShopFile).length <= UNTESTED_RELOAD_MAX_FILES) {
+        // A small change to a tested live config: each new file is tested alone (a few installs, not thousands), and the whole goes to
+        // the reload untested, for nginx refuses at load a config it cannot run and its old workers serve on. One parse of every
+        // install per change instead of two. Refused: `current` goes back, and the next round tests the whole to find the culprit.
+        mark = performance.now();
+        let refused = false;
+        for (const name of planned.written.filter((n) => isShopFile(n) && !retried.includes(n))) {
+          const result = await files.test(generation, alone(name));
+          if (!result.ok && !this.untestable(server, result.untestable)) {
+            this.hold(held, name, fsNameOf, firstError(result.stderr), true);
+            refused = true;
+          }
+        }
+        timings.testMs += performance.now() - mark;
+        if (refused) {
+          await files.remove(generation);
+          continue;
+        }
+        const staged = memoNow.staged!;
+        const manifest = files.writeManifest(staged).catch((error: Error) => this.logger.warn(`no manifest for ${staged.generation} on ${server.hostname}: ${error.message}`));
+        mark = performance.now();
+        try {
+          untestedReload = await files.swapAndReload(generation, live, reloadLimit);
+          timings.reloadMs = performance.now() - mark;
+          background.push(manifest);
+          break;
+        } catch (error) {
+          if (!(error instanceof NginxReloadRefusedError)) throw error;
+          await manifest;
+          await files.swap(live, state.lastGood);
+          await files.remove(generation);
+          reloadRefused = true;
+          log(`${error.message}; current is back on ${live}, the whole config is tested next`);
+          continue;
+        }
+      }
+
       mark = performance.now();
       const test = await files.testStaged(generation);
       timings.testMs += performance.now() - mark;
@@ -316,24 +361,32 @@ export class NginxPipeline {
       await files.remove(generation);
     }
 
-    // The manifest (what the next inspect compares the files with) is written while nginx reloads; lost, it only costs hashing.
-    const staged = memoNow.staged!;
-    const manifest = files.writeManifest(staged).catch((error: Error) => this.logger.warn(`no manifest for ${staged.generation} on ${server.hostname}: ${error.message}`));
-    background.push(manifest);
-    mark = performance.now();
-    const limit = 60 + Math.ceil(desired.size / 100);
-    const reload = await files.swapAndReload(generation, live, limit);
-    if (reload === 'no-new-workers') {
-      if (live) await files.swapAndReload(live, state.lastGood, limit);
-      throw new Error(`nginx on ${server.hostname} did not start workers on the new config within ${limit} s (see its error log); current is back on ${live ?? 'nothing'}`);
+    let reload = untestedReload;
+    if (reload === null) {
+      // The manifest (what the next inspect compares the files with) is written while nginx reloads; lost, it only costs hashing.
+      const staged = memoNow.staged!;
+      background.push(files.writeManifest(staged).catch((error: Error) => this.logger.warn(`no manifest for ${staged.generation} on ${server.hostname}: ${error.message}`)));
+      mark = performance.now();
+      try {
+        reload = await files.swapAndReload(generation, live, reloadLimit);
+      } catch (error) {
+        if (!(error instanceof NginxReloadRefusedError)) throw error;
+        // Passed nginx -t, refused at load (an address not on this host, say): nginx runs the live config still.
+        if (live) await files.swap(live, state.lastGood);
+        throw new Error(`${error.message}; current is back on ${live ?? 'nothing'}`);
+      }
+      timings.reloadMs = performance.now() - mark;
     }
-    timings.reloadMs = performance.now() - mark;
+    if (reload === 'no-new-workers') {
+      if (live) await files.swapAndReload(live, state.lastGood, reloadLimit);
+      throw new Error(`nginx on ${server.hostname} did not start workers on the new config within ${reloadLimit} s (see its error log); current is back on ${live ?? 'nothing'}`);
+    }
     const running = reload === 'reloaded';
     if (running) log(`nginx on ${server.hostname} reloaded on ${generation}`);
     else log(`${notRunning(server, reload)}: ${generation} is in place and loads when it starts`);
     // The swap happened: what `current` points at is recorded whether or not an nginx runs to load it.
     await this.record(server, held, quarantinedBefore, { generation, previous: live }, options);
-    await Promise.all([pruning, manifest]);
+    await Promise.all([pruning, ...background]);
     timings.totalMs = performance.now() - started;
     // Only the embedded default's own machine may have no nginx: anywhere else, a config nobody serves is a failed rebuild.
     if (!running && !this.mayRunWithoutNginx(server)) throw new NginxNotRunningError(`${notRunning(server, reload)}; the new config is in place and loads when it starts`);
