@@ -172,7 +172,9 @@ describe('web rules of the manifest', () => {
     expect(render({ denyPatterns: [], deniedFiles: [], routing: null })).toBe(before);
     expect(render({ routing: { pass: 'uri' } })).toBe(before);
     expect(render({ routing: { pass: 'uri', notFound: [] } })).toBe(before);
-    expect(before).not.toMatch(/location ~ "|@front|fastcgi_split_path_info/);
+    expect(before).not.toMatch(/@front|fastcgi_split_path_info/);
+    // One regex location: dot files, the denied path and PHP files that are no entry point.
+    expect(before.match(/location ~ /g)).toHaveLength(1);
   });
 
   it('renders deny patterns, denied files and routing by query with notFound (snapshot)', () => {
@@ -188,15 +190,21 @@ describe('web rules of the manifest', () => {
     expect(conf.match(/location ~ "/g)).toHaveLength(1);
     const denied = denyRegex(conf);
     for (const path of ['/x.tpl', '/theme/deep/x.tpl', '/.tpl', '/system/error.log', '/abc.ini', '/dir/a-c.ini', '/.env', '/a/.htaccess']) expect({ path, denied: denied.test(path) }).toEqual({ path, denied: true });
-    for (const path of ['/x.tpl.txt', '/x.tpl/', '/xtpl', '/a/system/error.log', '/system/sub/error.log', '/system/errorxlog', '/abbc.ini', '/a/c.ini', '/index.php', '/']) expect({ path, denied: denied.test(path) }).toEqual({ path, denied: false });
+    for (const path of ['/x.tpl.txt', '/x.tpl/', '/xtpl', '/a/system/error.log', '/system/sub/error.log', '/system/errorxlog', '/abbc.ini', '/a/c.ini', '/index.html', '/']) expect({ path, denied: denied.test(path) }).toEqual({ path, denied: false });
+    // The regex denies PHP files too; the entry point is an exact location, which nginx takes before any regex.
+    expect(denied.test('/index.php')).toBe(true);
+    expect(conf).toContain('    location = /index.php {');
   });
 
-  it('puts the deny patterns after the dot-file rule and before the PHP 403 (a denied pattern covers PHP files; an entry point, exact, still wins)', () => {
-    const lines = render({ denyPatterns: ['*.php'] }).split('\n').slice(0, 30);
-    const at = (prefix: string) => lines.findIndex((l) => l.startsWith(prefix));
-    expect(at('    location ~ /\\.')).toBeLessThan(at('    location ~ "'));
-    expect(at('    location ~ "')).toBeLessThan(at('    location ~ \\.php$'));
-    expect(lines).toContain('    location = /index.php {');
+  it('denies by one regex location: dot files, denied paths no ^~ location can shadow, the deny patterns, PHP files (an entry point, exact, still wins)', () => {
+    const conf = render({ denyPatterns: ['*.php'], deny: ['private/a.b+c', 'old/keep'], rewrites: [{ match: 'prefix', from: '/old/', to: '/new/', code: 301 }] });
+    expect(conf.match(/location ~ /g)).toHaveLength(1);
+    expect(conf).toContain('    location ~ "/\\.|^/private/a\\.b\\+c|/(?:[^/]*\\.php)$|\\.php$" { deny all; }');
+    // Under a prefix rewrite (^~: no regex is tried after it), a denied path stays a prefix location of its own, which the longer prefix wins.
+    expect(conf).toContain('    location ^~ /old/keep { deny all; }');
+    expect(conf).toContain('    location = /index.php {');
+    // A denied path holding an entry point's PATH_INFO location stays a prefix location too.
+    expect(render({ deny: ['admin'], phpEntryPoints: ['index.php', 'admin/index.php'], routing: { pass: 'pathInfo' } })).toContain('    location ^~ /admin { deny all; }');
   });
 
   it('denies rendered files exactly, but never an entry point rendered from a template, and keeps rewrites off them', () => {

@@ -446,6 +446,13 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
     if (taken.has(key)) throw new RenderError(`install ${install.id} (${install.fsName}): refused rewrite ${r.match} ${JSON.stringify(r.from)}: another location has that path`);
     taken.add(key);
   }
+  // A denied path is a prefix location only where a `^~` location (which no regex follows) could take a request under it, or it one
+  // under such a location; elsewhere it joins the one regex of denials, which denies the same requests.
+  const stoppers = [ACME_CHALLENGE_PATH, ...rewrites.filter((r) => r.match === 'prefix').map((r) => `${r.from}`), ...(pathInfo ? entries.map((e) => `/${e}/`) : [])];
+  const denied = [...install.deny].sort().map((d) => check(d, RELATIVE_PATH, 'denied path', install));
+  const shadowed = (d: string) => stoppers.some((s) => s.startsWith(`/${d}`) || `/${d}`.startsWith(s));
+  const deniedByPrefix = denied.filter(shadowed);
+  const deniedByRegex = denied.filter((d) => !shadowed(d));
   const php = (location: string, ...extra: string[]) => [
     `    location ${location} {`,
     ...extra,
@@ -465,17 +472,17 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
       const to = r.to.startsWith('/') ? check(r.to, URL_PATH, 'rewrite target', install) : check(r.to, REDIRECT_URL, 'rewrite target', install);
       return `    location ${r.match === 'exact' ? '=' : '^~'} ${from} { return ${r.code} ${to}; }`;
     }),
-    ...[...install.deny].sort().map((d) => `    location ^~ /${check(d, RELATIVE_PATH, 'denied path', install)} { deny all; }`),
+    ...deniedByPrefix.map((d) => `    location ^~ /${d} { deny all; }`),
     ...deniedFiles.map((f) => `    location = /${f} { deny all; }`),
-    '    location ~ /\\. { deny all; }',
-    // Before `\.php$`: a denied pattern covers PHP files too; an entry point (an exact location) is never reached through a regex.
-    ...(denyPatterns ? [`    location ~ "${denyPatterns}" { deny all; }`] : []),
+    // Every denial by pattern in one regex location (dot files, the denied paths no `^~` location can shadow, the manifest's patterns,
+    // PHP files that are no entry point): each location costs nginx its memory and parse on every reload of every install. An entry
+    // point (an exact location) is never reached through a regex.
+    `    location ~ "${['/\\.', ...deniedByRegex.map((d) => `^/${d.replace(/[.+]/g, '\\$&')}`), ...(denyPatterns ? [denyPatterns] : []), '\\.php$'].join('|')}" { deny all; }`,
     ...entries.flatMap((entry) => [
       ...php(`= /${entry}`),
       // The entry point with a path after it: PHP gets the script as SCRIPT_NAME and the rest as PATH_INFO.
       ...(pathInfo ? php(`^~ /${entry}/`, `        fastcgi_split_path_info (?s)^(/${entry.replace(/[.+]/g, '\\$&')})(/.*)$;`) : []),
     ]),
-    '    location ~ \\.php$ { return 403; }',
     ...routingLocations(install, front, entries),
   ];
 }
