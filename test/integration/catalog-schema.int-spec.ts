@@ -100,6 +100,7 @@ describe.each(CATALOG_KINDS)('catalog schema on %s', (kind) => {
         'jobs',
         'pin_rules',
         'pool_quarantines',
+        'queue_listeners',
         'recurring_tasks',
         'saga_steps',
         'server_ips',

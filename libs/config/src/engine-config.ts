@@ -55,7 +55,7 @@ export interface EngineConfig {
    */
   embedded: boolean;
   /** Queue worker of this instance (used when ENGINE_ROLES has `worker`). */
-  worker: { concurrency: number; pollMs: number };
+  worker: { concurrency: number; pollMs: number; wakeAddress: string | null };
   /** Owner of an install's writable directories and reader of its config (`user` or `user:group`), as php-fpm runs. */
   webUser: string;
   /**

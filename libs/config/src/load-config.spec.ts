@@ -200,3 +200,15 @@ describe('loadConfig: search', () => {
     expect(() => loadConfig({ SEARCH_PORT: '70000' }, { cwd: tmp() })).toThrow(/SEARCH_PORT: must be an integer from 1 to 65535/);
   });
 });
+
+describe('loadConfig: queue wake-ups', () => {
+  it('takes wake-ups on 127.0.0.1 by default, on the address given, on none with "off", and refuses what is no IP address', () => {
+    expect(loadConfig({}, { cwd: tmp() }).worker.wakeAddress).toBe('127.0.0.1');
+    expect(loadConfig({ WORKER_WAKE_ADDRESS: '10.0.0.5' }, { cwd: tmp() }).worker.wakeAddress).toBe('10.0.0.5');
+    expect(loadConfig({ WORKER_WAKE_ADDRESS: '::1' }, { cwd: tmp() }).worker.wakeAddress).toBe('::1');
+    expect(loadConfig({ WORKER_WAKE_ADDRESS: 'off' }, { cwd: tmp() }).worker.wakeAddress).toBeNull();
+    for (const bad of ['localhost', '10.0.0.5:9', '0.0.0.0; rm', '0.0.0.0', '::']) {
+      expect(() => loadConfig({ WORKER_WAKE_ADDRESS: bad }, { cwd: tmp() })).toThrow(/WORKER_WAKE_ADDRESS: must be an IP address of this machine \(not a wildcard\) or "off"/);
+    }
+  });
+});

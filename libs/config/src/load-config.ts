@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { userInfo } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from './config.errors.js';
@@ -30,6 +31,7 @@ export const CONFIG_KEYS = [
   'VAR_DIR',
   'WORKER_CONCURRENCY',
   'WORKER_POLL_MS',
+  'WORKER_WAKE_ADDRESS',
   'WEB_USER',
   'ALLOW_LOCAL_TRANSPORT',
   'ORDERS_PER_MINUTE',
@@ -109,6 +111,11 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
   // Connections per engine process to a MySQL/MariaDB catalog: the queue holds up to 4 of them for its claims, a database move runs up to 128 sagas.
   const catalogPoolSize = integer('CATALOG_POOL_SIZE', 20, 2, 1000);
   const workerPollMs = integer('WORKER_POLL_MS', 1000, 10, 60_000);
+  // Where a worker takes wake-ups from the processes that enqueue (UDP); `off`: none, it polls.
+  const wakeText = value('WORKER_WAKE_ADDRESS') ?? '127.0.0.1';
+  const workerWakeAddress = wakeText === 'off' ? null : wakeText;
+  // The address is what other processes send to: not a wildcard.
+  if (workerWakeAddress !== null && (isIP(workerWakeAddress) === 0 || workerWakeAddress === '0.0.0.0' || workerWakeAddress === '::')) fail('WORKER_WAKE_ADDRESS', `must be an IP address of this machine (not a wildcard) or "off" (got "${wakeText}")`);
   const allowLocalTransport = parseBoolean(value('ALLOW_LOCAL_TRANSPORT') ?? 'false', (p) => fail('ALLOW_LOCAL_TRANSPORT', p));
   const orders = {
     perMinutePerToken: integer('ORDERS_PER_MINUTE', 60, 0, 1_000_000),
@@ -187,7 +194,7 @@ export function loadConfig(env: ConfigEnv, options: LoadConfigOptions = {}): Eng
     logLevel: logLevel as LogLevel,
     varDir,
     embedded,
-    worker: { concurrency: workerConcurrency, pollMs: workerPollMs },
+    worker: { concurrency: workerConcurrency, pollMs: workerPollMs, wakeAddress: workerWakeAddress },
     webUser,
     allowLocalTransport,
     orders,

@@ -10,6 +10,7 @@ import { JobRepository, type ClaimedJob } from './job.repository.js';
 import { LeaseHeartbeat, leaseTimings } from './lease-heartbeat.js';
 import { currentProcessPlace, formatLeaseOwner, isDeadHolderHere, processAlive } from './lease-owner.js';
 import { QueueService } from './queue.service.js';
+import { QueueWakeups } from './queue-wakeups.js';
 import { JobDeferredError, LeaseLostError, PermanentJobError } from './queue.errors.js';
 
 export interface QueueWorkerOptions {
@@ -23,6 +24,12 @@ export interface QueueWorkerOptions {
    * orphaned jobs. It also does so once as it starts.
    */
   reapEveryMs: number;
+  /**
+   * The address this worker takes wake-ups on (UDP, a port the system
+   * picks), for jobs other processes enqueue; null or absent: none, it
+   * learns of them at its next poll.
+   */
+  wakeAddress?: string | null;
 }
 
 export const QUEUE_WORKER_OPTIONS = Symbol('QUEUE_WORKER_OPTIONS');
@@ -67,11 +74,16 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly queue: QueueService,
     @Inject(QUEUE_WORKER_OPTIONS) private readonly options: QueueWorkerOptions,
     @Optional() private readonly metrics?: Metrics,
+    @Optional() private readonly wakeups?: QueueWakeups,
   ) {}
 
-  onApplicationBootstrap(): void {
-    // A job enqueued by this process (a build step asking for an nginx rebuild) is claimed at once.
+  async onApplicationBootstrap(): Promise<void> {
+    // A job enqueued by this process (a build step asking for an nginx rebuild) is claimed at once; one enqueued by another process too, when it can send a wake-up.
     this.queue.onEnqueued(() => this.wake?.());
+    if (this.options.wakeAddress && this.wakeups) {
+      // Best effort: a worker that cannot listen (the address is not this machine's) polls, as it would without.
+      await this.wakeups.listen(this.owner, this.options.wakeAddress, () => this.wake?.()).catch((error: Error) => this.logger.warn(`no wake-ups on ${this.options.wakeAddress}: ${error.message}; claiming at each poll only`));
+    }
     workersOfThisProcess.add(this.owner);
     this.loop = this.run().finally(() => workersOfThisProcess.delete(this.owner));
   }
@@ -82,6 +94,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
    */
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
+    await this.wakeups?.stopListening();
     this.wake?.();
     for (const job of this.active.values()) job.abort.abort(new Error('the worker is shutting down'));
     await this.loop;

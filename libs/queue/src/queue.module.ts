@@ -8,6 +8,7 @@ import { NoopJobHandler } from './noop.job.js';
 import { QUEUE_WORKER_OPTIONS, QueueWorker, type QueueWorkerOptions } from './queue-worker.service.js';
 import { QueueService } from './queue.service.js';
 import { QueueGauges } from './queue-gauges.js';
+import { QueueWakeups } from './queue-wakeups.js';
 
 /** The durable queue on the catalog: producers everywhere, a worker where ENGINE_ROLES has `worker`. */
 @Module({})
@@ -21,6 +22,7 @@ export class QueueModule {
       providers: [
         JobRepository,
         QueueService,
+        QueueWakeups,
         JobsAdminService,
         QueueGauges,
         ...(options.worker

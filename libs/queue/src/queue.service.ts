@@ -1,8 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { Job } from '@app/catalog';
 import type { JobKind } from './job-kind.js';
 import { JobRepository } from './job.repository.js';
+import { QueueWakeups } from './queue-wakeups.js';
 
 export interface EnqueueOptions {
   /** The same key returns the existing job instead of a second one. */
@@ -22,7 +23,10 @@ export interface EnqueueOptions {
 export class QueueService {
   private readonly listeners = new Set<() => void>();
 
-  constructor(private readonly jobs: JobRepository) {}
+  constructor(
+    private readonly jobs: JobRepository,
+    @Optional() private readonly wakeups?: QueueWakeups,
+  ) {}
 
   /** Called after each enqueue in this process (a worker here wakes to claim at once instead of at its next poll). */
   onEnqueued(listener: () => void): () => void {
@@ -49,8 +53,9 @@ export class QueueService {
     return result;
   }
 
-  /** Wakes this process's worker (if any) to claim now: after committing a transaction that enqueued jobs. */
+  /** Wakes this process's worker (if any) and the other processes' workers to claim now: after committing a transaction that enqueued jobs. */
   nudge(): void {
     for (const listener of this.listeners) listener();
+    this.wakeups?.send();
   }
 }

@@ -6,6 +6,7 @@ import { CodeUpdate } from './code-update.entity.js';
 import { DatabaseUpdate } from './database-update.entity.js';
 import { DispatcherConfig } from './dispatcher-config.entity.js';
 import { FailoverNode } from './failover-node.entity.js';
+import { QueueListener } from './queue-listener.entity.js';
 import { FtpAccount } from './ftp-account.entity.js';
 import { HandlerConfig } from './handler-config.entity.js';
 import { InstallBackup } from './install-backup.entity.js';
@@ -66,6 +67,7 @@ export * from './theme-sync.entity.js';
 export * from './database-move.entity.js';
 export * from './database-move-item.entity.js';
 export * from './web-quarantine.entity.js';
+export * from './queue-listener.entity.js';
 
 /** Every catalog entity, passed to TypeORM explicitly (globs load a second copy under Jest). */
 export const CATALOG_ENTITIES = [
@@ -91,6 +93,7 @@ export const CATALOG_ENTITIES = [
   CodeUpdateItem,
   Job,
   JobLog,
+  QueueListener,
   RecurringTaskRecord,
   SiteUsage,
   AccessLogCursor,
