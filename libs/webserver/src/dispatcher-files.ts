@@ -183,14 +183,10 @@ rename("$dir/.manifest.$$", "$dir/manifest") or die "cannot write $dir/manifest:
 `;
 
 /**
- * SIGHUP to the master, then waits for a worker the master did not have
- * before (nginx starts new workers only once it has loaded the new config;
- * a config it refuses leaves the old workers running), and then until
- * every old worker is gone or shutting down (the master tells them to quit
- * about 100 ms after starting the new ones; until then they still accept).
- * Exit 0 reloaded, 10 not running (no pid file or no process), 11 not in
- * time, 12 the pid file names a process that is not an nginx master (stale),
- * 13 refused (the master's [emerg] line on stderr).
+ * The nginx master the pid file names, checked before anything signals it
+ * (`status`): exit 10 not running (no pid file, or no such process), 12
+ * the pid file names a process that is not an nginx master (stale: a pid
+ * the system gave to another process since).
  */
 const NGINX_MASTER = String.raw`
 pidfile=$1; limit=$2
@@ -205,53 +201,70 @@ args=$(tr '\0' ' ' < "/proc/$master/cmdline") || exit 12
 case "$args" in 'nginx: master process'*) ;; *) exit 12;; esac
 `;
 
-const RELOAD_SCRIPT = NGINX_MASTER + String.raw`
-# The master's children and their titles read from /proc (no ps per look: a
-# reload of thousands of installs is CPU the master needs), by the shell's
-# own read (no process per look); ps where the kernel has no children list.
-look() {
-  if [ -r "/proc/$master/task/$master/children" ]; then kids=; read -r kids < "/proc/$master/task/$master/children"
-  else kids=$(ps -o pid= --ppid "$master" | tr -s ' 
-' '  '); fi
+/**
+ * The reload, in perl (one process: nothing is started per look while the
+ * master parses thousands of installs on the same cores): the master
+ * checked as NGINX_MASTER does (exit 10 not running, 12 not an nginx
+ * master), SIGHUP, then a wait for a worker the master did not have before
+ * (nginx starts new workers only once it has loaded the new config), and
+ * until every old worker is gone or shutting down (the master tells them
+ * to quit about 100 ms after starting the new ones; until then they still
+ * accept): its children and their titles read from /proc every 50 ms (ps
+ * where the kernel has no children list). Exit 0 reloaded, 11 not in time,
+ * 13 refused (the master's [emerg] line on stderr). A config the
+ * master refuses at load is an [emerg] line of its own in its error log
+ * (its stderr once started), while the old workers go on: looked for every
+ * quarter second from where the log ended (a log that is no file, syslog
+ * or /dev/null, leaves only the wait for new workers).
+ */
+const RELOAD_SCRIPT = String.raw`
+use strict; use warnings;
+my ($pidfile, $limit) = @ARGV;
+sub slurp { my ($f) = @_; open(my $h, '<', $f) or return undef; local $/; my $c = <$h>; close($h); return $c; }
+my $text = slurp($pidfile);
+exit 10 unless defined $text && $text =~ /\A\s*(\d+)\s*\z/;
+my $master = $1;
+exit 10 unless kill(0, $master);
+# A stale pid file may name a pid the system gave to another process since: only an nginx master is signalled.
+my $exe = readlink("/proc/$master/exe");
+exit 12 unless defined $exe && $exe =~ m{/nginx(?: \(deleted\))?\z};
+my $args = slurp("/proc/$master/cmdline");
+exit 12 unless defined $args && $args =~ /\Anginx: master process/;
+sub children {
+  my $list = slurp("/proc/$master/task/$master/children");
+  return split(' ', $list) if defined $list;
+  return map { /(\d+)/ ? $1 : () } qx(ps -o pid= --ppid $master);
 }
-look
-old=$kids
-# The master's error log (its stderr once started): a config it refuses at
-# load is an [emerg] line of its own there, while the old workers go on.
-# Read from where it ends now; a log that is no file (syslog, /dev/null)
-# leaves only the wait for new workers.
-log=/proc/$master/fd/2
-off=
-[ -f "$log" ] && off=$(stat -L -c %s "$log" 2>/dev/null)
-kill -HUP "$master" || exit 10
-start=$(date +%s)
-fresh=0
-looks=0
-while :; do
-  looks=$((looks + 1))
-  if [ $fresh = 0 ]; then
-    look
-    for p in $kids; do
-      case " $old " in *" $p "*) ;; *) fresh=1;; esac
-    done
-  fi
-  # Every fifth look (a quarter second): two processes per look would take CPU from the master's own parse.
-  if [ $fresh = 0 ] && [ -n "$off" ] && [ $((looks % 5)) = 0 ]; then
-    refused=$(tail -c +$((off + 1)) "$log" 2>/dev/null | grep -m1 "\[emerg\] $master#")
-    [ -n "$refused" ] && { printf '%s\n' "$refused" >&2; exit 13; }
-  fi
-  if [ $fresh = 1 ]; then
-    busy=0
-    for p in $old; do
+my %old = map { $_ => 1 } children();
+my $log = "/proc/$master/fd/2";
+my $off = -f $log ? -s _ : undef;
+kill('HUP', $master) or exit 10;
+my $start = time;
+my ($fresh, $looks) = (0, 0);
+while (1) {
+  $looks++;
+  $fresh = 1 if !$fresh && grep { !$old{$_} } children();
+  if (!$fresh && defined $off && $looks % 5 == 0 && open(my $lh, '<', $log)) {
+    seek($lh, $off, 0);
+    while (my $line = <$lh>) {
+      next unless $line =~ /\[emerg\] $master#/;
+      print STDERR $line;
+      exit 13;
+    }
+    close($lh);
+  }
+  if ($fresh) {
+    my $busy = 0;
+    for my $pid (keys %old) {
       # Gone (or a zombie, whose command line is empty): no longer accepting.
-      a=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null) || continue
-      case "$a" in ''|*"shutting down"*) ;; *) busy=1;; esac
-    done
-    [ $busy = 1 ] || exit 0
-  fi
-  if [ $((looks % 20)) = 0 ]; then [ $(( $(date +%s) - start )) -lt "$limit" ] || exit 11; fi
-  sleep 0.05
-done
+      my $title = slurp("/proc/$pid/cmdline");
+      $busy = 1 if defined $title && $title ne '' && $title !~ /shutting down/;
+    }
+    exit 0 unless $busy;
+  }
+  exit 11 if time - $start >= $limit;
+  select(undef, undef, undef, 0.05);
+}
 `;
 
 /**
@@ -290,7 +303,7 @@ flip("generations/$generation", 'current');
 # The configs nginx -t checked it with are done.
 unlink glob("tests/$generation.* tests/$generation-*");
 # Then, when asked, the reload in the same round trip.
-exec('sh', '-c', @reload) or die "cannot run sh: $!\n" if @reload;
+exec('perl', '-e', @reload) or die "cannot run perl: $!\n" if @reload;
 `;
 
 /**
@@ -448,7 +461,7 @@ export class DispatcherFiles {
 
   /** Reloads the running nginx and waits for its new workers: `reloaded`, `not-running`, or `no-new-workers`. */
   async reload(limitSeconds: number): Promise<ReloadOutcome> {
-    return this.reloaded(await this.executor.run(this.server, ['sh', '-c', ...this.reloadArgs(limitSeconds)], { timeoutMs: (limitSeconds + 30) * 1000 }));
+    return this.reloaded(await this.executor.run(this.server, ['perl', '-e', ...this.reloadArgs(limitSeconds)], { timeoutMs: (limitSeconds + 30) * 1000 }));
   }
 
   /**
@@ -466,7 +479,7 @@ export class DispatcherFiles {
   }
 
   private reloadArgs(limitSeconds: number): string[] {
-    return [RELOAD_SCRIPT, 'reload', this.pidFile(), String(Math.ceil(limitSeconds))];
+    return [RELOAD_SCRIPT, this.pidFile(), String(Math.ceil(limitSeconds))];
   }
 
   private pidFile(): string {

@@ -307,17 +307,16 @@ export class NginxPipeline {
           await files.remove(generation);
           continue;
         }
-        const staged = memoNow.staged!;
-        const manifest = files.writeManifest(staged).catch((error: Error) => this.logger.warn(`no manifest for ${staged.generation} on ${server.hostname}: ${error.message}`));
         mark = performance.now();
         try {
           untestedReload = await files.swapAndReload(generation, live, reloadLimit);
           timings.reloadMs = performance.now() - mark;
-          background.push(manifest);
+          // The manifest after the reload, not beside it: its stat of every file is CPU the master's parse would wait for.
+          const staged = memoNow.staged!;
+          background.push(files.writeManifest(staged).catch((error: Error) => this.logger.warn(`no manifest for ${staged.generation} on ${server.hostname}: ${error.message}`)));
           break;
         } catch (error) {
           if (!(error instanceof NginxReloadRefusedError)) throw error;
-          await manifest;
           await files.swap(live, state.lastGood);
           await files.remove(generation);
           reloadRefused = true;
