@@ -230,6 +230,9 @@ try {
   const describeApplies = (what: string, timings: { testMs: number; reloadMs: number; totalMs: number }[]) => {
     if (!timings.length) return log(`${what}: no nginx rebuild applied`);
     log(`${what}: ${timings.length} nginx rebuilds applied (both dispatchers); apply median ${median(timings.map((x) => x.totalMs))} ms, of which nginx -t ${median(timings.map((x) => x.testMs))} ms and reload ${median(timings.map((x) => x.reloadMs))} ms`);
+    // The rest of an apply, each part's median (ms): the catalog's load and render, the dispatcher's files inspected, the generation staged, the old ones pruned (beside the rest).
+    const part = (key: string) => median(timings.map((x) => (x as unknown as Record<string, number>)[key] ?? 0));
+    log(`${what}: apply parts (median ms): load ${part('loadMs')}, render ${part('renderMs')}, inspect ${part('inspectMs')}, stage ${part('stageMs')}, prune ${part('pruneMs')}`);
   };
 
   // The operations' installs: real paid orders through the API, built live on both dispatchers.
