@@ -104,14 +104,22 @@ export class SiteCertificateSteps {
   /** Step `files`: the pair on every dispatcher, in the install's own directory (0700), each file 0600, root's. */
   async writeFiles({ payload, install, dispatchers, files }: SiteCertificateContext, io: StepIO): Promise<void> {
     const key = this.key(payload);
-    for (const server of dispatchers) {
-      const executor = this.access.executorFor(server);
-      const owner = rootOwner(server);
-      await executor.mkdir(server, certDirOn(server, install), { mode: 0o700, ...(owner ? { owner } : {}) });
-      await executor.writeFile(server, files.pem, payload.chainPem, { mode: 0o600, ...(owner ? { owner } : {}) });
-      await executor.writeFile(server, files.key, key, { mode: 0o600, ...(owner ? { owner } : {}) });
-      io.log(`certificate ${payload.sha256.slice(0, 16)} written on ${server.hostname}: ${files.pem}, ${files.key}`);
-    }
+    // The dispatchers at once, and on each the two files at once (the change's critical path: nothing serves it before the rebuild after this).
+    // Every write ends before the step does, failed or not: a compensation must not race a write still under way.
+    const settled = await Promise.allSettled(
+      dispatchers.map(async (server) => {
+        const executor = this.access.executorFor(server);
+        const owner = rootOwner(server);
+        await executor.mkdir(server, certDirOn(server, install), { mode: 0o700, ...(owner ? { owner } : {}) });
+        const writes = await Promise.allSettled([
+          executor.writeFile(server, files.pem, payload.chainPem, { mode: 0o600, ...(owner ? { owner } : {}) }),
+          executor.writeFile(server, files.key, key, { mode: 0o600, ...(owner ? { owner } : {}) }),
+        ]);
+        for (const w of writes) if (w.status === 'rejected') throw w.reason;
+        io.log(`certificate ${payload.sha256.slice(0, 16)} written on ${server.hostname}: ${files.pem}, ${files.key}`);
+      }),
+    );
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
   }
 
   /** Compensation of `files`: the new pair removed where the catalog no longer names it (never the pair that was serving before). */
