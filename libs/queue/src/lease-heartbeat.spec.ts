@@ -3,8 +3,12 @@ import { LeaseHeartbeat, leaseTimings, type LeaseLoss } from './lease-heartbeat.
 
 // The clock is Jest's (timers and Date): on a machine busy with the rest of the suite, 900 ms of real time held fewer timer turns than the test counts.
 const sleep = (ms: number) => jest.advanceTimersByTimeAsync(ms);
-beforeEach(() => jest.useFakeTimers());
-afterEach(() => jest.useRealTimers());
+beforeEach(() => {
+  jest.useFakeTimers();
+});
+afterEach(() => {
+  jest.useRealTimers();
+});
 
 /** A heartbeat on a 300 ms lease (renewed every 100 ms, retried after 20 ms) over a scripted catalog. */
 function watch(answers: (call: number) => Promise<boolean>) {
