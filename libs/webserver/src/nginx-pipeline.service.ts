@@ -249,16 +249,20 @@ export class NginxPipeline {
       }
       const cloned = round === 1 && state.cloned === clone;
       generation = round === 1 ? clone : newGenerationName();
-      if (pruning) await pruning;
-      else if (!options.dryRun) {
+      // A small change to a tested live config goes to the reload untested (below).
+      const untested = live !== null && !reloadRefused && !planned.mainChanged && planned.written.filter(isShopFile).length <= UNTESTED_RELOAD_MAX_FILES;
+      const startPruning = (staging: string) => {
         const pruneStarted = performance.now();
-        pruning = files.prune(generation, [live, state.lastGood]).then(() => {
+        pruning = files.prune(staging, [live, state.lastGood]).then(() => {
           timings.pruneMs = performance.now() - pruneStarted;
         });
         // Awaited before the apply returns, whatever happens; never an unhandled rejection meanwhile.
         background.push(pruning);
         pruning.catch(() => undefined);
-      }
+      };
+      if (pruning) await pruning;
+      // The untested path prunes after its reload: removing a generation's thousands of files is CPU and disk the reload waits for.
+      else if (!options.dryRun && !untested) startPruning(generation);
       mark = performance.now();
       const filesWritten = await files.stage(generation, live, planned.list, { cloned, removed: planned.removed });
       if (!options.dryRun) memoNow.staged = { generation, hashes: new Map(planned.list.map((f) => [f.name, 'link' in f ? f.sha256 : digest(f.content)])) };
@@ -289,7 +293,7 @@ export class NginxPipeline {
         continue;
       }
 
-      if (live !== null && !reloadRefused && !planned.mainChanged && planned.written.filter(isShopFile).length <= UNTESTED_RELOAD_MAX_FILES) {
+      if (untested) {
         // A small change to a tested live config: each new file is tested alone (a few installs, not thousands), and the whole goes to
         // the reload untested, for nginx refuses at load a config it cannot run and its old workers serve on. One parse of every
         // install per change instead of two. Refused: `current` goes back, and the next round tests the whole to find the culprit.
@@ -311,7 +315,8 @@ export class NginxPipeline {
         try {
           untestedReload = await files.swapAndReload(generation, live, reloadLimit);
           timings.reloadMs = performance.now() - mark;
-          // The manifest after the reload, not beside it: its stat of every file is CPU the master's parse would wait for.
+          // The manifest and the prune after the reload, not beside it: their work on every file is CPU the master's parse would wait for.
+          if (!pruning) startPruning(generation);
           const staged = memoNow.staged!;
           background.push(files.writeManifest(staged).catch((error: Error) => this.logger.warn(`no manifest for ${staged.generation} on ${server.hostname}: ${error.message}`)));
           break;
