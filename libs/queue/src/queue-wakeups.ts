@@ -92,7 +92,10 @@ export class QueueWakeups implements OnApplicationShutdown {
     if (!listening) return;
     clearInterval(listening.timer);
     listening.socket.close();
-    if (this.dataSource.isInitialized) await this.dataSource.query('DELETE FROM queue_listeners WHERE owner = ?', [listening.owner]).catch(() => undefined);
+    if (!this.dataSource.isInitialized) return;
+    await this.dataSource
+      .query('DELETE FROM queue_listeners WHERE owner = ?', [listening.owner])
+      .catch((error: Error) => this.logger.warn(`removing the wake-up listener of ${listening.owner} failed (its row goes stale in 30 s): ${error.message}`));
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -123,7 +126,12 @@ export class QueueWakeups implements OnApplicationShutdown {
   }
 
   private sendTo(targets: readonly { host: string; port: number }[]): void {
-    for (const target of targets) this.socketFor(isIP(target.host) === 6 ? 'udp6' : 'udp4').send(WAKE, target.port, target.host, () => undefined);
+    for (const target of targets) {
+      this.socketFor(isIP(target.host) === 6 ? 'udp6' : 'udp4').send(WAKE, target.port, target.host, (error) => {
+        // A datagram that cannot go costs that worker its poll interval, nothing more.
+        if (error) this.logger.debug(`wake-up to ${target.host}:${target.port} not sent: ${error.message}`);
+      });
+    }
   }
 
   /** One unbound socket per address family, opened on first use. */
@@ -131,8 +139,8 @@ export class QueueWakeups implements OnApplicationShutdown {
     let socket = this.senders.get(type);
     if (!socket) {
       socket = createSocket(type);
-      // A datagram nobody takes (a worker gone) may come back as an error: nothing to do about it.
-      socket.on('error', () => undefined);
+      // A datagram nobody takes (a worker gone) may come back as an error: the worker is skipped once its row goes stale.
+      socket.on('error', (error) => this.logger.debug(`wake-up socket: ${error.message}`));
       socket.unref();
       this.senders.set(type, socket);
     }

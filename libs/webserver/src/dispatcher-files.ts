@@ -183,29 +183,32 @@ rename("$dir/.manifest.$$", "$dir/manifest") or die "cannot write $dir/manifest:
 `;
 
 /**
- * The nginx master the pid file names, checked before anything signals it
- * (`status`): exit 10 not running (no pid file, or no such process), 12
- * the pid file names a process that is not an nginx master (stale: a pid
- * the system gave to another process since).
+ * The nginx master the pid file names (perl, the first argument), checked
+ * before anything signals it: exit 10 not running (no pid file, or no such
+ * process), 12 the pid file names a process that is not an nginx master
+ * (stale: a pid the system gave to another process since); `$master` holds
+ * its pid after it. `status` runs it alone, the reload after it.
  */
 const NGINX_MASTER = String.raw`
-pidfile=$1; limit=$2
-[ -s "$pidfile" ] || exit 10
-master=$(cat "$pidfile")
-case "$master" in ''|*[!0-9]*) exit 10;; esac
-kill -0 "$master" 2>/dev/null || exit 10
-# A stale pid file may name a pid the system gave to another process since: only an nginx master is signalled.
-exe=$(readlink "/proc/$master/exe") || exit 12
-case "$exe" in */nginx|*'/nginx (deleted)') ;; *) exit 12;; esac
-args=$(tr '\0' ' ' < "/proc/$master/cmdline") || exit 12
-case "$args" in 'nginx: master process'*) ;; *) exit 12;; esac
+use strict; use warnings;
+my ($pidfile, $limit) = @ARGV;
+sub slurp { my ($f) = @_; open(my $h, '<', $f) or return undef; local $/; my $c = <$h>; close($h); return $c; }
+my $text = slurp($pidfile);
+exit 10 unless defined $text && $text =~ /\A\s*(\d+)\s*\z/;
+my $master = $1;
+exit 10 unless kill(0, $master);
+my $exe = readlink("/proc/$master/exe");
+exit 12 unless defined $exe && $exe =~ m{/nginx(?: \(deleted\))?\z};
+my $args = slurp("/proc/$master/cmdline");
+exit 12 unless defined $args && $args =~ /\Anginx: master process/;
 `;
+
+const STATUS_SCRIPT = `${NGINX_MASTER}exit 0;\n`;
 
 /**
  * The reload, in perl (one process: nothing is started per look while the
- * master parses thousands of installs on the same cores): the master
- * checked as NGINX_MASTER does (exit 10 not running, 12 not an nginx
- * master), SIGHUP, then a wait for a worker the master did not have before
+ * master parses thousands of installs on the same cores): NGINX_MASTER
+ * first (exit 10 not running, 12 not an nginx master), then SIGHUP, then a wait for a worker the master did not have before
  * (nginx starts new workers only once it has loaded the new config), and
  * until every old worker is gone or shutting down (the master tells them
  * to quit about 100 ms after starting the new ones; until then they still
@@ -217,19 +220,7 @@ case "$args" in 'nginx: master process'*) ;; *) exit 12;; esac
  * quarter second from where the log ended (a log that is no file, syslog
  * or /dev/null, leaves only the wait for new workers).
  */
-const RELOAD_SCRIPT = String.raw`
-use strict; use warnings;
-my ($pidfile, $limit) = @ARGV;
-sub slurp { my ($f) = @_; open(my $h, '<', $f) or return undef; local $/; my $c = <$h>; close($h); return $c; }
-my $text = slurp($pidfile);
-exit 10 unless defined $text && $text =~ /\A\s*(\d+)\s*\z/;
-my $master = $1;
-exit 10 unless kill(0, $master);
-# A stale pid file may name a pid the system gave to another process since: only an nginx master is signalled.
-my $exe = readlink("/proc/$master/exe");
-exit 12 unless defined $exe && $exe =~ m{/nginx(?: \(deleted\))?\z};
-my $args = slurp("/proc/$master/cmdline");
-exit 12 unless defined $args && $args =~ /\Anginx: master process/;
+const RELOAD_SCRIPT = NGINX_MASTER + String.raw`
 sub children {
   my $list = slurp("/proc/$master/task/$master/children");
   return split(' ', $list) if defined $list;
@@ -452,7 +443,7 @@ export class DispatcherFiles {
 
   /** Whether an nginx master runs for the dispatcher's pid file (`stale-pid`: the pid file names another process). */
   async status(): Promise<'running' | 'not-running' | 'stale-pid'> {
-    const result = await this.executor.run(this.server, ['sh', '-c', NGINX_MASTER, 'nginx-status', this.pidFile(), '0']);
+    const result = await this.executor.run(this.server, ['perl', '-e', STATUS_SCRIPT, this.pidFile()]);
     if (result.exitCode === 0) return 'running';
     if (result.exitCode === 10) return 'not-running';
     if (result.exitCode === 12) return 'stale-pid';

@@ -220,6 +220,11 @@ export class NginxPipeline {
     let untestedReload: ReloadOutcome | null = null;
     /** nginx refused what the untested path gave it: every later round tests the whole first. */
     let reloadRefused = false;
+    /** The staged generation's manifest (what the next inspect compares the files with), in the background; lost, it only costs hashing. */
+    const writeManifest = () => {
+      const staged = memoNow.staged!;
+      background.push(files.writeManifest(staged).catch((error: Error) => this.logger.warn(`no manifest for ${staged.generation} on ${server.hostname}: ${error.message}`)));
+    };
     for (let round = 1; ; round++) {
       if (round > 100) throw new NginxApplyError(`nginx on ${server.hostname}: gave up after 100 rounds of finding refused installs`);
       // Each round after the first leaves out what the previous one found refused.
@@ -276,11 +281,12 @@ export class NginxPipeline {
         return { ...this.report(server, generation, planned, held, quarantinedBefore, state.hashes, 'dry-run', timings), diff };
       }
 
-      // A quarantined install's new file is tried alone first: a file that still fails costs no full test.
-      const retried = planned.written.filter((n) => quarantinedBefore.has(fsNameOf.get(n)?.id ?? -1));
+      // Tried alone first: a quarantined install's new file (one that still fails costs no full test), and on the untested path (below)
+      // every changed install file.
+      const testedAlone = untested ? planned.written.filter(isShopFile) : planned.written.filter((n) => quarantinedBefore.has(fsNameOf.get(n)?.id ?? -1));
       let refusedAlone = false;
       mark = performance.now();
-      for (const name of retried) {
+      for (const name of testedAlone) {
         const result = await files.test(generation, alone(name));
         if (!result.ok && !this.untestable(server, result.untestable)) {
           this.hold(held, name, fsNameOf, firstError(result.stderr), true);
@@ -294,31 +300,16 @@ export class NginxPipeline {
       }
 
       if (untested) {
-        // A small change to a tested live config: each new file is tested alone (a few installs, not thousands), and the whole goes to
+        // A small change to a tested live config: each new file passed alone (a few installs, not thousands), and the whole goes to
         // the reload untested, for nginx refuses at load a config it cannot run and its old workers serve on. One parse of every
         // install per change instead of two. Refused: `current` goes back, and the next round tests the whole to find the culprit.
-        mark = performance.now();
-        let refused = false;
-        for (const name of planned.written.filter((n) => isShopFile(n) && !retried.includes(n))) {
-          const result = await files.test(generation, alone(name));
-          if (!result.ok && !this.untestable(server, result.untestable)) {
-            this.hold(held, name, fsNameOf, firstError(result.stderr), true);
-            refused = true;
-          }
-        }
-        timings.testMs += performance.now() - mark;
-        if (refused) {
-          await files.remove(generation);
-          continue;
-        }
         mark = performance.now();
         try {
           untestedReload = await files.swapAndReload(generation, live, reloadLimit);
           timings.reloadMs = performance.now() - mark;
           // The manifest and the prune after the reload, not beside it: their work on every file is CPU the master's parse would wait for.
           if (!pruning) startPruning(generation);
-          const staged = memoNow.staged!;
-          background.push(files.writeManifest(staged).catch((error: Error) => this.logger.warn(`no manifest for ${staged.generation} on ${server.hostname}: ${error.message}`)));
+          writeManifest();
           break;
         } catch (error) {
           if (!(error instanceof NginxReloadRefusedError)) throw error;
@@ -367,9 +358,7 @@ export class NginxPipeline {
 
     let reload = untestedReload;
     if (reload === null) {
-      // The manifest (what the next inspect compares the files with) is written while nginx reloads; lost, it only costs hashing.
-      const staged = memoNow.staged!;
-      background.push(files.writeManifest(staged).catch((error: Error) => this.logger.warn(`no manifest for ${staged.generation} on ${server.hostname}: ${error.message}`)));
+      writeManifest();
       mark = performance.now();
       try {
         reload = await files.swapAndReload(generation, live, reloadLimit);
