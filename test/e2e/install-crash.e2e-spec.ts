@@ -10,7 +10,7 @@ import { HostsModule } from '@app/hosts';
 import { INSTALL_BUILD, InstallBuildJob, InstallsModule, InstallsService, type CreateInstallDto, type InstallAcceptedView } from '@app/installs';
 import { JobDeferredError, JobRepository, LeaseLostError, type JobContext } from '@app/queue';
 import { SagaRunner } from '@app/saga';
-import { NginxPipeline } from '@app/webserver';
+import { NGINX_REBUILD, NginxPipeline } from '@app/webserver';
 import { SagaModule } from '@app/saga';
 import { createTestCatalog, TEST_SECRETS_KEY, type TestCatalog } from '../support/catalog.js';
 import { cleanEnv, spawnWorker, type WorkerProcess } from '../support/processes-engine.js';
@@ -188,7 +188,9 @@ describe('install builds under kill -9 of their worker', () => {
         expect(existsSync(join(base, server, 'srv/cron.d', `shop-${install.fsName}`))).toBe(true);
       }
     }
-    // No half-made files: no temporary files, candidates or test configs anywhere.
+    // No half-made files: no temporary files, candidates or test configs anywhere, once the nginx rebuilds are at rest too (a rebuild
+    // that reloaded untested prunes the older generations after its reload: the install can be live while that runs).
+    await eventually(async () => (await ds.getRepository(Job).count({ where: { kind: NGINX_REBUILD.name, state: In(['running', 'ready', 'blocked']) } })) === 0, 30_000, 'the nginx rebuilds to end');
     for (const server of ['d1', 'd2']) {
       // The live generation and the one before it; no staged generation or test config left by a killed worker.
       expect(readdirSync(join(base, server, 'srv/nginx')).filter((f) => !['current', 'generations', 'last-good', 'tests'].includes(f))).toEqual([]);
