@@ -3,9 +3,9 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { DataSource } from 'typeorm';
+import { DataSource, MoreThan } from 'typeorm';
 import { generateToken, hashToken, tokenDisplayPrefix } from '@app/auth';
-import { ApiToken, createCatalogDataSource, Install, PinRule, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
+import { ApiToken, createCatalogDataSource, Install, Job, PinRule, SagaStep, Server, ServerIp, SharedCodeGroup } from '@app/catalog';
 import { buildSampleRepository, SAMPLE_MANIFEST } from '@app/codebases';
 import { loadConfig } from '@app/config';
 import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../test/support/dispatcher-web.js';
@@ -39,7 +39,7 @@ import { plainReload, quiesce } from './nginx-reload.js';
  */
 const BASE = Number(process.env.BENCH_BASE_INSTALLS ?? 2000);
 const LATENCY_ORDERS = Number(process.env.BENCH_ORDERS ?? 20);
-const BURST = 100;
+const BURST = Number(process.env.BENCH_BURST ?? 100);
 const LARGE_ORDERS = Number(process.env.BENCH_LARGE_ORDERS ?? 5);
 /** Base installs share these IPs per dispatcher, as free installs do (nginx binds one socket per address). */
 const SHARED_IPS = 10;
@@ -140,7 +140,7 @@ try {
     return { id: ((await res.json()) as { installId: number }).installId, hostname };
   };
   const settled = async (ids: number[]) => {
-    for (;;) {
+    for (; ids.length > 0; ) {
       const rows = await ds!.getRepository(Install).find({ where: ids.map((id) => ({ id })), select: { id: true, status: true, statusReason: true } });
       const failed = rows.find((r) => r.status === 'failed');
       if (failed) throw new Error(`install ${failed.id} failed: ${failed.statusReason}`);
@@ -195,7 +195,9 @@ try {
   // A codebase whose install SQL is a shop's large dump, one order at a time.
   const largeLatencies: number[] = [];
   const largeSqlS: number[] = [];
+  let lastLargeAt = 0;
   for (let i = 0; i < LARGE_ORDERS; i++) {
+    lastLargeAt = Date.now();
     t = performance.now();
     const placed = await order({ codebase: 'large' });
     await settled([placed.id]);
@@ -206,6 +208,14 @@ try {
     largeSqlS.push(Number(row.ms) / 1000);
   }
   if (LARGE_ORDERS > 0) {
+    // The last one's timeline from its order (ms): the build job's start, each step's span, the rebuilds' spans, live.
+    const at = (d: Date | null) => (d ? d.getTime() - lastLargeAt : NaN);
+    const build = (await ds.getRepository(Job).find({ where: { kind: 'install.build' }, order: { id: 'DESC' }, take: 1 }))[0]!;
+    const spans = (await ds.getRepository(SagaStep).find({ where: { jobId: build.id }, order: { stepIndex: 'ASC' } })).map((r) => `${r.stepName} ${at(r.startedAt)}-${at(r.finishedAt)}`);
+    const rebuildSpans = (await ds.getRepository(Job).find({ where: { kind: 'nginx.rebuild', id: MoreThan(build.id - 10) }, order: { id: 'ASC' } }))
+      .filter((j) => j.finishedAt && j.finishedAt.getTime() >= lastLargeAt)
+      .map((j) => `${j.resourceKey} ${at(j.startedAt)}-${at(j.finishedAt)}`);
+    log(`timeline of the last large order (ms from the order): build started ${at(build.startedAt)}; ${spans.join(', ')}; rebuilds ${rebuildSpans.join(', ')}; live ${Math.round(largeLatencies[largeLatencies.length - 1]! * 1000)}`);
     log(`order to live with a ${large.statements}-statement install dump: median ${median(largeLatencies).toFixed(3)} s (min ${Math.min(...largeLatencies).toFixed(3)}, max ${Math.max(...largeLatencies).toFixed(3)}) over ${LARGE_ORDERS} orders; its sql-updates step median ${median(largeSqlS).toFixed(3)} s`);
   }
 

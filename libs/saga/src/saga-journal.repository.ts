@@ -26,6 +26,11 @@ export class SagaJournalRepository {
     this.sql = sqlDialect(dataSource);
   }
 
+  /** Whether steps may run at once: not on SQLite, whose one connection would run one step's writes inside another's transaction. */
+  get concurrent(): boolean {
+    return this.dataSource.options.type !== 'better-sqlite3';
+  }
+
   /** The journal of a job, created (all pending) on the saga's first run. */
   async open(lease: JournalLease, saga: string, steps: readonly string[]): Promise<SagaStepRow[]> {
     const repo = this.dataSource.getRepository(SagaStepRow);

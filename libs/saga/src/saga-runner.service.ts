@@ -46,43 +46,94 @@ export class SagaRunner {
 
     const pivot = saga.pivot ? saga.steps.findIndex((s) => s.name === saga.pivot) : saga.steps.length;
     if (pivot < 0) throw new Error(`${saga.name}: pivot ${saga.pivot} is not one of its steps`);
+    const needs = stepNeeds(saga, pivot);
 
-    const interrupted = rows.findIndex((r) => r.state === 'running');
-    if (interrupted >= 0 && interrupted < pivot && job.attempt >= job.maxAttempts) {
+    const interrupted = rows.flatMap((r, index) => (r.state === 'running' && index < pivot ? [index] : []));
+    if (interrupted.length > 0 && job.attempt >= job.maxAttempts) {
       // The job's last attempt, and its worker died inside this step every time
       // so far: running it again would only end the job dead with the earlier
       // steps' effects left behind. Undo them instead.
-      await this.journal.finish(lease, interrupted, 'failed', {
-        durationMs: 0,
-        output: '',
-        error: `the worker died during this step on each of ${job.attempt - 1} earlier attempt(s)`,
-      });
+      for (const index of interrupted) {
+        await this.journal.finish(lease, index, 'failed', {
+          durationMs: 0,
+          output: '',
+          error: `the worker died during this step on each of ${job.attempt - 1} earlier attempt(s)`,
+        });
+      }
       await this.compensate(saga, context, await this.journal.steps(job.jobId), lease, job);
       return;
     }
 
-    for (let index = 0; index < saga.steps.length; index++) {
-      if (rows[index]!.state === 'done') continue;
-      const step = saga.steps[index]!;
-      const outcome = await this.attempt(saga, index, lease, job, (io) => step.execute(context, io));
-      if (outcome.ok) {
-        await this.journal.finish(lease, index, 'done', { ...outcome, error: null });
-        continue;
-      }
-      if (index >= pivot) {
-        // Past the point of no return: keep the step running in the journal and let the queue retry forward.
-        await this.journal.note(lease, index, outcome.error, outcome.output);
-        throw new SagaForwardRetryError(saga.name, step.name, outcome.error);
-      }
-      await this.journal.finish(lease, index, 'failed', outcome);
-      rows = await this.journal.steps(job.jobId);
-      await this.compensate(saga, context, rows, lease, job);
+    if (await this.forward(saga, context, rows, needs, pivot, lease, job)) {
+      await saga.onCompleted?.(context);
+      job.log(`${saga.name}: completed`);
       return;
     }
-    await saga.onCompleted?.(context);
-    job.log(`${saga.name}: completed`);
+    await this.compensate(saga, context, await this.journal.steps(job.jobId), lease, job);
   }
 
+  /**
+   * Runs every step not done, each once the steps it needs are done; those
+   * ready together run at once where the journal allows it. A step that
+   * fails stops new starts; the ones running are let finish (never left
+   * running behind the job). True when every step is done, false when one
+   * before the pivot failed (to be compensated); a step deferred, a lost
+   * lease or a failure past the pivot is thrown once nothing runs.
+   */
+  private async forward<C, P extends object>(
+    saga: SagaDefinition<C, P>,
+    context: C,
+    rows: SagaStepRow[],
+    needs: number[][],
+    pivot: number,
+    lease: JournalLease,
+    job: JobContext,
+  ): Promise<boolean> {
+    const done = new Set(rows.flatMap((r, index) => (r.state === 'done' ? [index] : [])));
+    const running = new Map<number, Promise<void>>();
+    let failed = false;
+    const thrown: unknown[] = [];
+    const start = (index: number) => {
+      const step = saga.steps[index]!;
+      const run = (async () => {
+        const outcome = await this.attempt(saga, index, lease, job, (io) => step.execute(context, io));
+        if (outcome.ok) {
+          await this.journal.finish(lease, index, 'done', { ...outcome, error: null });
+          done.add(index);
+          return;
+        }
+        if (index >= pivot) {
+          // Past the point of no return: keep the step running in the journal and let the queue retry forward.
+          await this.journal.note(lease, index, outcome.error, outcome.output);
+          throw new SagaForwardRetryError(saga.name, step.name, outcome.error);
+        }
+        await this.journal.finish(lease, index, 'failed', outcome);
+        failed = true;
+      })()
+        .catch((error: unknown) => {
+          thrown.push(error);
+        })
+        .finally(() => running.delete(index));
+      running.set(index, run);
+    };
+    for (;;) {
+      if (!failed && thrown.length === 0) {
+        for (let index = 0; index < saga.steps.length; index++) {
+          if (done.has(index) || running.has(index) || !needs[index]!.every((n) => done.has(n))) continue;
+          if (running.size > 0 && !this.journal.concurrent) break;
+          start(index);
+        }
+      }
+      if (running.size === 0) break;
+      await Promise.race(running.values());
+    }
+    // A lost lease first (nothing more may be written), then a failure to undo, then a deferral or a forward retry.
+    const lost = thrown.find((e) => e instanceof LeaseLostError);
+    if (lost) throw lost;
+    if (failed) return false;
+    if (thrown.length > 0) throw thrown[0];
+    return true;
+  }
   /** Undoes, newest first, every step that ran or may have run; then ends the job with the failure. */
   private async compensate<C, P extends object>(
     saga: SagaDefinition<C, P>,
@@ -175,12 +226,32 @@ export class SagaRunner {
 }
 
 /**
- * Where the forward run stopped: the last step that left pending (the run
- * never goes past a failing step), with the error it failed with.
+ * Where the forward run stopped, with the error it failed with: the step
+ * that failed; once compensated (its state changed), the last step that ran
+ * with an error (steps that ran beside it may have ended well after it; a
+ * step that ended well has none); else the last step that ran.
  */
 function failurePoint(rows: SagaStepRow[]): { step: string; error: string } {
-  const last = [...rows].reverse().find((r) => r.state !== 'pending');
-  return { step: last?.stepName ?? '?', error: last?.error ?? 'unknown error' };
+  const ran = rows.filter((r) => r.state !== 'pending');
+  const point = ran.find((r) => r.state === 'failed') ?? [...ran].reverse().find((r) => r.error) ?? ran[ran.length - 1];
+  return { step: point?.stepName ?? '?', error: point?.error ?? 'unknown error' };
+}
+
+/**
+ * Per step, the indices of the steps it needs: those its `after` names
+ * (earlier steps only), else the step before it. A step at or past the pivot
+ * needs every step before it: nothing is mailed before everything is done.
+ */
+export function stepNeeds(saga: Pick<SagaDefinition<unknown>, 'name' | 'steps'>, pivot: number): number[][] {
+  return saga.steps.map((step, index) => {
+    if (index >= pivot) return Array.from({ length: index }, (_, i) => i);
+    if (!step.after) return index === 0 ? [] : [index - 1];
+    return step.after.map((name) => {
+      const need = saga.steps.findIndex((s) => s.name === name);
+      if (need < 0 || need >= index) throw new Error(`${saga.name}: step ${step.name} needs ${name}, which is not a step before it`);
+      return need;
+    });
+  });
 }
 
 /** An error that says so (`permanent: true`, e.g. a failing SQL statement) is not tried again within the run. */

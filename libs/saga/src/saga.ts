@@ -12,6 +12,14 @@ export interface StepIO {
 export interface SagaStep<C> {
   /** Journaled: never rename a step of a saga in use. */
   readonly name: string;
+  /**
+   * The earlier steps this one needs done before it starts; without it, the
+   * step before it in the list. Steps whose needs are met run at the same
+   * time, each journaled on its own (one after the other on a SQLite
+   * catalog, whose one connection would mix their transactions). Undone in
+   * reverse list order, so a step is undone before the ones it needed.
+   */
+  readonly after?: readonly string[];
   execute(context: C, io: StepIO): Promise<void>;
   compensate(context: C, io: StepIO): Promise<void>;
 }

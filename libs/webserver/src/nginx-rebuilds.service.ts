@@ -104,6 +104,11 @@ export class NginxRebuilds {
     for (const server of await this.dispatchersOf(installId, manager)) await this.request(server.id, manager);
   }
 
+  /** Whether a rebuild (or rollback) of the dispatcher is queued or running. */
+  async underWay(serverId: number): Promise<boolean> {
+    return (await this.dataSource.getRepository(Job).count({ where: { resourceKey: nginxResourceKey(serverId), state: In(['ready', 'blocked', 'running']) } })) > 0;
+  }
+
   /**
    * Dispatchers whose config is behind the catalog with no rebuild queued
    * (down when it was requested, a failed rebuild, a job an operator
@@ -119,8 +124,7 @@ export class NginxRebuilds {
       .getMany();
     let requested = 0;
     for (const row of rows) {
-      const open = await this.dataSource.getRepository(Job).count({ where: { resourceKey: nginxResourceKey(row.serverId), state: In(['ready', 'blocked', 'running']) } });
-      if (open > 0) continue;
+      if (await this.underWay(row.serverId)) continue;
       if (row.pending) await this.dataSource.getRepository(DispatcherConfig).update({ id: row.id }, { pending: false });
       if (row.wantedGeneration <= row.appliedGeneration) continue;
       if (row.lastError !== null && now - row.updatedAt.getTime() < FAILED_REBUILD_RETRY_MS) continue;

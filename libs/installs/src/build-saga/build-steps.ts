@@ -134,8 +134,28 @@ export class InstallBuildSteps {
     };
   }
 
+  /**
+   * The build's steps in two lanes after the PHP user: the database and its
+   * SQL on the database server, beside the home, tree, config, sync, crons,
+   * FTP, pool and vhost on the install's servers (the vhost was asked for
+   * when the order came). The probe needs both; the mail everything.
+   */
   steps(): SagaStep<BuildContext>[] {
-    return [this.phpUser(), this.home(), this.tree(), this.configFiles(), this.database(), this.sqlUpdates(), this.sync(), this.crons(), this.ftp(), this.pools(), this.webServer(), this.probeSites(), this.welcomeMail()];
+    return [
+      this.phpUser(),
+      this.home(),
+      this.tree(),
+      this.configFiles(),
+      { ...this.database(), after: ['php-user'] },
+      this.sqlUpdates(),
+      { ...this.sync(), after: ['config'] },
+      this.crons(),
+      this.ftp(),
+      this.pools(),
+      this.webServer(),
+      { ...this.probeSites(), after: ['webserver', 'sql-updates'] },
+      this.welcomeMail(),
+    ];
   }
 
   /**
@@ -477,10 +497,11 @@ export class InstallBuildSteps {
   }
 
   /**
-   * 10. The install's vhost on every dispatcher: asks for the dispatcher's
-   * nginx rebuild (coalesced with every other request) and waits until the
-   * generation nginx loaded carries this install's file as the catalog has
-   * it now. Waiting frees the worker slot (the job is deferred, no attempt
+   * 10. The install's vhost on every dispatcher: waits until the generation
+   * nginx loaded carries this install's file as the catalog has it now. The
+   * order asked for the rebuild; the step asks again only when none is under
+   * way and the vhost is still not there (coalesced with every other
+   * request). Waiting frees the worker slot (the job is deferred, no attempt
    * used). A quarantined vhost fails the step, and the build is undone. A
    * dispatcher that is down is skipped: it is rebuilt when it is back.
    */
@@ -493,6 +514,7 @@ export class InstallBuildSteps {
         const live = new Set<number>();
         /** Per dispatcher, the live generation last compared: the file is read and rendered again only once it moved (a rebuild takes seconds; looking costs CPU its nginx needs). */
         const compared = new Map<number, string>();
+        const requested = new Set<number>();
         for (let round = 0; ; round++) {
           if (round === 0) for (const server of dispatchers.filter((s) => s.state === 'down')) io.log(`${server.hostname} is down: its nginx gets this install when it is back`);
           const up = dispatchers.filter((s) => s.state !== 'down' && !live.has(s.id));
@@ -517,8 +539,15 @@ export class InstallBuildSteps {
             if (vhost.state === 'not-served') throw new Error(`${server.hostname} does not serve install ${install.id} (${install.status})`);
             if (vhost.state === 'pending') waiting.push(server);
           }
-          // One after the other: each is a transaction (SQLite has one connection).
-          if (round === 0) for (const server of waiting) await this.rebuilds.request(server.id);
+          // The order asked already (InstallsService), so a rebuild may be under way: ask (once) only when none is queued
+          // or running and the vhost is still not live: a rebuild that read the catalog before a step changed it, a
+          // resumed build, a dispatcher back up. A request while one runs would queue another whole rebuild beside the
+          // build. One after the other: each is a transaction (SQLite has one connection).
+          for (const server of waiting) {
+            if (requested.has(server.id) || (await this.rebuilds.underWay(server.id))) continue;
+            await this.rebuilds.request(server.id);
+            requested.add(server.id);
+          }
           if (waiting.length === 0) {
             io.log(`vhost of ${install.fsName} live on ${dispatchers.filter((s) => s.state !== 'down').map((s) => s.hostname).join(', ') || 'no dispatcher'}`);
             return;
