@@ -156,7 +156,8 @@ describe.each(CATALOG_KINDS)('saga steps that need only some earlier steps (%s)'
     expect((await journal.steps(job.id)).find((r) => r.stepName === 'b')!.error).toBe('b failed');
   });
 
-  (kind === 'mariadb' ? it : it.skip)('resumes both lanes after a worker died inside one of them', async () => {
+  // MariaDB only: a SQLite catalog has one engine process (the embedded default), and its steps run one after the other.
+  if (kind === 'mariadb') it('resumes both lanes after a worker died inside one of them', async () => {
     let died!: (jobId: number) => void;
     const hung = new Promise<number>((resolve) => (died = resolve));
     const { dir } = newSaga({ ms: { a1: 200, b: 200 }, hangOnce: 'b', hung: (id) => died(id) });
