@@ -25,6 +25,8 @@ import { fetchSite } from '../support/web-installs.js';
 const json = async (res: Response): Promise<any> => res.json();
 
 const INSTALLS = 12;
+/** A cron release B adds and release E drops. */
+const NIGHTLY = { schedule: '0 3 * * *', command: ['php', 'heavymetal/nightly.php'] };
 const D1 = '127.0.112';
 const D2 = '127.0.113';
 
@@ -77,6 +79,7 @@ describe('code group rollouts (two SSH dispatchers, nginx, php-fpm, MariaDB, wor
   };
   const ssh = (sshd: SshdServer) => ({ transport: 'ssh', sshHost: sshd.host, sshPort: sshd.port, sshUser: sshd.user, sshKeyRef: sshd.privateKeyPath, sshHostKey: sshd.hostKeyFingerprint });
   const ds = () => engine.app.get(DataSource);
+  const cronFile = (server: string, install: Install) => readFileSync(join(base, server, 'srv/cron.d', `shop-${install.fsName}`), 'utf8');
   const git = (...args: string[]) => execFileSync('git', ['-C', repoPath, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: repoPath } }).trim();
   const commit = (files: Record<string, string | null>, message: string) => {
     for (const [path, content] of Object.entries(files)) {
@@ -147,8 +150,8 @@ describe('code group rollouts (two SSH dispatchers, nginx, php-fpm, MariaDB, wor
     repoPath = repo.path;
     // Release A: the sample's second revision, its page and library saying A.
     rev.A = commit({ 'html/index.php': page('A'), 'heavymetal/lib/release.php': "<?php\nconst RELEASE_LIB = 'A';\n" }, 'release A');
-    // Release B: a new SQL update, a new writable directory in the manifest, B everywhere.
-    const manifestB = { ...JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), writable: [...SAMPLE_MANIFEST.writable!, 'heavymetal/logs'] };
+    // Release B: a new SQL update, a new writable directory and a nightly cron in the manifest, B everywhere.
+    const manifestB = { ...JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), writable: [...SAMPLE_MANIFEST.writable!, 'heavymetal/logs'], crons: [...SAMPLE_MANIFEST.crons!, NIGHTLY] };
     rev.B = commit(
       {
         'html/index.php': page('B'),
@@ -268,6 +271,8 @@ describe('code group rollouts (two SSH dispatchers, nginx, php-fpm, MariaDB, wor
         expect(codeLink(server, install)).toBe(releaseOf(rev.B!));
         expect(existsSync(join(base, server, 'srv/home', install.fsName, 'heavymetal/cache/compiled.php'))).toBe(false);
         expect(existsSync(join(base, server, 'srv/home', install.fsName, 'heavymetal/logs'))).toBe(true);
+        // B's new cron is in the install's cron file on each server at once (not only at the CronFiles task's next pass).
+        expect(cronFile(server, install)).toContain(`cd ${join(base, server, 'srv/home', install.fsName)} && php heavymetal/nightly.php`);
       }
       const files = (await ds().getRepository(DatabaseUpdate).find({ where: { installId: install.id } })).map((u) => u.file);
       expect(files.filter((f) => f === '0003_release_b.sql')).toHaveLength(1);
@@ -355,7 +360,17 @@ describe('code group rollouts (two SSH dispatchers, nginx, php-fpm, MariaDB, wor
     expect(readFileSync(join(base, 'd1/srv/shared_codes/shop/releases', rev.B!, 'heavymetal/lib/release.php'), 'utf8')).toContain("'B'");
   }, 200_000);
   it('fails one install whose SQL update fails (switched back, the others done), then retries it after a fix', async () => {
-    rev.E = commit({ 'html/index.php': page('E'), 'heavymetal/lib/release.php': "<?php\nconst RELEASE_LIB = 'E';\n", 'heavymetal/sql/updates/0005_release_e.sql': "INSERT INTO settings (name, value) VALUES ('release_e', 'E');\n" }, 'release E');
+    // Release E drops B's nightly cron.
+    const manifestE = { ...JSON.parse(JSON.stringify(SAMPLE_MANIFEST)), writable: [...SAMPLE_MANIFEST.writable!, 'heavymetal/logs'] };
+    rev.E = commit(
+      {
+        'html/index.php': page('E'),
+        'heavymetal/lib/release.php': "<?php\nconst RELEASE_LIB = 'E';\n",
+        'heavymetal/sql/updates/0005_release_e.sql': "INSERT INTO settings (name, value) VALUES ('release_e', 'E');\n",
+        'hosting.manifest.json': `${JSON.stringify(manifestE, null, 2)}\n`,
+      },
+      'release E',
+    );
     const victim = installs[2]!;
     const { mariadb } = readTestbed();
     const connection = await mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: mariadb.adminUser, password: mariadb.adminPassword, database: victim.dbName });
@@ -370,6 +385,12 @@ describe('code group rollouts (two SSH dispatchers, nginx, php-fpm, MariaDB, wor
       expect(failed.items.find((i: { installId: number }) => i.installId === victim.id)).toMatchObject({ state: 'failed', switched: false, errorFile: '0005_release_e.sql', errorLine: 1 });
       for (const server of ['d1', 'd2']) expect(codeLink(server, victim)).toBe(releaseOf(rev.B!));
       expect(codeLink('d1', installs[3]!)).toBe(releaseOf(rev.E!));
+      // Switched back with its crons: the victim keeps B's nightly cron, the others lost it with E.
+      for (const server of ['d1', 'd2']) {
+        expect(cronFile(server, victim)).toContain('heavymetal/nightly.php');
+        expect(cronFile(server, installs[3]!)).not.toContain('heavymetal/nightly.php');
+        expect(cronFile(server, installs[3]!)).toContain('heavymetal/cron.php');
+      }
       // The fix, then the failed one again (the others are not touched a second time).
       await connection.query("DELETE FROM settings WHERE name = 'release_e'");
       const retried = await call(admin, 'POST', `/v1/code-groups/${ids.group}/updates/${updateId}/retry-failed`, {});
@@ -378,6 +399,7 @@ describe('code group rollouts (two SSH dispatchers, nginx, php-fpm, MariaDB, wor
       const done = await ended(ids.group!, updateId);
       expect({ state: done.state, counts: done.counts }).toEqual({ state: 'done', counts: expect.objectContaining({ done: INSTALLS }) });
       for (const server of ['d1', 'd2']) expect(codeLink(server, victim)).toBe(releaseOf(rev.E!));
+      for (const server of ['d1', 'd2']) expect(cronFile(server, victim)).not.toContain('heavymetal/nightly.php');
       expect((await connection.query("SELECT value FROM settings WHERE name = 'release_e'"))[0]).toEqual([{ value: 'E' }]);
       // Each file's marker, committed with the file's end in the tenant database: what a resumed install reads to never run a file twice.
       const markers = await engine.app.get(TenantDatabases).updateMarkers(await ds().getRepository(Server).findOneByOrFail({ id: ids.db }), victim.dbName);

@@ -75,13 +75,14 @@ function failure(e: unknown): Pick<CodeUpdateItem, 'error' | 'errorFile' | 'erro
  *    links, copies it lacks, writable directories), its config files are
  *    rendered from the new release's templates;
  * 2. the switch: `<home>/.code` points at the new release (one rename per
- *    server: a request sees one release or the other, never half of two);
+ *    server: a request sees one release or the other, never half of two),
+ *    then the cron file where the new release's crons differ;
  * 3. its SQL updates not yet in database_updates, in order, as its own
  *    database user, each recorded when its file committed;
  * 4. caches: the manifest's `cachePaths` emptied;
  * 5. the probe of the live check through each dispatcher.
- * A failure switches it back to the release it was on (configs rendered
- * again from that release) and the report carries the error. A rollback's
+ * A failure switches it back to the release it was on (configs and crons
+ * written again from that release) and the report carries the error. A rollback's
  * item is the switch back alone.
  *
  * Resumable: every step is idempotent, and SQL files already recorded are
@@ -253,16 +254,20 @@ export class InstallUpdateJob {
   /**
    * The install onto `context.revision` on every server: its config files
    * rendered from that release, then its `.code` link renamed onto the
-   * release (atomic per server), then the catalog.
+   * release (atomic per server), then its cron file where the release's
+   * crons differ (after the link: a new cron runs the new code), then the
+   * catalog.
    */
   private async switchTo(context: BuildContext, servers: Server[], io: StepIO, from?: { revision: string; manifest: CodebaseManifest }): Promise<void> {
     const { install, group, revision } = context;
     // The install's values do not depend on the release (`shared_code` is the `.code` link): the same templates render the same files.
     const render = !from || !(await this.sameTemplates(context, from));
+    const crons = !from || JSON.stringify(from.manifest.crons ?? []) !== JSON.stringify(context.manifest.crons ?? []);
     for (const server of servers) {
       if (render) await this.steps.renderConfig(context, server, io);
       const home = homeOn(server, install);
       await this.access.executorFor(server).symlinkMany(server, [{ path: posix.join(home, CODE_LINK), target: posix.relative(home, releaseDirOn(server, group, revision)) }]);
+      if (crons) await this.steps.writeCrons(context, server, io);
     }
     await this.dataSource.getRepository(Install).update({ id: install.id }, { codeRevision: revision });
     install.codeRevision = revision;
