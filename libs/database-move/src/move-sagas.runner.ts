@@ -113,15 +113,7 @@ export class MoveSagasRunner {
     const stop = () => abort.abort(parent.signal.reason);
     parent.signal.addEventListener('abort', stop, { once: true });
     const output = new JobOutput(this.jobs, child.jobId, child.attempt, (error) => this.logger.warn({ err: error, jobId: child.jobId }, 'output lines of a held child could not be written'));
-    const context: JobContext = {
-      jobId: child.jobId,
-      attempt: child.attempt,
-      maxAttempts: child.maxAttempts,
-      fence: child.fence,
-      signal: abort.signal,
-      log: (line) => output.write('info', line),
-      error: (line) => output.write('error', line),
-    };
+    const context = output.context(child, abort.signal);
     try {
       await withAbortSignal(abort.signal, () => this.sagas.move({ moveId: shared.move.id, installId: item.installId }, context, { ...shared, item }));
       await output.flush();

@@ -1,4 +1,5 @@
 import { redactSecrets } from '@app/common';
+import type { JobContext } from './job-handler.decorator.js';
 import type { JobRepository, LogEntry } from './job.repository.js';
 
 /**
@@ -20,6 +21,19 @@ export class JobOutput {
   ) {
     this.timer = setInterval(() => void this.flush(), flushEveryMs);
     this.timer.unref();
+  }
+
+  /** What a handler is given for this claim of the job: its lines go to this output. */
+  context(claim: { maxAttempts: number; fence: number }, signal: AbortSignal): JobContext {
+    return {
+      jobId: this.jobId,
+      attempt: this.attempt,
+      maxAttempts: claim.maxAttempts,
+      fence: claim.fence,
+      signal,
+      log: (line) => this.write('info', line),
+      error: (line) => this.write('error', line),
+    };
   }
 
   /** Buffers the text, every secret of the job's scope masked (a statement quoting a password). */

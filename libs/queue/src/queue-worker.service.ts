@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { redactSecrets, withAbortSignal, withSecretScope } from '@app/common';
 import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap, type BeforeApplicationShutdown } from '@nestjs/common';
 import { Metrics } from '@app/metrics';
-import type { JobContext } from './job-handler.decorator.js';
 import { settleFailedRun } from './job-failure.js';
 import { JobHandlerRegistry } from './job-handler.registry.js';
 import { JobOutput } from './job-output.js';
@@ -198,15 +197,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       claimedAt,
     );
     heartbeat.start();
-    const context: JobContext = {
-      jobId: job.id,
-      attempt: job.attempts,
-      maxAttempts: job.maxAttempts,
-      fence: job.fence,
-      signal: abort.signal,
-      log: (line) => output.write('info', line),
-      error: (line) => output.write('error', line),
-    };
+    const context = output.context(job, abort.signal);
     const aborted = new Promise<never>((_, reject) =>
       abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true }),
     );
