@@ -102,6 +102,28 @@ describe.each(CATALOG_KINDS)('job repository on %s', (kind) => {
     expect((await state(b.id)).runningKey).toBe('install:42');
   });
 
+  it('makes a job already held (insertHeld): running as a claim leaves it, unless its key is held or its idempotency key exists', async () => {
+    const held = await db.transaction((m) => jobs.insertHeld({ kind: 'engine.noop', payload: { n: 1 }, maxAttempts: 3, resourceKey: 'install:7', idempotencyKey: 'held:1' }, 'parent-worker', 30_000, m));
+    expect(held).toMatchObject({ fence: 1, attempt: 1 });
+    expect(await state(held!.id)).toMatchObject({ state: 'running', attempts: 1, fence: 1, leaseOwner: 'parent-worker', runningKey: 'install:7', resourceKey: 'install:7' });
+    expect((await state(held!.id)).leaseExpiresAt!.getTime()).toBeGreaterThan(Date.now() + 20_000);
+    // Nobody else claims it; a second one on the key, or the same idempotency key, cannot be held (the caller's transaction goes on).
+    expect(await jobs.claim('w1', 10, lease)).toEqual([]);
+    const refused = await db.transaction(async (m) => [
+      await jobs.insertHeld({ kind: 'engine.noop', payload: {}, maxAttempts: 3, resourceKey: 'install:7', idempotencyKey: 'held:2' }, 'parent-worker', 30_000, m),
+      await jobs.insertHeld({ kind: 'engine.noop', payload: {}, maxAttempts: 3, resourceKey: 'install:8', idempotencyKey: 'held:1' }, 'parent-worker', 30_000, m),
+      (await jobs.enqueue({ kind: 'engine.noop', payload: {}, maxAttempts: 3, resourceKey: 'install:7', idempotencyKey: 'held:2' }, m)).job.state,
+    ]);
+    // The one refused on its key goes to the queue instead: a claim puts it behind the held job.
+    expect(refused).toEqual([null, null, 'ready']);
+    expect(await db.getRepository(Job).count()).toBe(2);
+    expect(await jobs.claim('w1', 10, lease)).toEqual([]);
+    // Its holder finishes it with its fence, and the key's next job moves up.
+    expect(await jobs.complete(held!.id, 1, 'install:7')).toBe(true);
+    const [next] = await jobs.claim('w1', 10, lease);
+    expect(next).toMatchObject({ resourceKey: 'install:7' });
+  });
+
   it('frees the key of a job whose worker died, when its lease expires', async () => {
     const a = await add({ resourceKey: 'code-group:7', maxAttempts: 1 });
     const b = await add({ resourceKey: 'code-group:7' });

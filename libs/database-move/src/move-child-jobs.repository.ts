@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { DatabaseMove, DatabaseMoveItem } from '@app/catalog';
-import { QueueService, sqlDialect, type SqlDialect } from '@app/queue';
+import { QueueService } from '@app/queue';
 import { DATABASE_MOVE_INSTALL } from './install-database-move.job.js';
 
 /** A child job the parent holds itself: its saga runs in the parent's process, journaled under this job's id and fence. */
@@ -26,14 +26,10 @@ export interface HeldChild {
  */
 @Injectable()
 export class MoveChildJobs {
-  private readonly sql: SqlDialect;
-
   constructor(
     private readonly dataSource: DataSource,
     private readonly queue: QueueService,
-  ) {
-    this.sql = sqlDialect(dataSource);
-  }
+  ) {}
 
   /** Who holds the parent job now (the children it takes carry the same owner), or null when nobody does. */
   async holderOf(jobId: number): Promise<string | null> {
@@ -56,29 +52,18 @@ export class MoveChildJobs {
       const jobIds = new Map<number, number>();
       for (const item of items) {
         const payload = { moveId: move.id, installId: item.installId };
-        const idempotencyKey = `databasemove:${move.id}:install:${item.installId}`;
-        const resourceKey = `install:${item.installId}`;
-        const lease = this.sql.nowPlus(leaseMs);
-        try {
-          // Made running at once, as a claim would leave it (attempt 1, fence 1, its key held).
-          const result = await runner.query(
-            `INSERT INTO jobs (kind, payload, state, priority, run_after, attempts, max_attempts, fence, idempotency_key, resource_key, running_key, lease_owner, lease_expires_at, started_at, parent_id)
-             VALUES (?, ?, 'running', 0, ${this.sql.now}, 1, ?, 1, ?, ?, ?, ?, ${lease.sql}, ${this.sql.now}, ?)`,
-            [DATABASE_MOVE_INSTALL.name, JSON.stringify(payload), maxAttempts, idempotencyKey, resourceKey, resourceKey, owner, lease.param, move.jobId],
-            true,
-          );
-          const raw = result.raw as { insertId?: number } | number | bigint;
-          const jobId = Number(typeof raw === 'object' ? raw.insertId : raw);
-          jobIds.set(item.id, jobId);
-          out.set(item.id, { jobId, fence: 1, attempt: 1, maxAttempts, resourceKey });
-        } catch (error) {
-          if (!this.sql.isDuplicateKey(error)) throw error;
-          // Its install is held by another running job (a worker queues it behind that one), or its job exists: the queue's.
-          const { job } = await this.queue.enqueue(DATABASE_MOVE_INSTALL, payload, { manager: m, idempotencyKey, resourceKey, parentId: move.jobId ?? undefined });
-          jobIds.set(item.id, job.id);
-          out.set(item.id, null);
-          left = true;
+        const keys = { idempotencyKey: `databasemove:${move.id}:install:${item.installId}`, resourceKey: `install:${item.installId}`, parentId: move.jobId ?? undefined };
+        const held = await this.queue.enqueueHeld(DATABASE_MOVE_INSTALL, payload, { ...keys, owner, leaseMs, manager: m });
+        if (held) {
+          jobIds.set(item.id, held.id);
+          out.set(item.id, { jobId: held.id, fence: held.fence, attempt: held.attempt, maxAttempts, resourceKey: keys.resourceKey });
+          continue;
         }
+        // Its install is held by another running job (a worker queues it behind that one), or its job exists: the queue's.
+        const { job } = await this.queue.enqueue(DATABASE_MOVE_INSTALL, payload, { ...keys, manager: m });
+        jobIds.set(item.id, job.id);
+        out.set(item.id, null);
+        left = true;
       }
       const ids = [...jobIds];
       await runner.query(

@@ -165,6 +165,32 @@ export class JobRepository {
    * lease and a new fence, counting the attempt. A job whose resource key is
    * held by a running job is marked blocked instead.
    */
+  /**
+   * A new job made already claimed by `owner`, in the caller's transaction:
+   * running, attempt 1, fence 1, its resource key held, a lease of
+   * `leaseMs`, as a claim would leave it (for a parent that runs the job's
+   * work itself; once taken back, it runs as any job). Null when it cannot
+   * be: its resource key is held by a running job, or its idempotency key
+   * exists (the caller enqueues it instead). On a duplicate the statement
+   * alone fails; the caller's transaction goes on.
+   */
+  async insertHeld(job: NewJob & { resourceKey: string }, owner: string, leaseMs: number, manager: EntityManager): Promise<{ id: number; fence: number; attempt: number } | null> {
+    const lease = this.sql.nowPlus(leaseMs);
+    try {
+      const result = await this.statement(
+        `INSERT INTO jobs (kind, payload, state, priority, run_after, attempts, max_attempts, fence, idempotency_key, resource_key, running_key, lease_owner, lease_expires_at, started_at, parent_id)
+         VALUES (?, ?, 'running', ?, ${this.sql.now}, 1, ?, 1, ?, ?, ?, ?, ${lease.sql}, ${this.sql.now}, ?)`,
+        [job.kind, JSON.stringify(job.payload), job.priority ?? 0, job.maxAttempts, job.idempotencyKey ?? null, job.resourceKey, job.resourceKey, owner, lease.param, job.parentId ?? null],
+        manager,
+      );
+      const raw = result.raw as { insertId?: number } | number | bigint;
+      return { id: Number(typeof raw === 'object' ? raw.insertId : raw), fence: 1, attempt: 1 };
+    } catch (error) {
+      if (this.sql.isDuplicateKey(error)) return null;
+      throw error;
+    }
+  }
+
   async claim(owner: string, limit: number, leaseMsOf: (kind: string) => number): Promise<ClaimedJob[]> {
     if (limit <= 0) return [];
     return this.sql.kind === 'mysql'

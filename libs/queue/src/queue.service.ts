@@ -53,6 +53,20 @@ export class QueueService {
     return result;
   }
 
+  /**
+   * A job made already claimed by `owner` (see JobRepository.insertHeld), in
+   * the caller's transaction; null when its resource key is held by a
+   * running job or its idempotency key exists.
+   */
+  enqueueHeld<P extends object>(kind: JobKind<P>, payload: P, options: { resourceKey: string; idempotencyKey?: string; parentId?: number; owner: string; leaseMs: number; manager: EntityManager }): Promise<{ id: number; fence: number; attempt: number } | null> {
+    return this.jobs.insertHeld(
+      { kind: kind.name, payload, maxAttempts: kind.options.maxAttempts, idempotencyKey: options.idempotencyKey ?? null, resourceKey: options.resourceKey, parentId: options.parentId ?? null },
+      options.owner,
+      options.leaseMs,
+      options.manager,
+    );
+  }
+
   /** Wakes this process's worker (if any) and the other processes' workers to claim now: after committing a transaction that enqueued jobs. */
   nudge(): void {
     for (const listener of this.listeners) listener();
