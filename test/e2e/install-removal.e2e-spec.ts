@@ -72,7 +72,12 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
       }, timeoutMs, `job ${jobId}`);
     } catch (error) {
       const job = await ds.getRepository(Job).findOneBy({ id: jobId });
-      throw new Error(`job ${jobId} (${job?.kind}, ${job?.state}): ${error instanceof Error ? error.message : String(error)}; last error: ${job?.lastError}; journal: ${await journal(jobId)}; worker: ${worker?.output().slice(-3000)}`);
+      // The job's own last lines (a step's tries and their errors are there, not in the journal, until the step ends).
+      const lines = ((await ds.query('SELECT created_at, level, line FROM job_logs WHERE job_id = ? ORDER BY id DESC LIMIT 30', [jobId])) as { created_at: Date; level: string; line: string }[])
+        .reverse()
+        .map((l) => `${new Date(l.created_at).toISOString()} ${l.level} ${l.line}`)
+        .join('\n');
+      throw new Error(`job ${jobId} (${job?.kind}, ${job?.state}): ${error instanceof Error ? error.message : String(error)}; last error: ${job?.lastError}; journal: ${await journal(jobId)}; its last lines:\n${lines}\nworker: ${worker?.output().slice(-3000)}`);
     }
   };
   const startWorker = async () => {
