@@ -203,6 +203,8 @@ export function decodeReplies(buffer: Buffer): { replies: RunnerReply[]; rest: B
     if (status !== 'exit' && status !== 'timeout' && status !== 'became') throw new Error(`the remote runner sent an unknown status ${JSON.stringify(status)}`);
     replies.push({ id: Number(values[0]!.toString()), status, exitCode: Number(values[2]!.toString()), stdout: values[3]!, stderr: values[4]! });
     offset = end;
+    // The runner is the command from here on: what follows is the command's own output, never a reply.
+    if (status === 'became') break;
   }
   return { replies, rest: buffer.subarray(offset) };
 }

@@ -357,9 +357,11 @@ class SshConnection {
 }
 
 /** The engine's end of one runner: one command at a time. */
-class Runner {
+export class Runner {
   closed = false;
   private buffer: Buffer = Buffer.alloc(0);
+  /** A `became` reply was read: what comes after it is the command's output, kept as it is for `become`. */
+  private handedOver = false;
   private diagnostics = '';
   private pending: { id: number; resolve: (r: RunnerReply) => void; reject: (e: Error) => void } | null = null;
 
@@ -433,6 +435,7 @@ class Runner {
     const stdout = new PassThrough();
     if (this.buffer.length > 0) stdout.write(this.buffer);
     this.buffer = Buffer.alloc(0);
+    // A channel that ended already (a short command's whole output came with the acknowledgement) ends `stdout` too: pipe sees to that.
     this.stream.pipe(stdout);
     this.stream.stderr.removeAllListeners('data');
     this.stream.stderr.pause();
@@ -441,6 +444,8 @@ class Runner {
 
   private receive(chunk: Buffer): void {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    // Output that arrives before `become` takes the channel over is the command's: kept, never read as replies.
+    if (this.handedOver) return;
     let decoded: ReturnType<typeof decodeReplies>;
     try {
       decoded = decodeReplies(this.buffer);
@@ -450,6 +455,7 @@ class Runner {
       return;
     }
     this.buffer = decoded.rest;
+    if (decoded.replies.some((r) => r.status === 'became')) this.handedOver = true;
     for (const reply of decoded.replies) {
       const pending = this.pending;
       if (pending && pending.id === reply.id) {
