@@ -21,14 +21,12 @@ export interface JournalLease {
 @Injectable()
 export class SagaJournalRepository {
   private readonly sql: SqlDialect;
+  /** Whether steps may run at once: not on SQLite, whose one connection would run one step's writes inside another's transaction. */
+  readonly concurrent: boolean;
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {
     this.sql = sqlDialect(dataSource);
-  }
-
-  /** Whether steps may run at once: not on SQLite, whose one connection would run one step's writes inside another's transaction. */
-  get concurrent(): boolean {
-    return this.dataSource.options.type !== 'better-sqlite3';
+    this.concurrent = this.sql.kind !== 'sqlite';
   }
 
   /** The journal of a job, created (all pending) on the saga's first run. */
