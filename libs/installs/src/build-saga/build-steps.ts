@@ -514,7 +514,11 @@ export class InstallBuildSteps {
         const live = new Set<number>();
         /** Per dispatcher, the live generation last compared: the file is read and rendered again only once it moved (a rebuild takes seconds; looking costs CPU its nginx needs). */
         const compared = new Map<number, string>();
-        const requested = new Set<number>();
+        /**
+         * Per dispatcher, its config row as it was when the step last looked for a rebuild under way ('asked' once it
+         * asked for one itself): looked at again only once the row moved (a rebuild queued, applied or failed), not every round.
+         */
+        const looked = new Map<number, string>();
         for (let round = 0; ; round++) {
           if (round === 0) for (const server of dispatchers.filter((s) => s.state === 'down')) io.log(`${server.hostname} is down: its nginx gets this install when it is back`);
           const up = dispatchers.filter((s) => s.state !== 'down' && !live.has(s.id));
@@ -544,9 +548,13 @@ export class InstallBuildSteps {
           // resumed build, a dispatcher back up. A request while one runs would queue another whole rebuild beside the
           // build. One after the other: each is a transaction (SQLite has one connection).
           for (const server of waiting) {
-            if (requested.has(server.id) || (await this.rebuilds.underWay(server.id))) continue;
+            const row = rows.find((r) => r.serverId === server.id);
+            const seen = row ? `${row.wantedGeneration}:${row.appliedGeneration}:${row.liveGeneration}:${row.pending}:${row.lastError ?? ''}` : 'none';
+            if (looked.get(server.id) === 'asked' || looked.get(server.id) === seen) continue;
+            looked.set(server.id, seen);
+            if (await this.rebuilds.underWay(server.id)) continue;
             await this.rebuilds.request(server.id);
-            requested.add(server.id);
+            looked.set(server.id, 'asked');
           }
           if (waiting.length === 0) {
             io.log(`vhost of ${install.fsName} live on ${dispatchers.filter((s) => s.state !== 'down').map((s) => s.hostname).join(', ') || 'no dispatcher'}`);
