@@ -222,7 +222,7 @@ describe('web rules of the manifest', () => {
   });
 
   it('routes misses by query parameter, by PATH_INFO or to the front controller, with notFound globs answering 404 first', () => {
-    expect(render({ routing: { pass: 'query', param: '_route_' } })).toContain('    location / { try_files $uri $uri/ @front; }\n    location @front {\n        rewrite (?s)^/(.*)$ /index.php?_route_=$1 last;\n    }\n');
+    expect(render({ routing: { pass: 'query', param: '_route_' } })).toContain('    try_files $uri $uri/ @front;\n    location @front {\n        rewrite (?s)^/(.*)$ /index.php?_route_=$1 last;\n    }\n');
     expect(render({ routing: { pass: 'pathInfo' } })).toContain('        rewrite ^ /index.php$uri last;\n');
     const uri = render({ routing: { pass: 'uri', notFound: ['*.png'] } });
     expect(uri).toContain('        if ($uri ~ "/(?:[^/]*\\.png)$") { return 404; }\n        rewrite ^ /index.php last;\n');
