@@ -145,9 +145,10 @@ try {
   };
 
   /** CPU time (user + system, ms) a process has used, from /proc. */
-  const cpuMs = (pid: number) => {
+  /** CPU time of a process (user and system), or its system part only. */
+  const cpuMs = (pid: number, part: 'all' | 'sys' = 'all') => {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    return ((part === 'sys' ? 0 : Number(fields[11])) + Number(fields[12])) * 1000 / CLOCK_TICKS;
   };
   const STATEMENTS = ['Com_select', 'Com_update', 'Com_insert', 'Com_begin', 'Com_commit', 'Com_set_option', 'Com_delete'];
   const statusCounts = async () => {
@@ -160,12 +161,16 @@ try {
    * the statements per job the server received (all clients).
    */
   const profile = async (pids: number[], jobCount = JOBS) => {
-    const cpu0 = { workers: pids.reduce((a, pid) => a + cpuMs(pid), 0), bench: cpuMs(process.pid), db: cpuMs(server.pid) };
+    const sum = (part: 'all' | 'sys') => pids.reduce((a, pid) => a + cpuMs(pid, part), 0);
+    const cpu0 = { workers: sum('all'), workersSys: sum('sys'), bench: cpuMs(process.pid), benchSys: cpuMs(process.pid, 'sys'), db: cpuMs(server.pid), dbSys: cpuMs(server.pid, 'sys') };
     const com0 = await statusCounts();
     return async () => {
       const com1 = await statusCounts();
       const perJob = (ms: number) => (ms / jobCount).toFixed(2);
-      const cpu = `cpu ms/job: workers ${perJob(pids.reduce((a, pid) => a + cpuMs(pid), 0) - cpu0.workers)}, bench ${perJob(cpuMs(process.pid) - cpu0.bench)}, mariadbd ${perJob(cpuMs(server.pid) - cpu0.db)}`;
+      const cpu =
+        `cpu ms/job (of it system): workers ${perJob(sum('all') - cpu0.workers)} (${perJob(sum('sys') - cpu0.workersSys)}), ` +
+        `bench ${perJob(cpuMs(process.pid) - cpu0.bench)} (${perJob(cpuMs(process.pid, 'sys') - cpu0.benchSys)}), ` +
+        `mariadbd ${perJob(cpuMs(server.pid) - cpu0.db)} (${perJob(cpuMs(server.pid, 'sys') - cpu0.dbSys)})`;
       const statements = STATEMENTS.map((name) => `${name.slice(4)} ${((com1.get(name.toLowerCase())! - com0.get(name.toLowerCase())!) / jobCount).toFixed(2)}`).join(', ');
       return `${cpu}; statements/job: ${statements}`;
     };
