@@ -40,6 +40,7 @@ export class NginxRebuildJob {
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       await configs.update({ serverId: server.id }, { lastError: message.slice(0, 1024) });
+      this.rebuilds.changed();
       throw error;
     }
     await configs

@@ -52,6 +52,9 @@ export type VhostState =
  */
 @Injectable()
 export class NginxRebuilds {
+  /** Waiters for the next change of a dispatcher's config row made by this process (an apply recorded, a rebuild failed). */
+  private readonly waiters = new Set<() => void>();
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly queue: QueueService,
@@ -160,6 +163,29 @@ export class NginxRebuilds {
     return result.exitCode === 0 && result.stdout === files.get(name) ? { state: 'live' } : { state: 'pending' };
   }
 
+  /**
+   * Resolves at the next change of a dispatcher's config row this process
+   * records (an apply's live generation, a rebuild's failure), or after
+   * `ms`: a step waiting for its vhost looks again at once when the rebuild
+   * ran here, and at its next round when it ran elsewhere.
+   */
+  nextChange(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
+  }
+
+  /** Wakes every waiter of nextChange. */
+  changed(): void {
+    for (const wake of [...this.waiters]) wake();
+  }
+
   /** The dispatcher's pipeline row, made on first use. */
   async configRow(serverId: number, changes: Partial<DispatcherConfig> = {}, manager: EntityManager = this.dataSource.manager): Promise<DispatcherConfig> {
     const repo = manager.getRepository(DispatcherConfig);
@@ -176,6 +202,7 @@ export class NginxRebuilds {
     if (Object.keys(changes).length > 0) {
       await repo.update({ id: row.id }, changes);
       Object.assign(row, changes);
+      if ('liveGeneration' in changes || 'lastError' in changes) this.changed();
     }
     return row;
   }

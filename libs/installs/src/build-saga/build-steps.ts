@@ -561,7 +561,8 @@ export class InstallBuildSteps {
             return;
           }
           if (Date.now() > deadline) throw new JobDeferredError(`waiting for the nginx rebuild of ${waiting.map((s) => s.hostname).join(', ')}`, WEBSERVER_RECHECK_MS);
-          await new Promise((resolve) => setTimeout(resolve, 100));
+          // At once when a rebuild of this process records its outcome; a rebuild in another process is seen within 100 ms.
+          await this.rebuilds.nextChange(100);
         }
       },
       // Nothing of its own: once the install is released (failed), the rebuild it requests drops the vhost.
