@@ -16,6 +16,7 @@ import type { NginxServer } from '../support/testbed.js';
  * so REMOTE_ADDR is shown to be the client's.
  */
 describe('web rules on a real nginx and php-fpm', () => {
+  const TOKEN = 'LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0';
   const CLIENT = '127.0.101.99';
   const PHP = '127.0.101.200';
   const ip = (n: number) => `127.0.101.${n}`;
@@ -91,9 +92,16 @@ describe('web rules on a real nginx and php-fpm', () => {
       backends: [{ address: `${PHP}:9000`, weight: 1 }], rewrites: [],
       sites: [{ hostname: `${fsName}.example.test`, secureHostname: null, ips: [ip(n)], cert: null }],
     });
+    // ACME's HTTP-01 tokens, and files no request may reach through the challenge directory (only a token's path serves from it).
+    const challenges = join(dir, 'acme-challenge');
+    mkdirSync(challenges, { mode: 0o755 });
+    for (const [name, content] of Object.entries({ [TOKEN]: 'key-authorization\n', '.env': 'challenge dir dot file\n', '.none': 'none\n', 'other.php': 'php in challenges\n', 'a.b': 'dotted\n' })) {
+      writeFileSync(join(challenges, name), content, { mode: 0o644 });
+    }
     const confDir = join(dir, 'conf');
     const rendered = renderDispatcher({
       confDir,
+      acmeChallengeDir: challenges,
       accessLog: join(dir, 'access.log'),
       installs: [
         await install(1, 'query', 1, { pass: 'query', param: '_route_', notFound: ['*.png'] }),
@@ -185,6 +193,28 @@ describe('web rules on a real nginx and php-fpm', () => {
     expect(JSON.parse((await get(1, 'query.example.test', '/admin/?x=1')).body).get).toEqual({ x: '1' });
     const bare = await get(1, 'query.example.test', '/admin');
     expect({ status: bare.status, location: bare.location }).toEqual({ status: 301, location: 'http://query.example.test/admin/' });
+  });
+
+  it.each([1, 2, 3, 4])('serves ACME tokens from the challenge directory as text, and nothing else from it (install %i)', async (n) => {
+    const host = `${['query', 'pathinfo', 'uri', 'nofront'][n - 1]!}.example.test`;
+    const token = await new Promise<{ status: number; type?: string; body: string }>((resolve, reject) => {
+      request({ host: ip(n), port: 80, localAddress: CLIENT, path: `/.well-known/acme-challenge/${TOKEN}`, headers: { Host: host }, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
+      }).once('error', reject).end();
+    });
+    expect(token).toEqual({ status: 200, type: 'text/plain', body: 'key-authorization\n' });
+    const statuses: Record<string, number> = {};
+    for (const path of ['/.well-known/acme-challenge/missing-token', '/.well-known/acme-challenge/', '/.well-known/acme-challenge/.env', '/.well-known/acme-challenge/a.b', '/.well-known/acme-challenge/other.php', '/.well-known/other', `/.well-known/acme-challenge/${TOKEN}/x`, '/.env', '/.none', '/other.php', '/a.b/.env', `/x/.well-known/acme-challenge/${TOKEN}`]) {
+      statuses[path] = (await get(n, host, path)).status;
+    }
+    expect(statuses).toEqual({
+      '/.well-known/acme-challenge/missing-token': 403, '/.well-known/acme-challenge/': 403, '/.well-known/acme-challenge/.env': 403, '/.well-known/acme-challenge/a.b': 403,
+      '/.well-known/acme-challenge/other.php': 403, '/.well-known/other': 403, [`/.well-known/acme-challenge/${TOKEN}/x`]: 403, '/.env': 403, '/.none': 403, '/other.php': 403, '/a.b/.env': 403,
+      [`/x/.well-known/acme-challenge/${TOKEN}`]: 403,
+    });
   });
 
   it('without a front controller a miss is 404, and the entry points still answer', async () => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Server } from '@app/catalog';
 import { checkServerPath, type HostExecutor, type RunResult } from '@app/hosts';
-import { FASTCGI_PARAMS_DIRECTIVES, LOG_FORMAT_DIRECTIVE, PROBE_MAP_DIRECTIVE } from './render.js';
+import { ACME_TOKEN_MAP_DIRECTIVE, FASTCGI_PARAMS_DIRECTIVES, LOG_FORMAT_DIRECTIVE, PROBE_MAP_DIRECTIVE } from './render.js';
 
 /**
  * The nginx files of one dispatcher, as generations under its nginx conf
@@ -409,6 +409,7 @@ export class DispatcherFiles {
       '    server_names_hash_bucket_size 128;',
       `    ${LOG_FORMAT_DIRECTIVE}`,
       `    ${PROBE_MAP_DIRECTIVE}`,
+      `    ${ACME_TOKEN_MAP_DIRECTIVE}`,
       ...FASTCGI_PARAMS_DIRECTIVES.map((d) => `    ${d}`),
       `    include ${dir}/${only?.upstream ?? 'upstreams/*.conf'};`,
       `    include ${dir}/${only?.shop ?? 'shops/*.conf'};`,

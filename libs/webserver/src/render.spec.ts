@@ -1,6 +1,6 @@
 import { SAMPLE_MANIFEST, type CodebaseManifest } from '@app/codebases';
 import { webRulesOf } from './dispatcher-input.loader.js';
-import { RenderError, renderDispatcher, renderEach, renderInstall, type DispatcherInput, type InstallInput } from './render.js';
+import { RenderError, renderDispatcher, renderEach, renderInstall, renderMainInclude, type DispatcherInput, type InstallInput } from './render.js';
 
 const shop = (overrides: Partial<InstallInput> = {}): InstallInput => ({
   id: 7,
@@ -29,19 +29,32 @@ const dispatcher = (installs: InstallInput[]): DispatcherInput => ({ confDir: '/
 
 describe('the ACME challenge location', () => {
   const CHALLENGE = '    location ^~ /.well-known/acme-challenge/ { alias /etc/shops/certs/acme-challenge/; default_type text/plain; }';
+  const SERVING = '{ root /etc/shops/certs/acme-challenge; default_type text/plain; try_files /$shop_acme_token =403; }';
 
-  it('opens every server block (HTTP and HTTPS), before the rewrites; without a directory, the file is as before minus that line', () => {
+  it('is the denial of every server block (HTTP and HTTPS): it serves the tokens from the challenge directory, 403 otherwise; without a directory, a plain denial', () => {
     const withDir = renderDispatcher(dispatcher([shop()])).get('shops/bioexcouk.conf')!;
     const without = renderDispatcher({ ...dispatcher([shop()]), acmeChallengeDir: null }).get('shops/bioexcouk.conf')!;
     const blocks = withDir.split('server {').slice(1);
     expect(blocks).toHaveLength(3);
     for (const block of blocks) {
-      const lines = block.split('\n');
-      const at = lines.indexOf(CHALLENGE);
-      expect(at).toBeGreaterThan(0);
-      expect(lines.findIndex((l) => l.includes('return 30'))).toBeGreaterThan(at);
+      expect(block).not.toContain('acme-challenge/ {');
+      expect(block.split('\n').filter((l) => l.startsWith('    location ~ ') && l.endsWith(SERVING))).toHaveLength(1);
     }
-    expect(withDir.split('\n').filter((l) => l !== CHALLENGE).join('\n')).toBe(without);
+    expect(withDir.replaceAll(SERVING, '{ deny all; }')).toBe(without);
+    expect(renderMainInclude('/etc/nginx/shops/current')).toMatch(/^map \$uri \$shop_acme_token \{ default no-token-x{247}; "~\^\/\\\.well-known\/acme-challenge\/\(\[A-Za-z0-9_-\]\{1,128\}\)\$" \$1; \}$/m);
+  });
+
+  it('has a location of its own, first, where a ^~ location would take the challenge path (a redirected prefix of it)', () => {
+    for (const extra of [{ rewrites: [{ match: 'prefix' as const, from: '/.well-known', to: '/', code: 301 as const }] }]) {
+      const file = renderDispatcher(dispatcher([shop(extra)])).get('shops/bioexcouk.conf')!;
+      for (const block of file.split('server {').slice(1)) {
+        const lines = block.split('\n');
+        expect(lines.indexOf(CHALLENGE)).toBeGreaterThan(0);
+        expect(lines.indexOf(CHALLENGE)).toBeLessThan(lines.findIndex((l) => l.startsWith('    root ')));
+        expect(block).toContain('{ deny all; }');
+        expect(block).not.toContain(SERVING);
+      }
+    }
   });
 
   it('refuses a rewrite of the challenge path, and a challenge directory nginx could not take', () => {

@@ -119,6 +119,16 @@ export const PROBE_HEADER = 'X-Shop-Probe';
  * empty: `add_header` then sends nothing). Only PHP locations answer with
  * it, so the probe tells PHP's answer from a static file or an nginx error page.
  */
+/**
+ * The variable holding the ACME HTTP-01 token a request asks for (RFC 8555,
+ * 8.3: base64url, as the engine writes them); for any other path a name
+ * longer than any Linux file system takes (NAME_MAX 255), so it is never a
+ * file, whatever the challenge directory holds (nginx's `try_files` goes on
+ * past such a name, to its 403).
+ */
+export const ACME_TOKEN_VARIABLE = 'shop_acme_token';
+const NO_TOKEN = `no-token-${'x'.repeat(247)}`;
+export const ACME_TOKEN_MAP_DIRECTIVE = `map $uri $${ACME_TOKEN_VARIABLE} { default ${NO_TOKEN}; "~^${ACME_CHALLENGE_PATH.replace(/\./g, '\\.')}([A-Za-z0-9_-]{1,128})$" $1; }`;
 export const PROBE_MAP_DIRECTIVE = 'map $http_x_shop_probe $shop_probe { default ""; "~^[0-9a-f]{32}$" $http_x_shop_probe; }';
 
 /**
@@ -213,6 +223,7 @@ export function renderMainInclude(confDir: string): string {
     '# Written by the provisioning engine from the catalog: do not edit.',
     LOG_FORMAT_DIRECTIVE,
     PROBE_MAP_DIRECTIVE,
+    ACME_TOKEN_MAP_DIRECTIVE,
     ...FASTCGI_PARAMS_DIRECTIVES,
     `include ${check(confDir, ABSOLUTE_PATH, 'config directory')}/upstreams/*.conf;`,
     `include ${confDir}/shops/*.conf;`,
@@ -354,8 +365,7 @@ export function renderInstall(
   const root = check(install.root, ABSOLUTE_PATH, 'document root', install);
   const lines = [`# install ${install.id} (${install.fsName}), written by the provisioning engine from the catalog: do not edit.`];
   const challenge = options.acmeChallengeDir ? check(options.acmeChallengeDir, ABSOLUTE_PATH, 'ACME challenge directory', install) : null;
-  // First in the block, `^~` (no regex location is tried after it: not `\.` denial, not `\.php$`), before any rewrite: a CA's fetch always reaches the file.
-  const body = [...(challenge ? [`    location ^~ ${ACME_CHALLENGE_PATH} { alias ${challenge}/; default_type text/plain; }`] : []), ...serverBody(install, root, upstream, accessLog)];
+  const body = serverBody(install, root, upstream, accessLog, challenge);
   for (const site of [...install.sites].sort(byString((s) => s.hostname))) {
     const names = [...new Set([site.hostname, ...(site.secureHostname ? [site.secureHostname] : [])])].map((n) => hostname(n, install));
     const ips = [...new Set(site.ips)].sort().map((a) => ip(a, install));
@@ -434,7 +444,7 @@ function routingLocations(install: InstallInput, front: string | null, entries: 
   ];
 }
 
-function serverBody(install: InstallInput, root: string, upstream: string, accessLog: string): string[] {
+function serverBody(install: InstallInput, root: string, upstream: string, accessLog: string, challenge: string | null): string[] {
   const front = install.frontController ? `/${check(install.frontController, RELATIVE_PATH, 'front controller', install)}` : null;
   const entries = (install.phpEntryPoints.length > 1 ? [...new Set(install.phpEntryPoints)].sort() : install.phpEntryPoints).map((e) => check(e, RELATIVE_PATH, 'PHP entry point', install));
   const pathInfo = install.routing?.pass === 'pathInfo';
@@ -461,6 +471,19 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
   const shadowed = (d: string) => stoppers.some((s) => s.startsWith(`/${d}`) || `/${d}`.startsWith(s));
   const deniedByPrefix = denied.filter(shadowed);
   const deniedByRegex = denied.filter((d) => !shadowed(d));
+  // ACME's HTTP-01 fetches (`/.well-known/acme-challenge/<token>`, which the `/\\.` denial matches) are served by the denial itself
+  // from the challenge directory, every other denied request answering 403: one location fewer per server block than a
+  // location of their own (each costs nginx its module configs and their parse on every reload of every install). Unless
+  // a `^~` location here would take them first (a denied or redirected prefix of that path): then a `^~` location of
+  // their own, the longest prefix, as before.
+  const prefixes = [
+    ...rewrites.filter((r) => r.match === 'prefix').map((r) => `${r.from}`),
+    ...deniedByPrefix.map((d) => `/${d}`),
+    ...(pathInfo ? entries.map((e) => `/${e}/`) : []),
+  ];
+  const ownChallengeLocation = challenge !== null && prefixes.some((p) => ACME_CHALLENGE_PATH.startsWith(p));
+  const denial =
+    challenge && !ownChallengeLocation ? `root ${challenge}; default_type text/plain; try_files /$${ACME_TOKEN_VARIABLE} =403;` : 'deny all;';
   const php = (location: string, ...extra: string[]) => [
     `    location ${location} {`,
     ...extra,
@@ -470,6 +493,8 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
     '    }',
   ];
   return [
+    // First in the block, `^~` (no regex location is tried after it: not `\\.` denial, not `\\.php$`), before any rewrite: a CA's fetch always reaches the file.
+    ...(ownChallengeLocation ? [`    location ^~ ${ACME_CHALLENGE_PATH} { alias ${challenge}/; default_type text/plain; }`] : []),
     `    root ${root};`,
     `    access_log ${accessLog} ${LOG_FORMAT};`,
     ...(index.length > 0 ? [`    index ${index.join(' ')};`] : []),
@@ -485,7 +510,7 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
     // Every denial by pattern in one regex location (dot files, the denied paths no `^~` location can shadow, the manifest's patterns,
     // PHP files that are no entry point): each location costs nginx its memory and parse on every reload of every install. An entry
     // point (an exact location) is never reached through a regex.
-    `    location ~ "${['/\\.', ...deniedByRegex.map((d) => `^/${d.replace(/[.+]/g, '\\$&')}`), ...(denyPatterns ? [denyPatterns] : []), '\\.php$'].join('|')}" { deny all; }`,
+    `    location ~ "${['/\\.', ...deniedByRegex.map((d) => `^/${d.replace(/[.+]/g, '\\$&')}`), ...(denyPatterns ? [denyPatterns] : []), '\\.php$'].join('|')}" { ${denial} }`,
     ...entries.flatMap((entry) => [
       ...php(`= /${entry}`),
       // The entry point with a path after it: PHP gets the script as SCRIPT_NAME and the rest as PATH_INFO.
