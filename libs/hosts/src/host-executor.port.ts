@@ -328,9 +328,14 @@ export abstract class HostExecutor {
     );
   }
 
+  /** The command that runs one operation of PATH_SCRIPT on the server: a new perl here; a transport may have it built in. */
+  protected pathOpArgv(op: string): readonly string[] {
+    return ['perl', '-e', PATH_SCRIPT, op];
+  }
+
   /** Runs one operation of PATH_SCRIPT; its failures become UnsafePathError, PathExistsError or CommandFailedError. */
   private async pathOp(server: ServerRoots, op: string, fields: readonly (string | Buffer)[], shown: readonly string[], options: PathOptions): Promise<Buffer> {
-    const result = await this.execute(server, ['perl', '-e', PATH_SCRIPT, op], { input: encodeFields(fields), timeoutMs: options.timeoutMs, signal: options.signal });
+    const result = await this.execute(server, this.pathOpArgv(op), { input: encodeFields(fields), timeoutMs: options.timeoutMs, signal: options.signal });
     if (result.exitCode === 0) return result.stdout;
     const stderr = result.stderr.toString();
     const failure = pathFailure(stderr);

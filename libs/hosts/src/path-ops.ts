@@ -1,6 +1,8 @@
 /**
  * The file operations of HostExecutor, as one constant Perl script run on the
- * server (`perl -e PATH_SCRIPT <op>`, data on stdin): each operation resolves
+ * server (`perl -e PATH_SCRIPT <op>`, data on stdin; over SSH the pooled
+ * runner has it compiled in and runs an operation in a child it forks,
+ * without a new interpreter: see remote-runner.ts): each operation resolves
  * its paths and acts in the same process, so nothing can change between a
  * check and its use.
  *
@@ -27,11 +29,8 @@
 export const PATH_SCRIPT = String.raw`
 use strict;
 use Fcntl qw(O_RDONLY O_WRONLY O_CREAT O_EXCL O_NOFOLLOW O_DIRECTORY O_NONBLOCK F_SETFD);
-binmode STDIN; binmode STDOUT;
-umask 022;
-my $OP = shift @ARGV;
-my @F = do { local $/; my $raw = <STDIN>; defined $raw ? unpack('(N/a*)*', $raw) : () };
-my $SEQ = 0;
+# The operation, its fields (stdin), the temporary names made: set by path_main for each run.
+our ($OP, @F, $SEQ);
 
 sub fail {
   my ($kind, $why, $path) = @_;
@@ -170,6 +169,15 @@ sub clear_stale {
   remove_entry($_, $_) for @stale;
 }
 
+# One operation: \@ARGV holds its name, stdin its fields. Run at the end of this
+# script, or by the runner (remote-runner.ts) in a child it forks, where this
+# code was compiled once with the runner.
+sub path_main {
+binmode STDIN; binmode STDOUT;
+umask 022;
+$OP = shift @ARGV;
+@F = do { local $/; my $raw = <STDIN>; defined $raw ? unpack('(N/a*)*', $raw) : () };
+$SEQ = 0;
 if ($OP eq 'write') {
   my ($base, $rel, $mode, $own, $content) = @F;
   my @owner = owner($own);
@@ -318,6 +326,8 @@ elsif ($OP eq 'copy') {
 else {
   fail('error', 'unknown operation', $OP);
 }
+}
+path_main() unless our $EMBEDDED;
 `;
 
 /** Exit codes of PATH_SCRIPT. */

@@ -1,5 +1,9 @@
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { decodeReplies, encodeRequest, RUNNER_SCRIPT, type RunnerReply, type RunnerRequest } from './remote-runner.js';
+import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeFields, PATH_SCRIPT } from './path-ops.js';
+import { decodeReplies, encodeRequest, RUNNER_BUILTIN, RUNNER_SCRIPT, type RunnerReply, type RunnerRequest } from './remote-runner.js';
 
 /** The runner script in a local perl process, talked to over its stdin/stdout as SSH would. */
 class LocalRunner {
@@ -69,6 +73,39 @@ describe('remote runner', () => {
     expect(r.status).toBe('timeout');
     expect(Date.now() - started).toBeLessThan(3_000);
     expect((await runner.run({ id: 8, timeoutMs: 5_000, argv: ['echo', 'next'] })).stdout.toString()).toBe('next\n');
+  });
+
+  it('runs the file operations built in (a fork, no new perl) with the results, output and exit codes of the script run alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'runner-path-'));
+    try {
+      mkdirSync(join(dir, 'home/shop'), { recursive: true });
+      writeFileSync(join(dir, 'home/shop/a.txt'), Buffer.from([0, 1, 2, 255, 10]));
+      symlinkSync('/etc', join(dir, 'home/link'));
+      const cases: [string, (string | Buffer)[]][] = [
+        ['read', [dir, 'home/shop/a.txt']],
+        ['read', [dir, 'home/shop/missing']],
+        ['read', [dir, 'home/link/passwd']],
+        ['exists', [dir, 'home/shop/a.txt']],
+        ['exists', [dir, 'home/nothing']],
+        ['check', [dir, 'home/link']],
+        ['mkdirs', ['750', '', dir, 'home/shop/new/deep']],
+        ['nosuchop', []],
+      ];
+      let id = 100;
+      for (const [op, fields] of cases) {
+        const input = encodeFields(fields);
+        const alone = spawnSync('perl', ['-e', PATH_SCRIPT, op], { input });
+        const built = await runner.run({ id: id++, timeoutMs: 5_000, argv: [RUNNER_BUILTIN, 'path', op], input });
+        expect({ op, exitCode: built.exitCode, stdout: built.stdout.toString('hex'), stderr: built.stderr.toString() }).toEqual({ op, exitCode: alone.status, stdout: alone.stdout.toString('hex'), stderr: alone.stderr.toString() });
+      }
+      expect(execFileSync('stat', ['-c', '%a', join(dir, 'home/shop/new/deep')]).toString().trim()).toBe('750');
+      const unknown = await runner.run({ id: id++, timeoutMs: 5_000, argv: [RUNNER_BUILTIN, 'eval', 'print 1'] });
+      expect({ exitCode: unknown.exitCode, stdout: unknown.stdout.toString() }).toEqual({ exitCode: 127, stdout: '' });
+      // The runner serves on after them.
+      expect((await runner.run({ id: id++, timeoutMs: 5_000, argv: ['echo', 'next'] })).stdout.toString()).toBe('next\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses NUL bytes in arguments before sending anything', () => {

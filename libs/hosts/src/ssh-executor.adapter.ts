@@ -6,7 +6,7 @@ import { NodeSSH } from 'node-ssh';
 import type { ClientChannel } from 'ssh2';
 import { CommandAbortedError, HostTimeoutError } from './host-executor.errors.js';
 import { HostExecutor, type RawRunResult, type RunOptions, type StreamingCommand } from './host-executor.port.js';
-import { decodeReplies, encodeRequest, RUNNER_SCRIPT, type RunnerReply, type RunnerRequest } from './remote-runner.js';
+import { decodeReplies, encodeRequest, RUNNER_BUILTIN, RUNNER_SCRIPT, type RunnerReply, type RunnerRequest } from './remote-runner.js';
 import type { ServerRoots } from './server-path.js';
 import { commandLine } from './shell-quote.js';
 
@@ -57,6 +57,11 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
 
   constructor(private readonly defaultKeyPath: string | null = null) {
     super();
+  }
+
+  /** The runner has the file operations built in: a fork on the server, not a new perl. */
+  protected override pathOpArgv(op: string): readonly string[] {
+    return [RUNNER_BUILTIN, 'path', op];
   }
 
   protected async exec(server: SshTarget, argv: readonly string[], options: RunOptions): Promise<RawRunResult> {
