@@ -187,6 +187,41 @@ describe('TenantDatabases (real MariaDB through the mariadb client)', () => {
     }
   });
 
+  it('makes a new database and its user in one client call; a rerun, an existing database or account of its own, and anyone else\'s, as the careful path does', async () => {
+    const fresh = `shop_n${suffix}`;
+    const freshLogin = { user: `n${suffix}`, password: `n'w\\"; -- ${suffix}` };
+    const other = `q${suffix}`;
+    const otherDb = `shop_q${suffix}`;
+    const calls = jest.spyOn(access.executorFor(server), 'run');
+    try {
+      expect(await tenants.createDatabaseWithUser(server, fresh, 'utf8mb4', owner, freshLogin, ['127.0.0.1', 'localhost'])).toBe('created');
+      expect(calls).toHaveBeenCalledTimes(1);
+      expect(await asAdmin(`SELECT SCHEMA_COMMENT AS c FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${fresh}'`)).toEqual([{ c: ownerComment(owner) }]);
+      const { mariadb } = readTestbed();
+      const theirs = await mysql.createConnection({ host: mariadb.host, port: mariadb.port, user: freshLogin.user, password: freshLogin.password, database: fresh });
+      await theirs.query('CREATE TABLE t (id INT)');
+      await theirs.end();
+      // A rerun (a crash after the call): the database and accounts are its own.
+      expect(await tenants.createDatabaseWithUser(server, fresh, 'utf8mb4', owner, freshLogin, ['127.0.0.1', 'localhost'])).toBe('ours');
+      // Only the account is missing (made by hand away): the database is kept, the account made.
+      await asAdmin(`DROP USER '${freshLogin.user}'@'localhost'`);
+      expect(await tenants.createDatabaseWithUser(server, fresh, 'utf8mb4', owner, freshLogin, ['127.0.0.1', 'localhost'])).toBe('ours');
+      expect(await asAdmin(`SELECT COUNT(*) AS n FROM mysql.user WHERE User = '${freshLogin.user}'`)).toEqual([{ n: 2 }]);
+      // Someone else's database, or someone else's account: a conflict, theirs untouched, no grant given.
+      await asAdmin(`CREATE DATABASE ${otherDb}; CREATE USER '${other}'@'127.0.0.1' IDENTIFIED BY 'their-own'`);
+      await expect(tenants.createDatabaseWithUser(server, otherDb, 'utf8mb4', owner, { user: `r${suffix}`, password: 'x' }, ['127.0.0.1'])).rejects.toBeInstanceOf(NameConflictError);
+      expect(await tenants.userExists(server, `r${suffix}`)).toBe(false);
+      const lone = `shop_l${suffix}`;
+      await expect(tenants.createDatabaseWithUser(server, lone, 'utf8mb4', owner, { user: other, password: 'an install password' }, ['127.0.0.1'])).rejects.toBeInstanceOf(NameConflictError);
+      expect(await asAdmin(`SHOW GRANTS FOR '${other}'@'127.0.0.1'`)).toHaveLength(1);
+      // The database this call made before the account refused it is the install's: its compensation drops it.
+      expect(await tenants.dropDatabase(server, lone, owner)).toBe('dropped');
+    } finally {
+      calls.mockRestore();
+      await asAdmin(`DROP USER IF EXISTS '${other}'@'127.0.0.1', '${freshLogin.user}'@'127.0.0.1', '${freshLogin.user}'@'localhost'; DROP DATABASE IF EXISTS ${otherDb}; DROP DATABASE IF EXISTS ${fresh}`);
+    }
+  });
+
   it('escapes _ and % in a grant: a grant on shop_x is not one on shopAx', async () => {
     expect(grantDatabase('shop_a')).toBe('`shop\\_a`');
     const lookalike = `shopx${db.slice(5)}`;

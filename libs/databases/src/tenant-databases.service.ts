@@ -245,6 +245,47 @@ export class TenantDatabases {
   }
 
   /**
+   * A new install's database and its user in one client call (a new
+   * database, new accounts: `CREATE DATABASE` and `CREATE USER` refuse what
+   * exists, so nothing is adopted), instead of four (the comment, the
+   * database, the accounts, the users). When the database or an account
+   * exists already (a run that crashed after making them, or someone
+   * else's), the client stops at that statement and the careful path
+   * decides as createDatabase and createUser do: the install's own are
+   * kept, anyone else's is a conflict, left alone.
+   */
+  async createDatabaseWithUser(server: Server, name: string, charset: string, owner: TenantOwner, login: TenantLogin, hosts: readonly string[]): Promise<'created' | 'ours'> {
+    quoteIdentifier(name);
+    quoteIdentifier(charset, CHARSET);
+    quoteIdentifier(login.user, USER);
+    for (const host of hosts) if (!USER_HOST.test(host)) throw new Error(`refused client host ${JSON.stringify(host)}`);
+    if (this.sqlite(server)) {
+      const created = await this.createDatabase(server, name, charset, owner);
+      await this.createUser(server, login, name, hosts);
+      return created;
+    }
+    const statements = [
+      `CREATE DATABASE ${quoteIdentifier(name)} CHARACTER SET ${quoteIdentifier(charset, CHARSET)} COMMENT ${quoteString(ownerComment(owner))};`,
+      ...hosts.flatMap((host) => {
+        const account = `${quoteString(login.user)}@${quoteString(host)}`;
+        return [`CREATE USER ${account} IDENTIFIED BY ${quoteString(login.password)};`, `GRANT ALL PRIVILEGES ON ${grantDatabase(name)}.* TO ${account};`];
+      }),
+    ];
+    let created: 'created' | 'ours' = 'created';
+    try {
+      await this.admin(server, statements.join('\n'), { secrets: [login.password] });
+      return created;
+    } catch (error) {
+      // 1007: the database exists (nothing else ran); 1396: an account exists (the database is this call's).
+      const code = error instanceof CommandFailedError ? /ERROR (1007|1396)/.exec(error.stderr)?.[1] : undefined;
+      if (!code) throw error;
+      if (code === '1007') created = await this.createDatabase(server, name, charset, owner);
+    }
+    await this.createUser(server, login, name, hosts);
+    return created;
+  }
+
+  /**
    * Empties the install's database for a fresh start (drop and create in one
    * client call, its owner's comment kept); one that is not the install's is
    * a conflict, left alone. One query says whose it is and whether it holds

@@ -304,9 +304,8 @@ export class InstallBuildSteps {
     return {
       name: 'database',
       execute: async ({ install, manifest, dbServer, master, replicas }, io) => {
-        const created = await this.tenants.createDatabase(dbServer, install.dbName, manifest.sql?.session?.charset ?? 'utf8mb4', owner(install));
         const hosts = await this.tenants.accountHosts(dbServer, clientHosts([master, ...replicas]));
-        await this.tenants.createUser(dbServer, this.login(install), install.dbName, hosts);
+        const created = await this.tenants.createDatabaseWithUser(dbServer, install.dbName, manifest.sql?.session?.charset ?? 'utf8mb4', owner(install), this.login(install), hosts);
         io.log(`database ${install.dbName} (${created === 'ours' ? 'made by an earlier run' : 'created'}) and user ${install.dbUser} on ${dbServer.hostname}`);
       },
       compensate: async ({ install, dbServer, master, replicas }, io) => {
