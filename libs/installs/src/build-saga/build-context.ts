@@ -21,6 +21,12 @@ export interface BuildContext {
   siteIps: { siteId: number; serverId: number; ip: string }[];
   /** The job running the build, recorded with each SQL update. */
   jobId: number | null;
+  /**
+   * Set by the database step when it created the database in this run of the
+   * job: the SQL step of the same run then knows it empty and skips its
+   * reset (one client call less). A resumed run does not have it.
+   */
+  freshDatabase?: boolean;
 }
 
 /** The install's home on a server: `<home root>/<fs name>`. */

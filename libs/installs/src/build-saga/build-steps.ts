@@ -303,9 +303,11 @@ export class InstallBuildSteps {
   database(): SagaStep<BuildContext> {
     return {
       name: 'database',
-      execute: async ({ install, manifest, dbServer, master, replicas }, io) => {
+      execute: async (context, io) => {
+        const { install, manifest, dbServer, master, replicas } = context;
         const hosts = await this.tenants.accountHosts(dbServer, clientHosts([master, ...replicas]));
         const created = await this.tenants.createDatabaseWithUser(dbServer, install.dbName, manifest.sql?.session?.charset ?? 'utf8mb4', owner(install), this.login(install), hosts);
+        context.freshDatabase = created === 'created';
         io.log(`database ${install.dbName} (${created === 'ours' ? 'made by an earlier run' : 'created'}) and user ${install.dbUser} on ${dbServer.hostname}`);
       },
       compensate: async ({ install, dbServer, master, replicas }, io) => {
@@ -342,7 +344,8 @@ export class InstallBuildSteps {
         // A new install's database holds nothing but what this step puts in. MySQL commits DDL
         // statement by statement, so a worker killed mid-file leaves a half-applied update that
         // cannot be run again: each run of this step starts from an empty database instead.
-        await this.tenants.resetDatabase(dbServer, install.dbName, manifest.sql.session?.charset ?? 'utf8mb4', owner(install));
+        // Just created by the database step of this run: empty already, with the manifest's charset.
+        if (!context.freshDatabase) await this.tenants.resetDatabase(dbServer, install.dbName, manifest.sql.session?.charset ?? 'utf8mb4', owner(install));
         await updates.delete({ installId: install.id });
         // The shop's own SQL runs as its own user, never as the admin: it can reach its database and nothing else.
         const login = this.login(install);
