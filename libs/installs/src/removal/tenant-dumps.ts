@@ -87,36 +87,76 @@ export class TenantDumps {
   }
 }
 
-/** One-way relay: the sender's stdout into the receiver's stdin; both must exit 0. */
-async function relay(sender: StreamingCommand, from: Server, start: () => Promise<StreamingCommand>, to: Server, what: string): Promise<void> {
+/** How long a relay may take, go without moving a byte, and wait for its commands to end once it killed them. */
+export interface RelayTimings {
+  timeoutMs: number;
+  stallMs: number;
+  killGraceMs: number;
+}
+
+/** Killed commands normally end at once; past this the relay gives up on them rather than wait forever. */
+const KILL_GRACE_MS = 15_000;
+
+/**
+ * One-way relay: the sender's stdout into the receiver's stdin; both must
+ * exit 0. Bounded: at its timeout, or when no byte moved for `stallMs`, both
+ * commands are killed, and if they (or the receiver's start) still have not
+ * ended `killGraceMs` later, the relay fails anyway: a step waiting on it
+ * fails and is tried again, instead of waiting forever.
+ */
+export async function relay(
+  sender: StreamingCommand,
+  from: Pick<Server, 'hostname'>,
+  start: () => Promise<StreamingCommand>,
+  to: Pick<Server, 'hostname'>,
+  what: string,
+  timings: RelayTimings = { timeoutMs: DUMP_TIMEOUT_MS, stallMs: STALL_MS, killGraceMs: KILL_GRACE_MS },
+): Promise<void> {
   let receiver: StreamingCommand | undefined;
   let stopped: string | null = null;
+  let abandon!: (error: Error) => void;
+  const abandoned = new Promise<never>((_, reject) => (abandon = reject));
+  abandoned.catch(() => undefined);
+  let grace: NodeJS.Timeout | undefined;
   const stop = (why: string) => {
-    stopped ??= why;
+    if (stopped) return;
+    stopped = why;
     sender.kill();
     receiver?.kill();
+    grace = setTimeout(() => abandon(new Error(`${what} from ${from.hostname} to ${to.hostname} ${why}, and its commands had not ended ${timings.killGraceMs / 1000} s after being killed`)), timings.killGraceMs);
   };
-  const timer = setTimeout(() => stop(`timed out after ${DUMP_TIMEOUT_MS / 1000} s`), DUMP_TIMEOUT_MS);
+  const timer = setTimeout(() => stop(`timed out after ${timings.timeoutMs / 1000} s`), timings.timeoutMs);
   let moved = Date.now();
   const watchdog = setInterval(() => {
-    if (Date.now() - moved >= STALL_MS) stop(`stalled: no data moved for ${STALL_MS / 1000} s`);
-  }, 5_000);
+    if (Date.now() - moved >= timings.stallMs) stop(`stalled: no data moved for ${timings.stallMs / 1000} s`);
+  }, Math.min(5_000, timings.stallMs));
   watchdog.unref();
   try {
-    receiver = await start();
+    // A receiver that starts after the relay gave up is killed at once.
+    receiver = await Promise.race([
+      start().then((r) => {
+        if (stopped) r.kill();
+        return r;
+      }),
+      abandoned,
+    ]);
+    if (stopped) receiver.kill();
     sender.stdout.pipe(receiver.stdin);
     // After the pipe: a listener before it would start the flow with nowhere to go.
     sender.stdout.on('data', () => (moved = Date.now()));
     receiver.stdout.resume();
-    const [sent, received] = await Promise.all([
-      sender.done.then((r) => {
-        if (r.exitCode !== 0) receiver!.kill();
-        return r;
-      }),
-      receiver.done.then((r) => {
-        if (r.exitCode !== 0) sender.kill();
-        return r;
-      }),
+    const [sent, received] = await Promise.race([
+      Promise.all([
+        sender.done.then((r) => {
+          if (r.exitCode !== 0) receiver!.kill();
+          return r;
+        }),
+        receiver.done.then((r) => {
+          if (r.exitCode !== 0) sender.kill();
+          return r;
+        }),
+      ]),
+      abandoned,
     ]);
     if (stopped) throw new Error(`${what} from ${from.hostname} to ${to.hostname} ${stopped}${received.stderr.trim() ? `: ${received.stderr.trim()}` : ''}`);
     if (sent.exitCode !== 0 || received.exitCode !== 0) {
@@ -128,6 +168,7 @@ async function relay(sender: StreamingCommand, from: Server, start: () => Promis
     throw error;
   } finally {
     clearTimeout(timer);
+    clearTimeout(grace);
     clearInterval(watchdog);
   }
 }
