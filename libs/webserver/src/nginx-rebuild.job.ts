@@ -39,8 +39,8 @@ export class NginxRebuildJob {
       job.log(JSON.stringify({ ...report, written: report.written.slice(0, 50) }));
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      await configs.update({ serverId: server.id }, { lastError: message.slice(0, 1024) });
-      this.rebuilds.changed();
+      // Through configRow: a build step waiting for this dispatcher is woken by the failure too.
+      await this.rebuilds.configRow(server.id, { lastError: message.slice(0, 1024) });
       throw error;
     }
     await configs

@@ -182,7 +182,7 @@ export class NginxRebuilds {
   }
 
   /** Wakes every waiter of nextChange. */
-  changed(): void {
+  private changed(): void {
     for (const wake of [...this.waiters]) wake();
   }
 

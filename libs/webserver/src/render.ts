@@ -476,11 +476,7 @@ function serverBody(install: InstallInput, root: string, upstream: string, acces
   // location of their own (each costs nginx its module configs and their parse on every reload of every install). Unless
   // a `^~` location here would take them first (a denied or redirected prefix of that path): then a `^~` location of
   // their own, the longest prefix, as before.
-  const prefixes = [
-    ...rewrites.filter((r) => r.match === 'prefix').map((r) => `${r.from}`),
-    ...deniedByPrefix.map((d) => `/${d}`),
-    ...(pathInfo ? entries.map((e) => `/${e}/`) : []),
-  ];
+  const prefixes = [...stoppers.filter((p) => p !== ACME_CHALLENGE_PATH), ...deniedByPrefix.map((d) => `/${d}`)];
   const ownChallengeLocation = challenge !== null && prefixes.some((p) => ACME_CHALLENGE_PATH.startsWith(p));
   const denial =
     challenge && !ownChallengeLocation ? `root ${challenge}; default_type text/plain; try_files /$${ACME_TOKEN_VARIABLE} =403;` : 'deny all;';

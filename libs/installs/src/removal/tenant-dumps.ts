@@ -115,6 +115,8 @@ export async function relay(
   let receiver: StreamingCommand | undefined;
   let stopped: string | null = null;
   let abandon!: (error: Error) => void;
+  // Rejected only while the relay awaits it (the grace timer is cleared on the way out); the
+  // handler below only keeps Node from calling that rejection unhandled before a race picks it up.
   const abandoned = new Promise<never>((_, reject) => (abandon = reject));
   abandoned.catch(() => undefined);
   let grace: NodeJS.Timeout | undefined;
@@ -140,7 +142,6 @@ export async function relay(
       }),
       abandoned,
     ]);
-    if (stopped) receiver.kill();
     sender.stdout.pipe(receiver.stdin);
     // After the pipe: a listener before it would start the flow with nowhere to go.
     sender.stdout.on('data', () => (moved = Date.now()));
