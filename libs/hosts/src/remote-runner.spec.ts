@@ -75,14 +75,17 @@ describe('remote runner', () => {
     expect((await runner.run({ id: 8, timeoutMs: 5_000, argv: ['echo', 'next'] })).stdout.toString()).toBe('next\n');
   });
 
-  it('runs the file operations built in (a fork, no new perl) with the results, output and exit codes of the script run alone', async () => {
+  it('runs the file operations built in (a fork, no new perl, a fast exit) with the results, output and exit codes of the script run alone', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'runner-path-'));
     try {
       mkdirSync(join(dir, 'home/shop'), { recursive: true });
       writeFileSync(join(dir, 'home/shop/a.txt'), Buffer.from([0, 1, 2, 255, 10]));
+      // More than a pipe holds: all of it is written before the child's fast exit.
+      writeFileSync(join(dir, 'home/shop/big.sql'), Buffer.alloc(700_000, 'insert into t values (1);\n'));
       symlinkSync('/etc', join(dir, 'home/link'));
       const cases: [string, (string | Buffer)[]][] = [
         ['read', [dir, 'home/shop/a.txt']],
+        ['read', [dir, 'home/shop/big.sql']],
         ['read', [dir, 'home/shop/missing']],
         ['read', [dir, 'home/link/passwd']],
         ['exists', [dir, 'home/shop/a.txt']],

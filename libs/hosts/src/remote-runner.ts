@@ -105,8 +105,9 @@ while (defined(my $f = frame())) {
     if ($argv[0] eq '') {
       if (($argv[1] // '') ne 'path') { print STDERR "no builtin " . ($argv[1] // '') . "\n"; POSIX::_exit(127); }
       @ARGV = @argv[2 .. $#argv];
+      $PathOps::CHILD = 1;
       PathOps::path_main();
-      exit 0;
+      PathOps::quit(0);
     }
     { no warnings 'exec'; exec { $argv[0] } @argv; }
     print STDERR "$argv[0]: $!\n";
