@@ -111,6 +111,39 @@ describe('remote runner', () => {
     }
   });
 
+  it('runs `perl -e` scripts in the child it forks (the builtin perl) as perl runs them: output, exit codes, die messages', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'runner-perl-'));
+    try {
+      const cases: [string, string, string[], string?][] = [
+        ['arguments, shift and stdin', 'use strict; use warnings; my $first = shift; local $/; my $in = <STDIN>; print "$first|@ARGV|$in|$0";', ['a', 'b c', 'd'], 'input\n'],
+        ['an explicit exit code', 'print "out"; print STDERR "err"; exit 3;', []],
+        ['a die with its own line end', 'die "refused: $ARGV[0]\n";', ['x']],
+        ['a die where perl names the line', 'my $x = 1;\ndie "no luck"', []],
+        ['a die after a failed call: errno is the exit code', 'open(my $h, "<", "/nonexistent/x") or die "cannot open: $!\n";', []],
+        // No lexical or sub of the runner is in the script's scope: $in and reply are its own here.
+        ['none of the runner in scope', 'no strict; print defined($in) ? "runner lexical\n" : "clean\n"; print defined(&reply) ? "runner sub\n" : "clean\n";', []],
+        ['modules the scripts use', 'use strict; use warnings; use IO::Handle; use File::Path qw(make_path remove_tree); use POSIX qw(floor); make_path("$ARGV[0]/a/b"); remove_tree("$ARGV[0]/a"); print -e "$ARGV[0]/a" ? "left" : "gone", floor(2.5);', [dir]],
+        ['a file written and never closed is flushed at the end', 'open(my $fh, ">", "$ARGV[0]/unclosed") or die; print $fh "kept";', [dir]],
+        ['exec from the script', 'exec("echo", "replaced", @ARGV) or die "no exec: $!\n";', ['too']],
+        ['a warning goes to stderr', 'use warnings; my $x; print "v=" . $x . "\n";', []],
+      ];
+      let id = 300;
+      for (const [what, script, args, input] of cases) {
+        const alone = spawnSync('perl', ['-e', script, ...args], { input: input ?? '' });
+        const built = await runner.run({ id: id++, timeoutMs: 5_000, argv: [RUNNER_BUILTIN, 'perl', script, ...args], input: input ?? '' });
+        expect({ what, exitCode: built.exitCode, stdout: built.stdout.toString(), stderr: built.stderr.toString() }).toEqual({ what, exitCode: alone.status, stdout: alone.stdout.toString(), stderr: alone.stderr.toString() });
+      }
+      expect(execFileSync('cat', [join(dir, 'unclosed')]).toString()).toBe('kept');
+      // A script that does not compile fails as perl's does (255, a syntax error at its line), and the runner serves on.
+      const broken = await runner.run({ id: id++, timeoutMs: 5_000, argv: [RUNNER_BUILTIN, 'perl', 'print "a" +;'] });
+      expect(broken.exitCode).toBe(255);
+      expect(broken.stderr.toString()).toMatch(/^syntax error at -e line 1, /);
+      expect((await runner.run({ id: id++, timeoutMs: 5_000, argv: ['echo', 'next'] })).stdout.toString()).toBe('next\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses NUL bytes in arguments before sending anything', () => {
     expect(() => encodeRequest({ id: 9, timeoutMs: 1, argv: ['a\0b'] })).toThrow(/NUL/);
   });

@@ -40,6 +40,15 @@ export function hostKeyFingerprint(key: Buffer): string {
 }
 
 /**
+ * What the runner is sent for `argv`: `perl -e <script> args` goes to its
+ * builtin `perl` (the script run in the child it forks, without starting a
+ * perl: see RUNNER_SCRIPT); anything else as it is.
+ */
+export function runnerArgv(argv: readonly string[]): readonly string[] {
+  return argv.length >= 3 && argv[0] === 'perl' && argv[1] === '-e' ? [RUNNER_BUILTIN, 'perl', ...argv.slice(2)] : argv;
+}
+
+/**
  * Servers over SSH: one pooled connection per server (reconnected after a
  * failure), the host key pinned (a mismatch is a hard error), a timeout on
  * every call. Commands go to long-lived runners on that connection (see
@@ -75,7 +84,7 @@ export class SshExecutor extends HostExecutor implements OnModuleDestroy {
     let reusable = false;
     try {
       if (signal?.aborted) throw aborted();
-      const reply = await runner.run({ argv, cwd: options.cwd, env: options.env, input: options.input, timeoutMs }, timeoutMs + TIMEOUT_GRACE_MS, signal, aborted);
+      const reply = await runner.run({ argv: runnerArgv(argv), cwd: options.cwd, env: options.env, input: options.input, timeoutMs }, timeoutMs + TIMEOUT_GRACE_MS, signal, aborted);
       reusable = true;
       if (reply.status === 'timeout') throw new HostTimeoutError(server.hostname, argv, timeoutMs);
       return { exitCode: reply.exitCode, stdout: reply.stdout, stderr: reply.stderr };
