@@ -1,5 +1,6 @@
 import 'reflect-metadata';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -35,13 +36,18 @@ import { plainReload, quiesce } from './nginx-reload.js';
  * reload) is read from the rebuilds' own reports. Then orders of a codebase
  * whose install SQL is a shop's dump of about 400 statements (130 tables
  * with demo data, `BENCH_LARGE_ORDERS`, default 5), one at a time: their
- * order to live, median and range. BENCH_WORKER_NODE_OPTIONS: node
+ * order to live, median and range, and the CPU the whole machine used
+ * during each (`large_sql_order_cpu_s`, median: every process, from
+ * /proc/stat; the work an order costs, steadier than its time when the
+ * machine is shared). BENCH_WORKER_NODE_OPTIONS: node
  * options for the worker, to profile it (e.g. --perf-basic-prof).
  */
 const BASE = Number(process.env.BENCH_BASE_INSTALLS ?? 2000);
 const LATENCY_ORDERS = Number(process.env.BENCH_ORDERS ?? 20);
 const BURST = Number(process.env.BENCH_BURST ?? 100);
 const LARGE_ORDERS = Number(process.env.BENCH_LARGE_ORDERS ?? 5);
+/** Linux's USER_HZ: /proc reports CPU time in these ticks. */
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 /** Base installs share these IPs per dispatcher, as free installs do (nginx binds one socket per address). */
 const SHARED_IPS = 10;
 const SECRETS_KEY = '0f'.repeat(32);
@@ -55,6 +61,11 @@ const percentile = (xs: number[], p: number) => {
 const median = (xs: number[]) => percentile(xs, 50);
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** CPU seconds every process on this machine has used since boot (user, nice, system, irq, softirq), from /proc/stat. */
+const machineCpu = () => {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { busy: (fields[0]! + fields[1]! + fields[2]! + fields[5]! + fields[6]!) / CLOCK_TICKS };
+};
 
 const mariadb = await startMariadb(join(dir, 'mariadb'));
 const sshds: SshdServer[] = [];
@@ -207,12 +218,17 @@ try {
   const largeLatencies: number[] = [];
   const largeSqlS: number[] = [];
   let lastLargeAt = 0;
+  // The machine's CPU over these orders (every process, from /proc/stat): the work an order costs, which moves less with the machine's other load than its time does.
+  const largeCpu: number[] = [];
   for (let i = 0; i < LARGE_ORDERS; i++) {
+    const cpu0 = machineCpu();
     lastLargeAt = Date.now();
     t = performance.now();
     const placed = await order({ codebase: 'large' });
     await settled([placed.id]);
     largeLatencies.push((performance.now() - t) / 1000);
+    const cpu1 = machineCpu();
+    largeCpu.push(cpu1.busy - cpu0.busy);
     if ((await answers(placed.id, placed.hostname)) !== 2) throw new Error(`install ${placed.id} is not on both dispatchers`);
     const [row] = await ds.query('SELECT i.shared_code_group_id AS g, s.duration_ms AS ms FROM installs i JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE kind = \'install.build\') JOIN saga_steps s ON s.job_id = j.id AND s.step_name = \'sql-updates\' WHERE i.id = ?', [placed.id]);
     if (Number(row?.g) !== largeGroup.id) throw new Error(`install ${placed.id} is not in the large-dump group`);
@@ -227,7 +243,7 @@ try {
       .filter((j) => j.finishedAt && j.finishedAt.getTime() >= lastLargeAt)
       .map((j) => `${j.resourceKey} ${at(j.startedAt)}-${at(j.finishedAt)}`);
     log(`timeline of the last large order (ms from the order): build started ${at(build.startedAt)}; ${spans.join(', ')}; rebuilds ${rebuildSpans.join(', ')}; live ${Math.round(largeLatencies[largeLatencies.length - 1]! * 1000)}`);
-    log(`order to live with a ${large.statements}-statement install dump: median ${median(largeLatencies).toFixed(3)} s (min ${Math.min(...largeLatencies).toFixed(3)}, max ${Math.max(...largeLatencies).toFixed(3)}) over ${LARGE_ORDERS} orders; its sql-updates step median ${median(largeSqlS).toFixed(3)} s`);
+    log(`order to live with a ${large.statements}-statement install dump: median ${median(largeLatencies).toFixed(3)} s (min ${Math.min(...largeLatencies).toFixed(3)}, max ${Math.max(...largeLatencies).toFixed(3)}) over ${LARGE_ORDERS} orders; its sql-updates step median ${median(largeSqlS).toFixed(3)} s; the machine's CPU per order ${largeCpu.map((c) => c.toFixed(2)).join(', ')} s`);
   }
 
   const beforeBurst: { id: number | null }[] = await ds.query('SELECT MAX(id) AS id FROM jobs');
@@ -263,6 +279,7 @@ try {
       order_to_live_large_sql_s: LARGE_ORDERS ? round(median(largeLatencies)) : null,
       order_to_live_large_sql_range_s: LARGE_ORDERS ? [round(Math.min(...largeLatencies)), round(Math.max(...largeLatencies))] : null,
       large_sql_step_p50_s: LARGE_ORDERS ? round(median(largeSqlS)) : null,
+      large_sql_order_cpu_s: LARGE_ORDERS ? round(median(largeCpu)) : null,
     }) + '\n',
   );
 } finally {

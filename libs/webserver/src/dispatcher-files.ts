@@ -293,8 +293,12 @@ flip("generations/$previous", 'last-good') if $previous ne '';
 flip("generations/$generation", 'current');
 # The configs nginx -t checked it with are done.
 unlink glob("tests/$generation.* tests/$generation-*");
-# Then, when asked, the reload in the same round trip.
-exec('perl', '-e', @reload) or die "cannot run perl: $!\n" if @reload;
+# Then, when asked, the reload in the same round trip: in this process when the
+# SSH runner's builtin perl runs this script (no new perl on the way to the reload).
+if (@reload) {
+  Runner::perl_e(@reload) if defined &Runner::perl_e;
+  exec('perl', '-e', @reload) or die "cannot run perl: $!\n";
+}
 `;
 
 /**
