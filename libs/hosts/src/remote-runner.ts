@@ -38,14 +38,15 @@ import { encodeFields, PATH_SCRIPT } from './path-ops.js';
  *   instead of a new perl, its start-up and its compile (about 14 ms of the
  *   server's CPU each, a few dozen per order).
  * - `perl`: `['', 'perl', script, ...args]` is `perl -e script args` (the
- *   executor sends every such command this way, see
- *   SshExecutor.runnerArgv): the script is compiled and run in the child as
- *   perl would run it (`@ARGV`, `-e` in its messages, a `die` exits as perl
+ *   executor sends every such command this way: runnerArgv in
+ *   ssh-executor.adapter.ts): the script is compiled and run in the child
+ *   as perl would run it (`@ARGV`, `-e` in its messages, a `die` exits as perl
  *   does, files flushed at its end) but without starting a perl or a
  *   global destruction at its exit, and with the modules the engine's
- *   scripts use already loaded (IO::Handle, File::Path: 10 to 15 ms each to
- *   load). No runner lexical or sub is in the script's scope (the
- *   lexicals are declared after it, the subs live in package Runner).
+ *   scripts use (IO::Handle, File::Path: 10 to 15 ms each to load) loaded
+ *   by the runner itself the first time a script names one. No runner
+ *   lexical or sub is in the script's scope (the lexicals are declared
+ *   after it, the subs live in package Runner).
  */
 /** The first element of a builtin's argv (see RUNNER_SCRIPT). */
 export const RUNNER_BUILTIN = '';
@@ -83,7 +84,6 @@ sub Runner::fast_exit {
 package Runner;
 use strict; use warnings;
 use POSIX (); use IO::Select; use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK);
-use IO::Handle (); use File::Path ();
 $SIG{PIPE} = 'IGNORE';
 binmode STDIN; binmode STDOUT;
 $ENV{PATH} = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -128,6 +128,11 @@ while (defined(my $f = frame())) {
     { no warnings 'exec'; exec { $argv[0] } @argv; }
     print STDERR "$argv[0]: $!\n";
     POSIX::_exit(127);
+  }
+  # The modules the engine's scripts use (10 to 15 ms each to load) are loaded here, by the runner,
+  # the first time a script names one: the children it forks after have them (a runner starts without them).
+  if ($argv[0] eq '' && ($argv[1] // '') eq 'perl' && defined $argv[2]) {
+    for my $module ($argv[2] =~ /\buse\s+(IO::Handle|File::Path)\b/g) { (my $file = "$module.pm") =~ s{::}{/}g; eval { require $file }; }
   }
   pipe(my $cin, my $win) or die "pipe: $!";
   pipe(my $rout, my $cout) or die "pipe: $!";
