@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { DataSource } from 'typeorm';
 import { fetchSite } from '../test/support/web-installs.js';
@@ -222,6 +223,9 @@ export function treeCpuTicks(root: number): { self: number; children: number } {
   }
   return { self: rootProc.own, children };
 }
+
+/** Linux's USER_HZ: /proc reports CPU time in these ticks. */
+export const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 /** The machine's busy CPU time (ticks, all cores), from /proc/stat. */
 export function machineBusyTicks(): number {

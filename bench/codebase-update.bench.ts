@@ -20,7 +20,7 @@ import { startSshd, stopSshd } from '../test/support/sshd.js';
 import type { SshdServer } from '../test/support/testbed.js';
 import { fetchSite } from '../test/support/web-installs.js';
 import { profileRollout, summarize } from './codebase-update-profile.js';
-import { machineBusyTicks, phaseBreakdown, RequestLoop, treeCpuTicks, type Phases } from './codebase-update-support.js';
+import { CLOCK_TICKS, machineBusyTicks, phaseBreakdown, RequestLoop, treeCpuTicks, type Phases } from './codebase-update-support.js';
 
 /**
  * npm run bench -- codebase-update
@@ -301,8 +301,8 @@ try {
   }
   log(`after: ${onNew}/${homes.length} homes on ${commit.slice(0, 12)}, 0002_orders.sql recorded for ${recorded[0]?.n} (duplicates ${recorded[0]?.dup}), ${answeringAfter}/${targets.length} answer`);
 
-  // CPU seconds during the rollout, by process tree (ticks of 10 ms), beside the machine's (which includes any other load).
-  const tick = 100;
+  // CPU seconds during the rollout, by process tree, beside the machine's (which includes any other load).
+  const tick = CLOCK_TICKS;
   const sum = (xs: { self: number; children: number }[]) => xs.reduce((a, x) => a + x.self + x.children, 0);
   const cpuS = {
     wall_s: round(seenEndS, 1),

@@ -1,6 +1,5 @@
 import 'reflect-metadata';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -17,6 +16,7 @@ import { startSshd, stopSshd } from '../test/support/sshd.js';
 import type { SshdServer } from '../test/support/testbed.js';
 import { fetchSite } from '../test/support/web-installs.js';
 import { seedBaseInstalls } from './base-installs.js';
+import { CLOCK_TICKS, machineBusyTicks } from './codebase-update-support.js';
 import { buildLargeSqlRepository } from './large-shop-dump.js';
 import { plainReload, quiesce } from './nginx-reload.js';
 
@@ -38,16 +38,15 @@ import { plainReload, quiesce } from './nginx-reload.js';
  * with demo data, `BENCH_LARGE_ORDERS`, default 5), one at a time: their
  * order to live, median and range, and the CPU the whole machine used
  * during each (`large_sql_order_cpu_s`, median: every process, from
- * /proc/stat; the work an order costs, steadier than its time when the
- * machine is shared). BENCH_WORKER_NODE_OPTIONS: node
- * options for the worker, to profile it (e.g. --perf-basic-prof).
+ * /proc/stat as the codebase-update bench counts it; the work an order
+ * costs, steadier than its time when the machine is shared).
+ * BENCH_WORKER_NODE_OPTIONS: node options for the worker, to profile it
+ * (e.g. --perf-basic-prof).
  */
 const BASE = Number(process.env.BENCH_BASE_INSTALLS ?? 2000);
 const LATENCY_ORDERS = Number(process.env.BENCH_ORDERS ?? 20);
 const BURST = Number(process.env.BENCH_BURST ?? 100);
 const LARGE_ORDERS = Number(process.env.BENCH_LARGE_ORDERS ?? 5);
-/** Linux's USER_HZ: /proc reports CPU time in these ticks. */
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 /** Base installs share these IPs per dispatcher, as free installs do (nginx binds one socket per address). */
 const SHARED_IPS = 10;
 const SECRETS_KEY = '0f'.repeat(32);
@@ -61,11 +60,6 @@ const percentile = (xs: number[], p: number) => {
 const median = (xs: number[]) => percentile(xs, 50);
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** CPU seconds every process on this machine has used since boot (user, nice, system, irq, softirq), from /proc/stat. */
-const machineCpu = () => {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return { busy: (fields[0]! + fields[1]! + fields[2]! + fields[5]! + fields[6]!) / CLOCK_TICKS };
-};
 
 const mariadb = await startMariadb(join(dir, 'mariadb'));
 const sshds: SshdServer[] = [];
@@ -221,14 +215,13 @@ try {
   // The machine's CPU over these orders (every process, from /proc/stat): the work an order costs, which moves less with the machine's other load than its time does.
   const largeCpu: number[] = [];
   for (let i = 0; i < LARGE_ORDERS; i++) {
-    const cpu0 = machineCpu();
+    const cpu0 = machineBusyTicks();
     lastLargeAt = Date.now();
     t = performance.now();
     const placed = await order({ codebase: 'large' });
     await settled([placed.id]);
     largeLatencies.push((performance.now() - t) / 1000);
-    const cpu1 = machineCpu();
-    largeCpu.push(cpu1.busy - cpu0.busy);
+    largeCpu.push((machineBusyTicks() - cpu0) / CLOCK_TICKS);
     if ((await answers(placed.id, placed.hostname)) !== 2) throw new Error(`install ${placed.id} is not on both dispatchers`);
     const [row] = await ds.query('SELECT i.shared_code_group_id AS g, s.duration_ms AS ms FROM installs i JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE kind = \'install.build\') JOIN saga_steps s ON s.job_id = j.id AND s.step_name = \'sql-updates\' WHERE i.id = ?', [placed.id]);
     if (Number(row?.g) !== largeGroup.id) throw new Error(`install ${placed.id} is not in the large-dump group`);

@@ -10,6 +10,7 @@ import { loadConfig } from '@app/config';
 import { JobRepository, MAX_LEASE_MS } from '@app/queue';
 import { startMariadb, stopMariadb } from '../test/support/mariadb.js';
 import { cleanEnv, ENGINE_MAIN, spawnWorker, type WorkerProcess } from '../test/support/processes-engine.js';
+import { CLOCK_TICKS } from './codebase-update-support.js';
 import { RawClaimers } from './raw-claim.js';
 
 /**
@@ -44,8 +45,6 @@ const JOBS = Number(process.env.BENCH_JOBS ?? 3000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const WORKERS = 4;
 const SECRETS_KEY = '0f'.repeat(32);
-/** Linux's USER_HZ: /proc reports CPU time in these ticks. */
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 /** A worker's start on a busy shared machine can take long; the bench waits for it rather than fail. */
 const BOOT_TIMEOUT_MS = 120_000;
 

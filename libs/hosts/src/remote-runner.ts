@@ -132,6 +132,7 @@ while (defined(my $f = frame())) {
   # The modules the engine's scripts use (10 to 15 ms each to load) are loaded here, by the runner,
   # the first time a script names one: the children it forks after have them (a runner starts without them).
   if ($argv[0] eq '' && ($argv[1] // '') eq 'perl' && defined $argv[2]) {
+    # One that fails to load here is left to the script: its own "use" fails in the child, with perl's message, as perl -e would.
     for my $module ($argv[2] =~ /\buse\s+(IO::Handle|File::Path)\b/g) { (my $file = "$module.pm") =~ s{::}{/}g; eval { require $file }; }
   }
   pipe(my $cin, my $win) or die "pipe: $!";

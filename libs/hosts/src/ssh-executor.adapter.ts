@@ -44,7 +44,7 @@ export function hostKeyFingerprint(key: Buffer): string {
  * builtin `perl` (the script run in the child it forks, without starting a
  * perl: see RUNNER_SCRIPT); anything else as it is.
  */
-export function runnerArgv(argv: readonly string[]): readonly string[] {
+function runnerArgv(argv: readonly string[]): readonly string[] {
   return argv.length >= 3 && argv[0] === 'perl' && argv[1] === '-e' ? [RUNNER_BUILTIN, 'perl', ...argv.slice(2)] : argv;
 }
 

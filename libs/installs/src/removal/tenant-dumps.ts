@@ -114,11 +114,16 @@ export async function relay(
 ): Promise<void> {
   let receiver: StreamingCommand | undefined;
   let stopped: string | null = null;
+  // Resolved with the error when the killed commands outlive their grace; each await below races it (and throws it).
   let abandon!: (error: Error) => void;
-  // Rejected only while the relay awaits it (the grace timer is cleared on the way out); the
-  // handler below only keeps Node from calling that rejection unhandled before a race picks it up.
-  const abandoned = new Promise<never>((_, reject) => (abandon = reject));
-  abandoned.catch(() => undefined);
+  const abandoned = new Promise<Error>((resolve) => (abandon = resolve));
+  const unlessAbandoned = <T>(work: Promise<T>): Promise<T> =>
+    Promise.race([
+      work,
+      abandoned.then((error) => {
+        throw error;
+      }),
+    ]);
   let grace: NodeJS.Timeout | undefined;
   const stop = (why: string) => {
     if (stopped) return;
@@ -135,18 +140,17 @@ export async function relay(
   watchdog.unref();
   try {
     // A receiver that starts after the relay gave up is killed at once.
-    receiver = await Promise.race([
+    receiver = await unlessAbandoned<StreamingCommand>(
       start().then((r) => {
         if (stopped) r.kill();
         return r;
       }),
-      abandoned,
-    ]);
+    );
     sender.stdout.pipe(receiver.stdin);
     // After the pipe: a listener before it would start the flow with nowhere to go.
     sender.stdout.on('data', () => (moved = Date.now()));
     receiver.stdout.resume();
-    const [sent, received] = await Promise.race([
+    const [sent, received] = await unlessAbandoned(
       Promise.all([
         sender.done.then((r) => {
           if (r.exitCode !== 0) receiver!.kill();
@@ -157,8 +161,7 @@ export async function relay(
           return r;
         }),
       ]),
-      abandoned,
-    ]);
+    );
     if (stopped) throw new Error(`${what} from ${from.hostname} to ${to.hostname} ${stopped}${received.stderr.trim() ? `: ${received.stderr.trim()}` : ''}`);
     if (sent.exitCode !== 0 || received.exitCode !== 0) {
       throw new Error(`${what} from ${from.hostname} to ${to.hostname} failed (exit ${sent.exitCode}/${received.exitCode}): ${[sent.stderr.trim(), received.stderr.trim()].filter(Boolean).join('; ')}`);
