@@ -132,6 +132,11 @@ describe.each(CATALOG_KINDS)('saga steps that need only some earlier steps (%s)'
     // On SQLite one after the other, in list order (its one connection would mix the steps' transactions).
     expect(overlap).toBe(kind === 'mariadb');
     if (kind === 'sqlite') expect(span('b').start).toBeGreaterThanOrEqual(span('a2').end);
+    // The journal keeps a step's start and end to the millisecond: a 300 ms step reads as about that (whole seconds gave 0 or 1000).
+    const a1 = (await journal.steps(job.id)).find((r) => r.stepName === 'a1')!;
+    const recordedMs = a1.finishedAt!.getTime() - a1.startedAt!.getTime();
+    expect(recordedMs).toBeGreaterThanOrEqual(290);
+    expect(recordedMs).toBeLessThan(900);
   });
 
   it('lets the other lane finish when one fails, then undoes everything that ran, newest first', async () => {

@@ -38,10 +38,11 @@ export class SagaStep extends CatalogEntity {
   @Column({ type: 'int', default: 0 })
   attempt: number;
 
-  @Column({ type: 'datetime', nullable: true })
+  /** Milliseconds kept (a step of a build takes tens of them): a timeline of an order reads them. */
+  @Column({ type: 'datetime', precision: 3, nullable: true })
   startedAt: Date | null;
 
-  @Column({ type: 'datetime', nullable: true })
+  @Column({ type: 'datetime', precision: 3, nullable: true })
   finishedAt: Date | null;
 
   @Column({ type: 'int', nullable: true })
