@@ -259,11 +259,36 @@ while (1) {
 `;
 
 /**
+ * Perl for a script's end: `rm_trees(@dirs)` removes each directory and all
+ * it holds, depth first, and never follows a symlink (it is an entry like
+ * any other). An entry is unlinked, and entered only when it is a directory
+ * (EISDIR): no chdir or stat per entry, half the CPU of File::Path's
+ * remove_tree on a generation's thousands of links. Like remove_tree, what
+ * cannot be removed is warned about and the rest goes on.
+ */
+export const PERL_RM_TREES = String.raw`
+sub rm_trees {
+  for my $dir (@_) {
+    opendir(my $dh, $dir) or do { warn "cannot list $dir: $!\n" unless $!{ENOENT}; next };
+    my @entries = grep { !/^\.\.?$/ } readdir($dh);
+    closedir($dh);
+    for my $entry (@entries) {
+      my $path = "$dir/$entry";
+      next if unlink($path);
+      if ($!{EISDIR} || $!{EPERM}) { rm_trees($path); }
+      elsif (!$!{ENOENT}) { warn "cannot remove $path: $!\n"; }
+    }
+    rmdir($dir) or $!{ENOENT} or warn "cannot remove $dir: $!\n";
+  }
+}
+`;
+
+/**
  * Removes every generation but the ones named, and every test config but
- * those of the generation being staged (perl-base's File::Path, no rm per entry).
+ * those of the generation being staged (PERL_RM_TREES, no rm per entry).
  */
 const PRUNE_SCRIPT = String.raw`
-use strict; use warnings; use File::Path qw(remove_tree);
+use strict; use warnings;
 my ($root, $staging, @keep) = @ARGV;
 my %keep = map { $_ => 1 } $staging, @keep;
 chdir($root) or die "cannot enter $root: $!\n";
@@ -273,7 +298,8 @@ closedir($th);
 opendir(my $gh, 'generations') or die "cannot list generations: $!\n";
 my @gone = grep { !/^\.\.?$/ && !$keep{$_} } readdir($gh);
 closedir($gh);
-remove_tree(map { "generations/$_" } @gone);
+${PERL_RM_TREES}
+rm_trees(map { "generations/$_" } @gone);
 `;
 
 /** Renames a new link over last-good (when a previous generation is given), then over current. */

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import type { Server } from '@app/catalog';
 import { checkServerPath, type HostExecutor } from '@app/hosts';
-import { newGenerationName } from '../dispatcher-files.js';
+import { newGenerationName, PERL_RM_TREES } from '../dispatcher-files.js';
 
 /**
  * The php-fpm pool files of one handler, as generations under its pool dir
@@ -150,7 +150,7 @@ print "$written\n";
 
 /** Removes every generation but the ones named, and every test file but the staging generation's. */
 const PRUNE_SCRIPT = String.raw`
-use strict; use warnings; use File::Path qw(remove_tree);
+use strict; use warnings;
 my ($root, $staging, @keep) = @ARGV;
 my %keep = map { $_ => 1 } $staging, @keep;
 chdir($root) or die "cannot enter $root: $!\n";
@@ -160,7 +160,8 @@ closedir($th);
 opendir(my $gh, 'generations') or die "cannot list generations: $!\n";
 my @gone = grep { !/^\.\.?$/ && !$keep{$_} } readdir($gh);
 closedir($gh);
-remove_tree(map { "generations/$_" } @gone);
+${PERL_RM_TREES}
+rm_trees(map { "generations/$_" } @gone);
 `;
 
 /** The php-fpm binary: the running master's (the pid file's process), else the first found in the system dirs. */
