@@ -42,9 +42,10 @@ import { encodeFields, PATH_SCRIPT } from './path-ops.js';
  *   ssh-executor.adapter.ts): the script is compiled and run in the child
  *   as perl would run it (`@ARGV`, `-e` in its messages, a `die` exits as perl
  *   does, files flushed at its end) but without starting a perl or a
- *   global destruction at its exit, and with the modules the engine's
- *   scripts use (IO::Handle, File::Path: 10 to 15 ms each to load) loaded
- *   by the runner itself the first time a script names one. No runner
+ *   global destruction at its exit, and with the modules scripts use
+ *   (IO::Handle, which the stage scripts use, and File::Path: 10 to 15 ms
+ *   each to load) loaded by the runner itself the first time a script
+ *   names one. No runner
  *   lexical or sub is in the script's scope (the lexicals are declared
  *   after it, the subs live in package Runner).
  */
@@ -129,7 +130,7 @@ while (defined(my $f = frame())) {
     print STDERR "$argv[0]: $!\n";
     POSIX::_exit(127);
   }
-  # The modules the engine's scripts use (10 to 15 ms each to load) are loaded here, by the runner,
+  # The modules scripts use (10 to 15 ms each to load) are loaded here, by the runner,
   # the first time a script names one: the children it forks after have them (a runner starts without them).
   if ($argv[0] eq '' && ($argv[1] // '') eq 'perl' && defined $argv[2]) {
     # One that fails to load here is left to the script: its own "use" fails in the child, with perl's message, as perl -e would.
