@@ -75,8 +75,10 @@ function failure(e: unknown): Pick<CodeUpdateItem, 'error' | 'errorFile' | 'erro
  *    links, copies it lacks, writable directories), its config files are
  *    rendered from the new release's templates;
  * 2. the switch: `<home>/.code` points at the new release (one rename per
- *    server: a request sees one release or the other, never half of two),
- *    then the cron file where the new release's crons differ;
+ *    server: a request that starts after it sees the new release; one in
+ *    flight across it that includes through the home's paths may read files
+ *    of both, which no link switch prevents), then the cron file where the
+ *    new release's crons differ;
  * 3. its SQL updates not yet in database_updates, in order, as its own
  *    database user, each recorded when its file committed;
  * 4. caches: the manifest's `cachePaths` emptied;
