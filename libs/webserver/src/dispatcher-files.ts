@@ -259,14 +259,26 @@ while (1) {
 `;
 
 /**
- * Perl for a script's end: `rm_trees(@dirs)` removes each directory and all
- * it holds, depth first, and never follows a symlink (it is an entry like
- * any other). An entry is unlinked, and entered only when it is a directory
- * (EISDIR): no chdir or stat per entry, half the CPU of File::Path's
- * remove_tree on a generation's thousands of links. Like remove_tree, what
- * cannot be removed is warned about and the rest goes on.
+ * Removes every generation under the root's `generations/` but `staging`
+ * and those kept (and so what crashed runs left staged), and every file in
+ * `tests/` but `staging`'s (an empty `staging`: every one). Shared by the
+ * nginx and php-fpm pool generations. Depth first, never following a
+ * symlink (it is an entry like any other): an entry is unlinked, and
+ * entered only when it is a directory (EISDIR), with no chdir or stat per
+ * entry (File::Path's remove_tree cost more on a generation's thousands of
+ * links). What cannot be removed is warned about and the rest goes on.
  */
-export const PERL_RM_TREES = String.raw`
+export const PRUNE_GENERATIONS_SCRIPT = String.raw`
+use strict; use warnings;
+my ($root, $staging, @keep) = @ARGV;
+my %keep = map { $_ => 1 } $staging, @keep;
+chdir($root) or die "cannot enter $root: $!\n";
+opendir(my $th, 'tests') or die "cannot list tests: $!\n";
+unlink map { "tests/$_" } grep { !/^\.\.?$/ && ($staging eq '' || !/^\Q$staging\E[.-]/) } readdir($th);
+closedir($th);
+opendir(my $gh, 'generations') or die "cannot list generations: $!\n";
+my @gone = grep { !/^\.\.?$/ && !$keep{$_} } readdir($gh);
+closedir($gh);
 sub rm_trees {
   for my $dir (@_) {
     opendir(my $dh, $dir) or do { warn "cannot list $dir: $!\n" unless $!{ENOENT}; next };
@@ -281,24 +293,6 @@ sub rm_trees {
     rmdir($dir) or $!{ENOENT} or warn "cannot remove $dir: $!\n";
   }
 }
-`;
-
-/**
- * Removes every generation but the ones named, and every test config but
- * those of the generation being staged (PERL_RM_TREES, no rm per entry).
- */
-const PRUNE_SCRIPT = String.raw`
-use strict; use warnings;
-my ($root, $staging, @keep) = @ARGV;
-my %keep = map { $_ => 1 } $staging, @keep;
-chdir($root) or die "cannot enter $root: $!\n";
-opendir(my $th, 'tests') or die "cannot list tests: $!\n";
-unlink map { "tests/$_" } grep { !/^\.\.?$/ && !/^\Q$staging\E[.-]/ } readdir($th);
-closedir($th);
-opendir(my $gh, 'generations') or die "cannot list generations: $!\n";
-my @gone = grep { !/^\.\.?$/ && !$keep{$_} } readdir($gh);
-closedir($gh);
-${PERL_RM_TREES}
 rm_trees(map { "generations/$_" } @gone);
 `;
 
@@ -535,7 +529,7 @@ export class DispatcherFiles {
    */
   async prune(staging: string, keep: readonly (string | null)[]): Promise<void> {
     const names = keep.filter((g): g is string => g !== null).map(checkGeneration);
-    await this.executor.mustRun(this.server, ['perl', '-e', PRUNE_SCRIPT, this.root, checkGeneration(staging), ...names], { timeoutMs: 300_000 });
+    await this.executor.mustRun(this.server, ['perl', '-e', PRUNE_GENERATIONS_SCRIPT, this.root, checkGeneration(staging), ...names], { timeoutMs: 300_000 });
   }
 
   async remove(generation: string): Promise<void> {

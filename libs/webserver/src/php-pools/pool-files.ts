@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import type { Server } from '@app/catalog';
 import { checkServerPath, type HostExecutor } from '@app/hosts';
-import { newGenerationName, PERL_RM_TREES } from '../dispatcher-files.js';
+import { newGenerationName, PRUNE_GENERATIONS_SCRIPT } from '../dispatcher-files.js';
 
 /**
  * The php-fpm pool files of one handler, as generations under its pool dir
@@ -146,22 +146,6 @@ open(my $th, '>', $test) or die "cannot write $test: $!\n";
 print $th $testContent or die "cannot write $test: $!\n";
 close($th) or die "cannot write $test: $!\n";
 print "$written\n";
-`;
-
-/** Removes every generation but the ones named, and every test file but the staging generation's. */
-const PRUNE_SCRIPT = String.raw`
-use strict; use warnings;
-my ($root, $staging, @keep) = @ARGV;
-my %keep = map { $_ => 1 } $staging, @keep;
-chdir($root) or die "cannot enter $root: $!\n";
-opendir(my $th, 'tests') or die "cannot list tests: $!\n";
-unlink map { "tests/$_" } grep { !/^\.\.?$/ && ($staging eq '' || !/^\Q$staging\E[.-]/) } readdir($th);
-closedir($th);
-opendir(my $gh, 'generations') or die "cannot list generations: $!\n";
-my @gone = grep { !/^\.\.?$/ && !$keep{$_} } readdir($gh);
-closedir($gh);
-${PERL_RM_TREES}
-rm_trees(map { "generations/$_" } @gone);
 `;
 
 /** The php-fpm binary: the running master's (the pid file's process), else the first found in the system dirs. */
@@ -496,7 +480,7 @@ export class PoolFiles {
   /** Removes every generation but `staging` and those kept, and every test file but `staging`'s. */
   async prune(staging: string | null, keep: readonly (string | null)[]): Promise<void> {
     const names = keep.filter((g): g is string => g !== null).map(checkPoolGeneration);
-    await this.executor.mustRun(this.server, ['perl', '-e', PRUNE_SCRIPT, this.root, staging ? checkPoolGeneration(staging) : '', ...names], { timeoutMs: 300_000 });
+    await this.executor.mustRun(this.server, ['perl', '-e', PRUNE_GENERATIONS_SCRIPT, this.root, staging ? checkPoolGeneration(staging) : '', ...names], { timeoutMs: 300_000 });
   }
 
   async remove(generation: string): Promise<void> {
