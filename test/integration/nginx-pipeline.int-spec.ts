@@ -76,8 +76,13 @@ describe('nginx pipeline on a running nginx', () => {
       { fsName: 'gamma', hostname: 'gamma.example.org', ip: ip(1) },
     ]);
     const report = await pipeline.apply(d1);
-    // One file per install, and one upstream for the PHP backends they share.
-    expect(report).toMatchObject({ nginx: 'reloaded', filesWritten: 5, written: ['shops/alpha.conf', 'shops/beta.conf', 'shops/gamma.conf', expect.stringMatching(/^upstreams\/php_[0-9a-f]{16}\.conf$/), 'defaults.conf'], quarantined: [] });
+    // One file per install (its hostnames' document root: none has rewrites or a certificate), one upstream for the PHP backends they
+    // share, and one server block per address they share.
+    const block = expect.stringMatching(/^groups\/g_[0-9a-f]{16}\.conf$/);
+    expect(report).toMatchObject({ nginx: 'reloaded', filesWritten: 7, written: ['hosts/alpha.conf', 'hosts/beta.conf', 'hosts/gamma.conf', expect.stringMatching(/^upstreams\/php_[0-9a-f]{16}\.conf$/), block, block, 'defaults.conf'], quarantined: [] });
+    const blocks = readdirSync(join(d1.nginxConfDir, 'current/groups')).map((f) => readFileSync(join(d1.nginxConfDir, 'current/groups', f), 'utf8'));
+    expect(blocks.map((b) => /server_name (.*);/.exec(b)![1]).sort()).toEqual(['alpha.example.org gamma.example.org', 'beta.example.org']);
+    expect(readdirSync(join(d1.nginxConfDir, 'current/shops'))).toEqual([]);
     expect(current()).toBe(`generations/${report.generation}`);
 
     expect(await fetchSite(ip(1), 'alpha.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from alpha\n' });
@@ -129,15 +134,16 @@ describe('nginx pipeline on a running nginx', () => {
     await ds.getRepository(InstallSite).update({ id: (await site('beta')).id }, { secureHostname: 'secure.beta.example.org' });
     const before = current();
     const report = await pipeline.apply(d1);
-    expect(report).toMatchObject({ nginx: 'reloaded', filesWritten: 1, written: ['shops/beta.conf'], removed: [] });
+    // Its file, and the server block it shares (beta's names in it).
+    expect(report).toMatchObject({ nginx: 'reloaded', filesWritten: 2, written: ['hosts/beta.conf', expect.stringMatching(/^groups\//)], removed: [] });
     expect(await fetchSite(ip(2), 'secure.beta.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from beta\n' });
     // The unchanged files are the same inodes as in the previous generation: linked, not written.
-    const inode = (gen: string, f: string) => execFileSync('stat', ['-c', '%i', join(d1.nginxConfDir, gen, 'shops', f)]).toString();
+    const inode = (gen: string, f: string) => execFileSync('stat', ['-c', '%i', join(d1.nginxConfDir, gen, 'hosts', f)]).toString();
     expect(inode(before, 'alpha.conf')).toBe(inode(current(), 'alpha.conf'));
     // The changed file is a new one: the generation it replaced still has what nginx loaded before (its last-good).
     expect(inode(before, 'beta.conf')).not.toBe(inode(current(), 'beta.conf'));
-    expect(readFileSync(join(d1.nginxConfDir, before, 'shops/beta.conf'), 'utf8')).not.toContain('secure.beta.example.org');
-    expect(readFileSync(join(d1.nginxConfDir, current(), 'shops/beta.conf'), 'utf8')).toContain('secure.beta.example.org');
+    expect(readFileSync(join(d1.nginxConfDir, before, 'hosts/beta.conf'), 'utf8')).not.toContain('secure.beta.example.org');
+    expect(readFileSync(join(d1.nginxConfDir, current(), 'hosts/beta.conf'), 'utf8')).toContain('secure.beta.example.org');
     expect(readlinkSync(join(d1.nginxConfDir, 'last-good'))).toBe(before);
 
     const workers = descendantsOf(nginx.pid).sort();
@@ -147,32 +153,34 @@ describe('nginx pipeline on a running nginx', () => {
     expect(descendantsOf(nginx.pid).filter((p) => !workers.includes(p))).toEqual([]);
 
     // The generation's manifest spares hashing the live files, but a file edited by hand (in place) is found and put back.
-    const alpha = join(d1.nginxConfDir, 'current/shops/alpha.conf');
-    expect(readFileSync(join(d1.nginxConfDir, 'current/manifest'), 'utf8')).toContain(' shops/alpha.conf\n');
+    const alpha = join(d1.nginxConfDir, 'current/hosts/alpha.conf');
+    expect(readFileSync(join(d1.nginxConfDir, 'current/manifest'), 'utf8')).toContain(' hosts/alpha.conf\n');
     writeFileSync(alpha, `${readFileSync(alpha, 'utf8')}# edited by hand\n`);
     const repaired = await pipeline.apply(d1);
-    expect(repaired).toMatchObject({ nginx: 'reloaded', written: ['shops/alpha.conf'] });
-    expect(readFileSync(join(d1.nginxConfDir, 'current/shops/alpha.conf'), 'utf8')).not.toContain('edited by hand');
+    expect(repaired).toMatchObject({ nginx: 'reloaded', written: ['hosts/alpha.conf'] });
+    expect(readFileSync(join(d1.nginxConfDir, 'current/hosts/alpha.conf'), 'utf8')).not.toContain('edited by hand');
 
     // Told what the live generation's manifest holds, inspect sends back only what differs from it, and ends with the same view.
     const files = pipeline.files(d1);
     const full = await files.inspect();
     const known = { generation: full.current!, hashes: new Map(full.hashes) };
     expect((await files.inspect(known)).hashes).toEqual(full.hashes);
-    const beta = join(d1.nginxConfDir, 'current/shops/beta.conf');
+    const beta = join(d1.nginxConfDir, 'current/hosts/beta.conf');
     const betaText = readFileSync(beta, 'utf8');
     writeFileSync(beta, `${betaText}# edited by hand\n`);
-    rmSync(join(d1.nginxConfDir, 'current/shops/gamma.conf'));
+    rmSync(join(d1.nginxConfDir, 'current/hosts/gamma.conf'));
     const drifted = await files.inspect(known);
     expect(drifted.hashes).toEqual((await files.inspect()).hashes);
-    expect(drifted.hashes.has('shops/gamma.conf')).toBe(false);
-    expect(drifted.hashes.get('shops/beta.conf')).not.toBe(known.hashes.get('shops/beta.conf'));
+    expect(drifted.hashes.has('hosts/gamma.conf')).toBe(false);
+    expect(drifted.hashes.get('hosts/beta.conf')).not.toBe(known.hashes.get('hosts/beta.conf'));
     // A file the engine would never write (its name is none of an install's) is not carried into the next generation.
     writeFileSync(join(d1.nginxConfDir, 'current/shops/Handmade.conf'), 'server { listen nonsense; }\n');
+    writeFileSync(join(d1.nginxConfDir, 'current/hosts/Handmade.conf'), 'nonsense\n');
     const healed = await pipeline.apply(d1);
-    expect(healed.written.sort()).toEqual(['shops/beta.conf', 'shops/gamma.conf']);
+    expect(healed.written.sort()).toEqual(['hosts/beta.conf', 'hosts/gamma.conf']);
     expect(readFileSync(beta, 'utf8')).toBe(betaText);
     expect(existsSync(join(d1.nginxConfDir, 'current/shops/Handmade.conf'))).toBe(false);
+    expect(existsSync(join(d1.nginxConfDir, 'current/hosts/Handmade.conf'))).toBe(false);
     await testNginxConfig(nginx);
   });
 
@@ -217,7 +225,13 @@ describe('nginx pipeline on a running nginx', () => {
     expect(await fetchSite(ip(4), 'delta.example.org', '/hello.txt')).toMatchObject({ status: 200 });
     expect(await fetchSite(ip(1), 'gamma.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from gamma\n' });
     expect(existsSync(join(d1.nginxConfDir, 'current/shops/broken.conf'))).toBe(false);
-    expect(readFileSync(join(d1.nginxConfDir, 'current/shops/gamma.conf'), 'utf8')).not.toContain('ssl_certificate');
+    // gamma's last good file maps its hostname (it had no certificate then), and the live block it shared still serves it; alone.
+    expect(existsSync(join(d1.nginxConfDir, 'current/shops/gamma.conf'))).toBe(false);
+    expect(readFileSync(join(d1.nginxConfDir, 'current/hosts/gamma.conf'), 'utf8')).toContain('gamma.example.org ');
+    const gammaBlock = /# (groups\/g_[0-9a-f]{16}\.conf)/.exec(readFileSync(join(d1.nginxConfDir, 'current/hosts/gamma.conf'), 'utf8'))![1]!;
+    expect(/server_name (.*);/.exec(readFileSync(join(d1.nginxConfDir, 'current', gammaBlock), 'utf8'))![1]).toBe('gamma.example.org');
+    // alpha (every backend weighted anew) is served by a new block of its own.
+    expect(readFileSync(join(d1.nginxConfDir, 'current/hosts/alpha.conf'), 'utf8')).not.toContain(gammaBlock);
     expect(await fetchSite(ip(1), 'gamma.example.org', '/index.php')).toMatchObject({ status: 200, body: 'php:gamma.example.org:/index.php' });
     expect(readdirSync(join(d1.nginxConfDir, 'current/upstreams'))).toEqual(expect.arrayContaining(liveUpstreams));
     expect(readdirSync(join(d1.nginxConfDir, 'current/upstreams'))).toHaveLength(2);
@@ -249,8 +263,8 @@ describe('nginx pipeline on a running nginx', () => {
     expect(report).toMatchObject({ nginx: 'reloaded', quarantined: [] });
     // The default servers gain broken's address and the HTTPS ones.
     expect(report.written.sort()).toEqual(['defaults.conf', 'shops/broken.conf', 'shops/gamma.conf']);
-    // No install's file passes PHP to the old upstream any more: it is gone.
-    expect(report.removed).toEqual([expect.stringMatching(/^upstreams\//)]);
+    // No install's file passes PHP to the old upstream any more: it is gone, with the block gamma kept (it serves no name now) and gamma's hosts file.
+    expect(report.removed.sort()).toEqual([expect.stringMatching(/^groups\//), 'hosts/gamma.conf', expect.stringMatching(/^upstreams\//)]);
     expect(readdirSync(join(d1.nginxConfDir, 'current/upstreams'))).toHaveLength(1);
     expect(await fetchSite(ip(1), 'gamma.example.org', '/index.php')).toMatchObject({ status: 200, body: 'php:gamma.example.org:/index.php' });
     expect(report.released).toHaveLength(2);
@@ -415,7 +429,8 @@ describe('nginx pipeline on a running nginx', () => {
     const live = current();
     const dry = await cli(['--dry-run', '--server', String(d1.id)]);
     expect(dry).toMatchObject({ code: 0 });
-    expect(dry.stdout).toContain('web1.example.net: 1 file(s) would be written, 0 removed');
+    // beta's own server block now (a rewrite): its hosts file and the block it shared go.
+    expect(dry.stdout).toContain('web1.example.net: 1 file(s) would be written, 2 removed');
     expect(dry.stdout).toContain('+    location = /promo { return 301 /category/promo; }');
     expect(current()).toBe(live);
 

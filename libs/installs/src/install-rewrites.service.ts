@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditEventRepository, Install, type AuditActor } from '@app/catalog';
 import { DomainError, NotFoundError, unifiedDiff } from '@app/common';
-import { DispatcherInputLoader, installFile, NginxRebuilds, renderEach, type RewriteInput } from '@app/webserver';
+import { DispatcherInputLoader, installFiles, NginxRebuilds, renderEach, type RewriteInput } from '@app/webserver';
 import type { RewriteRuleDto, RewritesPlanView } from './dto/rewrites.dto.js';
 
 /**
@@ -64,9 +64,10 @@ export class InstallRewritesService {
       if (next.refused.length > 0) throw new DomainError('REWRITE_REFUSED', next.refused[0]!.error, 400, { installId: id, server: server.hostname });
       // Not served here now (not building or live): no vhost to compare.
       if (!mine) continue;
-      const file = installFile(mine.fsName);
-      const current = renderEach(input).files.get(file) ?? '';
-      plans.push({ server: server.hostname, file, diff: unifiedDiff(current, next.files.get(file) ?? '', { fromFile: `a/${file} (${server.hostname})`, toFile: `b/${file} (${server.hostname})` }) });
+      // Its own server blocks with rules; without, it may share them (its file then maps its hostnames): the diff goes from one file to the other.
+      const now = renderEach(input).files;
+      const [from, to] = [now, next.files].map((files) => installFiles(mine.fsName).find((name) => files.has(name)) ?? installFiles(mine.fsName)[0]) as [string, string];
+      plans.push({ server: server.hostname, file: to, diff: unifiedDiff(now.get(from) ?? '', next.files.get(to) ?? '', { fromFile: `a/${from} (${server.hostname})`, toFile: `b/${to} (${server.hostname})` }) });
     }
     return plans;
   }

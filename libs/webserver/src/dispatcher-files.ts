@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Server } from '@app/catalog';
 import { checkServerPath, type HostExecutor, type RunResult } from '@app/hosts';
-import { ACME_TOKEN_MAP_DIRECTIVE, FASTCGI_PARAMS_DIRECTIVES, LOG_FORMAT_DIRECTIVE, PROBE_MAP_DIRECTIVE } from './render.js';
+import { ACME_TOKEN_MAP_DIRECTIVE, FASTCGI_PARAMS_DIRECTIVES, LOG_FORMAT_DIRECTIVE, PROBE_MAP_DIRECTIVE, shopRootMapDirective } from './render.js';
 
 /**
  * The nginx files of one dispatcher, as generations under its nginx conf
- * dir: `generations/<name>/{shops.conf,defaults.conf,shops/*.conf,upstreams/*.conf}`, with `current` (what
+ * dir: `generations/<name>/{shops.conf,defaults.conf,shops/*.conf,hosts/*.conf,groups/*.conf,upstreams/*.conf}`, with `current` (what
  * nginx loads: its http block has `include <nginx conf dir>/current/*.conf;`,
  * which matches shops.conf only, and nothing before the first generation)
  * and `last-good` (the generation before, for rollback) as symlinks; the
@@ -19,21 +19,31 @@ import { ACME_TOKEN_MAP_DIRECTIVE, FASTCGI_PARAMS_DIRECTIVES, LOG_FORMAT_DIRECTI
 export const GENERATIONS_DIR = 'generations';
 export const TESTS_DIR = 'tests';
 const GENERATION = /^g[0-9a-z]{6,12}-[0-9a-f]{4}$/;
-const FILE_NAME = /^(shops\/[a-z][a-z0-9]{0,31}\.conf|upstreams\/php_[0-9a-f]{16}\.conf|shops\.conf|defaults\.conf)$/;
+const FILE_NAME = /^((shops|hosts)\/[a-z][a-z0-9]{0,31}\.conf|upstreams\/php_[0-9a-f]{16}\.conf|groups\/g_[0-9a-f]{16}\.conf|shops\.conf|defaults\.conf)$/;
 const SHOP_FILE = /^shops\/[a-z][a-z0-9]{0,31}\.conf$/;
+const HOSTS_FILE = /^hosts\/[a-z][a-z0-9]{0,31}\.conf$/;
+const INSTALL_FILE = /^(shops|hosts)\/([a-z][a-z0-9]{0,31})\.conf$/;
 const UPSTREAM_FILE = /^upstreams\/php_[0-9a-f]{16}\.conf$/;
+const GROUP_FILE = /^groups\/g_[0-9a-f]{16}\.conf$/;
 
 /** What is on the dispatcher now. */
 export interface DispatcherState {
   current: string | null;
   lastGood: string | null;
   generations: string[];
-  /** `shops.conf`, `shops/<fs>.conf` and `upstreams/<name>.conf` of the current generation → sha256 of its content. */
+  /** Every file of the current generation the engine writes (`shops.conf`, `defaults.conf`, `shops/`, `hosts/`, `groups/`, `upstreams/`) → sha256 of its content. */
   hashes: Map<string, string>;
   /** The new generation inspect linked the live files into, if asked to and there was a live one. */
   cloned: string | null;
   /** Test configs lie in `tests/` (a killed run's; a finished run removes its own). */
   strayTests: boolean;
+}
+
+/** What `nginx -t` of one install's file takes: the file, its upstream, and the shared server blocks it names (a hosts file). */
+export interface AloneTest {
+  shop: string;
+  upstream: string;
+  groups?: readonly string[];
 }
 
 /** A generation as staged: its files and their digests (what its manifest says). */
@@ -46,7 +56,13 @@ export interface StagedGeneration {
 export type PlannedFile = { name: string; link: true; sha256: string } | { name: string; content: string };
 
 export const isShopFile = (name: string) => SHOP_FILE.test(name);
+export const isHostsFile = (name: string) => HOSTS_FILE.test(name);
+/** An install's file, of either kind. */
+export const isInstallFile = (name: string) => INSTALL_FILE.test(name);
+/** The fs name of an install's file (either kind), or null. */
+export const fsNameOfFile = (name: string): string | null => INSTALL_FILE.exec(name)?.[2] ?? null;
 export const isUpstreamFile = (name: string) => UPSTREAM_FILE.test(name);
+export const isGroupFile = (name: string) => GROUP_FILE.test(name);
 export const newGenerationName = () => `g${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`;
 
 /**
@@ -77,10 +93,11 @@ closedir($th);
 exit 0 if $cur eq '' || !-d "$cur/shops";
 chdir($cur) or die "cannot enter $cur: $!\n";
 my @files = grep { -f $_ } ('shops.conf', 'defaults.conf');
-for my $d ('upstreams', 'shops') {
+my %names = (upstreams => qr/^php_[0-9a-f]{16}\.conf$/, shops => qr/^[a-z][a-z0-9]{0,31}\.conf$/, hosts => qr/^[a-z][a-z0-9]{0,31}\.conf$/, groups => qr/^g_[0-9a-f]{16}\.conf$/);
+for my $d (sort keys %names) {
   opendir(my $sh, $d) or next;
   # The names the engine writes, no other (nor are others linked into a clone).
-  push @files, map { "$d/$_" } sort grep { $d eq 'shops' ? /^[a-z][a-z0-9]{0,31}\.conf$/ : /^php_[0-9a-f]{16}\.conf$/ } readdir($sh);
+  push @files, map { "$d/$_" } sort grep { $_ =~ $names{$d} } readdir($sh);
   closedir($sh);
 }
 my %manifest;
@@ -95,7 +112,7 @@ my $into = '';
 if (defined $clone && $clone ne '') {
   $into = "$root/generations/$clone";
   mkdir($into) or die "cannot create $into: $!\n";
-  for my $d ('shops', 'upstreams') { mkdir("$into/$d") or die "cannot create $into/$d: $!\n"; }
+  for my $d ('shops', 'hosts', 'groups', 'upstreams') { mkdir("$into/$d") or die "cannot create $into/$d: $!\n"; }
 }
 my @hash;
 for my $f (@files) {
@@ -129,8 +146,8 @@ my ($from, $to, $test, $testContent, $cloned) = splice(@w, 0, 5);
 my $many = (grep { $_ eq 'W' } @w) > 32;
 if ($cloned eq '') {
   mkdir($to) or die "cannot create $to: $!\n";
-  for my $d ('shops', 'upstreams') { mkdir("$to/$d") or die "cannot create $to/$d: $!\n"; }
-} else { -d "$to/shops" or die "$to was not cloned\n"; }
+  for my $d ('shops', 'hosts', 'groups', 'upstreams') { mkdir("$to/$d") or die "cannot create $to/$d: $!\n"; }
+} else { -d "$to/hosts" or die "$to was not cloned\n"; }
 my $written = 0;
 while (@w) {
   my $op = shift @w; my $name = shift @w;
@@ -148,7 +165,7 @@ while (@w) {
 }
 # The new directories' entries on disk too: a power cut after the swap must not find them empty.
 system('sync', '-f', $to) == 0 or die "cannot sync $to\n" if $many;
-for my $d ("$to/shops", "$to/upstreams", $to) { open(my $dh, '<', $d) or die "cannot open $d: $!\n"; $dh->sync or die "cannot sync $d: $!\n"; close($dh); }
+for my $d ("$to/shops", "$to/hosts", "$to/groups", "$to/upstreams", $to) { open(my $dh, '<', $d) or die "cannot open $d: $!\n"; $dh->sync or die "cannot sync $d: $!\n"; close($dh); }
 # The config nginx -t checks this generation with (not needed after a crash: no fsync).
 open(my $th, '>', $test) or die "cannot write $test: $!\n";
 print $th $testContent or die "cannot write $test: $!\n";
@@ -418,11 +435,12 @@ export class DispatcherFiles {
   /**
    * The config `nginx -t` checks for a generation: the upstreams' and shops'
    * files inside a minimal base (what every dispatcher's nginx.conf has
-   * around them). `only` limits it to one shop file and the upstream it
-   * uses, for finding which install fails.
+   * around them). `only` limits it to one install's file, the upstream it
+   * uses and the shared server blocks it names, for finding which install fails.
    */
-  testConfig(generation: string, only?: { shop: string; upstream: string }): string {
+  testConfig(generation: string, only?: AloneTest): string {
     const dir = this.dir(generation);
+    const hosts = only ? (HOSTS_FILE.test(only.shop) ? `${dir}/${only.shop}` : null) : `${dir}/hosts/*.conf`;
     return [
       '# Written by the provisioning engine to test a generation: not loaded by the running nginx.',
       `pid ${posix.join(this.root, TESTS_DIR, `${generation}.pid`)};`,
@@ -435,8 +453,9 @@ export class DispatcherFiles {
       `    ${PROBE_MAP_DIRECTIVE}`,
       `    ${ACME_TOKEN_MAP_DIRECTIVE}`,
       ...FASTCGI_PARAMS_DIRECTIVES.map((d) => `    ${d}`),
+      `    ${shopRootMapDirective(hosts)}`,
       `    include ${dir}/${only?.upstream ?? 'upstreams/*.conf'};`,
-      `    include ${dir}/${only?.shop ?? 'shops/*.conf'};`,
+      ...(only ? (hosts ? (only.groups ?? []) : [only.shop]) : ['shops/*.conf', 'groups/*.conf']).map((f) => `    include ${dir}/${f};`),
       // A glob: a generation staged before default servers existed has none (nginx takes no match).
       ...(only ? [] : [`    include ${dir}/defaults*.conf;`]),
       '}',
@@ -450,8 +469,10 @@ export class DispatcherFiles {
   }
 
   /** `nginx -t` on a generation (its test config written first), or on one of its shop files alone (with its upstream). */
-  async test(generation: string, only?: { shop: string; upstream: string }): Promise<{ ok: boolean; untestable: boolean; stderr: string }> {
-    if (only !== undefined && !(SHOP_FILE.test(only.shop) && UPSTREAM_FILE.test(only.upstream))) throw new Error(`refused file names ${JSON.stringify(only)}`);
+  async test(generation: string, only?: AloneTest): Promise<{ ok: boolean; untestable: boolean; stderr: string }> {
+    if (only !== undefined && !(INSTALL_FILE.test(only.shop) && UPSTREAM_FILE.test(only.upstream) && (only.groups ?? []).every((g) => GROUP_FILE.test(g)))) {
+      throw new Error(`refused file names ${JSON.stringify(only)}`);
+    }
     await this.executor.writeFile(this.server, this.testConfigPath(generation, only), this.testConfig(generation, only));
     return this.nginxTest(generation, only);
   }
@@ -530,6 +551,13 @@ export class DispatcherFiles {
   async prune(staging: string, keep: readonly (string | null)[]): Promise<void> {
     const names = keep.filter((g): g is string => g !== null).map(checkGeneration);
     await this.executor.mustRun(this.server, ['perl', '-e', PRUNE_GENERATIONS_SCRIPT, this.root, checkGeneration(staging), ...names], { timeoutMs: 300_000 });
+  }
+
+  /** One file of a generation (null when it has none). */
+  async read(generation: string, name: string): Promise<string | null> {
+    if (!FILE_NAME.test(name)) throw new Error(`refused file name ${JSON.stringify(name)}`);
+    const result = await this.executor.run(this.server, ['cat', '--', posix.join(this.dir(generation), name)]);
+    return result.exitCode === 0 ? result.stdout : null;
   }
 
   async remove(generation: string): Promise<void> {

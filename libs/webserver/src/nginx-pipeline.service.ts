@@ -7,9 +7,35 @@ import { PermanentJobError } from '@app/queue';
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { ServerAccess } from '@app/hosts';
 import { DispatcherInputLoader } from './dispatcher-input.loader.js';
-import { DispatcherFiles, isShopFile, isUpstreamFile, newGenerationName, NginxReloadRefusedError, type PlannedFile, type ReloadOutcome, type StagedGeneration } from './dispatcher-files.js';
+import {
+  DispatcherFiles,
+  fsNameOfFile,
+  isGroupFile,
+  isHostsFile,
+  isInstallFile,
+  isUpstreamFile,
+  newGenerationName,
+  NginxReloadRefusedError,
+  type PlannedFile,
+  type ReloadOutcome,
+  type StagedGeneration,
+} from './dispatcher-files.js';
 import { NginxRebuilds } from './nginx-rebuilds.service.js';
-import { DEFAULTS_FILE, installFile, MAIN_INCLUDE, renderDefaults, renderEach, sha256, type RenderMemo } from './render.js';
+import {
+  DEFAULTS_FILE,
+  groupTemplate,
+  hostsEntries,
+  hostsFile,
+  installFiles,
+  MAIN_INCLUDE,
+  renderDefaults,
+  renderEach,
+  renderGroups,
+  sha256,
+  type GroupTemplate,
+  type InstallInput,
+  type RenderMemo,
+} from './render.js';
 
 export interface ApplyOptions {
   /** Stage and diff only: nothing goes live, nothing is recorded. */
@@ -24,7 +50,7 @@ export interface ApplyReport {
   server: string;
   /** The generation now live (or that would be, on a dry run); null when nothing changed. */
   generation: string | null;
-  /** Shop files written (changed or new); every other file is a hard link to the live one. */
+  /** Files written (changed or new: installs', shared server blocks', upstreams'); every other file is a hard link to the live one. */
   written: string[];
   removed: string[];
   filesWritten: number;
@@ -146,7 +172,7 @@ export class NginxPipeline {
       }),
       this.dataSource.getRepository(WebQuarantine).find({ where: { serverId: server.id } }).then((rows) => new Map(rows.map((q) => [q.installId, q]))),
     ]);
-    const fsNameOf = new Map(input.installs.map((i) => [installFile(i.fsName), { id: i.id, fsName: i.fsName }]));
+    const inputOf = new Map(input.installs.map((i) => [i.fsName, i]));
     const live = state.current;
     let mark = 0;
     /**
@@ -157,15 +183,42 @@ export class NginxPipeline {
      */
     let pruning: Promise<void> | null = null;
 
+    /** Installs held back, by fs name: left out, or kept on the file(s) the live generation has for them. */
     const held = new Map<string, Held>();
     for (const r of rendered.refused) {
-      held.set(installFile(r.fsName), { installId: r.id, fsName: r.fsName, reason: r.error, keep: true });
+      held.set(r.fsName, { installId: r.id, fsName: r.fsName, reason: r.error, keep: true });
     }
-    const desired = new Map([...rendered.files].filter(([name]) => isShopFile(name) || isUpstreamFile(name)));
+    const heldOf = (name: string) => held.get(fsNameOfFile(name) ?? '');
+    // The shared server blocks are rendered by the plan, from the hosts files the generation holds.
+    const desired = new Map([...rendered.files].filter(([name]) => isInstallFile(name) || isUpstreamFile(name)));
     const mainInclude = rendered.files.get(MAIN_INCLUDE)!;
-    const inputOf = new Map(input.installs.map((i) => [installFile(i.fsName), i]));
     const ports = { http: input.httpPort ?? 80, https: input.httpsPort ?? 443 };
-    const alone = (shop: string) => ({ shop, upstream: rendered.upstreamOf.get(shop)! });
+    const alone = (name: string) => ({
+      shop: name,
+      upstream: rendered.upstreamOf.get(name)!,
+      groups: isHostsFile(name) ? [...new Set(hostsEntries(desired.get(name) ?? '').map((e) => e.group))] : [],
+    });
+    /**
+     * The live hosts files of installs kept on them (their hostnames and the shared blocks serving them are in them), and the
+     * live blocks they name that no rendered install does (read back without their hostnames: they then list the kept
+     * installs' only, never a name that moved to another block): read before a plan needs them.
+     */
+    const keptHosts = new Map<string, string>();
+    const keptGroups = new Map<string, GroupTemplate>();
+    const readKept = async () => {
+      if (live === null) return;
+      for (const [fsName, h] of held) {
+        const name = hostsFile(fsName);
+        if (!h.keep || !state.hashes.has(name) || keptHosts.has(name)) continue;
+        const content = (await files.read(live, name)) ?? '';
+        keptHosts.set(name, content);
+        for (const { group } of hostsEntries(content)) {
+          if (rendered.groups.has(group) || keptGroups.has(group) || !state.hashes.has(group)) continue;
+          const template = groupTemplate(group, (await files.read(live, group)) ?? '');
+          if (template) keptGroups.set(group, template);
+        }
+      }
+    };
 
     // By content: an install rendered from the memo is the same string as last time, and so is its digest.
     const digests = new Map<string, string>();
@@ -182,38 +235,59 @@ export class NginxPipeline {
     const plan = () => {
       const list: PlannedFile[] = [];
       const written: string[] = [];
-      const names = new Set([...desired.keys(), ...held.keys()]);
-      // An install kept on its last good file may pass PHP to an upstream no rendered install uses any more: the live upstreams stay while one is.
-      if (live !== null && [...held.entries()].some(([name, h]) => h.keep && state.hashes.has(name))) {
-        for (const name of state.hashes.keys()) if (isUpstreamFile(name)) names.add(name);
-      }
-      for (const name of [...names].sort()) {
+      const names = new Set(desired.keys());
+      const kept = live === null ? [] : [...held].filter(([, h]) => h.keep).flatMap(([fsName]) => installFiles(fsName).filter((n) => state.hashes.has(n)));
+      for (const name of kept) names.add(name);
+      // An install kept on its last good file may pass PHP to an upstream (or be served by a shared block) no rendered install
+      // has any more: the live upstreams stay while one is (the live block, when no rendered install names it: see below).
+      if (kept.length > 0) for (const name of state.hashes.keys()) if (isUpstreamFile(name)) names.add(name);
+      const hosts: string[] = [];
+      const put = (name: string, content: string) => {
         const stays = live !== null && state.hashes.has(name);
-        const h = held.get(name);
-        if (h) {
-          if (h.keep && stays) list.push(linked(name));
-          continue;
-        }
-        const content = desired.get(name);
-        if (content === undefined || (stays && state.hashes.get(name) === digest(content))) list.push(linked(name));
+        if (stays && state.hashes.get(name) === digest(content)) list.push(linked(name));
         else {
           list.push({ name, content });
           written.push(name);
         }
+      };
+      for (const name of [...names].sort()) {
+        const stays = live !== null && state.hashes.has(name);
+        const h = heldOf(name);
+        if (h) {
+          if (h.keep && stays) {
+            list.push(linked(name));
+            if (isHostsFile(name)) hosts.push(keptHosts.get(name) ?? '');
+          }
+          continue;
+        }
+        const content = desired.get(name);
+        if (content === undefined) list.push(linked(name));
+        else {
+          put(name, content);
+          if (isHostsFile(name)) hosts.push(content);
+        }
       }
+      // The shared server blocks, with the hostnames of the hosts files this generation holds.
+      for (const [name, content] of renderGroups(keptGroups.size > 0 ? new Map([...rendered.groups, ...keptGroups]) : rendered.groups, hosts)) put(name, content);
       const mainChanged = !(live !== null && state.hashes.get(MAIN_INCLUDE) === sha256(mainInclude));
       list.push(mainChanged ? { name: MAIN_INCLUDE, content: mainInclude } : linked(MAIN_INCLUDE));
       // The default servers: the addresses of the install files this generation holds (a held-back install's address stays unbound: nginx -t of its address would fail again).
-      const defaults = renderDefaults(list.filter((f) => isShopFile(f.name) && inputOf.has(f.name)).map((f) => inputOf.get(f.name)!), ports);
+      const served = new Map<string, InstallInput>();
+      for (const f of list) {
+        const install = inputOf.get(fsNameOfFile(f.name) ?? '');
+        if (install) served.set(install.fsName, install);
+      }
+      const defaults = renderDefaults([...served.values()], ports);
       const defaultsChanged = !(live !== null && state.hashes.get(DEFAULTS_FILE) === sha256(defaults));
       list.push(defaultsChanged ? { name: DEFAULTS_FILE, content: defaults } : linked(DEFAULTS_FILE));
       if (defaultsChanged) written.push(DEFAULTS_FILE);
-      const kept = new Set(list.map((f) => f.name));
-      const removed = [...state.hashes.keys()].filter((n) => (isShopFile(n) || isUpstreamFile(n)) && !kept.has(n));
+      const staying = new Set(list.map((f) => f.name));
+      const removed = [...state.hashes.keys()].filter((n) => (isInstallFile(n) || isUpstreamFile(n) || isGroupFile(n)) && !staying.has(n));
       return { list, written, removed, mainChanged };
     };
 
     let generation = '';
+    await readKept();
     let planned = plan();
     const reloadLimit = 60 + Math.ceil(desired.size / 100);
     /** Reloaded by the untested path (below), which ended the rounds. */
@@ -228,7 +302,10 @@ export class NginxPipeline {
     for (let round = 1; ; round++) {
       if (round > 100) throw new NginxApplyError(`nginx on ${server.hostname}: gave up after 100 rounds of finding refused installs`);
       // Each round after the first leaves out what the previous one found refused.
-      if (round > 1) planned = plan();
+      if (round > 1) {
+        await readKept();
+        planned = plan();
+      }
       if (live !== null && planned.written.length === 0 && planned.removed.length === 0 && !planned.mainChanged) {
         if (!options.dryRun && (await this.rebuilds.configRow(server.id)).liveGeneration !== live) {
           // A run killed between its swap and its record: `current` is a tested config nginx may not have loaded yet. Load it, then record it.
@@ -255,7 +332,7 @@ export class NginxPipeline {
       const cloned = round === 1 && state.cloned === clone;
       generation = round === 1 ? clone : newGenerationName();
       // A small change to a tested live config goes to the reload untested (below).
-      const untested = live !== null && !reloadRefused && !planned.mainChanged && planned.written.filter(isShopFile).length <= UNTESTED_RELOAD_MAX_FILES;
+      const untested = live !== null && !reloadRefused && !planned.mainChanged && planned.written.filter(isInstallFile).length <= UNTESTED_RELOAD_MAX_FILES;
       const startPruning = (staging: string) => {
         const pruneStarted = performance.now();
         pruning = files.prune(staging, [live, state.lastGood]).then(() => {
@@ -283,13 +360,15 @@ export class NginxPipeline {
 
       // Tried alone first: a quarantined install's new file (one that still fails costs no full test), and on the untested path (below)
       // every changed install file.
-      const testedAlone = untested ? planned.written.filter(isShopFile) : planned.written.filter((n) => quarantinedBefore.has(fsNameOf.get(n)?.id ?? -1));
+      const testedAlone = untested
+        ? planned.written.filter(isInstallFile)
+        : planned.written.filter((n) => isInstallFile(n) && quarantinedBefore.has(inputOf.get(fsNameOfFile(n)!)?.id ?? -1));
       let refusedAlone = false;
       mark = performance.now();
       for (const name of testedAlone) {
         const result = await files.test(generation, alone(name));
         if (!result.ok && !this.untestable(server, result.untestable)) {
-          this.hold(held, name, fsNameOf, firstError(result.stderr), true);
+          this.hold(held, name, inputOf, firstError(result.stderr), true);
           refusedAlone = true;
         }
       }
@@ -330,20 +409,20 @@ export class NginxPipeline {
         break;
       }
       const culprit = culpritOf(test.stderr, files.dir(generation));
-      if (culprit && (desired.has(culprit) || held.has(culprit))) {
+      if (culprit && (desired.has(culprit) || heldOf(culprit))) {
         // Named by nginx. A new file falls back to the install's last good one; a file that was already live is left out.
         const wasWritten = planned.written.includes(culprit);
-        const already = held.get(culprit);
-        this.hold(held, culprit, fsNameOf, firstError(test.stderr), wasWritten && !already);
+        const already = heldOf(culprit);
+        this.hold(held, culprit, inputOf, firstError(test.stderr), wasWritten && !already);
         log(`nginx -t on ${server.hostname} refused ${culprit}: ${firstError(test.stderr)}`);
       } else {
         // Not named: each new file alone against the base config.
         const failing: string[] = [];
         mark = performance.now();
-        for (const name of planned.written.filter(isShopFile)) {
+        for (const name of planned.written.filter(isInstallFile)) {
           const result = await files.test(generation, alone(name));
           if (!result.ok) {
-            this.hold(held, name, fsNameOf, firstError(result.stderr), true);
+            this.hold(held, name, inputOf, firstError(result.stderr), true);
             failing.push(name);
           }
         }
@@ -401,10 +480,10 @@ export class NginxPipeline {
     return { generation: state.lastGood, nginx: reload };
   }
 
-  private hold(held: Map<string, Held>, name: string, fsNameOf: Map<string, { id: number; fsName: string }>, reason: string, keep: boolean): void {
-    const install = fsNameOf.get(name);
+  private hold(held: Map<string, Held>, name: string, inputOf: Map<string, InstallInput>, reason: string, keep: boolean): void {
+    const install = inputOf.get(fsNameOfFile(name) ?? '');
     if (!install) throw new NginxApplyError(`nginx refused ${name}, which is no install of this dispatcher`);
-    held.set(name, { installId: install.id, fsName: install.fsName, reason, keep });
+    held.set(install.fsName, { installId: install.id, fsName: install.fsName, reason, keep });
   }
 
   /** True when the dispatcher is the embedded default's own machine and no nginx runs for it: nothing there can be probed. */
@@ -480,7 +559,7 @@ export class NginxPipeline {
       written: planned.written,
       removed: planned.removed,
       filesWritten: planned.written.length,
-      quarantined: [...held.entries()].map(([name, h]) => ({ installId: h.installId, fsName: h.fsName, reason: h.reason, keptLastGood: h.keep && live.has(name) })),
+      quarantined: [...held.values()].map((h) => ({ installId: h.installId, fsName: h.fsName, reason: h.reason, keptLastGood: h.keep && installFiles(h.fsName).some((n) => live.has(n)) })),
       released: nginx === 'dry-run' ? [] : [...before.keys()].filter((id) => !heldIds.has(id)),
       nginx,
       timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])) as ApplyReport['timings'],
@@ -495,10 +574,10 @@ function firstError(stderr: string): string {
   return line.replace(/^nginx: /, '').replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d /, '').replace(/^(\[\w+\]) \d+#\d+: /, '$1 ').trim().slice(0, 900);
 }
 
-/** The shop file nginx named in its error (`... in <dir>/shops/<fs>.conf:<line>`), if any. */
+/** The install file nginx named in its error (`... in <dir>/shops/<fs>.conf:<line>`, or a hosts file), if any. */
 function culpritOf(stderr: string, dir: string): string | null {
   const escaped = dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const m = new RegExp(`${escaped}/(shops/[a-z][a-z0-9]{0,31}\\.conf)(:\\d+)?`).exec(stderr);
+  const m = new RegExp(`${escaped}/((?:shops|hosts)/[a-z][a-z0-9]{0,31}\\.conf)(:\\d+)?`).exec(stderr);
   return m ? m[1]! : null;
 }
 

@@ -6,7 +6,7 @@ import { defineJobKind, QueueService } from '@app/queue';
 import { ServerAccess } from '@app/hosts';
 import { DispatcherInputLoader } from './dispatcher-input.loader.js';
 import { GENERATIONS_DIR } from './dispatcher-files.js';
-import { installFile, renderEach } from './render.js';
+import { installFiles, renderEach } from './render.js';
 
 export interface NginxRebuildPayload {
   serverId: number;
@@ -157,7 +157,7 @@ export class NginxRebuilds {
       return open > 0 ? { state: 'pending' } : { state: 'failed', reason: `the last nginx rebuild of ${server.hostname} failed: ${row.lastError}` };
     }
     if (!row?.liveGeneration) return { state: 'pending' };
-    const name = installFile(install.fsName);
+    const name = installFiles(install.fsName).find((n) => files.has(n))!;
     const path = posix.join(server.nginxConfDir, GENERATIONS_DIR, row.liveGeneration, name);
     const result = await this.access.executorFor(server).run(server, ['cat', '--', path]);
     return result.exitCode === 0 && result.stdout === files.get(name) ? { state: 'live' } : { state: 'pending' };

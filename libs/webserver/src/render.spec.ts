@@ -1,6 +1,6 @@
 import { SAMPLE_MANIFEST, type CodebaseManifest } from '@app/codebases';
 import { webRulesOf } from './dispatcher-input.loader.js';
-import { RenderError, renderDispatcher, renderEach, renderInstall, renderMainInclude, type DispatcherInput, type InstallInput } from './render.js';
+import { hostsEntries, RenderError, renderDispatcher, renderEach, renderInstall, renderMainInclude, sharesServerBlocks, type DispatcherInput, type InstallInput } from './render.js';
 
 const shop = (overrides: Partial<InstallInput> = {}): InstallInput => ({
   id: 7,
@@ -70,10 +70,47 @@ describe('renderDispatcher', () => {
     const files = renderDispatcher(dispatcher([shop(), shop({ id: 9, fsName: 'another', rewrites: [], sites: [{ hostname: 'another.example.com', secureHostname: null, ips: ['208.43.48.9'], cert: null }] })]));
     const upstreams = [...files.keys()].filter((n) => n.startsWith('upstreams/'));
     expect(upstreams).toEqual([expect.stringMatching(/^upstreams\/php_[0-9a-f]{16}\.conf$/)]);
-    expect([...files.keys()].sort()).toEqual(['defaults.conf', 'shops.conf', 'shops/another.conf', 'shops/bioexcouk.conf', upstreams[0]]);
+    const groups = [...files.keys()].filter((n) => n.startsWith('groups/'));
+    expect(groups).toEqual([expect.stringMatching(/^groups\/g_[0-9a-f]{16}\.conf$/)]);
+    // bioexcouk has rewrites and a certificate: server blocks of its own; another shares one.
+    expect([...files.keys()].sort()).toEqual(['defaults.conf', groups[0], 'hosts/another.conf', 'shops.conf', 'shops/bioexcouk.conf', upstreams[0]]);
     expect(files.get('shops.conf')).toMatchSnapshot();
     expect(files.get('shops/bioexcouk.conf')).toMatchSnapshot();
     expect(files.get(upstreams[0]!)).toMatchSnapshot();
+    expect(files.get('hosts/another.conf')).toMatchSnapshot();
+    expect(files.get(groups[0]!)).toMatchSnapshot();
+  });
+
+  it('serves installs without rewrites or certificates from one server block per listen addresses and web rules', () => {
+    const simple = (id: number, fsName: string, ips: string[], overrides: Partial<InstallInput> = {}) =>
+      shop({ id, fsName, root: `/usr/home/${fsName}/html`, rewrites: [], sites: [{ hostname: `${fsName}.example.com`, secureHostname: `secure.${fsName}.example.com`, ips, cert: null }], ...overrides });
+    const installs = [simple(1, 'one', ['10.1.0.1']), simple(2, 'two', ['10.1.0.1']), simple(3, 'three', ['10.1.0.2']), simple(4, 'four', ['10.1.0.1'], { deny: ['secret'] })];
+    expect(installs.every(sharesServerBlocks)).toBe(true);
+    expect(sharesServerBlocks(shop())).toBe(false);
+    expect(sharesServerBlocks(shop({ sites: [shop().sites[1]!] }))).toBe(false);
+    expect(sharesServerBlocks(shop({ rewrites: [] }))).toBe(false);
+    const { files } = renderEach(dispatcher(installs));
+    expect(files.get('hosts/one.conf')).toBe(
+      [
+        "# install 1 (one): its hostnames' document root, for the server blocks it shares; written by the provisioning engine from the catalog: do not edit.",
+        `one.example.com /usr/home/one/html; # ${hostsEntries(files.get('hosts/one.conf')!)[0]!.group}`,
+        `secure.one.example.com /usr/home/one/html; # ${hostsEntries(files.get('hosts/one.conf')!)[0]!.group}`,
+        '',
+      ].join('\n'),
+    );
+    const groupOf = (fsName: string) => hostsEntries(files.get(`hosts/${fsName}.conf`)!).map((e) => e.group);
+    expect(new Set(groupOf('one')).size).toBe(1);
+    expect(groupOf('two')).toEqual(groupOf('one'));
+    // Another address, other web rules: blocks of their own.
+    expect(groupOf('three')[0]).not.toBe(groupOf('one')[0]);
+    expect(groupOf('four')[0]).not.toBe(groupOf('one')[0]);
+    const shared = files.get(groupOf('one')[0]!)!;
+    expect(shared).toContain('    listen 10.1.0.1:80;\n    server_name one.example.com secure.one.example.com secure.two.example.com two.example.com;\n');
+    expect(shared).toContain('    if ($shop_root = "") { return 404; }\n    root $shop_root;\n');
+    expect(shared).not.toContain('three');
+    expect(shared).not.toContain('/usr/home/');
+    expect([...files.keys()].filter((n) => n.startsWith('groups/'))).toHaveLength(3);
+    expect([...files.keys()].some((n) => n.startsWith('shops/'))).toBe(false);
   });
 
   it('gives installs with the same PHP backends one upstream, and each other set its own', () => {
@@ -152,6 +189,9 @@ describe('renderEach', () => {
   it('refuses only the install it cannot render, naming it, and renders the others', () => {
     const { files, refused } = renderEach(dispatcher([shop(), shop({ id: 9, fsName: 'broken', root: '/usr/home/a b' }), shop({ id: 10, fsName: 'fine' })]));
     expect([...files.keys()].filter((n) => !n.startsWith('upstreams/')).sort()).toEqual(['defaults.conf', 'shops.conf', 'shops/bioexcouk.conf', 'shops/fine.conf']);
+    const shared = renderEach(dispatcher([shop({ rewrites: [], sites: [shop().sites[1]!] }), shop({ id: 9, fsName: 'broken', root: '/usr/home/a b', rewrites: [], sites: [shop().sites[1]!] })]));
+    expect(shared.refused).toEqual([{ id: 9, fsName: 'broken', error: expect.stringMatching(/^install 9 \(broken\): refused document root/) }]);
+    expect([...shared.files.keys()].filter((n) => n.startsWith('hosts/'))).toEqual(['hosts/bioexcouk.conf']);
     expect(refused).toEqual([{ id: 9, fsName: 'broken', error: expect.stringMatching(/^install 9 \(broken\): refused document root/) }]);
   });
 
