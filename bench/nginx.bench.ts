@@ -144,7 +144,7 @@ async function bench(): Promise<void> {
       t = performance.now();
       const { files, refused } = renderEach(input);
       renders.push(performance.now() - t);
-      const shops = [...files.keys()].filter((n) => n.startsWith('shops/')).length;
+      const shops = [...files.keys()].filter((n) => n.startsWith('shops/') || n.startsWith('hosts/')).length;
       if (shops !== INSTALLS || refused.length > 0) throw new Error(`rendered ${shops} install files, refused ${refused.length}`);
     }
     const renderMs = median(renders);
