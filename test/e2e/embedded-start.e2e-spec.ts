@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanEnv, runCli, spawnEngine, type EngineProcess } from '../support/processes-engine.js';
 import { fetchSite } from '../support/web-installs.js';
+import { vhostOf } from '../support/nginx.js';
 
 /**
  * `npm start` on a fresh machine: the built engine, started in an empty
@@ -59,7 +60,7 @@ describe('the embedded default (npm start)', () => {
     expect(view!.steps.every((s) => s.state === 'done')).toBe(true);
     const home = join(cwd, 'var/hosts/local/home', view!.fsName);
     expect(readFileSync(join(home, 'heavymetal/config.php'), 'utf8')).toContain("'hostname' => 'demo-shop.example.com'");
-    expect(existsSync(join(cwd, 'var/hosts/local/nginx/current/shops', `${view!.fsName}.conf`))).toBe(true);
+    expect(vhostOf(join(cwd, 'var/hosts/local/nginx/current'), view!.fsName)).not.toBeNull();
     expect(existsSync(join(cwd, 'var/tenant-databases', `shop_${view!.fsName}.sqlite`))).toBe(true);
     expect(readdirSync(join(cwd, 'var/mail')).some((f) => f.includes(`install-${installId}-welcome`))).toBe(true);
     // The banner's last line fetches the shop through the private nginx: its front page reads its own (SQLite) database.

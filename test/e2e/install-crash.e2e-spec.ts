@@ -20,6 +20,7 @@ import { startSshd, stopSshd } from '../support/sshd.js';
 import { writeDbOptionsFile } from '../support/tenant-db-server.js';
 import { readTestbed, type SshdServer } from '../support/testbed.js';
 import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../support/dispatcher-web.js';
+import { vhostOf } from '../support/nginx.js';
 
 /**
  * Real worker processes building real installs (two SSH dispatchers,
@@ -132,7 +133,7 @@ describe('install builds under kill -9 of their worker', () => {
       expect((await ds.getRepository(DatabaseUpdate).find({ where: { installId: install.id } })).map((u) => u.file).sort()).toEqual(['0001_base.sql', '0002_orders.sql', 'template:heavymetal/sql/templates/install.sql']);
       expect(await ds.getRepository(FtpAccount).count({ where: { installId: install.id } })).toBe(1);
       for (const server of ['d1', 'd2']) {
-        expect(existsSync(join(base, server, 'srv/nginx/current/shops', `${install.fsName}.conf`))).toBe(true);
+        expect(vhostOf(join(base, server, 'srv/nginx/current'), install.fsName)).not.toBeNull();
         expect(existsSync(join(base, server, 'srv/home', install.fsName, 'heavymetal/config.php'))).toBe(true);
       }
     }
@@ -224,8 +225,7 @@ describe('install builds under kill -9 of their worker', () => {
       expect(older.length <= 1 ? [] : { server, liveGen, lastGood, older, jobs: await rebuildJobs(), rebuilds: await rebuildLines() }).toEqual([]);
       for (const g of older) expect(g < lastGood).toBe(true);
       expect(readdirSync(join(base, server, 'srv/nginx/tests'))).toEqual([]);
-      const vhosts = readdirSync(join(base, server, 'srv/nginx/current/shops'));
-      for (const i of installs) expect(vhosts).toContain(`${i.fsName}.conf`);
+      for (const i of installs) expect([i.fsName, vhostOf(join(base, server, 'srv/nginx/current'), i.fsName) !== null]).toEqual([i.fsName, true]);
       const stray = execFileSync('find', [join(base, server, 'srv'), '-name', '.*.tmp-*', '-o', '-name', '*.lnk-*']).toString().trim();
       expect(stray).toBe('');
     }

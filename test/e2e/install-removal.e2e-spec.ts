@@ -15,7 +15,7 @@ import { startEngine, type RunningEngine } from '../../apps/engine/src/start-eng
 import { createTestCatalog, ownInstallIds, TEST_SECRETS_KEY, testEngineConfig, type TestCatalog } from '../support/catalog.js';
 import { startHandlerFpm, stopHandlerFpm, type HandlerFpm } from '../support/handler-fpm.js';
 import { startMountNamespace, stopMountNamespace, type MountNamespace } from '../support/mount-namespace.js';
-import { startNginx, stopNginx } from '../support/nginx.js';
+import { startNginx, stopNginx, vhostOf } from '../support/nginx.js';
 import { createZone, dig, powerDnsEnv, setRecords, startPowerDns, stopPowerDns, type TestPowerDns } from '../support/powerdns.js';
 import { cleanEnv, runCli, spawnWorker, type WorkerProcess } from '../support/processes-engine.js';
 import { eventually } from '../support/queue-context.js';
@@ -294,7 +294,7 @@ describe('remove an install, restore it, reset its FTP permissions (2 SSH dispat
     for (const server of ['d1', 'd2'] as const) {
       expect(existsSync(home(server, shop.fsName))).toBe(false);
       expect(existsSync(join(base, server, 'srv/cron.d', `shop-${shop.fsName}`))).toBe(false);
-      expect(existsSync(join(base, server, 'srv/nginx/current/shops', `${shop.fsName}.conf`))).toBe(false);
+      expect(vhostOf(join(base, server, 'srv/nginx/current'), shop.fsName)).toBeNull();
       expect(existsSync(join(base, server, 'srv/php-pools/current', `${shop.fsName}.conf`))).toBe(false);
     }
     expect(() => execFileSync('getent', ['passwd', phpUserOf(shop)])).toThrow();

@@ -12,7 +12,7 @@ import { startEngine, type RunningEngine } from '../../apps/engine/src/start-eng
 import { createTestCatalog, ownInstallIds, TEST_SECRETS_KEY, testEngineConfig, type TestCatalog } from '../support/catalog.js';
 import { startHandlerFpm, stopHandlerFpm, type HandlerFpm } from '../support/handler-fpm.js';
 import { startMountNamespace, stopMountNamespace, type MountNamespace } from '../support/mount-namespace.js';
-import { startNginx, stopNginx } from '../support/nginx.js';
+import { startNginx, stopNginx, vhostOf } from '../support/nginx.js';
 import { createZone, dig, powerDnsEnv, startPowerDns, stopPowerDns, type TestPowerDns } from '../support/powerdns.js';
 import { cleanEnv, runCli, spawnWorker, type WorkerProcess } from '../support/processes-engine.js';
 import { eventually } from '../support/queue-context.js';
@@ -504,7 +504,7 @@ describe('site operations and downgrade (2 SSH dispatchers, nginx, php-fpm, Mari
     expect(await ds.getRepository(StartupMount).countBy({ installId: install.id })).toBe(0);
     expect(existsSync(join(base, 'd2/srv/home', install.fsName))).toBe(false);
     // d2's nginx and php-fpm no longer have it.
-    expect(existsSync(join(servers.d2!.nginxConfDir, 'current/shops', `${install.fsName}.conf`))).toBe(false);
+    expect(vhostOf(join(servers.d2!.nginxConfDir, 'current'), install.fsName)).toBeNull();
     await eventually(async () => !existsSync(join(servers.d2!.phpFpmPoolDir!, 'current', `${install.fsName}.conf`)), 30_000, 'the pool gone from d2');
     expect(existsSync(join(base, 'd1/srv/home', install.fsName, '.shop-install'))).toBe(true);
     // d1 and d2 are one machine here (one /etc/passwd): the master's PHP account stays.

@@ -22,6 +22,7 @@ import { writeDbOptionsFile } from '../support/tenant-db-server.js';
 import { readTestbed, type SshdServer } from '../support/testbed.js';
 import { startDispatcherWeb, stopDispatcherWeb, type DispatcherWeb } from '../support/dispatcher-web.js';
 import { fetchSite } from '../support/web-installs.js';
+import { vhostOf } from '../support/nginx.js';
 
 /**
  * The build steps of a paid install against real servers: two SSH test
@@ -106,7 +107,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
   const leftovers = async (context: BuildContext) => {
     const found: string[] = [];
     for (const name of ['d1', 'd2']) {
-      for (const dir of ['srv/home', 'srv/cron.d', 'srv/nginx/current/shops']) {
+      for (const dir of ['srv/home', 'srv/cron.d', 'srv/nginx/current/shops', 'srv/nginx/current/hosts']) {
         if (existsSync(join(base, name, dir))) found.push(...readdirSync(join(base, name, dir)).map((f) => `${name}:${dir}/${f}`));
       }
     }
@@ -156,11 +157,13 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
     }
     // The vhost on each dispatcher, on the site's IPs of that server, accepted by nginx -t and live.
     for (const [server, ip] of [['d1', '127.0.81.'], ['d2', '127.0.82.']] as const) {
-      const vhost = readFileSync(join(base, server, 'srv/nginx/current/shops', `${install.fsName}.conf`), 'utf8');
-      expect(vhost).toMatch(new RegExp(`listen ${ip.replace(/\./g, '\\.')}\\d+:80;`));
-      expect(vhost).toContain('server_name www.stepbuild.example.com;');
-      expect(vhost).toContain(`root ${join(base, server, 'srv/home', install.fsName, 'html')};`);
-      expect(readdirSync(join(base, server, 'srv/nginx/current/shops'))).toEqual([`${install.fsName}.conf`]);
+      // No rewrites, no certificate: its hostname's document root, in the server block it shares (alone here).
+      const vhost = vhostOf(join(base, server, 'srv/nginx/current'), install.fsName)!;
+      expect(vhost).toMatchObject({ shared: true, names: ['www.stepbuild.example.com'] });
+      expect(vhost.text).toMatch(new RegExp(`listen ${ip.replace(/\./g, '\\.')}\\d+:80;`));
+      expect(vhost.text).toContain('server_name www.stepbuild.example.com;');
+      expect(vhost.text).toContain(`www.stepbuild.example.com ${join(base, server, 'srv/home', install.fsName, 'html')}; # groups/`);
+      expect(readdirSync(join(base, server, 'srv/nginx/current/hosts'))).toEqual([`${install.fsName}.conf`]);
     }
     // The shop answers through both dispatchers' nginx and PHP, with a value from its own database.
     for (const ip of context.siteIps.map((i) => i.ip)) {

@@ -22,6 +22,7 @@ import { startSshd, stopSshd } from '../support/sshd.js';
 import { writeDbOptionsFile } from '../support/tenant-db-server.js';
 import { readTestbed, type SshdServer } from '../support/testbed.js';
 import { fetchSite } from '../support/web-installs.js';
+import { vhostOf } from '../support/nginx.js';
 
 /**
  * The add- and remove-handler sagas against real servers: a live install
@@ -101,7 +102,7 @@ describe('install handlers: add and remove a cloud (SSH, nginx, php-fpm, MariaDB
     try {
       const dir = realpathSync(join(base, 'd1/srv/nginx/current'));
       const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => f.startsWith('upstreams/') && f.endsWith('.conf'));
-      const vhost = readFileSync(join(dir, 'shops', `${install.fsName}.conf`), 'utf8');
+      const vhost = vhostOf(dir, install.fsName)?.text ?? '';
       const name = /fastcgi_pass (php_[0-9a-f]+);/.exec(vhost)![1]!;
       return files.map((f) => readFileSync(join(dir, f), 'utf8')).find((c) => c.includes(`upstream ${name} {`)) ?? '';
     } catch (error) {

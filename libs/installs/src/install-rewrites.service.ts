@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditEventRepository, Install, type AuditActor } from '@app/catalog';
 import { DomainError, NotFoundError, unifiedDiff } from '@app/common';
-import { DispatcherInputLoader, installFiles, NginxRebuilds, renderEach, type RewriteInput } from '@app/webserver';
+import { DispatcherInputLoader, installFile, NginxRebuilds, renderEach, renderInstall, RenderError, renderUpstream, type InstallInput, type RewriteInput } from '@app/webserver';
 import type { RewriteRuleDto, RewritesPlanView } from './dto/rewrites.dto.js';
 
 /**
@@ -64,10 +64,19 @@ export class InstallRewritesService {
       if (next.refused.length > 0) throw new DomainError('REWRITE_REFUSED', next.refused[0]!.error, 400, { installId: id, server: server.hostname });
       // Not served here now (not building or live): no vhost to compare.
       if (!mine) continue;
-      // Its own server blocks with rules; without, it may share them (its file then maps its hostnames): the diff goes from one file to the other.
-      const now = renderEach(input).files;
-      const [from, to] = [now, next.files].map((files) => installFiles(mine.fsName).find((name) => files.has(name)) ?? installFiles(mine.fsName)[0]) as [string, string];
-      plans.push({ server: server.hostname, file: to, diff: unifiedDiff(now.get(from) ?? '', next.files.get(to) ?? '', { fromFile: `a/${from} (${server.hostname})`, toFile: `b/${to} (${server.hostname})` }) });
+      // The install's server blocks, as its own file has them: without rules of its own it shares them (its hostnames in a block of
+      // the same locations, its document root from its hosts file), so a diff of its files would be one file gone and another new.
+      const file = installFile(mine.fsName);
+      const ports = { http: input.httpPort ?? 80, https: input.httpsPort ?? 443 };
+      const vhost = (install: InstallInput) => {
+        try {
+          return renderInstall(install, input.accessLog, renderUpstream(install).name, ports, { acmeChallengeDir: input.acmeChallengeDir });
+        } catch (error) {
+          if (error instanceof RenderError) return '';
+          throw error;
+        }
+      };
+      plans.push({ server: server.hostname, file, diff: unifiedDiff(vhost(mine), vhost({ ...mine, rewrites: rules }), { fromFile: `a/${file} (${server.hostname})`, toFile: `b/${file} (${server.hostname})` }) });
     }
     return plans;
   }
