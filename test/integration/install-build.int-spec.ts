@@ -162,7 +162,7 @@ describe('install build steps (two SSH dispatchers, real MariaDB)', () => {
       expect(vhost).toMatchObject({ shared: true, names: ['www.stepbuild.example.com'] });
       expect(vhost.text).toMatch(new RegExp(`listen ${ip.replace(/\./g, '\\.')}\\d+:80;`));
       expect(vhost.text).toContain('server_name www.stepbuild.example.com;');
-      expect(vhost.text).toContain(`www.stepbuild.example.com ${join(base, server, 'srv/home', install.fsName, 'html')}; # groups/`);
+      expect(vhost.text).toContain(`www.stepbuild.example.com ${vhost.upstream}:${join(base, server, 'srv/home', install.fsName, 'html')}; # groups/`);
       expect(readdirSync(join(base, server, 'srv/nginx/current/hosts'))).toEqual([`${install.fsName}.conf`]);
     }
     // The shop answers through both dispatchers' nginx and PHP, with a value from its own database.

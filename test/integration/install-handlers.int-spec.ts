@@ -102,8 +102,8 @@ describe('install handlers: add and remove a cloud (SSH, nginx, php-fpm, MariaDB
     try {
       const dir = realpathSync(join(base, 'd1/srv/nginx/current'));
       const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => f.startsWith('upstreams/') && f.endsWith('.conf'));
-      const vhost = vhostOf(dir, install.fsName)?.text ?? '';
-      const name = /fastcgi_pass (php_[0-9a-f]+);/.exec(vhost)![1]!;
+      const name = vhostOf(dir, install.fsName)?.upstream;
+      if (!name) return '';
       return files.map((f) => readFileSync(join(dir, f), 'utf8')).find((c) => c.includes(`upstream ${name} {`)) ?? '';
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';

@@ -128,6 +128,12 @@ describe('nginx pipeline on a running nginx', () => {
         `DOCUMENT_ROOT=${root}`, 'REQUEST_SCHEME=http', 'HTTPS=', 'SERVER_PROTOCOL=HTTP/1.1', 'GATEWAY_INTERFACE=CGI/1.1', '',
       ].join('\n'),
     );
+    // gamma shares alpha's server block (alpha's name first in it): PHP is told gamma's name, script and root, never alpha's.
+    const gamma = (await fetchSite(ip(1), 'gamma.example.org', '/index.php?env=1')).body;
+    const gammaRoot = join(d1.homeRoot, 'gamma', 'html');
+    expect(gamma).toContain(`SERVER_NAME=gamma.example.org\nSERVER_PORT=80\nSCRIPT_NAME=/index.php\nSCRIPT_FILENAME=${gammaRoot}/index.php\nDOCUMENT_ROOT=${gammaRoot}\n`);
+    expect(await fetchSite(ip(1), 'alpha.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from alpha\n' });
+    expect(await fetchSite(ip(1), 'gamma.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from gamma\n' });
   });
 
   it('writes one file for a one-install change, and reloads nothing when nothing changed', async () => {
@@ -225,13 +231,15 @@ describe('nginx pipeline on a running nginx', () => {
     expect(await fetchSite(ip(4), 'delta.example.org', '/hello.txt')).toMatchObject({ status: 200 });
     expect(await fetchSite(ip(1), 'gamma.example.org', '/hello.txt')).toMatchObject({ status: 200, body: 'hello from gamma\n' });
     expect(existsSync(join(d1.nginxConfDir, 'current/shops/broken.conf'))).toBe(false);
-    // gamma's last good file maps its hostname (it had no certificate then), and the live block it shared still serves it; alone.
+    // gamma's last good file maps its hostname to the upstream it had (it had no certificate then), in the block it shares with alpha,
+    // whose new file maps alpha to the new upstream (every backend weighted anew).
     expect(existsSync(join(d1.nginxConfDir, 'current/shops/gamma.conf'))).toBe(false);
-    expect(readFileSync(join(d1.nginxConfDir, 'current/hosts/gamma.conf'), 'utf8')).toContain('gamma.example.org ');
-    const gammaBlock = /# (groups\/g_[0-9a-f]{16}\.conf)/.exec(readFileSync(join(d1.nginxConfDir, 'current/hosts/gamma.conf'), 'utf8'))![1]!;
-    expect(/server_name (.*);/.exec(readFileSync(join(d1.nginxConfDir, 'current', gammaBlock), 'utf8'))![1]).toBe('gamma.example.org');
-    // alpha (every backend weighted anew) is served by a new block of its own.
-    expect(readFileSync(join(d1.nginxConfDir, 'current/hosts/alpha.conf'), 'utf8')).not.toContain(gammaBlock);
+    const [gammaHosts, alphaHosts] = ['gamma', 'alpha'].map((fs) => readFileSync(join(d1.nginxConfDir, `current/hosts/${fs}.conf`), 'utf8'));
+    const upstreamIn = (text: string) => /^[a-z.]+ (php_[0-9a-f]{16}):/m.exec(text)![1];
+    expect(upstreamIn(gammaHosts)).not.toBe(upstreamIn(alphaHosts));
+    const gammaBlock = /# (groups\/g_[0-9a-f]{16}\.conf)/.exec(gammaHosts)![1]!;
+    expect(alphaHosts).toContain(gammaBlock);
+    expect(/server_name (.*);/.exec(readFileSync(join(d1.nginxConfDir, 'current', gammaBlock), 'utf8'))![1]).toBe('alpha.example.org gamma.example.org');
     expect(await fetchSite(ip(1), 'gamma.example.org', '/index.php')).toMatchObject({ status: 200, body: 'php:gamma.example.org:/index.php' });
     expect(readdirSync(join(d1.nginxConfDir, 'current/upstreams'))).toEqual(expect.arrayContaining(liveUpstreams));
     expect(readdirSync(join(d1.nginxConfDir, 'current/upstreams'))).toHaveLength(2);
@@ -261,10 +269,10 @@ describe('nginx pipeline on a running nginx', () => {
     makeCert(join(base, 'certs'), 'gamma', 'gamma.example.org');
     const report = await pipeline.apply(d1);
     expect(report).toMatchObject({ nginx: 'reloaded', quarantined: [] });
-    // The default servers gain broken's address and the HTTPS ones.
-    expect(report.written.sort()).toEqual(['defaults.conf', 'shops/broken.conf', 'shops/gamma.conf']);
-    // No install's file passes PHP to the old upstream any more: it is gone, with the block gamma kept (it serves no name now) and gamma's hosts file.
-    expect(report.removed.sort()).toEqual([expect.stringMatching(/^groups\//), 'hosts/gamma.conf', expect.stringMatching(/^upstreams\//)]);
+    // The default servers gain broken's address and the HTTPS ones; the block gamma shared with alpha loses gamma.
+    expect(report.written.sort()).toEqual(['defaults.conf', expect.stringMatching(/^groups\//), 'shops/broken.conf', 'shops/gamma.conf']);
+    // No install's file passes PHP to the old upstream any more: it is gone, with gamma's hosts file; the block it shared with alpha lists alpha alone.
+    expect(report.removed.sort()).toEqual(['hosts/gamma.conf', expect.stringMatching(/^upstreams\//)]);
     expect(readdirSync(join(d1.nginxConfDir, 'current/upstreams'))).toHaveLength(1);
     expect(await fetchSite(ip(1), 'gamma.example.org', '/index.php')).toMatchObject({ status: 200, body: 'php:gamma.example.org:/index.php' });
     expect(report.released).toHaveLength(2);

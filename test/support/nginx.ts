@@ -143,17 +143,23 @@ function httpStatus(port: number): Promise<number> {
  * An install's vhost in a generation directory (`<nginxConfDir>/current`):
  * its own file (`shops/<fs>.conf`, `shared: false`), or its hosts file
  * followed by the shared server blocks it names (`shared: true`); null when
- * the generation has neither. `names`: the hostnames it serves there.
+ * the generation has neither. `names`: the hostnames it serves there;
+ * `upstream`: the upstream it passes PHP to.
  */
-export function vhostOf(dir: string, fsName: string): { shared: boolean; text: string; names: string[] } | null {
+export function vhostOf(dir: string, fsName: string): { shared: boolean; text: string; names: string[]; upstream: string } | null {
   const own = join(dir, 'shops', `${fsName}.conf`);
   if (existsSync(own)) {
     const text = readFileSync(own, 'utf8');
-    return { shared: false, text, names: [...text.matchAll(/server_name ([^;]*);/g)].flatMap((m) => m[1]!.split(' ')) };
+    return { shared: false, text, names: [...text.matchAll(/server_name ([^;]*);/g)].flatMap((m) => m[1]!.split(' ')), upstream: /fastcgi_pass (php_[0-9a-f]{16});/.exec(text)?.[1] ?? '' };
   }
   const hosts = join(dir, 'hosts', `${fsName}.conf`);
   if (!existsSync(hosts)) return null;
   const entries = readFileSync(hosts, 'utf8');
   const groups = [...new Set([...entries.matchAll(/# (groups\/g_[0-9a-f]{16}\.conf)$/gm)].map((m) => m[1]!))];
-  return { shared: true, text: [entries, ...groups.map((g) => readFileSync(join(dir, g), 'utf8'))].join('\n'), names: [...entries.matchAll(/^([a-z0-9.-]+) /gm)].map((m) => m[1]!) };
+  return {
+    shared: true,
+    text: [entries, ...groups.map((g) => readFileSync(join(dir, g), 'utf8'))].join('\n'),
+    names: [...entries.matchAll(/^([a-z0-9.-]+) /gm)].map((m) => m[1]!),
+    upstream: /^[a-z0-9.-]+ (php_[0-9a-f]{16}):/m.exec(entries)?.[1] ?? '',
+  };
 }

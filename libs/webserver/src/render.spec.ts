@@ -89,24 +89,33 @@ describe('renderDispatcher', () => {
     expect(sharesServerBlocks(shop())).toBe(false);
     expect(sharesServerBlocks(shop({ sites: [shop().sites[1]!] }))).toBe(false);
     expect(sharesServerBlocks(shop({ rewrites: [] }))).toBe(false);
-    const { files } = renderEach(dispatcher(installs));
+    // five has PHP backends of its own (a pool of its own, say): it shares one's block all the same.
+    installs.push(simple(5, 'five', ['10.1.0.1'], { backends: [{ address: '10.0.0.40:20005', weight: 1 }] }));
+    const { files, upstreamOf } = renderEach(dispatcher(installs));
+    const upstream = (fsName: string) => upstreamOf.get(`hosts/${fsName}.conf`)!.slice('upstreams/'.length, -'.conf'.length);
+    expect(upstream('five')).not.toBe(upstream('one'));
     expect(files.get('hosts/one.conf')).toBe(
       [
         "# install 1 (one): its hostnames' document root, for the server blocks it shares; written by the provisioning engine from the catalog: do not edit.",
-        `one.example.com /usr/home/one/html; # ${hostsEntries(files.get('hosts/one.conf')!)[0]!.group}`,
-        `secure.one.example.com /usr/home/one/html; # ${hostsEntries(files.get('hosts/one.conf')!)[0]!.group}`,
+        `one.example.com ${upstream('one')}:/usr/home/one/html; # ${hostsEntries(files.get('hosts/one.conf')!)[0]!.group}`,
+        `secure.one.example.com ${upstream('one')}:/usr/home/one/html; # ${hostsEntries(files.get('hosts/one.conf')!)[0]!.group}`,
         '',
       ].join('\n'),
     );
     const groupOf = (fsName: string) => hostsEntries(files.get(`hosts/${fsName}.conf`)!).map((e) => e.group);
     expect(new Set(groupOf('one')).size).toBe(1);
     expect(groupOf('two')).toEqual(groupOf('one'));
+    expect(groupOf('five')).toEqual(groupOf('one'));
     // Another address, other web rules: blocks of their own.
     expect(groupOf('three')[0]).not.toBe(groupOf('one')[0]);
     expect(groupOf('four')[0]).not.toBe(groupOf('one')[0]);
     const shared = files.get(groupOf('one')[0]!)!;
-    expect(shared).toContain('    listen 10.1.0.1:80;\n    server_name one.example.com secure.one.example.com secure.two.example.com two.example.com;\n');
+    expect(shared).toContain(
+      '    listen 10.1.0.1:80;\n    server_name five.example.com one.example.com secure.five.example.com secure.one.example.com secure.two.example.com two.example.com;\n',
+    );
     expect(shared).toContain('    if ($shop_root = "") { return 404; }\n    root $shop_root;\n');
+    expect(shared).toContain('        fastcgi_pass $shop_upstream;\n');
+    expect(shared).not.toContain('php_');
     expect(shared).not.toContain('three');
     expect(shared).not.toContain('/usr/home/');
     expect([...files.keys()].filter((n) => n.startsWith('groups/'))).toHaveLength(3);

@@ -124,8 +124,20 @@ export const installFiles = (fsName: string): [string, string] => [installFile(f
 export const groupFile = (key: string) => `groups/g_${key}.conf`;
 /** The variable holding the document root of a request's host (empty for a host no sharing install has). */
 export const SHOP_ROOT_VARIABLE = 'shop_root';
-/** The map of every sharing install's hostnames to its document root; `include`: its hosts files (a glob, or one file). */
-export const shopRootMapDirective = (include: string | null) => `map $host $${SHOP_ROOT_VARIABLE} { default ""; ${include ? `include ${include}; ` : ''}}`;
+/** The variable holding the upstream a request's host passes PHP to (`fastcgi_pass` takes it by name, among the upstreams). */
+export const SHOP_UPSTREAM_VARIABLE = 'shop_upstream';
+/**
+ * The map of every sharing install's hostnames to `<upstream>:<document
+ * root>` (`include`: its hosts files, a glob or one file), and the two
+ * variables taken from it: the shared blocks need neither the root nor the
+ * upstream, so installs with pools of their own share them too.
+ */
+export const shopRootMapDirective = (include: string | null) =>
+  [
+    `map $host $shop_target { default ""; ${include ? `include ${include}; ` : ''}}`,
+    `map $shop_target $${SHOP_ROOT_VARIABLE} { default ""; "~^php_[0-9a-f]{16}:(/.*)$" $1; }`,
+    `map $shop_target $${SHOP_UPSTREAM_VARIABLE} { default ""; "~^(php_[0-9a-f]{16}):" $1; }`,
+  ].join('\n');
 /** The path ACME CAs fetch HTTP-01 challenges from (RFC 8555, 8.3). */
 export const ACME_CHALLENGE_PATH = '/.well-known/acme-challenge/';
 export const upstreamFile = (name: string) => `upstreams/${name}.conf`;
@@ -181,7 +193,8 @@ const FASTCGI_PARAMS: readonly [string, string][] = [
   ['REMOTE_PORT', '$remote_port'],
   ['SERVER_ADDR', '$server_addr'],
   ['SERVER_PORT', '$server_port'],
-  ['SERVER_NAME', '$server_name'],
+  // The request's host, as Apache gives it by default: `$server_name` is a block's first name, another install's in a shared block.
+  ['SERVER_NAME', '$host'],
   ['HTTP_HOST', '$host'],
   ['REDIRECT_STATUS', '200'],
 ];
@@ -222,7 +235,7 @@ function backend(address: string, install: InstallInput): string {
 
 const byString = <T>(key: (t: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
 
-/** A shared server block but its hostnames: listen lines and the locations (`root $shop_root`). */
+/** A shared server block but its hostnames: listen lines and the locations (`root $shop_root`, `fastcgi_pass $shop_upstream`). */
 export interface GroupTemplate {
   file: string;
   listen: readonly string[];
@@ -389,7 +402,7 @@ export function renderGroup(template: GroupTemplate, hostnames: readonly string[
 
 /**
  * The file of an install that shares its server blocks: a map entry per
- * hostname (its document root), each naming the shared block that serves
+ * hostname (its upstream and document root), each naming the shared block that serves
  * it (one per set of listen addresses of its sites); and those blocks'
  * templates.
  */
@@ -402,7 +415,7 @@ export function renderHosts(
 ): { content: string; groups: GroupTemplate[] } {
   const root = check(install.root, ABSOLUTE_PATH, 'document root', install);
   const challenge = options.acmeChallengeDir ? check(options.acmeChallengeDir, ABSOLUTE_PATH, 'ACME challenge directory', install) : null;
-  const body = serverBody(install, `$${SHOP_ROOT_VARIABLE}`, upstream, accessLog, challenge);
+  const body = serverBody(install, `$${SHOP_ROOT_VARIABLE}`, `$${SHOP_UPSTREAM_VARIABLE}`, accessLog, challenge);
   const lines = [`# install ${install.id} (${install.fsName}): its hostnames' document root, for the server blocks it shares; written by the provisioning engine from the catalog: do not edit.`];
   const groups = new Map<string, GroupTemplate>();
   const mapped = new Set<string>();
@@ -418,7 +431,7 @@ export function renderHosts(
       // A hostname twice in one install (two sites naming it) is served by the first site's block: nginx refuses a map key twice.
       if (mapped.has(name)) continue;
       mapped.add(name);
-      lines.push(`${name} ${root}; # ${file}`);
+      lines.push(`${name} ${upstream}:${root}; # ${file}`);
     }
   }
   return { content: `${lines.join('\n')}\n`, groups: [...groups.values()] };
