@@ -114,6 +114,8 @@ ${TEMP_PATHS.map((temp) => `  ${temp}_temp_path ${p}/temp/${temp};`).join('\n')}
   # Tests may write thousands of vhosts.
   server_names_hash_max_size 65536;
   server_names_hash_bucket_size 128;
+  map_hash_max_size 65536;
+  map_hash_bucket_size 128;
 
   server {
     listen ${HOST}:${nginx.port} default_server;

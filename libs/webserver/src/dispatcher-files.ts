@@ -449,6 +449,8 @@ export class DispatcherFiles {
       'http {',
       '    server_names_hash_max_size 65536;',
       '    server_names_hash_bucket_size 128;',
+      '    map_hash_max_size 65536;',
+      '    map_hash_bucket_size 128;',
       `    ${LOG_FORMAT_DIRECTIVE}`,
       `    ${PROBE_MAP_DIRECTIVE}`,
       `    ${ACME_TOKEN_MAP_DIRECTIVE}`,

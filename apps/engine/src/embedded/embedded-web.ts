@@ -124,6 +124,8 @@ export class EmbeddedWeb {
       ...TEMP_PATHS.map((t) => `    ${t}_temp_path ${join(dir, 'temp', t)};`),
       '    server_names_hash_max_size 65536;',
       '    server_names_hash_bucket_size 128;',
+      '    map_hash_max_size 65536;',
+      '    map_hash_bucket_size 128;',
       `    include ${join(this.layout.nginxConfDir, 'current')}/*.conf;`,
       '}',
       '',
