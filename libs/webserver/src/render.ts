@@ -400,6 +400,12 @@ export function renderGroup(template: GroupTemplate, hostnames: readonly string[
   return lines.join('\n');
 }
 
+/** A site's hostnames (its secure one after it, once) and its IPs on this dispatcher (sorted, bracketed when IPv6), each checked. */
+function siteAddresses(site: SiteInput, install: InstallInput): { names: string[]; ips: string[] } {
+  const names = [...new Set([site.hostname, ...(site.secureHostname ? [site.secureHostname] : [])])].map((n) => hostname(n, install));
+  return { names, ips: [...new Set(site.ips)].sort().map((a) => ip(a, install)) };
+}
+
 /**
  * The file of an install that shares its server blocks: a map entry per
  * hostname (its upstream and document root), each naming the shared block that serves
@@ -421,8 +427,7 @@ export function renderHosts(
   const mapped = new Set<string>();
   for (const site of [...install.sites].sort(byString((s) => s.hostname))) {
     if (site.cert) throw new RenderError(`install ${install.id} (${install.fsName}): a site with a certificate has server blocks of its own`);
-    const names = [...new Set([site.hostname, ...(site.secureHostname ? [site.secureHostname] : [])])].map((n) => hostname(n, install));
-    const ips = [...new Set(site.ips)].sort().map((a) => ip(a, install));
+    const { names, ips } = siteAddresses(site, install);
     if (ips.length === 0) continue;
     const listen = ips.map((a) => `    listen ${a}:${ports.http};`);
     const file = groupFile(sha256([...listen, ...body].join('\n')).slice(0, 16));
@@ -525,8 +530,7 @@ export function renderInstall(
   const challenge = options.acmeChallengeDir ? check(options.acmeChallengeDir, ABSOLUTE_PATH, 'ACME challenge directory', install) : null;
   const body = serverBody(install, root, upstream, accessLog, challenge);
   for (const site of [...install.sites].sort(byString((s) => s.hostname))) {
-    const names = [...new Set([site.hostname, ...(site.secureHostname ? [site.secureHostname] : [])])].map((n) => hostname(n, install));
-    const ips = [...new Set(site.ips)].sort().map((a) => ip(a, install));
+    const { names, ips } = siteAddresses(site, install);
     if (ips.length === 0) continue;
     lines.push('', 'server {', ...ips.map((a) => `    listen ${a}:${ports.http};`), `    server_name ${names.join(' ')};`, ...body, '}');
     if (site.cert) {
