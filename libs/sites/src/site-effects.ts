@@ -11,7 +11,7 @@ import { checkoutOn, decryptSecret, homeOn, InstallBuildSteps, InstallValues, OP
 import { JobDeferredError } from '@app/queue';
 import type { StepIO } from '@app/saga';
 import { templatesOf, type SqlEvent } from './site-rules.js';
-import { describe as describeAnswer, GENERATIONS_DIR, installFiles, NginxRebuilds, SiteProbe } from '@app/webserver';
+import { describe as describeAnswer, DispatcherFiles, NginxRebuilds, SiteProbe } from '@app/webserver';
 
 /** How long a vhost wait runs within one run before it defers its job (and frees the worker slot). */
 const VHOST_WAIT_IN_RUN_MS = 5_000;
@@ -118,13 +118,7 @@ export class SiteEffects {
       const waiting: Server[] = [];
       for (const server of up) {
         const row = await this.dataSource.getRepository(DispatcherConfig).findOneBy({ serverId: server.id });
-        // Either file an install may have: its own server blocks, or its hostnames in shared ones.
-        const live = row?.liveGeneration ? installFiles(install.fsName).map((name) => posix.join(server.nginxConfDir, GENERATIONS_DIR, row.liveGeneration!, name)) : null;
-        if (live === null) waiting.push(server);
-        else for (const path of live) if (await this.access.executorFor(server).exists(server, path)) {
-          waiting.push(server);
-          break;
-        }
+        if (!row?.liveGeneration || (await new DispatcherFiles(this.access.executorFor(server), server).installFileIn(row.liveGeneration, install.fsName))) waiting.push(server);
       }
       if (waiting.length === 0) {
         if (up.length > 0) io.log(`vhost of ${install.fsName} gone from ${up.map((s) => s.hostname).join(', ')}`);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Server } from '@app/catalog';
 import { checkServerPath, type HostExecutor, type RunResult } from '@app/hosts';
-import { ACME_TOKEN_MAP_DIRECTIVE, FASTCGI_PARAMS_DIRECTIVES, LOG_FORMAT_DIRECTIVE, PROBE_MAP_DIRECTIVE, shopRootMapDirective } from './render.js';
+import { ACME_TOKEN_MAP_DIRECTIVE, FASTCGI_PARAMS_DIRECTIVES, installFiles, LOG_FORMAT_DIRECTIVE, PROBE_MAP_DIRECTIVE, shopRootMapDirective } from './render.js';
 
 /**
  * The nginx files of one dispatcher, as generations under its nginx conf
@@ -553,6 +553,15 @@ export class DispatcherFiles {
   async prune(staging: string, keep: readonly (string | null)[]): Promise<void> {
     const names = keep.filter((g): g is string => g !== null).map(checkGeneration);
     await this.executor.mustRun(this.server, ['perl', '-e', PRUNE_GENERATIONS_SCRIPT, this.root, checkGeneration(staging), ...names], { timeoutMs: 300_000 });
+  }
+
+  /**
+   * Which file of an install a generation holds (its own server blocks, or
+   * its hostnames for shared ones), or null: whether that nginx serves it.
+   */
+  async installFileIn(generation: string, fsName: string): Promise<string | null> {
+    for (const name of installFiles(fsName)) if (await this.executor.exists(this.server, posix.join(this.dir(generation), name))) return name;
+    return null;
   }
 
   /** One file of a generation (null when it has none). */

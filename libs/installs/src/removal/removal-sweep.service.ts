@@ -5,7 +5,7 @@ import { DispatcherConfig, FtpAccount, HandlerConfig, InstallSite, InstallSiteIp
 import { ENGINE_CONFIG, type EngineConfig } from '@app/config';
 import { SiteDns } from '@app/dns';
 import { ServerAccess } from '@app/hosts';
-import { GENERATIONS_DIR, installFiles, installUserComment, managesPhp, phpUserOf, poolFileOf, POOL_GENERATIONS_DIR } from '@app/webserver';
+import { DispatcherFiles, installFile, installUserComment, managesPhp, phpUserOf, poolFileOf, POOL_GENERATIONS_DIR } from '@app/webserver';
 import { cronFileOn, homeOn } from '../build-saga/build-context.js';
 import { HOME_MARKER, homeMarker } from '../build-saga/build-steps.js';
 import { decryptSecret } from '../secrets-cipher.js';
@@ -74,15 +74,9 @@ export class RemovalSweep {
       items.push({ where, what: 'cron', name: cron, state: cronState });
       if (server.roles.includes('dispatcher')) {
         const row = await this.dataSource.getRepository(DispatcherConfig).findOneBy({ serverId: server.id });
-        // Either file an install may have: its own server blocks, or its hostnames in shared ones.
-        let name = installFiles(install.fsName)[0];
-        let live = false;
-        for (const file of row?.liveGeneration ? installFiles(install.fsName) : []) {
-          if ((await executor.run(server, ['test', '-e', posix.join(server.nginxConfDir, GENERATIONS_DIR, row!.liveGeneration!, file)])).exitCode !== 0) continue;
-          name = file;
-          live = true;
-          break;
-        }
+        const found = row?.liveGeneration ? await new DispatcherFiles(executor, server).installFileIn(row.liveGeneration, install.fsName) : null;
+        const name = found ?? installFile(install.fsName);
+        const live = found !== null;
         items.push({ where, what: 'vhost', name, state: live ? 'leftover' : 'absent', detail: row?.liveGeneration ? `live generation ${row.liveGeneration}` : 'no live generation' });
       }
       if (managesPhp(server, this.config)) {

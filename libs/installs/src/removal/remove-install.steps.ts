@@ -8,7 +8,7 @@ import { SiteDns } from '@app/dns';
 import { ServerAccess } from '@app/hosts';
 import { JobDeferredError } from '@app/queue';
 import type { StepIO } from '@app/saga';
-import { awaitPools, GENERATIONS_DIR, installFiles, managesPhp, NginxRebuilds, nginxResourceKey, phpResourceKey, poolFileOf, POOL_GENERATIONS_DIR, PoolRebuilds } from '@app/webserver';
+import { awaitPools, DispatcherFiles, managesPhp, NginxRebuilds, nginxResourceKey, phpResourceKey, poolFileOf, POOL_GENERATIONS_DIR, PoolRebuilds } from '@app/webserver';
 import { InstallBuildSteps } from '../build-saga/build-steps.js';
 import { decryptSecret } from '../secrets-cipher.js';
 import { InstallBackups, isInside, type BackupContents } from './install-backups.service.js';
@@ -120,12 +120,11 @@ export class RemovalServing {
     for (const server of servers) {
       const row = rows.find((r) => r.serverId === server.id);
       if (!row?.liveGeneration) continue;
-      // nginx: either file an install may have (its own server blocks, or its hostnames in shared ones).
-      const paths = kind === 'nginx'
-        ? installFiles(install.fsName).map((name) => posix.join(server.nginxConfDir, GENERATIONS_DIR, row.liveGeneration!, name))
-        : [posix.join(server.phpFpmPoolDir!, POOL_GENERATIONS_DIR, row.liveGeneration, poolFileOf(install))];
-      const test = paths.flatMap((path, i) => [...(i > 0 ? ['-o'] : []), '-e', path]);
-      if ((await this.access.executorFor(server).run(server, ['test', ...test])).exitCode !== 0) continue;
+      const executor = this.access.executorFor(server);
+      const loaded = kind === 'nginx'
+        ? (await new DispatcherFiles(executor, server).installFileIn(row.liveGeneration, install.fsName)) !== null
+        : (await executor.run(server, ['test', '-e', posix.join(server.phpFpmPoolDir!, POOL_GENERATIONS_DIR, row.liveGeneration, poolFileOf(install))])).exitCode === 0;
+      if (!loaded) continue;
       if (failures && row.lastError) {
         const key = kind === 'nginx' ? nginxResourceKey(server.id) : phpResourceKey(server.id);
         const open = await this.dataSource.getRepository(Job).count({ where: { resourceKey: key, state: In([...OPEN]) } });
