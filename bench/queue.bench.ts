@@ -11,7 +11,7 @@ import { JobRepository, MAX_LEASE_MS } from '@app/queue';
 import { startMariadb, stopMariadb } from '../test/support/mariadb.js';
 import { cleanEnv, ENGINE_MAIN, spawnWorker, type WorkerProcess } from '../test/support/processes-engine.js';
 import { CLOCK_TICKS } from './codebase-update-support.js';
-import { RawClaimers } from './raw-claim.js';
+import { RawClaimerProcesses, RawClaimers } from './raw-claim.js';
 
 /**
  * npm run bench -- queue
@@ -22,14 +22,19 @@ import { RawClaimers } from './raw-claim.js';
  *   ten at a time (WORKER_CONCURRENCY=10): the workers are started and idle,
  *   the clock starts, the jobs are inserted, the clock stops when the last
  *   is done; BENCH_RUNS runs each, median and range.
- * - Its baseline, in the same run (issue 20): `raw_claim_jobs_per_s`, the
- *   same claim-and-complete statements as plain SQL over mysql2 on 4
- *   connections (bench/raw-claim.ts), the same number of jobs on the same
- *   table, clocked the same way, in rounds alternating with the single-claim
- *   runs; `engine_share` = jobs_per_s / raw_claim_jobs_per_s (medians), and
- *   per round. BENCH_RAW_ENGINE_STATEMENTS=1 (an experiment, not the
- *   baseline): the raw claimers also send the worker's extra statement (the
- *   job's log line).
+ * - Its baselines, in the same run (issue 20): the same claim-and-complete
+ *   statements as plain SQL over mysql2 (bench/raw-claim.ts), the same
+ *   number of jobs on the same table, clocked the same way, in rounds
+ *   alternating with the single-claim runs; each `engine_share*` is
+ *   jobs_per_s over its baseline (medians), and per round:
+ *   `raw_claim_jobs_per_s` (`engine_share`): 4 connections in one process,
+ *   claim and complete only, the baseline as first defined;
+ *   `raw_claim_processes_jobs_per_s` (`engine_share_processes`): 4
+ *   processes of one connection each, as the engine's 4 workers are;
+ *   `raw_claim_output_jobs_per_s` (`engine_share_same_work`): 4 processes
+ *   that also write each job's output line into job_logs, as the engine's
+ *   worker does for a no-op job (its handler says "noop"): the same
+ *   statements in the same processes, so the rest is the engine's code.
  * - Claim latency of 4 concurrent claimers running the workers' claim code,
  *   and their rate claiming and completing with no job work.
  * - Recovery after kill -9 of the worker holding a job, nothing
@@ -175,21 +180,28 @@ try {
     };
   };
 
+  /** A raw baseline (bench/raw-claim.ts): its claimers, and what it is called in the log and the JSON. */
+  interface Baseline {
+    name: string;
+    label: string;
+    claimers: RawClaimers | RawClaimerProcesses;
+  }
+
   /**
    * Jobs per second for `WORKERS` worker processes with the given
    * concurrency, one figure per run. The workers are started first and wait
-   * idle; each run's clock starts before its jobs are inserted. With
-   * `raw`, each run also measures the same number of jobs claimed and
-   * completed by plain SQL on `WORKERS` connections (bench/raw-claim.ts),
-   * clocked the same way, the engine's workers stopped (SIGSTOP) meanwhile;
-   * the two alternate which goes first.
+   * idle; each run's clock starts before its jobs are inserted. Each run
+   * also measures every baseline: the same number of jobs claimed and
+   * completed by plain SQL (bench/raw-claim.ts), clocked the same way, the
+   * engine's workers stopped (SIGSTOP) meanwhile; the engine's round goes
+   * first in even runs, last in odd ones.
    */
-  const throughput = async (concurrency: number, raw?: RawClaimers): Promise<{ engine: number[]; raw: number[] }> => {
+  const throughput = async (concurrency: number, baselines: Baseline[] = []): Promise<{ engine: number[]; raw: Map<string, number[]> }> => {
     await db!.query('DELETE FROM jobs');
     const started = await Promise.all(Array.from({ length: WORKERS }, () => spawnWorker(workerEnv({ WORKER_CONCURRENCY: String(concurrency) }), BOOT_TIMEOUT_MS)));
     workers.push(...started);
     const engineRates: number[] = [];
-    const rawRates: number[] = [];
+    const rawRates = new Map(baselines.map((b) => [b.name, [] as number[]]));
     const engineRun = async (run: number) => {
       await db!.query('DELETE FROM jobs');
       const profiled = await profile(started.map((w) => w.child.pid!));
@@ -202,47 +214,47 @@ try {
       log(`concurrency ${concurrency}, run ${run + 1}: ${JOBS} jobs in ${seconds.toFixed(2)} s (${Math.round(JOBS / seconds)} jobs/s; first claim to last completion ${active.toFixed(2)} s, ${Math.round(JOBS / active)} jobs/s) [load ${loadavg()[0]!.toFixed(2)}]`);
       log(`  ${await profiled()}`);
     };
-    const rawRun = async (run: number) => {
+    const rawRun = async (run: number, baseline: Baseline) => {
       for (const w of started) w.child.kill('SIGSTOP');
       try {
         // Stopped before the jobs exist: a worker still running would take some of them (seen once under perf).
         const stateOf = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
         while (!started.every((w) => stateOf(w.child.pid!) === 'T')) await sleep(5);
         await db!.query('DELETE FROM jobs');
-        const profiled = await profile([]);
+        const profiled = await profile(baseline.claimers instanceof RawClaimerProcesses ? baseline.claimers.pids : []);
         const t0 = performance.now();
         await fill(JOBS);
-        const completed = await raw!.drain(concurrency);
+        const completed = await baseline.claimers.drain(concurrency);
         const seconds = (performance.now() - t0) / 1000;
-        if (completed !== JOBS || (await count('done')) !== JOBS) throw new Error(`raw claimers completed ${completed} of ${JOBS} jobs`);
-        rawRates.push(JOBS / seconds);
+        if (completed !== JOBS || (await count('done')) !== JOBS) throw new Error(`raw claimers (${baseline.name}) completed ${completed} of ${JOBS} jobs`);
+        rawRates.get(baseline.name)!.push(JOBS / seconds);
         const active = await activeSeconds();
-        log(`raw SQL, ${concurrency} a claim, run ${run + 1}: ${JOBS} jobs in ${seconds.toFixed(2)} s (${Math.round(JOBS / seconds)} jobs/s; first claim to last completion ${active.toFixed(2)} s, ${Math.round(JOBS / active)} jobs/s) [load ${loadavg()[0]!.toFixed(2)}]`);
-        log(`  ${await profiled()}`);
+        log(`raw SQL (${baseline.label}), ${concurrency} a claim, run ${run + 1}: ${JOBS} jobs in ${seconds.toFixed(2)} s (${Math.round(JOBS / seconds)} jobs/s; first claim to last completion ${active.toFixed(2)} s, ${Math.round(JOBS / active)} jobs/s) [load ${loadavg()[0]!.toFixed(2)}]`);
+        log(`  ${await profiled()} (${baseline.claimers instanceof RawClaimerProcesses ? 'workers = the raw claimer processes' : 'bench = the raw claimers'})`);
       } finally {
         for (const w of started) w.child.kill('SIGCONT');
       }
     };
     for (let run = 0; run < RUNS; run++) {
-      if (!raw) await engineRun(run);
-      else if (run % 2 === 0) {
-        await engineRun(run);
-        await rawRun(run);
-      } else {
-        await rawRun(run);
-        await engineRun(run);
-      }
+      if (run % 2 === 0) await engineRun(run);
+      for (const baseline of baselines) await rawRun(run, baseline);
+      if (run % 2 === 1) await engineRun(run);
     }
     for (const w of started) await stop(w);
     return { engine: engineRates, raw: rawRates };
   };
 
-  const rawClaimers = await RawClaimers.open({ host: server.host, port: server.port, user: server.adminUser, password: server.adminPassword, database: 'bench' }, WORKERS, process.env.BENCH_RAW_ENGINE_STATEMENTS === '1');
-  let singleRuns: { engine: number[]; raw: number[] };
+  const rawOptions = { host: server.host, port: server.port, user: server.adminUser, password: server.adminPassword, database: 'bench' };
+  const baselines: Baseline[] = [
+    { name: 'one_process', label: 'one process, 4 connections', claimers: await RawClaimers.open(rawOptions, WORKERS) },
+    { name: 'processes', label: '4 processes', claimers: await RawClaimerProcesses.open(rawOptions, WORKERS) },
+    { name: 'processes_output', label: '4 processes, and the job\'s output line', claimers: await RawClaimerProcesses.open(rawOptions, WORKERS, true) },
+  ];
+  let singleRuns: { engine: number[]; raw: Map<string, number[]> };
   try {
-    singleRuns = await throughput(1, rawClaimers);
+    singleRuns = await throughput(1, baselines);
   } finally {
-    await rawClaimers.close();
+    for (const baseline of baselines) await baseline.claimers.close();
   }
   const single = singleRuns.engine;
   const batched = (await throughput(10)).engine;
@@ -324,7 +336,12 @@ try {
   const rates = (xs: number[]) => ({ median: Math.round(median(xs)), min: Math.round(Math.min(...xs)), max: Math.round(Math.max(...xs)) });
   const s = rates(single);
   const b = rates(batched);
-  const r = rates(singleRuns.raw);
+  const rawOf = (name: string) => singleRuns.raw.get(name)!;
+  const share = (name: string) => Number((median(single) / median(rawOf(name))).toFixed(3));
+  const shareRounds = (name: string) => single.map((e, i) => Number((e / rawOf(name)[i]!).toFixed(3)));
+  const r = rates(rawOf('one_process'));
+  const rp = rates(rawOf('processes'));
+  const ro = rates(rawOf('processes_output'));
   process.stdout.write(
     JSON.stringify({
       bench: 'queue',
@@ -335,12 +352,21 @@ try {
       jobs_per_s: s.median,
       jobs_per_s_min: s.min,
       jobs_per_s_max: s.max,
-      ...(process.env.BENCH_RAW_ENGINE_STATEMENTS === '1' ? { raw_with_engine_statements: true } : {}),
       raw_claim_jobs_per_s: r.median,
       raw_claim_jobs_per_s_min: r.min,
       raw_claim_jobs_per_s_max: r.max,
-      engine_share: Number((median(single) / median(singleRuns.raw)).toFixed(3)),
-      engine_share_rounds: single.map((e, i) => Number((e / singleRuns.raw[i]!).toFixed(3))),
+      engine_share: share('one_process'),
+      engine_share_rounds: shareRounds('one_process'),
+      raw_claim_processes_jobs_per_s: rp.median,
+      raw_claim_processes_jobs_per_s_min: rp.min,
+      raw_claim_processes_jobs_per_s_max: rp.max,
+      engine_share_processes: share('processes'),
+      engine_share_processes_rounds: shareRounds('processes'),
+      raw_claim_output_jobs_per_s: ro.median,
+      raw_claim_output_jobs_per_s_min: ro.min,
+      raw_claim_output_jobs_per_s_max: ro.max,
+      engine_share_same_work: share('processes_output'),
+      engine_share_same_work_rounds: shareRounds('processes_output'),
       jobs_per_s_batched: b.median,
       jobs_per_s_batched_min: b.min,
       jobs_per_s_batched_max: b.max,

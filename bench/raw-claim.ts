@@ -1,3 +1,6 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 
 /**
@@ -23,11 +26,9 @@ import mysql from 'mysql2/promise';
  *   and, for a keyed job, the oldest job blocked on its key becomes ready.
  * Deadlocks and lock wait timeouts run the claim again, as the engine does.
  *
- * With `engineStatements` (BENCH_RAW_ENGINE_STATEMENTS=1, an experiment, not
- * the baseline), it also sends the statement a worker adds per no-op job:
- * the INSERT of the job's log line into job_logs (the engine's
- * `SET TRANSACTION` before each claim, the other one measured in issue 20,
- * is gone).
+ * With `engineStatements`, it also sends the statement a worker adds per
+ * no-op job: the INSERT of the job's output line into job_logs (the no-op
+ * handler says "noop"), so the baseline does the same work as the engine.
  */
 
 export interface RawClaimOptions {
@@ -171,4 +172,56 @@ export class RawClaimers {
     }
     return done;
   }
+}
+
+/**
+ * The same claimers, each in a process of its own with one connection (the
+ * engine's workers are separate processes): `drain` tells them all to
+ * start and sums what they completed.
+ */
+export class RawClaimerProcesses {
+  private constructor(private readonly children: ChildProcess[]) {}
+
+  static async open(options: RawClaimOptions, count: number, engineStatements = false): Promise<RawClaimerProcesses> {
+    const script = join(dirname(fileURLToPath(import.meta.url)), 'raw-claim-process.js');
+    const children = Array.from({ length: count }, () =>
+      fork(script, [], { env: { ...process.env, RAW_CLAIM_OPTIONS: JSON.stringify({ ...options, engineStatements }) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    );
+    await Promise.all(children.map((child) => nextMessage(child)));
+    return new RawClaimerProcesses(children);
+  }
+
+  get pids(): number[] {
+    return this.children.map((c) => c.pid!);
+  }
+
+  async drain(limit: number): Promise<number> {
+    const answers = this.children.map((child) => nextMessage(child));
+    for (const child of this.children) child.send({ drain: limit });
+    const counts = (await Promise.all(answers)) as { done?: number; error?: string }[];
+    const failed = counts.find((c) => c.error);
+    if (failed) throw new Error(`a raw claimer process failed: ${failed.error}`);
+    return counts.reduce((a, c) => a + (c.done ?? 0), 0);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.children.map((child) => {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.send({ close: true });
+        return exited;
+      }),
+    );
+  }
+}
+
+function nextMessage(child: ChildProcess): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`a raw claimer process exited (${code})`));
+    child.once('exit', onExit);
+    child.once('message', (message) => {
+      child.off('exit', onExit);
+      resolve(message);
+    });
+  });
 }
