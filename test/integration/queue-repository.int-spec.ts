@@ -255,4 +255,42 @@ describe.each(CATALOG_KINDS)('job repository on %s', (kind) => {
       await other.destroy();
     }
   });
+
+  it("writes a worker's output and completion on the connection its claim used, and drops that connection once it closed", async () => {
+    if (kind !== 'mariadb') return;
+    const connections = async (): Promise<Map<number, number>> =>
+      new Map(
+        (await db.query(`SELECT ID AS id, QUERY_ID AS q FROM information_schema.PROCESSLIST WHERE DB = DATABASE()`)).map(
+          (r: { id: number; q: number }) => [Number(r.id), Number(r.q)] as const,
+        ),
+      );
+    const before = await connections();
+    const other = await openCatalog(test, { migrate: false });
+    try {
+      const repository = new JobRepository(other);
+      const job = await add();
+      const [claimed] = await repository.claim('w1', 1, lease);
+      const [{ id: pooled }] = await other.query('SELECT CONNECTION_ID() AS id');
+      const session = [...(await connections()).keys()].find((id) => !before.has(id) && id !== Number(pooled))!;
+      const queries = await connections();
+      await repository.appendLogs(job.id, claimed!.attempts, [{ level: 'info', line: 'noop' }]);
+      expect(await repository.complete(job.id, claimed!.fence, null)).toBe(true);
+      const after = await connections();
+      // Each statement moves its connection's QUERY_ID on: the claim's moved (two statements), the pool's did not.
+      expect(after.get(session)! - queries.get(session)!).toBeGreaterThanOrEqual(2);
+      expect(after.get(Number(pooled))).toBe(queries.get(Number(pooled)));
+
+      // The server closes the idle claim connection: the next statement goes elsewhere and succeeds.
+      const second = await add();
+      const [again] = await repository.claim('w1', 1, lease);
+      await db.query(`KILL CONNECTION ${session}`);
+      const deadline = Date.now() + 5_000;
+      while ((await connections()).has(session) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 100)); // the client sees the close
+      expect(await repository.complete(second.id, again!.fence, null)).toBe(true);
+      expect((await jobs.findById(second.id))?.state).toBe('done');
+    } finally {
+      await other.destroy();
+    }
+  });
 });

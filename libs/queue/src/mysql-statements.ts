@@ -12,6 +12,7 @@ interface Mysql2Queryable {
 
 interface Mysql2PoolConnection extends Mysql2Queryable {
   destroy(): void;
+  once(event: 'end' | 'error', listener: () => void): unknown;
 }
 
 interface MysqlDriverInternals {
@@ -35,10 +36,13 @@ const MAX_CLAIM_SESSIONS = 4;
  * Claims run on connections set to READ COMMITTED for their session once,
  * held aside (never given back to the pool, whose other users keep the
  * server's default level), instead of a `SET TRANSACTION` before each claim.
- * Errors are TypeORM's `QueryFailedError`, as through a query runner.
+ * Between claims they carry the process's autocommit statements too (see
+ * `run`). Errors are TypeORM's `QueryFailedError`, as through a query runner.
  */
 export class MysqlStatements implements StatementRunner {
   private readonly idleSessions: Mysql2PoolConnection[] = [];
+  /** Held connections seen to close (server restart, idle timeout, KILL): dropped instead of used. */
+  private readonly closed = new WeakSet<Mysql2PoolConnection>();
   private sessions = 0;
 
   private constructor(private readonly driver: MysqlDriverInternals & { pool: Mysql2Queryable }) {}
@@ -51,12 +55,33 @@ export class MysqlStatements implements StatementRunner {
     return new MysqlStatements(driver as MysqlDriverInternals & { pool: Mysql2Queryable });
   }
 
-  /** One autocommit statement on a connection of the pool. */
+  /**
+   * One autocommit statement: on a claim connection that is idle (a worker's
+   * job output, completion and lease renewals go on the connection its
+   * claim used, which waits meanwhile), else on a connection of the pool.
+   * A pool round (getConnection, a tick, the release) cost a worker about
+   * as much CPU as the statement's own round trip. READ COMMITTED does not
+   * change what a single autocommit statement sees (its own snapshot
+   * either way) and takes fewer gap locks.
+   */
   run(sql: string, params: unknown[]): Promise<QueryResult> {
     const pool = this.driver.pool;
     // Not initialized yet (or destroyed): TypeORM's own message, as a runner would give.
     if (!pool) return Promise.reject(new QueryFailedError(sql, params, new Error('the catalog connection is not established')));
-    return send(pool, sql, params);
+    const session = this.popIdle();
+    if (!session) return send(pool, sql, params);
+    return send(session, sql, params).then(
+      (result) => {
+        this.idleSessions.push(session);
+        return result;
+      },
+      (error: unknown) => {
+        // A connection that broke is dropped; the statement's error is the caller's (deadlocks are retried by it).
+        if (isFatal(error)) this.drop(session);
+        else this.idleSessions.push(session);
+        throw error;
+      },
+    );
   }
 
   /**
@@ -80,8 +105,7 @@ export class MysqlStatements implements StatementRunner {
       } catch (error) {
         const broken = isFatal(error) || !(await rolledBack(statements));
         if (broken) {
-          this.sessions--;
-          session.destroy();
+          this.drop(session);
           if (attempt === 1 && isFatal(error)) continue;
         } else {
           this.idleSessions.push(session);
@@ -91,13 +115,29 @@ export class MysqlStatements implements StatementRunner {
     }
   }
 
+  private drop(session: Mysql2PoolConnection): void {
+    this.sessions--;
+    session.destroy();
+  }
+
+  /** An idle held connection not seen to close, if any. */
+  private popIdle(): Mysql2PoolConnection | undefined {
+    for (let session = this.idleSessions.pop(); session; session = this.idleSessions.pop()) {
+      if (!this.closed.has(session)) return session;
+      this.drop(session);
+    }
+    return undefined;
+  }
+
   private async takeSession(): Promise<Mysql2PoolConnection | null> {
-    const idle = this.idleSessions.pop();
+    const idle = this.popIdle();
     if (idle) return idle;
     if (this.sessions >= MAX_CLAIM_SESSIONS || !this.driver.pool) return null;
     this.sessions++;
     try {
       const connection = await this.driver.obtainMasterConnection();
+      connection.once('end', () => this.closed.add(connection));
+      connection.once('error', () => this.closed.add(connection));
       try {
         await send(connection, 'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', []);
       } catch (error) {
