@@ -17,4 +17,6 @@ process.on('message', (message: { drain?: number; close?: boolean }) => {
     (error: Error) => process.send!({ error: error.message }),
   );
 });
+// The bench gone (killed, crashed): nothing left to claim for.
+process.on('disconnect', () => process.exit(0));
 process.send!('ready');
