@@ -20,7 +20,6 @@ export const GENERATIONS_DIR = 'generations';
 export const TESTS_DIR = 'tests';
 const GENERATION = /^g[0-9a-z]{6,12}-[0-9a-f]{4}$/;
 const FILE_NAME = /^((shops|hosts)\/[a-z][a-z0-9]{0,31}\.conf|upstreams\/php_[0-9a-f]{16}\.conf|groups\/g_[0-9a-f]{16}\.conf|shops\.conf|defaults\.conf)$/;
-const SHOP_FILE = /^shops\/[a-z][a-z0-9]{0,31}\.conf$/;
 const HOSTS_FILE = /^hosts\/[a-z][a-z0-9]{0,31}\.conf$/;
 const INSTALL_FILE = /^(shops|hosts)\/([a-z][a-z0-9]{0,31})\.conf$/;
 const UPSTREAM_FILE = /^upstreams\/php_[0-9a-f]{16}\.conf$/;
@@ -55,7 +54,6 @@ export interface StagedGeneration {
 /** A file of a new generation: linked from the live generation (unchanged, with its digest there), or written. */
 export type PlannedFile = { name: string; link: true; sha256: string } | { name: string; content: string };
 
-export const isShopFile = (name: string) => SHOP_FILE.test(name);
 export const isHostsFile = (name: string) => HOSTS_FILE.test(name);
 /** An install's file, of either kind. */
 export const isInstallFile = (name: string) => INSTALL_FILE.test(name);
