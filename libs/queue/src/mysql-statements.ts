@@ -72,13 +72,12 @@ export class MysqlStatements implements StatementRunner {
     if (!session) return send(pool, sql, params);
     return send(session, sql, params).then(
       (result) => {
-        this.idleSessions.push(session);
+        this.giveBack(session, false);
         return result;
       },
       (error: unknown) => {
-        // A connection that broke is dropped; the statement's error is the caller's (deadlocks are retried by it).
-        if (isFatal(error)) this.drop(session);
-        else this.idleSessions.push(session);
+        // The statement's error is the caller's (deadlocks are retried by it).
+        this.giveBack(session, isFatal(error));
         throw error;
       },
     );
@@ -100,19 +99,20 @@ export class MysqlStatements implements StatementRunner {
         await statements.run('START TRANSACTION', []);
         const result = await work(statements);
         await statements.run('COMMIT', []);
-        this.idleSessions.push(session);
+        this.giveBack(session, false);
         return result;
       } catch (error) {
-        const broken = isFatal(error) || !(await rolledBack(statements));
-        if (broken) {
-          this.drop(session);
-          if (attempt === 1 && isFatal(error)) continue;
-        } else {
-          this.idleSessions.push(session);
-        }
+        this.giveBack(session, isFatal(error) || !(await rolledBack(statements)));
+        if (attempt === 1 && isFatal(error)) continue;
         throw error;
       }
     }
+  }
+
+  /** A held connection back to the idle ones, or dropped when it broke. */
+  private giveBack(session: Mysql2PoolConnection, broken: boolean): void {
+    if (broken) this.drop(session);
+    else this.idleSessions.push(session);
   }
 
   private drop(session: Mysql2PoolConnection): void {
